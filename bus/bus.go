@@ -1,0 +1,308 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/idempotency"
+	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/tracing"
+	"github.com/busline/busline/transports"
+)
+
+// Bus fires events and runs listeners on one transport. Make one with New,
+// register listeners with Listen, then Start (or Run) it; Close it when done.
+// Fire may be called before Start and from any goroutine.
+type Bus struct {
+	cfg       Config
+	process   string
+	scheme    string
+	transport transports.Transport
+	store     idempotency.Store
+	log       *slog.Logger
+
+	mu        sync.Mutex
+	listeners []*listenerSpec
+	names     map[string]bool
+	userMW    []message.HandlerMiddleware
+	started   bool
+	subs      []message.Subscriber
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	stopReading   context.CancelFunc // stops every subscription
+	handlerCtx    context.Context    // parent of every handler context
+	cancelHandler context.CancelFunc // after ShutdownTimeout
+	readers       sync.WaitGroup     // one per subscription
+	inflight      sync.WaitGroup     // one per running handler chain
+}
+
+type listenerSpec struct {
+	name, group, topic string
+	opts               ListenerOptions
+	handler            message.HandlerFunc
+	chain              message.HandlerFunc
+}
+
+// New validates cfg, expands the process name and opens the transport and
+// the idempotency store. An unknown URL scheme is an error that names the
+// package whose import registers it.
+func New(cfg Config) (*Bus, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	process, err := ExpandProcessName(cfg.Process)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With(slog.String("service", cfg.Service), slog.String("process", process))
+	u, err := transports.ParseURL(cfg.Transport)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Transport: %w", ErrInvalidConfig, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t, err := transports.Open(ctx, cfg.Transport, transports.OpenOptions{Service: cfg.Service, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%w: Transport: %w", ErrInvalidConfig, err)
+	}
+	store, err := idempotency.Open(ctx, cfg.Idempotency, log)
+	if err != nil {
+		_ = t.Close()
+		return nil, fmt.Errorf("%w: Idempotency: %w", ErrInvalidConfig, err)
+	}
+	handlerCtx, cancelHandler := context.WithCancel(context.Background())
+	return &Bus{
+		cfg: cfg, process: process, scheme: u.Scheme, transport: t, store: store, log: log,
+		names: map[string]bool{}, handlerCtx: handlerCtx, cancelHandler: cancelHandler,
+	}, nil
+}
+
+// Service returns the service name.
+func (b *Bus) Service() string { return b.cfg.Service }
+
+// Process returns the process name, placeholders expanded.
+func (b *Bus) Process() string { return b.process }
+
+// Transport returns the transport the bus runs on, for tools that need its
+// capability interfaces (dead letters, inspection).
+func (b *Bus) Transport() transports.Transport { return b.transport }
+
+// Use adds Watermill middleware around every listener's handler, outermost
+// first. It runs inside the default chain, right around the handler, so it
+// sees every handler call (each in-process retry included). Call it before Start.
+func (b *Bus) Use(m ...message.HandlerMiddleware) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.userMW = append(b.userMW, m...)
+}
+
+func (b *Bus) addListener(l *listenerSpec) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed.Load():
+		return ErrClosed
+	case b.started:
+		return fmt.Errorf("%w: register listener %q before Start", ErrStarted, l.name)
+	case b.names[l.name]:
+		return fmt.Errorf("%w: %q is already registered in service %q; give each listener its own name", ErrDuplicateListener, l.name, b.cfg.Service)
+	}
+	b.names[l.name] = true
+	b.listeners = append(b.listeners, l)
+	return nil
+}
+
+// buildChain wraps a listener's handler in the default chain:
+// tracing → recover → dead-letter → idempotency → retry → timeout → [Use] → handler.
+func (b *Bus) buildChain(l *listenerSpec) message.HandlerFunc {
+	o := l.opts
+	var dedup message.HandlerMiddleware
+	if !o.DisableIdempotency {
+		dedup = idempotency.Middleware(idempotency.Options{
+			Store: b.store, Group: l.group, Lease: o.AckTimeout, Retention: o.Retention, Logger: b.log,
+		})
+	}
+	return middleware.Chain(
+		tracing.Middleware(tracing.Options{System: b.scheme, Group: l.group, Topic: l.topic}),
+		middleware.Recover,
+		middleware.DeadLetter(middleware.DeadLetterOptions{
+			MaxDeliveries: o.MaxDeliveries, Sink: b.deadLetterSink(l), Logger: b.log,
+		}),
+		dedup,
+		middleware.Retry(o.Retry),
+		middleware.Timeout(o.Timeout),
+		middleware.Chain(b.userMW...),
+	)(l.handler)
+}
+
+// deadLetterSink uses the transport's dead-letter destination; a transport
+// without one gets the event published to "dead.{group}" with the reason in
+// its metadata.
+func (b *Bus) deadLetterSink(l *listenerSpec) middleware.DeadLetterSink {
+	if dl, ok := b.transport.(transports.DeadLetterer); ok {
+		return func(ctx context.Context, msg *message.Message, reason string, attempts int) error {
+			return dl.DeadLetter(ctx, l.group, msg, reason, attempts)
+		}
+	}
+	return func(ctx context.Context, msg *message.Message, reason string, attempts int) error {
+		c := msg.Copy()
+		c.Metadata.Set("busline-dead-reason", reason)
+		c.Metadata.Set("busline-dead-attempts", strconv.Itoa(attempts))
+		c.Metadata.Set("busline-dead-group", l.group)
+		c.SetContext(ctx)
+		return b.transport.Publish("dead."+l.group, c)
+	}
+}
+
+// Start creates every listener's consumer group and starts reading. It
+// returns once the groups exist, so that events fired afterwards reach
+// every listener. ctx bounds the start only; stop the bus with Close.
+func (b *Bus) Start(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if b.started {
+		return ErrStarted
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.started = true
+	readCtx, stop := context.WithCancel(context.Background())
+	b.stopReading = stop
+	for _, l := range b.listeners {
+		l.chain = b.buildChain(l)
+		sub, err := b.transport.NewSubscriber(transports.SubscriberConfig{
+			Group: l.group, Consumer: b.process, AckTimeout: l.opts.AckTimeout,
+			Concurrency: l.opts.Concurrency, Since: l.opts.Since,
+		})
+		if err != nil {
+			b.abortStart()
+			return fmt.Errorf("bus: listener %q: %w", l.name, err)
+		}
+		b.subs = append(b.subs, sub)
+		msgs, err := sub.Subscribe(readCtx, l.topic)
+		if err != nil {
+			b.abortStart()
+			return fmt.Errorf("bus: listener %q: subscribe to %s: %w", l.name, l.topic, err)
+		}
+		b.readers.Add(1)
+		go b.read(l, msgs)
+		b.log.Debug("listener started", slog.String("listener", l.name), slog.String("group", l.group), slog.String("event", l.topic))
+	}
+	return nil
+}
+
+func (b *Bus) abortStart() {
+	b.stopReading()
+	for _, s := range b.subs {
+		_ = s.Close()
+	}
+	b.subs = nil
+	b.readers.Wait()
+}
+
+// read hands every message of one subscription to its own goroutine; the
+// transport bounds how many are in flight (Concurrency).
+func (b *Bus) read(l *listenerSpec, msgs <-chan *message.Message) {
+	defer b.readers.Done()
+	for msg := range msgs {
+		b.inflight.Add(1)
+		go b.handle(l, msg)
+	}
+}
+
+// handle runs the chain and acks on success, nacks on failure; an event is
+// never acked while its handler has not returned nil or it was dead-lettered.
+func (b *Bus) handle(l *listenerSpec, msg *message.Message) {
+	defer b.inflight.Done()
+	info := transports.Info(msg)
+	if info.Topic == "" {
+		info.Topic = l.topic
+	}
+	info.Group = l.group
+	msg.SetContext(transports.WithDeliveryInfo(b.handlerCtx, info))
+	_, err := l.chain(msg)
+	if err == nil {
+		msg.Ack()
+		return
+	}
+	if info.RetryAfter <= 0 {
+		info.RetryAfter = l.opts.Retry.RedeliveryDelay(info.Attempt)
+	}
+	b.log.LogAttrs(context.Background(), slog.LevelDebug, "handler failed; event will be redelivered",
+		slog.String("event_id", msg.UUID), slog.String("event", l.topic), slog.String("group", l.group),
+		slog.Int("attempt", info.Attempt), slog.Duration("retry_after", info.RetryAfter), slog.Any("error", err))
+	msg.Nack()
+}
+
+// Run starts the bus, blocks until ctx is done, then closes it.
+func (b *Bus) Run(ctx context.Context) error {
+	if err := b.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return b.Close()
+}
+
+// Close stops taking new events, waits for in-flight handlers (at most
+// Config.ShutdownTimeout), flushes their acknowledgements with a live
+// context and closes the transport. Events whose handlers did not finish
+// stay unacknowledged and are delivered again. Close is idempotent.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed.Store(true)
+		subs := b.subs
+		started := b.started
+		b.mu.Unlock()
+		var errs []error
+		if started {
+			b.stopReading()
+			b.readers.Wait()
+			if !waitTimeout(&b.inflight, b.cfg.ShutdownTimeout) {
+				b.log.Warn("shutdown timeout: handlers still running are cancelled; their events will be redelivered",
+					slog.Duration("shutdown_timeout", b.cfg.ShutdownTimeout))
+				b.cancelHandler()
+				waitTimeout(&b.inflight, time.Second)
+			}
+			for _, s := range subs {
+				errs = append(errs, s.Close())
+			}
+		}
+		b.cancelHandler()
+		errs = append(errs, b.transport.Close(), b.store.Close())
+		b.closeErr = errors.Join(errs...)
+	})
+	return b.closeErr
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}

@@ -1,0 +1,358 @@
+package bus
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports"
+)
+
+// Config composes a bus. Only Service is required.
+type Config struct {
+	// Service names this service; consumer groups are "{Service}-{listener}". Required.
+	Service string
+	// Process names this process within its groups. It may use the
+	// placeholders {hostname}, {pid}, {random4} and {random8}. Default
+	// "{random4}": a restarted process then does not reclaim its own
+	// unacknowledged events at once but waits for AckTimeout; give a stable
+	// name (for example "{hostname}") to resume at once.
+	Process string
+	// Transport is the broker URL: memory://, memory://NAME, redis://,
+	// rediss://, amqp://, amqps://. Default "memory://".
+	Transport string
+	// Idempotency is the URL of the dedup store. Default "memory://".
+	Idempotency string
+	// Listener holds the defaults for every listener.
+	Listener ListenerOptions
+	// Logger receives the bus's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Codec encodes payloads. Default JSONCodec.
+	Codec Codec
+	// MaxPayloadBytes is the largest encoded payload Fire accepts. Default 1 MiB.
+	MaxPayloadBytes int
+	// ShutdownTimeout bounds how long Close waits for in-flight handlers.
+	// Default 30s. Events whose handler has not finished by then are not
+	// acknowledged and are delivered again.
+	ShutdownTimeout time.Duration
+}
+
+// Since is where a new consumer group starts reading; the zero value reads
+// only events fired after the group was created.
+type Since = transports.Since
+
+// Beginning starts a new group at the oldest event the transport retains.
+var Beginning = transports.SinceBeginning
+
+// SinceTime starts a new group at the first event fired at or after t.
+func SinceTime(t time.Time) Since { return transports.SinceTime(t) }
+
+// RetryPolicy configures in-process retries and the redelivery delay.
+type RetryPolicy = middleware.RetryPolicy
+
+// ListenerOptions configure a listener. Zero fields take the defaults.
+type ListenerOptions struct {
+	// AckTimeout is how long an event may stay unacknowledged by a process
+	// that stopped before another process of the group takes it. Default 60s.
+	AckTimeout time.Duration
+	// Concurrency is the number of handlers in flight per listener per
+	// process. Default 16; 1 keeps the order of events.
+	Concurrency int
+	// MaxDeliveries is the number of deliveries after which a failing event
+	// is dead-lettered. Default 10.
+	MaxDeliveries int
+	// Retry is the in-process retry and redelivery backoff.
+	Retry RetryPolicy
+	// Since is where the group starts when it is first created.
+	Since Since
+	// Timeout is the deadline of each handler call. Default none.
+	Timeout time.Duration
+	// DisableIdempotency turns deduplication by event ID off for the listener.
+	DisableIdempotency bool
+	// Retention is how long the dedup store remembers a handled event. Default 7 days.
+	Retention time.Duration
+}
+
+// ListenOption changes the options of one listener.
+type ListenOption func(*ListenerOptions)
+
+// WithAckTimeout sets ListenerOptions.AckTimeout.
+func WithAckTimeout(d time.Duration) ListenOption {
+	return func(o *ListenerOptions) { o.AckTimeout = d }
+}
+
+// WithConcurrency sets ListenerOptions.Concurrency.
+func WithConcurrency(n int) ListenOption { return func(o *ListenerOptions) { o.Concurrency = n } }
+
+// WithMaxDeliveries sets ListenerOptions.MaxDeliveries.
+func WithMaxDeliveries(n int) ListenOption { return func(o *ListenerOptions) { o.MaxDeliveries = n } }
+
+// WithRetry sets ListenerOptions.Retry.
+func WithRetry(p RetryPolicy) ListenOption { return func(o *ListenerOptions) { o.Retry = p } }
+
+// WithSince sets ListenerOptions.Since.
+func WithSince(s Since) ListenOption { return func(o *ListenerOptions) { o.Since = s } }
+
+// WithTimeout sets ListenerOptions.Timeout.
+func WithTimeout(d time.Duration) ListenOption { return func(o *ListenerOptions) { o.Timeout = d } }
+
+// WithoutIdempotency turns deduplication off for the listener.
+func WithoutIdempotency() ListenOption {
+	return func(o *ListenerOptions) { o.DisableIdempotency = true }
+}
+
+// WithRetention sets ListenerOptions.Retention.
+func WithRetention(d time.Duration) ListenOption {
+	return func(o *ListenerOptions) { o.Retention = d }
+}
+
+// withDefaults fills zero fields from base, then from the built-in defaults.
+func (o ListenerOptions) withDefaults(base ListenerOptions) ListenerOptions {
+	pick := func(v, b, d time.Duration) time.Duration {
+		if v != 0 {
+			return v
+		}
+		if b != 0 {
+			return b
+		}
+		return d
+	}
+	o.AckTimeout = pick(o.AckTimeout, base.AckTimeout, 60*time.Second)
+	o.Timeout = pick(o.Timeout, base.Timeout, 0)
+	o.Retention = pick(o.Retention, base.Retention, 7*24*time.Hour)
+	if o.Concurrency == 0 {
+		o.Concurrency = cmp(base.Concurrency, 16)
+	}
+	if o.MaxDeliveries == 0 {
+		o.MaxDeliveries = cmp(base.MaxDeliveries, 10)
+	}
+	if isZeroRetry(o.Retry) {
+		o.Retry = base.Retry
+	}
+	o.Retry = o.Retry.WithDefaults()
+	if o.Since.IsNew() {
+		o.Since = base.Since
+	}
+	o.DisableIdempotency = o.DisableIdempotency || base.DisableIdempotency
+	return o
+}
+
+func isZeroRetry(p RetryPolicy) bool {
+	return p.Tries == 0 && p.InitialInterval == 0 && p.MaxInterval == 0 &&
+		p.Multiplier == 0 && p.Jitter == 0 && p.RedeliveryDelay == nil
+}
+
+func cmp(v, d int) int {
+	if v != 0 {
+		return v
+	}
+	return d
+}
+
+func (o ListenerOptions) validate() error {
+	switch {
+	case o.AckTimeout < 0, o.Timeout < 0, o.Retention < 0:
+		return fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
+	case o.Concurrency < 0:
+		return fmt.Errorf("%w: Concurrency must be at least 1", ErrInvalidConfig)
+	case o.MaxDeliveries < 0:
+		return fmt.Errorf("%w: MaxDeliveries must be at least 1", ErrInvalidConfig)
+	}
+	return nil
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (c Config) withDefaults() Config {
+	if c.Process == "" {
+		c.Process = "{random4}"
+	}
+	if c.Transport == "" {
+		c.Transport = "memory://"
+	}
+	if c.Idempotency == "" {
+		c.Idempotency = "memory://"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Codec == nil {
+		c.Codec = JSONCodec{}
+	}
+	if c.MaxPayloadBytes == 0 {
+		c.MaxPayloadBytes = 1 << 20
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	return c
+}
+
+// Validate reports what is wrong with c, with defaults applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Service == "":
+		return fmt.Errorf("%w: Service is required (it names the consumer groups \"{service}-{listener}\"); set Config.Service or BUSLINE_SERVICE", ErrInvalidConfig)
+	case !namePattern.MatchString(c.Service):
+		return fmt.Errorf("%w: Service %q may hold only letters, digits, '.', '_' and '-'", ErrInvalidConfig, c.Service)
+	case c.MaxPayloadBytes < 0:
+		return fmt.Errorf("%w: MaxPayloadBytes must be positive", ErrInvalidConfig)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("%w: ShutdownTimeout must not be negative", ErrInvalidConfig)
+	}
+	if _, err := ExpandProcessName(c.Process); err != nil {
+		return err
+	}
+	return c.Listener.validate()
+}
+
+var placeholder = regexp.MustCompile(`\{[^}]*\}`)
+
+// ExpandProcessName replaces the placeholders {hostname}, {pid}, {random4}
+// and {random8} in a process name. Unknown placeholders are an error.
+func ExpandProcessName(pattern string) (string, error) {
+	var bad string
+	out := placeholder.ReplaceAllStringFunc(pattern, func(p string) string {
+		switch p {
+		case "{hostname}":
+			h, err := os.Hostname()
+			if err != nil || h == "" {
+				h = "localhost"
+			}
+			return h
+		case "{pid}":
+			return strconv.Itoa(os.Getpid())
+		case "{random4}":
+			return randomName(4)
+		case "{random8}":
+			return randomName(8)
+		}
+		bad = p
+		return p
+	})
+	if bad != "" {
+		return "", fmt.Errorf("%w: unknown placeholder %s in process name %q (known: {hostname} {pid} {random4} {random8})", ErrInvalidConfig, bad, pattern)
+	}
+	if !namePattern.MatchString(out) {
+		return "", fmt.Errorf("%w: process name %q may hold only letters, digits, '.', '_' and '-'", ErrInvalidConfig, out)
+	}
+	return out, nil
+}
+
+func randomName(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// fileConfig is the YAML shape of a configuration file.
+type fileConfig struct {
+	Service         string        `yaml:"service"`
+	Process         string        `yaml:"process"`
+	Transport       string        `yaml:"transport"`
+	Idempotency     string        `yaml:"idempotency"`
+	MaxPayloadBytes int           `yaml:"max_payload_bytes"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Listener        struct {
+		AckTimeout         time.Duration `yaml:"ack_timeout"`
+		Concurrency        int           `yaml:"concurrency"`
+		MaxDeliveries      int           `yaml:"max_deliveries"`
+		Timeout            time.Duration `yaml:"timeout"`
+		Since              string        `yaml:"since"`
+		DisableIdempotency bool          `yaml:"disable_idempotency"`
+		Retention          time.Duration `yaml:"retention"`
+		Retry              struct {
+			Tries           int           `yaml:"tries"`
+			InitialInterval time.Duration `yaml:"initial_interval"`
+			MaxInterval     time.Duration `yaml:"max_interval"`
+			Multiplier      float64       `yaml:"multiplier"`
+		} `yaml:"retry"`
+	} `yaml:"listener"`
+}
+
+// LoadConfig reads a YAML configuration file; the environment variables of
+// ConfigFromEnv override what the file says. Unknown keys are an error.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	defer f.Close()
+	var fc fileConfig
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && err.Error() != "EOF" {
+		return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, path, err)
+	}
+	since, err := ParseSince(fc.Listener.Since)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg := Config{
+		Service: fc.Service, Process: fc.Process, Transport: fc.Transport, Idempotency: fc.Idempotency,
+		MaxPayloadBytes: fc.MaxPayloadBytes, ShutdownTimeout: fc.ShutdownTimeout,
+		Listener: ListenerOptions{
+			AckTimeout: fc.Listener.AckTimeout, Concurrency: fc.Listener.Concurrency,
+			MaxDeliveries: fc.Listener.MaxDeliveries, Timeout: fc.Listener.Timeout, Since: since,
+			DisableIdempotency: fc.Listener.DisableIdempotency, Retention: fc.Listener.Retention,
+			Retry: RetryPolicy{
+				Tries: fc.Listener.Retry.Tries, InitialInterval: fc.Listener.Retry.InitialInterval,
+				MaxInterval: fc.Listener.Retry.MaxInterval, Multiplier: fc.Listener.Retry.Multiplier,
+			},
+		},
+	}
+	applyEnv(&cfg)
+	return cfg, nil
+}
+
+// ParseSince parses "", "new", "beginning" or an RFC 3339 time.
+func ParseSince(s string) (Since, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "new":
+		return Since{}, nil
+	case "beginning":
+		return Beginning, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return Since{}, fmt.Errorf("%w: since %q is not \"new\", \"beginning\" or an RFC 3339 time", ErrInvalidConfig, s)
+	}
+	return SinceTime(t), nil
+}
+
+// ConfigFromEnv builds a Config from BUSLINE_SERVICE, BUSLINE_PROCESS,
+// BUSLINE_TRANSPORT and BUSLINE_IDEMPOTENCY; when BUSLINE_CONFIG names a
+// YAML file, it is read first and the variables override it.
+func ConfigFromEnv() (Config, error) {
+	if path := os.Getenv("BUSLINE_CONFIG"); path != "" {
+		return LoadConfig(path)
+	}
+	var cfg Config
+	applyEnv(&cfg)
+	return cfg, nil
+}
+
+func applyEnv(cfg *Config) {
+	set := func(dst *string, name string) {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Service, "BUSLINE_SERVICE")
+	set(&cfg.Process, "BUSLINE_PROCESS")
+	set(&cfg.Transport, "BUSLINE_TRANSPORT")
+	set(&cfg.Idempotency, "BUSLINE_IDEMPOTENCY")
+}

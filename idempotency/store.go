@@ -1,0 +1,141 @@
+package idempotency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// State is what Begin found for a key.
+type State int
+
+const (
+	// Fresh: the caller holds a new lease and must Commit or Abort it.
+	Fresh State = iota + 1
+	// Done: the key was committed; the event must not be processed again.
+	Done
+	// Held: another holder has a live lease on the key.
+	Held
+)
+
+func (s State) String() string {
+	switch s {
+	case Fresh:
+		return "fresh"
+	case Done:
+		return "done"
+	case Held:
+		return "held"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Lease is a claim on a key returned by Begin with state Fresh.
+type Lease struct {
+	Key   string
+	Token string
+	// Expires is when the lease may be taken over by another holder.
+	Expires time.Time
+}
+
+// Store records which events were processed. Implementations must be safe
+// for concurrent use by many goroutines and, for shared stores, processes.
+type Store interface {
+	// Begin claims key for leaseFor. It returns Fresh with a lease when the
+	// key is unknown or its previous lease expired; Done when it was
+	// committed; Held (with the holder's expiry in the lease) when another
+	// live lease exists.
+	Begin(ctx context.Context, key string, leaseFor time.Duration) (State, Lease, error)
+	// Commit marks the leased key done for retention. It fails with
+	// ErrLeaseLost when the lease expired and another holder took the key.
+	Commit(ctx context.Context, lease Lease, retention time.Duration) error
+	// Abort releases the lease so that a retry can claim the key at once.
+	// Aborting a lease that was lost is not an error.
+	Abort(ctx context.Context, lease Lease) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Errors a Store returns; match them with errors.Is.
+var (
+	// ErrLeaseLost: the lease expired and another holder claimed the key.
+	ErrLeaseLost = errors.New("idempotency: lease lost")
+	// ErrHeld: another consumer is processing the event now.
+	ErrHeld = errors.New("idempotency: event is being processed by another consumer")
+	// ErrUnknownScheme: no imported store registered the URL's scheme.
+	ErrUnknownScheme = errors.New("idempotency: unknown store URL scheme")
+)
+
+// DefaultRetention is how long a committed key is remembered.
+const DefaultRetention = 7 * 24 * time.Hour
+
+// Opener opens a store for a parsed URL.
+type Opener func(ctx context.Context, u *url.URL, logger *slog.Logger) (Store, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Opener{}
+)
+
+var knownStores = map[string]string{
+	"redis":      "github.com/busline/busline/idempotency/redisstore",
+	"rediss":     "github.com/busline/busline/idempotency/redisstore",
+	"postgres":   "github.com/busline/busline/idempotency/pgstore",
+	"postgresql": "github.com/busline/busline/idempotency/pgstore",
+}
+
+// Register makes a store available under scheme; it panics on a duplicate.
+func Register(scheme string, opener Opener) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if opener == nil {
+		panic("idempotency: Register opener is nil")
+	}
+	if _, dup := registry[scheme]; dup {
+		panic("idempotency: Register called twice for scheme " + scheme)
+	}
+	registry[scheme] = opener
+}
+
+func init() {
+	Register("memory", func(context.Context, *url.URL, *slog.Logger) (Store, error) {
+		return NewMemoryStore(), nil
+	})
+}
+
+// Open opens the store registered for the URL's scheme. Errors never contain a password.
+func Open(ctx context.Context, rawURL string, logger *slog.Logger) (Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("idempotency: invalid store URL (want memory://, redis://host/db or postgres://...)")
+	}
+	registryMu.RLock()
+	opener := registry[u.Scheme]
+	schemes := make([]string, 0, len(registry))
+	for s := range registry {
+		schemes = append(schemes, s)
+	}
+	registryMu.RUnlock()
+	slices.Sort(schemes)
+	if opener == nil {
+		hint := "no store registers it"
+		if pkg, ok := knownStores[u.Scheme]; ok {
+			hint = fmt.Sprintf("import _ %q", pkg)
+		}
+		return nil, fmt.Errorf("%w %q in %s: %s; registered: [%s]", ErrUnknownScheme, u.Scheme, u.Redacted(), hint, strings.Join(schemes, " "))
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s, err := opener(ctx, u, logger)
+	if err != nil {
+		return nil, fmt.Errorf("open idempotency store %s: %w", u.Redacted(), err)
+	}
+	return s, nil
+}

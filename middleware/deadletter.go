@@ -1,0 +1,84 @@
+package middleware
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+)
+
+// DeadLetterSink stores an event the group gives up on. The bus passes the
+// transport's DeadLetterer.
+type DeadLetterSink func(ctx context.Context, msg *message.Message, reason string, attempts int) error
+
+// DeadLetterOptions configure DeadLetter.
+type DeadLetterOptions struct {
+	// MaxDeliveries is the number of deliveries after which a failing event
+	// is dead-lettered (default 10).
+	MaxDeliveries int
+	// Sink stores dead letters. Required.
+	Sink DeadLetterSink
+	// Logger receives a warning per dead letter.
+	Logger *slog.Logger
+	// OnDeadLetter is called after an event was dead-lettered (for metrics and tests).
+	OnDeadLetter func(msg *message.Message, reason string, attempts int)
+}
+
+// DeadLetter sends an event to the dead-letter destination and returns nil
+// (so that it is acknowledged) when:
+//   - the transport could not decode it (DeliveryInfo.Poison),
+//   - it was already delivered more than MaxDeliveries times (a handler that
+//     crashed the process on every delivery, for example) — without running it,
+//   - the handler failed with an error marked Permanent,
+//   - the handler failed on the MaxDeliveries-th delivery.
+//
+// Any other error is returned so the event is redelivered. If storing the
+// dead letter fails, that error is returned: the event is never dropped.
+func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
+	if opts.Sink == nil {
+		panic("middleware: DeadLetter needs a Sink")
+	}
+	if opts.MaxDeliveries <= 0 {
+		opts.MaxDeliveries = 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			info := transports.Info(msg)
+			var reason string
+			switch {
+			case info.Poison != nil:
+				reason = "poison: " + info.Poison.Error()
+			case info.Attempt > opts.MaxDeliveries:
+				reason = fmt.Sprintf("exceeded %d deliveries without an acknowledgement", opts.MaxDeliveries)
+			default:
+				out, err := h(msg)
+				if err == nil {
+					return out, nil
+				}
+				if !IsPermanent(err) && info.Attempt < opts.MaxDeliveries {
+					return out, err
+				}
+				reason = err.Error()
+			}
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), 10*time.Second)
+			defer cancel()
+			if err := opts.Sink(ctx, msg, reason, info.Attempt); err != nil {
+				return nil, fmt.Errorf("dead-letter event %s: %w (original failure: %s)", msg.UUID, err, reason)
+			}
+			opts.Logger.LogAttrs(ctx, slog.LevelWarn, "event dead-lettered",
+				slog.String("event_id", msg.UUID), slog.String("group", info.Group),
+				slog.Int("attempt", info.Attempt), slog.String("reason", reason))
+			if opts.OnDeadLetter != nil {
+				opts.OnDeadLetter(msg, reason, info.Attempt)
+			}
+			return nil, nil
+		}
+	}
+}

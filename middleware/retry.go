@@ -1,0 +1,104 @@
+package middleware
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+)
+
+// RetryPolicy says how a failed handler is retried: first in process, then
+// through the transport with a delay.
+type RetryPolicy struct {
+	// Tries is the number of handler calls per delivery, including the
+	// first (default 3). 1 turns in-process retries off.
+	Tries int
+	// InitialInterval is the wait before the first in-process retry (default 100ms).
+	InitialInterval time.Duration
+	// MaxInterval caps the in-process wait (default 2s).
+	MaxInterval time.Duration
+	// Multiplier grows the wait after each try (default 2).
+	Multiplier float64
+	// Jitter randomises each wait by ± this fraction (default 0.2).
+	Jitter float64
+	// RedeliveryDelay is the delay the transport waits before delivering
+	// the event again once the in-process tries are used up, given the
+	// delivery's attempt number (default transports.DefaultRetryAfter:
+	// 1s doubling, at most 5 minutes).
+	RedeliveryDelay func(attempt int) time.Duration
+}
+
+// WithDefaults returns p with every zero field set to its default.
+func (p RetryPolicy) WithDefaults() RetryPolicy {
+	if p.Tries <= 0 {
+		p.Tries = 3
+	}
+	if p.InitialInterval <= 0 {
+		p.InitialInterval = 100 * time.Millisecond
+	}
+	if p.MaxInterval <= 0 {
+		p.MaxInterval = 2 * time.Second
+	}
+	if p.Multiplier < 1 {
+		p.Multiplier = 2
+	}
+	if p.Jitter < 0 || p.Jitter >= 1 {
+		p.Jitter = 0
+	} else if p.Jitter == 0 {
+		p.Jitter = 0.2
+	}
+	if p.RedeliveryDelay == nil {
+		p.RedeliveryDelay = transports.DefaultRetryAfter
+	}
+	return p
+}
+
+// Retry calls the handler up to p.Tries times with exponential backoff and
+// jitter while it fails with an error not marked Permanent. When the tries
+// are used up it returns the last error and sets the delivery's RetryAfter
+// to p.RedeliveryDelay(attempt), so the transport delivers the event again
+// after that delay instead of at once. Waiting stops early when the
+// message's context is done.
+func Retry(p RetryPolicy) message.HandlerMiddleware {
+	p = p.WithDefaults()
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			wait := p.InitialInterval
+			for try := 1; ; try++ {
+				out, err := h(msg)
+				if err == nil || IsPermanent(err) {
+					return out, err
+				}
+				if try >= p.Tries || !sleep(msg, jitter(wait, p.Jitter)) {
+					info := transports.Info(msg)
+					if info.RetryAfter <= 0 {
+						info.RetryAfter = p.RedeliveryDelay(info.Attempt)
+					}
+					return out, err
+				}
+				wait = min(time.Duration(float64(wait)*p.Multiplier), p.MaxInterval)
+			}
+		}
+	}
+}
+
+func jitter(d time.Duration, frac float64) time.Duration {
+	if frac <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
+}
+
+// sleep waits d or until the message context is done; it reports whether it waited the whole time.
+func sleep(msg *message.Message, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-msg.Context().Done():
+		return false
+	}
+}

@@ -1,0 +1,26 @@
+package transports
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrUnknownScheme is returned by Open for a URL whose scheme no imported driver registered.
+	ErrUnknownScheme = errors.New("transports: unknown URL scheme")
+	// ErrInvalidURL is returned for a URL that cannot be parsed or has a bad option.
+	ErrInvalidURL = errors.New("transports: invalid URL")
+	// ErrInvalidConfig is returned for a subscriber configuration a driver cannot use.
+	ErrInvalidConfig = sentinel("transports: invalid configuration")
+	// ErrUnsupported is returned when a driver cannot do what was asked
+	// (for example Since: Beginning on a broker that keeps no history).
+	ErrUnsupported = errors.New("transports: unsupported")
+	// ErrClosed is returned by a closed transport or subscriber.
+	ErrClosed = errors.New("transports: closed")
+)
+
+type sentinel string
+
+func (s sentinel) Error() string { return string(s) }
+
+func (s sentinel) with(detail string) error { return fmt.Errorf("%w: %s", s, detail) }

@@ -1,0 +1,321 @@
+package memory
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// DefaultMaxLen is the number of entries kept per event stream.
+const DefaultMaxLen = 100_000
+
+// Broker holds the streams, groups and dead letters of one in-memory broker.
+// All methods are safe for concurrent use.
+type Broker struct {
+	mu      sync.Mutex
+	streams map[string]*stream
+	dead    map[string][]deadEntry
+	deadSeq uint64
+	maxLen  int
+	changed chan struct{} // closed and replaced on every change
+	now     func() time.Time
+}
+
+// NewBroker returns an empty broker that keeps at most maxLen entries per
+// event (DefaultMaxLen when maxLen <= 0).
+func NewBroker(maxLen int) *Broker {
+	if maxLen <= 0 {
+		maxLen = DefaultMaxLen
+	}
+	return &Broker{
+		streams: map[string]*stream{},
+		dead:    map[string][]deadEntry{},
+		maxLen:  maxLen,
+		changed: make(chan struct{}),
+		now:     time.Now,
+	}
+}
+
+type entry struct {
+	seq uint64
+	msg *message.Message // immutable: copied on the way in and out
+	at  time.Time
+}
+
+type stream struct {
+	name    string
+	entries []entry // entries[i].seq == first+i
+	first   uint64
+	next    uint64 // seq of the next entry
+	groups  map[string]*group
+}
+
+func (s *stream) get(seq uint64) (entry, bool) {
+	if seq < s.first || seq >= s.next {
+		return entry{}, false
+	}
+	return s.entries[seq-s.first], true
+}
+
+type group struct {
+	name    string
+	stream  *stream
+	cursor  uint64 // seq of the next entry never delivered to the group
+	pending map[uint64]*pendingEntry
+	unheld  int // pending entries not handed out to a live subscription
+	// replaySeq numbers entries replayed from dead letters; they live
+	// only in pending, in a sequence space above every stream entry.
+	replaySeq uint64
+	wake      chan struct{} // closed and replaced when the group changes
+	consumers map[string]*consumer
+}
+
+type consumer struct {
+	name     string
+	open     int // live subscriptions
+	lastSeen time.Time
+}
+
+type pendingEntry struct {
+	seq        uint64
+	msg        *message.Message
+	consumer   string
+	deliveries int
+	delivered  time.Time // last delivery (idle time is measured from here)
+	readyAt    time.Time // not before (after a nack)
+	held       bool      // handed out to a live subscription
+}
+
+type deadEntry struct {
+	id       string
+	group    string
+	topic    string
+	reason   string
+	attempts int
+	at       time.Time
+	msg      *message.Message
+}
+
+// notifyLocked wakes everything waiting for a change of the broker.
+func (b *Broker) notifyLocked() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+func (g *group) wakeLocked() {
+	close(g.wake)
+	g.wake = make(chan struct{})
+}
+
+func (b *Broker) streamLocked(name string) *stream {
+	s := b.streams[name]
+	if s == nil {
+		s = &stream{name: name, first: 1, next: 1, groups: map[string]*group{}}
+		b.streams[name] = s
+	}
+	return s
+}
+
+// append adds messages to a stream, trims it and wakes its groups.
+func (b *Broker) append(topic string, msgs []*message.Message) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.streamLocked(topic)
+	now := b.now()
+	for _, m := range msgs {
+		s.entries = append(s.entries, entry{seq: s.next, msg: copyMessage(m), at: now})
+		s.next++
+	}
+	// Trim approximately, in chunks, so that appends stay O(1) amortised.
+	if excess := len(s.entries) - b.maxLen; excess > 0 && excess >= max(1, b.maxLen/16) {
+		s.entries = slices.Clone(s.entries[excess:])
+		s.first += uint64(excess)
+	}
+	for _, g := range s.groups {
+		if g.cursor < s.first {
+			g.cursor = s.first
+		}
+		g.wakeLocked()
+	}
+	b.notifyLocked()
+}
+
+// groupLocked returns the group, creating it at since's position.
+func (b *Broker) groupLocked(topic, name string, since sinceSpec) *group {
+	s := b.streamLocked(topic)
+	g := s.groups[name]
+	if g != nil {
+		return g
+	}
+	g = &group{
+		name: name, stream: s, pending: map[uint64]*pendingEntry{},
+		wake: make(chan struct{}), consumers: map[string]*consumer{},
+		replaySeq: 1 << 62,
+	}
+	switch {
+	case since.beginning:
+		g.cursor = s.first
+	case !since.at.IsZero():
+		i, _ := slices.BinarySearchFunc(s.entries, since.at, func(e entry, t time.Time) int { return e.at.Compare(t) })
+		g.cursor = s.first + uint64(i)
+	default:
+		g.cursor = s.next
+	}
+	s.groups[name] = g
+	b.notifyLocked()
+	return g
+}
+
+type sinceSpec struct {
+	beginning bool
+	at        time.Time
+}
+
+// take picks the next entry for consumer c of group g, in order of
+// preference: its own pending entries that are ready (own pending first,
+// and nacked entries whose delay passed), entries of other consumers idle
+// longer than ackTimeout (claim), then new entries. It returns nil and the
+// time at which something may become available (zero: wait for a change).
+func (b *Broker) takeLocked(g *group, c string, ackTimeout time.Duration) (*pendingEntry, time.Time) {
+	now := b.now()
+	var next time.Time
+	soonest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if g.unheld > 0 {
+		var own, claim *pendingEntry
+		for _, pe := range g.pending {
+			if pe.held {
+				continue
+			}
+			if pe.consumer == c {
+				if !pe.readyAt.After(now) {
+					if own == nil || pe.seq < own.seq {
+						own = pe
+					}
+				} else {
+					soonest(pe.readyAt)
+				}
+				continue
+			}
+			at := pe.delivered.Add(ackTimeout)
+			if pe.readyAt.After(at) {
+				at = pe.readyAt
+			}
+			if !at.After(now) {
+				if claim == nil || pe.seq < claim.seq {
+					claim = pe
+				}
+			} else {
+				soonest(at)
+			}
+		}
+		if own == nil {
+			own = claim
+		}
+		if own != nil {
+			b.deliverLocked(g, own, c, now)
+			g.unheld--
+			return own, time.Time{}
+		}
+	}
+	s := g.stream
+	if g.cursor < s.first {
+		g.cursor = s.first
+	}
+	if e, ok := s.get(g.cursor); ok {
+		g.cursor++
+		pe := &pendingEntry{seq: e.seq, msg: e.msg}
+		g.pending[e.seq] = pe
+		b.deliverLocked(g, pe, c, now)
+		return pe, time.Time{}
+	}
+	return nil, next
+}
+
+func (b *Broker) deliverLocked(g *group, pe *pendingEntry, c string, now time.Time) {
+	pe.consumer = c
+	pe.deliveries++
+	pe.delivered = now
+	pe.readyAt = time.Time{}
+	pe.held = true
+	if cs := g.consumers[c]; cs != nil {
+		cs.lastSeen = now
+	}
+}
+
+// settle finishes a handed-out entry: acked removes it; otherwise it is
+// released (pending for its consumer), ready again after retryAfter.
+func (b *Broker) settle(g *group, pe *pendingEntry, acked bool, retryAfter time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur := g.pending[pe.seq]; cur != pe || !pe.held {
+		return
+	}
+	if acked {
+		delete(g.pending, pe.seq)
+	} else {
+		pe.held = false
+		g.unheld++
+		if retryAfter > 0 {
+			pe.readyAt = b.now().Add(retryAfter)
+		}
+	}
+	g.wakeLocked()
+	b.notifyLocked()
+}
+
+// DeadLetter stores msg in group's dead-letter list.
+func (b *Broker) deadLetter(group, topic string, msg *message.Message, reason string, attempts int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deadSeq++
+	b.dead[group] = append(b.dead[group], deadEntry{
+		id: strconv.FormatUint(b.deadSeq, 10), group: group, topic: topic, reason: reason,
+		attempts: attempts, at: b.now(), msg: copyMessage(msg),
+	})
+	b.notifyLocked()
+}
+
+// replay moves a dead letter back into its group as a fresh pending entry
+// that any consumer can take at once.
+func (b *Broker) replay(groupName, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	list := b.dead[groupName]
+	i := slices.IndexFunc(list, func(d deadEntry) bool { return d.id == id })
+	if i < 0 {
+		return fmt.Errorf("memory: no dead letter %q in group %q", id, groupName)
+	}
+	d := list[i]
+	s := b.streams[d.topic]
+	var g *group
+	if s != nil {
+		g = s.groups[groupName]
+	}
+	if g == nil {
+		return fmt.Errorf("memory: group %q of %s does not exist", groupName, d.topic)
+	}
+	g.replaySeq++
+	g.pending[g.replaySeq] = &pendingEntry{seq: g.replaySeq, msg: d.msg}
+	g.unheld++
+	b.dead[groupName] = slices.Delete(list, i, i+1)
+	g.wakeLocked()
+	b.notifyLocked()
+	return nil
+}
+
+func copyMessage(m *message.Message) *message.Message {
+	c := message.NewMessage(m.UUID, m.Payload)
+	c.Metadata = make(message.Metadata, len(m.Metadata))
+	for k, v := range m.Metadata {
+		c.Metadata[k] = v
+	}
+	return c
+}

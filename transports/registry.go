@@ -1,0 +1,113 @@
+package transports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Opener opens a transport for a parsed URL. Drivers register one per scheme.
+type Opener func(ctx context.Context, u *url.URL, opts OpenOptions) (Transport, error)
+
+// OpenOptions is what the bus tells a driver when it opens it.
+type OpenOptions struct {
+	// Service is the name of the service opening the transport.
+	Service string
+	// Logger receives the driver's logs. Never nil when set by the bus.
+	Logger *slog.Logger
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Opener{}
+)
+
+// knownDrivers names the package that registers each scheme Busline ships,
+// so that an error can say what to import.
+var knownDrivers = map[string]string{
+	"memory": "github.com/busline/busline/transports/memory",
+	"redis":  "github.com/busline/busline/transports/redisstream",
+	"rediss": "github.com/busline/busline/transports/redisstream",
+	"amqp":   "github.com/busline/busline/transports/amqp",
+	"amqps":  "github.com/busline/busline/transports/amqp",
+}
+
+// Register makes a driver available under scheme. It panics if scheme is
+// registered twice or opener is nil, like database/sql.Register.
+func Register(scheme string, opener Opener) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if opener == nil {
+		panic("transports: Register opener is nil")
+	}
+	if _, dup := registry[scheme]; dup {
+		panic("transports: Register called twice for scheme " + scheme)
+	}
+	registry[scheme] = opener
+}
+
+// Schemes returns the registered schemes, sorted.
+func Schemes() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for s := range registry {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Open parses rawURL and opens the transport registered for its scheme.
+// Errors never contain the URL's password.
+func Open(ctx context.Context, rawURL string, opts OpenOptions) (Transport, error) {
+	u, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	registryMu.RLock()
+	opener := registry[u.Scheme]
+	registryMu.RUnlock()
+	if opener == nil {
+		hint := "no driver registers it"
+		if pkg, ok := knownDrivers[u.Scheme]; ok {
+			hint = fmt.Sprintf("import _ %q (or github.com/busline/busline/transports/all)", pkg)
+		}
+		return nil, fmt.Errorf("%w %q in %s: %s; registered: [%s]",
+			ErrUnknownScheme, u.Scheme, u.Redacted(), hint, strings.Join(Schemes(), " "))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	t, err := opener(ctx, u, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", u.Redacted(), err)
+	}
+	return t, nil
+}
+
+// ParseURL parses a transport or store URL. The error never repeats the password.
+func ParseURL(rawURL string) (*url.URL, error) {
+	if strings.TrimSpace(rawURL) == "" {
+		return nil, fmt.Errorf("%w: empty URL", ErrInvalidURL)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Error repeats the input, which may hold a password.
+		var ue *url.Error
+		msg := err.Error()
+		if errors.As(err, &ue) {
+			msg = ue.Err.Error()
+		}
+		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, msg)
+	}
+	if u.Scheme == "" {
+		return nil, fmt.Errorf("%w: %s has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, u.Redacted())
+	}
+	return u, nil
+}
