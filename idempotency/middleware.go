@@ -1,7 +1,6 @@
 package idempotency
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,17 +28,32 @@ type Options struct {
 	OnDuplicate func(msg *message.Message)
 	// OnConflict is called when another consumer holds the lease (for metrics).
 	OnConflict func(msg *message.Message)
+	// OnLeaseLost is called when the handler finished after its lease had
+	// been taken over by another consumer (for metrics).
+	OnLeaseLost func(msg *message.Message)
 }
 
 // Key returns the idempotency key of an event in a group.
 func Key(group, eventID string) string { return group + ":" + eventID }
 
 // Middleware runs the handler only for a fresh claim of the event's key,
-// commits the key after the handler succeeded and aborts it when it failed.
-// A duplicate of a done event returns nil (it is acknowledged) without
-// running the handler. When another consumer holds the key, it returns an
-// error wrapping ErrHeld and asks the transport to redeliver after the
-// holder's lease expires.
+// commits the key after the handler succeeded and aborts it when it failed
+// (or panicked), so a retry runs it again. A duplicate of a done event
+// returns nil (it is acknowledged) without running the handler. When
+// another consumer holds the key, it returns an error wrapping ErrHeld and
+// sets the delivery's RetryAfter to when the holder's lease expires.
+//
+// When the Store is a TxStore, a fresh claim runs the handler inside the
+// store's transaction, which holds the done mark: the transaction commits
+// only when the handler returned nil, otherwise it rolls back and the
+// handler's writes vanish with the claim. Put Attempts inside the retry
+// middleware so that in-process retries each start from a clean
+// transaction.
+//
+// Every skipped duplicate, lease conflict and lost lease is logged at debug
+// (warn for a lost lease) with the event ID, counted in the OpenTelemetry
+// counters busline.idempotency.{duplicates,conflicts,lease_lost} of the
+// global meter provider, and reported to the matching Options hook.
 func Middleware(opts Options) message.HandlerMiddleware {
 	if opts.Store == nil || opts.Group == "" {
 		panic("idempotency: Middleware needs a Store and a Group")
@@ -53,56 +67,146 @@ func Middleware(opts Options) message.HandlerMiddleware {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	m := &dedup{opts: opts, metrics: newMetrics(opts.Group)}
+	m.txStore, _ = opts.Store.(TxStore)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			ctx := msg.Context()
-			key := Key(opts.Group, msg.UUID)
-			state, lease, err := opts.Store.Begin(ctx, key, opts.Lease)
-			if err != nil {
-				return nil, fmt.Errorf("idempotency: begin %s: %w", key, err)
-			}
-			switch state {
-			case Done:
-				opts.Logger.LogAttrs(ctx, slog.LevelDebug, "duplicate event skipped",
-					slog.String("event_id", msg.UUID), slog.String("group", opts.Group))
-				if opts.OnDuplicate != nil {
-					opts.OnDuplicate(msg)
-				}
-				return nil, nil
-			case Held:
-				opts.Logger.LogAttrs(ctx, slog.LevelDebug, "event held by another consumer",
-					slog.String("event_id", msg.UUID), slog.String("group", opts.Group),
-					slog.Time("lease_expires", lease.Expires))
-				if opts.OnConflict != nil {
-					opts.OnConflict(msg)
-				}
-				info := transports.Info(msg)
-				info.RetryAfter = max(time.Until(lease.Expires), 100*time.Millisecond)
-				return nil, fmt.Errorf("%w (event %s, lease until %s)", ErrHeld, msg.UUID, lease.Expires.Format(time.RFC3339))
-			}
+			return m.handle(h, msg)
+		}
+	}
+}
 
-			produced, herr := h(msg)
-			// Finish the lease even when the handler's context is gone.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			if herr != nil {
-				if err := opts.Store.Abort(fctx, lease); err != nil {
-					opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency abort failed; the retry waits for the lease to expire",
-						slog.String("event_id", msg.UUID), slog.String("group", opts.Group), slog.Any("error", err))
-				}
-				return produced, herr
-			}
-			if err := opts.Store.Commit(fctx, lease, opts.Retention); err != nil {
-				if errors.Is(err, ErrLeaseLost) {
-					// The handler succeeded; another consumer took the key
-					// after our lease ran out and may run it again.
-					opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency lease lost before commit: handler ran longer than the lease",
-						slog.String("event_id", msg.UUID), slog.String("group", opts.Group))
-					return produced, nil
-				}
-				return produced, fmt.Errorf("idempotency: commit %s: %w", key, err)
-			}
+type dedup struct {
+	opts    Options
+	txStore TxStore
+	metrics *metrics
+}
+
+func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.Message, error) {
+	ctx := msg.Context()
+	key := Key(m.opts.Group, msg.UUID)
+	var (
+		state State
+		lease Lease
+		tx    Tx
+		err   error
+	)
+	if m.txStore != nil {
+		state, lease, tx, err = m.txStore.BeginTx(ctx, key, m.opts.Lease, m.opts.Retention)
+	} else {
+		state, lease, err = m.opts.Store.Begin(ctx, key, m.opts.Lease)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idempotency: begin %s: %w", key, err)
+	}
+	switch state {
+	case Done:
+		m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "duplicate event skipped",
+			slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group))
+		m.metrics.duplicate(ctx)
+		if m.opts.OnDuplicate != nil {
+			m.opts.OnDuplicate(msg)
+		}
+		return nil, nil
+	case Held:
+		m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "event held by another consumer",
+			slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group),
+			slog.Time("lease_expires", lease.Expires))
+		m.metrics.conflict(ctx)
+		if m.opts.OnConflict != nil {
+			m.opts.OnConflict(msg)
+		}
+		info := transports.Info(msg)
+		info.RetryAfter = max(time.Until(lease.Expires), 100*time.Millisecond)
+		return nil, fmt.Errorf("%w (event %s, lease until %s)", ErrHeld, msg.UUID, lease.Expires.Format(time.RFC3339Nano))
+	case Fresh:
+	default:
+		return nil, fmt.Errorf("idempotency: begin %s: store returned state %v", key, state)
+	}
+	if tx != nil {
+		return m.runTx(h, msg, key, tx)
+	}
+	return m.run(h, msg, key, lease)
+}
+
+// run calls the handler under a plain lease: Commit on success, Abort on
+// failure or panic.
+func (m *dedup) run(h message.HandlerFunc, msg *message.Message, key string, lease Lease) (produced []*message.Message, herr error) {
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		// The handler panicked: release the key so the redelivery runs.
+		ctx, cancel := finishContext(msg.Context())
+		defer cancel()
+		_ = m.opts.Store.Abort(ctx, lease)
+	}()
+	produced, herr = h(msg)
+	finished = true
+	ctx, cancel := finishContext(msg.Context())
+	defer cancel()
+	if herr != nil {
+		if err := m.opts.Store.Abort(ctx, lease); err != nil {
+			m.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency abort failed; the retry waits for the lease to expire",
+				slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group), slog.Any("error", err))
+		}
+		return produced, herr
+	}
+	if err := m.opts.Store.Commit(ctx, lease, m.opts.Retention); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			// The handler succeeded; another consumer took the key after
+			// our lease ran out and may run it again.
+			m.leaseLost(msg)
 			return produced, nil
 		}
+		return produced, fmt.Errorf("idempotency: commit %s: %w", key, err)
+	}
+	return produced, nil
+}
+
+// runTx calls the handler inside the claim's transaction and commits it
+// only when the handler succeeded.
+func (m *dedup) runTx(h message.HandlerFunc, msg *message.Message, key string, tx Tx) (produced []*message.Message, herr error) {
+	orig := msg.Context()
+	msg.SetContext(withSession(tx.WithContext(orig), &txSession{tx: tx}))
+	finished := false
+	defer func() {
+		msg.SetContext(orig)
+		if finished {
+			return
+		}
+		ctx, cancel := finishContext(orig)
+		defer cancel()
+		_ = tx.Rollback(ctx)
+	}()
+	produced, herr = h(msg)
+	finished = true
+	ctx, cancel := finishContext(orig)
+	defer cancel()
+	if herr != nil {
+		if err := tx.Rollback(ctx); err != nil {
+			m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "idempotency rollback failed; the database drops the transaction with its connection",
+				slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group), slog.Any("error", err))
+		}
+		return produced, herr
+	}
+	if err := tx.Commit(ctx); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			// Nothing was committed: the holder that took the key runs it.
+			m.leaseLost(msg)
+		}
+		return produced, fmt.Errorf("idempotency: commit %s with the handler's writes: %w", key, err)
+	}
+	return produced, nil
+}
+
+func (m *dedup) leaseLost(msg *message.Message) {
+	ctx := msg.Context()
+	m.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency lease lost before commit: handler ran longer than the lease",
+		slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group))
+	m.metrics.leaseLost(ctx)
+	if m.opts.OnLeaseLost != nil {
+		m.opts.OnLeaseLost(msg)
 	}
 }
