@@ -1,0 +1,169 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
+)
+
+// ErrNotConnected is returned by operations that need the broker while the
+// connection is down (between a connection loss and the reconnection).
+var ErrNotConnected = errors.New("amqp: not connected to the broker")
+
+// connection keeps one AMQP connection open: it dials with backoff after a
+// loss until it is closed. Its loop goroutine is owned by close.
+type connection struct {
+	name   string
+	dial   func(name string) (*amqp091.Connection, error)
+	log    *slog.Logger
+	maxGap time.Duration
+
+	mu      sync.Mutex
+	conn    *amqp091.Connection
+	ready   chan struct{} // closed while conn is usable; replaced on loss
+	closing chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// openConnection dials once (an error is returned at once, so that a wrong
+// URL fails at Open) and then keeps the connection alive in the background.
+func openConnection(name string, dial func(string) (*amqp091.Connection, error), maxGap time.Duration, log *slog.Logger) (*connection, error) {
+	first, err := dial(name)
+	if err != nil {
+		return nil, fmt.Errorf("amqp: connect: %w", err)
+	}
+	c := &connection{
+		name: name, dial: dial, log: log, maxGap: maxGap,
+		conn: first, ready: make(chan struct{}), closing: make(chan struct{}), done: make(chan struct{}),
+	}
+	close(c.ready)
+	go c.keep(first)
+	return c, nil
+}
+
+// keep waits for the loss of conn, then reconnects with backoff, until close.
+func (c *connection) keep(conn *amqp091.Connection) {
+	defer close(c.done)
+	for {
+		lost := conn.NotifyClose(make(chan *amqp091.Error, 1))
+		select {
+		case <-c.closing:
+			return
+		case err := <-lost:
+			c.mu.Lock()
+			c.conn = nil
+			c.ready = make(chan struct{})
+			c.mu.Unlock()
+			c.log.Warn("amqp: connection lost; reconnecting", slog.String("connection", c.name), slog.Any("error", err))
+		}
+		var ok bool
+		if conn, ok = c.redial(); !ok {
+			return
+		}
+		c.mu.Lock()
+		c.conn = conn
+		close(c.ready)
+		c.mu.Unlock()
+		c.log.Info("amqp: reconnected", slog.String("connection", c.name))
+	}
+}
+
+// redial dials until it succeeds (true) or the connection is closed (false).
+func (c *connection) redial() (*amqp091.Connection, bool) {
+	gap := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		conn, err := c.dial(c.name)
+		if err == nil {
+			return conn, true
+		}
+		wait := gap/2 + rand.N(gap/2+1)
+		c.log.Debug("amqp: reconnect failed", slog.String("connection", c.name), slog.Int("attempt", attempt),
+			slog.Duration("retry_in", wait), slog.Any("error", err))
+		t := time.NewTimer(wait)
+		select {
+		case <-c.closing:
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+		gap = min(2*gap, c.maxGap)
+	}
+}
+
+// current returns the live connection, or ErrNotConnected while it is down.
+func (c *connection) current() (*amqp091.Connection, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.closing:
+		return nil, transports.ErrClosed
+	default:
+	}
+	if c.conn == nil || c.conn.IsClosed() {
+		return nil, ErrNotConnected
+	}
+	return c.conn, nil
+}
+
+// wait returns the live connection, waiting for a reconnection while it is
+// down, until ctx is done or the connection is closed.
+func (c *connection) wait(ctx context.Context) (*amqp091.Connection, error) {
+	for {
+		c.mu.Lock()
+		conn, ready := c.conn, c.ready
+		c.mu.Unlock()
+		if conn != nil && !conn.IsClosed() {
+			return conn, nil
+		}
+		select {
+		case <-ready:
+			if conn == nil {
+				continue
+			}
+			// The connection was lost but keep has not noticed yet.
+			t := time.NewTimer(10 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-c.closing:
+				t.Stop()
+				return nil, transports.ErrClosed
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.closing:
+			return nil, transports.ErrClosed
+		}
+	}
+}
+
+// close stops reconnecting and closes the connection; channels opened on it
+// are closed by the broker, returning their unacknowledged deliveries.
+func (c *connection) close() error {
+	var err error
+	c.once.Do(func() {
+		close(c.closing)
+		<-c.done
+		c.mu.Lock()
+		conn := c.conn
+		c.conn = nil
+		c.mu.Unlock()
+		if conn != nil && !conn.IsClosed() {
+			if cerr := conn.Close(); cerr != nil && !errors.Is(cerr, amqp091.ErrClosed) {
+				err = fmt.Errorf("amqp: close connection %s: %w", c.name, cerr)
+			}
+		}
+	})
+	return err
+}

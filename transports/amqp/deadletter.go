@@ -1,0 +1,186 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
+)
+
+// ErrDeadLetterNotFound is returned by ReplayDeadLetter for an ID that is
+// not in the group's dead-letter queue.
+var ErrDeadLetterNotFound = errors.New("amqp: dead letter not found")
+
+// DeadLetter publishes msg into the dead-letter queue of group
+// ("{group}.dead") with the reason, attempts, time, group and topic in
+// x-busline-dead-* headers, and returns once the broker confirmed it.
+func (t *Transport) DeadLetter(ctx context.Context, group string, msg *message.Message, reason string, attempts int) error {
+	if t.isClosed() {
+		return transports.ErrClosed
+	}
+	pub, err := Marshaler{}.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("amqp: marshal dead letter %s: %w", msg.UUID, err)
+	}
+	for k := range pub.Headers {
+		if brokerHeader(k) {
+			delete(pub.Headers, k)
+		}
+	}
+	topic := msg.Metadata.Get("ce-type")
+	if info := transports.DeliveryInfoFrom(msg.Context()); info != nil && info.Topic != "" {
+		topic = info.Topic
+	}
+	pub.Headers[HeaderDeadID] = watermill.NewUUID()
+	pub.Headers[HeaderDeadReason] = reason
+	pub.Headers[HeaderDeadAttempts] = strconv.Itoa(attempts)
+	pub.Headers[HeaderDeadAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	pub.Headers[HeaderDeadGroup] = group
+	pub.Headers[HeaderTopic] = topic
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.o.ConfirmTimeout)
+		defer cancel()
+	}
+	q := t.tp.deadQueue(group)
+	if err := t.publishToQueue(ctx, q, t.tp.baseArgs(), pub); err != nil {
+		return fmt.Errorf("amqp: dead-letter %s into %q: %w", msg.UUID, q, err)
+	}
+	return nil
+}
+
+// DeadLetters lists up to limit dead letters of group, oldest first (limit
+// <= 0: all). It reads the dead-letter queue with basic.get on a channel of
+// its own and closes it afterwards, which puts every message back in its
+// place; while it runs, the messages it holds are invisible to other readers.
+func (t *Transport) DeadLetters(ctx context.Context, group string, limit int) ([]transports.DeadLetter, error) {
+	var out []transports.DeadLetter
+	err := t.browse(ctx, group, func(ch *amqp091.Channel, d amqp091.Delivery) (bool, error) {
+		out = append(out, toDeadLetter(group, d))
+		return limit <= 0 || len(out) < limit, nil
+	})
+	return out, err
+}
+
+// ReplayDeadLetter sends the dead letter id of group back to the group
+// queue as a fresh delivery (attempt 1, same event ID), then removes it
+// from the dead-letter queue. An unknown id is an error wrapping
+// ErrDeadLetterNotFound.
+func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) error {
+	found := false
+	err := t.browse(ctx, group, func(ch *amqp091.Channel, d amqp091.Delivery) (bool, error) {
+		if headerString(d.Headers[HeaderDeadID]) != id {
+			return true, nil
+		}
+		found = true
+		pub := republishing(d, map[string]string{
+			HeaderDeadID: "", HeaderDeadReason: "", HeaderDeadAttempts: "", HeaderDeadAt: "",
+			HeaderDeadGroup: "", HeaderTopic: "", HeaderAttempt: "",
+		})
+		if err := t.pool.publish(ctx, "", t.tp.groupQueue(group), pub); err != nil {
+			return false, fmt.Errorf("amqp: replay dead letter %s of %s: %w", id, group, err)
+		}
+		if err := d.Ack(false); err != nil {
+			return false, fmt.Errorf("amqp: remove replayed dead letter %s of %s: %w", id, group, err)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%w: %s in group %s", ErrDeadLetterNotFound, id, group)
+	}
+	return nil
+}
+
+// PurgeDeadLetters removes every dead letter of group and returns how many.
+func (t *Transport) PurgeDeadLetters(ctx context.Context, group string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	q := t.tp.deadQueue(group)
+	err := t.admin.do(func(ch *amqp091.Channel, _ map[string]bool) error {
+		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
+			if isNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		var err error
+		n, err = ch.QueuePurge(q, false)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("amqp: purge %q: %w", q, err)
+	}
+	return n, nil
+}
+
+// browse gets the messages of group's dead-letter queue one by one on a
+// channel of its own, calling fn until it returns false or the queue is
+// exhausted; closing the channel returns the messages fn did not ack.
+func (t *Transport) browse(ctx context.Context, group string, fn func(*amqp091.Channel, amqp091.Delivery) (bool, error)) error {
+	if t.isClosed() {
+		return transports.ErrClosed
+	}
+	conn, err := t.pubConn.current()
+	if err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("amqp: open channel: %w", err)
+	}
+	defer func() { _ = ch.Close() }()
+	q := t.tp.deadQueue(group)
+	if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("amqp: check %q: %w", q, err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d, ok, err := ch.Get(q, false)
+		if err != nil {
+			return fmt.Errorf("amqp: get from %q: %w", q, err)
+		}
+		if !ok {
+			return nil
+		}
+		more, err := fn(ch, d)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// toDeadLetter reads a message of a dead-letter queue.
+func toDeadLetter(group string, d amqp091.Delivery) transports.DeadLetter {
+	msg, _ := Marshaler{}.Unmarshal(d)
+	attempts, _ := headerInt(d.Headers[HeaderDeadAttempts])
+	at, _ := time.Parse(time.RFC3339Nano, headerString(d.Headers[HeaderDeadAt]))
+	if g := headerString(d.Headers[HeaderDeadGroup]); g != "" {
+		group = g
+	}
+	return transports.DeadLetter{
+		ID:       headerString(d.Headers[HeaderDeadID]),
+		Group:    group,
+		Reason:   headerString(d.Headers[HeaderDeadReason]),
+		Attempts: attempts,
+		DeadAt:   at,
+		Topic:    headerString(d.Headers[HeaderTopic]),
+		Message:  msg,
+	}
+}

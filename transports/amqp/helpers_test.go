@@ -1,0 +1,341 @@
+package amqp
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/bus"
+)
+
+// brokerURL is the RabbitMQ the tests use: BUSLINE_AMQP_URL or the local one.
+func brokerURL() string {
+	if u := os.Getenv("BUSLINE_AMQP_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// requireBroker skips the test when RabbitMQ is unreachable, or fails it
+// when BUSLINE_REQUIRE_BROKERS=1.
+func requireBroker(t testing.TB) {
+	t.Helper()
+	conn, err := amqp091.Dial(brokerURL())
+	if err != nil {
+		msg := "RabbitMQ unreachable at " + redact(brokerURL()) + ": " + err.Error() +
+			" (start it with `rabbitmq-server -detached` or `docker run -p 5672:5672 rabbitmq:3`, or set BUSLINE_AMQP_URL)"
+		if os.Getenv("BUSLINE_REQUIRE_BROKERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	_ = conn.Close()
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "?"
+	}
+	return u.Redacted()
+}
+
+// declaredQueues records the queues each test exchange got (via testHookDeclared).
+var declaredQueues = struct {
+	sync.Mutex
+	m map[string]map[string]bool
+}{m: map[string]map[string]bool{}}
+
+func TestMain(m *testing.M) {
+	testHookDeclared = func(exchange, queue string) {
+		declaredQueues.Lock()
+		defer declaredQueues.Unlock()
+		if declaredQueues.m[exchange] == nil {
+			declaredQueues.m[exchange] = map[string]bool{}
+		}
+		declaredQueues.m[exchange][queue] = true
+	}
+	os.Exit(m.Run())
+}
+
+// testURL returns a URL on the test broker (or base, when given) with an
+// exchange and queue prefix of its own, and deletes them when t ends.
+// extra is appended to the query.
+func testURL(t testing.TB, base string, extra string) string {
+	t.Helper()
+	requireBroker(t)
+	if base == "" {
+		base = brokerURL()
+	}
+	suffix := strings.ToLower(rand.Text()[:10])
+	exchange := "bt-" + suffix
+	q := "exchange=" + exchange + "&queue_prefix=" + exchange + "."
+	if extra != "" {
+		q += "&" + extra
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	t.Cleanup(func() { deleteTopology(t, exchange) })
+	return base + sep + q
+}
+
+// deleteTopology deletes the exchange and every queue declared for it.
+func deleteTopology(t testing.TB, exchange string) {
+	conn, err := amqp091.Dial(brokerURL())
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer conn.Close()
+	declaredQueues.Lock()
+	queues := declaredQueues.m[exchange]
+	delete(declaredQueues.m, exchange)
+	declaredQueues.Unlock()
+	for q := range queues {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Logf("cleanup: %v", err)
+			return
+		}
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			t.Logf("cleanup: delete queue %s: %v", q, err)
+		}
+		_ = ch.Close()
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
+		t.Logf("cleanup: delete exchange %s: %v", exchange, err)
+	}
+}
+
+// optionsOf parses the options of a test URL.
+func optionsOf(t testing.TB, raw string) Options {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, o, err := ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// rawChannel opens a channel on a direct connection to the test broker.
+func rawChannel(t testing.TB) *amqp091.Channel {
+	t.Helper()
+	conn, err := amqp091.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// queueLen returns the number of ready messages in queue, or -1 if it does not exist.
+func queueLen(t testing.TB, queue string) int {
+	t.Helper()
+	conn, err := amqp091.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		if isNotFound(err) {
+			return -1
+		}
+		t.Fatal(err)
+	}
+	return q.Messages
+}
+
+func newTestBus(t testing.TB, rawURL, service, process string, mutate ...func(*bus.Config)) *bus.Bus {
+	t.Helper()
+	cfg := bus.Config{
+		Service: service, Process: process, Transport: rawURL,
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ShutdownTimeout: 10 * time.Second,
+	}
+	if testing.Verbose() && os.Getenv("BUSLINE_TEST_LOG") == "1" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	b, err := bus.New(cfg)
+	if err != nil {
+		t.Fatalf("bus.New: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func startBus(t testing.TB, b *bus.Bus) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// proxy is a TCP proxy to the broker that a test can stop (dropping every
+// connection and refusing new ones) and start again on the same port:
+// to the client, a broker restart.
+type proxy struct {
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+var proxies sync.Map // host:port -> *proxy
+
+// startProxy starts a proxy to the test broker and returns it; it is
+// stopped when t ends.
+func startProxy(t testing.TB) *proxy {
+	t.Helper()
+	u, err := url.Parse(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target += ":5672"
+	}
+	p := &proxy{target: target, conns: map[net.Conn]struct{}{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	proxies.Store(p.addr, p)
+	t.Cleanup(func() {
+		p.stop()
+		proxies.Delete(p.addr)
+	})
+	return p
+}
+
+// url returns the broker URL with the proxy's address.
+func (p *proxy) url(t testing.TB) string {
+	u, err := url.Parse(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.addr
+	return u.String()
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.pipe(c)
+		}
+	}()
+}
+
+func (p *proxy) pipe(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = client.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.ln == nil {
+		p.mu.Unlock()
+		_ = client.Close()
+		_ = server.Close()
+		return
+	}
+	p.conns[client], p.conns[server] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	for _, pair := range [][2]net.Conn{{client, server}, {server, client}} {
+		p.wg.Add(1)
+		go func(dst, src net.Conn) {
+			defer p.wg.Done()
+			_, _ = io.Copy(dst, src)
+			_ = dst.Close()
+			_ = src.Close()
+		}(pair[0], pair[1])
+	}
+}
+
+// stop closes the listener and every proxied connection, and waits for
+// the proxy's goroutines.
+func (p *proxy) stop() {
+	p.mu.Lock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = map[net.Conn]struct{}{}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// start listens again on the proxy's address.
+func (p *proxy) start(t testing.TB) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	eventually(t, 10*time.Second, "the proxy port to be free again", func() bool {
+		ln, err = net.Listen("tcp", p.addr)
+		return err == nil
+	})
+	p.serve(ln)
+}

@@ -1,0 +1,174 @@
+package amqp
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// testHookDeclared, when set by a test, is told every queue the transport
+// declares, so that the test can delete what it created.
+var testHookDeclared func(exchange, queue string)
+
+// topology names and declares the exchange and queues of one transport.
+type topology struct {
+	o Options
+}
+
+// groupQueue is the queue of consumer group group.
+func (tp topology) groupQueue(group string) string { return tp.o.QueuePrefix + group }
+
+// deadQueue is the dead-letter queue of group.
+func (tp topology) deadQueue(group string) string { return tp.o.QueuePrefix + group + ".dead" }
+
+// delayQueue is the delay queue of group for one step of the retry ladder.
+func (tp topology) delayQueue(group string, step time.Duration) string {
+	return tp.o.QueuePrefix + group + ".retry." + stepName(step)
+}
+
+// step returns the smallest ladder step that is at least d, or the largest.
+func (tp topology) step(d time.Duration) time.Duration {
+	for _, s := range tp.o.RetryLadder {
+		if s >= d {
+			return s
+		}
+	}
+	return tp.o.RetryLadder[len(tp.o.RetryLadder)-1]
+}
+
+// stepName renders a delay compactly for a queue name: 250ms, 5s, 2m, 1h.
+func stepName(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	default:
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+}
+
+func (tp topology) baseArgs() amqp091.Table {
+	return amqp091.Table{"x-queue-type": tp.o.QueueType}
+}
+
+func (tp topology) groupArgs() amqp091.Table {
+	a := tp.baseArgs()
+	if tp.o.MaxLen > 0 {
+		a["x-max-length"] = int64(tp.o.MaxLen)
+		a["x-overflow"] = "drop-head"
+	}
+	return a
+}
+
+func (tp topology) delayArgs(group string, step time.Duration) amqp091.Table {
+	a := tp.baseArgs()
+	a["x-message-ttl"] = step.Milliseconds()
+	a["x-dead-letter-exchange"] = ""
+	a["x-dead-letter-routing-key"] = tp.groupQueue(group)
+	if tp.o.QueueType == QueueQuorum {
+		// Dead-letter from a quorum queue without losing messages.
+		a["x-dead-letter-strategy"] = "at-least-once"
+		a["x-overflow"] = "reject-publish"
+	}
+	return a
+}
+
+func (tp topology) declareExchange(ch *amqp091.Channel) error {
+	if err := ch.ExchangeDeclare(tp.o.Exchange, "topic", true, false, false, false, nil); err != nil {
+		return fmt.Errorf("amqp: declare exchange %q: %w", tp.o.Exchange, err)
+	}
+	return nil
+}
+
+func (tp topology) declareQueue(ch *amqp091.Channel, name string, args amqp091.Table) error {
+	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+		return fmt.Errorf("amqp: declare queue %q: %w", name, err)
+	}
+	if testHookDeclared != nil {
+		testHookDeclared(tp.o.Exchange, name)
+	}
+	return nil
+}
+
+// declareGroup declares the exchange, the group queue bound to topic and
+// the group's dead-letter queue.
+func (tp topology) declareGroup(ch *amqp091.Channel, group, topic string) error {
+	if err := tp.declareExchange(ch); err != nil {
+		return err
+	}
+	q := tp.groupQueue(group)
+	if err := tp.declareQueue(ch, q, tp.groupArgs()); err != nil {
+		return err
+	}
+	if err := ch.QueueBind(q, topic, tp.o.Exchange, false, nil); err != nil {
+		return fmt.Errorf("amqp: bind queue %q to %q with %q: %w", q, tp.o.Exchange, topic, err)
+	}
+	return tp.declareQueue(ch, tp.deadQueue(group), tp.baseArgs())
+}
+
+// isNotFound reports a broker NOT_FOUND (404) channel error.
+func isNotFound(err error) bool {
+	var ae *amqp091.Error
+	return errors.As(err, &ae) && ae.Code == amqp091.NotFound
+}
+
+// admin is a channel for declarations and queue operations on one
+// connection, reopened after an error closed it. Calls are serialized.
+type admin struct {
+	conn *connection
+
+	mu       sync.Mutex
+	owner    *amqp091.Connection
+	ch       *amqp091.Channel
+	declared map[string]bool // queues declared on owner
+}
+
+// do runs fn on the admin channel of the live connection.
+func (a *admin) do(fn func(ch *amqp091.Channel, declared map[string]bool) error) error {
+	conn, err := a.conn.current()
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.owner != conn {
+		a.owner, a.ch, a.declared = conn, nil, map[string]bool{}
+	}
+	if a.ch == nil || a.ch.IsClosed() {
+		if a.ch, err = conn.Channel(); err != nil {
+			return fmt.Errorf("amqp: open channel: %w", err)
+		}
+	}
+	return fn(a.ch, a.declared)
+}
+
+// ensure declares queue name with args on the admin channel unless it was
+// declared on the current connection already.
+func (a *admin) ensure(tp topology, name string, args amqp091.Table) error {
+	return a.do(func(ch *amqp091.Channel, declared map[string]bool) error {
+		if declared[name] {
+			return nil
+		}
+		if err := tp.declareQueue(ch, name, args); err != nil {
+			return err
+		}
+		declared[name] = true
+		return nil
+	})
+}
+
+func (a *admin) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ch != nil && !a.ch.IsClosed() {
+		_ = a.ch.Close()
+	}
+	a.ch = nil
+}

@@ -1,0 +1,232 @@
+package amqp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
+)
+
+func init() {
+	opener := func(ctx context.Context, u *url.URL, opts transports.OpenOptions) (transports.Transport, error) {
+		return Open(ctx, u, opts)
+	}
+	transports.Register("amqp", opener)
+	transports.Register("amqps", opener)
+}
+
+// Transport is the AMQP transport: a publisher on its own connection and
+// subscribers sharing a second connection, both reconnected with backoff
+// after a loss. It implements transports.Transport and
+// transports.DeadLetterStore. It is safe for concurrent use.
+type Transport struct {
+	o        Options
+	tp       topology
+	dialURL  string
+	redacted string
+	service  string
+	log      *slog.Logger
+
+	pubConn *connection
+	pool    *confirmPool
+	admin   *admin
+	// exchangeOn is the publisher connection the exchange was declared on.
+	exchangeOn atomic.Pointer[amqp091.Connection]
+
+	mu      sync.Mutex
+	closed  bool
+	subConn *connection
+	subs    map[*Subscriber]struct{}
+}
+
+var (
+	_ transports.Transport       = (*Transport)(nil)
+	_ transports.DeadLetterStore = (*Transport)(nil)
+)
+
+// Open connects to the broker of u (amqp:// or amqps://) with the options
+// of its query (see Options and ParseURL) and declares the exchange. The
+// error of an unreachable broker or a bad URL is returned at once; later
+// connection losses are recovered in the background.
+func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transport, error) {
+	dialURL, o, err := ParseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	t := &Transport{
+		o: o, tp: topology{o: o}, dialURL: dialURL, redacted: u.Redacted(), service: opts.Service,
+		log: opts.Logger.With(slog.String("transport", "amqp")), subs: map[*Subscriber]struct{}{},
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t.pubConn, err = openConnection(t.connName("publish"), t.dial, o.ReconnectMax, t.log)
+	if err != nil {
+		return nil, err
+	}
+	t.pool = newConfirmPool(t.pubConn, o.ChannelPoolSize, o.ConfirmTimeout)
+	t.admin = &admin{conn: t.pubConn}
+	if err := t.ensureExchange(); err != nil {
+		_ = t.pubConn.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Transport) connName(role string) string {
+	name := "busline"
+	if t.service != "" {
+		name += " " + t.service
+	}
+	return name + " " + role
+}
+
+// dial opens one connection named name (shown by rabbitmqctl list_connections).
+func (t *Transport) dial(name string) (*amqp091.Connection, error) {
+	props := amqp091.NewConnectionProperties()
+	props.SetClientConnectionName(name)
+	return amqp091.DialConfig(t.dialURL, amqp091.Config{Properties: props})
+}
+
+// ensureExchange declares the exchange once per publisher connection, so
+// that it is declared again after a reconnection.
+func (t *Transport) ensureExchange() error {
+	conn, err := t.pubConn.current()
+	if err != nil {
+		return err
+	}
+	if t.exchangeOn.Load() == conn {
+		return nil
+	}
+	return t.admin.do(func(ch *amqp091.Channel, _ map[string]bool) error {
+		if err := t.tp.declareExchange(ch); err != nil {
+			return err
+		}
+		t.exchangeOn.Store(conn)
+		return nil
+	})
+}
+
+// Options returns the options the transport runs with, defaults applied.
+func (t *Transport) Options() Options { return t.o }
+
+// Publish publishes every message to the exchange with the topic (the event
+// name) as routing key, and returns once the broker confirmed all of them.
+// During a connection outage it returns an error wrapping ErrNotConnected.
+// Each message's context bounds its send and wait.
+func (t *Transport) Publish(topic string, msgs ...*message.Message) error {
+	if t.isClosed() {
+		return transports.ErrClosed
+	}
+	if err := t.ensureExchange(); err != nil {
+		return fmt.Errorf("amqp: publish %s: %w", topic, err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	pubs := make([]amqp091.Publishing, len(msgs))
+	for i, m := range msgs {
+		p, err := Marshaler{}.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("amqp: marshal %s: %w", m.UUID, err)
+		}
+		pubs[i] = p
+	}
+	if err := t.pool.publish(msgs[0].Context(), t.o.Exchange, topic, pubs...); err != nil {
+		return fmt.Errorf("amqp: publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// publishToQueue publishes to one queue through the default exchange, after
+// making sure the queue exists with args.
+func (t *Transport) publishToQueue(ctx context.Context, queue string, args amqp091.Table, pub amqp091.Publishing) error {
+	if args != nil {
+		if err := t.admin.ensure(t.tp, queue, args); err != nil {
+			return err
+		}
+	}
+	return t.pool.publish(ctx, "", queue, pub)
+}
+
+// NewSubscriber returns a subscriber reading as member cfg.Consumer of
+// group cfg.Group. The first subscriber opens the transport's consumer
+// connection, named after the process.
+func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subscriber, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, transports.ErrClosed
+	}
+	if t.subConn == nil {
+		conn, err := openConnection(t.connName(cfg.Consumer+" consume"), t.dial, t.o.ReconnectMax, t.log)
+		if err != nil {
+			return nil, err
+		}
+		t.subConn = conn
+	}
+	s := newSubscriber(t, cfg)
+	t.subs[s] = struct{}{}
+	return s, nil
+}
+
+func (t *Transport) forget(s *Subscriber) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.subs, s)
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+// Close closes every subscriber (see Subscriber.Close), then the channels
+// and connections. Unacknowledged deliveries go back to their queues.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	subs := make([]*Subscriber, 0, len(t.subs))
+	for s := range t.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		if err := s.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if t.subConn != nil {
+		if err := t.subConn.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	t.pool.close()
+	t.admin.close()
+	if err := t.pubConn.close(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("amqp: close: %v", errs)
+	}
+	return nil
+}
