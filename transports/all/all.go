@@ -5,6 +5,6 @@
 package all
 
 import (
-	_ "github.com/busline/busline/transports/amqp" // amqp://, amqps://
+	_ "github.com/busline/busline/transports/amqp"   // amqp://, amqps://
 	_ "github.com/busline/busline/transports/memory" // memory://
 )
