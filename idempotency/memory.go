@@ -51,11 +51,17 @@ func (s *MemoryStore) Begin(_ context.Context, key string, leaseFor time.Duratio
 func (s *MemoryStore) Commit(_ context.Context, l Lease, retention time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	e, ok := s.keys[l.Key]
-	if !ok || e.token != l.Token || e.done {
+	// The key is ours while it holds our live-or-expired lease, or while
+	// nobody holds it; it is lost once done or claimed by another holder.
+	if ok && (e.done || e.token != l.Token) && now.Before(e.expires) {
 		return ErrLeaseLost
 	}
-	s.keys[l.Key] = memoryEntry{token: l.Token, done: true, expires: s.now().Add(retention)}
+	if ok && e.done && e.token == l.Token {
+		return ErrLeaseLost
+	}
+	s.keys[l.Key] = memoryEntry{token: l.Token, done: true, expires: now.Add(retention)}
 	return nil
 }
 

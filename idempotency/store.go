@@ -53,7 +53,9 @@ type Store interface {
 	// live lease exists.
 	Begin(ctx context.Context, key string, leaseFor time.Duration) (State, Lease, error)
 	// Commit marks the leased key done for retention. It fails with
-	// ErrLeaseLost when the lease expired and another holder took the key.
+	// ErrLeaseLost when the lease expired and another holder took the key,
+	// or when the key is already done; a lease that expired without being
+	// taken over still commits.
 	Commit(ctx context.Context, lease Lease, retention time.Duration) error
 	// Abort releases the lease so that a retry can claim the key at once.
 	// Aborting a lease that was lost is not an error.

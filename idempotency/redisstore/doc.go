@@ -1,0 +1,34 @@
+// Package redisstore is the Redis idempotency store: dedup shared by every
+// process of a consumer group that can reach one Redis.
+//
+// Importing it registers the redis:// and rediss:// schemes for
+// bus.Config.Idempotency:
+//
+//	import _ "github.com/busline/busline/idempotency/redisstore"
+//
+//	cfg.Idempotency = "redis://localhost:6379/0?prefix=myapp:dedup:"
+//
+// Each key "{group}:{event ID}" is one Redis string "{prefix}{group}:{event ID}":
+//
+//   - Begin is one round trip: SET key token NX PX lease GET, pipelined with
+//     PTTL key. A missing key becomes our lease (a random token that expires
+//     after the lease); an existing key is either the done marker (Done) or
+//     another holder's token (Held, with its remaining time).
+//   - Commit and Abort are one round trip each: a Lua script (EVALSHA, with
+//     EVAL when Redis lost the script cache) that checks the token first, so a
+//     holder whose lease expired and was taken over cannot mark the new
+//     holder's claim done, nor release it. Commit replaces the token with the
+//     done marker that expires after the retention.
+//
+// Redis decides expiry with its own clock; the done marker lives as long as
+// the retention (7 days by default), so memory grows with the number of
+// events handled in one retention window (about 100 bytes per key).
+//
+// Redis 7.0 or later runs Begin as SET ... NX GET; with an older server the
+// store switches to an equivalent Lua script on the first Begin.
+//
+// The store dedups handlers; it does not make their effects atomic with the
+// done mark: a process killed after its handler's effect and before Commit
+// leaves a lease that expires, and the event runs again. Use the Postgres
+// store (package pgstore) when the effects live in PostgreSQL.
+package redisstore

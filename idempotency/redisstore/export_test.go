@@ -1,0 +1,4 @@
+package redisstore
+
+// UseBeginScript makes s begin with the Lua script, as with Redis < 7.0.
+func UseBeginScript(s *Store) { s.legacy.Store(true) }
