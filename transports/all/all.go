@@ -5,6 +5,7 @@
 package all
 
 import (
-	_ "github.com/busline/busline/transports/amqp"   // amqp://, amqps://
-	_ "github.com/busline/busline/transports/memory" // memory://
+	_ "github.com/busline/busline/transports/amqp"        // amqp://, amqps://
+	_ "github.com/busline/busline/transports/memory"      // memory://
+	_ "github.com/busline/busline/transports/redisstream" // redis://, rediss://
 )

@@ -1,0 +1,303 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/transports"
+)
+
+// Defaults of the Busline options in a redis:// URL.
+const (
+	DefaultPrefix          = "busline:"
+	DefaultMaxLen          = 100_000
+	DefaultBlock           = 5 * time.Second
+	DefaultClusterBlock    = time.Second
+	DefaultConsumerIdle    = time.Hour
+	DefaultPublishBatch    = 256
+	DefaultPublishPipes    = 4
+	maxBatch               = 1000
+	minClaimInterval       = 20 * time.Millisecond
+	maxClaimInterval       = 30 * time.Second
+	defaultReleaseTimeout  = 5 * time.Second
+	maxConsumerCheckPeriod = 10 * time.Minute
+)
+
+// Options are the Busline settings of a Redis transport. Each has a URL
+// query parameter of the same name in snake case; the rest of the query
+// goes to go-redis (dial_timeout, read_timeout, pool_size, ...).
+type Options struct {
+	// Prefix starts every key: streams "{Prefix}{event}", dead letters
+	// "{Prefix}dead:{group}". URL: prefix. Default "busline:".
+	Prefix string
+	// MaxLen trims each event stream to about this many entries
+	// (XADD MAXLEN ~). 0 keeps every entry. URL: maxlen. Default 100000.
+	MaxLen int64
+	// MaxLenByEvent overrides MaxLen for single events.
+	// URL: maxlen.{event}=N, e.g. maxlen.competitor_prices.changed=5000.
+	MaxLenByEvent map[string]int64
+	// DeadMaxLen trims dead-letter streams (XADD MAXLEN ~). 0, the default,
+	// keeps every dead letter until it is replayed or purged. URL: dead_maxlen.
+	DeadMaxLen int64
+	// Batch is the most entries one XREADGROUP or XAUTOCLAIM asks for, and
+	// the most entries a subscriber reads ahead of its handlers. 0 uses the
+	// listener's Concurrency (at most 1000). URL: batch.
+	Batch int
+	// Block is the longest a read waits for new entries (XREADGROUP BLOCK).
+	// A standalone or Sentinel client interrupts the wait at once on
+	// close (CLIENT UNBLOCK); on a Cluster, close waits for it to end.
+	// URL: block. Default 5s (1s on a Cluster).
+	Block time.Duration
+	// ClaimInterval is how often a subscriber looks for entries idle longer
+	// than AckTimeout (XAUTOCLAIM). 0 uses AckTimeout/4, between 20ms and
+	// 30s. URL: claim_interval.
+	ClaimInterval time.Duration
+	// ConsumerIdle is how long a consumer must have been idle before a
+	// subscriber of its group deletes it, which it does only when the
+	// consumer holds no pending entry. A negative value never deletes
+	// consumers. URL: consumer_idle. Default 1h.
+	ConsumerIdle time.Duration
+	// PublishBatch is the most XADDs of concurrent Publish calls sent in one
+	// pipeline. URL: publish_batch. Default 256.
+	PublishBatch int
+	// PublishPipes is how many pipelines of Publish calls may be in flight
+	// at once. URL: publish_pipes. Default 4.
+	PublishPipes int
+}
+
+// DefaultOptions returns the options a redis:// URL without Busline
+// parameters gets.
+func DefaultOptions() Options {
+	return Options{
+		Prefix:       DefaultPrefix,
+		MaxLen:       DefaultMaxLen,
+		ConsumerIdle: DefaultConsumerIdle,
+		PublishBatch: DefaultPublishBatch,
+		PublishPipes: DefaultPublishPipes,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.PublishBatch <= 0 {
+		o.PublishBatch = d.PublishBatch
+	}
+	if o.PublishPipes <= 0 {
+		o.PublishPipes = d.PublishPipes
+	}
+	if o.ConsumerIdle == 0 {
+		o.ConsumerIdle = d.ConsumerIdle
+	}
+	if o.Batch > maxBatch {
+		o.Batch = maxBatch
+	}
+	return o
+}
+
+// maxLen is the trimming threshold of one event stream.
+func (o Options) maxLen(event string) int64 {
+	if n, ok := o.MaxLenByEvent[event]; ok {
+		return n
+	}
+	return o.MaxLen
+}
+
+// clientKind says which go-redis client a URL asks for.
+type clientKind int
+
+const (
+	standalone clientKind = iota
+	cluster
+	failover
+)
+
+// config is a parsed URL: the Busline options and the go-redis options of
+// the client kind the URL asks for.
+type config struct {
+	opts     Options
+	kind     clientKind
+	single   *redis.Options
+	clusterO *redis.ClusterOptions
+	failO    *redis.FailoverOptions
+}
+
+// parseURL splits a redis:// or rediss:// URL into Busline options and
+// go-redis options. cluster=true, or more than one addr=, asks for a Cluster
+// client; master_name= asks for a Sentinel (failover) client.
+func parseURL(u *url.URL) (config, error) {
+	c := config{opts: DefaultOptions()}
+	q := u.Query()
+	bad := func(key, val string, err error) error {
+		return fmt.Errorf("%w: redis option %s=%q: %w", transports.ErrInvalidURL, key, val, err)
+	}
+	take := func(key string) (string, bool) {
+		vs, ok := q[key]
+		delete(q, key)
+		if !ok || len(vs) == 0 {
+			return "", false
+		}
+		return vs[len(vs)-1], true
+	}
+	intOpt := func(key string, dst *int64, min int64) error {
+		v, ok := take(key)
+		if !ok {
+			return nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return bad(key, v, err)
+		}
+		if n < min {
+			return bad(key, v, fmt.Errorf("must be at least %d", min))
+		}
+		*dst = n
+		return nil
+	}
+	durOpt := func(key string, dst *time.Duration, allowNegative bool) error {
+		v, ok := take(key)
+		if !ok {
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return bad(key, v, err)
+		}
+		if d < 0 && !allowNegative {
+			return bad(key, v, fmt.Errorf("must not be negative"))
+		}
+		*dst = d
+		return nil
+	}
+	if v, ok := take("prefix"); ok {
+		c.opts.Prefix = v
+	}
+	var batch, publishBatch, publishPipes int64
+	for _, f := range []func() error{
+		func() error { return intOpt("maxlen", &c.opts.MaxLen, 0) },
+		func() error { return intOpt("dead_maxlen", &c.opts.DeadMaxLen, 0) },
+		func() error { return intOpt("batch", &batch, 0) },
+		func() error { return intOpt("publish_batch", &publishBatch, 0) },
+		func() error { return intOpt("publish_pipes", &publishPipes, 0) },
+		func() error { return durOpt("block", &c.opts.Block, false) },
+		func() error { return durOpt("claim_interval", &c.opts.ClaimInterval, false) },
+		func() error { return durOpt("consumer_idle", &c.opts.ConsumerIdle, true) },
+	} {
+		if err := f(); err != nil {
+			return config{}, err
+		}
+	}
+	c.opts.Batch, c.opts.PublishBatch, c.opts.PublishPipes = int(batch), int(publishBatch), int(publishPipes)
+	for key := range q {
+		event, ok := strings.CutPrefix(key, "maxlen.")
+		if !ok {
+			continue
+		}
+		var n int64
+		if err := intOpt(key, &n, 0); err != nil {
+			return config{}, err
+		}
+		if c.opts.MaxLenByEvent == nil {
+			c.opts.MaxLenByEvent = map[string]int64{}
+		}
+		c.opts.MaxLenByEvent[event] = n
+	}
+	isCluster := false
+	if v, ok := take("cluster"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return config{}, bad("cluster", v, err)
+		}
+		isCluster = b
+	}
+	_, isFailover := q["master_name"]
+	if !isFailover && len(q["addr"]) > 0 {
+		isCluster = true
+	}
+	c.opts = c.opts.withDefaults()
+
+	rest := *u
+	rest.RawQuery = q.Encode()
+	raw := rest.String()
+	var err error
+	switch {
+	case isFailover:
+		c.kind = failover
+		c.failO, err = redis.ParseFailoverURL(raw)
+	case isCluster:
+		c.kind = cluster
+		c.clusterO, err = redis.ParseClusterURL(raw)
+	default:
+		c.kind = standalone
+		c.single, err = redis.ParseURL(raw)
+	}
+	if err != nil {
+		// go-redis errors name the option, never the password.
+		return config{}, fmt.Errorf("%w: %w", transports.ErrInvalidURL, err)
+	}
+	if c.opts.Block == 0 {
+		c.opts.Block = DefaultBlock
+		if c.kind == cluster {
+			c.opts.Block = DefaultClusterBlock
+		}
+	}
+	return c, nil
+}
+
+// newClient opens the shared client of a transport.
+func (c config) newClient() redis.UniversalClient {
+	switch c.kind {
+	case cluster:
+		return redis.NewClusterClient(c.clusterO)
+	case failover:
+		return redis.NewFailoverClient(c.failO)
+	default:
+		return redis.NewClient(c.single)
+	}
+}
+
+// readerFactory returns a function that opens a client of one connection
+// for a subscription's blocking reads and reports that connection's client
+// ID to onID each time it (re)connects, so that the read can be interrupted
+// with CLIENT UNBLOCK. It returns nil for a Cluster, whose blocking reads
+// go through the shared client and end by timeout.
+func (c config) readerFactory() func(onID func(int64)) redis.UniversalClient {
+	hook := func(prev func(ctx context.Context, cn *redis.Conn) error, onID func(int64)) func(ctx context.Context, cn *redis.Conn) error {
+		return func(ctx context.Context, cn *redis.Conn) error {
+			if prev != nil {
+				if err := prev(ctx, cn); err != nil {
+					return err
+				}
+			}
+			id, err := cn.ClientID(ctx).Result()
+			if err != nil {
+				return err
+			}
+			onID(id)
+			return nil
+		}
+	}
+	switch c.kind {
+	case standalone:
+		return func(onID func(int64)) redis.UniversalClient {
+			o := *c.single
+			o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns, o.PipelinePoolSize = 1, 0, 1, 1, -1
+			o.OnConnect = hook(o.OnConnect, onID)
+			return redis.NewClient(&o)
+		}
+	case failover:
+		return func(onID func(int64)) redis.UniversalClient {
+			o := *c.failO
+			o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns, o.PipelinePoolSize = 1, 0, 1, 1, -1
+			o.OnConnect = hook(o.OnConnect, onID)
+			return redis.NewFailoverClient(&o)
+		}
+	default:
+		return nil
+	}
+}

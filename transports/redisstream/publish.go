@@ -1,0 +1,164 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/transports"
+)
+
+// publisher sends the XADDs of concurrent Publish calls in shared
+// pipelines: a few pipe goroutines each take every request waiting (up to
+// PublishBatch) and send them in one round trip. A lone Publish goes out at
+// once as a single XADD; under load, batches form by themselves, with no
+// timer adding latency.
+type publisher struct {
+	client   redis.UniversalClient
+	maxBatch int
+	reqs     chan *pubReq
+
+	mu       sync.RWMutex // held for reading by each Publish in flight
+	closed   bool
+	stop     chan struct{}
+	pipes    sync.WaitGroup
+	reqsPool sync.Pool
+}
+
+type pubReq struct {
+	ctx    context.Context
+	stream string
+	maxLen int64
+	values []any
+	done   chan error
+}
+
+func newPublisher(client redis.UniversalClient, o Options) *publisher {
+	p := &publisher{
+		client:   client,
+		maxBatch: o.PublishBatch,
+		reqs:     make(chan *pubReq, o.PublishBatch*o.PublishPipes),
+		stop:     make(chan struct{}),
+	}
+	p.reqsPool.New = func() any { return &pubReq{done: make(chan error, 1)} }
+	p.pipes.Add(o.PublishPipes)
+	for range o.PublishPipes {
+		go p.pipe()
+	}
+	return p
+}
+
+// publish appends msgs to stream and returns once Redis replied to each
+// XADD. A message whose context ends before it was queued is not sent.
+func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return transports.ErrClosed
+	}
+	reqs := make([]*pubReq, 0, len(msgs))
+	defer func() {
+		for _, r := range reqs {
+			p.reqsPool.Put(r)
+		}
+	}()
+	for _, msg := range msgs {
+		values, err := encode(msg)
+		if err != nil {
+			return err
+		}
+		r := p.reqsPool.Get().(*pubReq)
+		r.ctx, r.stream, r.maxLen, r.values = msg.Context(), stream, maxLen, values
+		reqs = append(reqs, r)
+	}
+	for _, r := range reqs {
+		select {
+		case p.reqs <- r:
+		case <-r.ctx.Done():
+			// Requests already queued still complete: wait for them so
+			// that none is reused while a pipe holds it.
+			p.waitQueued(reqs, r)
+			return fmt.Errorf("redisstream: publish to %s: %w", stream, r.ctx.Err())
+		}
+	}
+	var firstErr error
+	for i, r := range reqs {
+		if err := <-r.done; err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("redisstream: publish message %s to %s: %w", msgs[i].UUID, stream, err)
+		}
+	}
+	return firstErr
+}
+
+// waitQueued waits for the requests queued before stopAt.
+func (p *publisher) waitQueued(reqs []*pubReq, stopAt *pubReq) {
+	for _, r := range reqs {
+		if r == stopAt {
+			return
+		}
+		<-r.done
+	}
+}
+
+func (p *publisher) pipe() {
+	defer p.pipes.Done()
+	batch := make([]*pubReq, 0, p.maxBatch)
+	cmds := make([]*redis.StringCmd, 0, p.maxBatch)
+	for {
+		select {
+		case r := <-p.reqs:
+			batch = append(batch[:0], r)
+		case <-p.stop:
+			return
+		}
+	fill:
+		for len(batch) < p.maxBatch {
+			select {
+			case r := <-p.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 1 {
+			r := batch[0]
+			r.done <- p.client.XAdd(r.ctx, xaddArgs(r)).Err()
+			continue
+		}
+		// One pipeline for the batch. Its context is not any single
+		// caller's: a caller whose context ends stops waiting on its own.
+		pipe := p.client.Pipeline()
+		cmds = cmds[:0]
+		for _, r := range batch {
+			cmds = append(cmds, pipe.XAdd(context.WithoutCancel(r.ctx), xaddArgs(r)))
+		}
+		_, _ = pipe.Exec(context.Background())
+		for i, r := range batch {
+			r.done <- cmds[i].Err()
+		}
+	}
+}
+
+func xaddArgs(r *pubReq) *redis.XAddArgs {
+	a := &redis.XAddArgs{Stream: r.stream, Values: r.values}
+	if r.maxLen > 0 {
+		a.MaxLen, a.Approx = r.maxLen, true
+	}
+	return a
+}
+
+// close waits for the Publish calls in flight and stops the pipes.
+func (p *publisher) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stop)
+	p.pipes.Wait()
+}

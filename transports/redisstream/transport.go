@@ -1,0 +1,159 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/transports"
+)
+
+func init() {
+	transports.Register("redis", open)
+	transports.Register("rediss", open)
+}
+
+// Transport is the Redis Streams transport. It implements
+// transports.Transport and transports.DeadLetterStore. Make one by opening
+// a redis:// URL through the bus (or transports.Open), or with New.
+type Transport struct {
+	client    redis.UniversalClient
+	ownClient bool
+	opts      Options
+	log       *slog.Logger
+	// newReader opens a one-connection client for a subscription's blocking
+	// reads; nil on a Cluster.
+	newReader func(onID func(int64)) redis.UniversalClient
+
+	pub *publisher
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[*subscriber]struct{}
+}
+
+var (
+	_ transports.Transport       = (*Transport)(nil)
+	_ transports.DeadLetterStore = (*Transport)(nil)
+)
+
+func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports.Transport, error) {
+	cfg, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	client := cfg.newClient()
+	t, err := newTransport(ctx, client, cfg.opts, cfg.readerFactory(), o.Logger)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	t.ownClient = true
+	return t, nil
+}
+
+// New returns a transport on an existing client, which it does not close.
+// It checks that the server is Redis 6.2 or newer. Blocking reads go through
+// client and end by Options.Block, since New cannot open dedicated
+// connections on an arbitrary client.
+func New(ctx context.Context, client redis.UniversalClient, opts Options, logger *slog.Logger) (*Transport, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: redisstream.New: nil client", transports.ErrInvalidConfig)
+	}
+	if opts.Block == 0 {
+		opts.Block = DefaultClusterBlock
+	}
+	return newTransport(ctx, client, opts.withDefaults(), nil, logger)
+}
+
+func newTransport(ctx context.Context, client redis.UniversalClient, opts Options, newReader func(func(int64)) redis.UniversalClient, logger *slog.Logger) (*Transport, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := checkVersion(ctx, client); err != nil {
+		return nil, err
+	}
+	t := &Transport{
+		client:    client,
+		opts:      opts,
+		log:       logger,
+		newReader: newReader,
+		subs:      map[*subscriber]struct{}{},
+	}
+	t.pub = newPublisher(client, opts)
+	return t, nil
+}
+
+// Client returns the go-redis client the transport uses, for inspection tools.
+func (t *Transport) Client() redis.UniversalClient { return t.client }
+
+// Options returns the options the transport runs with.
+func (t *Transport) Options() Options { return t.opts }
+
+// StreamKey returns the key of the stream of event: "{prefix}{event}".
+func (t *Transport) StreamKey(event string) string { return t.opts.Prefix + event }
+
+// DeadLetterKey returns the key of the dead-letter stream of group:
+// "{prefix}dead:{group}".
+func (t *Transport) DeadLetterKey(group string) string { return t.opts.Prefix + "dead:" + group }
+
+// Publish appends each message to the stream of topic (XADD with MAXLEN ~)
+// and returns once Redis replied to every XADD: a nil error means every
+// message is in the stream. Concurrent calls share pipelines.
+func (t *Transport) Publish(topic string, msgs ...*message.Message) error {
+	return t.pub.publish(t.StreamKey(topic), t.opts.maxLen(topic), msgs)
+}
+
+// NewSubscriber returns a subscriber that reads as consumer cfg.Consumer of
+// consumer group cfg.Group.
+func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subscriber, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, transports.ErrClosed
+	}
+	s := &subscriber{t: t, cfg: cfg}
+	t.subs[s] = struct{}{}
+	return s, nil
+}
+
+func (t *Transport) forget(s *subscriber) {
+	t.mu.Lock()
+	delete(t.subs, s)
+	t.mu.Unlock()
+}
+
+// Close closes every subscriber still open (flushing their
+// acknowledgements), waits for Publish calls in flight, and closes the
+// client when the transport opened it. It is idempotent.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	subs := make([]*subscriber, 0, len(t.subs))
+	for s := range t.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Close())
+	}
+	t.pub.close()
+	if t.ownClient {
+		errs = append(errs, t.client.Close())
+	}
+	return errors.Join(errs...)
+}
