@@ -1,6 +1,8 @@
 package redisstream
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,52 +11,64 @@ import (
 
 // delIdleConsumer deletes consumer ARGV[2] of group ARGV[1] on stream
 // KEYS[1] only if it has no pending entry, atomically: a consumer that read
-// an entry between the check and the delete would lose it otherwise
-// (XGROUP DELCONSUMER drops the consumer's pending entries).
+// an entry between a check and the delete would lose it otherwise
+// (XGROUP DELCONSUMER drops the consumer's pending entries). It returns -1
+// when the consumer holds entries.
 var delIdleConsumer = redis.NewScript(`
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if #p > 0 then return -1 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 `)
 
-// janitor deletes the consumers of the group that have been idle longer
-// than Options.ConsumerIdle and hold no pending entry, at start and then
-// every ConsumerIdle/2 (at most every 10 minutes).
+// RemoveIdleConsumers deletes the consumers of group on the stream of topic
+// that have been idle for at least idle and hold no pending entry, and
+// returns their names. The pending check and the delete are one atomic
+// script, so a consumer that holds entries is never deleted.
+func (t *Transport) RemoveIdleConsumers(ctx context.Context, topic, group string, idle time.Duration) ([]string, error) {
+	return removeIdleConsumers(ctx, t.client, t.StreamKey(topic), group, idle, "")
+}
+
+func removeIdleConsumers(ctx context.Context, client redis.UniversalClient, stream, group string, idle time.Duration, skip string) ([]string, error) {
+	consumers, err := client.XInfoConsumers(ctx, stream, group).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstream: list consumers of %s on %s: %w", group, stream, err)
+	}
+	var removed []string
+	for _, c := range consumers {
+		if c.Name == skip || c.Pending > 0 || c.Idle < idle {
+			continue
+		}
+		n, err := delIdleConsumer.Run(ctx, client, []string{stream}, group, c.Name).Int64()
+		if err != nil {
+			return removed, fmt.Errorf("redisstream: delete consumer %s of %s on %s: %w", c.Name, group, stream, err)
+		}
+		if n >= 0 {
+			removed = append(removed, c.Name)
+		}
+	}
+	return removed, nil
+}
+
+// janitor deletes the consumers of the group, other than this one, that
+// have been idle longer than Options.ConsumerIdle and hold no pending
+// entry, at start and then every ConsumerIdle/2 (at most every 10 minutes).
 func (s *subscription) janitor() {
 	defer s.producers.Done()
 	idle := s.t.opts.ConsumerIdle
 	t := time.NewTicker(min(max(idle/2, time.Second), maxConsumerCheckPeriod))
 	defer t.Stop()
 	for {
-		s.removeIdleConsumers(idle)
+		removed, err := removeIdleConsumers(s.readCtx, s.client, s.stream, s.group, idle, s.consumer)
+		if err != nil && s.readCtx.Err() == nil && !isNoGroup(err) {
+			s.log.Warn("redisstream: remove idle consumers failed", slog.Any("error", err))
+		}
+		for _, name := range removed {
+			s.log.Info("redisstream: deleted idle consumer that held nothing", slog.String("idle_consumer", name))
+		}
 		select {
 		case <-t.C:
 		case <-s.readCtx.Done():
 			return
-		}
-	}
-}
-
-func (s *subscription) removeIdleConsumers(idle time.Duration) {
-	consumers, err := s.client.XInfoConsumers(s.readCtx, s.stream, s.group).Result()
-	if err != nil {
-		if s.readCtx.Err() == nil && !isNoGroup(err) {
-			s.log.Warn("redisstream: list consumers failed", slog.Any("error", err))
-		}
-		return
-	}
-	for _, c := range consumers {
-		if c.Name == s.consumer || c.Pending > 0 || c.Idle < idle {
-			continue
-		}
-		n, err := delIdleConsumer.Run(s.readCtx, s.client, []string{s.stream}, s.group, c.Name).Int64()
-		switch {
-		case err != nil:
-			if s.readCtx.Err() == nil {
-				s.log.Warn("redisstream: delete idle consumer failed", slog.String("idle_consumer", c.Name), slog.Any("error", err))
-			}
-		case n >= 0:
-			s.log.Info("redisstream: deleted idle consumer", slog.String("idle_consumer", c.Name), slog.Duration("idle", c.Idle))
 		}
 	}
 }

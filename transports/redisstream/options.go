@@ -301,3 +301,12 @@ func (c config) readerFactory() func(onID func(int64)) redis.UniversalClient {
 		return nil
 	}
 }
+
+// parseURLString parses a raw redis:// URL with parseURL.
+func parseURLString(raw string) (config, error) {
+	u, err := transports.ParseURL(raw)
+	if err != nil {
+		return config{}, err
+	}
+	return parseURL(u)
+}
