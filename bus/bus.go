@@ -241,6 +241,11 @@ func (b *Bus) handle(l *listenerSpec, msg *message.Message) {
 		msg.Ack()
 		return
 	}
+	if b.closed.Load() && b.handlerCtx.Err() != nil {
+		// Cancelled by shutdown: neither ack nor a delayed nack; the
+		// event stays pending and a restarted process takes it at once.
+		return
+	}
 	if info.RetryAfter <= 0 {
 		info.RetryAfter = l.opts.Retry.RedeliveryDelay(info.Attempt)
 	}

@@ -128,3 +128,12 @@ type DeadLetterStore interface {
 	// PurgeDeadLetters removes every dead letter of group and returns how many.
 	PurgeDeadLetters(ctx context.Context, group string) (int, error)
 }
+
+// ConsumerRemover is the capability of deleting stale consumers of a group.
+// A consumer that holds pending messages is never removed.
+type ConsumerRemover interface {
+	// RemoveIdleConsumers deletes the consumers of group on topic that have
+	// been idle longer than idle and hold no pending message, and returns
+	// their names.
+	RemoveIdleConsumers(ctx context.Context, topic, group string, idle time.Duration) ([]string, error)
+}

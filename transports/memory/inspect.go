@@ -99,30 +99,30 @@ func (b *Broker) Groups(topic string) []GroupInfo {
 	return out
 }
 
-// RemoveIdleConsumers deletes the consumers of every group that have no
-// live subscription, were idle longer than idle, and hold no pending entry.
-// A consumer that still holds pending entries is never removed. It returns
-// how many were removed.
-func (b *Broker) RemoveIdleConsumers(idle time.Duration) int {
+// RemoveIdleConsumers deletes the consumers of group on topic that have no
+// live subscription, were idle longer than idle and hold no pending entry.
+// A consumer that still holds pending entries is never removed.
+func (b *Broker) RemoveIdleConsumers(topic, group string, idle time.Duration) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	s := b.streams[topic]
+	if s == nil || s.groups[group] == nil {
+		return nil
+	}
+	g := s.groups[group]
 	now := b.now()
-	n := 0
-	for _, s := range b.streams {
-		for _, g := range s.groups {
-			held := map[string]bool{}
-			for _, pe := range g.pending {
-				held[pe.consumer] = true
-			}
-			for name, c := range g.consumers {
-				if c.open == 0 && !held[name] && now.Sub(c.lastSeen) > idle {
-					delete(g.consumers, name)
-					n++
-				}
-			}
+	held := map[string]bool{}
+	for _, pe := range g.pending {
+		held[pe.consumer] = true
+	}
+	var removed []string
+	for name, c := range g.consumers {
+		if c.open == 0 && !held[name] && now.Sub(c.lastSeen) > idle {
+			delete(g.consumers, name)
+			removed = append(removed, name)
 		}
 	}
-	return n
+	return removed
 }
 
 // DeadLetters returns up to limit dead letters of group, oldest first (limit <= 0: all).

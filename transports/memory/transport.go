@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -76,7 +77,13 @@ type Transport struct {
 var (
 	_ transports.Transport       = (*Transport)(nil)
 	_ transports.DeadLetterStore = (*Transport)(nil)
+	_ transports.ConsumerRemover = (*Transport)(nil)
 )
+
+// RemoveIdleConsumers implements transports.ConsumerRemover.
+func (t *Transport) RemoveIdleConsumers(_ context.Context, topic, group string, idle time.Duration) ([]string, error) {
+	return t.broker.RemoveIdleConsumers(topic, group, idle), nil
+}
 
 // New returns a transport on broker b.
 func New(b *Broker) *Transport {

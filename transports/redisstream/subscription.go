@@ -47,9 +47,9 @@ type subscription struct {
 	stopLife context.CancelFunc
 
 	tokens chan struct{}
-	ready  chan *entry    // entries read by the reader, in stream order
-	prio   chan *entry    // redeliveries and claimed entries: handed out first
-	space  chan struct{}  // the dispatcher took from ready
+	ready  chan *entry   // entries read by the reader, in stream order
+	prio   chan *entry   // redeliveries and claimed entries: handed out first
+	space  chan struct{} // the dispatcher took from ready
 	rd     *reader
 	sched  *scheduler
 	acks   *acker

@@ -1,0 +1,200 @@
+package bustest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/memory"
+)
+
+// Bus is a bus on a private memory broker, with recorders of what was
+// fired, handled and dead-lettered.
+type Bus struct {
+	*bus.Bus
+	broker *memory.Broker
+	url    string
+
+	mu      sync.Mutex
+	handled []Handled
+}
+
+// Handled records one handler call seen by the bus.
+type Handled struct {
+	ID      string
+	Event   string
+	Group   string
+	Attempt int
+	Err     error
+}
+
+// Fired is one event on the broker.
+type Fired struct {
+	ID       string
+	Event    string
+	Payload  []byte
+	Metadata map[string]string
+}
+
+// New returns a bus on a new private memory broker. cfg may be the zero
+// Config: Service defaults to "test", Process to "test-process" and the
+// logger discards below warnings. Transport is always the private broker.
+// The bus is closed when the test ends.
+func New(t testing.TB, cfg bus.Config) *Bus {
+	t.Helper()
+	name := "bustest-" + rand.Text()
+	url := "memory://" + name
+	if cfg.Service == "" {
+		cfg.Service = "test"
+	}
+	if cfg.Process == "" {
+		cfg.Process = "test-process"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	cfg.Transport = url
+	b, err := bus.New(cfg)
+	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	tb := &Bus{Bus: b, broker: memory.Named(name, 0), url: url}
+	b.Use(tb.record)
+	t.Cleanup(func() {
+		_ = b.Close()
+		memory.Forget(name)
+	})
+	return tb
+}
+
+// URL returns the memory:// URL of the private broker: another bus opened
+// with it (bus.Config.Transport) is another process of the same deployment.
+func (b *Bus) URL() string { return b.url }
+
+// Broker returns the memory broker, for inspection.
+func (b *Bus) Broker() *memory.Broker { return b.broker }
+
+// record is the middleware that sees every handler call.
+func (b *Bus) record(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		info := transports.Info(msg)
+		b.mu.Lock()
+		b.handled = append(b.handled, Handled{ID: msg.UUID, Event: info.Topic, Group: info.Group, Attempt: info.Attempt, Err: err})
+		b.mu.Unlock()
+		return out, err
+	}
+}
+
+// Start starts the bus or fails the test.
+func (b *Bus) Start(t testing.TB) {
+	t.Helper()
+	if err := b.Bus.Start(context.Background()); err != nil {
+		t.Fatalf("bustest: Start: %v", err)
+	}
+}
+
+// WaitIdle blocks until every fired event has been acknowledged or
+// dead-lettered by every consumer group (redeliveries after a backoff
+// included), or fails the test when ctx is done first. It waits on the
+// broker's change notifications, never on sleeps.
+func (b *Bus) WaitIdle(ctx context.Context) error {
+	for {
+		changed := b.broker.Changed()
+		if b.broker.Idle() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("bustest: bus not idle: %w", ctx.Err())
+		}
+	}
+}
+
+// MustWaitIdle is WaitIdle with a 10-second limit that fails the test.
+func (b *Bus) MustWaitIdle(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Fired returns the events fired on event (all events when event is ""), oldest first.
+func (b *Bus) Fired(event string) []Fired {
+	topics := []string{event}
+	if event == "" {
+		topics = b.broker.Topics()
+		slices.Sort(topics)
+	}
+	var out []Fired
+	for _, topic := range topics {
+		for _, m := range b.broker.Messages(topic) {
+			out = append(out, Fired{ID: m.UUID, Event: topic, Payload: m.Payload, Metadata: m.Metadata})
+		}
+	}
+	return out
+}
+
+// Handled returns the handler calls of group (all groups when group is ""), in order.
+func (b *Bus) Handled(group string) []Handled {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []Handled
+	for _, h := range b.handled {
+		if group == "" || h.Group == group {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// DeadLetters returns the dead letters of group.
+func (b *Bus) DeadLetters(group string) []transports.DeadLetter {
+	return b.broker.DeadLetters(group, 0)
+}
+
+// AssertFired fails the test unless n events were fired on event.
+func (b *Bus) AssertFired(t testing.TB, event string, n int) {
+	t.Helper()
+	if got := len(b.Fired(event)); got != n {
+		t.Errorf("bustest: %d events fired on %s, want %d", got, event, n)
+	}
+}
+
+// AssertHandled fails the test unless group's handler succeeded for n distinct events.
+func (b *Bus) AssertHandled(t testing.TB, group string, n int) {
+	t.Helper()
+	ok := map[string]bool{}
+	for _, h := range b.Handled(group) {
+		if h.Err == nil {
+			ok[h.ID] = true
+		}
+	}
+	if len(ok) != n {
+		t.Errorf("bustest: group %s handled %d events successfully, want %d", group, len(ok), n)
+	}
+}
+
+// AssertDeadLettered fails the test unless group has n dead letters.
+func (b *Bus) AssertDeadLettered(t testing.TB, group string, n int) {
+	t.Helper()
+	if got := len(b.DeadLetters(group)); got != n {
+		t.Errorf("bustest: group %s has %d dead letters, want %d", group, got, n)
+	}
+}

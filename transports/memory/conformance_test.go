@@ -1,0 +1,23 @@
+package memory_test
+
+import (
+	"crypto/rand"
+	"testing"
+
+	"github.com/busline/busline/transports/memory"
+	"github.com/busline/busline/transports/transporttest"
+)
+
+func TestConformance(t *testing.T) {
+	transporttest.Run(t, transporttest.Harness{
+		Name: "memory",
+		URL: func(t testing.TB) string {
+			name := "conformance-" + rand.Text()
+			t.Cleanup(func() { memory.Forget(name) })
+			return "memory://" + name
+		},
+		OwnPendingFirst: true,
+		Replay:          true,
+		Retention:       true,
+	})
+}

@@ -1,0 +1,269 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wrs "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/bus"
+)
+
+// benchPayload encodes to exactly 256 bytes of JSON.
+type benchPayload struct {
+	Data string `json:"data"`
+}
+
+var (
+	benchEvent    = bus.NewEvent[benchPayload]("bench", "happened")
+	benchData     = benchPayload{Data: strings.Repeat("x", 256-len(`{"data":""}`))}
+	benchRates    sync.Map // side name -> events/s of the last run
+	benchFirePool = 32     // goroutines firing, for both sides
+)
+
+// BenchmarkEndToEnd fires b.N events of 256 bytes from 32 goroutines and
+// measures until the listener handled the last one: Busline (bus package,
+// default chain with the memory idempotency store, default listener
+// options) against watermill-redisstream with its default publisher and
+// subscriber configs (one consumer group), on the same Redis in the same
+// run. It prints both rates and the ratio. Run with a fixed count:
+//
+//	go test -run '^$' -bench EndToEnd -benchtime 20000x ./transports/redisstream/
+func BenchmarkEndToEnd(b *testing.B) {
+	needRedis(b)
+	b.Run("watermill-redisstream", benchWatermill)
+	b.Run("busline", benchBusline)
+	w, ok1 := benchRates.Load("watermill-redisstream")
+	bl, ok2 := benchRates.Load("busline")
+	if ok1 && ok2 {
+		fmt.Printf("redis end to end, 256-byte events: busline %.0f events/s, watermill-redisstream %.0f events/s, ratio %.2fx\n",
+			bl.(float64), w.(float64), bl.(float64)/w.(float64))
+	}
+}
+
+// fireAll runs fire for i in [0, n) from benchFirePool goroutines.
+func fireAll(b *testing.B, n int, fire func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range benchFirePool {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fire(i); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func reportRate(b *testing.B, name string, n int, elapsed time.Duration) {
+	rate := float64(n) / elapsed.Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(0, "ns/op")
+	benchRates.Store(name, rate)
+}
+
+func newBenchBus(b *testing.B, url string) *bus.Bus {
+	bb, err := bus.New(bus.Config{Service: "bench", Process: "p1", Transport: url})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bb.Close() })
+	return bb
+}
+
+func benchBusline(b *testing.B) {
+	bb := newBenchBus(b, testURL(b, os.Getenv("BUSLINE_BENCH_QUERY")))
+	var handled atomic.Int64
+	done := make(chan struct{})
+	n := int64(b.N)
+	if err := bus.Listen(bb, benchEvent, "sink", func(ctx context.Context, d bus.Delivery[benchPayload]) error {
+		if handled.Add(1) == n {
+			close(done)
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := bb.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	fireAll(b, b.N, func(int) error {
+		_, err := bus.Fire(context.Background(), bb, benchEvent, benchData)
+		return err
+	})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("handled %d of %d", handled.Load(), n)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	reportRate(b, "busline", b.N, elapsed)
+}
+
+func benchWatermill(b *testing.B) {
+	stream := "bltest-" + randomHex(6) + ":bench"
+	b.Cleanup(func() { deletePrefix(b, testAddr(), stream) })
+	client := redis.NewClient(&redis.Options{Addr: testAddr()})
+	defer client.Close()
+	logger := watermill.NopLogger{}
+	pub, err := wrs.NewPublisher(wrs.PublisherConfig{Client: client}, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub, err := wrs.NewSubscriber(wrs.SubscriberConfig{Client: client, ConsumerGroup: "bench-sink"}, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, stream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < b.N; i++ {
+			m, ok := <-msgs
+			if !ok {
+				return
+			}
+			m.Ack()
+		}
+	}()
+	body := []byte(`{"data":"` + benchData.Data + `"}`)
+	b.ResetTimer()
+	start := time.Now()
+	fireAll(b, b.N, func(int) error {
+		return pub.Publish(stream, message.NewMessage(watermill.NewUUID(), body))
+	})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatal("the watermill-redisstream subscriber did not get every message")
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	reportRate(b, "watermill-redisstream", b.N, elapsed)
+	cancel()
+	_ = sub.Close() // closes client too
+}
+
+// BenchmarkLatency fires one event every millisecond (1k events/s) for
+// b.N events through Busline with the default chain and reports the fire
+// to handler latency, p50 and p99 (from ce-time, taken just before the
+// XADD, to the handler's start):
+//
+//	go test -run '^$' -bench Latency -benchtime 5000x ./transports/redisstream/
+func BenchmarkLatency(b *testing.B) {
+	needRedis(b)
+	bb := newBenchBus(b, testURL(b, ""))
+	lat := make([]time.Duration, 0, b.N)
+	var mu sync.Mutex
+	done := make(chan struct{})
+	if err := bus.Listen(bb, benchEvent, "sink", func(ctx context.Context, d bus.Delivery[benchPayload]) error {
+		l := time.Since(d.FiredAt)
+		mu.Lock()
+		lat = append(lat, l)
+		if len(lat) == b.N {
+			close(done)
+		}
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := bb.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	for range b.N {
+		<-tick.C
+		if _, err := bus.Fire(context.Background(), bb, benchEvent, benchData); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tick.Stop()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatal("not every event handled")
+	}
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lat)
+	p50, p99 := lat[len(lat)*50/100], lat[len(lat)*99/100]
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+	fmt.Printf("redis fire -> handler latency at 1k events/s over %d events: p50 %s, p99 %s, max %s\n", len(lat), p50, p99, lat[len(lat)-1])
+}
+
+// BenchmarkIdleListeners starts 10 listeners (one bus, 10 events) with
+// nothing to do and reports the CPU time the process uses while they
+// idle, as a percentage of one core:
+//
+//	go test -run '^$' -bench IdleListeners -benchtime 1x ./transports/redisstream/
+func BenchmarkIdleListeners(b *testing.B) {
+	needRedis(b)
+	window := 20 * time.Second
+	if testing.Short() {
+		window = 5 * time.Second
+	}
+	bb := newBenchBus(b, testURL(b, ""))
+	for i := range 10 {
+		ev := bus.NewEvent[benchPayload]("bench", fmt.Sprintf("idle_%d", i))
+		if err := bus.Listen(bb, ev, "sink", func(context.Context, bus.Delivery[benchPayload]) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := bb.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(time.Second) // let start-up work (own pending, first claims) finish
+	b.ResetTimer()
+	var pct float64
+	for range b.N {
+		before, t0 := cpuTime(), time.Now()
+		time.Sleep(window)
+		pct = 100 * float64(cpuTime()-before) / float64(time.Since(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(pct, "%core")
+	b.ReportMetric(0, "ns/op")
+	fmt.Printf("redis: 10 idle listeners use %.3f%% of a core (over %s)\n", pct, window)
+}
+
+// cpuTime is the user+system CPU time of this process.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
