@@ -23,6 +23,7 @@ const (
 	DefaultPublishBatch    = 256
 	DefaultPublishPipes    = 4
 	maxBatch               = 1000
+	readAhead              = 4 // default Batch: this many times Concurrency
 	minClaimInterval       = 20 * time.Millisecond
 	maxClaimInterval       = 30 * time.Second
 	defaultReleaseTimeout  = 5 * time.Second
@@ -46,7 +47,8 @@ type Options struct {
 	// keeps every dead letter until it is replayed or purged. URL: dead_maxlen.
 	DeadMaxLen int64
 	// Batch is the most entries one XREADGROUP or XAUTOCLAIM asks for, and
-	// the most entries a subscriber reads ahead of its handlers. 0 uses the
+	// the most entries a subscriber reads ahead of its handlers; it reads
+	// again when half of them were handed out. 0 uses 4 times the
 	// listener's Concurrency (at most 1000). URL: batch.
 	Batch int
 	// Block is the longest a read waits for new entries (XREADGROUP BLOCK).

@@ -71,7 +71,7 @@ type entry struct {
 func newSubscription(t *Transport, cfg transports.SubscriberConfig, topic, stream string) *subscription {
 	batch := t.opts.Batch
 	if batch <= 0 {
-		batch = min(cfg.Concurrency, maxBatch)
+		batch = min(readAhead*cfg.Concurrency, maxBatch)
 	}
 	claimEvery := t.opts.ClaimInterval
 	if claimEvery <= 0 {
