@@ -1,10 +1,10 @@
 package amqp
 
 import (
-	"os"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"

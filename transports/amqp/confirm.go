@@ -97,13 +97,13 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 	slot := p.slots[int(p.next.Add(1))%len(p.slots)]
 	ch, err := slot.channel(conn)
 	if err != nil {
-		return err
+		return lost(conn, err)
 	}
 	pending := make([]*amqp091.DeferredConfirmation, 0, len(pubs))
 	for _, pub := range pubs {
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, pub)
 		if err != nil {
-			return fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, err)
+			return lost(conn, fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, err))
 		}
 		pending = append(pending, dc)
 	}
@@ -120,6 +120,14 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 		}
 	}
 	return nil
+}
+
+// lost marks err with ErrNotConnected when conn has died meanwhile.
+func lost(conn *amqp091.Connection, err error) error {
+	if conn.IsClosed() && !errors.Is(err, ErrNotConnected) {
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	}
+	return err
 }
 
 func (p *confirmPool) close() {

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -63,14 +64,14 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		ctx: runCtx, cancel: cancel,
 		log: s.t.log.With(slog.String("group", s.cfg.Group), slog.String("event", topic)),
 	}
-	deliveries, ak, err := sub.start(conn)
+	deliveries, err := sub.start(conn)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("amqp: subscribe %s for %s: %w", topic, s.cfg.Group, err)
 	}
 	s.subs = append(s.subs, sub)
 	s.wg.Add(1)
-	go sub.run(deliveries, ak)
+	go sub.run(deliveries)
 	return sub.out, nil
 }
 
@@ -133,54 +134,43 @@ type subscription struct {
 
 	mu sync.Mutex
 	ch *amqp091.Channel
-	ak *acker // settles the deliveries of ch
 }
 
-// start declares the topology on conn and starts a consumer on a new
-// channel, with an acker for its deliveries.
-func (sub *subscription) start(conn *amqp091.Connection) (<-chan amqp091.Delivery, *acker, error) {
+// start declares the topology on conn and starts a consumer on a new channel.
+func (sub *subscription) start(conn *amqp091.Connection) (<-chan amqp091.Delivery, error) {
 	s := sub.s
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, nil, fmt.Errorf("amqp: open channel: %w", err)
+		return nil, fmt.Errorf("amqp: open channel: %w", err)
 	}
 	if err := s.t.tp.declareGroup(ch, s.cfg.Group, sub.topic); err != nil {
 		_ = ch.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	prefetch := max(s.t.o.Prefetch, s.cfg.Concurrency)
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		_ = ch.Close()
-		return nil, nil, fmt.Errorf("amqp: set prefetch %d: %w", prefetch, err)
+		return nil, fmt.Errorf("amqp: set prefetch %d: %w", prefetch, err)
 	}
 	deliveries, err := ch.Consume(sub.queue, s.cfg.Consumer, false, false, false, false, nil)
 	if err != nil {
 		_ = ch.Close()
-		return nil, nil, fmt.Errorf("amqp: consume %q: %w", sub.queue, err)
+		return nil, fmt.Errorf("amqp: consume %q: %w", sub.queue, err)
 	}
-	ak := newAcker(ch, prefetch, sub.log)
 	sub.mu.Lock()
-	oldCh, oldAk := sub.ch, sub.ak
-	sub.ch, sub.ak = ch, ak
+	old := sub.ch
+	sub.ch = ch
 	sub.mu.Unlock()
-	if oldAk != nil {
-		oldAk.close()
+	if old != nil && !old.IsClosed() {
+		_ = old.Close()
 	}
-	if oldCh != nil && !oldCh.IsClosed() {
-		_ = oldCh.Close()
-	}
-	return deliveries, ak, nil
+	return deliveries, nil
 }
 
-// closeChannel flushes the settlements made and closes the channel: the
-// deliveries not settled go back to the queue.
 func (sub *subscription) closeChannel() {
 	sub.mu.Lock()
-	ch, ak := sub.ch, sub.ak
+	ch := sub.ch
 	sub.mu.Unlock()
-	if ak != nil {
-		ak.close()
-	}
 	if ch != nil && !ch.IsClosed() {
 		_ = ch.Close()
 	}
@@ -188,11 +178,11 @@ func (sub *subscription) closeChannel() {
 
 // run hands deliveries out until the subscription stops, consuming again
 // after every reconnection (topology declared again).
-func (sub *subscription) run(deliveries <-chan amqp091.Delivery, ak *acker) {
+func (sub *subscription) run(deliveries <-chan amqp091.Delivery) {
 	defer sub.s.wg.Done()
 	defer close(sub.out)
 	for {
-		if sub.pump(deliveries, ak) {
+		if sub.pump(deliveries) {
 			return
 		}
 		sub.log.Warn("amqp: consumer channel lost; consuming again once reconnected")
@@ -202,7 +192,7 @@ func (sub *subscription) run(deliveries <-chan amqp091.Delivery, ak *acker) {
 				return
 			}
 			var serr error
-			if deliveries, ak, serr = sub.start(conn); serr == nil {
+			if deliveries, serr = sub.start(conn); serr == nil {
 				sub.log.Info("amqp: consuming again")
 				break
 			}
@@ -218,17 +208,16 @@ func (sub *subscription) run(deliveries <-chan amqp091.Delivery, ak *acker) {
 
 // pump hands out deliveries until the channel is lost (false) or the
 // subscription stops (true).
-func (sub *subscription) pump(deliveries <-chan amqp091.Delivery, ak *acker) (stopped bool) {
+func (sub *subscription) pump(deliveries <-chan amqp091.Delivery) (stopped bool) {
 	for {
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
 				return sub.ctx.Err() != nil
 			}
-			ak.track(d.DeliveryTag)
-			sub.deliver(d, ak)
+			sub.deliver(d)
 		case <-sub.ctx.Done():
-			sub.stopConsuming(deliveries, ak)
+			sub.stopConsuming(deliveries)
 			return true
 		}
 	}
@@ -236,7 +225,7 @@ func (sub *subscription) pump(deliveries <-chan amqp091.Delivery, ak *acker) (st
 
 // stopConsuming cancels the consumer and returns the deliveries the client
 // buffered but never handed out.
-func (sub *subscription) stopConsuming(deliveries <-chan amqp091.Delivery, ak *acker) {
+func (sub *subscription) stopConsuming(deliveries <-chan amqp091.Delivery) {
 	sub.mu.Lock()
 	ch := sub.ch
 	sub.mu.Unlock()
@@ -247,8 +236,7 @@ func (sub *subscription) stopConsuming(deliveries <-chan amqp091.Delivery, ak *a
 		return
 	}
 	for d := range deliveries {
-		ak.track(d.DeliveryTag)
-		ak.nack(d.DeliveryTag)
+		_ = d.Nack(false, true)
 	}
 }
 
@@ -271,7 +259,7 @@ func attempt(d amqp091.Delivery) int {
 }
 
 // deliver hands d out as a message, or settles it at once.
-func (sub *subscription) deliver(d amqp091.Delivery, ak *acker) {
+func (sub *subscription) deliver(d amqp091.Delivery) {
 	s := sub.s
 	n := attempt(d)
 	if d.Redelivered && s.t.o.QueueType == QueueClassic {
@@ -279,7 +267,6 @@ func (sub *subscription) deliver(d amqp091.Delivery, ak *acker) {
 		// message, so that a process crashing on it again and again still
 		// reaches MaxDeliveries.
 		if sub.restamp(d, n) {
-			ak.ack(d.DeliveryTag)
 			return
 		}
 	}
@@ -289,23 +276,23 @@ func (sub *subscription) deliver(d amqp091.Delivery, ak *acker) {
 	select {
 	case sub.slots <- struct{}{}:
 	case <-sub.ctx.Done():
-		ak.nack(d.DeliveryTag)
+		_ = d.Nack(false, true)
 		return
 	}
 	select {
 	case sub.out <- msg:
 	case <-sub.ctx.Done():
 		<-sub.slots
-		ak.nack(d.DeliveryTag)
+		_ = d.Nack(false, true)
 		return
 	}
 	s.wg.Add(1)
-	go sub.settle(d, msg, info, ak)
+	go sub.settle(d, msg, info)
 }
 
 // restamp republishes a redelivered message at the tail of the group queue
-// with its attempt number in x-busline-attempt; the caller then acks the
-// original. False when that failed: the delivery is then handed out as it is.
+// with its attempt number in x-busline-attempt, then acks the original.
+// False when that failed: the delivery is then handed out as it is.
 func (sub *subscription) restamp(d amqp091.Delivery, n int) bool {
 	pub := republishing(d, map[string]string{HeaderAttempt: strconv.Itoa(n)})
 	ctx, cancel := context.WithTimeout(context.Background(), sub.s.t.o.ConfirmTimeout)
@@ -314,28 +301,38 @@ func (sub *subscription) restamp(d amqp091.Delivery, n int) bool {
 		sub.log.Debug("amqp: could not record the redelivery count", slog.Any("error", err))
 		return false
 	}
+	if err := d.Ack(false); err != nil {
+		sub.log.Debug("amqp: ack after recording the redelivery count", slog.Any("error", err))
+	}
 	return true
 }
 
 // settle waits until the bus acks or nacks msg and tells the broker. On
 // Close it still sends an ack or nack already made; a message neither
 // acked nor nacked is left to return to the queue when the channel closes.
-func (sub *subscription) settle(d amqp091.Delivery, msg *message.Message, info *transports.DeliveryInfo, ak *acker) {
+func (sub *subscription) settle(d amqp091.Delivery, msg *message.Message, info *transports.DeliveryInfo) {
 	defer sub.s.wg.Done()
 	defer func() { <-sub.slots }()
 	select {
 	case <-msg.Acked():
-		ak.ack(d.DeliveryTag)
+		sub.ack(d)
 	case <-msg.Nacked():
-		sub.retry(d, info, ak)
+		sub.retry(d, info)
 	case <-sub.s.closing:
 		select {
 		case <-msg.Acked():
-			ak.ack(d.DeliveryTag)
+			sub.ack(d)
 		case <-msg.Nacked():
-			sub.retry(d, info, ak)
+			sub.retry(d, info)
 		default:
 		}
+	}
+}
+
+func (sub *subscription) ack(d amqp091.Delivery) {
+	if err := d.Ack(false); err != nil {
+		// The channel is gone: the broker has put the message back already.
+		sub.log.Debug("amqp: ack failed; the event will be delivered again", slog.Any("error", err))
 	}
 }
 
@@ -343,7 +340,7 @@ func (sub *subscription) settle(d amqp091.Delivery, msg *message.Message, info *
 // to the retry ladder) with the next attempt number, then acks it. If that
 // fails the delivery is nacked back to the queue, which counts as a
 // delivery too.
-func (sub *subscription) retry(d amqp091.Delivery, info *transports.DeliveryInfo, ak *acker) {
+func (sub *subscription) retry(d amqp091.Delivery, info *transports.DeliveryInfo) {
 	s := sub.s
 	delay := info.RetryAfter
 	if delay <= 0 {
@@ -360,8 +357,10 @@ func (sub *subscription) retry(d amqp091.Delivery, info *transports.DeliveryInfo
 	if err := s.t.publishToQueue(ctx, queue, s.t.tp.delayArgs(s.cfg.Group, step), pub); err != nil {
 		sub.log.Warn("amqp: could not delay the redelivery; returning the event to the queue",
 			slog.String("delay_queue", queue), slog.Any("error", err))
-		ak.nack(d.DeliveryTag)
+		if nerr := d.Nack(false, true); nerr != nil && !errors.Is(nerr, amqp091.ErrClosed) {
+			sub.log.Debug("amqp: nack failed", slog.Any("error", nerr))
+		}
 		return
 	}
-	ak.ack(d.DeliveryTag)
+	sub.ack(d)
 }
