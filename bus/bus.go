@@ -200,8 +200,10 @@ func (b *Bus) Start(ctx context.Context) error {
 			b.abortStart()
 			return fmt.Errorf("bus: listener %q: subscribe to %s: %w", l.name, l.topic, err)
 		}
-		b.readers.Add(1)
-		go b.read(l, msgs)
+		b.readers.Add(l.opts.Concurrency)
+		for range l.opts.Concurrency {
+			go b.read(l, msgs)
+		}
 		b.log.Debug("listener started", slog.String("listener", l.name), slog.String("group", l.group), slog.String("event", l.topic))
 	}
 	return nil
@@ -216,13 +218,14 @@ func (b *Bus) abortStart() {
 	b.readers.Wait()
 }
 
-// read hands every message of one subscription to its own goroutine; the
-// transport bounds how many are in flight (Concurrency).
+// read is one of a listener's Concurrency workers: it runs messages of the
+// subscription through the chain until the subscription ends. The
+// transport bounds how many messages are in flight to the same number.
 func (b *Bus) read(l *listenerSpec, msgs <-chan *message.Message) {
 	defer b.readers.Done()
 	for msg := range msgs {
 		b.inflight.Add(1)
-		go b.handle(l, msg)
+		b.handle(l, msg)
 	}
 }
 

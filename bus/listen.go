@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -76,7 +75,7 @@ func Listen[T any](b *Bus, e Event[T], listener string, h Handler[T], opts ...Li
 			ID:       msg.UUID,
 			Event:    topic,
 			Payload:  payload,
-			Metadata: maps.Clone(map[string]string(msg.Metadata)),
+			Metadata: msg.Metadata,
 			FiredAt:  firedAt(msg),
 			Attempt:  info.Attempt,
 			Group:    group,

@@ -61,6 +61,10 @@ func Attempts() message.HandlerMiddleware {
 
 // finishContext is for work that must happen even when the handler's
 // context is done: committing, aborting, rolling back.
+// A live context is used as it is (no timer per event on the hot path).
 func finishContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx.Err() == nil {
+		return ctx, func() {}
+	}
 	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }

@@ -21,7 +21,8 @@ type Broker struct {
 	dead    map[string][]deadEntry
 	deadSeq uint64
 	maxLen  int
-	changed chan struct{} // closed and replaced on every change
+	changed chan struct{} // closed and replaced on a change once somebody took it
+	watched bool          // Changed handed out the current channel
 	now     func() time.Time
 }
 
@@ -42,8 +43,31 @@ func NewBroker(maxLen int) *Broker {
 
 type entry struct {
 	seq uint64
-	msg *message.Message // immutable: copied on the way in and out
+	msg *stored
 	at  time.Time
+}
+
+// stored is an immutable copy of a message: copied on the way in and out.
+type stored struct {
+	uuid     string
+	metadata message.Metadata
+	payload  []byte
+}
+
+// store keeps m's metadata map: a published message belongs to the broker
+// (Watermill's rule: a message must not be changed after Publish).
+func store(m *message.Message) *stored {
+	return &stored{uuid: m.UUID, metadata: m.Metadata, payload: m.Payload}
+}
+
+// message returns a new message with a copy of the metadata.
+func (s *stored) message() *message.Message {
+	m := message.NewMessage(s.uuid, s.payload)
+	m.Metadata = make(message.Metadata, len(s.metadata))
+	for k, v := range s.metadata {
+		m.Metadata[k] = v
+	}
+	return m
 }
 
 type stream struct {
@@ -70,7 +94,8 @@ type group struct {
 	// replaySeq numbers entries replayed from dead letters; they live
 	// only in pending, in a sequence space above every stream entry.
 	replaySeq uint64
-	wake      chan struct{} // closed and replaced when the group changes
+	wake      chan struct{} // closed and replaced when the group changes while a reader waits
+	waiting   bool
 	consumers map[string]*consumer
 }
 
@@ -82,7 +107,7 @@ type consumer struct {
 
 type pendingEntry struct {
 	seq        uint64
-	msg        *message.Message
+	msg        *stored
 	consumer   string
 	deliveries int
 	delivered  time.Time // last delivery (idle time is measured from here)
@@ -97,18 +122,30 @@ type deadEntry struct {
 	reason   string
 	attempts int
 	at       time.Time
-	msg      *message.Message
+	msg      *stored
 }
 
 // notifyLocked wakes everything waiting for a change of the broker.
 func (b *Broker) notifyLocked() {
-	close(b.changed)
-	b.changed = make(chan struct{})
+	if b.watched {
+		close(b.changed)
+		b.changed = make(chan struct{})
+		b.watched = false
+	}
 }
 
 func (g *group) wakeLocked() {
-	close(g.wake)
-	g.wake = make(chan struct{})
+	if g.waiting {
+		close(g.wake)
+		g.wake = make(chan struct{})
+		g.waiting = false
+	}
+}
+
+// waitLocked returns the channel closed at the group's next change.
+func (g *group) waitLocked() <-chan struct{} {
+	g.waiting = true
+	return g.wake
 }
 
 func (b *Broker) streamLocked(name string) *stream {
@@ -127,7 +164,7 @@ func (b *Broker) append(topic string, msgs []*message.Message) {
 	s := b.streamLocked(topic)
 	now := b.now()
 	for _, m := range msgs {
-		s.entries = append(s.entries, entry{seq: s.next, msg: copyMessage(m), at: now})
+		s.entries = append(s.entries, entry{seq: s.next, msg: store(m), at: now})
 		s.next++
 	}
 	// Trim approximately, in chunks, so that appends stay O(1) amortised.
@@ -278,7 +315,7 @@ func (b *Broker) deadLetter(group, topic string, msg *message.Message, reason st
 	b.deadSeq++
 	b.dead[group] = append(b.dead[group], deadEntry{
 		id: strconv.FormatUint(b.deadSeq, 10), group: group, topic: topic, reason: reason,
-		attempts: attempts, at: b.now(), msg: copyMessage(msg),
+		attempts: attempts, at: b.now(), msg: store(msg),
 	})
 	b.notifyLocked()
 }
@@ -309,13 +346,4 @@ func (b *Broker) replay(groupName, id string) error {
 	g.wakeLocked()
 	b.notifyLocked()
 	return nil
-}
-
-func copyMessage(m *message.Message) *message.Message {
-	c := message.NewMessage(m.UUID, m.Payload)
-	c.Metadata = make(message.Metadata, len(m.Metadata))
-	for k, v := range m.Metadata {
-		c.Metadata[k] = v
-	}
-	return c
 }

@@ -14,6 +14,7 @@ import (
 func (b *Broker) Changed() <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.watched = true
 	return b.changed
 }
 
@@ -42,7 +43,7 @@ func (b *Broker) Messages(topic string) []*message.Message {
 	}
 	out := make([]*message.Message, len(s.entries))
 	for i, e := range s.entries {
-		out[i] = copyMessage(e.msg)
+		out[i] = e.msg.message()
 	}
 	return out
 }
@@ -137,7 +138,7 @@ func (b *Broker) DeadLetters(group string, limit int) []transports.DeadLetter {
 	for i, d := range list {
 		out[i] = transports.DeadLetter{
 			ID: d.id, Group: d.group, Reason: d.reason, Attempts: d.attempts,
-			DeadAt: d.at, Topic: d.topic, Message: copyMessage(d.msg),
+			DeadAt: d.at, Topic: d.topic, Message: d.msg.message(),
 		}
 	}
 	return out

@@ -46,8 +46,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 
 	out := make(chan *message.Message)
 	sub := &subscription{s: s, g: g, topic: topic, out: out, slots: make(chan struct{}, s.cfg.Concurrency)}
-	s.wg.Add(1)
-	go sub.read(ctx)
+	sub.start(ctx)
 	return out, nil
 }
 
@@ -70,16 +69,38 @@ func (s *Subscriber) Close() error {
 }
 
 type subscription struct {
-	s     *Subscriber
-	g     *group
-	topic string
-	out   chan *message.Message
-	slots chan struct{} // one token per message in flight
+	s      *Subscriber
+	g      *group
+	topic  string
+	out    chan *message.Message
+	slots  chan struct{} // one token per message in flight
+	handed chan handedOut
 }
 
+// handedOut is a message given to the consumer and not yet settled.
+type handedOut struct {
+	msg  *message.Message
+	info *transports.DeliveryInfo
+	pe   *pendingEntry
+}
+
+func (sub *subscription) start(ctx context.Context) {
+	n := cap(sub.slots)
+	sub.handed = make(chan handedOut, n)
+	sub.s.wg.Add(1 + n)
+	for range n {
+		go sub.settleLoop()
+	}
+	go sub.read(ctx)
+}
+
+// read takes entries while a slot is free and hands them out; it stops on
+// ctx or Close. Settling continues in the settle loops until every handed
+// out message was acked, nacked, or the subscriber closed.
 func (sub *subscription) read(ctx context.Context) {
 	s, b, g := sub.s, sub.s.t.broker, sub.g
 	defer s.wg.Done()
+	defer close(sub.handed)
 	defer close(sub.out)
 	defer func() {
 		b.mu.Lock()
@@ -105,7 +126,10 @@ func (sub *subscription) read(ctx context.Context) {
 		}
 		b.mu.Lock()
 		pe, next := b.takeLocked(g, s.cfg.Consumer, s.cfg.AckTimeout)
-		wake := g.wake
+		var wake <-chan struct{}
+		if pe == nil {
+			wake = g.waitLocked()
+		}
 		b.mu.Unlock()
 		if pe == nil {
 			<-sub.slots
@@ -127,15 +151,9 @@ func (sub *subscription) read(ctx context.Context) {
 			case <-s.closing:
 				return
 			}
-			if timer != nil && !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
 			continue
 		}
-		msg := copyMessage(pe.msg)
+		msg := pe.msg.message()
 		info := &transports.DeliveryInfo{Attempt: pe.deliveries, Topic: sub.topic, Group: g.name}
 		msg.SetContext(transports.WithDeliveryInfo(context.Background(), info))
 		select {
@@ -149,31 +167,32 @@ func (sub *subscription) read(ctx context.Context) {
 			<-sub.slots
 			return
 		}
-		s.wg.Add(1)
-		go sub.await(msg, info, pe)
+		sub.handed <- handedOut{msg: msg, info: info, pe: pe}
 	}
 }
 
-// await settles one handed-out message when it is acked or nacked, or
-// releases it when the subscriber closes first.
-func (sub *subscription) await(msg *message.Message, info *transports.DeliveryInfo, pe *pendingEntry) {
+// settleLoop settles handed-out messages when they are acked or nacked, or
+// releases them when the subscriber closes first.
+func (sub *subscription) settleLoop() {
 	defer sub.s.wg.Done()
-	defer func() { <-sub.slots }()
 	b := sub.s.t.broker
-	select {
-	case <-msg.Acked():
-		b.settle(sub.g, pe, true, 0)
-	case <-msg.Nacked():
-		b.settle(sub.g, pe, false, retryAfter(info))
-	case <-sub.s.closing:
+	for h := range sub.handed {
 		select {
-		case <-msg.Acked():
-			b.settle(sub.g, pe, true, 0)
-		case <-msg.Nacked():
-			b.settle(sub.g, pe, false, retryAfter(info))
-		default:
-			b.settle(sub.g, pe, false, 0)
+		case <-h.msg.Acked():
+			b.settle(sub.g, h.pe, true, 0)
+		case <-h.msg.Nacked():
+			b.settle(sub.g, h.pe, false, retryAfter(h.info))
+		case <-sub.s.closing:
+			select {
+			case <-h.msg.Acked():
+				b.settle(sub.g, h.pe, true, 0)
+			case <-h.msg.Nacked():
+				b.settle(sub.g, h.pe, false, retryAfter(h.info))
+			default:
+				b.settle(sub.g, h.pe, false, 0)
+			}
 		}
+		<-sub.slots
 	}
 }
 
