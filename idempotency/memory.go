@@ -2,8 +2,7 @@ package idempotency
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -16,6 +15,7 @@ type MemoryStore struct {
 	keys   map[string]memoryEntry
 	now    func() time.Time
 	ops    int
+	seq    uint64 // lease tokens: unique within the store
 	closed bool
 }
 
@@ -42,7 +42,8 @@ func (s *MemoryStore) Begin(_ context.Context, key string, leaseFor time.Duratio
 		}
 		return Held, Lease{Key: key, Expires: e.expires}, nil
 	}
-	l := Lease{Key: key, Token: newToken(), Expires: now.Add(leaseFor)}
+	s.seq++
+	l := Lease{Key: key, Token: strconv.FormatUint(s.seq, 36), Expires: now.Add(leaseFor)}
 	s.keys[key] = memoryEntry{token: l.Token, expires: l.Expires}
 	return Fresh, l, nil
 }
@@ -98,10 +99,4 @@ func (s *MemoryStore) sweepLocked(now time.Time) {
 			delete(s.keys, k)
 		}
 	}
-}
-
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
