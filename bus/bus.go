@@ -260,7 +260,8 @@ func (b *Bus) handle(l *listenerSpec, msg *message.Message) {
 
 // Run starts the bus, blocks until ctx is done, then closes it.
 func (b *Bus) Run(ctx context.Context) error {
-	if err := b.Start(ctx); err != nil {
+	if err := b.Start(context.WithoutCancel(ctx)); err != nil {
+		_ = b.Close()
 		return err
 	}
 	<-ctx.Done()

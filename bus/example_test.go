@@ -1,0 +1,79 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/busline/busline/bus"
+	_ "github.com/busline/busline/transports/memory"
+)
+
+type PriceChanged struct {
+	Product string  `json:"product"`
+	Price   float64 `json:"price"`
+}
+
+var PricesChanged = bus.NewEvent[PriceChanged]("competitor_prices", "changed")
+
+// A service fires an event and two listeners of another service each get
+// their own copy.
+func Example() {
+	ctx := context.Background()
+	b, err := bus.New(bus.Config{Service: "price-monitor", Transport: "memory://"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	done := make(chan string, 2)
+	for _, listener := range []string{"send-price-alerts", "update-db"} {
+		err := bus.Listen(b, PricesChanged, listener, func(ctx context.Context, d bus.Delivery[PriceChanged]) error {
+			done <- fmt.Sprintf("%s got %s %.2f", d.Group, d.Payload.Product, d.Payload.Price)
+			return nil
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := bus.Fire(ctx, b, PricesChanged, PriceChanged{"grinder", 89.99}); err != nil {
+		log.Fatal(err)
+	}
+	got := map[string]bool{<-done: true, <-done: true}
+	fmt.Println(got["price-monitor-send-price-alerts got grinder 89.99"], got["price-monitor-update-db got grinder 89.99"])
+	// Output: true true
+}
+
+func ExampleNewEvent() {
+	e := bus.NewEvent[PriceChanged]("competitor_prices", "changed")
+	fmt.Println(e.Name())
+	// Output: competitor_prices.changed
+}
+
+func ExamplePermanent() {
+	handler := func(ctx context.Context, d bus.Delivery[PriceChanged]) error {
+		if d.Payload.Price < 0 {
+			// Retrying will not fix a negative price: dead-letter it now.
+			return bus.Permanent(fmt.Errorf("negative price %v", d.Payload.Price))
+		}
+		return nil
+	}
+	err := handler(context.Background(), bus.Delivery[PriceChanged]{Payload: PriceChanged{Price: -1}})
+	fmt.Println(err)
+	// Output: permanent: negative price -1
+}
+
+func ExampleConfigFromEnv() {
+	// BUSLINE_SERVICE=price-monitor BUSLINE_TRANSPORT=redis://127.0.0.1:6379/0 ./service
+	cfg, err := bus.ConfigFromEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if cfg.Service == "" {
+		cfg.Service = "price-monitor"
+	}
+	fmt.Println(cfg.Service)
+	// Output: price-monitor
+}
