@@ -115,6 +115,7 @@ func benchBusline(b *testing.B) {
 		_, err := bus.Fire(context.Background(), bb, benchEvent, benchData)
 		return err
 	})
+	fired := time.Since(start)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Minute):
@@ -123,6 +124,9 @@ func benchBusline(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	reportRate(b, "busline", b.N, elapsed)
+	if os.Getenv("BENCH_DEBUG") != "" {
+		fmt.Printf("fired all in %s (%.0f/s), handled all in %s\n", fired, float64(b.N)/fired.Seconds(), elapsed)
+	}
 }
 
 func benchWatermill(b *testing.B) {

@@ -106,6 +106,7 @@ func TestReconnectAfterRedisRestart(t *testing.T) {
 	ch, _ := subscribe(t, sub, "e.x")
 	publish(t, tr, "e.x", "before")
 	receive(t, ch, 5*time.Second).Ack()
+	eventually(t, 5*time.Second, "the ack to reach Redis", func() bool { return pendingCount(t, tr, "e.x", "g") == 0 })
 
 	srv.kill()
 	if err := tr.Publish("e.x", message.NewMessage("lost?", []byte("during"))); err == nil {

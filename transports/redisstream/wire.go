@@ -25,48 +25,68 @@ const metaReplayGroup = "busline-replay-group"
 // decode into a message.
 var ErrDecode = errors.New("redisstream: undecodable stream entry")
 
-// wireCodec is watermill-redisstream's own marshaller: using it, rather than
-// a copy, keeps the entries byte-for-byte what plain Watermill writes.
+// wireCodec is watermill-redisstream's own unmarshaller, used for metadata
+// in msgpack forms other than the map of strings Watermill and Busline write.
 var wireCodec = wrs.DefaultMarshallerUnmarshaller{}
 
-// encode returns the XADD field-value list of msg.
+// encode returns the XADD field-value list of msg, in the layout of
+// watermill-redisstream's DefaultMarshallerUnmarshaller: the UUID, the
+// metadata as a msgpack map (empty when there is none), the payload.
 func encode(msg *message.Message) ([]any, error) {
-	m, err := wireCodec.Marshal("", msg)
-	if err != nil {
-		return nil, fmt.Errorf("redisstream: encode message %s: %w", msg.UUID, err)
+	if _, reserved := msg.Metadata[fieldUUID]; reserved {
+		return nil, fmt.Errorf("redisstream: encode message %s: metadata key %s is reserved for the message UUID", msg.UUID, fieldUUID)
+	}
+	var md []byte
+	if len(msg.Metadata) > 0 {
+		md = appendMetadata(make([]byte, 0, metadataSize(msg.Metadata)), msg.Metadata)
 	}
 	return []any{
-		fieldUUID, m[fieldUUID],
-		fieldMetadata, m[fieldMetadata],
-		fieldPayload, m[fieldPayload],
+		fieldUUID, msg.UUID,
+		fieldMetadata, md,
+		fieldPayload, []byte(msg.Payload),
 	}, nil
 }
 
-// decode turns the fields of a stream entry into a message. On failure it
-// still returns a message carrying what could be read (the UUID field or,
-// failing that, the entry ID, and the raw payload) with an error wrapping
-// ErrDecode.
+// decode turns the fields of a stream entry into a message, as
+// watermill-redisstream's unmarshaller does. On failure it still returns a
+// message carrying what could be read (the UUID field or, failing that,
+// the entry ID, and the raw payload) with an error wrapping ErrDecode.
 func decode(entryID string, values map[string]any) (msg *message.Message, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			msg, err = rawMessage(entryID, values), fmt.Errorf("%w %s: %v", ErrDecode, entryID, r)
 		}
 	}()
-	for _, f := range []string{fieldUUID, fieldMetadata, fieldPayload} {
-		if v, ok := values[f]; ok {
-			if _, isString := v.(string); !isString {
-				return rawMessage(entryID, values), fmt.Errorf("%w %s: field %s is %T, not a string", ErrDecode, entryID, f, v)
-			}
+	var uuid, payload, md string
+	for f, dst := range map[string]*string{fieldUUID: &uuid, fieldMetadata: &md, fieldPayload: &payload} {
+		v, ok := values[f]
+		if !ok || v == nil {
+			continue
 		}
+		s, isString := v.(string)
+		if !isString {
+			return rawMessage(entryID, values), fmt.Errorf("%w %s: field %s is %T, not a string", ErrDecode, entryID, f, v)
+		}
+		*dst = s
 	}
-	if s, _ := values[fieldUUID].(string); s == "" {
+	if uuid == "" {
 		return rawMessage(entryID, values), fmt.Errorf("%w %s: no %s field", ErrDecode, entryID, fieldUUID)
 	}
-	m, err := wireCodec.Unmarshal(values)
-	if err != nil {
-		return rawMessage(entryID, values), fmt.Errorf("%w %s: %w", ErrDecode, entryID, err)
+	msg = message.NewMessage(uuid, []byte(payload))
+	if md == "" {
+		return msg, nil
 	}
-	return m, nil
+	meta, err := parseMetadata(md)
+	if err != nil {
+		// Another msgpack form: let the library that wrote it decide.
+		m, err := wireCodec.Unmarshal(values)
+		if err != nil {
+			return rawMessage(entryID, values), fmt.Errorf("%w %s: %w", ErrDecode, entryID, err)
+		}
+		return m, nil
+	}
+	msg.Metadata = meta
+	return msg, nil
 }
 
 // rawMessage is the best-effort message of an entry that does not decode.
