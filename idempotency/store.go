@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/busline/busline/transports"
 )
 
 // State is what Begin found for a key.
@@ -130,14 +132,14 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (Store, error
 		if pkg, ok := knownStores[u.Scheme]; ok {
 			hint = fmt.Sprintf("import _ %q", pkg)
 		}
-		return nil, fmt.Errorf("%w %q in %s: %s; registered: [%s]", ErrUnknownScheme, u.Scheme, u.Redacted(), hint, strings.Join(schemes, " "))
+		return nil, fmt.Errorf("%w %q in %s: %s; registered: [%s]", ErrUnknownScheme, u.Scheme, transports.Redact(u), hint, strings.Join(schemes, " "))
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
 	s, err := opener(ctx, u, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open idempotency store %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("open idempotency store %s: %w", transports.Redact(u), err)
 	}
 	return s, nil
 }

@@ -79,14 +79,14 @@ func Open(ctx context.Context, rawURL string, opts OpenOptions) (Transport, erro
 			hint = fmt.Sprintf("import _ %q (or github.com/busline/busline/transports/all)", pkg)
 		}
 		return nil, fmt.Errorf("%w %q in %s: %s; registered: [%s]",
-			ErrUnknownScheme, u.Scheme, u.Redacted(), hint, strings.Join(Schemes(), " "))
+			ErrUnknownScheme, u.Scheme, Redact(u), hint, strings.Join(Schemes(), " "))
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	t, err := opener(ctx, u, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("open %s: %w", Redact(u), err)
 	}
 	return t, nil
 }
@@ -107,7 +107,26 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, msg)
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: %s has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, u.Redacted())
+		return nil, fmt.Errorf("%w: %s has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, Redact(u))
 	}
 	return u, nil
+}
+
+// Redact returns u as a string fit for errors and logs: a password is
+// replaced by "xxxxx", and so is a user name given without a password
+// (some URLs carry a token there).
+func Redact(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	if _, has := u.User.Password(); has {
+		c.User = url.UserPassword(u.User.Username(), "xxxxx")
+	} else {
+		c.User = url.User("xxxxx")
+	}
+	return c.String()
 }
