@@ -10,15 +10,19 @@
 //
 // Each key "{group}:{event ID}" is one Redis string "{prefix}{group}:{event ID}":
 //
-//   - Begin is one round trip: SET key token NX PX lease GET, pipelined with
-//     PTTL key. A missing key becomes our lease (a random token that expires
-//     after the lease); an existing key is either the done marker (Done) or
-//     another holder's token (Held, with its remaining time).
+//   - Begin is one round trip: SET key token NX PX lease GET. A missing key
+//     becomes our lease (a random token that expires after the lease). An
+//     existing key costs a second round trip that reads its value and expiry
+//     together (MULTI GET PTTL): the done marker means Done, another token
+//     means Held until that expiry.
 //   - Commit and Abort are one round trip each: a Lua script (EVALSHA, with
-//     EVAL when Redis lost the script cache) that checks the token first, so a
-//     holder whose lease expired and was taken over cannot mark the new
+//     EVAL when Redis lost its script cache) that checks the token first, so
+//     a holder whose lease expired and was taken over cannot mark the new
 //     holder's claim done, nor release it. Commit replaces the token with the
 //     done marker that expires after the retention.
+//   - Calls made while another is on the wire are sent together as one
+//     pipeline when it returns (group commit, without a goroutine): under
+//     load one round trip serves many handlers.
 //
 // Redis decides expiry with its own clock; the done marker lives as long as
 // the retention (7 days by default), so memory grows with the number of

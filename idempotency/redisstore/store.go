@@ -32,6 +32,7 @@ type Store struct {
 	prefix    string
 	ownClient bool
 	legacy    atomic.Bool // the server rejected SET NX GET: use beginScript
+	pipe      *pipeliner
 }
 
 var (
@@ -43,7 +44,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
-	return &Store{client: client, prefix: opts.Prefix}
+	s := &Store{client: client, prefix: opts.Prefix}
+	s.pipe = &pipeliner{client: client, legacy: s.legacy.Load}
+	return s
 }
 
 // Prefix returns the key prefix.
@@ -52,7 +55,10 @@ func (s *Store) Prefix() string { return s.prefix }
 // RedisKey returns the Redis key holding key.
 func (s *Store) RedisKey(key string) string { return s.prefix + key }
 
-// Begin implements idempotency.Store in one round trip.
+// Begin implements idempotency.Store in one round trip (shared with the
+// other calls in flight): SET key token NX PX lease GET. Only a key that
+// exists (a duplicate) costs a second round trip, to read its value and
+// expiry together.
 func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (idempotency.State, idempotency.Lease, error) {
 	if leaseFor < time.Millisecond {
 		leaseFor = time.Millisecond
@@ -61,20 +67,31 @@ func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (
 	token := newToken()
 	for range 3 {
 		start := time.Now()
-		old, found, ttl, err := s.setNX(ctx, rkey, token, leaseFor)
+		_, found, err := s.setNX(ctx, rkey, token, leaseFor)
 		if err != nil {
 			return 0, idempotency.Lease{}, fmt.Errorf("redisstore: begin %s: %w", key, err)
 		}
 		if !found {
 			return idempotency.Fresh, idempotency.Lease{Key: key, Token: token, Expires: start.Add(leaseFor)}, nil
 		}
-		if ttl < 0 {
-			// The key expired between SET and PTTL, or has no expiry
-			// (written by someone else): try again.
+		// Read the value and its expiry together (MULTI): the holder may
+		// have committed or aborted since the SET.
+		var get *redis.StringCmd
+		var pttl *redis.DurationCmd
+		if _, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			get, pttl = p.Get(ctx, rkey), p.PTTL(ctx, rkey)
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return 0, idempotency.Lease{}, fmt.Errorf("redisstore: begin %s: %w", key, err)
+		}
+		val, ttl := get.Val(), pttl.Val()
+		if get.Err() != nil || ttl < 0 {
+			// The key is gone (claim it again), or has no expiry
+			// (written by someone else).
 			continue
 		}
 		l := idempotency.Lease{Key: key, Expires: start.Add(ttl)}
-		if old == doneMarker {
+		if val == doneMarker {
 			return idempotency.Done, l, nil
 		}
 		return idempotency.Held, l, nil
@@ -83,57 +100,40 @@ func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (
 }
 
 // setNX sets rkey to token for lease unless it exists; found reports that
-// it existed, with its value and remaining time to live.
-func (s *Store) setNX(ctx context.Context, rkey, token string, lease time.Duration) (old string, found bool, ttl time.Duration, err error) {
-	ms := lease.Milliseconds()
-	if !s.legacy.Load() {
-		pipe := s.client.Pipeline()
-		set := pipe.Do(ctx, "SET", rkey, token, "NX", "PX", ms, "GET")
-		pttl := pipe.PTTL(ctx, rkey)
-		_, _ = pipe.Exec(ctx) // errors are read from each command
-		switch serr := set.Err(); {
-		case serr == nil:
-			old, err = set.Text()
-			if err != nil {
-				return "", false, 0, err
-			}
-			return old, true, pttlOf(pttl), nil
-		case errors.Is(serr, redis.Nil):
-			return "", false, 0, nil
-		case isSyntaxError(serr):
-			s.legacy.Store(true) // Redis < 7.0: fall through to the script
-		default:
-			return "", false, 0, serr
+// it existed, with its value.
+func (s *Store) setNX(ctx context.Context, rkey, token string, lease time.Duration) (old string, found bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	o := &op{kind: opBegin, key: rkey, token: token, ms: lease.Milliseconds()}
+	s.pipe.do(o)
+	if isSyntaxError(o.cmd.Err()) && !s.legacy.Load() {
+		s.legacy.Store(true) // Redis < 7.0: SET has no NX with GET
+		o = &op{kind: opBegin, key: rkey, token: token, ms: lease.Milliseconds()}
+		s.pipe.do(o)
+	}
+	if s.legacy.Load() {
+		res, err := o.cmd.Slice()
+		if err != nil {
+			return "", false, err
 		}
+		if len(res) != 2 {
+			return "", false, fmt.Errorf("unexpected begin script reply %v", res)
+		}
+		if res[0] == nil {
+			return "", false, nil
+		}
+		old, _ = res[0].(string)
+		return old, true, nil
 	}
-	res, err := beginScript.Run(ctx, s.client, []string{rkey}, token, ms).Slice()
-	if err != nil {
-		return "", false, 0, err
+	old, err = o.cmd.Text()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
 	}
-	if len(res) != 2 {
-		return "", false, 0, fmt.Errorf("unexpected begin script reply %v", res)
-	}
-	if res[0] == nil {
-		return "", false, 0, nil
-	}
-	old, _ = res[0].(string)
-	n, _ := res[1].(int64)
-	return old, true, millis(n), nil
-}
-
-func pttlOf(c *redis.DurationCmd) time.Duration {
-	d, err := c.Result()
-	if err != nil {
-		return -1
-	}
-	return d // go-redis returns -1 / -2 unscaled for "no expiry" / "no key"
-}
-
-func millis(n int64) time.Duration {
-	if n < 0 {
-		return -1
-	}
-	return time.Duration(n) * time.Millisecond
+	return old, true, nil
 }
 
 func isSyntaxError(err error) bool {
@@ -141,12 +141,17 @@ func isSyntaxError(err error) bool {
 }
 
 // Commit implements idempotency.Store in one round trip (a token-checked
-// script).
+// script, pipelined with the other calls in flight).
 func (s *Store) Commit(ctx context.Context, l idempotency.Lease, retention time.Duration) error {
 	if retention < time.Millisecond {
 		retention = time.Millisecond
 	}
-	n, err := commitScript.Run(ctx, s.client, []string{s.RedisKey(l.Key)}, l.Token, retention.Milliseconds()).Int()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: commit %s: %w", l.Key, err)
+	}
+	o := &op{kind: opCommit, key: s.RedisKey(l.Key), token: l.Token, ms: retention.Milliseconds()}
+	s.pipe.do(o)
+	n, err := o.cmd.Int()
 	if err != nil {
 		return fmt.Errorf("redisstore: commit %s: %w", l.Key, err)
 	}
@@ -159,7 +164,12 @@ func (s *Store) Commit(ctx context.Context, l idempotency.Lease, retention time.
 // Abort implements idempotency.Store in one round trip (a token-checked
 // script): a lease that was taken over is left to its new holder.
 func (s *Store) Abort(ctx context.Context, l idempotency.Lease) error {
-	if err := abortScript.Run(ctx, s.client, []string{s.RedisKey(l.Key)}, l.Token).Err(); err != nil {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: abort %s: %w", l.Key, err)
+	}
+	o := &op{kind: opAbort, key: s.RedisKey(l.Key), token: l.Token}
+	s.pipe.do(o)
+	if err := o.cmd.Err(); err != nil {
 		return fmt.Errorf("redisstore: abort %s: %w", l.Key, err)
 	}
 	return nil

@@ -3,11 +3,13 @@ package redisstore_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,4 +252,38 @@ func TestLegacyBegin(t *testing.T) {
 	}
 	st, _, err = s.Begin(ctx, "g:e1", time.Second)
 	want(idempotency.Done, st, err)
+}
+
+// TestPipelinedCallsGetTheirOwnReplies: many goroutines share pipelines;
+// each must get the reply to its own command.
+func TestPipelinedCallsGetTheirOwnReplies(t *testing.T) {
+	c := client(t)
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix(t, c)})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Go(func() {
+			for i := range 30 {
+				key := fmt.Sprintf("g:%d-%d", g, i)
+				st, l, err := s.Begin(ctx, key, time.Minute)
+				if err != nil || st != idempotency.Fresh || l.Key != key {
+					t.Errorf("Begin(%s) = %v, %+v, %v", key, st, l, err)
+					return
+				}
+				if i%3 == 0 {
+					if err := s.Abort(ctx, l); err != nil {
+						t.Error(err)
+					}
+					continue
+				}
+				if err := s.Commit(ctx, l, time.Hour); err != nil {
+					t.Errorf("Commit(%s): %v", key, err)
+				}
+				if st, _, err := s.Begin(ctx, key, time.Minute); err != nil || st != idempotency.Done {
+					t.Errorf("Begin(%s) after commit = %v, %v", key, st, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
