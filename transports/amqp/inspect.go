@@ -1,0 +1,103 @@
+package amqp
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
+)
+
+var _ transports.Inspector = (*Transport)(nil)
+
+// inspectNote says what AMQP 0-9-1 cannot report.
+const inspectNote = "AMQP reports ready messages and live consumers per queue; it does not report " +
+	"unacknowledged deliveries or their age (see rabbitmqctl list_queues name messages_ready messages_unacknowledged consumers)"
+
+// Inspect implements transports.Inspector with passive queue declarations,
+// which change nothing: for each group named in opts.Groups, the ready
+// messages of its queue (Lag), its live consumers, and the messages of its
+// dead-letter queue. AMQP 0-9-1 cannot list queues and keeps no stream per
+// event, so without opts.Groups it returns an error wrapping
+// transports.ErrUnsupported; Pending and OldestPending are Unknown.
+func (t *Transport) Inspect(ctx context.Context, opts transports.InspectOptions) (*transports.Inspection, error) {
+	if len(opts.Groups) == 0 {
+		return nil, fmt.Errorf("%w: AMQP 0-9-1 cannot list the queues of a broker; name the consumer groups to inspect", transports.ErrUnsupported)
+	}
+	conn, err := t.dialOwn("busline inspect")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = conn.Close() }()
+	out := &transports.Inspection{Notes: []string{inspectNote}}
+	if len(opts.Events) > 0 {
+		out.Notes = append(out.Notes, "AMQP keeps no stream per event: events are routed to the queues of the groups bound to them")
+	}
+	groups := slices.Clone(opts.Groups)
+	slices.Sort(groups)
+	for _, g := range slices.Compact(groups) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		q, qok, err := passiveDeclare(conn, t.o.QueuePrefix+g)
+		if err != nil {
+			return nil, err
+		}
+		dq, dok, err := passiveDeclare(conn, t.o.QueuePrefix+g+".dead")
+		if err != nil {
+			return nil, err
+		}
+		if !qok && !dok {
+			out.Notes = append(out.Notes, fmt.Sprintf("group %s: no queue %q on the broker", g, t.o.QueuePrefix+g))
+			continue
+		}
+		gi := transports.GroupInfo{
+			Group: g, Queue: q.Name, Consumers: q.Consumers,
+			Pending: transports.Unknown, Lag: int64(q.Messages), OldestPending: transports.Unknown,
+			DeadLetters: int64(dq.Messages),
+		}
+		if !qok {
+			gi.Queue, gi.Lag = "", 0
+		}
+		out.Groups = append(out.Groups, gi)
+	}
+	slices.SortFunc(out.Groups, func(a, b transports.GroupInfo) int { return strings.Compare(a.Group, b.Group) })
+	return out, nil
+}
+
+// passiveDeclare checks queue name on a channel of its own (a missing queue
+// closes the channel) and reports whether it exists.
+func passiveDeclare(conn *amqp091.Connection, name string) (amqp091.Queue, bool, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return amqp091.Queue{}, false, fmt.Errorf("amqp: inspect: open channel: %w", err)
+	}
+	defer func() { _ = ch.Close() }()
+	q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+	if err != nil {
+		if isNotFoundErr(err) {
+			return amqp091.Queue{}, false, nil
+		}
+		return amqp091.Queue{}, false, fmt.Errorf("amqp: inspect queue %q: %w", name, err)
+	}
+	return q, true, nil
+}
+
+// dialOwn opens a connection of its own, named for rabbitmqctl list_connections.
+func (t *Transport) dialOwn(name string) (*amqp091.Connection, error) {
+	props := amqp091.NewConnectionProperties()
+	props.SetClientConnectionName(name)
+	conn, err := amqp091.DialConfig(t.dialURL, amqp091.Config{Properties: props})
+	if err != nil {
+		return nil, fmt.Errorf("amqp: connect to %s: %w", t.redacted, err)
+	}
+	return conn, nil
+}
+
+func isNotFoundErr(err error) bool {
+	e, ok := err.(*amqp091.Error)
+	return ok && e.Code == amqp091.NotFound
+}
