@@ -21,7 +21,7 @@ const (
 	DefaultClusterBlock    = time.Second
 	DefaultConsumerIdle    = time.Hour
 	DefaultPublishBatch    = 256
-	DefaultPublishPipes    = 4
+	DefaultPublishPipes    = 2
 	maxBatch               = 1000
 	readAhead              = 4 // default Batch: this many times Concurrency
 	minClaimInterval       = 20 * time.Millisecond
@@ -69,7 +69,7 @@ type Options struct {
 	// pipeline. URL: publish_batch. Default 256.
 	PublishBatch int
 	// PublishPipes is how many pipelines of Publish calls may be in flight
-	// at once. URL: publish_pipes. Default 4.
+	// at once. URL: publish_pipes. Default 2.
 	PublishPipes int
 }
 

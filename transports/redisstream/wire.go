@@ -57,17 +57,11 @@ func decode(entryID string, values map[string]any) (msg *message.Message, err er
 			msg, err = rawMessage(entryID, values), fmt.Errorf("%w %s: %v", ErrDecode, entryID, r)
 		}
 	}()
-	var uuid, payload, md string
-	for f, dst := range map[string]*string{fieldUUID: &uuid, fieldMetadata: &md, fieldPayload: &payload} {
-		v, ok := values[f]
-		if !ok || v == nil {
-			continue
-		}
-		s, isString := v.(string)
-		if !isString {
-			return rawMessage(entryID, values), fmt.Errorf("%w %s: field %s is %T, not a string", ErrDecode, entryID, f, v)
-		}
-		*dst = s
+	uuid, ok1 := stringField(values, fieldUUID)
+	md, ok2 := stringField(values, fieldMetadata)
+	payload, ok3 := stringField(values, fieldPayload)
+	if !ok1 || !ok2 || !ok3 {
+		return rawMessage(entryID, values), fmt.Errorf("%w %s: a field of the entry is not a string", ErrDecode, entryID)
 	}
 	if uuid == "" {
 		return rawMessage(entryID, values), fmt.Errorf("%w %s: no %s field", ErrDecode, entryID, fieldUUID)
@@ -87,6 +81,17 @@ func decode(entryID string, values map[string]any) (msg *message.Message, err er
 	}
 	msg.Metadata = meta
 	return msg, nil
+}
+
+// stringField returns the string value of field f; false when it is
+// present with another type. A missing or nil field is "".
+func stringField(values map[string]any, f string) (string, bool) {
+	v, ok := values[f]
+	if !ok || v == nil {
+		return "", true
+	}
+	s, ok := v.(string)
+	return s, ok
 }
 
 // rawMessage is the best-effort message of an entry that does not decode.
