@@ -1,6 +1,7 @@
 package idempotency
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,13 @@ type Options struct {
 	// OnLeaseLost is called when the handler finished after its lease had
 	// been taken over by another consumer (for metrics).
 	OnLeaseLost func(msg *message.Message)
+	// HeldWait is how long a delivery that finds its event held by another
+	// consumer waits in process, asking the store again with a growing
+	// interval (5ms to 200ms), for the holder to finish before it is put
+	// back for redelivery: a duplicate that arrives while the first copy is
+	// being handled is then acknowledged in milliseconds rather than after
+	// the holder's lease. Default 1s; negative does not wait.
+	HeldWait time.Duration
 }
 
 // Key returns the idempotency key of an event in a group.
@@ -40,8 +48,9 @@ func Key(group, eventID string) string { return group + ":" + eventID }
 // commits the key after the handler succeeded and aborts it when it failed
 // (or panicked), so a retry runs it again. A duplicate of a done event
 // returns nil (it is acknowledged) without running the handler. When
-// another consumer holds the key, it returns an error wrapping ErrHeld and
-// sets the delivery's RetryAfter to when the holder's lease expires.
+// another consumer holds the key, it waits up to HeldWait for the holder to
+// finish; if the key is still held it returns an error wrapping ErrHeld
+// and sets the delivery's RetryAfter to when the holder's lease expires.
 //
 // When the Store is a TxStore, a fresh claim runs the handler inside the
 // store's transaction, which holds the done mark: the transaction commits
@@ -67,6 +76,9 @@ func Middleware(opts Options) message.HandlerMiddleware {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.HeldWait == 0 {
+		opts.HeldWait = time.Second
+	}
 	m := &dedup{opts: opts, metrics: newMetrics(opts.Group)}
 	m.txStore, _ = opts.Store.(TxStore)
 	return func(h message.HandlerFunc) message.HandlerFunc {
@@ -85,16 +97,10 @@ type dedup struct {
 func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.Message, error) {
 	ctx := msg.Context()
 	key := Key(m.opts.Group, msg.UUID)
-	var (
-		state State
-		lease Lease
-		tx    Tx
-		err   error
-	)
-	if m.txStore != nil {
-		state, lease, tx, err = m.txStore.BeginTx(ctx, key, m.opts.Lease, m.opts.Retention)
-	} else {
-		state, lease, err = m.opts.Store.Begin(ctx, key, m.opts.Lease)
+	state, lease, tx, err := m.begin(ctx, key)
+	if err == nil && state == Held {
+		m.conflict(msg, lease)
+		state, lease, tx, err = m.awaitHolder(msg, key, state, lease)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: begin %s: %w", key, err)
@@ -109,13 +115,6 @@ func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.
 		}
 		return nil, nil
 	case Held:
-		m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "event held by another consumer",
-			slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group),
-			slog.Time("lease_expires", lease.Expires))
-		m.metrics.conflict(ctx)
-		if m.opts.OnConflict != nil {
-			m.opts.OnConflict(msg)
-		}
 		info := transports.Info(msg)
 		info.RetryAfter = max(time.Until(lease.Expires), 100*time.Millisecond)
 		return nil, fmt.Errorf("%w (event %s, lease until %s)", ErrHeld, msg.UUID, lease.Expires.Format(time.RFC3339Nano))
@@ -127,6 +126,56 @@ func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.
 		return m.runTx(h, msg, key, tx)
 	}
 	return m.run(h, msg, key, lease)
+}
+
+// begin claims key, in a transaction when the store offers one.
+func (m *dedup) begin(ctx context.Context, key string) (State, Lease, Tx, error) {
+	if m.txStore != nil {
+		return m.txStore.BeginTx(ctx, key, m.opts.Lease, m.opts.Retention)
+	}
+	st, l, err := m.opts.Store.Begin(ctx, key, m.opts.Lease)
+	return st, l, nil, err
+}
+
+func (m *dedup) conflict(msg *message.Message, lease Lease) {
+	ctx := msg.Context()
+	m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "event held by another consumer",
+		slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group),
+		slog.Time("lease_expires", lease.Expires), slog.Duration("wait", max(m.opts.HeldWait, 0)))
+	m.metrics.conflict(ctx)
+	if m.opts.OnConflict != nil {
+		m.opts.OnConflict(msg)
+	}
+}
+
+// awaitHolder asks the store again, at growing intervals, until the key is
+// no longer held, HeldWait has passed, or the message's context ends.
+func (m *dedup) awaitHolder(msg *message.Message, key string, state State, lease Lease) (State, Lease, Tx, error) {
+	if m.opts.HeldWait <= 0 {
+		return state, lease, nil, nil
+	}
+	ctx := msg.Context()
+	deadline := time.Now().Add(m.opts.HeldWait)
+	wait := 5 * time.Millisecond
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return state, lease, nil, nil
+		}
+		t := time.NewTimer(min(wait, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return state, lease, nil, nil
+		case <-t.C:
+		}
+		st, l, tx, err := m.begin(ctx, key)
+		if err != nil || st != Held {
+			return st, l, tx, err
+		}
+		lease = l
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }
 
 // run calls the handler under a plain lease: Commit on success, Abort on

@@ -107,7 +107,7 @@ func txChain(s Store, inner ...message.HandlerMiddleware) func(message.HandlerFu
 		for i := len(inner) - 1; i >= 0; i-- {
 			h = inner[i](h)
 		}
-		return Middleware(Options{Store: s, Group: "g", Lease: time.Minute})(h)
+		return Middleware(Options{Store: s, Group: "g", Lease: time.Minute, HeldWait: -1})(h)
 	}
 }
 
@@ -219,7 +219,7 @@ func TestTxDuplicateAndHeldOpenNoTransaction(t *testing.T) {
 func TestHeldRetryAfterFollowsLease(t *testing.T) {
 	s, _ := clockedStore()
 	mustBegin(t, s, "g:e1", 30*time.Second, Fresh)
-	h := Middleware(Options{Store: s, Group: "g"})(func(*message.Message) ([]*message.Message, error) {
+	h := Middleware(Options{Store: s, Group: "g", HeldWait: -1})(func(*message.Message) ([]*message.Message, error) {
 		t.Fatal("handler ran while the key was held")
 		return nil, nil
 	})

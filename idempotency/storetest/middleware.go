@@ -16,6 +16,7 @@ func runMiddleware(t *testing.T, h Harness) {
 	t.Run("DuplicateRunsOnce", func(t *testing.T) { testDuplicateRunsOnce(t, h) })
 	t.Run("FirstAttemptFailsRetryRuns", func(t *testing.T) { testFailThenRetry(t, h) })
 	t.Run("HeldIsErrHeldWithRetryAfter", func(t *testing.T) { testHeldMiddleware(t, h) })
+	t.Run("HeldWaitSeesHolderFinish", func(t *testing.T) { testHeldWait(t, h) })
 	t.Run("PanicReleasesClaim", func(t *testing.T) { testPanicReleases(t, h) })
 	t.Run("RacingProcessesRunOnce", func(t *testing.T) { testRacing(t, h) })
 	t.Run("GroupsAreIndependent", func(t *testing.T) { testGroups(t, h) })
@@ -120,7 +121,7 @@ func testHeldMiddleware(t *testing.T, h Harness) {
 	var conflicts atomic.Int32
 	first := idempotency.Middleware(idempotency.Options{Store: ss[0], Group: "g", Lease: lease})(slow)
 	second := idempotency.Middleware(idempotency.Options{
-		Store: ss[1], Group: "g", Lease: lease,
+		Store: ss[1], Group: "g", Lease: lease, HeldWait: -1,
 		OnConflict: func(*message.Message) { conflicts.Add(1) },
 	})(slow)
 	done := make(chan error, 1)
@@ -220,5 +221,43 @@ func testGroups(t *testing.T, h Harness) {
 	}
 	if a.get("ev-1") != 1 || b.get("ev-1") != 1 {
 		t.Fatalf("runs per group = %d, %d; want 1 each", a.get("ev-1"), b.get("ev-1"))
+	}
+}
+
+// testHeldWait: a copy that arrives while the first is being handled waits
+// in process and is acknowledged as a duplicate once the holder commits.
+func testHeldWait(t *testing.T, h Harness) {
+	ss := stores(t, h, 2)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int32
+	slow := func(msg *message.Message) ([]*message.Message, error) {
+		runs.Add(1)
+		close(entered)
+		<-release
+		return nil, nil
+	}
+	var conflicts, dups atomic.Int32
+	first := idempotency.Middleware(idempotency.Options{Store: ss[0], Group: "g", Lease: 10 * time.Second})(slow)
+	second := idempotency.Middleware(idempotency.Options{
+		Store: ss[1], Group: "g", Lease: 10 * time.Second, HeldWait: 20 * time.Second,
+		OnConflict:  func(*message.Message) { conflicts.Add(1) },
+		OnDuplicate: func(*message.Message) { dups.Add(1) },
+	})(slow)
+	done := make(chan error, 1)
+	go func() { done <- deliver(t, first, "ev-1") }()
+	<-entered
+	waited := make(chan error, 1)
+	go func() { waited <- deliver(t, second, "ev-1") }()
+	// The second copy is waiting; let the holder commit.
+	eventually(t, 10*time.Second, "the second copy to see the conflict", func() bool { return conflicts.Load() == 1 })
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("waiting copy = %v, want nil (acknowledged as a duplicate)", err)
+	}
+	if runs.Load() != 1 || dups.Load() != 1 || conflicts.Load() != 1 {
+		t.Fatalf("runs %d, duplicates %d, conflicts %d; want 1 each", runs.Load(), dups.Load(), conflicts.Load())
 	}
 }
