@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	redisAddr = "127.0.0.1:6379"
+	amqpURL   = "amqp://guest:guest@127.0.0.1:5672/"
+)
+
+// need skips the test when addr does not answer, unless
+// BUSLINE_REQUIRE_BROKERS=1, which makes it fail.
+func need(t *testing.T, addr, how string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return
+	}
+	if os.Getenv("BUSLINE_REQUIRE_BROKERS") == "1" {
+		t.Fatalf("%s unreachable: %v", addr, err)
+	}
+	t.Skipf("%s unreachable (%v); start it with: %s", addr, err, how)
+}
+
+// captureRunNames records the run names of the test's benches.
+func captureRunNames(t *testing.T) func() []string {
+	var mu sync.Mutex
+	var names []string
+	testHookRunName = func(n string) {
+		mu.Lock()
+		names = append(names, n)
+		mu.Unlock()
+	}
+	t.Cleanup(func() { testHookRunName = nil })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), names...)
+	}
+}
+
+func checkResult(t *testing.T, res *Result, scheme string, events int) {
+	t.Helper()
+	if res.Transport != scheme || res.Events != events {
+		t.Fatalf("result %+v", res)
+	}
+	for _, s := range []Side{res.Busline, res.Watermill} {
+		if s.Name == "" || s.FirePerSecond <= 0 || s.EndToEndPerSecond <= 0 || s.P50 <= 0 || s.P99 < s.P50 {
+			t.Fatalf("side %+v", s)
+		}
+	}
+	line, err := json.Marshal(res.Summary())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms"}
+	if len(m) != len(want) {
+		t.Fatalf("summary keys %v", m)
+	}
+	for _, k := range want {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("summary lacks %s: %s", k, line)
+		}
+	}
+}
+
+func TestRunMemory(t *testing.T) {
+	var progress bytes.Buffer
+	res, err := Run(context.Background(), Config{Transport: "memory://", Events: 2000, Size: 64, Concurrency: 4, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, "memory", 2000)
+	if !strings.Contains(progress.String(), "handled 2000/2000") {
+		t.Fatalf("progress: %q", progress.String())
+	}
+}
+
+func TestRunRedisCleansUp(t *testing.T) {
+	need(t, redisAddr, "redis-server --port 6379")
+	names := captureRunNames(t)
+	res, err := Run(context.Background(), Config{Transport: "redis://" + redisAddr + "/0", Events: 500, Size: 128, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, "redis", 500)
+	c := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer c.Close()
+	for _, n := range names() {
+		keys, err := c.Keys(context.Background(), n+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) > 0 {
+			t.Fatalf("left behind: %v", keys)
+		}
+	}
+}
+
+func TestRunAMQPCleansUp(t *testing.T) {
+	need(t, "127.0.0.1:5672", "rabbitmq-server")
+	names := captureRunNames(t)
+	res, err := Run(context.Background(), Config{Transport: amqpURL, Events: 300, Size: 128, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, "amqp", 300)
+	conn, err := amqp091.Dial(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, n := range names() {
+		for _, q := range []string{n + ".bench-sink", n + ".bench-sink.dead", n + ".watermill"} {
+			ch, err := conn.Channel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = ch.QueueDeclarePassive(q, true, false, false, false, nil)
+			var ae *amqp091.Error
+			if !errors.As(err, &ae) || ae.Code != amqp091.NotFound {
+				t.Fatalf("queue %s left behind (%v)", q, err)
+			}
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ch.ExchangeDeclarePassive(n, "topic", true, false, false, false, nil)
+		var ae *amqp091.Error
+		if !errors.As(err, &ae) || ae.Code != amqp091.NotFound {
+			t.Fatalf("exchange %s left behind (%v)", n, err)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []Config{
+		{Transport: "memory://", Size: 5},
+		{Transport: "memory://", Events: -1},
+		{Transport: "memory://", Concurrency: -2},
+	} {
+		if _, err := Run(context.Background(), c); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	if _, err := Run(context.Background(), Config{Transport: "nats://x"}); err == nil {
+		t.Error("nats accepted")
+	}
+}

@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/memory"
+)
+
+// memoryBroker runs the Busline side on a private memory broker and plain
+// Watermill on a persistent GoChannel.
+type memoryBroker struct {
+	maxLen int
+}
+
+func newMemoryBroker(u *url.URL, events int) (*memoryBroker, error) {
+	maxLen := memory.DefaultMaxLen
+	for k, vs := range u.Query() {
+		if k != "maxlen" {
+			return nil, fmt.Errorf("%w: memory: unknown option %q (known: maxlen)", transports.ErrInvalidURL, k)
+		}
+		n, err := strconv.Atoi(vs[0])
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%w: memory: maxlen=%q must be a positive integer", transports.ErrInvalidURL, vs[0])
+		}
+		maxLen = n
+	}
+	// A fast producer must not trim events the listener has not read yet.
+	return &memoryBroker{maxLen: max(maxLen, events)}, nil
+}
+
+func (m *memoryBroker) scheme() string { return "memory" }
+
+// buslineURL names no broker: the bus gets a private one.
+func (m *memoryBroker) buslineURL() string { return "memory://?maxlen=" + strconv.Itoa(m.maxLen) }
+
+func (m *memoryBroker) cleanBusline(context.Context) error { return nil }
+
+func (m *memoryBroker) runWatermill(ctx context.Context, cfg Config) (Side, error) {
+	pubSub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	defer pubSub.Close()
+	return runRouter(ctx, cfg, "watermill GoChannel (persistent)", event.Name(), pubSub, pubSub)
+}
+
+// sentAtKey is the metadata key in which the Watermill side carries the
+// fire time, as Busline carries it in ce-time.
+const sentAtKey = "bench-sent-at"
+
+// runRouter consumes topic through a Watermill router handler on sub and
+// fires with pub, the way a plain Watermill service does.
+func runRouter(ctx context.Context, cfg Config, name, topic string, pub message.Publisher, sub message.Subscriber) (Side, error) {
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		return Side{}, fmt.Errorf("bench: %s: %w", name, err)
+	}
+	rec := newRecorder(cfg.Events)
+	router.AddConsumerHandler("sink", topic, sub, func(msg *message.Message) error {
+		var p payload
+		if err := json.Unmarshal(msg.Payload, &p); err != nil {
+			return err
+		}
+		ns, _ := strconv.ParseInt(msg.Metadata.Get(sentAtKey), 10, 64)
+		rec.record(time.Unix(0, ns))
+		return nil
+	})
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	runErr := make(chan error, 1)
+	go func() { runErr <- router.Run(rctx) }()
+	defer func() {
+		stop()
+		_ = router.Close()
+		<-runErr
+	}()
+	select {
+	case <-router.Running():
+	case err := <-runErr:
+		runErr <- err
+		return Side{}, fmt.Errorf("bench: %s: router: %w", name, err)
+	}
+	body, err := json.Marshal(newPayload(cfg.Size))
+	if err != nil {
+		return Side{}, err
+	}
+	return measure(ctx, cfg, name, rec, func(context.Context) error {
+		msg := message.NewMessage(watermill.NewUUID(), body)
+		msg.Metadata.Set(sentAtKey, strconv.FormatInt(time.Now().UnixNano(), 10))
+		return pub.Publish(topic, msg)
+	})
+}
