@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/transports/memory"
 )
 
@@ -20,6 +21,7 @@ var pinged = bus.NewEvent[ping]("storetest", "pinged")
 func runBus(t *testing.T, h Harness) {
 	t.Run("DuplicateFiresRunOncePerGroup", func(t *testing.T) { testBusDuplicates(t, h) })
 	t.Run("FailedFirstDeliveryIsRedelivered", func(t *testing.T) { testBusFailThenRetry(t, h) })
+	t.Run("PerListenerRetentionAndOptOut", func(t *testing.T) { testBusListenerOptions(t, h) })
 }
 
 // broker returns a memory:// URL private to the test and its broker.
@@ -159,5 +161,57 @@ func testBusFailThenRetry(t *testing.T, h Harness) {
 	waitIdle(t, br, 30*time.Second)
 	if got := r.get(id); got != 2 {
 		t.Fatalf("handler ran %d times, want 2 (the failed attempt and its redelivery)", got)
+	}
+}
+
+// testBusListenerOptions: a listener's Retention bounds how long a done
+// event is remembered; WithoutIdempotency turns dedup off for a listener.
+func testBusListenerOptions(t *testing.T, h Harness) {
+	transport, br := broker(t)
+	storeURL := h.URL(t)
+	b := newBus(t, transport, storeURL, "p0")
+	var r runs
+	listen := func(name string, opts ...bus.ListenOption) {
+		err := bus.Listen(b, pinged, name, func(ctx context.Context, d bus.Delivery[ping]) error {
+			r.add(name)
+			return nil
+		}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	listen("short", bus.WithRetention(300*time.Millisecond))
+	listen("off", bus.WithoutIdempotency())
+	listen("default")
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fire := func() {
+		t.Helper()
+		if _, err := bus.Fire(context.Background(), b, pinged, ping{1}, bus.WithEventID("same-id")); err != nil {
+			t.Fatal(err)
+		}
+		waitIdle(t, br, 30*time.Second)
+	}
+	fire()
+	fire()
+	if r.get("short") != 1 || r.get("off") != 2 || r.get("default") != 1 {
+		t.Fatalf("after a duplicate: short %d, off %d, default %d runs; want 1, 2, 1", r.get("short"), r.get("off"), r.get("default"))
+	}
+	if !h.Shared {
+		return // a memory:// URL opens a store of its own: nothing to observe
+	}
+	// Wait until the store forgot the short-retention listener's event.
+	s := store(t, Harness{URL: func(testing.TB) string { return storeURL }})
+	eventually(t, 10*time.Second, "the short retention to expire", func() bool {
+		st, l := begin(t, s, idempotency.Key("storetest-short", "same-id"), time.Minute)
+		if st == idempotency.Fresh {
+			_ = s.Abort(ctx(t), l)
+		}
+		return st == idempotency.Fresh
+	})
+	fire()
+	if r.get("short") != 2 || r.get("default") != 1 {
+		t.Fatalf("after the retention: short %d, default %d runs; want 2, 1", r.get("short"), r.get("default"))
 	}
 }
