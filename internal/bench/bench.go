@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,10 @@ type Config struct {
 	// Concurrency is the number of goroutines firing on each side and the
 	// listener concurrency of the Busline side. Default 16.
 	Concurrency int
+	// Rate, when positive, paces the firing at about this many events per
+	// second in total, to measure latency below saturation. Default 0: as
+	// fast as the goroutines can fire.
+	Rate float64
 	// Stall ends a side with ErrStalled when no event was handled for this
 	// long. Default 1 minute.
 	Stall time.Duration
@@ -71,6 +76,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: size must be at least %d bytes (the payload is the JSON object {\"data\":\"...\"})", ErrInvalidConfig, MinSize)
 	case c.Concurrency < 1:
 		return fmt.Errorf("%w: concurrency must be at least 1", ErrInvalidConfig)
+	case c.Rate < 0:
+		return fmt.Errorf("%w: rate must not be negative", ErrInvalidConfig)
 	case c.Stall < 0:
 		return fmt.Errorf("%w: stall must not be negative", ErrInvalidConfig)
 	}
@@ -103,8 +110,10 @@ type Result struct {
 	Events      int
 	Size        int
 	Concurrency int
-	Busline     Side
-	Watermill   Side
+	// Rate is the pacing asked for, 0 when none.
+	Rate      float64
+	Busline   Side
+	Watermill Side
 }
 
 // Ratio is Busline's end-to-end rate over Watermill's.
@@ -173,8 +182,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{
-		Transport: u.Scheme, URL: u.Redacted(),
-		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency,
+		Transport: u.Scheme, URL: redact(u),
+		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 	}
 	res.Transport = b.scheme()
 	runtime.GC()
@@ -259,6 +268,29 @@ func (r *recorder) percentiles() (time.Duration, time.Duration) {
 	return at(50), at(99)
 }
 
+// pace sends n tokens at rate per second from start, then closes tokens;
+// it stops early when ctx is done.
+func pace(ctx context.Context, start time.Time, rate float64, n int64, tokens chan<- struct{}) {
+	defer close(tokens)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for sent := int64(0); sent < n; {
+		due := min(n, int64(time.Since(start).Seconds()*rate)+1)
+		for ; sent < due; sent++ {
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // measure fires cfg.Events events from cfg.Concurrency goroutines with fire
 // and waits until rec saw them all handled, printing progress each second.
 func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire func(ctx context.Context) error) (Side, error) {
@@ -270,9 +302,15 @@ func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire f
 	var errOnce sync.Once
 	var wg sync.WaitGroup
 	start := time.Now()
+	take := func() bool { return next.Add(1) <= n }
+	if cfg.Rate > 0 {
+		tokens := make(chan struct{})
+		wg.Go(func() { pace(ctx, start, cfg.Rate, n, tokens) })
+		take = func() bool { _, ok := <-tokens; return ok }
+	}
 	for range cfg.Concurrency {
 		wg.Go(func() {
-			for next.Add(1) <= n {
+			for take() {
 				if err := fire(ctx); err != nil {
 					errOnce.Do(func() { fireErr = err; cancel() })
 					return
@@ -323,4 +361,14 @@ func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire f
 		EndToEndPerSecond: float64(n) / took.Seconds(),
 		P50:               p50, P99: p99,
 	}, nil
+}
+
+// redact renders u without its password, keeping the "//" of a URL
+// without a host ("memory://" rather than "memory:").
+func redact(u *url.URL) string {
+	s := u.Redacted()
+	if u.Host == "" && u.Opaque == "" && !strings.HasPrefix(s, u.Scheme+"://") {
+		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
+	}
+	return s
 }

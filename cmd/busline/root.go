@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
+	_ "github.com/busline/busline/transports/all" // every scheme
+)
+
+// openTimeout bounds connecting to the broker.
+const openTimeout = 30 * time.Second
+
+// app holds the global flags and the streams of one invocation.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	transport string
+	config    string
+	json      bool
+}
+
+// execute runs the command line args and returns the exit code. It is
+// what main calls and what tests call, with their own streams.
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := classify(err)
+	fmt.Fprintf(stderr, "busline: %v\n", err)
+	if code == exitUsage {
+		fmt.Fprintln(stderr, "Run 'busline --help' for usage.")
+	}
+	return code
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "busline",
+		Short: "Look into and operate a Busline event bus",
+		Long: `busline looks into and operates a Busline event bus: what the broker holds,
+the events going by, dead letters, firing an event by hand, and a benchmark
+against plain Watermill on the same broker.
+
+The transport is --transport, else $BUSLINE_TRANSPORT, else the transport: key
+of the configuration file (--config, else $BUSLINE_CONFIG). Passwords in URLs
+are never printed.
+
+Exit codes: 0 success, 1 failure, 2 usage, 3 not found, 4 unsupported by the
+transport, 5 broker unreachable, 130 interrupted.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef("%v", err) })
+	f := root.PersistentFlags()
+	f.StringVar(&a.transport, "transport", "", "broker URL: memory://NAME, redis://HOST:PORT/DB, amqp://USER:PASS@HOST:PORT/ (default $BUSLINE_TRANSPORT, then the config file)")
+	f.StringVar(&a.config, "config", "", "YAML configuration file (default $BUSLINE_CONFIG)")
+	f.BoolVar(&a.json, "json", false, "print one JSON document for scripts instead of tables")
+	root.AddCommand(a.inspectCommand(), a.tailCommand(), a.deadCommand(), a.fireCommand(), a.benchCommand())
+	return root
+}
+
+// busConfig reads the configuration: the --config file or the environment
+// (bus.LoadConfig / bus.ConfigFromEnv), then --transport over it.
+func (a *app) busConfig() (bus.Config, error) {
+	var cfg bus.Config
+	var err error
+	if a.config != "" {
+		cfg, err = bus.LoadConfig(a.config)
+	} else {
+		cfg, err = bus.ConfigFromEnv()
+	}
+	if err != nil {
+		return bus.Config{}, withCode(exitUsage, err)
+	}
+	if a.transport != "" {
+		cfg.Transport = a.transport
+	}
+	return cfg, nil
+}
+
+// transportURL returns the transport URL the command works on.
+func (a *app) transportURL() (string, error) {
+	cfg, err := a.busConfig()
+	if err != nil {
+		return "", err
+	}
+	if cfg.Transport == "" {
+		return "", usagef("no transport: pass --transport URL, set BUSLINE_TRANSPORT, or name a configuration file with a transport: key (--config or BUSLINE_CONFIG)")
+	}
+	return cfg.Transport, nil
+}
+
+// openTransport opens the transport and returns it with its redacted URL.
+func (a *app) openTransport(ctx context.Context) (transports.Transport, string, error) {
+	raw, err := a.transportURL()
+	if err != nil {
+		return nil, "", err
+	}
+	return a.openURL(ctx, raw)
+}
+
+// openURL opens the transport of raw and returns it with its redacted URL.
+func (a *app) openURL(ctx context.Context, raw string) (transports.Transport, string, error) {
+	u, err := transports.ParseURL(raw)
+	if err != nil {
+		return nil, "", withCode(exitUsage, err)
+	}
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	t, err := transports.Open(octx, raw, transports.OpenOptions{Service: "busline", Logger: a.logger()})
+	if err != nil {
+		return nil, "", unavailable(err)
+	}
+	return t, redact(u), nil
+}
+
+// redact renders u without its password, keeping the "//" of a URL
+// without a host ("memory://" rather than "memory:").
+func redact(u *url.URL) string {
+	s := u.Redacted()
+	if u.Host == "" && u.Opaque == "" && !strings.HasPrefix(s, u.Scheme+"://") {
+		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
+	}
+	return s
+}
+
+// logger writes warnings and errors of the transports to stderr.
+func (a *app) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// progressf writes a line of progress to stderr.
+func (a *app) progressf(format string, args ...any) {
+	fmt.Fprintf(a.stderr, format+"\n", args...)
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code and the names of the arguments.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return usagef("%s takes %d argument(s): %v; got %d", cmd.CommandPath(), len(names), names, len(args))
+		}
+		return nil
+	}
+}
