@@ -34,6 +34,18 @@ Everything bench creates (Redis keys, AMQP queues and exchange) has a random
 memory:// when none is configured.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case cfg.Events < 1:
+				return usagef("--events must be at least 1")
+			case cfg.Size < bench.MinSize:
+				return usagef("--size must be at least %d bytes (the payload is the JSON object {\"data\":\"...\"})", bench.MinSize)
+			case cfg.Concurrency < 1:
+				return usagef("--concurrency must be at least 1")
+			case cfg.Rate < 0:
+				return usagef("--rate must not be negative")
+			case cfg.Stall < 0:
+				return usagef("--stall must not be negative")
+			}
 			c, err := a.busConfig()
 			if err != nil {
 				return err

@@ -112,7 +112,8 @@ func (a *app) printInspection(url string, res *transports.Inspection) error {
 	return nil
 }
 
-// The JSON document of inspect. Counts and ages the broker does not report are null.
+// The JSON document of inspect. Counts and ages the broker does not report
+// are null, as is oldest_pending_ms when nothing is pending.
 type (
 	inspectDoc struct {
 		Transport string      `json:"transport"`
@@ -158,6 +159,9 @@ func inspectJSON(url string, res *transports.Inspection) inspectDoc {
 			Group: g.Group, Event: g.Event, Queue: g.Queue, Consumers: g.Consumers,
 			Pending: jsonCount(g.Pending), Lag: jsonCount(g.Lag), OldestPendingMS: jsonMillis(g.OldestPending),
 			DeadLetters: g.DeadLetters, Members: []consumerDoc{},
+		}
+		if g.Pending == 0 {
+			gd.OldestPendingMS = nil // nothing pending, no oldest
 		}
 		for _, m := range g.Members {
 			gd.Members = append(gd.Members, consumerDoc{Name: m.Name, Pending: m.Pending, IdleMS: m.Idle.Milliseconds()})

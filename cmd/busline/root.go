@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/busline/busline/bus"
@@ -18,6 +20,14 @@ import (
 
 // openTimeout bounds connecting to the broker.
 const openTimeout = 30 * time.Second
+
+// quietRedis silences go-redis's own logger, which writes connection
+// retries to stderr; the command reports the error once, itself.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
 
 // app holds the global flags and the streams of one invocation.
 type app struct {
@@ -32,6 +42,7 @@ type app struct {
 // execute runs the command line args and returns the exit code. It is
 // what main calls and what tests call, with their own streams.
 func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	quietOnce.Do(func() { redis.SetLogger(quietRedis{}) })
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
 	root.SetArgs(args)

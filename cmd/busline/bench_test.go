@@ -1,0 +1,51 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestBench runs a small benchmark on each broker: the table for people,
+// and with --json a last line that is exactly the summary object.
+func TestBench(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		url := strings.Split(b.url, "?")[0] // bench isolates itself
+		r := run(t, "--transport", url, "bench", "--events", "300", "--size", "64", "--concurrency", "4").expect(t, exitOK)
+		numbers := regexp.MustCompile(`\b\d+(\.\d+)?x?\b`)
+		table := r.stdout[strings.Index(r.stdout, "\n\n")+2:]
+		golden(t, "bench_"+b.name, numbers.ReplaceAllString(table, "<N>"))
+		if !strings.Contains(r.stdout, "300 events of 64 bytes, concurrency 4") || strings.Contains(r.stdout, "guest:guest") {
+			t.Fatalf("stdout:\n%s", r.stdout)
+		}
+		if !strings.Contains(r.stderr, "handled 300/300") {
+			t.Fatalf("no progress on stderr: %q", r.stderr)
+		}
+
+		r = run(t, "--transport", url, "--json", "bench", "--events", "200", "--size", "32", "--concurrency", "2").expect(t, exitOK)
+		lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+		var sum map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+			t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+		}
+		checkKeys(t, sum, "transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms")
+		if sum["transport"] != b.name || sum["events"] != 200.0 || sum["size"] != 32.0 {
+			t.Fatalf("summary %v", sum)
+		}
+		for _, k := range []string{"busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms"} {
+			if v, ok := sum[k].(float64); !ok || v <= 0 {
+				t.Errorf("%s = %v", k, sum[k])
+			}
+		}
+	})
+}
+
+func TestBenchUsage(t *testing.T) {
+	cleanEnv(t)
+	run(t, "bench", "--size", "3").expect(t, exitUsage)
+	run(t, "bench", "--events", "0").expect(t, exitUsage)
+	run(t, "bench", "--concurrency", "-1").expect(t, exitUsage)
+	run(t, "bench", "--events", "x").expect(t, exitUsage)
+	run(t, "--transport", "redis://127.0.0.1:1/0", "bench").expect(t, exitUnavailable)
+}
