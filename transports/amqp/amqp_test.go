@@ -103,13 +103,20 @@ func TestTopology(t *testing.T) {
 			}
 			must("exchange is a durable topic exchange", ch.ExchangeDeclare(o.Exchange, "topic", true, false, false, false, nil))
 			group := "shop-audit"
-			_, err := ch.QueueDeclare(o.QueuePrefix+group, true, false, false, false,
-				amqp091.Table{"x-queue-type": qt, "x-max-length": int64(1000), "x-overflow": "drop-head"})
+			base := func() amqp091.Table {
+				if qt == QueueClassic {
+					return amqp091.Table{"x-queue-type": qt, "x-queue-version": int64(2)}
+				}
+				return amqp091.Table{"x-queue-type": qt}
+			}
+			args := base()
+			args["x-max-length"], args["x-overflow"] = int64(1000), "drop-head"
+			_, err := ch.QueueDeclare(o.QueuePrefix+group, true, false, false, false, args)
 			must("group queue is durable, "+qt+", capped by maxlen", err)
-			_, err = ch.QueueDeclare(o.QueuePrefix+group+".dead", true, false, false, false, amqp091.Table{"x-queue-type": qt})
+			_, err = ch.QueueDeclare(o.QueuePrefix+group+".dead", true, false, false, false, base())
 			must("dead-letter queue", err)
-			delay := amqp091.Table{"x-queue-type": qt, "x-message-ttl": int64(2000), "x-dead-letter-exchange": "",
-				"x-dead-letter-routing-key": o.QueuePrefix + group}
+			delay := base()
+			delay["x-message-ttl"], delay["x-dead-letter-exchange"], delay["x-dead-letter-routing-key"] = int64(2000), "", o.QueuePrefix+group
 			if qt == QueueQuorum {
 				delay["x-dead-letter-strategy"] = "at-least-once"
 				delay["x-overflow"] = "reject-publish"

@@ -37,6 +37,12 @@ type Options struct {
 	QueuePrefix string
 	// QueueType is "classic" or "quorum". Query queue_type; default classic.
 	QueueType string
+	// QueueVersion is the storage version of classic queues
+	// (x-queue-version, RabbitMQ 3.10+): 2, the newer index, spends about
+	// 10% less broker CPU per persistent message than 1; -1 leaves it to the
+	// broker's default or policy (query value "broker"). Query
+	// queue_version; default 2. Not used for quorum queues.
+	QueueVersion int
 	// Prefetch is the broker prefetch (QoS) of each listener. It is never
 	// less than the listener's Concurrency; a larger value keeps deliveries
 	// waiting in the client. Query prefetch; default 0 (= Concurrency).
@@ -72,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.QueueType == "" {
 		o.QueueType = QueueClassic
+	}
+	if o.QueueVersion == 0 {
+		o.QueueVersion = 2
 	}
 	if o.ChannelPoolSize <= 0 {
 		o.ChannelPoolSize = 4
@@ -119,6 +128,15 @@ func ParseURL(u *url.URL) (dialURL string, o Options, err error) {
 				return "", o, bad("want classic or quorum")
 			}
 			o.QueueType = v
+		case "queue_version":
+			switch v {
+			case "1", "2":
+				o.QueueVersion, _ = strconv.Atoi(v)
+			case "broker":
+				o.QueueVersion = -1
+			default:
+				return "", o, bad("want 1, 2, or broker")
+			}
 		case "prefetch":
 			if o.Prefetch, err = nonNegative(v); err != nil {
 				return "", o, bad(err.Error())

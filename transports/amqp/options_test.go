@@ -28,7 +28,7 @@ func TestParseURLDefaults(t *testing.T) {
 		t.Errorf("dial URL = %q", dial)
 	}
 	if o.Exchange != "busline" || o.QueueType != QueueClassic || o.ChannelPoolSize != 4 || o.Prefetch != 0 ||
-		o.MaxLen != 0 || o.QueuePrefix != "" || o.ConfirmTimeout != 30*time.Second || o.ReconnectMax != 10*time.Second {
+		o.MaxLen != 0 || o.QueuePrefix != "" || o.QueueVersion != 2 || o.ConfirmTimeout != 30*time.Second || o.ReconnectMax != 10*time.Second {
 		t.Errorf("defaults = %+v", o)
 	}
 	if !slices.Equal(o.RetryLadder, DefaultRetryLadder) {
@@ -54,6 +54,19 @@ func TestParseURLOptions(t *testing.T) {
 	}
 }
 
+func TestQueueVersionArgs(t *testing.T) {
+	for q, want := range map[string]any{"": int64(2), "queue_version=1": int64(1), "queue_version=broker": nil, "queue_type=quorum": nil} {
+		_, o, err := parse(t, "amqp://h/?"+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := topology{o: o}.baseArgs()["x-queue-version"]
+		if (want == nil && ok) || (want != nil && got != want) {
+			t.Errorf("%s: x-queue-version = %v (set %v), want %v", q, got, ok, want)
+		}
+	}
+}
+
 func TestParseURLErrors(t *testing.T) {
 	for _, raw := range []string{
 		"amqp://h/?exchnage=x",
@@ -64,6 +77,7 @@ func TestParseURLErrors(t *testing.T) {
 		"amqp://h/?retry_delays=1500us",
 		"amqp://h/?confirm_timeout=0s",
 		"amqp://h/?exchange=",
+		"amqp://h/?queue_version=3",
 		"redis://h/",
 	} {
 		if _, _, err := parse(t, raw); !errors.Is(err, transports.ErrInvalidURL) {

@@ -32,6 +32,10 @@ type Subscriber struct {
 
 var _ message.Subscriber = (*Subscriber)(nil)
 
+// subscribeWait bounds how long Subscribe waits for the broker while the
+// consuming connection is being re-established.
+const subscribeWait = 30 * time.Second
+
 func newSubscriber(t *Transport, cfg transports.SubscriberConfig) *Subscriber {
 	return &Subscriber{t: t, cfg: cfg, closing: make(chan struct{})}
 }
@@ -50,7 +54,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if s.closed {
 		return nil, transports.ErrClosed
 	}
-	conn, err := s.t.subConn.wait(ctx)
+	// The group must exist when Subscribe returns: wait for a connection
+	// being re-established, but not forever.
+	waitCtx, cancelWait := context.WithTimeout(ctx, subscribeWait)
+	conn, err := s.t.subConn.wait(waitCtx)
+	cancelWait()
 	if err != nil {
 		return nil, fmt.Errorf("amqp: subscribe %s for %s: %w", topic, s.cfg.Group, err)
 	}

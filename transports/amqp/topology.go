@@ -55,7 +55,11 @@ func stepName(d time.Duration) string {
 }
 
 func (tp topology) baseArgs() amqp091.Table {
-	return amqp091.Table{"x-queue-type": tp.o.QueueType}
+	a := amqp091.Table{"x-queue-type": tp.o.QueueType}
+	if tp.o.QueueType == QueueClassic && tp.o.QueueVersion > 0 {
+		a["x-queue-version"] = int64(tp.o.QueueVersion)
+	}
+	return a
 }
 
 func (tp topology) groupArgs() amqp091.Table {
