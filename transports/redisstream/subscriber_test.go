@@ -117,7 +117,7 @@ func TestReclaimAfterAckTimeout(t *testing.T) {
 
 func TestSlowHandlerKeepsItsClaim(t *testing.T) {
 	u := testURL(t, "")
-	const ackTimeout = 300 * time.Millisecond
+	const ackTimeout = 500 * time.Millisecond
 	tr := openTransport(t, u)
 	slow := newSub(t, tr, "g", "slow", ackTimeout, 1, transports.Since{})
 	chSlow, _ := subscribe(t, slow, "e.x")
