@@ -14,8 +14,18 @@
 //   - Held: another consumer holds a live lease; the event is redelivered
 //     later, not run in parallel. An expired lease can be taken over.
 //
+// A copy that finds its event held waits up to Options.HeldWait for the
+// holder to finish before it is put back.
+//
+// A store that implements TxStore (the Postgres store) goes further: the
+// done mark is written in a transaction that the handler also writes
+// through, committed only when the handler succeeded, so the handler's
+// database effects happen exactly once. Attempts, placed inside the retry
+// middleware, rolls back each failed in-process try to a savepoint.
+//
 // Stores are chosen by URL, like transports: memory:// (this package, per
 // process) is the default; redis:// and postgres:// live in the subpackages
 // idempotency/redisstore and idempotency/pgstore, which register their
-// schemes on import.
+// schemes on import. Package idempotency/storetest is the conformance suite
+// every store passes.
 package idempotency
