@@ -20,8 +20,9 @@ func init() {
 }
 
 // Transport is the Redis Streams transport. It implements
-// transports.Transport and transports.DeadLetterStore. Make one by opening
-// a redis:// URL through the bus (or transports.Open), or with New.
+// transports.Transport, transports.DeadLetterStore and
+// transports.ConsumerRemover. Make one by opening a redis:// URL through
+// the bus (or transports.Open), or with New.
 type Transport struct {
 	client    redis.UniversalClient
 	ownClient bool
@@ -41,6 +42,7 @@ type Transport struct {
 var (
 	_ transports.Transport       = (*Transport)(nil)
 	_ transports.DeadLetterStore = (*Transport)(nil)
+	_ transports.ConsumerRemover = (*Transport)(nil)
 )
 
 func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports.Transport, error) {
@@ -59,8 +61,11 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 }
 
 // New returns a transport on an existing client, which it does not close.
-// It checks that the server is Redis 6.2 or newer. Blocking reads go through
-// client and end by Options.Block, since New cannot open dedicated
+// Start opts from DefaultOptions: zero fields other than Block,
+// ConsumerIdle, PublishBatch and PublishPipes (which get their defaults)
+// mean what they say (an empty Prefix, no trimming). It checks that the
+// server is Redis 6.2 or newer. Blocking reads go through client and end
+// by Options.Block (1s when zero), since New cannot open dedicated
 // connections on an arbitrary client.
 func New(ctx context.Context, client redis.UniversalClient, opts Options, logger *slog.Logger) (*Transport, error) {
 	if client == nil {
