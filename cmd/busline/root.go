@@ -49,14 +49,18 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
 	code := classify(err)
 	fmt.Fprintf(stderr, "busline: %v\n", err)
 	if code == exitUsage {
-		fmt.Fprintln(stderr, "Run 'busline --help' for usage.")
+		path := "busline"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
 	}
 	return code
 }
