@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -72,14 +71,14 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		ctx: runCtx, cancel: cancel,
 		log: s.t.log.With(slog.String("group", s.cfg.Group), slog.String("event", topic)),
 	}
-	deliveries, err := sub.start(conn)
+	deliveries, ak, err := sub.start(conn)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("amqp: subscribe %s for %s: %w", topic, s.cfg.Group, err)
 	}
 	s.subs = append(s.subs, sub)
 	s.wg.Add(1)
-	go sub.run(deliveries)
+	go sub.run(deliveries, ak)
 	return sub.out, nil
 }
 
@@ -142,43 +141,54 @@ type subscription struct {
 
 	mu sync.Mutex
 	ch *amqp091.Channel
+	ak *acker // settles the deliveries of ch
 }
 
-// start declares the topology on conn and starts a consumer on a new channel.
-func (sub *subscription) start(conn *amqp091.Connection) (<-chan amqp091.Delivery, error) {
+// start declares the topology on conn and starts a consumer on a new
+// channel, with an acker for its deliveries.
+func (sub *subscription) start(conn *amqp091.Connection) (<-chan amqp091.Delivery, *acker, error) {
 	s := sub.s
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, fmt.Errorf("amqp: open channel: %w", err)
+		return nil, nil, fmt.Errorf("amqp: open channel: %w", err)
 	}
 	if err := s.t.tp.declareGroup(ch, s.cfg.Group, sub.topic); err != nil {
 		_ = ch.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	prefetch := max(s.t.o.Prefetch, s.cfg.Concurrency)
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		_ = ch.Close()
-		return nil, fmt.Errorf("amqp: set prefetch %d: %w", prefetch, err)
+		return nil, nil, fmt.Errorf("amqp: set prefetch %d: %w", prefetch, err)
 	}
 	deliveries, err := ch.Consume(sub.queue, s.cfg.Consumer, false, false, false, false, nil)
 	if err != nil {
 		_ = ch.Close()
-		return nil, fmt.Errorf("amqp: consume %q: %w", sub.queue, err)
+		return nil, nil, fmt.Errorf("amqp: consume %q: %w", sub.queue, err)
 	}
+	ak := newAcker(ch, prefetch, sub.log)
 	sub.mu.Lock()
-	old := sub.ch
-	sub.ch = ch
+	oldCh, oldAk := sub.ch, sub.ak
+	sub.ch, sub.ak = ch, ak
 	sub.mu.Unlock()
-	if old != nil && !old.IsClosed() {
-		_ = old.Close()
+	if oldAk != nil {
+		oldAk.close()
 	}
-	return deliveries, nil
+	if oldCh != nil && !oldCh.IsClosed() {
+		_ = oldCh.Close()
+	}
+	return deliveries, ak, nil
 }
 
+// closeChannel sends the settlements made and closes the channel: the
+// deliveries not settled go back to the queue.
 func (sub *subscription) closeChannel() {
 	sub.mu.Lock()
-	ch := sub.ch
+	ch, ak := sub.ch, sub.ak
 	sub.mu.Unlock()
+	if ak != nil {
+		ak.close()
+	}
 	if ch != nil && !ch.IsClosed() {
 		_ = ch.Close()
 	}
@@ -186,11 +196,11 @@ func (sub *subscription) closeChannel() {
 
 // run hands deliveries out until the subscription stops, consuming again
 // after every reconnection (topology declared again).
-func (sub *subscription) run(deliveries <-chan amqp091.Delivery) {
+func (sub *subscription) run(deliveries <-chan amqp091.Delivery, ak *acker) {
 	defer sub.s.wg.Done()
 	defer close(sub.out)
 	for {
-		if sub.pump(deliveries) {
+		if sub.pump(deliveries, ak) {
 			return
 		}
 		sub.log.Warn("amqp: consumer channel lost; consuming again once reconnected")
@@ -200,7 +210,7 @@ func (sub *subscription) run(deliveries <-chan amqp091.Delivery) {
 				return
 			}
 			var serr error
-			if deliveries, serr = sub.start(conn); serr == nil {
+			if deliveries, ak, serr = sub.start(conn); serr == nil {
 				sub.log.Info("amqp: consuming again")
 				break
 			}
@@ -216,16 +226,17 @@ func (sub *subscription) run(deliveries <-chan amqp091.Delivery) {
 
 // pump hands out deliveries until the channel is lost (false) or the
 // subscription stops (true).
-func (sub *subscription) pump(deliveries <-chan amqp091.Delivery) (stopped bool) {
+func (sub *subscription) pump(deliveries <-chan amqp091.Delivery, ak *acker) (stopped bool) {
 	for {
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
 				return sub.ctx.Err() != nil
 			}
-			sub.deliver(d)
+			ak.track(d.DeliveryTag)
+			sub.deliver(d, ak)
 		case <-sub.ctx.Done():
-			sub.stopConsuming(deliveries)
+			sub.stopConsuming(deliveries, ak)
 			return true
 		}
 	}
@@ -233,7 +244,7 @@ func (sub *subscription) pump(deliveries <-chan amqp091.Delivery) (stopped bool)
 
 // stopConsuming cancels the consumer and returns the deliveries the client
 // buffered but never handed out.
-func (sub *subscription) stopConsuming(deliveries <-chan amqp091.Delivery) {
+func (sub *subscription) stopConsuming(deliveries <-chan amqp091.Delivery, ak *acker) {
 	sub.mu.Lock()
 	ch := sub.ch
 	sub.mu.Unlock()
@@ -244,7 +255,8 @@ func (sub *subscription) stopConsuming(deliveries <-chan amqp091.Delivery) {
 		return
 	}
 	for d := range deliveries {
-		_ = d.Nack(false, true)
+		ak.track(d.DeliveryTag)
+		ak.nack(d.DeliveryTag)
 	}
 }
 
@@ -267,7 +279,7 @@ func attempt(d amqp091.Delivery) int {
 }
 
 // deliver hands d out as a message, or settles it at once.
-func (sub *subscription) deliver(d amqp091.Delivery) {
+func (sub *subscription) deliver(d amqp091.Delivery, ak *acker) {
 	s := sub.s
 	n := attempt(d)
 	if d.Redelivered && s.t.o.QueueType == QueueClassic {
@@ -275,6 +287,7 @@ func (sub *subscription) deliver(d amqp091.Delivery) {
 		// message, so that a process crashing on it again and again still
 		// reaches MaxDeliveries.
 		if sub.restamp(d, n) {
+			ak.ack(d.DeliveryTag)
 			return
 		}
 	}
@@ -284,23 +297,23 @@ func (sub *subscription) deliver(d amqp091.Delivery) {
 	select {
 	case sub.slots <- struct{}{}:
 	case <-sub.ctx.Done():
-		_ = d.Nack(false, true)
+		ak.nack(d.DeliveryTag)
 		return
 	}
 	select {
 	case sub.out <- msg:
 	case <-sub.ctx.Done():
 		<-sub.slots
-		_ = d.Nack(false, true)
+		ak.nack(d.DeliveryTag)
 		return
 	}
 	s.wg.Add(1)
-	go sub.settle(d, msg, info)
+	go sub.settle(d, msg, info, ak)
 }
 
 // restamp republishes a redelivered message at the tail of the group queue
-// with its attempt number in x-busline-attempt, then acks the original.
-// False when that failed: the delivery is then handed out as it is.
+// with its attempt number in x-busline-attempt; the caller then acks the
+// original. False when that failed: the delivery is then handed out as it is.
 func (sub *subscription) restamp(d amqp091.Delivery, n int) bool {
 	pub := republishing(d, map[string]string{HeaderAttempt: strconv.Itoa(n)})
 	ctx, cancel := context.WithTimeout(context.Background(), sub.s.t.o.ConfirmTimeout)
@@ -309,38 +322,28 @@ func (sub *subscription) restamp(d amqp091.Delivery, n int) bool {
 		sub.log.Debug("amqp: could not record the redelivery count", slog.Any("error", err))
 		return false
 	}
-	if err := d.Ack(false); err != nil {
-		sub.log.Debug("amqp: ack after recording the redelivery count", slog.Any("error", err))
-	}
 	return true
 }
 
 // settle waits until the bus acks or nacks msg and tells the broker. On
 // Close it still sends an ack or nack already made; a message neither
 // acked nor nacked is left to return to the queue when the channel closes.
-func (sub *subscription) settle(d amqp091.Delivery, msg *message.Message, info *transports.DeliveryInfo) {
+func (sub *subscription) settle(d amqp091.Delivery, msg *message.Message, info *transports.DeliveryInfo, ak *acker) {
 	defer sub.s.wg.Done()
 	defer func() { <-sub.slots }()
 	select {
 	case <-msg.Acked():
-		sub.ack(d)
+		ak.ack(d.DeliveryTag)
 	case <-msg.Nacked():
-		sub.retry(d, info)
+		sub.retry(d, info, ak)
 	case <-sub.s.closing:
 		select {
 		case <-msg.Acked():
-			sub.ack(d)
+			ak.ack(d.DeliveryTag)
 		case <-msg.Nacked():
-			sub.retry(d, info)
+			sub.retry(d, info, ak)
 		default:
 		}
-	}
-}
-
-func (sub *subscription) ack(d amqp091.Delivery) {
-	if err := d.Ack(false); err != nil {
-		// The channel is gone: the broker has put the message back already.
-		sub.log.Debug("amqp: ack failed; the event will be delivered again", slog.Any("error", err))
 	}
 }
 
@@ -348,7 +351,7 @@ func (sub *subscription) ack(d amqp091.Delivery) {
 // to the retry ladder) with the next attempt number, then acks it. If that
 // fails the delivery is nacked back to the queue, which counts as a
 // delivery too.
-func (sub *subscription) retry(d amqp091.Delivery, info *transports.DeliveryInfo) {
+func (sub *subscription) retry(d amqp091.Delivery, info *transports.DeliveryInfo, ak *acker) {
 	s := sub.s
 	delay := info.RetryAfter
 	if delay <= 0 {
@@ -365,10 +368,8 @@ func (sub *subscription) retry(d amqp091.Delivery, info *transports.DeliveryInfo
 	if err := s.t.publishToQueue(ctx, queue, s.t.tp.delayArgs(s.cfg.Group, step), pub); err != nil {
 		sub.log.Warn("amqp: could not delay the redelivery; returning the event to the queue",
 			slog.String("delay_queue", queue), slog.Any("error", err))
-		if nerr := d.Nack(false, true); nerr != nil && !errors.Is(nerr, amqp091.ErrClosed) {
-			sub.log.Debug("amqp: nack failed", slog.Any("error", nerr))
-		}
+		ak.nack(d.DeliveryTag)
 		return
 	}
-	sub.ack(d)
+	ak.ack(d.DeliveryTag)
 }

@@ -1,0 +1,120 @@
+package amqp
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// TestAckerSettlesInAnyOrder settles deliveries from many goroutines in a
+// random order, some nacked: the broker must end up with exactly the
+// nacked ones back in the queue, and never see an unknown delivery tag
+// (which would close the channel).
+func TestAckerSettlesInAnyOrder(t *testing.T) {
+	requireBroker(t)
+	q := "bt-acker-" + strings.ToLower(randText())
+	ch := rawChannel(t)
+	if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = rawChannel(t).QueueDelete(q, false, false, false) })
+	const n = 300
+	for i := range n {
+		if err := ch.PublishWithContext(context.Background(), "", q, false, false, amqp091.Publishing{Body: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the queue filled", func() bool { return queueLen(t, q) == n })
+
+	cch := rawChannel(t)
+	closed := cch.NotifyClose(make(chan *amqp091.Error, 1))
+	if err := cch.Qos(n, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := cch.Consume(q, "acker-test", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak := newAcker(cch, 16, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var got []amqp091.Delivery
+	for len(got) < n {
+		select {
+		case d := <-deliveries:
+			ak.track(d.DeliveryTag)
+			got = append(got, d)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %d of %d deliveries", len(got), n)
+		}
+	}
+	if err := cch.Cancel("acker-test", false); err != nil {
+		t.Fatal(err)
+	}
+	rand.Shuffle(len(got), func(i, j int) { got[i], got[j] = got[j], got[i] })
+	var nacked []string
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				d := got[i]
+				if d.DeliveryTag%10 == 0 {
+					ak.nack(d.DeliveryTag)
+				} else {
+					ak.ack(d.DeliveryTag)
+				}
+				if i%17 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	for _, d := range got {
+		if d.DeliveryTag%10 == 0 {
+			nacked = append(nacked, string(d.Body))
+		}
+	}
+	wg.Wait()
+	ak.close()
+	eventually(t, 10*time.Second, "the nacked deliveries back in the queue", func() bool { return queueLen(t, q) == len(nacked) })
+	select {
+	case e := <-closed:
+		t.Fatalf("the channel closed: %v", e)
+	default:
+	}
+	var back []string
+	gch := rawChannel(t)
+	for {
+		d, ok, err := gch.Get(q, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		back = append(back, string(d.Body))
+	}
+	slices.Sort(back)
+	slices.Sort(nacked)
+	if !slices.Equal(back, nacked) {
+		t.Errorf("queue holds %v, want the nacked %v", back, nacked)
+	}
+}
+
+func randText() string {
+	const letters = "abcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, 10)
+	for i := range b {
+		b[i] = letters[rand.IntN(len(letters))]
+	}
+	return string(b)
+}
