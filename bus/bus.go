@@ -183,7 +183,14 @@ func (b *Bus) Start(ctx context.Context) error {
 	}
 	b.started = true
 	readCtx, stop := context.WithCancel(context.Background())
-	b.stopReading = stop
+	gate := &handlerGate{}
+	// Close and abortStart call stopReading: from then on no handler starts,
+	// so Close's wait for in-flight handlers is bounded by ShutdownTimeout
+	// even while workers are busy in handlers.
+	b.stopReading = func() {
+		gate.close()
+		stop()
+	}
 	for _, l := range b.listeners {
 		l.chain = b.buildChain(l)
 		sub, err := b.transport.NewSubscriber(transports.SubscriberConfig{
@@ -200,9 +207,8 @@ func (b *Bus) Start(ctx context.Context) error {
 			b.abortStart()
 			return fmt.Errorf("bus: listener %q: subscribe to %s: %w", l.name, l.topic, err)
 		}
-		b.readers.Add(l.opts.Concurrency)
 		for range l.opts.Concurrency {
-			go b.read(l, msgs)
+			go b.read(l, msgs, gate)
 		}
 		b.log.Debug("listener started", slog.String("listener", l.name), slog.String("group", l.group), slog.String("event", l.topic))
 	}
@@ -219,14 +225,43 @@ func (b *Bus) abortStart() {
 }
 
 // read is one of a listener's Concurrency workers: it runs messages of the
-// subscription through the chain until the subscription ends. The
-// transport bounds how many messages are in flight to the same number.
-func (b *Bus) read(l *listenerSpec, msgs <-chan *message.Message) {
-	defer b.readers.Done()
+// subscription through the chain until the subscription ends or reading
+// stops. The transport bounds how many messages are in flight to the same
+// number. A worker is not waited for: it ends when the subscription's
+// channel closes (Close closes the subscribers) or when it finds reading
+// stopped; the handlers it runs are waited for through inflight.
+func (b *Bus) read(l *listenerSpec, msgs <-chan *message.Message, gate *handlerGate) {
 	for msg := range msgs {
-		b.inflight.Add(1)
+		if !gate.enter(&b.inflight) {
+			// Handed out as reading stopped: left unsettled, the event
+			// stays pending for this consumer and is delivered again.
+			return
+		}
 		b.handle(l, msg)
 	}
+}
+
+// handlerGate admits handlers into the in-flight group until reading stops,
+// so that no handler is added to the group once Close waits for it.
+type handlerGate struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (g *handlerGate) enter(inflight *sync.WaitGroup) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return false
+	}
+	inflight.Add(1)
+	return true
+}
+
+func (g *handlerGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 // handle runs the chain and acks on success, nacks on failure; an event is

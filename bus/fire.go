@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/busline/busline/tracing"
 )
 
@@ -65,15 +63,12 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	for _, opt := range opts {
 		opt(&o)
 	}
+	now := time.Now()
 	id := o.id
 	if id == "" {
-		u, err := uuid.NewV7()
-		if err != nil {
-			return "", fmt.Errorf("bus: new event ID: %w", err)
-		}
-		id = u.String()
+		id = newEventID(now)
 	}
-	msg := newEnvelope(id, b.cfg.Service, topic, b.cfg.Codec.ContentType(), data, time.Now())
+	msg := newEnvelope(id, b.cfg.Service, topic, b.cfg.Codec.ContentType(), data, now)
 	for k, v := range o.metadata {
 		if _, reserved := msg.Metadata[k]; !reserved {
 			msg.Metadata[k] = v

@@ -63,7 +63,6 @@ func store(m *message.Message) *stored {
 // message returns a new message with a copy of the metadata.
 func (s *stored) message() *message.Message {
 	m := message.NewMessage(s.uuid, s.payload)
-	m.Metadata = make(message.Metadata, len(s.metadata))
 	for k, v := range s.metadata {
 		m.Metadata[k] = v
 	}
@@ -94,8 +93,9 @@ type group struct {
 	// replaySeq numbers entries replayed from dead letters; they live
 	// only in pending, in a sequence space above every stream entry.
 	replaySeq uint64
-	wake      chan struct{} // closed and replaced when the group changes while a reader waits
-	waiting   bool
+	// waiters are the slots of live subscriptions that found nothing to
+	// take and wait for a change, most recent last.
+	waiters   []*slot
 	consumers map[string]*consumer
 }
 
@@ -134,18 +134,38 @@ func (b *Broker) notifyLocked() {
 	}
 }
 
-func (g *group) wakeLocked() {
-	if g.waiting {
-		close(g.wake)
-		g.wake = make(chan struct{})
-		g.waiting = false
+// wakeLocked wakes up to n waiting slots (all of them when n < 0): n new
+// entries need at most n takers, so an append does not wake every slot.
+// The most recent waiter goes first, its goroutine the likeliest to be warm.
+func (g *group) wakeLocked(n int) {
+	for n != 0 && len(g.waiters) > 0 {
+		sl := g.waiters[len(g.waiters)-1]
+		g.waiters[len(g.waiters)-1] = nil
+		g.waiters = g.waiters[:len(g.waiters)-1]
+		sl.waiting = false
+		select {
+		case sl.wake <- struct{}{}:
+		default: // a token is already there
+		}
+		n--
 	}
 }
 
-// waitLocked returns the channel closed at the group's next change.
-func (g *group) waitLocked() <-chan struct{} {
-	g.waiting = true
-	return g.wake
+// addWaiterLocked makes sl wait for the group's next change.
+func (g *group) addWaiterLocked(sl *slot) {
+	sl.waiting = true
+	g.waiters = append(g.waiters, sl)
+}
+
+// removeWaiterLocked takes sl off the waiters when it woke for another reason.
+func (g *group) removeWaiterLocked(sl *slot) {
+	if !sl.waiting {
+		return
+	}
+	sl.waiting = false
+	if i := slices.Index(g.waiters, sl); i >= 0 {
+		g.waiters = slices.Delete(g.waiters, i, i+1)
+	}
 }
 
 func (b *Broker) streamLocked(name string) *stream {
@@ -176,7 +196,7 @@ func (b *Broker) append(topic string, msgs []*message.Message) {
 		if g.cursor < s.first {
 			g.cursor = s.first
 		}
-		g.wakeLocked()
+		g.wakeLocked(len(msgs))
 	}
 	b.notifyLocked()
 }
@@ -190,8 +210,7 @@ func (b *Broker) groupLocked(topic, name string, since sinceSpec) *group {
 	}
 	g = &group{
 		name: name, stream: s, pending: map[uint64]*pendingEntry{},
-		wake: make(chan struct{}), consumers: map[string]*consumer{},
-		replaySeq: 1 << 62,
+		consumers: map[string]*consumer{}, replaySeq: 1 << 62,
 	}
 	switch {
 	case since.beginning:
@@ -287,11 +306,10 @@ func (b *Broker) deliverLocked(g *group, pe *pendingEntry, c string, now time.Ti
 	}
 }
 
-// settle finishes a handed-out entry: acked removes it; otherwise it is
-// released (pending for its consumer), ready again after retryAfter.
-func (b *Broker) settle(g *group, pe *pendingEntry, acked bool, retryAfter time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// settleLocked finishes a handed-out entry: acked removes it; otherwise it
+// is released (pending for its consumer), ready again after retryAfter.
+// Only a release makes something new to take for the other slots.
+func (b *Broker) settleLocked(g *group, pe *pendingEntry, acked bool, retryAfter time.Duration) {
 	if cur := g.pending[pe.seq]; cur != pe || !pe.held {
 		return
 	}
@@ -303,8 +321,8 @@ func (b *Broker) settle(g *group, pe *pendingEntry, acked bool, retryAfter time.
 		if retryAfter > 0 {
 			pe.readyAt = b.now().Add(retryAfter)
 		}
+		g.wakeLocked(-1)
 	}
-	g.wakeLocked()
 	b.notifyLocked()
 }
 
@@ -343,7 +361,7 @@ func (b *Broker) replay(groupName, id string) error {
 	g.pending[g.replaySeq] = &pendingEntry{seq: g.replaySeq, msg: d.msg}
 	g.unheld++
 	b.dead[groupName] = slices.Delete(list, i, i+1)
-	g.wakeLocked()
+	g.wakeLocked(-1)
 	b.notifyLocked()
 	return nil
 }

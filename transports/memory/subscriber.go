@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -11,16 +12,17 @@ import (
 )
 
 // Subscriber reads as one consumer of one group. Each Subscribe call starts
-// one subscription with its own reader goroutine, stopped by the context
+// one subscription with Concurrency slot goroutines, stopped by the context
 // or by Close.
 type Subscriber struct {
 	t   *Transport
 	cfg transports.SubscriberConfig
 
-	mu      sync.Mutex
-	closed  bool
-	closing chan struct{}
-	wg      sync.WaitGroup // readers and ack waiters
+	mu       sync.Mutex
+	closed   bool
+	closing  chan struct{}
+	isClosed atomic.Bool    // closing is closed; read without a channel operation
+	wg       sync.WaitGroup // slot goroutines
 }
 
 // Subscribe creates the group if needed (at cfg.Since) and returns the
@@ -44,10 +46,15 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	c.lastSeen = b.now()
 	b.mu.Unlock()
 
-	out := make(chan *message.Message)
-	sub := &subscription{s: s, g: g, topic: topic, out: out, slots: make(chan struct{}, s.cfg.Concurrency)}
-	sub.start(ctx)
-	return out, nil
+	n := s.cfg.Concurrency
+	sub := &subscription{s: s, g: g, topic: topic, out: make(chan *message.Message)}
+	sub.senders.Store(int32(n))
+	s.wg.Add(n)
+	for range n {
+		sl := &slot{sub: sub, wake: make(chan struct{}, 1)}
+		go sl.run(ctx)
+	}
+	return sub.out, nil
 }
 
 // Close stops every subscription. Acks and nacks made before Close are
@@ -61,6 +68,7 @@ func (s *Subscriber) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.isClosed.Store(true)
 	close(s.closing)
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -68,131 +76,158 @@ func (s *Subscriber) Close() error {
 	return nil
 }
 
+// subscription is one Subscribe call: Concurrency slots feeding one channel.
 type subscription struct {
-	s      *Subscriber
-	g      *group
-	topic  string
-	out    chan *message.Message
-	slots  chan struct{} // one token per message in flight
-	handed chan handedOut
+	s       *Subscriber
+	g       *group
+	topic   string
+	out     chan *message.Message
+	senders atomic.Int32 // slots that may still send on out
 }
 
-// handedOut is a message given to the consumer and not yet settled.
-type handedOut struct {
-	msg  *message.Message
-	info *transports.DeliveryInfo
-	pe   *pendingEntry
-}
-
-func (sub *subscription) start(ctx context.Context) {
-	n := cap(sub.slots)
-	sub.handed = make(chan handedOut, n)
-	sub.s.wg.Add(1 + n)
-	for range n {
-		go sub.settleLoop()
+// stopSending is called once by each slot when it will send no more; the
+// last one closes the channel and marks the consumer's subscription gone.
+func (sub *subscription) stopSending() {
+	if sub.senders.Add(-1) != 0 {
+		return
 	}
-	go sub.read(ctx)
+	b, g := sub.s.t.broker, sub.g
+	b.mu.Lock()
+	if c := g.consumers[sub.s.cfg.Consumer]; c != nil {
+		c.open--
+		c.lastSeen = b.now()
+	}
+	b.mu.Unlock()
+	close(sub.out)
 }
 
-// read takes entries while a slot is free and hands them out; it stops on
-// ctx or Close. Settling continues in the settle loops until every handed
-// out message was acked, nacked, or the subscriber closed.
-func (sub *subscription) read(ctx context.Context) {
+// slot is one of a subscription's Concurrency places for a message in
+// flight, run by one goroutine: it takes an entry, hands it out, waits for
+// its ack or nack, then settles it and takes the next entry under the same
+// broker lock. Concurrency slots hand out up to Concurrency messages
+// without waiting for acks; a message is settled only once the consumer
+// acked or nacked it (or released, unsettled, when the subscriber closes).
+type slot struct {
+	sub     *subscription
+	wake    chan struct{} // a token when the group may have an entry to take
+	waiting bool          // in group.waiters; guarded by the broker lock
+	timer   *time.Timer   // for entries that become ready later (nack delay, claim)
+}
+
+// settlement is what the slot applies at its next broker lock.
+type settlement struct {
+	pe         *pendingEntry
+	acked      bool
+	retryAfter time.Duration
+}
+
+func (sl *slot) run(ctx context.Context) {
+	sub := sl.sub
 	s, b, g := sub.s, sub.s.t.broker, sub.g
+	consumer, ackTimeout := s.cfg.Consumer, s.cfg.AckTimeout
+	sending := true
 	defer s.wg.Done()
-	defer close(sub.handed)
-	defer close(sub.out)
 	defer func() {
-		b.mu.Lock()
-		if c := g.consumers[s.cfg.Consumer]; c != nil {
-			c.open--
-			c.lastSeen = b.now()
+		if sending {
+			sub.stopSending()
 		}
-		b.mu.Unlock()
-	}()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
+		if sl.timer != nil {
+			sl.timer.Stop()
 		}
 	}()
+	var done settlement
 	for {
-		select {
-		case sub.slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		case <-s.closing:
+		b.mu.Lock()
+		if done.pe != nil {
+			b.settleLocked(g, done.pe, done.acked, done.retryAfter)
+			done = settlement{}
+		}
+		g.removeWaiterLocked(sl)
+		if ctx.Err() != nil || s.isClosed.Load() {
+			b.mu.Unlock()
 			return
 		}
-		b.mu.Lock()
-		pe, next := b.takeLocked(g, s.cfg.Consumer, s.cfg.AckTimeout)
-		var wake <-chan struct{}
+		pe, next := b.takeLocked(g, consumer, ackTimeout)
+		attempt := 0
 		if pe == nil {
-			wake = g.waitLocked()
+			g.addWaiterLocked(sl)
+		} else {
+			attempt = pe.deliveries
 		}
 		b.mu.Unlock()
+
 		if pe == nil {
-			<-sub.slots
-			var tc <-chan time.Time
-			if !next.IsZero() {
-				d := time.Until(next)
-				if timer == nil {
-					timer = time.NewTimer(d)
-				} else {
-					timer.Reset(d)
-				}
-				tc = timer.C
-			}
-			select {
-			case <-wake:
-			case <-tc:
-			case <-ctx.Done():
-				return
-			case <-s.closing:
-				return
-			}
+			sl.wait(ctx, next)
 			continue
 		}
 		msg := pe.msg.message()
-		info := &transports.DeliveryInfo{Attempt: pe.deliveries, Topic: sub.topic, Group: g.name}
+		info := &transports.DeliveryInfo{Attempt: attempt, Topic: sub.topic, Group: g.name}
 		msg.SetContext(transports.WithDeliveryInfo(context.Background(), info))
 		select {
 		case sub.out <- msg:
 		case <-ctx.Done():
-			b.settle(g, pe, false, 0)
-			<-sub.slots
-			return
+			done = settlement{pe: pe}
+			continue
 		case <-s.closing:
-			b.settle(g, pe, false, 0)
-			<-sub.slots
-			return
+			done = settlement{pe: pe}
+			continue
 		}
-		sub.handed <- handedOut{msg: msg, info: info, pe: pe}
+		select {
+		case <-msg.Acked():
+			done = settlement{pe: pe, acked: true}
+		case <-msg.Nacked():
+			done = settlement{pe: pe, retryAfter: retryAfter(info)}
+		case <-s.closing:
+			done = settled(msg, info, pe)
+		case <-ctx.Done():
+			// Reading stopped: send nothing more, but the message handed
+			// out can still be acked or nacked until the subscriber closes.
+			sending = false
+			sub.stopSending()
+			select {
+			case <-msg.Acked():
+				done = settlement{pe: pe, acked: true}
+			case <-msg.Nacked():
+				done = settlement{pe: pe, retryAfter: retryAfter(info)}
+			case <-s.closing:
+				done = settled(msg, info, pe)
+			}
+		}
 	}
 }
 
-// settleLoop settles handed-out messages when they are acked or nacked, or
-// releases them when the subscriber closes first.
-func (sub *subscription) settleLoop() {
-	defer sub.s.wg.Done()
-	b := sub.s.t.broker
-	for h := range sub.handed {
-		select {
-		case <-h.msg.Acked():
-			b.settle(sub.g, h.pe, true, 0)
-		case <-h.msg.Nacked():
-			b.settle(sub.g, h.pe, false, retryAfter(h.info))
-		case <-sub.s.closing:
-			select {
-			case <-h.msg.Acked():
-				b.settle(sub.g, h.pe, true, 0)
-			case <-h.msg.Nacked():
-				b.settle(sub.g, h.pe, false, retryAfter(h.info))
-			default:
-				b.settle(sub.g, h.pe, false, 0)
-			}
+// wait blocks until the group wakes the slot, next passes (when not zero),
+// or the subscription stops.
+func (sl *slot) wait(ctx context.Context, next time.Time) {
+	var tc <-chan time.Time
+	if !next.IsZero() {
+		d := time.Until(next)
+		if sl.timer == nil {
+			sl.timer = time.NewTimer(d)
+		} else {
+			sl.timer.Reset(d)
 		}
-		<-sub.slots
+		tc = sl.timer.C
+	}
+	select {
+	case <-sl.wake:
+	case <-tc:
+	case <-ctx.Done():
+	case <-sl.sub.s.closing:
+	}
+}
+
+// settled is the settlement of a message still out when the subscriber
+// closes: its ack or nack if one was made, otherwise a release that leaves
+// it pending for this consumer.
+func settled(msg *message.Message, info *transports.DeliveryInfo, pe *pendingEntry) settlement {
+	select {
+	case <-msg.Acked():
+		return settlement{pe: pe, acked: true}
+	case <-msg.Nacked():
+		return settlement{pe: pe, retryAfter: retryAfter(info)}
+	default:
+		return settlement{pe: pe}
 	}
 }
 
