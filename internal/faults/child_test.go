@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,9 +12,8 @@ import (
 	"time"
 
 	"github.com/busline/busline/bus"
-	_ "github.com/busline/busline/idempotency/pgstore"   // postgres:// idempotency
+	"github.com/busline/busline/idempotency/pgstore"      // postgres:// idempotency, Tx
 	_ "github.com/busline/busline/idempotency/redisstore" // redis:// idempotency
-	"github.com/busline/busline/idempotency/pgstore"
 	_ "github.com/busline/busline/transports/all"
 )
 
@@ -91,11 +89,10 @@ func runChild(raw string) int {
 	if os.Getenv("BUSLINE_FAULTS_CHILD_DEBUG") == "1" {
 		level = slog.LevelDebug
 	}
-	var logOut io.Writer = os.Stderr
 	b, err := bus.New(bus.Config{
 		Service: s.Service, Process: s.Process, Transport: s.Transport, Idempotency: s.Idempotency,
 		ShutdownTimeout: s.ShutdownTimeout,
-		Logger:          slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})),
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)

@@ -44,6 +44,9 @@ type firer struct {
 	failed   int
 	failedAt []time.Time
 	lastErr  error
+	index    map[string]int // position in ok, built by firedBefore
+
+	slowestFail time.Duration // the longest a failed Fire took to return
 
 	stop chan struct{}
 	done chan struct{}
@@ -82,6 +85,7 @@ func (f *firer) run(total, burst int, interval time.Duration) {
 
 func (f *firer) fire(n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	began := time.Now()
 	id, err := bus.Fire(ctx, f.b, ticked, tick{N: n})
 	cancel()
 	now := time.Now()
@@ -94,6 +98,7 @@ func (f *firer) fire(n int) {
 		f.failed++
 		f.failedAt = append(f.failedAt, now)
 		f.lastErr = err
+		f.slowestFail = max(f.slowestFail, now.Sub(began))
 	}
 }
 
@@ -128,4 +133,18 @@ func (f *firer) counts() (ok, failed int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.ok), f.failed
+}
+
+// firedBefore reports whether the Fire of id returned nil before at.
+func (f *firer) firedBefore(id string, at time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.index == nil || len(f.index) != len(f.ok) {
+		f.index = make(map[string]int, len(f.ok))
+		for i, x := range f.ok {
+			f.index[x] = i
+		}
+	}
+	i, ok := f.index[id]
+	return ok && f.okAt[i].Before(at)
 }
