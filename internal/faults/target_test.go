@@ -2,11 +2,14 @@ package faults
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/transports/memory"
 )
 
 // target is one broker under test with the broker-side views the
@@ -28,7 +31,9 @@ type target struct {
 	// least minIdle.
 	pendingCount func(consumer string, minIdle time.Duration) (n, idle int)
 
-	rdb redis.UniversalClient // Redis only
+	rdb      redis.UniversalClient // Redis only
+	stream   string                // Redis: the stream of ticked
+	exchange string                // AMQP: the exchange events are published to
 }
 
 const listenerName = "work"
@@ -49,6 +54,7 @@ func redisTarget(t testing.TB, addr, query string) *target {
 	t.Cleanup(func() { _ = rdb.Close() })
 	tg.rdb = rdb
 	stream := prefix + ticked.Name()
+	tg.stream = stream
 	ctx := context.Background()
 	tg.ready = func() bool {
 		groups, err := rdb.XInfoGroups(ctx, stream).Result()
@@ -114,7 +120,7 @@ func amqpTarget(t testing.TB, base, query string) *target {
 	service := "svc-" + randomName(6)
 	group := service + "-" + listenerName
 	raw, qprefix := amqpTestURL(t, base, query, group)
-	tg := &target{kind: "amqp", url: raw, service: service, group: group}
+	tg := &target{kind: "amqp", url: raw, service: service, group: group, exchange: strings.TrimSuffix(qprefix, ".")}
 	conn, err := amqp091.Dial(amqpURL())
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +144,33 @@ func amqpTarget(t testing.TB, base, query string) *target {
 	return tg
 }
 
-// children returns the spec of a listener process of the target.
+// memoryTarget is a target on a named memory broker of the test's own,
+// shared by the buses of the test's process.
+func memoryTarget(t testing.TB) *target {
+	name := "faults-" + randomName(8)
+	t.Cleanup(func() { memory.Forget(name) })
+	service := "svc-" + randomName(6)
+	tg := &target{kind: "memory", url: "memory://" + name, service: service, group: service + "-" + listenerName}
+	tg.ready = func() bool { return true }
+	tg.pending = func(string) (map[string]bool, bool) { return nil, false }
+	tg.pendingCount = func(string, time.Duration) (int, int) { return -1, -1 }
+	return tg
+}
+
+// newTarget returns a target of the given kind on the test brokers.
+func newTarget(t testing.TB, kind string) *target {
+	t.Helper()
+	switch kind {
+	case "redis":
+		return redisTarget(t, "", "")
+	case "amqp":
+		return amqpTarget(t, "", "")
+	default:
+		return memoryTarget(t)
+	}
+}
+
+// child returns the spec of a listener process of the target.
 func (tg *target) child(process, out string) childSpec {
 	return childSpec{
 		Transport: tg.url, Service: tg.service, Process: process, Listener: listenerName, Out: out,
