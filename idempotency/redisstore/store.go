@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ type Store struct {
 	ownClient bool
 	legacy    atomic.Bool // the server rejected SET NX GET: use beginScript
 	pipe      *pipeliner
+
+	tokenPrefix [8]byte
+	tokens      atomic.Uint64
 }
 
 var (
@@ -45,6 +49,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		opts.Prefix = DefaultPrefix
 	}
 	s := &Store{client: client, prefix: opts.Prefix}
+	_, _ = rand.Read(s.tokenPrefix[:])
 	s.pipe = &pipeliner{client: client, legacy: s.legacy.Load}
 	return s
 }
@@ -64,7 +69,7 @@ func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (
 		leaseFor = time.Millisecond
 	}
 	rkey := s.RedisKey(key)
-	token := newToken()
+	token := s.newToken()
 	for range 3 {
 		start := time.Now()
 		_, found, err := s.setNX(ctx, rkey, token, leaseFor)
@@ -183,8 +188,12 @@ func (s *Store) Close() error {
 	return s.client.Close()
 }
 
-func newToken() string {
+// newToken returns a token no other lease holds: a random prefix drawn once
+// per store, then a counter. It needs to be unique, not secret, and costs no
+// system call.
+func (s *Store) newToken() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	copy(b[:8], s.tokenPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], s.tokens.Add(1))
 	return hex.EncodeToString(b[:])
 }
