@@ -14,10 +14,10 @@ import (
 // shutdownReport is what a graceful shutdown test measured.
 type shutdownReport struct {
 	fired, inFlightAtTerm, unfinished int
-	stopTook                                           time.Duration // SIGTERM to exit
-	handledButPending                                  int           // Redis: entries handled yet still pending for the stopped process
-	released                                           int           // Redis: entries read ahead, never handed out, released for the group
-	duplicated, lost                                   int           // after another process drained the rest
+	stopTook                          time.Duration // SIGTERM to exit
+	handledButPending                 int           // Redis: entries handled yet still pending for the stopped process
+	released                          int           // Redis: entries read ahead, never handed out, released for the group
+	duplicated, lost                  int           // after another process drained the rest
 }
 
 func (r shutdownReport) String() string {
