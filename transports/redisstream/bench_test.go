@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
 )
 
 // benchPayload encodes to exactly 256 bytes of JSON.
@@ -290,4 +291,47 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTransport measures the transport alone, without the bus: 32
+// goroutines publish b.N messages of 256 bytes; one subscriber
+// (Concurrency 16) hands them to 16 workers that ack at once. It reports
+// events/s and the CPU time of the process per event.
+//
+//	go test -run '^$' -bench 'Transport$' -benchtime 40000x ./transports/redisstream/
+func BenchmarkTransport(b *testing.B) {
+	tr := openTransport(b, testURL(b, os.Getenv("BUSLINE_BENCH_QUERY")))
+	sub := newSub(b, tr, "bench-sink", "p1", time.Minute, 16, transports.Since{})
+	ch, _ := subscribe(b, sub, "bench.happened")
+	var handled atomic.Int64
+	done := make(chan struct{})
+	n := int64(b.N)
+	for range 16 {
+		go func() {
+			for m := range ch {
+				m.Ack()
+				if handled.Add(1) == n {
+					close(done)
+				}
+			}
+		}()
+	}
+	body := []byte(`{"data":"` + benchData.Data + `"}`)
+	b.ResetTimer()
+	cpu0, start := cpuTime(), time.Now()
+	fireAll(b, b.N, func(int) error {
+		m := message.NewMessage(watermill.NewUUID(), body)
+		m.Metadata.Set("ce-type", "bench.happened")
+		return tr.Publish("bench.happened", m)
+	})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("handled %d of %d", handled.Load(), n)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/event")
+	b.ReportMetric(0, "ns/op")
 }

@@ -97,7 +97,7 @@ func (s *subscription) deliveryCounts(msgs []redis.XMessage) map[string]int {
 // than half the period are skipped: ours were reset more recently, and an
 // entry another consumer has just claimed is not taken back.
 func (s *subscription) keepalive() {
-	defer s.watchers.Done()
+	defer s.keeper.Done()
 	t := time.NewTicker(s.keepEvery)
 	defer t.Stop()
 	for {

@@ -21,7 +21,7 @@ const (
 	DefaultClusterBlock    = time.Second
 	DefaultConsumerIdle    = time.Hour
 	DefaultPublishBatch    = 256
-	DefaultPublishPipes    = 2
+	DefaultPublishPipes    = 1
 	maxBatch               = 1000
 	readAhead              = 4 // default Batch: this many times Concurrency
 	minClaimInterval       = 20 * time.Millisecond
@@ -69,7 +69,8 @@ type Options struct {
 	// pipeline. URL: publish_batch. Default 256.
 	PublishBatch int
 	// PublishPipes is how many pipelines of Publish calls may be in flight
-	// at once. URL: publish_pipes. Default 2.
+	// at once. URL: publish_pipes. Default 1: one pipeline in flight
+	// gathers every XADD queued meanwhile, which costs the least CPU.
 	PublishPipes int
 }
 

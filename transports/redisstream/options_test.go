@@ -19,21 +19,21 @@ func TestParseURLDefaults(t *testing.T) {
 		t.Fatalf("client %v %+v", c.kind, c.single)
 	}
 	if o.Prefix != "busline:" || o.MaxLen != 100_000 || o.Block != 5*time.Second || o.ConsumerIdle != time.Hour ||
-		o.PublishBatch != 256 || o.PublishPipes != 2 || o.Batch != 0 || o.ClaimInterval != 0 || o.DeadMaxLen != 0 {
+		o.PublishBatch != 256 || o.PublishPipes != 1 || o.Batch != 0 || o.ClaimInterval != 0 || o.DeadMaxLen != 0 {
 		t.Fatalf("defaults = %+v", o)
 	}
 }
 
 func TestParseURLOptions(t *testing.T) {
 	c, err := parseURLString("rediss://u:secret@h:6380/0?prefix=app:&maxlen=10&maxlen.a.b=0&dead_maxlen=7&batch=32&block=250ms" +
-		"&claim_interval=2s&consumer_idle=-1s&publish_batch=8&publish_pipes=1&dial_timeout=3s")
+		"&claim_interval=2s&consumer_idle=-1s&publish_batch=8&publish_pipes=3&dial_timeout=3s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := c.opts
 	if o.Prefix != "app:" || o.MaxLen != 10 || o.maxLen("a.b") != 0 || o.maxLen("c.d") != 10 || o.DeadMaxLen != 7 ||
 		o.Batch != 32 || o.Block != 250*time.Millisecond || o.ClaimInterval != 2*time.Second || o.ConsumerIdle >= 0 ||
-		o.PublishBatch != 8 || o.PublishPipes != 1 {
+		o.PublishBatch != 8 || o.PublishPipes != 3 {
 		t.Fatalf("options = %+v", o)
 	}
 	if c.single.TLSConfig == nil || c.single.Password != "secret" || c.single.DialTimeout != 3*time.Second {

@@ -18,11 +18,12 @@ import (
 //   - reader, claimer, scheduler, janitor (producers) put entries on the
 //     ready and prio queues; they stop when reading stops (the Subscribe
 //     context ends or Close).
-//   - dispatcher hands queued entries out on out, one per free token
-//     (Concurrency tokens), and closes out when reading stops.
-//   - one watcher per handed-out message waits for its Ack or Nack; the
-//     keepalive loop resets the idle time of every held entry; both stop at
-//     Close.
+//   - Concurrency slot goroutines each hand one queued entry out on out
+//     and wait for its Ack or Nack before taking the next, so at most
+//     Concurrency messages are out at a time; they stop handing out when
+//     reading stops (then out is closed) and stop waiting at Close.
+//   - the keepalive loop resets the idle time of every held entry; it
+//     stops at Close.
 //   - acker sends acknowledgements in batches; it stops last, after a final
 //     flush.
 type subscription struct {
@@ -46,19 +47,25 @@ type subscription struct {
 	lifeCtx  context.Context
 	stopLife context.CancelFunc
 
-	tokens chan struct{}
-	ready  chan *entry   // entries read by the reader, in stream order
-	prio   chan *entry   // redeliveries and claimed entries: handed out first
-	space  chan struct{} // the dispatcher took from ready
-	rd     *reader
-	sched  *scheduler
-	acks   *acker
-	held   holdings
+	ready chan *entry   // entries read by the reader, in stream order
+	prio  chan *entry   // redeliveries and claimed entries: handed out first
+	space chan struct{} // a slot took from ready
+	rd    *reader
+	sched *scheduler
+	acks  *acker
+	held  holdings
 
-	producers    sync.WaitGroup
-	dispatchDone chan struct{}
-	watchers     sync.WaitGroup
-	closeOnce    sync.Once
+	// sendMu is held for reading by a slot while it may send on out, and
+	// for writing to close out once reading stopped.
+	sendMu    sync.RWMutex
+	outClosed bool
+	outDone   chan struct{} // closed once out is
+
+	producers sync.WaitGroup // reader, its interrupter, scheduler, claimer, janitor
+	slots     sync.WaitGroup // the Concurrency slot goroutines
+	keeper    sync.WaitGroup // keepalive
+	closeOnce sync.Once
+	slotCount int
 }
 
 // entry is one delivery of a stream entry, decoded and ready to hand out.
@@ -78,27 +85,24 @@ func newSubscription(t *Transport, cfg transports.SubscriberConfig, topic, strea
 		claimEvery = min(max(cfg.AckTimeout/4, minClaimInterval), maxClaimInterval)
 	}
 	s := &subscription{
-		t:            t,
-		client:       t.client,
-		log:          t.log.With(slog.String("stream", stream), slog.String("group", cfg.Group), slog.String("consumer", cfg.Consumer)),
-		topic:        topic,
-		stream:       stream,
-		group:        cfg.Group,
-		consumer:     cfg.Consumer,
-		ackTimeout:   cfg.AckTimeout,
-		batch:        batch,
-		claimEvery:   claimEvery,
-		keepEvery:    max(cfg.AckTimeout/3, minClaimInterval/2),
-		out:          make(chan *message.Message),
-		tokens:       make(chan struct{}, cfg.Concurrency),
-		ready:        make(chan *entry, batch),
-		prio:         make(chan *entry, batch),
-		space:        make(chan struct{}, 1),
-		held:         holdings{m: map[string]*holding{}},
-		dispatchDone: make(chan struct{}),
-	}
-	for range cfg.Concurrency {
-		s.tokens <- struct{}{}
+		t:          t,
+		client:     t.client,
+		log:        t.log.With(slog.String("stream", stream), slog.String("group", cfg.Group), slog.String("consumer", cfg.Consumer)),
+		topic:      topic,
+		stream:     stream,
+		group:      cfg.Group,
+		consumer:   cfg.Consumer,
+		ackTimeout: cfg.AckTimeout,
+		batch:      batch,
+		claimEvery: claimEvery,
+		keepEvery:  max(cfg.AckTimeout/3, minClaimInterval/2),
+		out:        make(chan *message.Message),
+		ready:      make(chan *entry, batch),
+		prio:       make(chan *entry, batch),
+		space:      make(chan struct{}, 1),
+		held:       holdings{m: map[string]*holding{}},
+		outDone:    make(chan struct{}),
+		slotCount:  cfg.Concurrency,
 	}
 	return s
 }
@@ -111,7 +115,7 @@ func (s *subscription) start(ctx context.Context) {
 	s.sched = newScheduler(s)
 	s.rd = newReader(s)
 
-	s.watchers.Add(1)
+	s.keeper.Add(1)
 	go s.keepalive()
 
 	s.producers.Add(4)
@@ -123,11 +127,15 @@ func (s *subscription) start(ctx context.Context) {
 		s.producers.Add(1)
 		go s.janitor()
 	}
-	go s.dispatch()
+	s.slots.Add(s.slotCount)
+	for range s.slotCount {
+		go s.slot()
+	}
+	go s.closeOutWhenStopped()
 }
 
-// close stops reading, waits for the producers and the dispatcher, stops
-// the watchers (acks and nacks already made still count), makes the
+// close stops reading, waits for the producers and for out to close, stops
+// the slots (acks and nacks already made still count), makes the
 // entries it read but never handed out claimable by the group at once
 // (nacked ones when their delay ends), and flushes acknowledgements.
 // Entries handed out and neither acked nor nacked stay pending for this
@@ -137,9 +145,10 @@ func (s *subscription) close() {
 	s.closeOnce.Do(func() {
 		s.stopRead()
 		s.producers.Wait()
-		<-s.dispatchDone
+		<-s.outDone
 		s.stopLife()
-		s.watchers.Wait()
+		s.slots.Wait()
+		s.keeper.Wait()
 		s.release()
 		s.acks.close()
 		s.rd.close()
@@ -161,36 +170,52 @@ func (s *subscription) admit(xm redis.XMessage, attempt int) (*entry, bool) {
 	return &entry{id: xm.ID, msg: msg, info: info}, true
 }
 
-// dispatch hands out one queued entry per free token, redeliveries and
-// claims first, and closes out when reading stops.
-func (s *subscription) dispatch() {
-	defer close(s.dispatchDone)
-	defer close(s.out)
+// slot hands out one entry at a time, redeliveries and claims first, and
+// waits for its Ack or Nack before taking the next.
+func (s *subscription) slot() {
+	defer s.slots.Done()
 	for {
-		select {
-		case <-s.tokens:
-		case <-s.readCtx.Done():
+		s.sendMu.RLock()
+		if s.outClosed {
+			s.sendMu.RUnlock()
 			return
 		}
 		e := s.next()
 		if e == nil {
-			s.tokens <- struct{}{}
+			s.sendMu.RUnlock()
 			return
 		}
 		s.held.set(e.id, handedOut, time.Time{})
 		select {
 		case s.out <- e.msg:
-			s.watchers.Add(1)
-			go s.watch(e)
+			s.sendMu.RUnlock()
 		case <-s.readCtx.Done():
 			s.held.set(e.id, buffered, time.Time{})
-			s.tokens <- struct{}{}
+			s.sendMu.RUnlock()
+			return
+		}
+		if !s.await(e) {
 			return
 		}
 	}
 }
 
+// closeOutWhenStopped closes out once reading stopped and no slot is
+// about to send on it.
+func (s *subscription) closeOutWhenStopped() {
+	<-s.readCtx.Done()
+	s.sendMu.Lock()
+	s.outClosed = true
+	close(s.out)
+	s.sendMu.Unlock()
+	close(s.outDone)
+}
+
+// next returns the next queued entry, nil once reading stopped.
 func (s *subscription) next() *entry {
+	if s.readCtx.Err() != nil {
+		return nil
+	}
 	select {
 	case e := <-s.prio:
 		return e
@@ -210,16 +235,18 @@ func (s *subscription) next() *entry {
 	}
 }
 
-// watch waits for the Ack or Nack of one handed-out message.
-func (s *subscription) watch(e *entry) {
-	defer s.watchers.Done()
+// await waits for the Ack or Nack of a handed-out message. It reports
+// false at Close, when an Ack or Nack made before still counts and the
+// message is otherwise left pending for this consumer.
+func (s *subscription) await(e *entry) bool {
 	select {
 	case <-e.msg.Acked():
 		s.acked(e)
+		return true
 	case <-e.msg.Nacked():
 		s.nacked(e)
+		return true
 	case <-s.lifeCtx.Done():
-		// An Ack or Nack made before Close still counts.
 		select {
 		case <-e.msg.Acked():
 			s.acked(e)
@@ -227,13 +254,13 @@ func (s *subscription) watch(e *entry) {
 			s.nacked(e)
 		default:
 		}
+		return false
 	}
 }
 
 func (s *subscription) acked(e *entry) {
 	s.held.drop(e.id)
 	s.acks.add(e.id)
-	s.tokens <- struct{}{}
 }
 
 // nacked schedules a redelivery after the delay the consumer asked for;
@@ -245,7 +272,6 @@ func (s *subscription) nacked(e *entry) {
 	}
 	due := time.Now().Add(delay)
 	s.held.set(e.id, delayed, due)
-	s.tokens <- struct{}{}
 	if s.readCtx.Err() == nil {
 		s.sched.add(e.id, due)
 	}
