@@ -10,13 +10,13 @@ import (
 
 // Field shapes FuzzDecode gives an entry, one bit each.
 const (
-	fuzzUUID       = 1 << iota // the UUID field is present
-	fuzzMetadata               // the metadata field is present
-	fuzzPayload                // the payload field is present
-	fuzzUUIDNum                // the UUID field is a number instead of a string
-	fuzzMetadataNum            // the metadata field is a number
-	fuzzPayloadNil             // the payload field is nil
-	fuzzDeadFields             // dead-letter fields (reason, attempts, dead_at) are present
+	fuzzUUID        = 1 << iota // the UUID field is present
+	fuzzMetadata                // the metadata field is present
+	fuzzPayload                 // the payload field is present
+	fuzzUUIDNum                 // the UUID field is a number instead of a string
+	fuzzMetadataNum             // the metadata field is a number
+	fuzzPayloadNil              // the payload field is nil
+	fuzzDeadFields              // dead-letter fields (reason, attempts, dead_at) are present
 )
 
 // FuzzDecode: any stream entry, whatever its fields hold, decodes into a
