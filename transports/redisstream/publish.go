@@ -12,10 +12,11 @@ import (
 )
 
 // publisher sends the XADDs of concurrent Publish calls in shared
-// pipelines: a few pipe goroutines each take every request waiting (up to
-// PublishBatch) and send them in one round trip. A lone Publish goes out at
-// once as a single XADD; under load, batches form by themselves, with no
-// timer adding latency.
+// pipelines: each of PublishPipes pipe goroutines takes every request
+// waiting (up to PublishBatch) and sends them in one round trip. A lone
+// Publish goes out at once as a single XADD; under load, the requests that
+// queue while a round trip is in flight form the next batch, with no timer
+// adding latency.
 type publisher struct {
 	client   redis.UniversalClient
 	maxBatch int
