@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -573,5 +574,42 @@ func TestOpenErrors(t *testing.T) {
 	_, err = bus.New(bus.Config{Service: "svc", Transport: "amqp://127.0.0.1/?queue_type=fast"})
 	if !errors.Is(err, transports.ErrInvalidURL) {
 		t.Errorf("bad option: %v, want ErrInvalidURL", err)
+	}
+}
+
+// TestNamesOnTheBroker: the consumer tag is the process name and the
+// connections carry the service and process names (checked with
+// rabbitmqctl, when this host has it).
+func TestNamesOnTheBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("rabbitmqctl takes seconds: run without -short")
+	}
+	raw := testURL(t, "", "")
+	o := optionsOf(t, raw)
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Skip("rabbitmqctl not on this host")
+	}
+	process := "proc-" + strings.ToLower(randText())
+	b := newTestBus(t, raw, "shop", process)
+	_ = bus.Listen(b, itemEvent, "audit", func(context.Context, bus.Delivery[item]) error { return nil })
+	startBus(t, b)
+	ctl := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"-q"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Skipf("rabbitmqctl %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	consumers := ctl("list_consumers", "queue_name", "consumer_tag")
+	if !strings.Contains(consumers, o.QueuePrefix+"shop-audit\t"+process) {
+		t.Errorf("no consumer tagged %s on %sshop-audit:\n%s", process, o.QueuePrefix, consumers)
+	}
+	conns := ctl("list_connections", "client_properties")
+	for _, name := range []string{"busline shop publish", "busline shop " + process + " consume"} {
+		if !strings.Contains(conns, name) {
+			t.Errorf("no connection named %q:\n%s", name, conns)
+		}
 	}
 }
