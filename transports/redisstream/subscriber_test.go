@@ -368,3 +368,27 @@ func TestDeadLetterStore(t *testing.T) {
 		t.Fatalf("PurgeDeadLetters = %d, %v; want 3", n, err)
 	}
 }
+
+// A nack with a delay longer than AckTimeout keeps the entry with the
+// consumer that nacked it: nobody else claims it while it waits.
+func TestLongRetryDelayIsNotReclaimed(t *testing.T) {
+	u := testURL(t, "")
+	const ackTimeout = 500 * time.Millisecond
+	tr := openTransport(t, u)
+	a := newSub(t, tr, "g", "a", ackTimeout, 1, transports.Since{})
+	chA, _ := subscribe(t, a, "e.x")
+	ids := publish(t, tr, "e.x", "x")
+	m := receive(t, chA, 5*time.Second)
+
+	b := newSub(t, openTransport(t, u), "g", "b", ackTimeout, 1, transports.Since{})
+	chB, _ := subscribe(t, b, "e.x")
+	transports.Info(m).RetryAfter = 4 * ackTimeout
+	m.Nack()
+	noMessage(t, chB, 3*ackTimeout)
+	m2 := receive(t, chA, 5*time.Second)
+	if m2.UUID != ids[0] || attempt(m2) != 2 {
+		t.Fatalf("redelivered %s attempt %d, want %s attempt 2", m2.UUID, attempt(m2), ids[0])
+	}
+	m2.Ack()
+	noMessage(t, chB, 100*time.Millisecond)
+}
