@@ -23,8 +23,9 @@
 //     on, with the reason, attempts, time and topic as x-busline-dead-*
 //     headers. Transport implements transports.DeadLetterStore on it.
 //
-// Queues are classic by default; queue_type=quorum declares every queue as a
-// quorum queue (replicated, what a clustered deployment should use).
+// Queues are classic (version 2) by default; queue_type=quorum declares
+// every queue as a quorum queue (replicated, what a clustered deployment
+// should use).
 //
 // # Delivery
 //
@@ -32,8 +33,9 @@
 // confirms on a pool of channels that concurrent publishers share). A
 // subscriber consumes its group queue with a prefetch of Concurrency, hands
 // out up to Concurrency deliveries without waiting for their acks, and acks
-// a delivery once the bus acked the message. The consumer tag is the process
-// name. The attempt number is durable: the header x-busline-attempt, bumped
+// a delivery once the bus acked the message, coalescing the acks of
+// deliveries settled together into one basic.ack with multiple=true. The
+// consumer tag is the process name. The attempt number is durable: the header x-busline-attempt, bumped
 // on every republish, plus one for a delivery the broker returned after a
 // consumer died (the Redelivered flag on classic queues, x-delivery-count on
 // quorum queues). Header values of any AMQP type become strings in the
