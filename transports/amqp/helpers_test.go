@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -223,6 +224,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 type proxy struct {
 	target string
 	addr   string
+	tls    *tls.Config // when set, the proxy terminates TLS
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -270,6 +272,9 @@ func (p *proxy) url(t testing.TB) string {
 }
 
 func (p *proxy) serve(ln net.Listener) {
+	if p.tls != nil {
+		ln = tls.NewListener(ln, p.tls)
+	}
 	p.mu.Lock()
 	p.ln = ln
 	p.mu.Unlock()
