@@ -3,6 +3,7 @@ package redisstream
 import (
 	"errors"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -69,6 +70,9 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			if !errors.Is(err, ErrDecode) {
 				t.Fatalf("decode error %v does not wrap ErrDecode", err)
+			}
+			if strings.Contains(err.Error(), "runtime error") {
+				t.Fatalf("decode recovered from a panic: %v", err)
 			}
 			return
 		}
