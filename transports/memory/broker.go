@@ -43,28 +43,34 @@ func NewBroker(maxLen int) *Broker {
 
 type entry struct {
 	seq uint64
-	msg *stored
+	msg stored
 	at  time.Time
 }
 
 // stored is an immutable copy of a message: copied on the way in and out.
+// The metadata is kept as key, value pairs: one allocation, and cheaper
+// to copy into each delivered message than a map.
 type stored struct {
-	uuid     string
-	metadata message.Metadata
-	payload  []byte
+	uuid    string
+	payload []byte
+	kv      []string
 }
 
-// store keeps m's metadata map: a published message belongs to the broker
-// (Watermill's rule: a message must not be changed after Publish).
-func store(m *message.Message) *stored {
-	return &stored{uuid: m.UUID, metadata: m.Metadata, payload: m.Payload}
+// store copies m's metadata; the payload is shared (Watermill's rule: a
+// message must not be changed after Publish).
+func store(m *message.Message) stored {
+	kv := make([]string, 0, 2*len(m.Metadata))
+	for k, v := range m.Metadata {
+		kv = append(kv, k, v)
+	}
+	return stored{uuid: m.UUID, payload: m.Payload, kv: kv}
 }
 
-// message returns a new message with a copy of the metadata.
-func (s *stored) message() *message.Message {
+// message returns a new message with its own copy of the metadata.
+func (s stored) message() *message.Message {
 	m := message.NewMessage(s.uuid, s.payload)
-	for k, v := range s.metadata {
-		m.Metadata[k] = v
+	for i := 0; i+1 < len(s.kv); i += 2 {
+		m.Metadata[s.kv[i]] = s.kv[i+1]
 	}
 	return m
 }
@@ -107,7 +113,7 @@ type consumer struct {
 
 type pendingEntry struct {
 	seq        uint64
-	msg        *stored
+	msg        stored
 	consumer   string
 	deliveries int
 	delivered  time.Time // last delivery (idle time is measured from here)
@@ -122,7 +128,7 @@ type deadEntry struct {
 	reason   string
 	attempts int
 	at       time.Time
-	msg      *stored
+	msg      stored
 }
 
 // notifyLocked wakes everything waiting for a change of the broker.

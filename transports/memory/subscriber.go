@@ -47,7 +47,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	b.mu.Unlock()
 
 	n := s.cfg.Concurrency
-	sub := &subscription{s: s, g: g, topic: topic, out: make(chan *message.Message)}
+	// The channel holds up to Concurrency messages: a slot hands its
+	// message over without waiting for a reader, and a reader that finishes
+	// one finds the next without waiting for a slot. Every message in it
+	// is held by its slot, so at most Concurrency are out at any time.
+	sub := &subscription{s: s, g: g, topic: topic, out: make(chan *message.Message, n)}
 	sub.senders.Store(int32(n))
 	s.wg.Add(n)
 	for range n {
