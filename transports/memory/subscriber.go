@@ -18,11 +18,13 @@ type Subscriber struct {
 	t   *Transport
 	cfg transports.SubscriberConfig
 
-	mu       sync.Mutex
-	closed   bool
-	closing  chan struct{}
-	isClosed atomic.Bool    // closing is closed; read without a channel operation
-	wg       sync.WaitGroup // slot goroutines
+	mu         sync.Mutex
+	closed     bool
+	closingCtx context.Context // done once Close is called
+	closing    <-chan struct{} // closingCtx.Done()
+	closeCtx   context.CancelFunc
+	isClosed   atomic.Bool    // Close was called; read without a channel operation
+	wg         sync.WaitGroup // slot goroutines
 }
 
 // Subscribe creates the group if needed (at cfg.Since) and returns the
@@ -53,10 +55,19 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	// is held by its slot, so at most Concurrency are out at any time.
 	sub := &subscription{s: s, g: g, topic: topic, out: make(chan *message.Message, n)}
 	sub.senders.Store(int32(n))
+	// stop is done when reading stops (ctx) or the subscriber closes: one
+	// channel for the slots to watch; isClosed tells the two apart.
+	stop, cancel := context.WithCancel(ctx)
+	unwatch := context.AfterFunc(s.closingCtx, cancel)
+	sub.release = func() {
+		unwatch()
+		cancel()
+	}
+	sub.running.Store(int32(n))
 	s.wg.Add(n)
 	for range n {
 		sl := &slot{sub: sub, wake: make(chan struct{}, 1)}
-		go sl.run(ctx)
+		go sl.run(stop)
 	}
 	return sub.out, nil
 }
@@ -73,7 +84,7 @@ func (s *Subscriber) Close() error {
 	}
 	s.closed = true
 	s.isClosed.Store(true)
-	close(s.closing)
+	s.closeCtx()
 	s.mu.Unlock()
 	s.wg.Wait()
 	s.t.forget(s)
@@ -87,6 +98,8 @@ type subscription struct {
 	topic   string
 	out     chan *message.Message
 	senders atomic.Int32 // slots that may still send on out
+	running atomic.Int32 // slots not yet returned
+	release func()       // frees the stop context once every slot returned
 }
 
 // stopSending is called once by each slot when it will send no more; the
@@ -125,7 +138,10 @@ type settlement struct {
 	retryAfter time.Duration
 }
 
-func (sl *slot) run(ctx context.Context) {
+// run is the slot's loop. stop is done when reading stops or the
+// subscriber closes; after reading stops, a message still out can be acked
+// or nacked until the subscriber closes.
+func (sl *slot) run(stop context.Context) {
 	sub := sl.sub
 	s, b, g := sub.s, sub.s.t.broker, sub.g
 	consumer, ackTimeout := s.cfg.Consumer, s.cfg.AckTimeout
@@ -138,6 +154,9 @@ func (sl *slot) run(ctx context.Context) {
 		if sl.timer != nil {
 			sl.timer.Stop()
 		}
+		if sub.running.Add(-1) == 0 {
+			sub.release()
+		}
 	}()
 	var done settlement
 	for {
@@ -147,7 +166,7 @@ func (sl *slot) run(ctx context.Context) {
 			done = settlement{}
 		}
 		g.removeWaiterLocked(sl)
-		if ctx.Err() != nil || s.isClosed.Load() {
+		if stop.Err() != nil {
 			b.mu.Unlock()
 			return
 		}
@@ -161,48 +180,48 @@ func (sl *slot) run(ctx context.Context) {
 		b.mu.Unlock()
 
 		if pe == nil {
-			sl.wait(ctx, next)
+			sl.wait(stop, next)
 			continue
 		}
 		msg := pe.msg.message()
 		info := &transports.DeliveryInfo{Attempt: attempt, Topic: sub.topic, Group: g.name}
 		msg.SetContext(transports.WithDeliveryInfo(context.Background(), info))
 		select {
-		case sub.out <- msg:
-		case <-ctx.Done():
-			done = settlement{pe: pe}
-			continue
-		case <-s.closing:
-			done = settlement{pe: pe}
-			continue
+		case sub.out <- msg: // room in the channel: the common case
+		default:
+			select {
+			case sub.out <- msg:
+			case <-stop.Done():
+				done = settlement{pe: pe}
+				continue
+			}
 		}
 		select {
 		case <-msg.Acked():
 			done = settlement{pe: pe, acked: true}
 		case <-msg.Nacked():
 			done = settlement{pe: pe, retryAfter: retryAfter(info)}
-		case <-s.closing:
-			done = settled(msg, info, pe)
-		case <-ctx.Done():
-			// Reading stopped: send nothing more, but the message handed
-			// out can still be acked or nacked until the subscriber closes.
-			sending = false
-			sub.stopSending()
-			select {
-			case <-msg.Acked():
-				done = settlement{pe: pe, acked: true}
-			case <-msg.Nacked():
-				done = settlement{pe: pe, retryAfter: retryAfter(info)}
-			case <-s.closing:
-				done = settled(msg, info, pe)
+		case <-stop.Done():
+			if !s.isClosed.Load() {
+				// Reading stopped: send nothing more, but the message
+				// handed out can still be acked or nacked until the
+				// subscriber closes.
+				sending = false
+				sub.stopSending()
+				select {
+				case <-msg.Acked():
+				case <-msg.Nacked():
+				case <-s.closing:
+				}
 			}
+			done = settled(msg, info, pe)
 		}
 	}
 }
 
 // wait blocks until the group wakes the slot, next passes (when not zero),
-// or the subscription stops.
-func (sl *slot) wait(ctx context.Context, next time.Time) {
+// or stop is done.
+func (sl *slot) wait(stop context.Context, next time.Time) {
 	var tc <-chan time.Time
 	if !next.IsZero() {
 		d := time.Until(next)
@@ -216,8 +235,7 @@ func (sl *slot) wait(ctx context.Context, next time.Time) {
 	select {
 	case <-sl.wake:
 	case <-tc:
-	case <-ctx.Done():
-	case <-sl.sub.s.closing:
+	case <-stop.Done():
 	}
 }
 

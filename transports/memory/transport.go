@@ -119,7 +119,9 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	if t.closed {
 		return nil, transports.ErrClosed
 	}
-	s := &Subscriber{t: t, cfg: cfg, closing: make(chan struct{})}
+	s := &Subscriber{t: t, cfg: cfg}
+	s.closingCtx, s.closeCtx = context.WithCancel(context.Background())
+	s.closing = s.closingCtx.Done()
 	t.subs[s] = struct{}{}
 	return s, nil
 }
