@@ -24,6 +24,11 @@ type Broker struct {
 	changed chan struct{} // closed and replaced on a change once somebody took it
 	watched bool          // Changed handed out the current channel
 	now     func() time.Time
+	// clock is the last time read by append, settle or take: a lower
+	// bound of now, cheap to read, that stamps deliveries of new entries
+	// (appended no later than clock). Idle time that decides a claim is
+	// measured from an exact time: a release (nack, close) reads the clock.
+	clock time.Time
 }
 
 // NewBroker returns an empty broker that keeps at most maxLen entries per
@@ -73,21 +78,6 @@ func (s stored) message() *message.Message {
 		m.Metadata[s.kv[i]] = s.kv[i+1]
 	}
 	return m
-}
-
-type stream struct {
-	name    string
-	entries []entry // entries[i].seq == first+i
-	first   uint64
-	next    uint64 // seq of the next entry
-	groups  map[string]*group
-}
-
-func (s *stream) get(seq uint64) (entry, bool) {
-	if seq < s.first || seq >= s.next {
-		return entry{}, false
-	}
-	return s.entries[seq-s.first], true
 }
 
 type group struct {
@@ -189,14 +179,12 @@ func (b *Broker) append(topic string, msgs []*message.Message) {
 	defer b.mu.Unlock()
 	s := b.streamLocked(topic)
 	now := b.now()
+	b.clock = now
 	for _, m := range msgs {
-		s.entries = append(s.entries, entry{seq: s.next, msg: store(m), at: now})
-		s.next++
+		s.push(store(m), now)
 	}
-	// Trim approximately, in chunks, so that appends stay O(1) amortised.
-	if excess := len(s.entries) - b.maxLen; excess > 0 && excess >= max(1, b.maxLen/16) {
-		s.entries = slices.Clone(s.entries[excess:])
-		s.first += uint64(excess)
+	if excess := s.length() - b.maxLen; excess > 0 {
+		s.trim(excess)
 	}
 	for _, g := range s.groups {
 		if g.cursor < s.first {
@@ -222,8 +210,7 @@ func (b *Broker) groupLocked(topic, name string, since sinceSpec) *group {
 	case since.beginning:
 		g.cursor = s.first
 	case !since.at.IsZero():
-		i, _ := slices.BinarySearchFunc(s.entries, since.at, func(e entry, t time.Time) int { return e.at.Compare(t) })
-		g.cursor = s.first + uint64(i)
+		g.cursor = s.first + uint64(s.search(since.at))
 	default:
 		g.cursor = s.next
 	}
@@ -242,8 +229,8 @@ type sinceSpec struct {
 // and nacked entries whose delay passed), entries of other consumers idle
 // longer than ackTimeout (claim), then new entries. It returns nil and the
 // time at which something may become available (zero: wait for a change).
-func (b *Broker) takeLocked(g *group, c string, ackTimeout time.Duration) (*pendingEntry, time.Time) {
-	now := b.now()
+func (b *Broker) takeLocked(g *group, c *consumer, ackTimeout time.Duration) (*pendingEntry, time.Time) {
+	now := b.clock
 	var next time.Time
 	soonest := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
@@ -251,12 +238,14 @@ func (b *Broker) takeLocked(g *group, c string, ackTimeout time.Duration) (*pend
 		}
 	}
 	if g.unheld > 0 {
+		now = b.now()
+		b.clock = now
 		var own, claim *pendingEntry
 		for _, pe := range g.pending {
 			if pe.held {
 				continue
 			}
-			if pe.consumer == c {
+			if pe.consumer == c.name {
 				if !pe.readyAt.After(now) {
 					if own == nil || pe.seq < own.seq {
 						own = pe
@@ -282,7 +271,7 @@ func (b *Broker) takeLocked(g *group, c string, ackTimeout time.Duration) (*pend
 			own = claim
 		}
 		if own != nil {
-			b.deliverLocked(g, own, c, now)
+			b.deliverLocked(own, c, now)
 			g.unheld--
 			return own, time.Time{}
 		}
@@ -295,21 +284,19 @@ func (b *Broker) takeLocked(g *group, c string, ackTimeout time.Duration) (*pend
 		g.cursor++
 		pe := &pendingEntry{seq: e.seq, msg: e.msg}
 		g.pending[e.seq] = pe
-		b.deliverLocked(g, pe, c, now)
+		b.deliverLocked(pe, c, now)
 		return pe, time.Time{}
 	}
 	return nil, next
 }
 
-func (b *Broker) deliverLocked(g *group, pe *pendingEntry, c string, now time.Time) {
-	pe.consumer = c
+func (b *Broker) deliverLocked(pe *pendingEntry, c *consumer, now time.Time) {
+	pe.consumer = c.name
 	pe.deliveries++
 	pe.delivered = now
 	pe.readyAt = time.Time{}
 	pe.held = true
-	if cs := g.consumers[c]; cs != nil {
-		cs.lastSeen = now
-	}
+	c.lastSeen = now
 }
 
 // settleLocked finishes a handed-out entry: acked removes it; otherwise it
@@ -322,10 +309,13 @@ func (b *Broker) settleLocked(g *group, pe *pendingEntry, acked bool, retryAfter
 	if acked {
 		delete(g.pending, pe.seq)
 	} else {
+		now := b.now()
+		b.clock = now
 		pe.held = false
+		pe.delivered = now // idle from here: the consumer held it until now
 		g.unheld++
 		if retryAfter > 0 {
-			pe.readyAt = b.now().Add(retryAfter)
+			pe.readyAt = now.Add(retryAfter)
 		}
 		g.wakeLocked(-1)
 	}

@@ -41,9 +41,9 @@ func (b *Broker) Messages(topic string) []*message.Message {
 	if s == nil {
 		return nil
 	}
-	out := make([]*message.Message, len(s.entries))
-	for i, e := range s.entries {
-		out[i] = e.msg.message()
+	out := make([]*message.Message, s.length())
+	for i := range out {
+		out[i] = s.at(i).msg.message()
 	}
 	return out
 }

@@ -33,9 +33,9 @@ func (b *Broker) inspect(opts transports.InspectOptions) *transports.Inspection 
 		if !wantEvent(name) {
 			continue
 		}
-		si := transports.StreamInfo{Event: name, Key: name, Length: int64(len(s.entries)), Groups: len(s.groups)}
-		if n := len(s.entries); n > 0 {
-			si.LastEntryAt = s.entries[n-1].at
+		si := transports.StreamInfo{Event: name, Key: name, Length: int64(s.length()), Groups: len(s.groups)}
+		if e, ok := s.get(s.next - 1); ok {
+			si.LastEntryAt = e.at
 		}
 		out.Streams = append(out.Streams, si)
 		for gname, g := range s.groups {

@@ -46,6 +46,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	c.open++
 	c.lastSeen = b.now()
+	b.clock = c.lastSeen
 	b.mu.Unlock()
 
 	n := s.cfg.Concurrency
@@ -53,7 +54,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	// message over without waiting for a reader, and a reader that finishes
 	// one finds the next without waiting for a slot. Every message in it
 	// is held by its slot, so at most Concurrency are out at any time.
-	sub := &subscription{s: s, g: g, topic: topic, out: make(chan *message.Message, n)}
+	sub := &subscription{s: s, g: g, c: c, topic: topic, out: make(chan *message.Message, n)}
 	sub.senders.Store(int32(n))
 	// stop is done when reading stops (ctx) or the subscriber closes: one
 	// channel for the slots to watch; isClosed tells the two apart.
@@ -95,6 +96,7 @@ func (s *Subscriber) Close() error {
 type subscription struct {
 	s       *Subscriber
 	g       *group
+	c       *consumer // kept in the group while the subscription is open
 	topic   string
 	out     chan *message.Message
 	senders atomic.Int32 // slots that may still send on out
@@ -108,12 +110,10 @@ func (sub *subscription) stopSending() {
 	if sub.senders.Add(-1) != 0 {
 		return
 	}
-	b, g := sub.s.t.broker, sub.g
+	b := sub.s.t.broker
 	b.mu.Lock()
-	if c := g.consumers[sub.s.cfg.Consumer]; c != nil {
-		c.open--
-		c.lastSeen = b.now()
-	}
+	sub.c.open--
+	sub.c.lastSeen = b.now()
 	b.mu.Unlock()
 	close(sub.out)
 }
@@ -144,7 +144,7 @@ type settlement struct {
 func (sl *slot) run(stop context.Context) {
 	sub := sl.sub
 	s, b, g := sub.s, sub.s.t.broker, sub.g
-	consumer, ackTimeout := s.cfg.Consumer, s.cfg.AckTimeout
+	consumer, ackTimeout := sub.c, s.cfg.AckTimeout
 	sending := true
 	defer s.wg.Done()
 	defer func() {

@@ -2,9 +2,7 @@ package memory
 
 import (
 	"context"
-	"slices"
 	"strconv"
-	"time"
 
 	"github.com/busline/busline/transports"
 )
@@ -50,8 +48,7 @@ func (b *Broker) tailStart(topic string, since transports.Since) uint64 {
 		return 1 // a new stream starts at 1
 	}
 	if at, ok := since.Time(); ok {
-		i, _ := slices.BinarySearchFunc(s.entries, at, func(e entry, t time.Time) int { return e.at.Compare(t) })
-		return s.first + uint64(i)
+		return s.first + uint64(s.search(at))
 	}
 	if since.IsBeginning() {
 		return s.first
