@@ -12,7 +12,7 @@ const maxBatch = 128
 
 // maxInFlight is how many pipelines may be on the wire at once; callers
 // beyond it queue for the next one.
-var maxInFlight = 2
+const maxInFlight = 2
 
 type opKind int
 
