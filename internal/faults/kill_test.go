@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -46,7 +47,8 @@ func round(ds []time.Duration) []time.Duration {
 
 // killOptions vary the kill tests.
 type killOptions struct {
-	postgres bool // the Postgres idempotency store, effects written through pgstore.Tx
+	postgres   bool // the Postgres idempotency store, effects written through pgstore.Tx
+	redisStore bool // the Redis idempotency store (lease = AckTimeout = 3s)
 }
 
 // TestKillSameName: a listener process is killed with SIGKILL mid-stream
@@ -57,7 +59,10 @@ type killOptions struct {
 // at most Concurrency per kill, the prefetch); on Redis the restarted
 // process gets the killed one's pending events within 1 s although the
 // AckTimeout is 60 s (own pending first). With the Postgres store every
-// event has exactly one effect row.
+// event has exactly one effect row. With the Redis store an event is
+// handled twice only if the killed process had finished its handler (not
+// committed it), and the events whose lease the killed process held come
+// back once the lease (AckTimeout, 3s there) expired.
 func TestKillSameName(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -66,6 +71,7 @@ func TestKillSameName(t *testing.T) {
 	}{
 		{"redis", "redis", killOptions{}},
 		{"redis-postgres", "redis", killOptions{postgres: true}},
+		{"redis-redisstore", "redis", killOptions{redisStore: true}},
 		{"amqp", "amqp", killOptions{}},
 		{"amqp-postgres", "amqp", killOptions{postgres: true}},
 	} {
@@ -97,6 +103,10 @@ func killSameName(t *testing.T, tg *target, o killOptions) killReport {
 		dedup := pgTable(t, p, "dedup", "")
 		spec.Idempotency = withQuery(pgURL(), "table="+dedup+"&migrate=true")
 		spec.Effects = effects
+	}
+	if o.redisStore {
+		spec.AckTimeout = 3 * time.Second
+		spec.Idempotency = "redis://" + redisAddr() + "/0?prefix=" + url.QueryEscape(tg.prefix+"dedup:")
 	}
 	files := []string{}
 	start := func(i int) *child {
@@ -166,6 +176,9 @@ func killSameName(t *testing.T, tg *target, o killOptions) killReport {
 			if tg.kind == "redis" && !allPending[id] && !o.postgres {
 				t.Errorf("event %s handled %d times but was not pending for a killed process", id, len(rs))
 			}
+			if o.redisStore && !finishedByKilled(rs, restarts) {
+				t.Errorf("event %s handled %d times with the Redis store, but no killed process had finished it", id, len(rs))
+			}
 		}
 	}
 	if rep.lost > 0 {
@@ -209,7 +222,12 @@ func killSameName(t *testing.T, tg *target, o killOptions) killReport {
 		}
 		rep.recovery = append(rep.recovery, last.Sub(c.startAt))
 		rep.recoveryBoot = append(rep.recoveryBoot, last.Sub(c.boot()))
-		if d := last.Sub(c.boot()); d >= time.Second {
+		if o.redisStore {
+			// Events whose lease the killed process held wait for it.
+			if d := last.Sub(c.boot()); d >= spec.AckTimeout+2*time.Second {
+				t.Errorf("kill %d: the killed process's pending events came back %s after the restart; want within the lease (%s) and 2s", k+1, d, spec.AckTimeout)
+			}
+		} else if d := last.Sub(c.boot()); d >= time.Second {
 			t.Errorf("kill %d: the killed process's pending events came back %s after the restarted process started; want < 1s (AckTimeout is %s)", k+1, d, spec.AckTimeout)
 		}
 	}
@@ -217,6 +235,21 @@ func killSameName(t *testing.T, tg *target, o killOptions) killReport {
 		rep.effects, rep.dupEffects = checkEffects(t, effects, fired)
 	}
 	return rep
+}
+
+// finishedByKilled reports whether a killed incarnation (every one but the
+// last) wrote an H line of the event: its handler had finished.
+func finishedByKilled(rs []record, restarts []*child) bool {
+	if len(restarts) == 0 {
+		return false
+	}
+	last := restarts[len(restarts)-1].startAt
+	for _, r := range rs {
+		if r.at.Before(last) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitHandled waits until every ID has an H line in the files.

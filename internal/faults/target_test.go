@@ -33,6 +33,7 @@ type target struct {
 
 	rdb      redis.UniversalClient // Redis only
 	stream   string                // Redis: the stream of ticked
+	prefix   string                // Redis: the key prefix of the test
 	exchange string                // AMQP: the exchange events are published to
 }
 
@@ -54,7 +55,7 @@ func redisTarget(t testing.TB, addr, query string) *target {
 	t.Cleanup(func() { _ = rdb.Close() })
 	tg.rdb = rdb
 	stream := prefix + ticked.Name()
-	tg.stream = stream
+	tg.stream, tg.prefix = stream, prefix
 	ctx := context.Background()
 	tg.ready = func() bool {
 		groups, err := rdb.XInfoGroups(ctx, stream).Result()
