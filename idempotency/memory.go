@@ -3,6 +3,7 @@ package idempotency
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -12,57 +13,76 @@ import (
 // processes share a consumer group.
 type MemoryStore struct {
 	mu     sync.Mutex
-	keys   map[string]memoryEntry
+	keys   memoryKeys
 	now    func() time.Time
+	base   time.Time // expiries are kept as offsets from base (set at first use)
+	based  bool
 	ops    int
 	seq    uint64 // lease tokens: unique within the store
 	closed bool
 }
 
+// memoryEntry is a key's state. Its token is the lease's sequence number
+// (Lease.Token is its base-36 form) and its expiry an offset from the
+// store's base time: no pointers, so a large store costs the collector
+// nothing to scan.
 type memoryEntry struct {
-	token   string
+	token   uint64
+	expires time.Duration
 	done    bool
-	expires time.Time
 }
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{keys: map[string]memoryEntry{}, now: time.Now}
+	return &MemoryStore{now: time.Now}
+}
+
+// clockLocked returns the current time and its offset from base.
+func (s *MemoryStore) clockLocked() (time.Time, time.Duration) {
+	now := s.now()
+	if !s.based {
+		s.base, s.based = now, true
+	}
+	return now, now.Sub(s.base)
 }
 
 // Begin implements Store.
 func (s *MemoryStore) Begin(_ context.Context, key string, leaseFor time.Duration) (State, Lease, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	s.sweepLocked(now)
-	if e, ok := s.keys[key]; ok && now.Before(e.expires) {
+	now, at := s.clockLocked()
+	s.sweepLocked(at)
+	k := s.keys.locate(key)
+	if e, ok := s.keys.get(k); ok && at < e.expires {
+		l := Lease{Key: key, Expires: s.base.Add(e.expires)}
 		if e.done {
-			return Done, Lease{Key: key, Expires: e.expires}, nil
+			return Done, l, nil
 		}
-		return Held, Lease{Key: key, Expires: e.expires}, nil
+		return Held, l, nil
 	}
 	s.seq++
-	l := Lease{Key: key, Token: strconv.FormatUint(s.seq, 36), Expires: now.Add(leaseFor)}
-	s.keys[key] = memoryEntry{token: l.Token, expires: l.Expires}
-	return Fresh, l, nil
+	s.keys.set(k, memoryEntry{token: s.seq, expires: at + leaseFor})
+	return Fresh, Lease{Key: key, Token: strconv.FormatUint(s.seq, 36), Expires: now.Add(leaseFor)}, nil
 }
 
 // Commit implements Store.
 func (s *MemoryStore) Commit(_ context.Context, l Lease, retention time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	e, ok := s.keys[l.Key]
+	_, at := s.clockLocked()
+	token, valid := parseToken(l.Token)
+	k := s.keys.locate(l.Key)
+	e, ok := s.keys.get(k)
+	ours := ok && valid && e.token == token
 	// The key is ours while it holds our live-or-expired lease, or while
 	// nobody holds it; it is lost once done or claimed by another holder.
-	if ok && (e.done || e.token != l.Token) && now.Before(e.expires) {
+	if ok && (e.done || !ours) && at < e.expires {
 		return ErrLeaseLost
 	}
-	if ok && e.done && e.token == l.Token {
+	if ok && e.done && ours {
 		return ErrLeaseLost
 	}
-	s.keys[l.Key] = memoryEntry{token: l.Token, done: true, expires: now.Add(retention)}
+	s.keys.set(k, memoryEntry{token: token, done: true, expires: at + retention})
 	return nil
 }
 
@@ -70,8 +90,10 @@ func (s *MemoryStore) Commit(_ context.Context, l Lease, retention time.Duration
 func (s *MemoryStore) Abort(_ context.Context, l Lease) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.keys[l.Key]; ok && e.token == l.Token && !e.done {
-		delete(s.keys, l.Key)
+	token, valid := parseToken(l.Token)
+	k := s.keys.locate(l.Key)
+	if e, ok := s.keys.get(k); ok && valid && e.token == token && !e.done {
+		s.keys.del(k)
 	}
 	return nil
 }
@@ -80,7 +102,7 @@ func (s *MemoryStore) Abort(_ context.Context, l Lease) error {
 func (s *MemoryStore) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.keys)
+	return s.keys.len()
 }
 
 // Close implements Store.
@@ -88,15 +110,151 @@ func (s *MemoryStore) Close() error { return nil }
 
 // sweepLocked drops expired keys now and then, so that memory stays bounded
 // by the number of events in one retention window.
-func (s *MemoryStore) sweepLocked(now time.Time) {
+func (s *MemoryStore) sweepLocked(at time.Duration) {
 	s.ops++
-	if s.ops < 4096 || s.ops < len(s.keys)/4 {
+	if s.ops < 4096 || s.ops < s.keys.len()/4 {
 		return
 	}
 	s.ops = 0
-	for k, e := range s.keys {
-		if !now.Before(e.expires) {
-			delete(s.keys, k)
+	s.keys.sweep(at)
+}
+
+// parseToken reads a token made by Begin; a token it did not make matches nothing.
+func parseToken(t string) (uint64, bool) {
+	n, err := strconv.ParseUint(t, 36, 64)
+	return n, err == nil && n > 0
+}
+
+// memoryKeys indexes entries by key. A key "{prefix}:{UUID}" with the UUID
+// in canonical lower-case form (every key the middleware makes for a UUID
+// event ID) is kept as 16 bytes in a map of its prefix: such a map hashes,
+// compares and grows without reading key strings scattered over the heap,
+// and holds no pointers. Every other key is kept as it is. The two forms
+// never meet: a string has at most one of them.
+type memoryKeys struct {
+	byPrefix map[string]map[[16]byte]memoryEntry
+	other    map[string]memoryEntry
+	n        int
+}
+
+// memoryKey is a located key: in a prefix map (ids != nil) or not.
+type memoryKey struct {
+	raw    string
+	prefix string
+	id     [16]byte
+	ids    map[[16]byte]memoryEntry
+	uuid   bool
+}
+
+func (m *memoryKeys) locate(key string) memoryKey {
+	i := strings.LastIndexByte(key, ':')
+	if i < 0 {
+		return memoryKey{raw: key}
+	}
+	id, ok := parseUUID(key[i+1:])
+	if !ok {
+		return memoryKey{raw: key}
+	}
+	return memoryKey{raw: key, prefix: key[:i], id: id, ids: m.byPrefix[key[:i]], uuid: true}
+}
+
+func (m *memoryKeys) get(k memoryKey) (memoryEntry, bool) {
+	if k.uuid {
+		e, ok := k.ids[k.id]
+		return e, ok
+	}
+	e, ok := m.other[k.raw]
+	return e, ok
+}
+
+func (m *memoryKeys) set(k memoryKey, e memoryEntry) {
+	if k.uuid {
+		ids := k.ids
+		if ids == nil {
+			if m.byPrefix == nil {
+				m.byPrefix = map[string]map[[16]byte]memoryEntry{}
+			}
+			ids = map[[16]byte]memoryEntry{}
+			m.byPrefix[strings.Clone(k.prefix)] = ids
+		}
+		n := len(ids)
+		ids[k.id] = e
+		m.n += len(ids) - n
+		return
+	}
+	if m.other == nil {
+		m.other = map[string]memoryEntry{}
+	}
+	n := len(m.other)
+	m.other[k.raw] = e
+	m.n += len(m.other) - n
+}
+
+func (m *memoryKeys) del(k memoryKey) {
+	if k.uuid {
+		n := len(k.ids)
+		delete(k.ids, k.id)
+		m.n -= n - len(k.ids)
+		return
+	}
+	n := len(m.other)
+	delete(m.other, k.raw)
+	m.n -= n - len(m.other)
+}
+
+func (m *memoryKeys) len() int { return m.n }
+
+// sweep drops the entries expired at offset at.
+func (m *memoryKeys) sweep(at time.Duration) {
+	for prefix, ids := range m.byPrefix {
+		for id, e := range ids {
+			if at >= e.expires {
+				delete(ids, id)
+				m.n--
+			}
+		}
+		if len(ids) == 0 {
+			delete(m.byPrefix, prefix)
 		}
 	}
+	for k, e := range m.other {
+		if at >= e.expires {
+			delete(m.other, k)
+			m.n--
+		}
+	}
+}
+
+// parseUUID reads a UUID written in canonical lower-case form,
+// xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx; any other form is not read, so that
+// each 16 bytes stand for exactly one string.
+func parseUUID(s string) ([16]byte, bool) {
+	var id [16]byte
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return id, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+		}
+		hi, ok1 := lowerHex(s[i])
+		lo, ok2 := lowerHex(s[i+1])
+		if !ok1 || !ok2 {
+			return id, false
+		}
+		id[j] = hi<<4 | lo
+		j++
+	}
+	return id, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }
