@@ -470,26 +470,22 @@ func TestReconnect(t *testing.T) {
 	}
 	p.start(t)
 
-	var after string
-	eventually(t, 20*time.Second, "Fire to succeed after the outage and the listener to get the event", func() bool {
-		if after == "" {
-			id, err := bus.Fire(context.Background(), b, itemEvent, item{N: 3})
-			if err != nil {
-				time.Sleep(50 * time.Millisecond)
-				return false
-			}
-			after = id
-		}
-		if s.count(after) == 1 {
-			return true
-		}
-		// Events fired before the listener re-declared its queue are
-		// dropped by the exchange (no binding yet); fire again.
-		if queueLen(t, o.QueuePrefix+"svc-work") < 0 {
-			after = ""
-		}
-		return false
+	// The listener declares its queue again (bound before it consumes).
+	eventually(t, 20*time.Second, "the group queue declared again, with its consumer", func() bool {
+		_, consumers := queueInfo(t, o.QueuePrefix+"svc-work")
+		return consumers == 1
 	})
+	var after string
+	eventually(t, 20*time.Second, "Fire to succeed after the outage", func() bool {
+		id, err := bus.Fire(context.Background(), b, itemEvent, item{N: 3})
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			return false
+		}
+		after = id
+		return true
+	})
+	eventually(t, 20*time.Second, "the listener to get the event fired after the outage", func() bool { return s.count(after) == 1 })
 }
 
 // TestMaxLen: maxlen=N caps every group queue at N, oldest dropped first.

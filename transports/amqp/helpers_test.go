@@ -157,6 +157,14 @@ func rawChannel(t testing.TB) *amqp091.Channel {
 // queueLen returns the number of ready messages in queue, or -1 if it does not exist.
 func queueLen(t testing.TB, queue string) int {
 	t.Helper()
+	n, _ := queueInfo(t, queue)
+	return n
+}
+
+// queueInfo returns the ready messages and consumers of queue, or -1, 0 if
+// it does not exist.
+func queueInfo(t testing.TB, queue string) (messages, consumers int) {
+	t.Helper()
 	conn, err := amqp091.Dial(brokerURL())
 	if err != nil {
 		t.Fatal(err)
@@ -169,11 +177,11 @@ func queueLen(t testing.TB, queue string) int {
 	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 	if err != nil {
 		if isNotFound(err) {
-			return -1
+			return -1, 0
 		}
 		t.Fatal(err)
 	}
-	return q.Messages
+	return q.Messages, q.Consumers
 }
 
 func newTestBus(t testing.TB, rawURL, service, process string, mutate ...func(*bus.Config)) *bus.Bus {
