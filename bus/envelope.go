@@ -19,15 +19,31 @@ const (
 )
 
 // newEnvelope builds the Watermill message of one event: the UUID is the
-// event ID, the metadata follows CloudEvents binary mode. The message is
-// only published, never acknowledged, so it is built without the ack
-// channels of message.NewMessage (Watermill's Ack and Nack accept that).
+// event ID (a new UUIDv7 when id is empty), the metadata follows
+// CloudEvents binary mode. The message is only published, never
+// acknowledged, so it is built without the ack channels of
+// message.NewMessage (Watermill's Ack and Nack accept that).
 func newEnvelope(id, service, event, contentType string, payload []byte, now time.Time) *message.Message {
+	// The ID, ce-source and ce-time are cut from one string.
+	var buf [128]byte
+	b := buf[:0]
+	if id == "" {
+		b = appendEventID(b, now)
+	}
+	idEnd := len(b)
+	b = append(b, '/')
+	b = append(b, service...)
+	srcEnd := len(b)
+	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
+	all := string(b)
+	if id == "" {
+		id = all[:idEnd]
+	}
 	md := make(message.Metadata, 8)
 	md[MetaID] = id
-	md[MetaSource] = "/" + service
+	md[MetaSource] = all[idEnd:srcEnd]
 	md[MetaType] = event
-	md[MetaTime] = now.UTC().Format(time.RFC3339Nano)
+	md[MetaTime] = all[srcEnd:]
 	md[MetaSpecVersion] = "1.0"
 	md[MetaContentType] = contentType
 	return &message.Message{UUID: id, Metadata: md, Payload: payload}
@@ -37,12 +53,12 @@ func newEnvelope(id, service, event, contentType string, payload []byte, now tim
 // event ID made in this process: IDs are strictly increasing within it.
 var lastV7 atomic.Int64
 
-// newEventID returns a UUIDv7 (RFC 9562) for an event fired at now: 48 bits
-// of Unix milliseconds, 12 bits of sub-millisecond time that also serve as a
-// counter so that IDs made in one process are strictly increasing (the
-// method of google/uuid), and 62 random bits from the runtime's ChaCha8
-// generator, seeded by the operating system.
-func newEventID(now time.Time) string {
+// appendEventID appends a UUIDv7 (RFC 9562) for an event fired at now: 48
+// bits of Unix milliseconds, 12 bits of sub-millisecond time that also
+// serve as a counter so that IDs made in one process are strictly
+// increasing (the method of google/uuid), and 62 random bits from the
+// runtime's ChaCha8 generator, seeded by the operating system.
+func appendEventID(b []byte, now time.Time) []byte {
 	nano := now.UnixNano()
 	milli := nano / 1e6
 	seq := milli<<12 | (nano-milli*1e6)>>8 // the fraction is below 3907 < 1<<12
@@ -70,24 +86,19 @@ func newEventID(now time.Time) string {
 		u[i] = byte(r >> (8 * (15 - i)))
 	}
 	u[8] = u[8]&0x3f | 0x80 // variant 10
-	return formatUUID(&u)
+	return appendUUID(b, &u)
 }
 
-// formatUUID writes u as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
-func formatUUID(u *[16]byte) string {
+// appendUUID appends u as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
+func appendUUID(b []byte, u *[16]byte) []byte {
 	const hex = "0123456789abcdef"
-	var buf [36]byte
-	j := 0
 	for i, c := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
-			buf[j] = '-'
-			j++
+			b = append(b, '-')
 		}
-		buf[j] = hex[c>>4]
-		buf[j+1] = hex[c&0x0f]
-		j += 2
+		b = append(b, hex[c>>4], hex[c&0x0f])
 	}
-	return string(buf[:])
+	return b
 }
 
 // firedAt reads ce-time; the zero time when missing or malformed.

@@ -63,12 +63,8 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	for _, opt := range opts {
 		opt(&o)
 	}
-	now := time.Now()
-	id := o.id
-	if id == "" {
-		id = newEventID(now)
-	}
-	msg := newEnvelope(id, b.cfg.Service, topic, b.cfg.Codec.ContentType(), data, now)
+	msg := newEnvelope(o.id, b.cfg.Service, topic, b.cfg.Codec.ContentType(), data, time.Now())
+	id := msg.UUID
 	for k, v := range o.metadata {
 		if _, reserved := msg.Metadata[k]; !reserved {
 			msg.Metadata[k] = v
