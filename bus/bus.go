@@ -28,6 +28,7 @@ type Bus struct {
 	transport transports.Transport
 	store     idempotency.Store
 	log       *slog.Logger
+	tel       *tracing.Telemetry
 
 	mu        sync.Mutex
 	listeners []*listenerSpec
@@ -82,9 +83,15 @@ func New(cfg Config) (*Bus, error) {
 		_ = t.Close()
 		return nil, fmt.Errorf("%w: Idempotency: %w", ErrInvalidConfig, err)
 	}
+	ins, _ := t.(transports.Inspector)
+	tel := tracing.New(tracing.Config{
+		TracerProvider: cfg.TracerProvider, MeterProvider: cfg.MeterProvider, Propagator: cfg.Propagator,
+		System: tracing.SystemForScheme(u.Scheme), Process: process, Link: cfg.TraceLinks,
+		Logger: log, Inspector: ins,
+	})
 	handlerCtx, cancelHandler := context.WithCancel(context.Background())
 	return &Bus{
-		cfg: cfg, process: process, scheme: u.Scheme, transport: t, store: store, log: log,
+		cfg: cfg, process: process, scheme: u.Scheme, transport: t, store: store, log: log, tel: tel,
 		names: map[string]bool{}, handlerCtx: handlerCtx, cancelHandler: cancelHandler,
 	}, nil
 }
@@ -132,10 +139,11 @@ func (b *Bus) buildChain(l *listenerSpec) message.HandlerFunc {
 	if !o.DisableIdempotency {
 		dedup = idempotency.Middleware(idempotency.Options{
 			Store: b.store, Group: l.group, Lease: o.AckTimeout, Retention: o.Retention, Logger: b.log,
+			MeterProvider: b.cfg.MeterProvider,
 		})
 	}
 	return middleware.Chain(
-		tracing.Middleware(tracing.Options{System: b.scheme, Group: l.group, Topic: l.topic}),
+		b.tel.Middleware(l.group, l.topic),
 		middleware.Recover,
 		middleware.DeadLetter(middleware.DeadLetterOptions{
 			MaxDeliveries: o.MaxDeliveries, Sink: b.deadLetterSink(l), Logger: b.log,
@@ -329,7 +337,7 @@ func (b *Bus) Close() error {
 			}
 		}
 		b.cancelHandler()
-		errs = append(errs, b.transport.Close(), b.store.Close())
+		errs = append(errs, b.tel.Close(), b.transport.Close(), b.store.Close())
 		b.closeErr = errors.Join(errs...)
 	})
 	return b.closeErr

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/yaml.v3"
 
 	"github.com/busline/busline/middleware"
@@ -43,6 +46,24 @@ type Config struct {
 	// Default 30s. Events whose handler has not finished by then are not
 	// acknowledged and are delivered again.
 	ShutdownTimeout time.Duration
+	// TracerProvider makes the PRODUCER span of Fire and the CONSUMER span
+	// of every delivery attempt. Default otel.GetTracerProvider(), a no-op
+	// until the program installs an SDK.
+	TracerProvider trace.TracerProvider
+	// MeterProvider makes the bus's metrics (see docs/observability.md).
+	// Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Propagator carries the trace context (W3C traceparent/tracestate,
+	// baggage) in event metadata. Default otel.GetTextMapPropagator(), which
+	// is a no-op until the program sets one: set it (or this field) to
+	// propagation.NewCompositeTextMapPropagator(propagation.TraceContext{},
+	// propagation.Baggage{}) for traces to cross the broker.
+	Propagator propagation.TextMapPropagator
+	// TraceLinks starts each listener's span as the root of a new trace
+	// with a link to the span of Fire, instead of as its child: for events
+	// that fan out to many listeners whose work is best seen as traces of
+	// their own.
+	TraceLinks bool
 }
 
 // Since is where a new consumer group starts reading; the zero value reads

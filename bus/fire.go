@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/busline/busline/tracing"
 )
 
 // FireOption changes one Fire call.
@@ -70,10 +68,10 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 			msg.Metadata[k] = v
 		}
 	}
-	ctx, end := tracing.StartFire(ctx, topic, msg)
+	ctx, span := b.tel.StartFire(ctx, topic, msg)
 	msg.SetContext(ctx)
 	err = b.transport.Publish(topic, msg)
-	end(err)
+	span.End(err)
 	if err != nil {
 		return "", fmt.Errorf("bus: fire %s: %w", topic, err)
 	}

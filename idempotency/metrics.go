@@ -12,14 +12,18 @@ import (
 const meterName = "github.com/busline/busline/idempotency"
 
 // metrics counts what the middleware decided, per consumer group, through
-// the global meter provider (a no-op until the program installs one).
+// Options.MeterProvider or the global meter provider (a no-op until the
+// program installs one).
 type metrics struct {
 	attrs                            metric.MeasurementOption
 	duplicates, conflicts, lostLease metric.Int64Counter
 }
 
-func newMetrics(group string) *metrics {
-	meter := otel.Meter(meterName)
+func newMetrics(group string, mp metric.MeterProvider) *metrics {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	meter := mp.Meter(meterName)
 	m := &metrics{attrs: metric.WithAttributeSet(attribute.NewSet(attribute.String("messaging.consumer.group.name", group)))}
 	// Errors only mean a bad instrument name; the returned counter is then a no-op.
 	m.duplicates, _ = meter.Int64Counter("busline.idempotency.duplicates",

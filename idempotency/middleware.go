@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/busline/busline/transports"
 )
@@ -32,6 +33,9 @@ type Options struct {
 	// OnLeaseLost is called when the handler finished after its lease had
 	// been taken over by another consumer (for metrics).
 	OnLeaseLost func(msg *message.Message)
+	// MeterProvider receives the middleware's counters. Default: the
+	// global meter provider (otel.GetMeterProvider()).
+	MeterProvider metric.MeterProvider
 	// HeldWait is how long a delivery that finds its event held by another
 	// consumer waits in process, asking the store again with a growing
 	// interval (5ms to 200ms), for the holder to finish before it is put
@@ -61,8 +65,10 @@ func Key(group, eventID string) string { return group + ":" + eventID }
 //
 // Every skipped duplicate, lease conflict and lost lease is logged at debug
 // (warn for a lost lease) with the event ID, counted in the OpenTelemetry
-// counters busline.idempotency.{duplicates,conflicts,lease_lost} of the
-// global meter provider, and reported to the matching Options hook.
+// counters busline.idempotency.{duplicates,conflicts,lease_lost} of
+// Options.MeterProvider (default the global one), and reported to the
+// matching Options hook; a skipped duplicate also gets DeliveryInfo.Outcome
+// OutcomeDuplicateSkipped.
 func Middleware(opts Options) message.HandlerMiddleware {
 	if opts.Store == nil || opts.Group == "" {
 		panic("idempotency: Middleware needs a Store and a Group")
@@ -79,7 +85,7 @@ func Middleware(opts Options) message.HandlerMiddleware {
 	if opts.HeldWait == 0 {
 		opts.HeldWait = time.Second
 	}
-	m := &dedup{opts: opts, metrics: newMetrics(opts.Group)}
+	m := &dedup{opts: opts, metrics: newMetrics(opts.Group, opts.MeterProvider)}
 	m.txStore, _ = opts.Store.(TxStore)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
@@ -110,6 +116,7 @@ func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.
 		m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "duplicate event skipped",
 			slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group))
 		m.metrics.duplicate(ctx)
+		transports.Info(msg).Outcome = transports.OutcomeDuplicateSkipped
 		if m.opts.OnDuplicate != nil {
 			m.opts.OnDuplicate(msg)
 		}

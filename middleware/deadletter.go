@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/busline/busline/transports"
 )
@@ -38,6 +40,7 @@ type DeadLetterOptions struct {
 //
 // Any other error is returned so the event is redelivered. If storing the
 // dead letter fails, that error is returned: the event is never dropped.
+// A dead-lettered delivery gets DeliveryInfo.Outcome OutcomeDeadLettered.
 func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 	if opts.Sink == nil {
 		panic("middleware: DeadLetter needs a Sink")
@@ -52,6 +55,7 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			info := transports.Info(msg)
 			var reason string
+			var cause error
 			switch {
 			case info.Poison != nil:
 				reason = "poison: " + info.Poison.Error()
@@ -65,15 +69,17 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 				if !IsPermanent(err) && info.Attempt < opts.MaxDeliveries {
 					return out, err
 				}
-				reason = err.Error()
+				reason, cause = err.Error(), err
 			}
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), 10*time.Second)
 			defer cancel()
 			if err := opts.Sink(ctx, msg, reason, info.Attempt); err != nil {
 				return nil, fmt.Errorf("dead-letter event %s: %w (original failure: %s)", msg.UUID, err, reason)
 			}
+			info.Outcome = transports.OutcomeDeadLettered
+			recordDeadLetter(msg, reason, cause)
 			opts.Logger.LogAttrs(ctx, slog.LevelWarn, "event dead-lettered",
-				slog.String("event_id", msg.UUID), slog.String("group", info.Group),
+				slog.String("event_id", msg.UUID), slog.String("event", info.Topic), slog.String("group", info.Group),
 				slog.Int("attempt", info.Attempt), slog.String("reason", reason))
 			if opts.OnDeadLetter != nil {
 				opts.OnDeadLetter(msg, reason, info.Attempt)
@@ -81,4 +87,18 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 			return nil, nil
 		}
 	}
+}
+
+// recordDeadLetter notes the dead letter on the delivery's span, when one is
+// recording: the handler's error as an exception, and a "dead_lettered"
+// event with the reason.
+func recordDeadLetter(msg *message.Message, reason string, cause error) {
+	span := trace.SpanFromContext(msg.Context())
+	if !span.IsRecording() {
+		return
+	}
+	if cause != nil {
+		span.RecordError(cause)
+	}
+	span.AddEvent("dead_lettered", trace.WithAttributes(attribute.String("busline.dead_letter.reason", reason)))
 }

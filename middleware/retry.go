@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/busline/busline/transports"
 )
@@ -60,7 +62,8 @@ func (p RetryPolicy) WithDefaults() RetryPolicy {
 // are used up it returns the last error and sets the delivery's RetryAfter
 // to p.RedeliveryDelay(attempt), so the transport delivers the event again
 // after that delay instead of at once. Waiting stops early when the
-// message's context is done.
+// message's context is done. Each retry increments DeliveryInfo.Retries
+// and is recorded on the delivery's span, if one is recording.
 func Retry(p RetryPolicy) message.HandlerMiddleware {
 	p = p.WithDefaults()
 	return func(h message.HandlerFunc) message.HandlerFunc {
@@ -71,17 +74,40 @@ func Retry(p RetryPolicy) message.HandlerMiddleware {
 				if err == nil || IsPermanent(err) {
 					return out, err
 				}
-				if try >= p.Tries || !sleep(msg, jitter(wait, p.Jitter)) {
-					info := transports.Info(msg)
-					if info.RetryAfter <= 0 {
-						info.RetryAfter = p.RedeliveryDelay(info.Attempt)
-					}
-					return out, err
+				if try >= p.Tries {
+					return out, redeliverLater(msg, p, err)
 				}
+				recordRetry(msg, try, err)
+				if !sleep(msg, jitter(wait, p.Jitter)) {
+					return out, redeliverLater(msg, p, err)
+				}
+				transports.Info(msg).Retries++
 				wait = min(time.Duration(float64(wait)*p.Multiplier), p.MaxInterval)
 			}
 		}
 	}
+}
+
+// redeliverLater sets the delivery's RetryAfter, unless an inner
+// middleware chose one, and returns err.
+func redeliverLater(msg *message.Message, p RetryPolicy, err error) error {
+	info := transports.Info(msg)
+	if info.RetryAfter <= 0 {
+		info.RetryAfter = p.RedeliveryDelay(info.Attempt)
+	}
+	return err
+}
+
+// recordRetry adds a failed try that is about to be retried in process to
+// the span of the delivery, when one is recording (the tracing middleware
+// starts it): an exception event with the try number. Without a recording
+// span it costs a context lookup, on the failure path only.
+func recordRetry(msg *message.Message, try int, err error) {
+	span := trace.SpanFromContext(msg.Context())
+	if !span.IsRecording() {
+		return
+	}
+	span.RecordError(err, trace.WithAttributes(attribute.Int("busline.try", try)))
 }
 
 func jitter(d time.Duration, frac float64) time.Duration {

@@ -25,7 +25,32 @@ type DeliveryInfo struct {
 	// RetryAfter is set by the consumer before Nack: the delay before the
 	// message is delivered again. Zero lets the transport choose.
 	RetryAfter time.Duration
+	// Outcome is set by the consumer's middleware when it settles the
+	// delivery without the handler succeeding (dead-lettered, duplicate
+	// skipped); empty otherwise. Observability reads it.
+	Outcome Outcome
+	// Retries counts the in-process retries of the handler during this
+	// delivery (the retry middleware increments it).
+	Retries int
 }
+
+// Outcome says how the consumer settled one delivery. It is the value of the
+// busline.outcome attribute of spans and metrics.
+type Outcome string
+
+// The outcomes of a delivery.
+const (
+	// OutcomeOK: the handler returned nil; the event is acknowledged.
+	OutcomeOK Outcome = "ok"
+	// OutcomeRetried: the chain failed; the event is redelivered later.
+	OutcomeRetried Outcome = "retried"
+	// OutcomeDeadLettered: the event went to the dead-letter destination
+	// and is acknowledged.
+	OutcomeDeadLettered Outcome = "dead_lettered"
+	// OutcomeDuplicateSkipped: the event was already handled by the group;
+	// it is acknowledged without running the handler.
+	OutcomeDuplicateSkipped Outcome = "duplicate_skipped"
+)
 
 type deliveryInfoKey struct{}
 
