@@ -190,14 +190,14 @@ func killSameName(t *testing.T, tg *target, o killOptions) killReport {
 	// Redis: the pending events of kill k come back to incarnation k+1 at once.
 	for k, set := range pendingSets {
 		c := restarts[k]
-		// With the Postgres store, a pending event whose effect the killed
-		// process committed (its XACK was not sent yet) is acknowledged
+		// With a shared store (Postgres, Redis), a pending event the killed
+		// process had committed (its XACK was not sent yet) is acknowledged
 		// after the restart without running: only the others must run again.
 		want := map[string]bool{}
 		for id := range set {
 			want[id] = true
 		}
-		if o.postgres {
+		if o.postgres || o.redisStore {
 			for _, r := range recs {
 				if r.kind == "H" && r.at.Before(c.startAt) {
 					delete(want, r.id)
