@@ -167,6 +167,9 @@ func (sl *slot) run(stop context.Context) {
 		}
 		g.removeWaiterLocked(sl)
 		if stop.Err() != nil {
+			// The slot may have been woken for an entry it will not
+			// take: pass the wake on.
+			g.wakeLocked(1)
 			b.mu.Unlock()
 			return
 		}
@@ -176,6 +179,11 @@ func (sl *slot) run(stop context.Context) {
 			g.addWaiterLocked(sl)
 		} else {
 			attempt = pe.deliveries
+			if g.cursor < g.stream.next {
+				// More new entries than woken slots took (the slot may
+				// have taken an older one instead): wake another.
+				g.wakeLocked(1)
+			}
 		}
 		b.mu.Unlock()
 
