@@ -74,13 +74,14 @@ type restartReport struct {
 	slowestFail                              time.Duration // the longest a failed Fire took
 	lastErr                                  error
 	resume                                   time.Duration // broker back to the listener's first handled event
-	catchUp                                  time.Duration // broker back to every fired event handled
+	backlog                                  time.Duration // broker back to the last event fired before it handled
+	latencyAfter                             time.Duration // the longest Fire-to-handler time of events fired after
 }
 
 func (r restartReport) String() string {
-	return fmt.Sprintf("fired %d (Fire returned nil), Fire errors %d (slowest %s: %v), handled %d, lost %d, duplicated %d, outage %s, broker back to the listener handling again %s, to every event handled %s",
+	return fmt.Sprintf("fired %d (Fire returned nil), Fire errors %d (slowest %s: %v), handled %d, lost %d, duplicated %d, outage %s, broker back to the listener handling again %s, to the events fired before it all handled %s; events fired after it handled within %s",
 		r.fired, r.failed, r.slowestFail.Round(time.Millisecond), r.lastErr, r.handled, r.lost, r.duplicated, r.outage.Round(time.Millisecond),
-		r.resume.Round(time.Millisecond), r.catchUp.Round(time.Millisecond))
+		r.resume.Round(time.Millisecond), r.backlog.Round(time.Millisecond), r.latencyAfter.Round(time.Millisecond))
 }
 
 func brokerRestart(t *testing.T, tg *target, stop, start func()) restartReport {
@@ -118,9 +119,7 @@ func brokerRestart(t *testing.T, tg *target, stop, start func()) restartReport {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	allHandled := time.Now()
-
-	r := restartReport{fired: len(fired), outage: up.Sub(down), catchUp: allHandled.Sub(up)}
+	r := restartReport{fired: len(fired), outage: up.Sub(down)}
 	_, r.failed = f.counts()
 	f.mu.Lock()
 	r.slowestFail, r.lastErr = f.slowestFail, f.lastErr
@@ -135,7 +134,19 @@ func brokerRestart(t *testing.T, tg *target, stop, start func()) restartReport {
 			}
 		}
 	}
-	for _, id := range fired {
+	f.mu.Lock()
+	okAt := append([]time.Time(nil), f.okAt...)
+	f.mu.Unlock()
+	for i, id := range fired {
+		if cs := calls[id]; len(cs) > 0 {
+			first := cs[0].at
+			if okAt[i].Before(up) && first.After(up) {
+				r.backlog = max(r.backlog, first.Sub(up))
+			}
+			if okAt[i].After(up) {
+				r.latencyAfter = max(r.latencyAfter, first.Sub(okAt[i]))
+			}
+		}
 		if len(calls[id]) == 0 {
 			r.lost++
 		}
