@@ -97,17 +97,17 @@ func TestPropagation(t *testing.T) {
 			t.Errorf("baggage member tenant = %q in the handler, want acme", h.member)
 		}
 		want := map[string]attribute.Value{
-			"messaging.system":               attribute.StringValue(br.system),
-			"messaging.destination.name":     attribute.StringValue("tracing_test.happened"),
-			"messaging.consumer.group.name":  attribute.StringValue("tt-audit"),
-			"messaging.message.id":           attribute.StringValue(id),
-			"messaging.operation.type":       attribute.StringValue("process"),
-			"messaging.operation.name":       attribute.StringValue("process"),
-			"messaging.client.id":            attribute.StringValue("p1"),
-			"messaging.message.body.size":    attribute.IntValue(len(`{"n":1}`)),
-			tracing.AttrAttempt:              attribute.IntValue(1),
-			tracing.AttrOutcome:              attribute.StringValue("ok"),
-			tracing.AttrRetries:              attribute.IntValue(0),
+			"messaging.system":              attribute.StringValue(br.system),
+			"messaging.destination.name":    attribute.StringValue("tracing_test.happened"),
+			"messaging.consumer.group.name": attribute.StringValue("tt-audit"),
+			"messaging.message.id":          attribute.StringValue(id),
+			"messaging.operation.type":      attribute.StringValue("process"),
+			"messaging.operation.name":      attribute.StringValue("process"),
+			"messaging.client.id":           attribute.StringValue("p1"),
+			"messaging.message.body.size":   attribute.IntValue(len(`{"n":1}`)),
+			tracing.AttrAttempt:             attribute.IntValue(1),
+			tracing.AttrOutcome:             attribute.StringValue("ok"),
+			tracing.AttrRetries:             attribute.IntValue(0),
 		}
 		for k, v := range want {
 			if got := attr(cons.Attributes(), k); got != v {
