@@ -175,13 +175,22 @@ func (b *Broker) streamLocked(name string) *stream {
 
 // append adds messages to a stream, trims it and wakes its groups.
 func (b *Broker) append(topic string, msgs []*message.Message) {
+	// Copy outside the lock, which slots and other publishers wait for.
+	var one [1]stored
+	copies := one[:0]
+	if len(msgs) > 1 {
+		copies = make([]stored, 0, len(msgs))
+	}
+	for _, m := range msgs {
+		copies = append(copies, store(m))
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.streamLocked(topic)
-	now := b.now()
+	now := b.now() // under the lock: entry times never go back
 	b.clock = now
-	for _, m := range msgs {
-		s.push(store(m), now)
+	for _, c := range copies {
+		s.push(c, now)
 	}
 	if excess := s.length() - b.maxLen; excess > 0 {
 		s.trim(excess)
