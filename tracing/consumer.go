@@ -106,17 +106,11 @@ func (l *listener) handle(h message.HandlerFunc, msg *message.Message) ([]*messa
 	orig := msg.Context()
 	info := transports.Info(msg)
 	ctx := l.t.prop.Extract(orig, propagation.MapCarrier(msg.Metadata))
-	opts := l.spanOpts
-	if l.t.link {
-		if remote := trace.SpanContextFromContext(ctx); remote.IsValid() {
-			opts = []trace.SpanStartOption{
-				trace.WithSpanKind(trace.SpanKindConsumer), trace.WithNewRoot(),
-				trace.WithLinks(trace.Link{SpanContext: remote}),
-			}
-		}
+	var span trace.Span
+	if !l.t.gate.off() {
+		ctx, span = l.start(ctx)
 	}
-	ctx, span := l.t.tracer.Start(ctx, l.spanName, opts...)
-	recording := span.IsRecording()
+	recording := span != nil && span.IsRecording()
 	if recording {
 		span.SetAttributes(l.attrs...)
 		span.SetAttributes(
@@ -154,7 +148,9 @@ func (l *listener) handle(h message.HandlerFunc, msg *message.Message) ([]*messa
 			span.SetStatus(codes.Error, "dead-lettered")
 		}
 	}
-	span.End()
+	if span != nil {
+		span.End()
+	}
 
 	inst := l.t.inst
 	inst.consumed.Add(ctx, 1, l.add[i]...)
@@ -173,6 +169,22 @@ func (l *listener) handle(h message.HandlerFunc, msg *message.Message) ([]*messa
 		l.logAttempt(ctx, msg, info, outcome, elapsed, err)
 	}
 	return out, err
+}
+
+// start starts the CONSUMER span of a delivery in ctx, which holds the
+// extracted producer context: its child, or in link mode the root of a new
+// trace linked to it.
+func (l *listener) start(ctx context.Context) (context.Context, trace.Span) {
+	opts := l.spanOpts
+	if l.t.link {
+		if remote := trace.SpanContextFromContext(ctx); remote.IsValid() {
+			opts = []trace.SpanStartOption{
+				trace.WithSpanKind(trace.SpanKindConsumer), trace.WithNewRoot(),
+				trace.WithLinks(trace.Link{SpanContext: remote}),
+			}
+		}
+	}
+	return l.t.tracer.Start(ctx, l.spanName, opts...)
 }
 
 // logAttempt writes the debug record of one delivery attempt.

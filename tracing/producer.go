@@ -61,6 +61,19 @@ type FireSpan struct {
 // tracestate, and baggage, with the usual propagators. It returns the
 // context to publish with and the FireSpan to End.
 func (t *Telemetry) StartFire(ctx context.Context, topic string, msg *message.Message) (context.Context, FireSpan) {
+	if t.gate.off() {
+		// No span can record: propagate the caller's context as a
+		// non-recording span would have, without starting one.
+		t.prop.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+		if !t.inst.sent.Enabled(ctx) && !t.inst.publishTime.Enabled(ctx) {
+			return ctx, FireSpan{}
+		}
+		fs := FireSpan{t: t, p: t.producerTopic(topic), ctx: ctx}
+		if t.inst.publishTime.Enabled(ctx) {
+			fs.start = time.Now()
+		}
+		return ctx, fs
+	}
 	p := t.producerTopic(topic)
 	ctx, span := t.tracer.Start(ctx, p.spanName, t.producer...)
 	if span.IsRecording() {
@@ -87,7 +100,7 @@ func (f FireSpan) End(err error) {
 	add, record := f.p.add, f.p.record
 	if err != nil {
 		errType := semconv.ErrorType(err)
-		if f.span.IsRecording() {
+		if f.span != nil && f.span.IsRecording() {
 			f.span.RecordError(err)
 			f.span.SetStatus(codes.Error, err.Error())
 			f.span.SetAttributes(errType)
@@ -95,7 +108,9 @@ func (f FireSpan) End(err error) {
 		set := metric.WithAttributeSet(attribute.NewSet(f.t.system, f.p.dest, semconv.MessagingOperationName("send"), errType))
 		add, record = []metric.AddOption{set}, []metric.RecordOption{set}
 	}
-	f.span.End()
+	if f.span != nil {
+		f.span.End()
+	}
 	f.t.inst.sent.Add(f.ctx, 1, add...)
 	if !f.start.IsZero() {
 		f.t.inst.publishTime.Record(f.ctx, time.Since(f.start).Seconds(), record...)

@@ -50,6 +50,7 @@ type Config struct {
 // lag observation.
 type Telemetry struct {
 	tracer   trace.Tracer
+	gate     spanGate
 	prop     propagation.TextMapPropagator
 	base     []attribute.KeyValue // messaging.system, messaging.client.id
 	system   attribute.KeyValue
@@ -63,7 +64,8 @@ type Telemetry struct {
 
 // New makes a Telemetry from cfg.
 func New(cfg Config) *Telemetry {
-	if cfg.TracerProvider == nil {
+	fromGlobal := cfg.TracerProvider == nil
+	if fromGlobal {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	if cfg.MeterProvider == nil {
@@ -77,6 +79,7 @@ func New(cfg Config) *Telemetry {
 	}
 	t := &Telemetry{
 		tracer:   cfg.TracerProvider.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		gate:     newSpanGate(cfg.TracerProvider, fromGlobal),
 		prop:     cfg.Propagator,
 		system:   semconv.MessagingSystemKey.String(cfg.System),
 		link:     cfg.Link,

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -394,5 +395,30 @@ func TestNoSDK(t *testing.T) {
 	}
 	if h := receive(t, got); h.span.IsValid() {
 		t.Errorf("handler has a valid span %v without an SDK", h.span)
+	}
+}
+
+// TestNoSDKPropagates: with a propagator but no SDK, the caller's span
+// context (from an upstream service) still crosses the broker, as a
+// non-recording span would carry it.
+func TestNoSDKPropagates(t *testing.T) {
+	got := make(chan handled, 1)
+	b := startBus(t, bus.Config{Service: service, Transport: "memory://",
+		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})},
+		func(b *bus.Bus) {
+			if err := bus.Listen(b, happened, "audit", record(got)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	upstream := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), upstream)
+	if _, err := bus.Fire(ctx, b, happened, Payload{}); err != nil {
+		t.Fatal(err)
+	}
+	h := receive(t, got)
+	if h.span.TraceID() != upstream.TraceID() || h.span.SpanID() != upstream.SpanID() {
+		t.Errorf("handler span context %v, want the upstream %v", h.span, upstream)
 	}
 }
