@@ -132,11 +132,14 @@ func (b *Bus) addListener(l *listenerSpec) error {
 }
 
 // buildChain wraps a listener's handler in the default chain:
-// tracing → recover → dead-letter → idempotency → retry → timeout → [Use] → handler.
+// tracing → recover → dead-letter → idempotency → retry → [attempt scope] → timeout → [Use] → handler.
 func (b *Bus) buildChain(l *listenerSpec) message.HandlerFunc {
 	o := l.opts
-	var dedup message.HandlerMiddleware
+	var dedup, attempts message.HandlerMiddleware
 	if !o.DisableIdempotency {
+		// Each in-process try in its own savepoint when the store runs the
+		// handler in a transaction (Postgres): a failed try leaves no writes.
+		attempts = idempotency.Attempts()
 		dedup = idempotency.Middleware(idempotency.Options{
 			Store: b.store, Group: l.group, Lease: o.AckTimeout, Retention: o.Retention, Logger: b.log,
 			MeterProvider: b.cfg.MeterProvider,
@@ -150,6 +153,7 @@ func (b *Bus) buildChain(l *listenerSpec) message.HandlerFunc {
 		}),
 		dedup,
 		middleware.Retry(o.Retry),
+		attempts,
 		middleware.Timeout(o.Timeout),
 		middleware.Chain(b.userMW...),
 	)(l.handler)

@@ -35,7 +35,11 @@ func WithEventID(id string) FireOption { return func(o *fireOptions) { o.id = id
 // Fire places the event on the bus and returns its ID once the transport has
 // accepted it durably (Redis XADD reply, AMQP publisher confirm, memory
 // append). It says nothing about whether anyone processed it. A nil error is
-// the promise that every consumer group will get the event.
+// the promise that every consumer group that exists when Fire returns will
+// get the event — as long as the group does not fall further behind than
+// the stream's retention (maxlen, default 100,000 events per event name on
+// memory and Redis): events older than that are trimmed before a group that
+// far behind reads them. Size retention for your slowest listener.
 func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...FireOption) (string, error) {
 	if b == nil {
 		return "", fmt.Errorf("%w: nil *Bus", ErrInvalidConfig)

@@ -71,7 +71,9 @@ var (
 	// ErrLeaseLost: the lease expired and another holder claimed the key.
 	ErrLeaseLost = errors.New("idempotency: lease lost")
 	// ErrHeld: another consumer is processing the event now.
-	ErrHeld = errors.New("idempotency: event is being processed by another consumer")
+	// It wraps transports.ErrNotAttempted, so the dead-letter middleware
+	// never counts it as a failure.
+	ErrHeld = fmt.Errorf("idempotency: event is being processed by another consumer (%w)", transports.ErrNotAttempted)
 	// ErrUnknownScheme: no imported store registered the URL's scheme.
 	ErrUnknownScheme = errors.New("idempotency: unknown store URL scheme")
 )

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -38,7 +39,9 @@ type DeadLetterOptions struct {
 //   - the handler failed with an error marked Permanent,
 //   - the handler failed on the MaxDeliveries-th delivery.
 //
-// Any other error is returned so the event is redelivered. If storing the
+// Any other error is returned so the event is redelivered; an error that
+// matches transports.ErrNotAttempted (another consumer holds the event) is
+// never a reason to dead-letter. If storing the
 // dead letter fails, that error is returned: the event is never dropped.
 // A dead-lettered delivery gets DeliveryInfo.Outcome OutcomeDeadLettered.
 func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
@@ -62,11 +65,11 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 			case info.Attempt > opts.MaxDeliveries:
 				reason = fmt.Sprintf("exceeded %d deliveries without an acknowledgement", opts.MaxDeliveries)
 			default:
-				out, err := h(msg)
+				out, err := Recover(h)(msg) // a panic on the last delivery is dead-lettered too
 				if err == nil {
 					return out, nil
 				}
-				if !IsPermanent(err) && info.Attempt < opts.MaxDeliveries {
+				if !IsPermanent(err) && (info.Attempt < opts.MaxDeliveries || errors.Is(err, transports.ErrNotAttempted)) {
 					return out, err
 				}
 				reason, cause = err.Error(), err

@@ -23,7 +23,7 @@ type RetryPolicy struct {
 	MaxInterval time.Duration
 	// Multiplier grows the wait after each try (default 2).
 	Multiplier float64
-	// Jitter randomises each wait by ± this fraction (default 0.2).
+	// Jitter randomises each wait by ± this fraction (default 0.2; negative: none).
 	Jitter float64
 	// RedeliveryDelay is the delay the transport waits before delivering
 	// the event again once the in-process tries are used up, given the
@@ -46,10 +46,11 @@ func (p RetryPolicy) WithDefaults() RetryPolicy {
 	if p.Multiplier < 1 {
 		p.Multiplier = 2
 	}
-	if p.Jitter < 0 || p.Jitter >= 1 {
-		p.Jitter = 0
-	} else if p.Jitter == 0 {
+	switch {
+	case p.Jitter == 0 || p.Jitter >= 1:
 		p.Jitter = 0.2
+	case p.Jitter < 0:
+		p.Jitter = -1 // no jitter; stays so when defaults are applied again
 	}
 	if p.RedeliveryDelay == nil {
 		p.RedeliveryDelay = transports.DefaultRetryAfter

@@ -15,6 +15,10 @@ var (
 	// ErrUnsupported is returned when a driver cannot do what was asked
 	// (for example Since: Beginning on a broker that keeps no history).
 	ErrUnsupported = errors.New("transports: unsupported")
+	// ErrNotAttempted marks a handler error that means the event was not
+	// attempted at all (another consumer is processing it right now): it is
+	// redelivered later and never counts toward dead-lettering.
+	ErrNotAttempted = errors.New("transports: event not attempted; deliver it again later")
 	// ErrClosed is returned by a closed transport or subscriber.
 	ErrClosed = errors.New("transports: closed")
 )

@@ -19,14 +19,19 @@ func attempt(d amqp091.Delivery) int {
 	if !ok || n < 1 {
 		n = 1
 	}
+	n = min(n, maxAttempt)
 	if c, ok := headerInt(d.Headers["x-delivery-count"]); ok && c > 0 {
-		return n + c
+		return n + min(c, maxAttempt)
 	}
 	if d.Redelivered {
 		n++
 	}
 	return n
 }
+
+// maxAttempt caps header values so that a forged or corrupt count cannot
+// wrap around to a negative attempt (which would never reach MaxDeliveries).
+const maxAttempt = 1 << 30
 
 // restamp republishes a redelivered message at the tail of the group queue
 // with its attempt number in x-busline-attempt; the caller then acks the
