@@ -112,12 +112,11 @@ func (l *listener) handle(h message.HandlerFunc, msg *message.Message) ([]*messa
 	}
 	recording := span != nil && span.IsRecording()
 	if recording {
-		span.SetAttributes(l.attrs...)
-		span.SetAttributes(
+		span.SetAttributes(append(l.attrs[:len(l.attrs):len(l.attrs)],
 			semconv.MessagingMessageID(msg.UUID),
 			semconv.MessagingMessageBodySize(len(msg.Payload)),
 			attribute.Int(AttrAttempt, info.Attempt),
-		)
+		)...)
 	}
 	logging := l.t.log.Enabled(ctx, slog.LevelDebug)
 	var start time.Time

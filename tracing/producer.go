@@ -77,11 +77,10 @@ func (t *Telemetry) StartFire(ctx context.Context, topic string, msg *message.Me
 	p := t.producerTopic(topic)
 	ctx, span := t.tracer.Start(ctx, p.spanName, t.producer...)
 	if span.IsRecording() {
-		span.SetAttributes(p.attrs...)
-		span.SetAttributes(
+		span.SetAttributes(append(p.attrs[:len(p.attrs):len(p.attrs)],
 			semconv.MessagingMessageID(msg.UUID),
 			semconv.MessagingMessageBodySize(len(msg.Payload)),
-		)
+		)...)
 	}
 	t.prop.Inject(ctx, propagation.MapCarrier(msg.Metadata))
 	fs := FireSpan{t: t, p: p, ctx: ctx, span: span}
