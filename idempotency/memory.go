@@ -14,8 +14,8 @@ import (
 type MemoryStore struct {
 	mu     sync.Mutex
 	keys   memoryKeys
-	now    func() time.Time
-	base   time.Time // expiries are kept as offsets from base (set at first use)
+	now    func() time.Time // nil: the real clock, read as the monotonic time since base
+	base   time.Time        // expiries are kept as offsets from base (set at first use)
 	based  bool
 	ops    int
 	seq    uint64 // lease tokens: unique within the store
@@ -34,23 +34,29 @@ type memoryEntry struct {
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{now: time.Now}
+	return &MemoryStore{}
 }
 
-// clockLocked returns the current time and its offset from base.
-func (s *MemoryStore) clockLocked() (time.Time, time.Duration) {
-	now := s.now()
-	if !s.based {
-		s.base, s.based = now, true
+// clockLocked returns the offset of the current time from base.
+func (s *MemoryStore) clockLocked() time.Duration {
+	if s.now != nil {
+		now := s.now()
+		if !s.based {
+			s.base, s.based = now, true
+		}
+		return now.Sub(s.base)
 	}
-	return now, now.Sub(s.base)
+	if !s.based {
+		s.base, s.based = time.Now(), true
+	}
+	return time.Since(s.base) // reads only the monotonic clock
 }
 
 // Begin implements Store.
 func (s *MemoryStore) Begin(_ context.Context, key string, leaseFor time.Duration) (State, Lease, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now, at := s.clockLocked()
+	at := s.clockLocked()
 	s.sweepLocked(at)
 	k := s.keys.locate(key)
 	if e, ok := s.keys.get(k); ok && at < e.expires {
@@ -62,14 +68,14 @@ func (s *MemoryStore) Begin(_ context.Context, key string, leaseFor time.Duratio
 	}
 	s.seq++
 	s.keys.set(k, memoryEntry{token: s.seq, expires: at + leaseFor})
-	return Fresh, Lease{Key: key, Token: strconv.FormatUint(s.seq, 36), Expires: now.Add(leaseFor)}, nil
+	return Fresh, Lease{Key: key, Token: strconv.FormatUint(s.seq, 36), Expires: s.base.Add(at + leaseFor)}, nil
 }
 
 // Commit implements Store.
 func (s *MemoryStore) Commit(_ context.Context, l Lease, retention time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, at := s.clockLocked()
+	at := s.clockLocked()
 	token, valid := parseToken(l.Token)
 	k := s.keys.locate(l.Key)
 	e, ok := s.keys.get(k)
