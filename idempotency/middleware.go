@@ -19,6 +19,10 @@ type Options struct {
 	Store Store
 	// Group is the consumer group; keys are "{Group}:{event ID}". Required.
 	Group string
+	// Holder is the process taking leases; stores that record it (Redis)
+	// let a restarted process with the same name take over the leases of
+	// its earlier, dead run at once. The bus sets it.
+	Holder Holder
 	// Lease is how long a claim lasts before another consumer may take it
 	// over; the bus uses the listener's AckTimeout.
 	Lease time.Duration
@@ -114,7 +118,7 @@ func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.
 	switch state {
 	case Done:
 		m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "duplicate event skipped",
-			slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group))
+			slog.String("event_id", msg.UUID), slog.String("event", transports.Info(msg).Topic), slog.String("group", m.opts.Group), slog.Int("attempt", transports.Info(msg).Attempt))
 		m.metrics.duplicate(ctx)
 		transports.Info(msg).Outcome = transports.OutcomeDuplicateSkipped
 		if m.opts.OnDuplicate != nil {
@@ -137,6 +141,9 @@ func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.
 
 // begin claims key, in a transaction when the store offers one.
 func (m *dedup) begin(ctx context.Context, key string) (State, Lease, Tx, error) {
+	if m.opts.Holder.Process != "" {
+		ctx = WithHolder(ctx, m.opts.Holder)
+	}
 	if m.txStore != nil {
 		return m.txStore.BeginTx(ctx, key, m.opts.Lease, m.opts.Retention)
 	}
@@ -147,7 +154,7 @@ func (m *dedup) begin(ctx context.Context, key string) (State, Lease, Tx, error)
 func (m *dedup) conflict(msg *message.Message, lease Lease) {
 	ctx := msg.Context()
 	m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "event held by another consumer",
-		slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group),
+		slog.String("event_id", msg.UUID), slog.String("event", transports.Info(msg).Topic), slog.String("group", m.opts.Group), slog.Int("attempt", transports.Info(msg).Attempt),
 		slog.Time("lease_expires", lease.Expires), slog.Duration("wait", max(m.opts.HeldWait, 0)))
 	m.metrics.conflict(ctx)
 	if m.opts.OnConflict != nil {
@@ -205,7 +212,7 @@ func (m *dedup) run(h message.HandlerFunc, msg *message.Message, key string, lea
 	if herr != nil {
 		if err := m.opts.Store.Abort(ctx, lease); err != nil {
 			m.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency abort failed; the retry waits for the lease to expire",
-				slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group), slog.Any("error", err))
+				slog.String("event_id", msg.UUID), slog.String("event", transports.Info(msg).Topic), slog.String("group", m.opts.Group), slog.Int("attempt", transports.Info(msg).Attempt), slog.Any("error", err))
 		}
 		return produced, herr
 	}
@@ -243,7 +250,7 @@ func (m *dedup) runTx(h message.HandlerFunc, msg *message.Message, key string, t
 	if herr != nil {
 		if err := tx.Rollback(ctx); err != nil {
 			m.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "idempotency rollback failed; the database drops the transaction with its connection",
-				slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group), slog.Any("error", err))
+				slog.String("event_id", msg.UUID), slog.String("event", transports.Info(msg).Topic), slog.String("group", m.opts.Group), slog.Int("attempt", transports.Info(msg).Attempt), slog.Any("error", err))
 		}
 		return produced, herr
 	}
@@ -260,7 +267,7 @@ func (m *dedup) runTx(h message.HandlerFunc, msg *message.Message, key string, t
 func (m *dedup) leaseLost(msg *message.Message) {
 	ctx := msg.Context()
 	m.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency lease lost before commit: handler ran longer than the lease",
-		slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group))
+		slog.String("event_id", msg.UUID), slog.String("event", transports.Info(msg).Topic), slog.String("group", m.opts.Group), slog.Int("attempt", transports.Info(msg).Attempt))
 	m.metrics.leaseLost(ctx)
 	if m.opts.OnLeaseLost != nil {
 		m.opts.OnLeaseLost(msg)
