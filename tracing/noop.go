@@ -22,15 +22,15 @@ type spanGate struct {
 	unsetGlobal trace.TracerProvider // the global delegate, while nobody set a provider
 }
 
-func newSpanGate(tp trace.TracerProvider, fromGlobal bool) spanGate {
-	switch p := tp.(type) {
+func newSpanGate(tp trace.TracerProvider) spanGate {
+	switch tp.(type) {
 	case noop.TracerProvider, *noop.TracerProvider:
 		return spanGate{never: true}
-	default:
-		t := reflect.TypeOf(p)
-		if fromGlobal && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == globalPkg {
-			return spanGate{unsetGlobal: tp}
-		}
+	}
+	if t := reflect.TypeOf(tp); t.Kind() == reflect.Pointer && t.Elem().PkgPath() == globalPkg {
+		// The delegate otel.GetTracerProvider returns until a provider is
+		// set; from then on it returns that provider instead.
+		return spanGate{unsetGlobal: tp}
 	}
 	return spanGate{}
 }

@@ -64,8 +64,7 @@ type Telemetry struct {
 
 // New makes a Telemetry from cfg.
 func New(cfg Config) *Telemetry {
-	fromGlobal := cfg.TracerProvider == nil
-	if fromGlobal {
+	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	if cfg.MeterProvider == nil {
@@ -79,7 +78,7 @@ func New(cfg Config) *Telemetry {
 	}
 	t := &Telemetry{
 		tracer:   cfg.TracerProvider.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
-		gate:     newSpanGate(cfg.TracerProvider, fromGlobal),
+		gate:     newSpanGate(cfg.TracerProvider),
 		prop:     cfg.Propagator,
 		system:   semconv.MessagingSystemKey.String(cfg.System),
 		link:     cfg.Link,
