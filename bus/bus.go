@@ -24,6 +24,7 @@ import (
 type Bus struct {
 	cfg       Config
 	process   string
+	run       string // new at every New: tells this run from earlier ones of the same process name
 	scheme    string
 	transport transports.Transport
 	store     idempotency.Store
@@ -91,7 +92,7 @@ func New(cfg Config) (*Bus, error) {
 	})
 	handlerCtx, cancelHandler := context.WithCancel(context.Background())
 	return &Bus{
-		cfg: cfg, process: process, scheme: u.Scheme, transport: t, store: store, log: log, tel: tel,
+		cfg: cfg, process: process, run: randomName(8), scheme: u.Scheme, transport: t, store: store, log: log, tel: tel,
 		names: map[string]bool{}, handlerCtx: handlerCtx, cancelHandler: cancelHandler,
 	}, nil
 }
@@ -142,6 +143,7 @@ func (b *Bus) buildChain(l *listenerSpec) message.HandlerFunc {
 		attempts = idempotency.Attempts()
 		dedup = idempotency.Middleware(idempotency.Options{
 			Store: b.store, Group: l.group, Lease: o.AckTimeout, Retention: o.Retention, Logger: b.log,
+			Holder:        idempotency.Holder{Process: b.process, Run: b.run},
 			MeterProvider: b.cfg.MeterProvider,
 		})
 	}

@@ -69,7 +69,7 @@ func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (
 		leaseFor = time.Millisecond
 	}
 	rkey := s.RedisKey(key)
-	token := s.newToken()
+	token := idempotency.HolderToken(holderOf(ctx), s.newToken())
 	for range 3 {
 		start := time.Now()
 		_, found, err := s.setNX(ctx, rkey, token, leaseFor)
@@ -98,6 +98,18 @@ func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (
 		l := idempotency.Lease{Key: key, Expires: start.Add(ttl)}
 		if val == doneMarker {
 			return idempotency.Done, l, nil
+		}
+		if idempotency.EarlierRun(ctx, val) {
+			// Our own process name, an earlier run: it died holding the
+			// lease. Take it over now rather than after it expires.
+			took, err := takeOver.Run(ctx, s.client, []string{rkey}, val, token, leaseFor.Milliseconds()).Int()
+			if err != nil {
+				return 0, idempotency.Lease{}, fmt.Errorf("redisstore: take over %s: %w", key, err)
+			}
+			if took == 1 {
+				return idempotency.Fresh, idempotency.Lease{Key: key, Token: token, Expires: start.Add(leaseFor)}, nil
+			}
+			continue // changed meanwhile: look again
 		}
 		return idempotency.Held, l, nil
 	}
@@ -197,3 +209,17 @@ func (s *Store) newToken() string {
 	binary.BigEndian.PutUint64(b[8:], s.tokens.Add(1))
 	return hex.EncodeToString(b[:])
 }
+
+func holderOf(ctx context.Context) idempotency.Holder {
+	h, _ := idempotency.HolderFrom(ctx)
+	return h
+}
+
+// takeOver replaces the lease token ARGV[1] by ARGV[2] for ARGV[3] ms, only
+// if the key still holds ARGV[1].
+var takeOver = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`)
