@@ -113,7 +113,8 @@ func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.
 		state, lease, tx, err = m.awaitHolder(msg, key, state, lease)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("idempotency: begin %s: %w", key, err)
+		// The handler did not run: never a reason to dead-letter.
+		return nil, fmt.Errorf("idempotency: begin %s: %w (%w)", key, err, transports.ErrNotAttempted)
 	}
 	switch state {
 	case Done:

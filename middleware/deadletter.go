@@ -41,7 +41,8 @@ type DeadLetterOptions struct {
 //
 // Any other error is returned so the event is redelivered; an error that
 // matches transports.ErrNotAttempted (another consumer holds the event) is
-// never a reason to dead-letter. If storing the
+// never a reason to dead-letter, and neither is a failure after the
+// delivery's own context ended (shutdown). If storing the
 // dead letter fails, that error is returned: the event is never dropped.
 // A dead-lettered delivery gets DeliveryInfo.Outcome OutcomeDeadLettered.
 func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
@@ -70,6 +71,11 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 					return out, nil
 				}
 				if !IsPermanent(err) && (info.Attempt < opts.MaxDeliveries || errors.Is(err, transports.ErrNotAttempted)) {
+					return out, err
+				}
+				if msg.Context().Err() != nil {
+					// The delivery's context ended (the bus is shutting
+					// down): the failure says nothing about the event.
 					return out, err
 				}
 				reason, cause = err.Error(), err

@@ -238,3 +238,20 @@ func TestRetryPolicyDefaultsAreStable(t *testing.T) {
 		t.Errorf("defaults = %+v", d)
 	}
 }
+
+func TestDeadLetterIgnoresFailuresAfterShutdown(t *testing.T) {
+	s := &sink{}
+	msg, _ := newMsg(3)
+	ctx, cancel := context.WithCancel(msg.Context())
+	msg.SetContext(ctx)
+	h := middleware.DeadLetter(middleware.DeadLetterOptions{MaxDeliveries: 3, Sink: s.store})(func(m *message.Message) ([]*message.Message, error) {
+		cancel() // the bus cancels handler contexts after its shutdown timeout
+		return nil, m.Context().Err()
+	})
+	if _, err := h(msg); err == nil {
+		t.Fatal("a delivery cut by shutdown was settled as dead-lettered")
+	}
+	if len(s.reasons) != 0 {
+		t.Errorf("dead letters = %q", s.reasons)
+	}
+}
