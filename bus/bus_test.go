@@ -185,3 +185,38 @@ func TestRunStopsWithContext(t *testing.T) {
 		t.Errorf("Fire after Run returned: %v", err)
 	}
 }
+
+// A handler slower than its lease keeps the lease: a duplicate that
+// arrives after the lease would have run out is not run in parallel.
+func TestSlowHandlerKeepsDedupLease(t *testing.T) {
+	b := bustest.New(t, bus.Config{Service: "svc"})
+	var running, maxRunning, calls atomic.Int64
+	err := bus.Listen(b.Bus, priceChanged, "slow", func(context.Context, bus.Delivery[price]) error {
+		calls.Add(1)
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
+		}
+		time.Sleep(700 * time.Millisecond)
+		return nil
+	}, bus.WithAckTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t)
+	ctx := context.Background()
+	if _, err := bus.Fire(ctx, b.Bus, priceChanged, price{}, bus.WithEventID("slow-1")); err != nil {
+		t.Fatal(err)
+	}
+	for calls.Load() == 0 { // the first copy is running
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // past the 200ms lease
+	if _, err := bus.Fire(ctx, b.Bus, priceChanged, price{}, bus.WithEventID("slow-1")); err != nil {
+		t.Fatal(err)
+	}
+	b.MustWaitIdle(t)
+	if calls.Load() != 1 || maxRunning.Load() != 1 {
+		t.Errorf("handler ran %d times (%d at once) for two copies of one event, want once", calls.Load(), maxRunning.Load())
+	}
+}

@@ -92,6 +92,22 @@ func (s *MemoryStore) Commit(_ context.Context, l Lease, retention time.Duration
 	return nil
 }
 
+// Extend implements LeaseExtender.
+func (s *MemoryStore) Extend(_ context.Context, l Lease, d time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.clockLocked()
+	token, valid := parseToken(l.Token)
+	k := s.keys.locate(l.Key)
+	e, ok := s.keys.get(k)
+	if !ok || !valid || e.token != token || e.done {
+		return ErrLeaseLost
+	}
+	e.expires = at + d
+	s.keys.set(k, e)
+	return nil
+}
+
 // Abort implements Store.
 func (s *MemoryStore) Abort(_ context.Context, l Lease) error {
 	s.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -206,8 +207,10 @@ func (m *dedup) run(h message.HandlerFunc, msg *message.Message, key string, lea
 		defer cancel()
 		_ = m.opts.Store.Abort(ctx, lease)
 	}()
+	stopKeepAlive := m.keepAlive(lease)
 	produced, herr = h(msg)
 	finished = true
+	stopKeepAlive()
 	ctx, cancel := finishContext(msg.Context())
 	defer cancel()
 	if herr != nil {
@@ -227,6 +230,38 @@ func (m *dedup) run(h message.HandlerFunc, msg *message.Message, key string, lea
 		return produced, fmt.Errorf("idempotency: commit %s: %w", key, err)
 	}
 	return produced, nil
+}
+
+// keepAlive extends the lease every half lease while the handler runs, when
+// the store's leases expire (LeaseExtender); the returned func stops it.
+// Handlers shorter than half the lease cost one timer and no store call.
+func (m *dedup) keepAlive(lease Lease) (stop func()) {
+	ext, ok := m.opts.Store.(LeaseExtender)
+	if !ok {
+		return func() {}
+	}
+	every := max(m.opts.Lease/2, time.Millisecond)
+	var mu sync.Mutex
+	stopped := false
+	mu.Lock()
+	var t *time.Timer
+	t = time.AfterFunc(every, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		err := ext.Extend(ctx, lease, m.opts.Lease)
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && !stopped {
+			t.Reset(every)
+		}
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }
 
 // runTx calls the handler inside the claim's transaction and commits it

@@ -66,6 +66,15 @@ type Store interface {
 	Close() error
 }
 
+// LeaseExtender is implemented by stores whose leases expire: the
+// middleware extends the lease while the handler runs, so that a slow
+// handler's event is not taken over (and run in parallel) by a duplicate.
+type LeaseExtender interface {
+	// Extend moves the lease's expiry to now+d if the caller still holds
+	// it, and fails with ErrLeaseLost otherwise.
+	Extend(ctx context.Context, lease Lease, d time.Duration) error
+}
+
 // Errors a Store returns; match them with errors.Is.
 var (
 	// ErrLeaseLost: the lease expired and another holder claimed the key.

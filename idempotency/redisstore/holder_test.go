@@ -42,3 +42,26 @@ func TestRestartedProcessTakesOverItsOwnLease(t *testing.T) {
 		t.Fatalf("Begin after commit = %v, want Done", st)
 	}
 }
+
+func TestExtendKeepsOnlyOwnLease(t *testing.T) {
+	c := client(t)
+	p := prefix(t, c)
+	s := redisstore.New(c, redisstore.Options{Prefix: p})
+	ctx := context.Background()
+	_, l, err := s.Begin(ctx, "g:e1", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Extend(ctx, l, time.Hour); err != nil {
+		t.Fatalf("Extend = %v", err)
+	}
+	if ttl := c.PTTL(ctx, p+"g:e1").Val(); ttl < 59*time.Minute {
+		t.Fatalf("TTL after Extend = %s, want about an hour", ttl)
+	}
+	if err := s.Commit(ctx, l, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Extend(ctx, l, time.Hour); !errors.Is(err, idempotency.ErrLeaseLost) {
+		t.Fatalf("Extend after commit = %v, want ErrLeaseLost", err)
+	}
+}

@@ -223,3 +223,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0`)
+
+// Extend implements idempotency.LeaseExtender: the lease's expiry moves to
+// now+d while the key still holds its token.
+func (s *Store) Extend(ctx context.Context, l idempotency.Lease, d time.Duration) error {
+	n, err := extendLease.Run(ctx, s.client, []string{s.RedisKey(l.Key)}, l.Token, max(d.Milliseconds(), 1)).Int()
+	if err != nil {
+		return fmt.Errorf("redisstore: extend %s: %w", l.Key, err)
+	}
+	if n != 1 {
+		return idempotency.ErrLeaseLost
+	}
+	return nil
+}
+
+var extendLease = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`)
