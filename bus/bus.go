@@ -230,6 +230,7 @@ func (b *Bus) Start(ctx context.Context) error {
 }
 
 func (b *Bus) abortStart() {
+	b.started = false // Start may be called again
 	b.stopReading()
 	for _, s := range b.subs {
 		_ = s.Close()

@@ -2,7 +2,9 @@ package bus
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"regexp"
@@ -85,7 +87,10 @@ type ListenerOptions struct {
 	// that stopped before another process of the group takes it. Default 60s.
 	AckTimeout time.Duration
 	// Concurrency is the number of handlers in flight per listener per
-	// process. Default 16; 1 keeps the order of events.
+	// process. Default 16. With 1 each process handles its events one at a
+	// time in the order they were fired — until one fails: a failed event
+	// is redelivered after its backoff while the events after it go on (no
+	// head-of-line blocking), as on Redis Streams.
 	Concurrency int
 	// MaxDeliveries is the number of deliveries after which a failing event
 	// is dead-lettered. Default 10.
@@ -315,7 +320,7 @@ func LoadConfig(path string) (Config, error) {
 	var fc fileConfig
 	dec := yaml.NewDecoder(f)
 	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && err.Error() != "EOF" {
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, path, err)
 	}
 	since, err := ParseSince(fc.Listener.Since)
