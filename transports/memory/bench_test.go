@@ -24,7 +24,8 @@ type benchPayload struct {
 var benchEvent = bus.NewEvent[benchPayload]("bench", "happened")
 
 // BenchmarkEndToEnd fires b.N events and waits until a listener with the
-// default chain (recover, dead-letter, memory idempotency, retry, timeout)
+// default chain (tracing without an SDK, recover, dead-letter, memory
+// idempotency, retry, timeout)
 // handled them all, then does the same with Watermill's GoChannel
 // (persistent) and a router handler, in the same run. Both sides do the
 // same payload work per event: JSON-encode it on the way in (Fire does it
