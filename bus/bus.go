@@ -45,7 +45,6 @@ type Bus struct {
 	stopReading   context.CancelFunc // stops every subscription
 	handlerCtx    context.Context    // parent of every handler context
 	cancelHandler context.CancelFunc // after ShutdownTimeout
-	readers       sync.WaitGroup     // one per subscription
 	inflight      sync.WaitGroup     // one per running handler chain
 }
 
@@ -236,7 +235,6 @@ func (b *Bus) abortStart() {
 		_ = s.Close()
 	}
 	b.subs = nil
-	b.readers.Wait()
 }
 
 // read is one of a listener's Concurrency workers: it runs messages of the
@@ -332,7 +330,6 @@ func (b *Bus) Close() error {
 		var errs []error
 		if started {
 			b.stopReading()
-			b.readers.Wait()
 			if !waitTimeout(&b.inflight, b.cfg.ShutdownTimeout) {
 				b.log.Warn("shutdown timeout: handlers still running are cancelled; their events will be redelivered",
 					slog.Duration("shutdown_timeout", b.cfg.ShutdownTimeout))

@@ -18,6 +18,7 @@ const maxEventNameLen = 200
 // share them between the services that fire and listen.
 type Event[T any] struct {
 	api, name string
+	full      string // "{api}.{name}", made once
 }
 
 // NewEvent defines an event. api is lower snake case with dots between
@@ -28,7 +29,7 @@ func NewEvent[T any](api, name string) Event[T] {
 	if err := ValidateEventName(api, name); err != nil {
 		panic(err)
 	}
-	return Event[T]{api: api, name: name}
+	return Event[T]{api: api, name: name, full: api + "." + name}
 }
 
 // ValidateEventName reports whether api and name form a valid event name.
@@ -45,12 +46,7 @@ func ValidateEventName(api, name string) error {
 }
 
 // Name returns the full event name, "{api}.{name}": the topic on the bus.
-func (e Event[T]) Name() string {
-	if e.api == "" {
-		return ""
-	}
-	return e.api + "." + e.name
-}
+func (e Event[T]) Name() string { return e.full }
 
 // API returns the API part of the name.
 func (e Event[T]) API() string { return e.api }
