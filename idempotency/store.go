@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/busline/busline/internal/registry"
 	"github.com/busline/busline/transports"
 )
 
@@ -93,29 +91,19 @@ const DefaultRetention = 7 * 24 * time.Hour
 // Opener opens a store for a parsed URL.
 type Opener func(ctx context.Context, u *url.URL, logger *slog.Logger) (Store, error)
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]Opener{}
-)
-
-var knownStores = map[string]string{
+var stores = registry.New[Opener]("idempotency", map[string]string{
 	"redis":      "github.com/busline/busline/idempotency/redisstore",
 	"rediss":     "github.com/busline/busline/idempotency/redisstore",
 	"postgres":   "github.com/busline/busline/idempotency/pgstore",
 	"postgresql": "github.com/busline/busline/idempotency/pgstore",
-}
+})
 
 // Register makes a store available under scheme; it panics on a duplicate.
 func Register(scheme string, opener Opener) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
 	if opener == nil {
 		panic("idempotency: Register opener is nil")
 	}
-	if _, dup := registry[scheme]; dup {
-		panic("idempotency: Register called twice for scheme " + scheme)
-	}
-	registry[scheme] = opener
+	stores.Register(scheme, opener)
 }
 
 func init() {
@@ -130,20 +118,9 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (Store, error
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("idempotency: invalid store URL (want memory://, redis://host/db or postgres://...)")
 	}
-	registryMu.RLock()
-	opener := registry[u.Scheme]
-	schemes := make([]string, 0, len(registry))
-	for s := range registry {
-		schemes = append(schemes, s)
-	}
-	registryMu.RUnlock()
-	slices.Sort(schemes)
-	if opener == nil {
-		hint := "no store registers it"
-		if pkg, ok := knownStores[u.Scheme]; ok {
-			hint = fmt.Sprintf("import _ %q", pkg)
-		}
-		return nil, fmt.Errorf("%w %q in %s: %s; registered: [%s]", ErrUnknownScheme, u.Scheme, transports.Redact(u), hint, strings.Join(schemes, " "))
+	opener, ok := stores.Lookup(u.Scheme)
+	if !ok {
+		return nil, stores.Unknown(ErrUnknownScheme, u.Scheme, transports.Redact(u), "")
 	}
 	if logger == nil {
 		logger = slog.Default()

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
+
+	"github.com/busline/busline/internal/registry"
 )
 
 // Opener opens a transport for a parsed URL. Drivers register one per scheme.
@@ -22,46 +22,25 @@ type OpenOptions struct {
 	Logger *slog.Logger
 }
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]Opener{}
-)
-
-// knownDrivers names the package that registers each scheme Busline ships,
-// so that an error can say what to import.
-var knownDrivers = map[string]string{
+var drivers = registry.New[Opener]("transports", map[string]string{
 	"memory": "github.com/busline/busline/transports/memory",
 	"redis":  "github.com/busline/busline/transports/redisstream",
 	"rediss": "github.com/busline/busline/transports/redisstream",
 	"amqp":   "github.com/busline/busline/transports/amqp",
 	"amqps":  "github.com/busline/busline/transports/amqp",
-}
+})
 
 // Register makes a driver available under scheme. It panics if scheme is
 // registered twice or opener is nil, like database/sql.Register.
 func Register(scheme string, opener Opener) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
 	if opener == nil {
 		panic("transports: Register opener is nil")
 	}
-	if _, dup := registry[scheme]; dup {
-		panic("transports: Register called twice for scheme " + scheme)
-	}
-	registry[scheme] = opener
+	drivers.Register(scheme, opener)
 }
 
 // Schemes returns the registered schemes, sorted.
-func Schemes() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	out := make([]string, 0, len(registry))
-	for s := range registry {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return out
-}
+func Schemes() []string { return drivers.Names() }
 
 // Open parses rawURL and opens the transport registered for its scheme.
 // Errors never contain the URL's password.
@@ -70,16 +49,9 @@ func Open(ctx context.Context, rawURL string, opts OpenOptions) (Transport, erro
 	if err != nil {
 		return nil, err
 	}
-	registryMu.RLock()
-	opener := registry[u.Scheme]
-	registryMu.RUnlock()
-	if opener == nil {
-		hint := "no driver registers it"
-		if pkg, ok := knownDrivers[u.Scheme]; ok {
-			hint = fmt.Sprintf("import _ %q (or github.com/busline/busline/transports/all)", pkg)
-		}
-		return nil, fmt.Errorf("%w %q in %s: %s; registered: [%s]",
-			ErrUnknownScheme, u.Scheme, Redact(u), hint, strings.Join(Schemes(), " "))
+	opener, ok := drivers.Lookup(u.Scheme)
+	if !ok {
+		return nil, drivers.Unknown(ErrUnknownScheme, u.Scheme, Redact(u), " (or github.com/busline/busline/transports/all)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
