@@ -1,13 +1,13 @@
 package tracing_test
 
 import (
+	"github.com/busline/busline/internal/brokertest"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -77,19 +77,6 @@ func newBroker(t *testing.T, name string) broker {
 			url: "amqp://guest:guest@" + amqpAddr + "/?exchange=" + run + "&queue_prefix=" + run + ".&retry_delays=50ms"}
 	}
 	return broker{name: "memory", system: "memory", url: "memory://"}
-}
-
-func available(t *testing.T, addr, how string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err == nil {
-		_ = c.Close()
-		return
-	}
-	if os.Getenv("BUSLINE_REQUIRE_BROKERS") == "1" {
-		t.Fatalf("%s unreachable: %v", addr, err)
-	}
-	t.Skipf("%s unreachable (%v); start it with: %s", addr, err, how)
 }
 
 // cleanRedis deletes every key under the prefix run.
@@ -312,3 +299,5 @@ func startBus(t *testing.T, cfg bus.Config, register func(b *bus.Bus)) *bus.Bus 
 	}
 	return b
 }
+
+func available(t *testing.T, addr, how string) { t.Helper(); brokertest.Reachable(t, addr, how) }

@@ -1,11 +1,10 @@
 package pgstore_test
 
 import (
+	"github.com/busline/busline/internal/brokertest"
+
 	"context"
 	"crypto/rand"
-	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,46 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-// pgURL is the database the tests use: BUSLINE_POSTGRES_URL or the local default.
-func pgURL() string {
-	if u := os.Getenv("BUSLINE_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// pool connects to the test database or skips the test (fails it when
-// BUSLINE_REQUIRE_BROKERS=1).
-func pool(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	p, err := pgxpool.New(ctx, pgURL())
-	if err == nil {
-		err = p.Ping(ctx)
-	}
-	if err != nil {
-		if p != nil {
-			p.Close()
-		}
-		msg := fmt.Sprintf("PostgreSQL unreachable at %s (%v); start one on 127.0.0.1:5432 with a database `test` (trust auth for postgres) or set BUSLINE_POSTGRES_URL", redact(pgURL()), err)
-		if os.Getenv("BUSLINE_REQUIRE_BROKERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(p.Close)
-	return p
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
 
 // table returns a table name private to the test and drops it afterwards.
 func table(t testing.TB, p *pgxpool.Pool, kind string) string {
@@ -96,4 +55,13 @@ func count(t testing.TB, p *pgxpool.Pool, sql string, args ...any) int {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+func pgURL() string { return brokertest.PostgresURL() }
+
+// pool connects to the test database or skips the test (fails it when
+// BUSLINE_REQUIRE_BROKERS=1).
+func pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	return brokertest.Postgres(t)
 }

@@ -1,16 +1,15 @@
 package bench
 
 import (
+	"github.com/busline/busline/internal/brokertest"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
@@ -20,21 +19,6 @@ const (
 	redisAddr = "127.0.0.1:6379"
 	amqpURL   = "amqp://guest:guest@127.0.0.1:5672/"
 )
-
-// need skips the test when addr does not answer, unless
-// BUSLINE_REQUIRE_BROKERS=1, which makes it fail.
-func need(t *testing.T, addr, how string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err == nil {
-		_ = c.Close()
-		return
-	}
-	if os.Getenv("BUSLINE_REQUIRE_BROKERS") == "1" {
-		t.Fatalf("%s unreachable: %v", addr, err)
-	}
-	t.Skipf("%s unreachable (%v); start it with: %s", addr, err, how)
-}
 
 // captureRunNames records the run names of the test's benches.
 func captureRunNames(t *testing.T) func() []string {
@@ -166,3 +150,5 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("nats accepted")
 	}
 }
+
+func need(t *testing.T, addr, how string) { t.Helper(); brokertest.Reachable(t, addr, how) }

@@ -1,6 +1,8 @@
 package faults
 
 import (
+	"github.com/busline/busline/internal/brokertest"
+
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -33,22 +35,6 @@ func amqpURL() string {
 		return u
 	}
 	return "amqp://guest:guest@127.0.0.1:5672/"
-}
-
-func pgURL() string {
-	if u := os.Getenv("BUSLINE_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// unavailable skips the test, or fails it when BUSLINE_REQUIRE_BROKERS=1.
-func unavailable(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("BUSLINE_REQUIRE_BROKERS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 func randomName(n int) string { return strings.ToLower(rand.Text()[:n]) }
@@ -95,33 +81,6 @@ func needAMQP(t testing.TB) {
 	if err != nil {
 		unavailable(t, fmt.Sprintf("RabbitMQ at %s unreachable (%v); start it with `rabbitmq-server -detached` or set BUSLINE_AMQP_URL", redact(amqpURL()), err))
 	}
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
-// needPostgres returns a pool on the test database, closed when t ends.
-func needPostgres(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	p, err := pgxpool.New(ctx, pgURL())
-	if err == nil {
-		err = p.Ping(ctx)
-	}
-	if err != nil {
-		if p != nil {
-			p.Close()
-		}
-		unavailable(t, fmt.Sprintf("PostgreSQL unreachable at %s (%v); start one on 127.0.0.1:5432 with a database `test` or set BUSLINE_POSTGRES_URL", redact(pgURL()), err))
-	}
-	t.Cleanup(p.Close)
-	return p
 }
 
 // withQuery appends q to the query of raw.
@@ -285,4 +244,12 @@ func pgTable(t testing.TB, p *pgxpool.Pool, kind, columns string) string {
 		}
 	})
 	return name
+}
+
+func pgURL() string                      { return brokertest.PostgresURL() }
+func unavailable(t testing.TB, m string) { t.Helper(); brokertest.Unavailable(t, m) }
+func redact(raw string) string           { return brokertest.Redact(raw) }
+func needPostgres(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	return brokertest.Postgres(t)
 }
