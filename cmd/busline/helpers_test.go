@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
+	"github.com/busline/busline/internal/brokertest"
 	"io"
 	"log/slog"
 	"net"
@@ -195,10 +197,7 @@ func (b broker) available(t *testing.T) {
 		_ = c.Close()
 		return
 	}
-	if os.Getenv("BUSLINE_REQUIRE_BROKERS") == "1" {
-		t.Fatalf("%s unreachable: %v", addr, err)
-	}
-	t.Skipf("%s unreachable (%v); start it with: %s", addr, err, how)
+	brokertest.Unavailable(t, fmt.Sprintf("%s unreachable (%v); start it with: %s", addr, err, how))
 }
 
 // eachBroker runs fn as a subtest per reachable broker.
