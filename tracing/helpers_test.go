@@ -1,8 +1,6 @@
 package tracing_test
 
 import (
-	"github.com/busline/busline/internal/brokertest"
-
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/brokertest"
 	_ "github.com/busline/busline/transports/all"
 )
 

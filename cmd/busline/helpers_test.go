@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/busline/busline/internal/brokertest"
 	"io"
 	"log/slog"
 	"net"
@@ -24,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/brokertest"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/amqp"
 	"github.com/busline/busline/transports/memory"

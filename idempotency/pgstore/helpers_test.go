@@ -1,8 +1,6 @@
 package pgstore_test
 
 import (
-	"github.com/busline/busline/internal/brokertest"
-
 	"context"
 	"crypto/rand"
 	"strings"
@@ -11,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/busline/busline/internal/brokertest"
 )
 
 // table returns a table name private to the test and drops it afterwards.

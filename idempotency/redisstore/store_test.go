@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"github.com/busline/busline/internal/brokertest"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/idempotency/redisstore"
 	"github.com/busline/busline/idempotency/storetest"
+	"github.com/busline/busline/internal/brokertest"
 )
 
 // redisURL is the broker the tests use: BUSLINE_REDIS_URL or the local default.

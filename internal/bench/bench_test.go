@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"github.com/busline/busline/internal/brokertest"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +11,8 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/internal/brokertest"
 )
 
 const (

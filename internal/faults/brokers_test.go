@@ -1,8 +1,6 @@
 package faults
 
 import (
-	"github.com/busline/busline/internal/brokertest"
-
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/internal/brokertest"
 	"github.com/busline/busline/transports/amqp"
 )
 

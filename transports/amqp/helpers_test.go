@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"github.com/busline/busline/internal/brokertest"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +17,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/brokertest"
 )
 
 // brokerURL is the RabbitMQ the tests use: BUSLINE_AMQP_URL or the local one.

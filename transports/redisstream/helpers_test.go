@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/busline/busline/internal/brokertest"
 	"net/url"
 	"os"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/internal/brokertest"
 	"github.com/busline/busline/transports"
 )
 
