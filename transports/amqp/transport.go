@@ -40,10 +40,9 @@ type Transport struct {
 	// exchangeOn is the publisher connection the exchange was declared on.
 	exchangeOn atomic.Pointer[amqp091.Connection]
 
-	mu      sync.Mutex
-	closed  bool
+	mu      sync.Mutex // guards subConn
 	subConn *connection
-	subs    map[*Subscriber]struct{}
+	subs    transports.Subscribers[*Subscriber]
 }
 
 var (
@@ -65,7 +64,7 @@ func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transp
 	}
 	t := &Transport{
 		o: o, tp: topology{o: o}, dialURL: dialURL, redacted: u.Redacted(), service: opts.Service,
-		log: opts.Logger.With(slog.String("transport", "amqp")), subs: map[*Subscriber]struct{}{},
+		log: opts.Logger.With(slog.String("transport", "amqp")),
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -168,7 +167,7 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	if t.subs.Closed() {
 		return nil, transports.ErrClosed
 	}
 	if t.subConn == nil {
@@ -179,36 +178,26 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 		t.subConn = conn
 	}
 	s := newSubscriber(t, cfg)
-	t.subs[s] = struct{}{}
+	if err := t.subs.Add(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-func (t *Transport) forget(s *Subscriber) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.subs, s)
-}
+func (t *Transport) forget(s *Subscriber) { t.subs.Remove(s) }
 
-func (t *Transport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
-}
+func (t *Transport) isClosed() bool { return t.subs.Closed() }
 
 // Close closes every subscriber (see Subscriber.Close), then the channels
 // and connections. Unacknowledged deliveries go back to their queues.
 func (t *Transport) Close() error {
+	// Under mu, so that no NewSubscriber opens a consumer connection after this.
 	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	subs, first := t.subs.MarkClosed()
+	t.mu.Unlock()
+	if !first {
 		return nil
 	}
-	t.closed = true
-	subs := make([]*Subscriber, 0, len(t.subs))
-	for s := range t.subs {
-		subs = append(subs, s)
-	}
-	t.mu.Unlock()
 	var errs []error
 	for _, s := range subs {
 		if err := s.Close(); err != nil {

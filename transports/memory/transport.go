@@ -69,9 +69,7 @@ func open(_ context.Context, u *url.URL, _ transports.OpenOptions) (transports.T
 type Transport struct {
 	broker *Broker
 
-	mu     sync.Mutex
-	subs   map[*Subscriber]struct{}
-	closed bool
+	subs transports.Subscribers[*Subscriber]
 }
 
 var (
@@ -87,7 +85,7 @@ func (t *Transport) RemoveIdleConsumers(_ context.Context, topic, group string, 
 
 // New returns a transport on broker b.
 func New(b *Broker) *Transport {
-	return &Transport{broker: b, subs: map[*Subscriber]struct{}{}}
+	return &Transport{broker: b}
 }
 
 // Broker returns the broker the transport uses.
@@ -96,10 +94,7 @@ func (t *Transport) Broker() *Broker { return t.broker }
 // Publish appends msgs to the stream of topic. Once it returns, every
 // existing group of the topic will get them.
 func (t *Transport) Publish(topic string, msgs ...*message.Message) error {
-	t.mu.Lock()
-	closed := t.closed
-	t.mu.Unlock()
-	if closed {
+	if t.subs.Closed() {
 		return transports.ErrClosed
 	}
 	if topic == "" {
@@ -114,35 +109,20 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, transports.ErrClosed
-	}
 	s := &Subscriber{t: t, cfg: cfg}
 	s.closingCtx, s.closeCtx = context.WithCancel(context.Background())
 	s.closing = s.closingCtx.Done()
-	t.subs[s] = struct{}{}
+	if err := t.subs.Add(s); err != nil {
+		s.closeCtx()
+		return nil, err
+	}
 	return s, nil
 }
 
 // Close closes every subscriber opened through t. The broker stays.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil
-	}
-	t.closed = true
-	subs := make([]*Subscriber, 0, len(t.subs))
-	for s := range t.subs {
-		subs = append(subs, s)
-	}
-	t.mu.Unlock()
-	for _, s := range subs {
-		_ = s.Close()
-	}
-	return nil
+	_, err := t.subs.CloseAll()
+	return err
 }
 
 // DeadLetter implements transports.DeadLetterer.
@@ -175,8 +155,4 @@ func toSince(s transports.Since) sinceSpec {
 	return sinceSpec{beginning: s.IsBeginning(), at: at}
 }
 
-func (t *Transport) forget(s *Subscriber) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.subs, s)
-}
+func (t *Transport) forget(s *Subscriber) { t.subs.Remove(s) }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
@@ -34,9 +33,7 @@ type Transport struct {
 
 	pub *publisher
 
-	mu     sync.Mutex
-	closed bool
-	subs   map[*subscriber]struct{}
+	subs transports.Subscribers[*subscriber]
 }
 
 var (
@@ -89,7 +86,6 @@ func newTransport(ctx context.Context, client redis.UniversalClient, opts Option
 		opts:      opts,
 		log:       logger,
 		newReader: newReader,
-		subs:      map[*subscriber]struct{}{},
 	}
 	t.pub = newPublisher(client, opts)
 	return t, nil
@@ -121,41 +117,24 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, transports.ErrClosed
-	}
 	s := &subscriber{t: t, cfg: cfg}
-	t.subs[s] = struct{}{}
+	if err := t.subs.Add(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-func (t *Transport) forget(s *subscriber) {
-	t.mu.Lock()
-	delete(t.subs, s)
-	t.mu.Unlock()
-}
+func (t *Transport) forget(s *subscriber) { t.subs.Remove(s) }
 
 // Close closes every subscriber still open (flushing their
 // acknowledgements), waits for Publish calls in flight, and closes the
 // client when the transport opened it. It is idempotent.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	first, err := t.subs.CloseAll()
+	if !first {
 		return nil
 	}
-	t.closed = true
-	subs := make([]*subscriber, 0, len(t.subs))
-	for s := range t.subs {
-		subs = append(subs, s)
-	}
-	t.mu.Unlock()
-	var errs []error
-	for _, s := range subs {
-		errs = append(errs, s.Close())
-	}
+	errs := []error{err}
 	t.pub.close()
 	if t.ownClient {
 		errs = append(errs, t.client.Close())
