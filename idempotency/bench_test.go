@@ -20,6 +20,7 @@ import (
 	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/idempotency/pgstore"
 	_ "github.com/busline/busline/idempotency/redisstore"
+	"github.com/busline/busline/internal/brokertest"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/memory"
 )
@@ -34,10 +35,7 @@ import (
 // firing, default listener options; the store is the only difference.
 
 func benchRedisURL(b *testing.B) string {
-	addr := os.Getenv("BUSLINE_TEST_REDIS")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
+	addr := brokertest.RedisAddr()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	if err := c.Ping(context.Background()).Err(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -23,10 +22,7 @@ import (
 
 // redisURL is the broker the tests use: BUSLINE_REDIS_URL or the local default.
 func redisURL() string {
-	if u := os.Getenv("BUSLINE_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
+	return brokertest.RedisURL()
 }
 
 // client connects to the test Redis or skips the test (fails it when

@@ -47,8 +47,11 @@ func env(name, def string) string {
 	return def
 }
 
-// RedisURL is BUSLINE_REDIS_URL or the local Redis.
-func RedisURL() string { return env("BUSLINE_REDIS_URL", "redis://127.0.0.1:6379/0") }
+// RedisAddr is BUSLINE_TEST_REDIS (host:port) or the local Redis.
+func RedisAddr() string { return env("BUSLINE_TEST_REDIS", "127.0.0.1:6379") }
+
+// RedisURL is BUSLINE_REDIS_URL or database 0 of RedisAddr.
+func RedisURL() string { return env("BUSLINE_REDIS_URL", "redis://"+RedisAddr()+"/0") }
 
 // AMQPURL is BUSLINE_AMQP_URL or the local RabbitMQ.
 func AMQPURL() string { return env("BUSLINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/") }

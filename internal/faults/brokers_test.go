@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,17 +22,11 @@ import (
 // The brokers the suite uses, as the other broker tests: the local ones
 // unless the environment says otherwise.
 func redisAddr() string {
-	if a := os.Getenv("BUSLINE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
+	return brokertest.RedisAddr()
 }
 
 func amqpURL() string {
-	if u := os.Getenv("BUSLINE_AMQP_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
+	return brokertest.AMQPURL()
 }
 
 func randomName(n int) string { return strings.ToLower(rand.Text()[:n]) }

@@ -22,10 +22,7 @@ import (
 
 // brokerURL is the RabbitMQ the tests use: BUSLINE_AMQP_URL or the local one.
 func brokerURL() string {
-	if u := os.Getenv("BUSLINE_AMQP_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
+	return brokertest.AMQPURL()
 }
 
 // requireBroker skips the test when RabbitMQ is unreachable, or fails it

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,10 +18,7 @@ import (
 
 // testAddr is the Redis the tests use; BUSLINE_TEST_REDIS overrides it.
 func testAddr() string {
-	if a := os.Getenv("BUSLINE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
+	return brokertest.RedisAddr()
 }
 
 var (
