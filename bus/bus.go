@@ -330,11 +330,18 @@ func (b *Bus) Close() error {
 		var errs []error
 		if started {
 			b.stopReading()
-			if !waitTimeout(&b.inflight, b.cfg.ShutdownTimeout) {
+			// One waiter: it ends when the last handler returns (a handler
+			// that never returns keeps it, as it keeps its own goroutine).
+			drained := make(chan struct{})
+			go func() {
+				b.inflight.Wait()
+				close(drained)
+			}()
+			if !waitOrTimeout(drained, b.cfg.ShutdownTimeout) {
 				b.log.Warn("shutdown timeout: handlers still running are cancelled; their events will be redelivered",
 					slog.Duration("shutdown_timeout", b.cfg.ShutdownTimeout))
 				b.cancelHandler()
-				waitTimeout(&b.inflight, time.Second)
+				waitOrTimeout(drained, time.Second)
 			}
 			for _, s := range subs {
 				errs = append(errs, s.Close())
@@ -347,12 +354,7 @@ func (b *Bus) Close() error {
 	return b.closeErr
 }
 
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
+func waitOrTimeout(done <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
