@@ -1,0 +1,79 @@
+package bustest_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/bus/bustest"
+)
+
+type ping struct{ N int }
+
+var pinged = bus.NewEvent[ping]("bustest", "pinged")
+
+// WaitIdle returns only after a failed event's delayed redelivery was handled.
+func TestWaitIdleWaitsForRedelivery(t *testing.T) {
+	b := bustest.New(t, bus.Config{})
+	var calls atomic.Int64
+	err := bus.Listen(b.Bus, pinged, "flaky", func(context.Context, bus.Delivery[ping]) error {
+		if calls.Add(1) == 1 {
+			return errors.New("first delivery fails")
+		}
+		return nil
+	}, bus.WithRetry(bus.RetryPolicy{Tries: 1, RedeliveryDelay: func(int) time.Duration { return 50 * time.Millisecond }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t)
+	if _, err := bus.Fire(context.Background(), b.Bus, pinged, ping{1}); err != nil {
+		t.Fatal(err)
+	}
+	b.MustWaitIdle(t)
+	if calls.Load() != 2 {
+		t.Fatalf("WaitIdle returned after %d handler calls, want 2 (the failure and its redelivery)", calls.Load())
+	}
+	h := b.Handled("test-flaky")
+	if len(h) != 2 || h[0].Err == nil || h[1].Err != nil || h[1].Attempt != 2 {
+		t.Errorf("Handled = %+v", h)
+	}
+}
+
+// WaitIdle gives up with the context while a handler holds an event.
+func TestWaitIdleStopsWithContext(t *testing.T) {
+	b := bustest.New(t, bus.Config{ShutdownTimeout: 10 * time.Millisecond})
+	release := make(chan struct{})
+	defer close(release)
+	if err := bus.Listen(b.Bus, pinged, "stuck", func(context.Context, bus.Delivery[ping]) error {
+		<-release
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t)
+	if _, err := bus.Fire(context.Background(), b.Bus, pinged, ping{1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := b.WaitIdle(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitIdle = %v, want the context's error while an event is unacknowledged", err)
+	}
+}
+
+// A second bus on b.URL() is another process of the same deployment.
+func TestURLSharesTheBroker(t *testing.T) {
+	b := bustest.New(t, bus.Config{Service: "svc"})
+	other, err := bus.New(bus.Config{Service: "svc", Process: "other", Transport: b.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := bus.Fire(context.Background(), other, pinged, ping{7}); err != nil {
+		t.Fatal(err)
+	}
+	b.AssertFired(t, pinged.Name(), 1)
+}
