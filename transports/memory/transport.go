@@ -156,4 +156,3 @@ func toSince(s transports.Since) sinceSpec {
 	at, _ := s.Time()
 	return sinceSpec{beginning: s.IsBeginning(), at: at}
 }
-
