@@ -92,9 +92,10 @@ func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, er
 	s.imu.Lock()
 	s.interrupt = nil
 	s.imu.Unlock()
+	interrupted := ctx.Err() != nil && s.readCtx.Err() == nil
 	cancel()
-	if err != nil && ctx.Err() != nil && s.readCtx.Err() == nil {
-		err = nil // interrupted
+	if err != nil && interrupted {
+		err = nil
 	}
 	return msgs, err
 }

@@ -101,7 +101,7 @@ func (s *subscription) await(e *entry, msg *message.Message, info *transports.De
 
 func (s *subscription) acked(e *entry) {
 	s.mu.Lock()
-	delete(s.held, e.id)
+	e.state = acking // held until the broker has the ack
 	s.mu.Unlock()
 	s.settler.ack(e.id)
 	s.inFlight.Add(-1)

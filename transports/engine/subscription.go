@@ -75,6 +75,7 @@ const (
 	queued  entryState = iota // read, waiting for a slot
 	out                       // handed out, neither acked nor nacked
 	delayed                   // nacked, waiting for its redelivery (pending-list brokers)
+	acking                    // acked, its acknowledgement not sent yet
 )
 
 // entry is one broker entry the subscription holds.
@@ -228,6 +229,19 @@ func (s *subscription) admit(msgs []*driver.Message) int {
 		used++
 	}
 	return used
+}
+
+// forget drops acknowledged entries once the broker has their acks: until
+// then a re-read of own pending (after a broken read) must not hand them
+// out again.
+func (s *subscription) forget(ids []driver.AckID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if e := s.held[id]; e != nil && e.state == acking {
+			delete(s.held, id)
+		}
+	}
 }
 
 // ids returns the IDs of every held entry.
