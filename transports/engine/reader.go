@@ -73,7 +73,7 @@ func (s *subscription) readOnce() (*entry, bool) {
 		}
 		s.log.Warn("engine: "+what+" failed; retrying", slog.Any("error", err))
 		// Entries a broken read took may be pending for this member:
-		// read them first, as at start (DESIGN §3.12).
+		// read them first, as at start (docs/transports.md, semantics item 12).
 		r.pending, r.pendingCursor = s.caps.PendingList, ""
 		return nil, r.bo.sleep(s.readCtx)
 	}
