@@ -82,18 +82,24 @@ func (s *subscription) readOnce() (*entry, bool) {
 }
 
 // receive reads new entries; the scheduler may interrupt it to get a slot
-// for a redelivery that came due, which is not an error.
+// for a redelivery that came due, which is not an error. The context of
+// the reads is made once and again only after an interruption.
 func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, error) {
-	ctx, cancel := context.WithCancel(s.readCtx)
 	s.imu.Lock()
-	s.interrupt = cancel
+	if s.rctx == nil {
+		s.rctx, s.interrupt = context.WithCancel(s.readCtx)
+	}
+	ctx := s.rctx
+	s.receiving = true
 	s.imu.Unlock()
 	msgs, err := s.d.Receive(ctx, n, wait)
 	s.imu.Lock()
-	s.interrupt = nil
-	s.imu.Unlock()
+	s.receiving = false
 	interrupted := ctx.Err() != nil && s.readCtx.Err() == nil
-	cancel()
+	if ctx.Err() != nil {
+		s.rctx = nil
+	}
+	s.imu.Unlock()
 	if err != nil && interrupted {
 		err = nil
 	}
@@ -103,7 +109,7 @@ func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, er
 // interruptRead cancels the Receive in progress, if any.
 func (s *subscription) interruptRead() {
 	s.imu.Lock()
-	if s.interrupt != nil {
+	if s.receiving {
 		s.interrupt()
 	}
 	s.imu.Unlock()

@@ -57,9 +57,9 @@ func (s *subscription) message(e *entry) (*message.Message, *transports.Delivery
 	}
 	e.handed = true
 	info := &transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}
-	ctx, cancel := context.WithCancel(transports.WithDeliveryInfo(s.baseCtx, info))
+	ctx := &msgContext{Context: transports.WithDeliveryInfo(s.baseCtx, info)}
 	msg.SetContext(ctx)
-	return msg, info, cancel
+	return msg, info, ctx.cancel
 }
 
 // handedOut marks e out and records its attempt unless the broker counted it.

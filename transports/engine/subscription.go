@@ -49,7 +49,9 @@ type subscription struct {
 	held map[driver.AckID]*entry // every entry this subscription holds
 
 	imu       sync.Mutex
-	interrupt context.CancelFunc // cancels the Receive in progress
+	rctx      context.Context    // the context of reads, until interrupted
+	interrupt context.CancelFunc // cancels rctx
+	receiving bool               // a Receive runs with rctx
 
 	rd         reader
 	readerIdle chan struct{} // a token when no slot is reading
