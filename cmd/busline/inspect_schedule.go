@@ -28,7 +28,7 @@ func inspectScheduled(ctx context.Context, t transports.Transport, events []stri
 	}
 	list, err := s.Scheduled(ctx)
 	if errors.Is(err, transports.ErrUnsupported) {
-		return nil, fmt.Sprintf("scheduled events are not counted on this transport (%v)", err), nil
+		return nil, "scheduled events (fired with a delay) are not counted per event on this transport; see docs/scheduling.md", nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("scheduled events: %w", err)
