@@ -15,7 +15,7 @@ import (
 // stream holds each event ID once: the move is one Lua script), none is
 // handled before its due time, and each is handled at most 1 s after the
 // later of its due time and the restarted process's start (the killed
-// process's lease lasts 250 ms). An event is handled twice only if it was
+// process's lease lasts 50 ms). An event is handled twice only if it was
 // pending for the killed process.
 func TestScheduleMoverKilled(t *testing.T) {
 	checkLeaks(t)

@@ -31,7 +31,7 @@ var _ transports.Scheduler = (*Transport)(nil)
 const (
 	// scheduleLease is how long a process holds the right to move due
 	// events without renewing it: the longest a crashed mover delays them.
-	scheduleLease = 250 * time.Millisecond
+	scheduleLease = 50 * time.Millisecond
 	// scheduleRecheck bounds every sleep of the mover: it re-reads the
 	// next due time at least this often, in case a wake-up message was
 	// lost (a reconnection of its pub/sub connection).
@@ -267,6 +267,7 @@ func (t *Transport) Scheduled(ctx context.Context) ([]transports.ScheduledInfo, 
 // until the next due time, woken early by the wake channel when a nearer
 // one is scheduled: an idle mover sends one command per scheduleRecheck.
 type mover struct {
+	idle   bool // NoScheduleMover: nothing runs
 	t      *Transport
 	keys   scheduleKeys
 	token  string
@@ -275,10 +276,13 @@ type mover struct {
 }
 
 // startMover starts the transport's mover; nil on Redis Cluster, where
-// scheduling is not supported.
+// scheduling is not supported, and with Options.NoScheduleMover.
 func startMover(t *Transport) *mover {
 	if _, cluster := t.client.(*redis.ClusterClient); cluster {
 		return nil
+	}
+	if t.opts.NoScheduleMover {
+		return &mover{t: t, keys: t.scheduleKeys(), idle: true}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &mover{t: t, keys: t.scheduleKeys(), token: rand.Text(), cancel: cancel, done: make(chan struct{})}
@@ -288,7 +292,7 @@ func startMover(t *Transport) *mover {
 
 // stop stops the mover and hands the lease over.
 func (m *mover) stop() {
-	if m == nil {
+	if m == nil || m.idle {
 		return
 	}
 	m.cancel()
