@@ -22,7 +22,7 @@ func TestScheduleMoverKilled(t *testing.T) {
 	tg := redisTarget(t, "", "")
 	const (
 		events = 600
-		lead   = 2 * time.Second        // from the first Fire to the first due time
+		lead   = 2 * time.Second         // from the first Fire to the first due time
 		spread = 1500 * time.Millisecond // due times spread over this
 		grace  = time.Second
 	)
