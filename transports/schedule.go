@@ -73,3 +73,23 @@ func CheckDue(now, due time.Time) error {
 	}
 	return nil
 }
+
+// DueNow is the first step of every Schedule: an error wrapping
+// ErrScheduleTooFar when due is too far ahead (CheckDue), and true when
+// due is not after now, so that the driver publishes at once.
+func DueNow(now, due time.Time) (bool, error) {
+	if err := CheckDue(now, due); err != nil {
+		return false, err
+	}
+	return !due.After(now), nil
+}
+
+// DueMillis is due in Unix milliseconds rounded up, for brokers that keep
+// due times in milliseconds: a time compared with it is never early.
+func DueMillis(due time.Time) int64 {
+	ms := due.UnixMilli()
+	if time.UnixMilli(ms).Before(due) {
+		ms++
+	}
+	return ms
+}

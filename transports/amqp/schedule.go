@@ -82,11 +82,10 @@ func (t *Transport) Schedule(ctx context.Context, topic string, due time.Time, m
 	if t.isClosed() {
 		return transports.ErrClosed
 	}
-	now := time.Now()
-	if err := transports.CheckDue(now, due); err != nil {
-		return err
-	}
-	if !due.After(now) {
+	if now, err := transports.DueNow(time.Now(), due); err != nil || now {
+		if err != nil {
+			return err
+		}
 		return t.Publish(topic, msg)
 	}
 	// The mover's queue must exist before anything can expire into it.
@@ -95,7 +94,7 @@ func (t *Transport) Schedule(ctx context.Context, topic string, due time.Time, m
 	}
 	m := msg.Copy()
 	m.Metadata[MetaScheduleTopic] = topic
-	m.Metadata[MetaScheduleDue] = strconv.FormatInt(dueMillis(due), 10)
+	m.Metadata[MetaScheduleDue] = strconv.FormatInt(transports.DueMillis(due), 10)
 	if err := t.route(ctx, m, due); err != nil {
 		return fmt.Errorf("amqp: schedule %s: %w", msg.UUID, err)
 	}
@@ -115,15 +114,6 @@ func (t *Transport) CancelScheduled(context.Context, string) error {
 // transports.ErrUnsupported.
 func (t *Transport) Scheduled(context.Context) ([]transports.ScheduledInfo, error) {
 	return nil, fmt.Errorf("%w: amqp: scheduled events wait in delay queues shared by every event and cannot be counted per event", transports.ErrUnsupported)
-}
-
-// dueMillis is due in Unix milliseconds, rounded up (never early).
-func dueMillis(due time.Time) int64 {
-	ms := due.UnixMilli()
-	if time.UnixMilli(ms).Before(due) {
-		ms++
-	}
-	return ms
 }
 
 // route sends a waiting message on: into the delay queue of the largest

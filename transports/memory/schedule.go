@@ -94,12 +94,11 @@ func (t *Transport) Scheduled(context.Context) ([]transports.ScheduledInfo, erro
 // appended at once.
 func (b *Broker) schedule(topic string, due time.Time, msg *message.Message) error {
 	now := b.now()
-	if err := transports.CheckDue(now, due); err != nil {
+	if at, err := transports.DueNow(now, due); err != nil || at {
+		if err == nil {
+			b.append(topic, []*message.Message{msg})
+		}
 		return err
-	}
-	if !due.After(now) {
-		b.append(topic, []*message.Message{msg})
-		return nil
 	}
 	w := &waiting{id: msg.UUID, topic: topic, at: due, msg: store(msg).message()}
 	b.mu.Lock()

@@ -174,27 +174,16 @@ func (t *Transport) scheduleKeys() scheduleKeys {
 	return scheduleKeys{index: p + "index", duePrefix: p + "due:", entryPrefix: p + "entry:", lease: p + "lease", wake: p + "wake"}
 }
 
-// dueScore is due in Unix milliseconds, rounded up: an entry is moved
-// when the clock reached its score, never before its due time.
-func dueScore(due time.Time) int64 {
-	ms := due.UnixMilli()
-	if time.UnixMilli(ms).Before(due) {
-		ms++
-	}
-	return ms
-}
-
 // Schedule implements transports.Scheduler: the entry waits in Redis
 // (see the keys above) until a mover appends it to the stream of topic.
 func (t *Transport) Schedule(ctx context.Context, topic string, due time.Time, msg *message.Message) error {
 	if t.subs.Closed() {
 		return transports.ErrClosed
 	}
-	now := time.Now()
-	if err := transports.CheckDue(now, due); err != nil {
-		return err
-	}
-	if !due.After(now) {
+	if now, err := transports.DueNow(time.Now(), due); err != nil || now {
+		if err != nil {
+			return err
+		}
 		return t.Publish(topic, msg)
 	}
 	if t.mover == nil {
@@ -206,7 +195,7 @@ func (t *Transport) Schedule(ctx context.Context, topic string, due time.Time, m
 	}
 	k := t.scheduleKeys()
 	args := make([]any, 0, 6+len(values))
-	args = append(args, topic, msg.UUID, dueScore(due), t.opts.maxLen(topic), k.wake, k.duePrefix)
+	args = append(args, topic, msg.UUID, transports.DueMillis(due), t.opts.maxLen(topic), k.wake, k.duePrefix)
 	args = append(args, values...)
 	if err := scheduleScript.Run(ctx, t.client, []string{k.index, k.duePrefix + topic, k.entryPrefix + msg.UUID}, args...).Err(); err != nil {
 		return fmt.Errorf("redisstream: schedule %s on %s: %w", msg.UUID, topic, err)
