@@ -60,13 +60,17 @@ type world struct {
 
 // newWorld starts the bus (its listener records every delivery, without
 // deduplication) and returns it with a fresh outbox table name.
-func newWorld(t testing.TB) *world {
+func newWorld(t testing.TB, configure ...func(*bus.Config)) *world {
 	t.Helper()
 	w := &world{t: t, pool: brokertest.Postgres(t), more: make(chan struct{}, 1)}
 	w.table = tableName(t, w.pool)
 	name := "outbox-" + rand.Text()[:8]
 	t.Cleanup(func() { memory.Forget(name) })
-	b, err := bus.New(bus.Config{Service: "shop", Transport: "memory://" + name})
+	cfg := bus.Config{Service: "shop", Transport: "memory://" + name}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	b, err := bus.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
