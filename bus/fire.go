@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // FireOption changes one Fire call.
@@ -14,6 +12,7 @@ type FireOption func(*fireOptions)
 type fireOptions struct {
 	metadata map[string]string
 	id       string
+	publish  PublishFunc // FireTo: instead of the transport
 }
 
 // WithMetadata adds metadata to the event. Keys of the envelope (ce-*,
@@ -46,37 +45,6 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	if b == nil {
 		return "", fmt.Errorf("%w: nil *Bus", ErrInvalidConfig)
 	}
-	return fire(ctx, b, e, payload, nil, opts)
-}
-
-// PublishFunc takes the message of one event in place of the bus's
-// transport: see FireTo.
-type PublishFunc func(ctx context.Context, topic string, msg *message.Message) error
-
-// FireTo is Fire with the last step replaced by publish: it encodes the
-// payload and builds the event's message exactly as Fire does — the event
-// ID (a new UUIDv7, or WithEventID) as the message UUID, the CloudEvents
-// metadata, WithMetadata — starts the PRODUCER span and writes the trace
-// context into the metadata, then hands the message to publish instead of
-// the transport. It returns the event ID once publish returned nil. It
-// works on a closed bus too: it does not touch the transport.
-//
-// It is for code that delivers events through another path and must keep
-// the envelope identical to Fire's, such as the transactional outbox
-// (package outbox), which writes the message to a table in the caller's
-// database transaction.
-func FireTo[T any](ctx context.Context, b *Bus, e Event[T], payload T, publish PublishFunc, opts ...FireOption) (string, error) {
-	if b == nil {
-		return "", fmt.Errorf("%w: nil *Bus", ErrInvalidConfig)
-	}
-	if publish == nil {
-		return "", fmt.Errorf("%w: nil PublishFunc", ErrInvalidConfig)
-	}
-	return fire(ctx, b, e, payload, publish, opts)
-}
-
-// fire is Fire and FireTo: publish nil means the transport.
-func fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, publish PublishFunc, opts []FireOption) (string, error) {
 	topic := e.Name()
 	if topic == "" {
 		return "", fmt.Errorf("%w: zero Event; define events with NewEvent", ErrInvalidEvent)
@@ -84,7 +52,7 @@ func fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, publish Pub
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	if publish == nil && b.closed.Load() {
+	if b.closed.Load() {
 		return "", ErrClosed
 	}
 	data, err := b.cfg.Codec.Marshal(payload)
@@ -107,10 +75,10 @@ func fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, publish Pub
 	}
 	ctx, span := b.tel.StartFire(ctx, topic, msg)
 	msg.SetContext(ctx)
-	if publish == nil {
-		err = b.transport.Publish(topic, msg)
+	if o.publish != nil {
+		err = o.publish(ctx, topic, msg)
 	} else {
-		err = publish(ctx, topic, msg)
+		err = b.transport.Publish(topic, msg)
 	}
 	span.End(err)
 	if err != nil {

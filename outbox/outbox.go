@@ -195,7 +195,9 @@ func (o *Outbox) Active() bool { return o.active.Load() }
 //
 // tx may be any pgx transaction, including pgstore.Tx(ctx) inside a
 // handler: the event then goes out if and only if the handler's effects
-// commit. Fire does not commit or roll back tx.
+// commit. Fire does not commit or roll back tx. Like bus.Fire it fails
+// with bus.ErrClosed once the bus is closed: close the bus after the last
+// transaction that fires.
 func Fire[T any](ctx context.Context, tx pgx.Tx, o *Outbox, e bus.Event[T], payload T, opts ...bus.FireOption) (string, error) {
 	if tx == nil || o == nil {
 		return "", fmt.Errorf("outbox: Fire needs a transaction and an Outbox")

@@ -98,6 +98,21 @@ func TestOneActiveRelay(t *testing.T) {
 	if b.Active() {
 		t.Fatal("both relays active")
 	}
+	// A standby stops at once when closed, though it waits for the lock.
+	c := w.outbox(outbox.Options{})
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing a standby relay hangs")
+	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
