@@ -137,9 +137,11 @@ CREATE TABLE effects (event_id text NOT NULL, process text NOT NULL)`); err != n
 	// Kill the active relay while it drains the backlog.
 	waitFor(t, 30*time.Second, "the relay to drain the backlog", func() bool { return count(published) > before })
 	r1.kill()
-	phase(fmt.Sprintf("active relay killed (SIGKILL) draining the backlog, %d events still unpublished", count(unpublished)))
+	killed := time.Now()
 	waitFor(t, 10*time.Second, "the standby relay to take over", r2.isActive)
-	phase("standby relay active")
+	takeover := time.Since(killed)
+	phase(fmt.Sprintf("active relay killed (SIGKILL) draining the backlog, %d events still unpublished; the standby took over within %s",
+		count(unpublished), takeover.Round(time.Millisecond)))
 	relay()
 
 	progress("after the restarts")
