@@ -59,9 +59,8 @@ CREATE INDEX IF NOT EXISTS %[3]s ON %[1]s (published_at) WHERE published_at IS N
 
 // table is a validated outbox table name.
 type table struct {
-	quoted  string // "schema"."name"
-	bare    string // name
-	channel string // LISTEN/NOTIFY channel: the name as given
+	quoted string // "schema"."name"
+	bare   string // name
 }
 
 func parseTable(name string) (table, error) {
@@ -72,7 +71,7 @@ func parseTable(name string) (table, error) {
 	if err != nil {
 		return table{}, fmt.Errorf("outbox: table %q: %w", name, err)
 	}
-	return table{quoted: q, bare: bare, channel: name}, nil
+	return table{quoted: q, bare: bare}, nil
 }
 
 // Schema returns the SQL that creates the outbox table and its indexes at
@@ -112,31 +111,32 @@ func Migrate(ctx context.Context, db Execer, name string) error {
 
 func (t table) migrate(ctx context.Context, db Execer) error {
 	// One simple-protocol query is one implicit transaction: the lock is
-	// held until every step ran.
-	sql := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d);\n%s", pgident.LockID("outbox-migrate", t.quoted), t.schema())
+	// held until every step ran. One lock for every outbox table: two
+	// spellings of one table ("t", "public.t") must not race.
+	sql := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d);\n%s", pgident.LockID("busline", "outbox-migrate"), t.schema())
 	if _, err := db.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("outbox: migrate %s: %w", t.quoted, err)
 	}
 	return nil
 }
 
-// version returns the schema version of the table, 0 when it does not
-// exist (with ErrNoTable).
-func (t table) version(ctx context.Context, q interface {
+// lookup returns the table's OID (which names it whatever the search
+// path or the spelling) and schema version (0 when unversioned), or
+// ErrNoTable.
+func (t table) lookup(ctx context.Context, q interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}) (int, error) {
-	var exists bool
+}) (oid uint32, version int, err error) {
+	var id *uint32
 	var comment *string
-	err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, obj_description(to_regclass($1), 'pg_class')", t.quoted).Scan(&exists, &comment)
+	err = q.QueryRow(ctx, "SELECT to_regclass($1)::oid, obj_description(to_regclass($1), 'pg_class')", t.quoted).Scan(&id, &comment)
 	if err != nil {
-		return 0, fmt.Errorf("outbox: check table %s: %w", t.quoted, err)
+		return 0, 0, fmt.Errorf("outbox: check table %s: %w", t.quoted, err)
 	}
-	if !exists {
-		return 0, fmt.Errorf("%w: %s; create it with outbox.Migrate (or outbox.Schema in your migrations), or set Options.AutoMigrate", ErrNoTable, t.quoted)
+	if id == nil {
+		return 0, 0, fmt.Errorf("%w: %s; create it with outbox.Migrate (or outbox.Schema in your migrations), or set Options.AutoMigrate", ErrNoTable, t.quoted)
 	}
-	if comment == nil || !strings.HasPrefix(*comment, schemaComment) {
-		return 0, nil
+	if comment != nil && strings.HasPrefix(*comment, schemaComment) {
+		version, _ = strconv.Atoi(strings.TrimPrefix(*comment, schemaComment))
 	}
-	v, _ := strconv.Atoi(strings.TrimPrefix(*comment, schemaComment))
-	return v, nil
+	return *id, version, nil
 }

@@ -22,7 +22,9 @@ import (
 // Options configure an Outbox. Zero fields take the defaults.
 type Options struct {
 	// Table is the outbox table, "name" or "schema.name". Default
-	// DefaultTable. Its name is also the LISTEN/NOTIFY channel.
+	// DefaultTable. Processes that spell one table differently ("orders"
+	// and "public.orders") share its relay lock and notifications: both
+	// are keyed by the table's OID.
 	Table string
 	// AutoMigrate runs Migrate in New. Default false: New fails with
 	// ErrNoTable (or ErrOldSchema) unless the table is up to date.
@@ -88,13 +90,14 @@ func (o Options) withDefaults() Options {
 // Start and Close) publishes them to the bus's transport. It is safe for
 // concurrent use.
 type Outbox struct {
-	bus    *bus.Bus
-	pool   *pgxpool.Pool
-	table  table
-	opts   Options
-	sql    statements
-	lockID int64
-	tel    *telemetry
+	bus     *bus.Bus
+	pool    *pgxpool.Pool
+	table   table
+	opts    Options
+	sql     statements
+	lockID  int64  // the relay lock: the table's OID under a Busline prefix
+	channel string // LISTEN/NOTIFY: "busline_outbox_{OID}"
+	tel     *telemetry
 
 	active atomic.Bool // this process's relay holds the lock
 
@@ -102,18 +105,18 @@ type Outbox struct {
 	// and before it is marked.
 	afterPublish func(conn *pgx.Conn)
 
-	mu      sync.Mutex
-	stop    context.CancelFunc // of the relay Start started
-	done    chan struct{}
-	closed  bool
-	closeMu sync.Once
+	mu        sync.Mutex
+	stop      context.CancelFunc // of the relay Start started
+	done      chan struct{}
+	closed    bool
+	closeOnce sync.Once
 }
 
 type statements struct {
 	insert, pending, mark, cleanup, backlog string
 }
 
-func newStatements(t table, o Options) statements {
+func newStatements(t table, channel string, o Options) statements {
 	s := statements{
 		insert: fmt.Sprintf(`INSERT INTO %s (event_id, event, payload, metadata) VALUES ($1, $2, $3, $4)`, t.quoted),
 		pending: fmt.Sprintf(`SELECT id, event_id, event, payload, metadata, extract(epoch FROM clock_timestamp() - created_at)
@@ -128,7 +131,7 @@ FROM %s WHERE published_at IS NULL`, t.quoted),
 		// The notification is sent only if the transaction commits;
 		// PostgreSQL folds those of one transaction into one.
 		s.insert = fmt.Sprintf(`WITH ins AS (%s RETURNING 1) SELECT pg_notify(%s, '') FROM ins`,
-			s.insert, quoteLiteral(t.channel))
+			s.insert, quoteLiteral(channel))
 	}
 	if o.Retention < 0 {
 		s.mark = fmt.Sprintf(`DELETE FROM %s WHERE id = ANY($1)`, t.quoted)
@@ -136,8 +139,12 @@ FROM %s WHERE published_at IS NULL`, t.quoted),
 	return s
 }
 
-// quoteLiteral quotes s as an SQL string literal (s is a validated table
-// name: letters, digits, underscores and a dot).
+// relayLockPrefix is the high half of the relay lock's key, the low half
+// being the table's OID.
+var relayLockPrefix = pgident.LockID("busline", "outbox-relay") & 0x7fffffff
+
+// quoteLiteral quotes s as an SQL string literal (s is a channel name:
+// letters, digits and underscores).
 func quoteLiteral(s string) string { return "'" + s + "'" }
 
 // New returns the outbox of b on pool's database. It checks that the table
@@ -157,18 +164,18 @@ func New(ctx context.Context, b *bus.Bus, pool *pgxpool.Pool, opts Options) (*Ou
 		if err := t.migrate(ctx, pool); err != nil {
 			return nil, err
 		}
-	} else {
-		v, err := t.version(ctx, pool)
-		if err != nil {
-			return nil, err
-		}
-		if v < SchemaVersion {
-			return nil, fmt.Errorf("%w: %s is at version %d, this program needs %d; run outbox.Migrate (or apply outbox.Schema), or set Options.AutoMigrate", ErrOldSchema, t.quoted, v, SchemaVersion)
-		}
 	}
+	oid, v, err := t.lookup(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	if v < SchemaVersion {
+		return nil, fmt.Errorf("%w: %s is at version %d, this program needs %d; run outbox.Migrate (or apply outbox.Schema), or set Options.AutoMigrate", ErrOldSchema, t.quoted, v, SchemaVersion)
+	}
+	channel := fmt.Sprintf("busline_outbox_%d", oid)
 	o := &Outbox{
-		bus: b, pool: pool, table: t, opts: opts, sql: newStatements(t, opts),
-		lockID: pgident.LockID("outbox-relay", t.quoted),
+		bus: b, pool: pool, table: t, opts: opts, sql: newStatements(t, channel, opts),
+		lockID: relayLockPrefix<<32 | int64(oid), channel: channel,
 	}
 	o.tel = newTelemetry(o)
 	return o, nil

@@ -80,12 +80,13 @@ func TestLateCommitIsNotSkipped(t *testing.T) {
 	}
 }
 
-// TestOneActiveRelay: of two relays on one table exactly one is active;
-// when it stops the other takes over and publishes what follows.
+// TestOneActiveRelay: of two relays on one table — spelled differently —
+// exactly one is active; when it stops the other takes over and publishes
+// what follows.
 func TestOneActiveRelay(t *testing.T) {
 	w := newWorld(t)
 	a := w.outbox(outbox.Options{})
-	b := w.outbox(outbox.Options{})
+	b := w.outbox(outbox.Options{Table: "public." + w.table})
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}

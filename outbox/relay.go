@@ -74,7 +74,7 @@ func (o *Outbox) Start() error {
 // published, and unregisters the metrics. It does not close the pool or the
 // bus. Close is idempotent.
 func (o *Outbox) Close() error {
-	o.closeMu.Do(func() {
+	o.closeOnce.Do(func() {
 		o.mu.Lock()
 		o.closed = true
 		stop, done := o.stop, o.done
@@ -111,7 +111,7 @@ func (o *Outbox) session(ctx context.Context) error {
 	defer o.active.Store(false)
 	o.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "outbox relay active", slog.String("table", o.table.quoted))
 	if !o.opts.DisableNotify {
-		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{o.table.channel}.Sanitize()); err != nil {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{o.channel}.Sanitize()); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
