@@ -184,3 +184,30 @@ func TestMigrate(t *testing.T) {
 		t.Fatal("Schema accepted a bad table name")
 	}
 }
+
+// TestWakeUp: a commit wakes the relay through LISTEN/NOTIFY long before
+// its poll; without notifications the poll finds the rows.
+func TestWakeUp(t *testing.T) {
+	t.Run("notify", func(t *testing.T) {
+		w := newWorld(t)
+		ob := w.outbox(outbox.Options{PollInterval: time.Hour})
+		if err := ob.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the relay active", ob.Active)
+		for n := range 3 {
+			w.fire(ob, true, n)
+			w.waitDeliveries(n+1, 30*time.Second) // far below the hour of the poll
+		}
+	})
+	t.Run("poll", func(t *testing.T) {
+		w := newWorld(t)
+		ob := w.outbox(outbox.Options{DisableNotify: true, PollInterval: 20 * time.Millisecond})
+		if err := ob.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the relay active", ob.Active)
+		w.fire(ob, true, 1, 2)
+		w.waitDeliveries(2, 30*time.Second)
+	})
+}
