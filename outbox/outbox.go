@@ -47,6 +47,10 @@ type Options struct {
 	// CleanupInterval is how often the relay deletes rows older than
 	// Retention. Default 1 minute.
 	CleanupInterval time.Duration
+	// PublishTimeout bounds one publish to the transport (through the
+	// message's context, which the Redis and AMQP transports honour); a
+	// publish that times out is tried again. Default 30s.
+	PublishTimeout time.Duration
 	// MaxBackoff bounds the wait before the relay tries again after the
 	// transport refused an event or the database failed. Default 5s.
 	MaxBackoff time.Duration
@@ -75,6 +79,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CleanupInterval <= 0 {
 		o.CleanupInterval = time.Minute
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 30 * time.Second
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second

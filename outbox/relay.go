@@ -216,8 +216,11 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	done := make([]int64, 0, len(batch))
 	for _, r := range batch {
 		msg := &message.Message{UUID: r.eventID, Metadata: r.metadata, Payload: r.payload}
-		msg.SetContext(pctx)
-		if pubErr = o.bus.Transport().Publish(r.event, msg); pubErr != nil {
+		mctx, cancel := context.WithTimeout(pctx, o.opts.PublishTimeout)
+		msg.SetContext(mctx)
+		pubErr = o.bus.Transport().Publish(r.event, msg)
+		cancel()
+		if pubErr != nil {
 			pubErr = fmt.Errorf("outbox: publish %s %s: %w", r.event, r.eventID, pubErr)
 			o.tel.failed(pctx, r.event, pubErr)
 			break
