@@ -91,7 +91,15 @@ func (o *Outbox) Close() error {
 // session connects, waits for the lock and relays until the connection
 // fails (the error) or ctx is done (nil).
 func (o *Outbox) session(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, o.pool.Config().ConnConfig.Copy())
+	cfg := o.pool.Config().ConnConfig.Copy()
+	// A standby waits for the lock for as long as the holder lives: no
+	// server-side timeout may cancel the wait.
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["statement_timeout"] = "0"
+	cfg.RuntimeParams["lock_timeout"] = "0"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("outbox: connect: %w", err)
 	}
