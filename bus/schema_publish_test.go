@@ -14,68 +14,14 @@ import (
 	"github.com/busline/busline/transports"
 )
 
-// fakeRecords is a RecordStore in a map, for transports that keep none.
-type fakeRecords struct {
-	mu sync.Mutex
-	m  map[string]map[string][]byte
-}
-
-func (f *fakeRecords) PutRecord(_ context.Context, kind, key string, v []byte) error {
-	if err := transports.ValidateRecord(kind, key); err != nil {
-		return err
+// recordsOf returns where b keeps records.
+func recordsOf(t *testing.T, b *Bus) transports.RecordStore {
+	t.Helper()
+	rs, ok := b.transport.(transports.RecordStore)
+	if !ok {
+		t.Fatalf("%T keeps no records", b.transport)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.m == nil {
-		f.m = map[string]map[string][]byte{}
-	}
-	if f.m[kind] == nil {
-		f.m[kind] = map[string][]byte{}
-	}
-	f.m[kind][key] = bytes.Clone(v)
-	return nil
-}
-
-func (f *fakeRecords) ClaimRecord(ctx context.Context, kind, key string, v []byte) ([]byte, error) {
-	f.mu.Lock()
-	if old, ok := f.m[kind][key]; ok {
-		f.mu.Unlock()
-		return old, nil
-	}
-	f.mu.Unlock()
-	return v, f.PutRecord(ctx, kind, key, v)
-}
-
-func (f *fakeRecords) Records(_ context.Context, kind string) (map[string][]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string][]byte{}
-	for k, v := range f.m[kind] {
-		out[k] = v
-	}
-	return out, nil
-}
-
-func (f *fakeRecords) DeleteRecord(_ context.Context, kind, key string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.m[kind], key)
-	return nil
-}
-
-type withRecords struct {
-	transports.Transport
-	*fakeRecords
-}
-
-// recordsOf returns where b keeps records: its transport's RecordStore,
-// or a fake shared through shared when the transport keeps none.
-func recordsOf(b *Bus, shared *fakeRecords) transports.RecordStore {
-	if rs, ok := b.transport.(transports.RecordStore); ok {
-		return rs
-	}
-	b.transport = withRecords{Transport: b.transport, fakeRecords: shared}
-	return shared
+	return rs
 }
 
 type logBuffer struct {
@@ -107,7 +53,6 @@ type stockV2 struct {
 
 func TestSchemasPublishedAtStart(t *testing.T) {
 	url := "memory://schemas-" + rand.Text()
-	shared := &fakeRecords{}
 	ev1 := NewEvent[stockV1]("stock", "priced")
 	ev2 := NewEvent[stockV2]("stock", "priced")
 	ctx := context.Background()
@@ -123,7 +68,7 @@ func TestSchemasPublishedAtStart(t *testing.T) {
 	}
 
 	alerts := newBus("alerts")
-	rs := recordsOf(alerts, shared)
+	rs := recordsOf(t, alerts)
 	if err := Listen(alerts, ev1, "notify", func(context.Context, Delivery[stockV1]) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +77,6 @@ func TestSchemasPublishedAtStart(t *testing.T) {
 	}
 
 	pricing := newBus("pricing")
-	recordsOf(pricing, shared)
 	if err := Declare(pricing, ev2); err != nil {
 		t.Fatal(err)
 	}

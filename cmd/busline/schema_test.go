@@ -67,7 +67,8 @@ func keepsRecords(t *testing.T, b broker) bool {
 	return ok
 }
 
-// cleanRecords deletes the record queue of the AMQP broker's exchange.
+// cleanRecords deletes the schema records queue of an AMQP test broker
+// ("{queue_prefix}{exchange}.records.schemas").
 func cleanRecords(b broker) {
 	if b.name != "amqp" {
 		return
@@ -78,7 +79,7 @@ func cleanRecords(b broker) {
 	}
 	defer conn.Close()
 	if ch, err := conn.Channel(); err == nil {
-		_, _ = ch.QueueDelete(b.run+".records."+"schemas", false, false, false)
+		_, _ = ch.QueueDelete(b.run+"."+b.run+".records.schemas", false, false, false)
 		_ = ch.Close()
 	}
 }
