@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -93,5 +95,27 @@ func TestValidatePayloadsDeadLettersInvalidIncoming(t *testing.T) {
 	}
 	if n := ran.Load(); n != 1 {
 		t.Errorf("handler ran %d times, want 1 (the valid event only)", n)
+	}
+}
+
+type gobCodec struct{ bus.JSONCodec }
+
+func (gobCodec) ContentType() string { return "application/x-gob" }
+
+func TestValidatePayloadsConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bus.yaml")
+	if err := os.WriteFile(path, []byte("service: s\nvalidate_payloads: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := bus.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.ValidatePayloads {
+		t.Error("validate_payloads: true not read")
+	}
+	cfg.Codec = gobCodec{}
+	if _, err := bus.New(cfg); !errors.Is(err, bus.ErrInvalidConfig) {
+		t.Errorf("ValidatePayloads with a non-JSON codec: %v", err)
 	}
 }

@@ -113,7 +113,7 @@ func reflectType(t reflect.Type) *Schema {
 	if root != nil {
 		f := fixer{defs: root.Definitions, done: map[string]bool{}}
 		f.fix(t, root)
-		if isNullable(t) {
+		if isNullable(t) && !allowsNull(root) {
 			nullable := *root
 			root = &jsonschema.Schema{
 				Version: nullable.Version, Definitions: nullable.Definitions,
