@@ -23,7 +23,8 @@ Start: for every event a bus fires (bus.Declare) or listens to (bus.Listen),
 the schema of its payload type, the service, the role and a version hash.
 
   list            every event, who fires it, who listens, the hashes, and the
-                  breaking differences between firers and listeners
+                  breaking differences between firers and listeners (the
+                  default: busline schema is busline schema list)
   show EVENT      the schemas of one event
   export          the schema file of one service, from what it published
   check FILE      compare a schema file (bus.ExportSchemas in the service's
@@ -31,7 +32,9 @@ the schema of its payload type, the service, the role and a version hash.
 
 docs/schemas.md has the compatibility rules.`,
 	}
-	cmd.AddCommand(a.schemaListCommand(), a.schemaShowCommand(), a.schemaExportCommand(), a.schemaCheckCommand())
+	list := a.schemaListCommand()
+	cmd.Args, cmd.RunE = list.Args, list.RunE
+	cmd.AddCommand(list, a.schemaShowCommand(), a.schemaExportCommand(), a.schemaCheckCommand())
 	return cmd
 }
 

@@ -98,7 +98,7 @@ func TestSchemaCommands(t *testing.T) {
 		schemaBus(t, b, "pricing", stockPricedV1, false, true)
 
 		// list
-		r := run(t, "--transport", b.url, "--json", "schema", "list").expect(t, exitOK)
+		r := run(t, "--transport", b.url, "--json", "schema").expect(t, exitOK) // schema is schema list
 		var list struct {
 			Transport string         `json:"transport"`
 			Events    []eventSchemas `json:"events"`
