@@ -118,3 +118,22 @@ func TestCheckFile(t *testing.T) {
 		t.Error("a bad role was accepted")
 	}
 }
+
+func TestCheckFileOfAListener(t *testing.T) {
+	firer := Record{Event: "prices.changed", Service: "pricing", Role: RoleFires, Schema: js[priceV1]()}
+	firer.Hash = Hash(firer.Schema)
+	// alerts' next build newly requires currency, which pricing does not send.
+	f := File{Service: "alerts", Schemas: []Record{{Event: "prices.changed", Service: "alerts", Role: RoleListens, Schema: js[priceV2Added]()}}}
+	rep := Check(f, []Record{firer})
+	if len(rep.Breaking) != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	b := rep.Breaking[0]
+	if b.Kind != KindMissingField || b.Pointer != "/currency" || b.Role != RoleListens || b.Firer != "pricing" || b.Listener != "alerts" {
+		t.Errorf("finding %+v", b)
+	}
+	// Another firer of the same role is not a counterpart.
+	if rep := Check(f, []Record{{Event: "prices.changed", Service: "x", Role: RoleListens, Schema: js[priceV1]()}}); !rep.OK() || rep.Compared != 0 {
+		t.Errorf("listeners compared with listeners: %+v", rep)
+	}
+}

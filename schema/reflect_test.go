@@ -154,3 +154,14 @@ func TestForRecursiveAndOddTypes(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateNullableField(t *testing.T) {
+	v, err := Compile(For(reflect.TypeFor[priceChanged]()).JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = v.Validate([]byte(`{"sku":"a","price":1,"forced":null,"tags":null,"bill":{"city":"x"},"at":"2026-01-01T00:00:00Z","region":"eu","note":5}`))
+	if err == nil || !strings.HasSuffix(err.Error(), "at /note: got number, want string or null") {
+		t.Errorf("err = %v", err)
+	}
+}

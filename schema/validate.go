@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 )
@@ -101,15 +102,44 @@ func (v *Validator) Validate(data []byte) error {
 	return &ValidationError{Problems: dedupe(out)}
 }
 
-// leaves collects the innermost errors: they name the exact place.
+// leaves collects the innermost errors: they name the exact place. Of the
+// branches of an anyOf or oneOf that all failed, only those that got
+// deepest into the payload are kept: for a nullable field, the mismatch
+// inside the value, not "want null".
 func leaves(e *jsonschema.ValidationError, out *[]Mismatch) {
 	if len(e.Causes) == 0 {
 		*out = append(*out, Mismatch{Pointer: pointer(e.InstanceLocation), Message: e.ErrorKind.LocalizedString(printer)})
 		return
 	}
+	switch e.ErrorKind.(type) {
+	case *kind.AnyOf, *kind.OneOf:
+		branches := make([][]Mismatch, len(e.Causes))
+		deepest := -1
+		for i, c := range e.Causes {
+			leaves(c, &branches[i])
+			deepest = max(deepest, depth(branches[i]))
+		}
+		var kept []Mismatch
+		for _, b := range branches {
+			if depth(b) == deepest {
+				kept = append(kept, b...)
+			}
+		}
+		*out = append(*out, mergeTypes(e, kept)...)
+		return
+	}
 	for _, c := range e.Causes {
 		leaves(c, out)
 	}
+}
+
+// depth is the length of the longest pointer among ms, in tokens.
+func depth(ms []Mismatch) int {
+	d := 0
+	for _, m := range ms {
+		d = max(d, strings.Count(m.Pointer, "/"))
+	}
+	return d
 }
 
 func dedupe(ms []Mismatch) []Mismatch {
@@ -132,4 +162,23 @@ func pointer(tokens []string) string {
 		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
 	}
 	return b.String()
+}
+
+// mergeTypes turns the branches of an anyOf that each failed on the type
+// of the same value into one mismatch: "got number, want string or null".
+func mergeTypes(e *jsonschema.ValidationError, ms []Mismatch) []Mismatch {
+	if len(ms) < 2 {
+		return ms
+	}
+	var got string
+	var want []string
+	for _, c := range e.Causes {
+		t, ok := c.ErrorKind.(*kind.Type)
+		if !ok || len(c.Causes) > 0 || (got != "" && t.Got != got) {
+			return ms
+		}
+		got = t.Got
+		want = append(want, t.Want...)
+	}
+	return []Mismatch{{Pointer: ms[0].Pointer, Message: printer.Sprintf("got %s, want %s", got, strings.Join(want, " or "))}}
 }
