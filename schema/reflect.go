@@ -35,7 +35,9 @@ var comments struct {
 
 // AddGoComments reads the Go source files under dir (the package whose
 // import path is importPath, and its subdirectories) and uses their doc
-// comments as the descriptions of the types and fields they document.
+// comments as the descriptions of the exported types and fields they
+// document (a type's first sentence, a field's whole comment); a tag
+// description wins over a comment.
 // Doc comments live in source files, not in a compiled program: call it
 // where the source is at hand — in a test or a go:generate step that
 // exports the schemas (bus.ExportSchemas) — not in a deployed service.

@@ -13,6 +13,14 @@ type address struct {
 	City string `json:"city"`
 }
 
+// Parcel is a payload with doc comments.
+type Parcel struct {
+	// City is where the parcel goes.
+	City string `json:"city"`
+	// Weight has a tag description, which wins.
+	Weight float64 `json:"weight" jsonschema:"description=Kilograms"`
+}
+
 type embedded struct {
 	Region string `json:"region"`
 }
@@ -163,5 +171,30 @@ func TestValidateNullableField(t *testing.T) {
 	err = v.Validate([]byte(`{"sku":"a","price":1,"forced":null,"tags":null,"bill":{"city":"x"},"at":"2026-01-01T00:00:00Z","region":"eu","note":5}`))
 	if err == nil || !strings.HasSuffix(err.Error(), "at /note: got number, want string or null") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestAddGoComments(t *testing.T) {
+	before := For(reflect.TypeFor[Parcel]())
+	if err := AddGoComments("github.com/busline/busline/schema", "."); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		comments.Lock()
+		comments.m = nil
+		comments.Unlock()
+		reflected.Clear()
+	})
+	after := For(reflect.TypeFor[Parcel]())
+	for _, want := range []string{`"description":"Parcel is a payload with doc comments."`, `"description":"City is where the parcel goes."`, `"description":"Kilograms"`} {
+		if !strings.Contains(string(after.JSON), want) {
+			t.Errorf("schema lacks %s:\n%s", want, after.JSON)
+		}
+	}
+	if after.Hash != before.Hash {
+		t.Error("descriptions changed the hash")
+	}
+	if err := AddGoComments("x", "does-not-exist"); err == nil {
+		t.Error("a missing directory was accepted")
 	}
 }
