@@ -14,7 +14,6 @@ import (
 
 func (a *app) fireCommand() *cobra.Command {
 	var data, id string
-	var noValidate bool
 	cmd := &cobra.Command{
 		Use:   "fire EVENT --data JSON",
 		Short: "Fire an event with a raw JSON payload and print its ID",
@@ -72,7 +71,7 @@ the offending value and exit code 1; --no-validate skips the check.`,
 				return unavailable(err)
 			}
 			defer b.Close()
-			if !noValidate {
+			if noValidate, _ := cmd.Flags().GetBool("no-validate"); !noValidate {
 				if err := a.validateData(cmd.Context(), b.Transport(), event, payload); err != nil {
 					return err
 				}
@@ -93,8 +92,8 @@ the offending value and exit code 1; --no-validate skips the check.`,
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "", "the JSON payload: inline, @FILE, or - for stdin")
-	cmd.Flags().BoolVar(&noValidate, "no-validate", false, "do not check --data against the schemas services published for the event")
 	cmd.Flags().StringVar(&id, "id", "", "fire with this event ID instead of a new UUIDv7 (a duplicate for idempotent listeners)")
+	cmd.Flags().Bool("no-validate", false, "do not check --data against the schemas services published for the event")
 	return cmd
 }
 
