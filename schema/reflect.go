@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -101,6 +102,7 @@ func reflectType(t reflect.Type) *Schema {
 		ExpandedStruct:            true,
 		AllowAdditionalProperties: true,
 		CommentMap:                cm,
+		Namer:                     defName,
 	}
 	var root *jsonschema.Schema
 	func() {
@@ -130,7 +132,7 @@ func reflectType(t reflect.Type) *Schema {
 		for base.Kind() == reflect.Pointer {
 			base = base.Elem()
 		}
-		if name := base.Name(); name != "" && root.Definitions[name] == nil {
+		if name := defName(base); name != "" && root.Definitions[name] == nil {
 			raw = bytes.ReplaceAll(raw, []byte(`"$ref":"#/$defs/`+name+`"`), []byte(`"$ref":"#"`))
 		}
 	}
@@ -138,6 +140,23 @@ func reflectType(t reflect.Type) *Schema {
 		raw = []byte(`{"$schema":"https://json-schema.org/draft/2020-12/schema"}`)
 	}
 	return &Schema{JSON: raw, Hash: Hash(raw)}
+}
+
+var (
+	pkgPath  = regexp.MustCompile(`[A-Za-z0-9_.~-]*/`)
+	nameChar = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+)
+
+// defName names the definition of a type in "$defs": its Go name, with
+// the package paths of type arguments cut to the package name and the
+// characters a JSON pointer or URL would need escaped replaced, so that a
+// generic type (Box[github.com/acme/x.Item]) is "Box_x.Item_".
+func defName(t reflect.Type) string {
+	n := t.Name()
+	if n == "" {
+		return ""
+	}
+	return nameChar.ReplaceAllString(pkgPath.ReplaceAllString(n, ""), "_")
 }
 
 // fixer applies the project's rules on what the library reflected: pointer

@@ -198,3 +198,30 @@ func TestAddGoComments(t *testing.T) {
 		t.Error("a missing directory was accepted")
 	}
 }
+
+type Box[T any] struct {
+	V T `json:"v"`
+}
+
+type boxes struct {
+	A Box[address] `json:"a"`
+	B Box[int]     `json:"b"`
+}
+
+func TestForGenericTypes(t *testing.T) {
+	s := For(reflect.TypeFor[boxes]())
+	v, err := Compile(s.JSON)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s.JSON)
+	}
+	if err := v.Validate([]byte(`{"a":{"v":{"city":"x"}},"b":{"v":1}}`)); err != nil {
+		t.Error(err)
+	}
+	err = v.Validate([]byte(`{"a":{"v":{"city":"x"}},"b":{"v":"s"}}`))
+	if err == nil || !strings.Contains(err.Error(), "at /b/v: got string, want integer") {
+		t.Errorf("err = %v\n%s", err, s.JSON)
+	}
+	if !strings.Contains(string(s.JSON), `"Box_schema.address_"`) {
+		t.Errorf("definition names: %s", s.JSON)
+	}
+}
