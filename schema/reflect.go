@@ -2,12 +2,15 @@ package schema
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"fmt"
+	"net"
 	"reflect"
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/invopop/jsonschema"
 )
@@ -73,6 +76,8 @@ func AddGoComments(importPath, dir string) error {
 //     encoding/json writes a nil one;
 //   - other properties are allowed (additionalProperties is not false),
 //     so that adding a field never breaks a listener;
+//   - a type with its own MarshalJSON accepts any value, one with its own
+//     MarshalText a string, unless it has a JSONSchema method;
 //   - descriptions come from `jsonschema:"description=..."` or
 //     `jsonschema_description:"..."` tags, a JSONSchemaExtend method, and
 //     Go doc comments once AddGoComments has read them; the other
@@ -103,6 +108,7 @@ func reflectType(t reflect.Type) *Schema {
 		AllowAdditionalProperties: true,
 		CommentMap:                cm,
 		Namer:                     defName,
+		Mapper:                    opaque,
 	}
 	var root *jsonschema.Schema
 	func() {
@@ -157,6 +163,34 @@ func defName(t reflect.Type) string {
 		return ""
 	}
 	return nameChar.ReplaceAllString(pkgPath.ReplaceAllString(n, ""), "_")
+}
+
+var (
+	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+	ownSchema     = reflect.TypeFor[interface{ JSONSchema() *jsonschema.Schema }]()
+	knownTypes    = map[reflect.Type]bool{
+		reflect.TypeFor[time.Time]():       true,
+		reflect.TypeFor[net.IP]():          true,
+		reflect.TypeFor[json.RawMessage](): true,
+	}
+)
+
+// opaque describes the types whose JSON is not what their fields say: a
+// type with its own MarshalJSON may write anything (its schema accepts any
+// value), a TextMarshaler writes a string. A JSONSchema method, and the
+// types the library knows (time.Time, net.IP, json.RawMessage), win.
+func opaque(t reflect.Type) *jsonschema.Schema {
+	has := func(i reflect.Type) bool { return t.Implements(i) || reflect.PointerTo(t).Implements(i) }
+	switch {
+	case knownTypes[t] || has(ownSchema):
+		return nil
+	case has(jsonMarshaler):
+		return &jsonschema.Schema{}
+	case has(textMarshaler):
+		return &jsonschema.Schema{Type: "string"}
+	}
+	return nil
 }
 
 // fixer applies the project's rules on what the library reflected: pointer

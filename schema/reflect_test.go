@@ -2,11 +2,14 @@ package schema
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/invopop/jsonschema"
 )
 
 type address struct {
@@ -223,5 +226,48 @@ func TestForGenericTypes(t *testing.T) {
 	}
 	if !strings.Contains(string(s.JSON), `"Box_schema.address_"`) {
 		t.Errorf("definition names: %s", s.JSON)
+	}
+}
+
+// money writes itself as a string, whatever its fields.
+type money struct{ cents int64 }
+
+func (m money) MarshalJSON() ([]byte, error) {
+	return json.Marshal(fmt.Sprintf("%d.%02d", m.cents/100, m.cents%100))
+}
+
+type level int
+
+func (l level) MarshalText() ([]byte, error) { return []byte("high"), nil }
+
+type custom struct{ X int }
+
+func (custom) MarshalJSON() ([]byte, error) { return []byte(`"x"`), nil }
+func (custom) JSONSchema() *jsonschema.Schema {
+	return &jsonschema.Schema{Type: "string", Enum: []any{"x"}}
+}
+
+type invoice struct {
+	Total  money     `json:"total"`
+	Level  level     `json:"level"`
+	Custom custom    `json:"custom"`
+	At     time.Time `json:"at"`
+}
+
+func TestForTypesThatMarshalThemselves(t *testing.T) {
+	s := For(reflect.TypeFor[invoice]())
+	v, err := Compile(s.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(invoice{Total: money{cents: 1234}, At: time.Now()})
+	if err := v.Validate(data); err != nil {
+		t.Errorf("%v\n%s\n%s", err, data, s.JSON)
+	}
+	if err := v.Validate([]byte(`{"total":1,"level":"high","custom":"y","at":"2026-01-01T00:00:00Z"}`)); err == nil || !strings.Contains(err.Error(), "/custom") {
+		t.Errorf("a JSONSchema method was not used: %v\n%s", err, s.JSON)
+	}
+	if err := v.Validate([]byte(`{"total":1,"level":3,"custom":"x","at":"2026-01-01T00:00:00Z"}`)); err == nil || !strings.Contains(err.Error(), "/level") {
+		t.Errorf("a TextMarshaler is not a string: %v", err)
 	}
 }
