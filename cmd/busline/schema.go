@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -69,11 +70,12 @@ type eventSchemas struct {
 }
 
 type schemaSide struct {
-	Service     string   `json:"service"`
-	Hash        string   `json:"hash"`
-	Listeners   []string `json:"listeners,omitempty"`
-	Process     string   `json:"process,omitempty"`
-	PublishedAt *string  `json:"published_at"`
+	Service     string          `json:"service"`
+	Hash        string          `json:"hash"`
+	Listeners   []string        `json:"listeners,omitempty"`
+	Process     string          `json:"process,omitempty"`
+	PublishedAt *string         `json:"published_at"`
+	Schema      json.RawMessage `json:"schema"`
 }
 
 func groupByEvent(recs []schema.Record) []eventSchemas {
@@ -84,7 +86,7 @@ func groupByEvent(recs []schema.Record) []eventSchemas {
 			out = append(out, eventSchemas{Event: r.Event, Fires: []schemaSide{}, Listens: []schemaSide{}, Breaking: []schema.Finding{}})
 		}
 		e := &out[len(out)-1]
-		side := schemaSide{Service: r.Service, Hash: r.Hash, Listeners: r.Listeners, Process: r.Process, PublishedAt: jsonTime(r.PublishedAt)}
+		side := schemaSide{Service: r.Service, Hash: r.Hash, Listeners: r.Listeners, Process: r.Process, PublishedAt: jsonTime(r.PublishedAt), Schema: r.Schema}
 		if r.Role == schema.RoleFires {
 			e.Fires = append(e.Fires, side)
 		} else {

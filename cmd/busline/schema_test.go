@@ -110,7 +110,8 @@ func TestSchemaCommands(t *testing.T) {
 		e := list.Events[0]
 		if e.Event != "stock.priced" || len(e.Fires) != 1 || e.Fires[0].Service != "pricing" ||
 			len(e.Listens) != 1 || e.Listens[0].Service != "alerts" || e.Listens[0].Listeners[0] != "notify" ||
-			e.HashesDiffer || len(e.Breaking) != 0 || e.Fires[0].Hash != stockPricedV1.Schema().Hash {
+			e.HashesDiffer || len(e.Breaking) != 0 || e.Fires[0].Hash != stockPricedV1.Schema().Hash ||
+			!strings.Contains(string(e.Listens[0].Schema), `"price"`) {
 			t.Errorf("event %+v", e)
 		}
 		r = run(t, "--transport", b.url, "schema", "list").expect(t, exitOK)
