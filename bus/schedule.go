@@ -66,7 +66,14 @@ func (b *Bus) publish(ctx context.Context, topic string, msg *message.Message, o
 	now := time.Now()
 	due, later := o.dueTime(now)
 	if !later {
+		if o.publish != nil {
+			return o.publish(ctx, topic, msg)
+		}
 		return b.transport.Publish(topic, msg)
+	}
+	if o.publish != nil {
+		// The other path would deliver it at once: early.
+		return fmt.Errorf("%w: FireTo cannot schedule (WithDelay, WithDeliverAt)", transports.ErrUnsupported)
 	}
 	if err := transports.CheckDue(now, due); err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/memory"
@@ -66,5 +68,21 @@ func TestDelayLimit(t *testing.T) {
 	}
 	if err := bus.CancelScheduled(ctx, b, id); !errors.Is(err, bus.ErrClosed) {
 		t.Fatalf("cancel on a closed bus: %v, want ErrClosed", err)
+	}
+}
+
+// FireTo hands the message to another path, which would deliver it at
+// once: a delay is refused rather than delivered early.
+func TestDelayFireTo(t *testing.T) {
+	b, err := bus.New(bus.Config{Service: "svc", Transport: "memory://"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	called := false
+	publish := func(context.Context, string, *message.Message) error { called = true; return nil }
+	_, err = bus.FireTo(context.Background(), b, priceChanged, price{}, publish, bus.WithDelay(time.Minute))
+	if !errors.Is(err, bus.ErrUnsupported) || called {
+		t.Fatalf("FireTo with a delay: %v (publish called: %v), want ErrUnsupported and no publish", err, called)
 	}
 }

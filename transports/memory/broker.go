@@ -29,6 +29,8 @@ type Broker struct {
 	// (appended no later than clock). Idle time that decides a claim is
 	// measured from an exact time: a release (nack, close) reads the clock.
 	clock time.Time
+
+	records recordBook // the RecordStore capability (records.go)
 	// sched holds the events waiting for their due time (schedule.go).
 	sched schedule
 }
