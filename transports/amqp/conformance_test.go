@@ -102,3 +102,10 @@ func restartBroker(t testing.TB, rawURL string) {
 func TestScheduleConformance(t *testing.T) {
 	transporttest.RunSchedule(t, harness("amqp", ""), transporttest.ScheduleCaps{Cancel: false, Counts: false})
 }
+
+func TestScheduleConformanceQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("quorum queues: run without -short")
+	}
+	transporttest.RunSchedule(t, harness("amqp-quorum", "queue_type=quorum"), transporttest.ScheduleCaps{Cancel: false, Counts: false})
+}
