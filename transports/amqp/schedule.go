@@ -316,3 +316,19 @@ func unscheduled(m *message.Message, final bool) *message.Message {
 	}
 	return out
 }
+
+// ScheduleQueues returns the names of every queue the scheduled events of
+// a transport with the given queue prefix may use: the mover's queue, its
+// dead-letter queue and the delay queues, for tools and tests that clean
+// up after it.
+func ScheduleQueues(queuePrefix string) []string {
+	tp := topology{o: Options{QueuePrefix: queuePrefix}}
+	qs := []string{tp.groupQueue(scheduleGroup), tp.deadQueue(scheduleGroup)}
+	for s := scheduleMinStep; s <= 2*transports.MaxScheduleAhead; s *= 2 {
+		qs = append(qs, tp.delayQueue(scheduleGroup, s))
+	}
+	for _, s := range DefaultRetryLadder { // a failed move is retried through these
+		qs = append(qs, tp.delayQueue(scheduleGroup, s))
+	}
+	return qs
+}
