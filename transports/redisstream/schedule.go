@@ -306,7 +306,7 @@ func (m *mover) run(ctx context.Context) {
 		}
 		if err != nil {
 			fails++
-			wait = min(scheduleRecheck, 100*time.Millisecond<<min(fails, 6))
+			wait = min(time.Second, 50*time.Millisecond<<min(fails, 5)) // back soon after Redis is
 			m.t.log.Debug("redisstream: moving scheduled events failed", slog.Any("error", err), slog.Duration("retry_in", wait))
 		} else {
 			fails = 0
