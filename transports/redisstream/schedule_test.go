@@ -3,6 +3,7 @@ package redisstream
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -105,4 +106,45 @@ func TestScheduleNoMover(t *testing.T) {
 		n, _ := quiet.Client().XLen(ctx, stream).Result()
 		return n == 1
 	})
+}
+
+// Redis killed (SIGKILL, AOF fsync always) while events wait and while
+// they become due: every event is moved once, after Redis is back, by the
+// mover of the transport that scheduled them.
+func TestScheduleRedisRestart(t *testing.T) {
+	needRedis(t)
+	srv := startRedisServer(t)
+	url := srv.url("")
+	tr := openTransport(t, url)
+	ctx := context.Background()
+	const n = 50
+	first := time.Now().Add(300 * time.Millisecond)
+	for i := range n {
+		msg := message.NewMessage("restart-"+strconv.Itoa(i), nil)
+		if err := tr.Schedule(ctx, "sched.restart", first.Add(time.Duration(i)*10*time.Millisecond), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.kill()
+	time.Sleep(time.Until(first.Add(n * 10 * time.Millisecond))) // every event falls due while Redis is down
+	srv.start()
+	stream := tr.StreamKey("sched.restart")
+	eventually(t, 20*time.Second, "every event in its stream", func() bool {
+		l, _ := tr.Client().XLen(ctx, stream).Result()
+		return l >= n
+	})
+	xs, err := tr.Client().XRange(ctx, stream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, x := range xs {
+		id, _ := x.Values[fieldUUID].(string)
+		seen[id]++
+	}
+	for i := range n {
+		if c := seen["restart-"+strconv.Itoa(i)]; c != 1 {
+			t.Errorf("event restart-%d in the stream %d times, want 1", i, c)
+		}
+	}
 }
