@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	amqp091 "github.com/rabbitmq/amqp091-go"
-
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/amqp"
 )
@@ -46,7 +44,7 @@ func scheduleMoverKilled(t *testing.T, tg *target) {
 		// first Schedule created it: give it time to start its mover
 		// before the producer's goes. RabbitMQ connections take longer.
 		lead, grace = 8*time.Second, 2*time.Second
-		t.Cleanup(func() { deleteQueues(t, amqp.ScheduleQueues(tg.exchange+".")) })
+		t.Cleanup(func() { deleteQueues(t, amqp.ScheduleQueues(tg.exchange+"."), "") })
 	}
 	dir := t.TempDir()
 	spec := tg.child("p1", "")
@@ -156,28 +154,5 @@ func scheduleMoverKilled(t *testing.T, tg *target) {
 		tg.kind, events, dups, worstAfterRecovery.Round(time.Millisecond))
 	if err, ok := cur.terminate(30 * time.Second); !ok || err != nil {
 		t.Errorf("last listener on SIGTERM: exited %v, error %v", ok, err)
-	}
-}
-
-// deleteQueues deletes the named queues of the test broker (a queue that
-// does not exist is no error).
-func deleteQueues(t testing.TB, queues []string) {
-	conn, err := amqp091.Dial(amqpURL())
-	if err != nil {
-		t.Logf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Logf("cleanup: %v", err)
-		return
-	}
-	defer ch.Close()
-	for _, q := range queues {
-		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-			t.Logf("cleanup: delete queue %s: %v", q, err)
-			return
-		}
 	}
 }
