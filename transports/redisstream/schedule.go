@@ -86,7 +86,7 @@ redis.call('HSET', KEYS[3], '` + schedFieldTopic + `', ARGV[1], '` + schedFieldD
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[1], 'LT', ARGV[3], ARGV[1])
 if #before == 0 or tonumber(ARGV[3]) < tonumber(before[2]) then
-  redis.call('PUBLISH', ARGV[5], ARGV[3])
+  redis.pcall('PUBLISH', ARGV[5], ARGV[3]) -- a wake-up only: an ACL without channels must not fail the schedule
 end
 return 1
 `)
@@ -162,7 +162,7 @@ return 1
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], 'released')
+  redis.pcall('PUBLISH', ARGV[2], 'released')
 end
 return 1
 `)
