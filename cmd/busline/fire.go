@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 
 func (a *app) fireCommand() *cobra.Command {
 	var data, id string
+	var delay time.Duration
 	cmd := &cobra.Command{
 		Use:   "fire EVENT --data JSON",
 		Short: "Fire an event with a raw JSON payload and print its ID",
@@ -23,7 +25,12 @@ once the broker accepted it.
 
 --data is the JSON payload: inline, @FILE to read a file, or - to read stdin.
 The source (ce-source) is "/{service}" with the service of the configuration
-(BUSLINE_SERVICE), "busline" when none is set.`,
+(BUSLINE_SERVICE), "busline" when none is set.
+
+Before firing, --data is validated against the JSON Schemas that services
+published for the event (see busline schema): each listener's, or the
+firers' when no one listens. A mismatch is refused with the JSON pointer of
+the offending value and exit code 1; --no-validate skips the check.`,
 		Args: exactArgs("EVENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			event := args[0]
@@ -44,6 +51,9 @@ The source (ce-source) is "/{service}" with the service of the configuration
 					return usagef("--id must not be empty")
 				}
 				opts = append(opts, bus.WithEventID(id))
+			}
+			if delay != 0 {
+				opts = append(opts, bus.WithDelay(delay))
 			}
 			cfg, err := a.busConfig()
 			if err != nil {
@@ -66,6 +76,11 @@ The source (ce-source) is "/{service}" with the service of the configuration
 				return unavailable(err)
 			}
 			defer b.Close()
+			if noValidate, _ := cmd.Flags().GetBool("no-validate"); !noValidate {
+				if err := a.validateData(cmd.Context(), b.Transport(), event, payload); err != nil {
+					return err
+				}
+			}
 			ev := bus.NewEvent[json.RawMessage](api, name)
 			eid, err := bus.Fire(cmd.Context(), b, ev, json.RawMessage(payload), opts...)
 			if err != nil {
@@ -82,7 +97,9 @@ The source (ce-source) is "/{service}" with the service of the configuration
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "", "the JSON payload: inline, @FILE, or - for stdin")
+	cmd.Flags().DurationVar(&delay, "delay", 0, "deliver no earlier than this long from now (at most 720h; see docs/scheduling.md)")
 	cmd.Flags().StringVar(&id, "id", "", "fire with this event ID instead of a new UUIDv7 (a duplicate for idempotent listeners)")
+	cmd.Flags().Bool("no-validate", false, "do not check --data against the schemas services published for the event")
 	return cmd
 }
 

@@ -36,6 +36,10 @@ type Broker struct {
 	changed chan struct{} // closed and replaced on a change once somebody took it
 	watched bool          // Changed handed out the current channel
 	now     func() time.Time
+
+	records recordBook // the RecordStore capability (records.go)
+	// sched holds the events waiting for their due time (schedule.go).
+	sched schedule
 }
 
 // NewBroker returns an empty broker that keeps at most maxLen entries per
