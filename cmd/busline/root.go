@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -143,17 +141,7 @@ func (a *app) openURL(ctx context.Context, raw string) (transports.Transport, st
 	if err != nil {
 		return nil, "", unavailable(err)
 	}
-	return t, redact(u), nil
-}
-
-// redact renders u without its password, keeping the "//" of a URL
-// without a host ("memory://" rather than "memory:").
-func redact(u *url.URL) string {
-	s := u.Redacted()
-	if u.Host == "" && u.Opaque == "" && !strings.HasPrefix(s, u.Scheme+"://") {
-		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
-	}
-	return s
+	return t, transports.Redact(u), nil
 }
 
 // logger writes warnings and errors of the transports to stderr.

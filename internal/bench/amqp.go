@@ -12,6 +12,7 @@ import (
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/amqp"
 )
 
@@ -79,7 +80,7 @@ func (a *amqpBroker) clean(ctx context.Context, queues []string, exchange string
 	props.SetClientConnectionName("busline bench cleanup")
 	conn, err := amqp091.DialConfig(a.dialURL, amqp091.Config{Properties: props})
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", a.u.Redacted(), err)
+		return fmt.Errorf("connect to %s: %w", transports.Redact(a.u), err)
 	}
 	defer conn.Close()
 	var errs []error

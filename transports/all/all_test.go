@@ -1,0 +1,118 @@
+package all_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/idempotency"
+	"github.com/busline/busline/transports"
+	_ "github.com/busline/busline/transports/all"
+)
+
+// TestEverySchemeRegistered: the one blank import enables every scheme
+// the documentation shows, transports and idempotency stores.
+func TestEverySchemeRegistered(t *testing.T) {
+	for _, s := range []string{"memory", "redis", "rediss", "amqp", "amqps"} {
+		if !slices.Contains(transports.Schemes(), s) {
+			t.Errorf("transport scheme %s is not registered", s)
+		}
+	}
+	for _, s := range []string{"memory", "redis", "rediss", "postgres", "postgresql"} {
+		if !slices.Contains(idempotency.Schemes(), s) {
+			t.Errorf("store scheme %s is not registered", s)
+		}
+	}
+}
+
+const planted = "Pl4nted5ecret"
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNewNeverPrintsSecrets opens buses whose transport or store URL
+// carries a planted secret in every position, on every error path of New
+// and of opening a store, and greps the errors and the logs for it.
+func TestNewNeverPrintsSecrets(t *testing.T) {
+	var transportURLs, storeURLs []string
+	transportURLs = append(transportURLs,
+		"redis://:"+planted+"@127.0.0.1:1/0",
+		"amqp://guest:"+planted+"@127.0.0.1:1/",
+		"amqp://"+planted+"@127.0.0.1:1/",
+		"amqps://guest:"+planted+"@127.0.0.1:1/",
+		"nats://u:"+planted+"@127.0.0.1:1/?token="+planted,
+		"redis://u:"+planted+" x@127.0.0.1/0",
+		"memory://x?password="+planted,
+	)
+	storeURLs = append(storeURLs,
+		"redis://:"+planted+"@127.0.0.1:1/0",
+		"postgres://u:"+planted+"@127.0.0.1:1/db?connect_timeout=1",
+		"mysql://u:"+planted+"@127.0.0.1:1/db?token="+planted,
+		"postgres://u:p@127.0.0.1:1/db?sslmode=bogus&password="+planted,
+	)
+	for _, k := range []string{"password", "sentinel_password", "sslpassword", "token", "secret", "key", "access_key", "api_key"} {
+		transportURLs = append(transportURLs,
+			"redis://127.0.0.1:6379/0?master_name=m&"+k+"="+planted,
+			"redis://127.0.0.1:6379/0?"+k+"="+planted,
+			"amqp://guest:guest@127.0.0.1:1/?"+k+"="+planted,
+		)
+		storeURLs = append(storeURLs,
+			"postgres://u@127.0.0.1:1/db?connect_timeout=1&"+k+"="+planted,
+			"redis://127.0.0.1:6379/0?master_name=m&"+k+"="+planted,
+			"redis://127.0.0.1:6379/0?"+k+"="+planted,
+		)
+	}
+	check := func(cfg bus.Config) {
+		var logs syncBuf
+		cfg.Service = "secrets"
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		b, err := bus.NewContext(ctx, cfg)
+		if err == nil {
+			_ = b.Close()
+			t.Errorf("%s / %s: New succeeded", transports.RedactURL(cfg.Transport), transports.RedactURL(cfg.Idempotency))
+		}
+		for what, out := range map[string]string{"error": errString(err), "logs": logs.String()} {
+			if strings.Contains(out, planted) {
+				t.Errorf("the secret is in the %s: %s", what, out)
+			}
+		}
+	}
+	for _, u := range transportURLs {
+		check(bus.Config{Transport: u})
+	}
+	for _, u := range storeURLs {
+		check(bus.Config{Idempotency: u})
+		if _, err := idempotency.Open(context.Background(), u, nil); err == nil || strings.Contains(err.Error(), planted) {
+			t.Errorf("idempotency.Open: %v", err)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
