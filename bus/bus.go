@@ -167,6 +167,10 @@ func (b *Bus) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := b.claimGroups(ctx); err != nil {
+		return err
+	}
+	b.warnTraps()
 	b.started = true
 	readCtx, stop := context.WithCancel(context.Background())
 	gate := &handlerGate{}
@@ -191,7 +195,7 @@ func (b *Bus) Start(ctx context.Context) error {
 		msgs, err := sub.Subscribe(readCtx, l.topic)
 		if err != nil {
 			b.abortStart()
-			return fmt.Errorf("bus: listener %q: subscribe to %s: %w", l.name, l.topic, err)
+			return subscribeError(fmt.Errorf("listener %q: subscribe to %s: %w", l.name, l.topic, err))
 		}
 		for range l.opts.Concurrency {
 			go b.read(l, msgs, gate)

@@ -228,12 +228,13 @@ func (c Config) Validate() error {
 	switch {
 	case c.Service == "":
 		return fmt.Errorf("%w: Service is required (it names the consumer groups \"{service}-{listener}\"); set Config.Service or BUSLINE_SERVICE", ErrInvalidConfig)
-	case !namePattern.MatchString(c.Service):
-		return fmt.Errorf("%w: Service %q may hold only letters, digits, '.', '_' and '-'", ErrInvalidConfig, c.Service)
 	case c.MaxPayloadBytes < 0:
 		return fmt.Errorf("%w: MaxPayloadBytes must be positive", ErrInvalidConfig)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: ShutdownTimeout must not be negative", ErrInvalidConfig)
+	}
+	if err := ValidateName("service", c.Service); err != nil {
+		return fmt.Errorf("Service: %w", err)
 	}
 	if _, err := ExpandProcessName(c.Process); err != nil {
 		return err
@@ -268,8 +269,8 @@ func ExpandProcessName(pattern string) (string, error) {
 	if bad != "" {
 		return "", fmt.Errorf("%w: unknown placeholder %s in process name %q (known: {hostname} {pid} {random4} {random8})", ErrInvalidConfig, bad, pattern)
 	}
-	if !namePattern.MatchString(out) {
-		return "", fmt.Errorf("%w: process name %q may hold only letters, digits, '.', '_' and '-'", ErrInvalidConfig, out)
+	if err := ValidateName("process", out); err != nil {
+		return "", err
 	}
 	return out, nil
 }

@@ -34,6 +34,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Replay", s.replay)
 	t.Run("Retention", s.retention)
 	t.Run("Reconnect", s.reconnect)
+	t.Run("GroupOwner", s.groupOwner)
+	t.Run("Names", s.names)
 }
 
 type suite struct{ h Harness }
