@@ -322,7 +322,7 @@ func LoadConfig(path string) (Config, error) {
 	dec := yaml.NewDecoder(f)
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, path, err)
+		return Config{}, yamlError(path, err)
 	}
 	since, err := ParseSince(fc.Listener.Since)
 	if err != nil {

@@ -146,7 +146,7 @@ func cleanAMQP(run string) {
 		return
 	}
 	defer conn.Close()
-	var queues []string
+	queues := []string{run + "." + run + ".records.owners"} // group owners, claimed at Start
 	for _, g := range testGroups {
 		q := run + "." + g
 		queues = append(queues, q, q+".dead")

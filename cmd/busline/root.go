@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -79,13 +81,16 @@ Exit codes: 0 success, 1 failure, 2 usage, 3 not found, 4 unsupported by the
 transport, 5 broker unreachable, 130 interrupted.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("busline {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef("%v", err) })
 	f := root.PersistentFlags()
 	f.StringVar(&a.transport, "transport", "", "broker URL: memory://NAME, redis://HOST:PORT/DB, amqp://USER:PASS@HOST:PORT/ (default $BUSLINE_TRANSPORT, then the config file)")
 	f.StringVar(&a.config, "config", "", "YAML configuration file (default $BUSLINE_CONFIG)")
 	f.BoolVar(&a.json, "json", false, "print one JSON document for scripts instead of tables")
 	root.AddCommand(a.inspectCommand(), a.tailCommand(), a.deadCommand(), a.fireCommand(), a.benchCommand())
+	a.addCompletions(root)
 	return root
 }
 
@@ -142,6 +147,19 @@ func (a *app) openURL(ctx context.Context, raw string) (transports.Transport, st
 		return nil, "", unavailable(err)
 	}
 	return t, transports.Redact(u), nil
+}
+
+// discardLogger drops every record (shell completion must print nothing).
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// version is the module version of the binary ("v1.2.3", "(devel)" for a
+// build from a checkout), with the Go version.
+func version() string {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	return v + " (" + runtime.Version() + ")"
 }
 
 // logger writes warnings and errors of the transports to stderr.

@@ -54,7 +54,8 @@ func (a *amqpBroker) buslineURL() string {
 // queue, its delay queues and the exchange.
 func (a *amqpBroker) cleanBusline(ctx context.Context) error {
 	group := a.prefix() + "bench-sink"
-	queues := []string{group, group + ".dead"}
+	// The records queue holds the owner of the group (bus Start claims it).
+	queues := []string{group, group + ".dead", a.prefix() + a.run + ".records.owners"}
 	for _, step := range a.ladder {
 		queues = append(queues, group+".retry."+stepName(step))
 	}

@@ -163,6 +163,13 @@ func deleteAMQP(t testing.TB, exchange string, groups []string) {
 	}
 	defer ch.Close()
 	prefix := exchange + "."
+	// The owners record queue every Start writes to (transports.RecordStore).
+	if _, err := ch.QueueDelete(prefix+exchange+".records.owners", false, false, false); err != nil {
+		t.Logf("cleanup: delete the records queue: %v", err)
+		if ch, err = conn.Channel(); err != nil {
+			return
+		}
+	}
 	for _, g := range groups {
 		queues := []string{prefix + g, prefix + g + ".dead"}
 		for _, step := range amqp.DefaultRetryLadder {

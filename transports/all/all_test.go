@@ -3,15 +3,20 @@ package all_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/idempotency"
+	"github.com/busline/busline/internal/brokertest"
 	"github.com/busline/busline/transports"
 	_ "github.com/busline/busline/transports/all"
 )
@@ -115,4 +120,73 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// A broker that is down is ErrUnavailable; a bad URL is ErrInvalidConfig.
+func TestNewUnavailableIsNotInvalidConfig(t *testing.T) {
+	for _, c := range []struct {
+		cfg  bus.Config
+		want error
+	}{
+		{bus.Config{Transport: "redis://127.0.0.1:1/0?max_retries=-1"}, bus.ErrUnavailable},
+		{bus.Config{Transport: "amqp://guest:guest@127.0.0.1:1/"}, bus.ErrUnavailable},
+		{bus.Config{Idempotency: "postgres://u@127.0.0.1:1/db?connect_timeout=1"}, bus.ErrUnavailable},
+		{bus.Config{Idempotency: "redis://127.0.0.1:1/0?max_retries=-1"}, bus.ErrUnavailable},
+		{bus.Config{Transport: "redis://127.0.0.1:1/0?nope=1"}, bus.ErrInvalidConfig},
+		{bus.Config{Transport: "amqp://127.0.0.1:1/?nope=1"}, bus.ErrInvalidConfig},
+		{bus.Config{Transport: "nats://127.0.0.1:1"}, bus.ErrInvalidConfig},
+		{bus.Config{Idempotency: "redis://127.0.0.1:1/0?nope=1"}, bus.ErrInvalidConfig},
+	} {
+		c.cfg.Service = "svc"
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := bus.NewContext(ctx, c.cfg)
+		cancel()
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s %s: %v, want %v", c.cfg.Transport, c.cfg.Idempotency, err, c.want)
+		}
+		other := bus.ErrInvalidConfig
+		if c.want == bus.ErrInvalidConfig {
+			other = bus.ErrUnavailable
+		}
+		if errors.Is(err, other) {
+			t.Errorf("%s %s: %v is also %v", c.cfg.Transport, c.cfg.Idempotency, err, other)
+		}
+	}
+}
+
+// On a shared transport, Start warns once about a random process name and
+// about dedup that holds only within the process.
+func TestStartWarnsOfTraps(t *testing.T) {
+	brokertest.Reachable(t, brokertest.RedisAddr(), "start Redis on "+brokertest.RedisAddr())
+	prefix := "safetytest-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	var logs syncBuf
+	b, err := bus.New(bus.Config{
+		Service: "svc", Transport: brokertest.RedisURL() + "?prefix=" + prefix, Idempotency: "memory://",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = b.Close()
+		c := redis.NewClient(&redis.Options{Addr: brokertest.RedisAddr()})
+		defer c.Close()
+		keys, _ := c.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			c.Del(context.Background(), keys...)
+		}
+	})
+	ev := bus.NewEvent[int]("safety", "warned")
+	if err := bus.Listen(b, ev, "l", func(context.Context, bus.Delivery[int]) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, want := range []string{"the process name is random", "duplicates are dropped only within this process"} {
+		if strings.Count(out, want) != 1 {
+			t.Errorf("logs have %q %d times, want once:\n%s", want, strings.Count(out, want), out)
+		}
+	}
 }

@@ -76,6 +76,13 @@ func (s *suite) names(t *testing.T) {
 	listen(t, b, itemEvent, "dead", h)
 	listen(t, b, itemEvent, strings.Repeat("l", bus.MaxListenerLen), h)
 	start(t, b)
+	if ds, ok := b.Transport().(transports.DeadLetterStore); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ds.ReplayDeadLetter(ctx, "svc-x", "0-1"); !errors.Is(err, transports.ErrNotFound) {
+			t.Errorf("ReplayDeadLetter of a missing dead letter: %v, want transports.ErrNotFound", err)
+		}
+	}
 	for _, svc := range []string{strings.Repeat("s", bus.MaxServiceLen+1), strings.Repeat("s", 10000), "a.retry.b"} {
 		_, err := bus.New(bus.Config{Service: svc, Transport: url})
 		if !errors.Is(err, bus.ErrInvalidConfig) || strings.Contains(err.Error(), strings.Repeat("s", 60)) {
