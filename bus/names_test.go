@@ -139,6 +139,12 @@ func TestLoadConfigTypo(t *testing.T) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
+	if err := os.WriteFile(file, []byte("max_payload_bytes: redis://:Pl4nted@h/0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.LoadConfig(file); err == nil || strings.Contains(err.Error(), "Pl4nted") {
+		t.Errorf("a URL in the wrong key: %v", err)
+	}
 	for _, bad := range []string{"fileConfig", "bus.", "struct {"} {
 		if strings.Contains(strings.TrimPrefix(err.Error(), "bus: invalid configuration"), bad) {
 			t.Errorf("error %q shows Go type %q", err, bad)

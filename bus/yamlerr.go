@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/busline/busline/transports"
 )
 
 var (
@@ -35,7 +37,11 @@ func yamlError(path string, err error) error {
 			continue
 		}
 		if m := yamlBadValue.FindStringSubmatch(e); m != nil {
-			msgs = append(msgs, fmt.Sprintf("line %s: %q is not %s", m[1], m[2], yamlTypeWords(m[3])))
+			v := m[2]
+			if strings.Contains(v, "://") || strings.Contains(v, "@") {
+				v = transports.RedactURL(v) // a URL in the wrong place may carry a password
+			}
+			msgs = append(msgs, fmt.Sprintf("line %s: %q is not %s", m[1], v, yamlTypeWords(m[3])))
 			continue
 		}
 		msgs = append(msgs, e)
