@@ -37,6 +37,7 @@ type Bus struct {
 	userMW    []message.HandlerMiddleware
 	started   bool
 	subs      []message.Subscriber
+	schemas   schemaState // events fired and listened to, their validators (schema.go)
 
 	randomProcess bool // the process name changes at every start
 	dedupShared   bool // the dedup store is shared by processes
@@ -202,6 +203,7 @@ func (b *Bus) Start(ctx context.Context) error {
 		}
 		b.log.Debug("listener started", slog.String("listener", l.name), slog.String("group", l.group), slog.String("event", l.topic))
 	}
+	b.publishSchemas(ctx)
 	return nil
 }
 

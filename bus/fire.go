@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -12,6 +13,7 @@ type FireOption func(*fireOptions)
 type fireOptions struct {
 	metadata map[string]string
 	id       string
+	publish  PublishFunc // FireTo: instead of the transport
 }
 
 // WithMetadata adds metadata to the event. Keys of the envelope (ce-*,
@@ -61,6 +63,11 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	if len(data) > b.cfg.MaxPayloadBytes {
 		return "", fmt.Errorf("%w: %s payload is %d bytes, the maximum is %d (Config.MaxPayloadBytes)", ErrPayloadTooLarge, topic, len(data), b.cfg.MaxPayloadBytes)
 	}
+	if b.cfg.ValidatePayloads {
+		if err := b.validateFire(topic, reflect.TypeFor[T](), data); err != nil {
+			return "", err
+		}
+	}
 	var o fireOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -74,7 +81,11 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	}
 	ctx, span := b.tel.StartFire(ctx, topic, msg)
 	msg.SetContext(ctx)
-	err = b.transport.Publish(topic, msg)
+	if o.publish != nil {
+		err = o.publish(ctx, topic, msg)
+	} else {
+		err = b.transport.Publish(topic, msg)
+	}
 	span.End(err)
 	if err != nil {
 		return "", fmt.Errorf("bus: fire %s: %w", topic, err)
