@@ -54,8 +54,8 @@ func (a *amqpBroker) buslineURL() string {
 // queue, its delay queues and the exchange.
 func (a *amqpBroker) cleanBusline(ctx context.Context) error {
 	group := a.prefix() + "bench-sink"
-	// The records queue holds the owner of the group (bus Start claims it).
-	queues := []string{group, group + ".dead", a.prefix() + a.run + ".records.owners"}
+	// The record queues hold the owner of the group and the schemas (bus Start writes them).
+	queues := []string{group, group + ".dead", a.prefix() + a.run + ".records.owners", a.prefix() + a.run + ".records.schemas"}
 	for _, step := range a.ladder {
 		queues = append(queues, group+".retry."+stepName(step))
 	}

@@ -164,10 +164,12 @@ func deleteAMQP(t testing.TB, exchange string, groups []string) {
 	defer ch.Close()
 	prefix := exchange + "."
 	// The owners record queue every Start writes to (transports.RecordStore).
-	if _, err := ch.QueueDelete(prefix+exchange+".records.owners", false, false, false); err != nil {
-		t.Logf("cleanup: delete the records queue: %v", err)
-		if ch, err = conn.Channel(); err != nil {
-			return
+	for _, kind := range []string{"owners", "schemas"} {
+		if _, err := ch.QueueDelete(prefix+exchange+".records."+kind, false, false, false); err != nil {
+			t.Logf("cleanup: delete the records queue: %v", err)
+			if ch, err = conn.Channel(); err != nil {
+				return
+			}
 		}
 	}
 	for _, g := range groups {
