@@ -16,8 +16,8 @@ const completeTimeout = 3 * time.Second
 
 // addCompletions makes the shell completion (busline completion bash|zsh|
 // fish|powershell, from cobra) complete consumer groups and event names
-// from the broker: the GROUP of the dead commands, the EVENT of tail and
-// fire, and the --group and --event flags of inspect.
+// from the broker: the GROUP of the dead commands, the EVENT of tail, fire
+// and schema show, and the --group and --event flags of inspect.
 func (a *app) addCompletions(root *cobra.Command) {
 	for _, c := range root.Commands() {
 		switch c.Name() {
@@ -26,6 +26,12 @@ func (a *app) addCompletions(root *cobra.Command) {
 		case "dead":
 			for _, d := range c.Commands() {
 				d.ValidArgsFunction = a.completeFirst(a.groupNames)
+			}
+		case "schema":
+			for _, d := range c.Commands() {
+				if d.Name() == "show" {
+					d.ValidArgsFunction = a.completeFirst(a.eventNames)
+				}
 			}
 		case "inspect":
 			_ = c.RegisterFlagCompletionFunc("event", a.completeAny(a.eventNames))

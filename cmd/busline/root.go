@@ -45,6 +45,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	quietOnce.Do(func() { redis.SetLogger(quietRedis{}) })
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
+	a.addCompletions(root) // after every command is registered
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -91,7 +92,6 @@ transport, 5 broker unreachable, 130 interrupted.`,
 	f.BoolVar(&a.json, "json", false, "print one JSON document for scripts instead of tables")
 	root.AddCommand(a.schemaCommand())
 	root.AddCommand(a.inspectCommand(), a.tailCommand(), a.deadCommand(), a.fireCommand(), a.benchCommand())
-	a.addCompletions(root)
 	return root
 }
 

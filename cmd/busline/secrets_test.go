@@ -58,6 +58,11 @@ func TestNoSecretInOutput(t *testing.T) {
 		{"--json", "fire", "a.b", "--data", "{}"},
 		{"bench", "--events", "5", "--size", "64", "--concurrency", "1"},
 		{"--json", "bench", "--events", "5", "--size", "64", "--concurrency", "1"},
+		{"schema"},
+		{"--json", "schema", "list"},
+		{"schema", "show", "a.b"},
+		{"schema", "export", "--service", "shop"},
+		{"schema", "check", "/nonexistent/schemas.json"},
 	}
 	check := func(t *testing.T, how string, args []string, r result) {
 		t.Helper()
