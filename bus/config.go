@@ -34,7 +34,9 @@ type Config struct {
 	// Transport is the broker URL: memory://, memory://NAME, redis://,
 	// rediss://, amqp://, amqps://. Default "memory://".
 	Transport string
-	// Idempotency is the URL of the dedup store. Default "memory://".
+	// Idempotency is the URL of the dedup store. Default: with a redis://
+	// or rediss:// transport, the same Redis (dedup across processes);
+	// otherwise "memory://" (dedup within this process only).
 	Idempotency string
 	// Listener holds the defaults for every listener.
 	Listener ListenerOptions

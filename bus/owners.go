@@ -15,7 +15,8 @@ import (
 // (transports.RecordStore: memory, Redis, RabbitMQ), and refuses a group
 // that another (service, listener) pair owns. A group that has no owner yet
 // — one created before owners were recorded, too — is claimed by the first
-// pair that starts. On a transport without records the check is skipped.
+// pair that starts. On a transport without records (or whose broker
+// reports transports.ErrUnsupported for them) the check is skipped.
 func (b *Bus) claimGroups(ctx context.Context) error {
 	rs, ok := b.transport.(transports.RecordStore)
 	if !ok {
@@ -24,6 +25,12 @@ func (b *Bus) claimGroups(ctx context.Context) error {
 	for _, l := range b.listeners {
 		want := ownerRecord(b.cfg.Service, l.name)
 		got, err := rs.ClaimRecord(ctx, transports.RecordKindOwners, l.group, []byte(want))
+		if errors.Is(err, transports.ErrUnsupported) {
+			// The broker cannot keep records after all (an old RabbitMQ
+			// without stream queues): as on a transport without records.
+			b.log.Warn("the transport keeps no records: consumer group owners are not checked", slog.Any("error", err))
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("%w: listener %q: record the owner of group %q: %w", ErrUnavailable, l.name, l.group, err)
 		}
