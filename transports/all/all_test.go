@@ -17,6 +17,7 @@ import (
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/internal/brokertest"
+	"github.com/busline/busline/internal/faults"
 	"github.com/busline/busline/transports"
 	_ "github.com/busline/busline/transports/all"
 )
@@ -188,5 +189,34 @@ func TestStartWarnsOfTraps(t *testing.T) {
 		if strings.Count(out, want) != 1 {
 			t.Errorf("logs have %q %d times, want once:\n%s", want, strings.Count(out, want), out)
 		}
+	}
+}
+
+// Start against a broker that went down after New is ErrUnavailable too.
+func TestStartUnavailable(t *testing.T) {
+	brokertest.Reachable(t, brokertest.RedisAddr(), "start Redis on "+brokertest.RedisAddr())
+	p, err := faults.StartProxy(brokertest.RedisAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	prefix := "safetytest-down-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	b, err := bus.New(bus.Config{
+		Service: "svc", Process: "p1", Transport: "redis://" + p.Addr() + "/0?max_retries=-1&dial_timeout=200ms&prefix=" + prefix,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := bus.Listen(b, bus.NewEvent[int]("safety", "down"), "l", func(context.Context, bus.Delivery[int]) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	p.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = b.Start(ctx)
+	if !errors.Is(err, bus.ErrUnavailable) || errors.Is(err, bus.ErrInvalidConfig) {
+		t.Fatalf("Start with the broker down: %v, want ErrUnavailable", err)
 	}
 }
