@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/busline/busline/transports"
 )
 
 // DefaultMaxLen is the number of entries kept per event stream.
@@ -355,7 +353,7 @@ func (b *Broker) replay(groupName, id string) error {
 	list := b.dead[groupName]
 	i := slices.IndexFunc(list, func(d deadEntry) bool { return d.id == id })
 	if i < 0 {
-		return fmt.Errorf("%w: memory: no dead letter %q in group %q", transports.ErrNotFound, id, groupName)
+		return fmt.Errorf("memory: no dead letter %q in group %q", id, groupName)
 	}
 	d := list[i]
 	s := b.streams[d.topic]
@@ -364,7 +362,7 @@ func (b *Broker) replay(groupName, id string) error {
 		g = s.groups[groupName]
 	}
 	if g == nil {
-		return fmt.Errorf("%w: memory: group %q of %s does not exist", transports.ErrNotFound, groupName, d.topic)
+		return fmt.Errorf("memory: group %q of %s does not exist", groupName, d.topic)
 	}
 	g.replaySeq++
 	g.pending[g.replaySeq] = &pendingEntry{seq: g.replaySeq, msg: d.msg}
