@@ -150,6 +150,21 @@ func withAmp(q string) string {
 }
 
 func deleteAMQP(t testing.TB, exchange string, groups []string) {
+	prefix := exchange + "."
+	// The record queues every Start writes to: group owners, schemas.
+	queues := []string{prefix + exchange + ".records.owners", prefix + exchange + ".records.schemas"}
+	for _, g := range groups {
+		queues = append(queues, prefix+g, prefix+g+".dead")
+		for _, step := range amqp.DefaultRetryLadder {
+			queues = append(queues, prefix+g+".retry."+stepName(step))
+		}
+	}
+	deleteQueues(t, queues, exchange)
+}
+
+// deleteQueues deletes the named queues of the test broker, then the
+// exchange unless it is empty. Deleting what does not exist succeeds.
+func deleteQueues(t testing.TB, queues []string, exchange string) {
 	conn, err := amqp091.Dial(amqpURL())
 	if err != nil {
 		t.Logf("cleanup: %v", err)
@@ -162,30 +177,16 @@ func deleteAMQP(t testing.TB, exchange string, groups []string) {
 		return
 	}
 	defer ch.Close()
-	prefix := exchange + "."
-	// The owners record queue every Start writes to (transports.RecordStore).
-	for _, kind := range []string{"owners", "schemas"} {
-		if _, err := ch.QueueDelete(prefix+exchange+".records."+kind, false, false, false); err != nil {
-			t.Logf("cleanup: delete the records queue: %v", err)
+	for _, q := range queues {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			t.Logf("cleanup: delete queue %s: %v", q, err)
 			if ch, err = conn.Channel(); err != nil {
 				return
 			}
 		}
 	}
-	for _, g := range groups {
-		queues := []string{prefix + g, prefix + g + ".dead"}
-		for _, step := range amqp.DefaultRetryLadder {
-			queues = append(queues, prefix+g+".retry."+stepName(step))
-		}
-		for _, q := range queues {
-			// Deleting a queue that does not exist succeeds.
-			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-				t.Logf("cleanup: delete queue %s: %v", q, err)
-				if ch, err = conn.Channel(); err != nil {
-					return
-				}
-			}
-		}
+	if exchange == "" {
+		return
 	}
 	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
 		t.Logf("cleanup: delete exchange %s: %v", exchange, err)
