@@ -77,7 +77,7 @@ func run(keep bool) error {
 	}
 	db, err := connect(ctx, dbURL)
 	if err != nil {
-		fmt.Printf("PostgreSQL unreachable at %s (%v).\nStart one on 127.0.0.1:5432 with a database `test`, or set BUSLINE_POSTGRES_URL. Skipping the example.\n", transports.RedactURL(dbURL), err)
+		fmt.Printf("PostgreSQL unreachable at %s (%v).\nStart one on 127.0.0.1:5432 with a database `test`, or set BUSLINE_POSTGRES_URL. Skipping the example.\n", transports.RedactURL(dbURL), transports.RedactError(err, dbURL))
 		return nil
 	}
 	defer db.Close()
