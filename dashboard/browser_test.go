@@ -1,0 +1,303 @@
+package dashboard_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/dashboard"
+	"github.com/busline/busline/internal/brokertest"
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/redisstream"
+)
+
+// chromiumPath is the browser the tests drive: $BUSLINE_CHROMIUM or Debian's chromium.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("BUSLINE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, p := range []string{"/usr/bin/chromium", "chromium"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	brokertest.Unavailable(t, "chromium is not installed; install it with: apt-get install -y chromium")
+	return ""
+}
+
+// browser starts a headless Chromium with a fresh profile and returns a
+// tab and the function that closes the browser.
+func browser(t *testing.T, ctx context.Context) (context.Context, func()) {
+	t.Helper()
+	path := chromiumPath(t)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	tab, cancelTab := chromedp.NewContext(alloc)
+	return tab, func() {
+		cancelTab()
+		cancelAlloc()
+	}
+}
+
+// flaky wraps an inspector and fails while down is set, as an unreachable broker does.
+type flaky struct {
+	transports.Inspector
+	down atomic.Bool
+}
+
+func (f *flaky) Inspect(ctx context.Context, o transports.InspectOptions) (*transports.Inspection, error) {
+	if f.down.Load() {
+		return nil, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+	}
+	return f.Inspector.Inspect(ctx, o)
+}
+
+type order struct {
+	OrderID  string   `json:"order_id"`
+	Customer string   `json:"customer"`
+	Amount   float64  `json:"amount"`
+	Items    []string `json:"items"`
+}
+
+// TestBrowser drives the page in headless Chromium against a real Redis
+// and a running bus: the groups are listed, a permanently failed event
+// shows up as a dead letter, and replaying it through the confirmation
+// hands it to the handler again. With BUSLINE_DASHBOARD_SCREENSHOTS=DIR
+// it also writes the screenshots of docs/dashboard.md into DIR.
+func TestBrowser(t *testing.T) {
+	brokertest.Reachable(t, brokertest.RedisAddr(), "redis-server --daemonize yes")
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	tab, closeBrowser := browser(t, ctx)
+
+	n := make([]byte, 4)
+	_, _ = rand.Read(n)
+	prefix := "dashtest-" + hex.EncodeToString(n) + ":"
+	url := "redis://" + brokertest.RedisAddr() + "/0?prefix=" + prefix
+
+	orders := bus.NewEvent[order]("shop", "order_placed")
+	b, err := bus.New(bus.Config{Service: "shop", Process: "shop-1", Transport: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	healed := make(chan bus.Delivery[order], 1)
+	if err := bus.Listen(b, orders, "billing", func(_ context.Context, d bus.Delivery[order]) error {
+		if calls.Add(1) == 1 {
+			return bus.Permanent(fmt.Errorf("card declined for customer %s", d.Payload.Customer))
+		}
+		select {
+		case healed <- d:
+		default: // events fired later
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var emails sync.WaitGroup
+	emails.Add(1)
+	var once sync.Once
+	if err := bus.Listen(b, orders, "send-receipt", func(context.Context, bus.Delivery[order]) error {
+		once.Do(emails.Done)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	closeBus := func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close bus: %v", err)
+		}
+	}
+
+	// The dashboard opens its own connection, as busline dashboard does.
+	tr, err := transports.Open(ctx, url, transports.OpenOptions{Service: "busline"})
+	if err != nil {
+		closeBus()
+		t.Fatal(err)
+	}
+	ins := &flaky{Inspector: tr.(transports.Inspector)}
+	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{
+		Transport: tr, Inspector: ins, Name: "redis://" + brokertest.RedisAddr() + "/0",
+		Refresh: 300 * time.Millisecond,
+	}))
+	// Teardown in order: the browser (its event streams), the server, the
+	// bus, then the keys.
+	defer func() {
+		closeBrowser()
+		srv.CloseClientConnections()
+		srv.Close()
+		closeBus()
+		cleanup(t, tr, prefix)
+	}()
+
+	id, err := bus.Fire(ctx, b, orders, order{OrderID: "A-1042", Customer: "c-77", Amount: 129.9, Items: []string{"kettle", "filters"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emails.Wait()
+
+	run(t, tab, chromedp.Navigate(srv.URL))
+	// The groups of the running bus are listed under their event.
+	waitJS(t, tab, `document.querySelector('article[data-event="shop.order_placed"] tr[data-group="shop-billing"]') !== null &&
+		document.querySelector('tr[data-group="shop-send-receipt"]') !== null`)
+	// The dead letter shows in the group's row, then in its list.
+	waitJS(t, tab, `document.querySelector('button.dead-link[data-dead="shop-billing"]') !== null`)
+	run(t, tab, chromedp.Click(chromedp.CSS(`button[data-toggle="shop-billing"]`)))
+	waitJS(t, tab, `document.querySelector('tr.members .member[data-consumer="shop-1"]') !== null`)
+	shot(t, tab, "overview.png")
+	run(t, tab, chromedp.Click(chromedp.CSS(`button.dead-link[data-dead="shop-billing"]`)))
+	waitJS(t, tab, `document.querySelector('#dead-list .dead-letter') !== null`)
+	text, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(`#dead-list`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"card declined for customer c-77", id, `"order_id": "A-1042"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("dead-letter list lacks %q:\n%s", want, text)
+		}
+	}
+	shotElement(t, tab, "#dead", "dead-letters.png")
+
+	// Replay through the confirmation: the handler gets the event again.
+	run(t, tab, chromedp.Click(chromedp.CSS(`#dead-list button.replay`)))
+	waitJS(t, tab, `document.getElementById('confirm').open`)
+	shot(t, tab, "confirm.png")
+	run(t, tab, chromedp.Click(chromedp.CSS(`#confirm-ok`)))
+	select {
+	case d := <-healed:
+		if d.ID != id || d.Payload.OrderID != "A-1042" {
+			t.Errorf("replayed delivery: ID %s order %s; want %s A-1042", d.ID, d.Payload.OrderID, id)
+		}
+	case <-ctx.Done():
+		t.Fatal("the handler never got the replayed event")
+	}
+	waitJS(t, tab, `document.getElementById('dead-list').textContent.includes('No dead letters')`)
+
+	// A live tail shows an event fired while it follows.
+	run(t, tab, chromedp.Click(chromedp.CSS(`button[data-tail="shop.order_placed"]`)))
+	waitJS(t, tab, `document.getElementById('tail-status').textContent.startsWith('Following')`)
+	if _, err := bus.Fire(ctx, b, orders, order{OrderID: "A-1043", Customer: "c-12", Amount: 18.5, Items: []string{"mug"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, tab, `document.getElementById('tail-list').textContent.includes('A-1043')`)
+	if os.Getenv("BUSLINE_DASHBOARD_SCREENSHOTS") != "" {
+		for i := range 3 {
+			if _, err := bus.Fire(ctx, b, orders, order{OrderID: fmt.Sprintf("A-10%d", 44+i), Customer: "c-3", Amount: 9.99, Items: []string{"tea"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitJS(t, tab, `document.getElementById('tail-list').children.length >= 4`)
+	}
+	shotElement(t, tab, "#tail", "tail.png")
+
+	// The broker goes away: the page says so, then recovers.
+	ins.down.Store(true)
+	waitJS(t, tab, `document.getElementById('status').dataset.state === 'broker-down' && !document.getElementById('banner').hidden`)
+	shot(t, tab, "unreachable.png")
+	ins.down.Store(false)
+	waitJS(t, tab, `document.getElementById('status').dataset.state === 'live' && document.getElementById('banner').hidden`)
+
+	// A phone-sized screen.
+	if os.Getenv("BUSLINE_DASHBOARD_SCREENSHOTS") != "" {
+		run(t, tab, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+		if _, err := chromedp.Run(tab, chromedp.Evaluate[any](`window.scrollTo(0, 0)`)); err != nil {
+			t.Fatal(err)
+		}
+		shot(t, tab, "phone.png")
+	}
+}
+
+func run(t *testing.T, ctx context.Context, a chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitJS waits until the JavaScript expression is true in the page.
+func waitJS(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		t.Fatalf("waiting for %s: %v\npage:\n%s", expr, err, html)
+	}
+}
+
+// shot saves a screenshot of the viewport into $BUSLINE_DASHBOARD_SCREENSHOTS.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("BUSLINE_DASHBOARD_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, dir, name, png)
+}
+
+func shotElement(t *testing.T, ctx context.Context, sel, name string) {
+	t.Helper()
+	dir := os.Getenv("BUSLINE_DASHBOARD_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, dir, name, png)
+}
+
+func save(t *testing.T, dir, name string, png []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cleanup deletes the test's keys and closes the transport.
+func cleanup(t *testing.T, tr transports.Transport, prefix string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if rt, ok := tr.(*redisstream.Transport); ok {
+		c := rt.Client()
+		keys, err := c.Keys(ctx, prefix+"*").Result()
+		if err == nil && len(keys) > 0 {
+			_ = c.Del(ctx, keys...).Err()
+		}
+	}
+	_ = tr.Close()
+}
