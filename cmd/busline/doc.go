@@ -9,6 +9,7 @@
 //	busline dead list|show|replay|purge GROUP
 //	busline fire EVENT --data JSON           fire an event, print its ID
 //	busline bench --events N --size BYTES --concurrency K
+//	busline dashboard [--listen 127.0.0.1:8089] [--token T] [--read-only]   web page and /metrics
 //
 // Global flags: --transport URL (default: $BUSLINE_TRANSPORT, then the
 // transport of the configuration file), --config FILE (default:
