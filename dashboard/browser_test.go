@@ -4,8 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -17,12 +18,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/dashboard"
 	"github.com/busline/busline/internal/brokertest"
+	"github.com/busline/busline/internal/faults"
 	"github.com/busline/busline/transports"
-	"github.com/busline/busline/transports/redisstream"
+	_ "github.com/busline/busline/transports/redisstream" // redis://
 )
 
 // chromiumPath is the browser the tests drive: $BUSLINE_CHROMIUM or Debian's chromium.
@@ -66,19 +69,6 @@ func browser(t *testing.T, ctx context.Context) (context.Context, func()) {
 	}
 }
 
-// flaky wraps an inspector and fails while down is set, as an unreachable broker does.
-type flaky struct {
-	transports.Inspector
-	down atomic.Bool
-}
-
-func (f *flaky) Inspect(ctx context.Context, o transports.InspectOptions) (*transports.Inspection, error) {
-	if f.down.Load() {
-		return nil, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
-	}
-	return f.Inspector.Inspect(ctx, o)
-}
-
 type order struct {
 	OrderID  string   `json:"order_id"`
 	Customer string   `json:"customer"`
@@ -93,6 +83,7 @@ type order struct {
 // it also writes the screenshots of docs/dashboard.md into DIR.
 func TestBrowser(t *testing.T) {
 	brokertest.Reachable(t, brokertest.RedisAddr(), "redis-server --daemonize yes")
+	screenshots := os.Getenv("BUSLINE_DASHBOARD_SCREENSHOTS") != ""
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	tab, closeBrowser := browser(t, ctx)
@@ -103,19 +94,25 @@ func TestBrowser(t *testing.T) {
 	url := "redis://" + brokertest.RedisAddr() + "/0?prefix=" + prefix
 
 	orders := bus.NewEvent[order]("shop", "order_placed")
-	b, err := bus.New(bus.Config{Service: "shop", Process: "shop-1", Transport: url})
+	// Short blocking reads: a live consumer's idle time stays well under
+	// the stale threshold of the screenshots.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := bus.New(bus.Config{Service: "shop", Process: "shop-1", Transport: url + "&block=300ms", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int32
+	var failed atomic.Bool
 	healed := make(chan bus.Delivery[order], 1)
 	if err := bus.Listen(b, orders, "billing", func(_ context.Context, d bus.Delivery[order]) error {
-		if calls.Add(1) == 1 {
+		if d.Payload.OrderID != "A-1042" {
+			return nil
+		}
+		if failed.CompareAndSwap(false, true) {
 			return bus.Permanent(fmt.Errorf("card declined for customer %s", d.Payload.Customer))
 		}
 		select {
 		case healed <- d:
-		default: // events fired later
+		default:
 		}
 		return nil
 	}); err != nil {
@@ -139,17 +136,24 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
-	// The dashboard opens its own connection, as busline dashboard does.
-	tr, err := transports.Open(ctx, url, transports.OpenOptions{Service: "busline"})
+	// The dashboard opens its own connection, as busline dashboard does,
+	// through a proxy the test stops to take the broker away.
+	proxy, err := faults.StartProxy(brokertest.RedisAddr())
 	if err != nil {
 		closeBus()
 		t.Fatal(err)
 	}
-	ins := &flaky{Inspector: tr.(transports.Inspector)}
-	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{
-		Transport: tr, Inspector: ins, Name: "redis://" + brokertest.RedisAddr() + "/0",
-		Refresh: 300 * time.Millisecond,
-	}))
+	defer proxy.Stop()
+	tr, err := transports.Open(ctx, "redis://"+proxy.Addr()+"/0?prefix="+prefix, transports.OpenOptions{Service: "busline"})
+	if err != nil {
+		closeBus()
+		t.Fatal(err)
+	}
+	opts := dashboard.Options{Transport: tr, Name: "redis://" + brokertest.RedisAddr() + "/0", Refresh: 300 * time.Millisecond, Logger: quiet}
+	if screenshots {
+		opts.StaleAfter = 3 * time.Second
+	}
+	srv := httptest.NewServer(dashboard.Handler(opts))
 	// Teardown in order: the browser (its event streams), the server, the
 	// bus, then the keys.
 	defer func() {
@@ -165,6 +169,11 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	emails.Wait()
+	if screenshots {
+		moreData(t, ctx, url, prefix, b, orders)
+		stop := traffic(ctx, b, orders)
+		defer stop()
+	}
 
 	run(t, tab, chromedp.Navigate(srv.URL))
 	// The groups of the running bus are listed under their event.
@@ -174,6 +183,10 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, tab, `document.querySelector('button.dead-link[data-dead="shop-billing"]') !== null`)
 	run(t, tab, chromedp.Click(chromedp.CSS(`button[data-toggle="shop-billing"]`)))
 	waitJS(t, tab, `document.querySelector('tr.members .member[data-consumer="shop-1"]') !== null`)
+	if screenshots {
+		run(t, tab, chromedp.Click(chromedp.CSS(`button[data-toggle="warehouse-reserve-stock"]`)))
+		waitJS(t, tab, `document.querySelector('tr.members .member.stale[data-consumer="wh-7f3a"]') !== null`)
+	}
 	shot(t, tab, "overview.png")
 	run(t, tab, chromedp.Click(chromedp.CSS(`button.dead-link[data-dead="shop-billing"]`)))
 	waitJS(t, tab, `document.querySelector('#dead-list .dead-letter') !== null`)
@@ -202,6 +215,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal("the handler never got the replayed event")
 	}
 	waitJS(t, tab, `document.getElementById('dead-list').textContent.includes('No dead letters')`)
+	waitJS(t, tab, `document.querySelector('button[data-dead="shop-billing"]').textContent === '0'`)
 
 	// A live tail shows an event fired while it follows.
 	run(t, tab, chromedp.Click(chromedp.CSS(`button[data-tail="shop.order_placed"]`)))
@@ -210,7 +224,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, tab, `document.getElementById('tail-list').textContent.includes('A-1043')`)
-	if os.Getenv("BUSLINE_DASHBOARD_SCREENSHOTS") != "" {
+	if screenshots {
 		for i := range 3 {
 			if _, err := bus.Fire(ctx, b, orders, order{OrderID: fmt.Sprintf("A-10%d", 44+i), Customer: "c-3", Amount: 9.99, Items: []string{"tea"}}); err != nil {
 				t.Fatal(err)
@@ -221,25 +235,85 @@ func TestBrowser(t *testing.T) {
 	shotElement(t, tab, "#tail", "tail.png")
 
 	// The broker goes away: the page says so, then recovers.
-	ins.down.Store(true)
+	proxy.Stop()
 	waitJS(t, tab, `document.getElementById('status').dataset.state === 'broker-down' && !document.getElementById('banner').hidden`)
+	if screenshots {
+		run(t, tab, chromedp.Evaluate[any](`window.scrollTo(0, 0)`))
+	}
 	shot(t, tab, "unreachable.png")
-	ins.down.Store(false)
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
 	waitJS(t, tab, `document.getElementById('status').dataset.state === 'live' && document.getElementById('banner').hidden`)
 
 	// A phone-sized screen.
-	if os.Getenv("BUSLINE_DASHBOARD_SCREENSHOTS") != "" {
+	if screenshots {
 		run(t, tab, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
-		if _, err := chromedp.Run(tab, chromedp.Evaluate[any](`window.scrollTo(0, 0)`)); err != nil {
-			t.Fatal(err)
-		}
+		run(t, tab, chromedp.Evaluate[any](`window.scrollTo(0, 0)`))
 		shot(t, tab, "phone.png")
 	}
 }
 
-func run(t *testing.T, ctx context.Context, a chromedp.Action[chromedp.Void]) {
+func run[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, a); err != nil {
+	if _, err := chromedp.Run(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// traffic fires an event every 400 ms until stopped, so that the
+// screenshots show a rate and live consumers that read.
+func traffic(ctx context.Context, b *bus.Bus, orders bus.Event[order]) (stop func()) {
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(400 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_, _ = bus.Fire(ctx, b, orders, order{OrderID: fmt.Sprintf("B-%d", 2000+i), Customer: "c-9", Amount: 12.5, Items: []string{"beans"}})
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
+}
+
+// moreData gives the screenshots more to show: a group whose only process
+// took two events and died (a stale consumer holding pending events, and
+// lag as events keep coming).
+func moreData(t *testing.T, ctx context.Context, url, prefix string, b *bus.Bus, orders bus.Event[order]) {
+	t.Helper()
+	wh, err := bus.New(bus.Config{Service: "warehouse", Process: "wh-7f3a", Transport: url,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Listen(wh, orders, "reserve-stock", func(context.Context, bus.Delivery[order]) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := bus.Fire(ctx, b, orders, order{OrderID: fmt.Sprintf("A-10%d", 30+i), Customer: "c-5", Amount: 42, Items: []string{"teapot"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := redis.NewClient(&redis.Options{Addr: brokertest.RedisAddr()})
+	defer c.Close()
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: "warehouse-reserve-stock", Consumer: "wh-7f3a", Streams: []string{prefix + orders.Name(), ">"}, Count: 2,
+	}).Err(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -260,6 +334,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	if dir == "" {
 		return
 	}
+	hideToast(t, ctx)
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
@@ -273,11 +348,17 @@ func shotElement(t *testing.T, ctx context.Context, sel, name string) {
 	if dir == "" {
 		return
 	}
+	hideToast(t, ctx)
 	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	save(t, dir, name, png)
+}
+
+func hideToast(t *testing.T, ctx context.Context) {
+	t.Helper()
+	run(t, ctx, chromedp.Evaluate[any](`document.getElementById('toast').hidden = true`))
 }
 
 func save(t *testing.T, dir, name string, png []byte) {
@@ -287,17 +368,15 @@ func save(t *testing.T, dir, name string, png []byte) {
 	}
 }
 
-// cleanup deletes the test's keys and closes the transport.
+// cleanup closes the dashboard's transport and deletes the test's keys.
 func cleanup(t *testing.T, tr transports.Transport, prefix string) {
 	t.Helper()
+	_ = tr.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if rt, ok := tr.(*redisstream.Transport); ok {
-		c := rt.Client()
-		keys, err := c.Keys(ctx, prefix+"*").Result()
-		if err == nil && len(keys) > 0 {
-			_ = c.Del(ctx, keys...).Err()
-		}
+	c := redis.NewClient(&redis.Options{Addr: brokertest.RedisAddr()})
+	defer c.Close()
+	if keys, err := c.Keys(ctx, prefix+"*").Result(); err == nil && len(keys) > 0 {
+		_ = c.Del(ctx, keys...).Err()
 	}
-	_ = tr.Close()
 }

@@ -76,11 +76,14 @@ type poller struct {
 	mu      sync.Mutex
 	last    *overview
 	lastOK  *overview
-	samples map[string]sample
+	samples map[string][]sample // per event, the last rateWindow of lengths
 }
 
+// rateWindow is the time over which a stream's rate is measured.
+const rateWindow = 10 * time.Second
+
 func newPoller(o Options) *poller {
-	return &poller{o: o, samples: map[string]sample{}}
+	return &poller{o: o, samples: map[string][]sample{}}
 }
 
 // get returns an overview no older than half the refresh interval,
@@ -141,10 +144,14 @@ func (p *poller) build(res *transports.Inspection, now time.Time) *overview {
 	seen := map[string]bool{}
 	for _, s := range res.Streams {
 		ev := eventView{Event: s.Event, Length: s.Length, Groups: s.Groups, LastEntryAt: timePtr(s.LastEntryAt)}
-		if prev, ok := p.samples[s.Event]; ok {
-			ev.Rate = rate(prev, s, now)
+		kept := p.samples[s.Event]
+		for len(kept) > 1 && now.Sub(kept[1].at) >= rateWindow {
+			kept = kept[1:] // the oldest sample still at least rateWindow old stays
 		}
-		p.samples[s.Event] = sample{length: s.Length, at: now}
+		if len(kept) > 0 {
+			ev.Rate = rate(kept[0], s, now)
+		}
+		p.samples[s.Event] = append(kept, sample{length: s.Length, at: now})
 		seen[s.Event] = true
 		ov.Events = append(ov.Events, ev)
 	}
@@ -159,14 +166,14 @@ func (p *poller) build(res *transports.Inspection, now time.Time) *overview {
 	return ov
 }
 
-// rate is the growth of a stream between two inspections in events per
-// second. A stream held at its retention limit stops growing and reads 0
+// rate is the growth of a stream since an earlier inspection (about
+// rateWindow ago once the dashboard has run that long) in events per second. A stream held at its retention limit stops growing and reads 0
 // while events still arrive; the page shows the time of the newest event
 // beside the rate for that reason.
 func rate(prev sample, s transports.StreamInfo, now time.Time) *float64 {
 	dt := now.Sub(prev.at).Seconds()
-	if dt <= 0 {
-		return nil
+	if dt < 1 {
+		return nil // too short to say
 	}
 	r := 0.0
 	if d := s.Length - prev.length; d > 0 {
