@@ -11,7 +11,22 @@ const state = {
   deadCount: -1,       // its dead-letter count when the list was loaded
   tail: null,          // the EventSource of the live tail
   rendered: "",        // the HTML of the events, to skip identical renders
+  holding: false,      // a pointer is down: a render now would swallow the click
+  pending: false,      // a render waits for the pointer to come up
 };
+
+// A click is a press and a release on the same element: replacing the
+// events' HTML between the two would lose it, so renders wait for release.
+document.addEventListener("pointerdown", () => { state.holding = true; }, true);
+function released() {
+  setTimeout(() => {
+    state.holding = false;
+    if (state.pending && state.overview) { state.pending = false; renderEvents(state.overview); }
+  }, 0);
+}
+document.addEventListener("pointerup", released, true);
+document.addEventListener("pointercancel", released, true);
+window.addEventListener("blur", released);
 
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -188,6 +203,7 @@ function groupTable(groups) {
 }
 
 function renderEvents(ov) {
+  if (state.holding) { state.pending = true; return; }
   let h = "";
   const byEvent = new Map();
   for (const g of ov.groups) {
@@ -358,12 +374,12 @@ document.addEventListener("click", (ev) => {
     if (state.open.has(g)) state.open.delete(g); else state.open.add(g);
     if (state.overview) renderEvents(state.overview);
   } else if (b.dataset.dead !== undefined) {
-    loadDead(b.dataset.dead).then(() => $("dead").scrollIntoView({ behavior: "smooth", block: "start" }));
+    loadDead(b.dataset.dead).then(() => $("dead").scrollIntoView({ block: "start" }));
   } else if (b.dataset.replay !== undefined) {
     replayOne(b.dataset.replay);
   } else if (b.dataset.tail !== undefined) {
     startTail(b.dataset.tail);
-    $("tail").scrollIntoView({ behavior: "smooth", block: "start" });
+    $("tail").scrollIntoView({ block: "start" });
   }
 });
 $("dead-close").addEventListener("click", () => { state.dead = null; $("dead").hidden = true; });
