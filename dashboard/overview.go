@@ -105,7 +105,8 @@ func (p *poller) inspect(ctx context.Context, now time.Time) *overview {
 		return &overview{At: now, OK: true, Unsupported: true, Events: []eventView{}, Groups: []groupView{},
 			Notes: []string{"this transport cannot be inspected"}}
 	}
-	ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
+	// The result is shared with every viewer: one leaving must not cancel it.
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inspectTimeout)
 	defer cancel()
 	res, err := p.o.Inspector.Inspect(ictx, transports.InspectOptions{Groups: p.o.Groups})
 	if err != nil {

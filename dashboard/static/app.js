@@ -387,7 +387,14 @@ $("dead-replay-all").addEventListener("click", replayAll);
 $("dead-purge").addEventListener("click", purge);
 $("tail-toggle").addEventListener("click", () => { if (state.tail) stopTail("Stopped."); else startTail($("tail-event").value); });
 
-loadSession().then(connect).catch((e) => {
+// The first figures come from one request, so the page is filled at
+// once; the event stream keeps them fresh.
+async function firstOverview() {
+  const res = await fetch("api/overview", { credentials: "same-origin", cache: "no-store" });
+  if (res.ok) showOverview(await res.json());
+}
+
+loadSession().then(firstOverview).then(connect).catch((e) => {
   setStatus("offline", "dashboard unreachable");
   $("banner").textContent = "Could not load the dashboard: " + e.message;
   $("banner").hidden = false;
