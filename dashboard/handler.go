@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"io/fs"
@@ -95,7 +96,7 @@ func (h *handler) action(next http.HandlerFunc) http.HandlerFunc {
 func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 	if tok := r.URL.Query().Get("token"); tok != "" && h.guard.login(w, r, tok) {
 		// Logged in from a link: drop the token from the address bar.
-		http.Redirect(w, r, "./", http.StatusSeeOther)
+		seeOther(w, "./")
 		return
 	}
 	page := "index.html"
@@ -107,6 +108,9 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
+	}
+	if status == http.StatusUnauthorized && r.URL.Query().Has("denied") {
+		body = bytes.Replace(body, []byte("<!--denied-->"), []byte(`<p class="bad" role="alert">That token is not the right one.</p>`), 1)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -121,10 +125,18 @@ func (h *handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if h.guard.login(w, r, r.PostFormValue("token")) {
-		http.Redirect(w, r, "./", http.StatusSeeOther)
+		seeOther(w, "./")
 		return
 	}
-	http.Redirect(w, r, "./?denied=1", http.StatusSeeOther)
+	seeOther(w, "./?denied=1")
+}
+
+// seeOther redirects to a location relative to the request's own URL, as
+// the browser sees it: http.Redirect would resolve it against the path
+// left after http.StripPrefix and leave the mount point.
+func seeOther(w http.ResponseWriter, loc string) {
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusSeeOther)
 }
 
 // sessionDoc tells the page what it may do.

@@ -233,8 +233,14 @@ func TestTokenRequired(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
+	if loc := res.Header.Get("Location"); loc != "./?denied=1" {
+		t.Errorf("a wrong login redirects to %q", loc)
+	}
 	if code := getJSON(t, c, srv.URL+"/api/overview", nil); code != http.StatusUnauthorized {
 		t.Errorf("after a wrong login: %d, want 401", code)
+	}
+	if page := get401(t, c, srv.URL+"/?denied=1"); !strings.Contains(page, "not the right one") {
+		t.Errorf("the login page after a wrong token does not say so:\n%s", page)
 	}
 	res, err = c.PostForm(srv.URL+"/login", url.Values{"token": {"s3cret"}})
 	if err != nil {
@@ -247,6 +253,20 @@ func TestTokenRequired(t *testing.T) {
 	if code := getJSON(t, c, srv.URL+"/api/overview", nil); code != http.StatusOK {
 		t.Errorf("after login: %d, want 200", code)
 	}
+}
+
+func get401(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	res, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET %s: %d, want 401", u, res.StatusCode)
+	}
+	return string(b)
 }
 
 func TestCheckListen(t *testing.T) {
@@ -474,4 +494,30 @@ func TestMountedUnderPrefix(t *testing.T) {
 	}
 	get(t, srv.URL+"/ops/bus/static/app.js")
 	get(t, srv.URL+"/ops/bus/metrics")
+}
+
+func TestLoginUnderPrefix(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/ops/bus/", http.StripPrefix("/ops/bus", dashboard.Handler(dashboard.Options{Token: "s3cret"})))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar} // follows redirects, as a browser does
+	res, err := c.PostForm(srv.URL+"/ops/bus/login", url.Values{"token": {"s3cret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.Request.URL.Path != "/ops/bus/" || res.StatusCode != http.StatusOK || !strings.Contains(string(page), "static/app.js") {
+		t.Errorf("after login: %s %d, want the page at /ops/bus/", res.Request.URL.Path, res.StatusCode)
+	}
+	res, err = c.Get(srv.URL + "/ops/bus/?token=s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Request.URL.String() != srv.URL+"/ops/bus/" {
+		t.Errorf("login by link ends at %s, want the page without the token", res.Request.URL)
+	}
 }
