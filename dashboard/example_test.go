@@ -38,3 +38,14 @@ func ExampleHandler() {
 	}
 	// Output: busline_broker_up 1
 }
+
+// The rule busline dashboard applies before listening.
+func ExampleCheckListen() {
+	fmt.Println(dashboard.CheckListen("127.0.0.1:8089", ""))
+	fmt.Println(dashboard.CheckListen("0.0.0.0:8089", ""))
+	fmt.Println(dashboard.CheckListen("0.0.0.0:8089", "s3cret"))
+	// Output:
+	// <nil>
+	// dashboard: a token is required to listen on an address that is not loopback: 0.0.0.0:8089 (pass a token, or listen on 127.0.0.1)
+	// <nil>
+}
