@@ -28,9 +28,10 @@ type handler struct {
 // Handler returns the dashboard as an http.Handler serving, relative to
 // where it is mounted: the page at "/", its API under "/api/", the
 // Prometheus gauges at "/metrics". Mount it under a path prefix with
-// http.StripPrefix. It starts no goroutine: each page viewer's event
-// stream polls the broker (shared between viewers, at most once per half
-// Options.Refresh) for as long as the viewer stays.
+// http.StripPrefix. It runs nothing in the background: each viewer's
+// event stream polls the broker (shared between viewers, at most once per
+// half Options.Refresh) for as long as the viewer stays, and a live tail
+// lasts as long as its request.
 func Handler(opts Options) http.Handler {
 	o := opts.withDefaults()
 	h := &handler{o: o, guard: newGuard(o.Token), poll: newPoller(o), mux: http.NewServeMux()}
