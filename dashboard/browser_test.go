@@ -320,10 +320,22 @@ func moreData(t *testing.T, ctx context.Context, url, prefix string, b *bus.Bus,
 	}
 }
 
-// waitJS waits until the JavaScript expression is true in the page.
+// waitJS waits until the JavaScript expression is true in the page, across
+// a navigation the page is making (a form submitted).
 func waitJS(t *testing.T, ctx context.Context, expr string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		if err == nil {
+			return
+		}
+		// -32000: the page's JavaScript context went away under the poll
+		// (navigated, replaced); poll the new one.
+		if strings.Contains(err.Error(), "(-32000)") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Fatalf("waiting for %s: %v\npage:\n%s", expr, err, html)
 	}
@@ -380,5 +392,44 @@ func cleanup(t *testing.T, tr transports.Transport, prefix string) {
 	defer c.Close()
 	if keys, err := c.Keys(ctx, prefix+"*").Result(); err == nil && len(keys) > 0 {
 		_ = c.Del(ctx, keys...).Err()
+	}
+}
+
+// TestBrowserLoginReadOnly logs in through the form in headless Chromium
+// (the session and CSRF cookies are SameSite=Strict and HttpOnly) and
+// finds the dead letters of a read-only dashboard without their buttons.
+func TestBrowserLoginReadOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tab, closeBrowser := browser(t, ctx)
+	defer closeBrowser()
+	b, _ := deadBus(t)
+	fire(t, b, "R-1")
+	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{
+		Transport: b.Transport(), Name: "memory://shop", Token: "s3cret", ReadOnly: true, Refresh: 300 * time.Millisecond,
+	}))
+	defer func() {
+		closeBrowser()
+		srv.CloseClientConnections()
+		srv.Close()
+	}()
+	run(t, tab, chromedp.Navigate(srv.URL))
+	run(t, tab, chromedp.SendKeys(chromedp.CSS(`#token`), "wrong"))
+	run(t, tab, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	waitJS(t, tab, `document.body.textContent.includes('not the right one')`)
+	run(t, tab, chromedp.SendKeys(chromedp.CSS(`#token`), "s3cret"))
+	run(t, tab, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	waitJS(t, tab, `document.getElementById('readonly') !== null && !document.getElementById('readonly').hidden`)
+	waitJS(t, tab, `document.querySelector('button.dead-link[data-dead="shop-billing"]') !== null`)
+	run(t, tab, chromedp.Click(chromedp.CSS(`button.dead-link[data-dead="shop-billing"]`)))
+	waitJS(t, tab, `document.querySelector('#dead-list .dead-letter') !== null`)
+	waitJS(t, tab, `document.querySelector('#dead-list button.replay') === null &&
+		document.getElementById('dead-replay-all').hidden && document.getElementById('dead-purge').hidden`)
+	loc, err := chromedp.Run(tab, chromedp.Evaluate[string](`location.href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(loc, "token") {
+		t.Errorf("the token is in the address bar: %s", loc)
 	}
 }
