@@ -433,3 +433,25 @@ func TestBrowserLoginReadOnly(t *testing.T) {
 		t.Errorf("the token is in the address bar: %s", loc)
 	}
 }
+
+// TestBrowserTailRefused types a name that is not an event into the tail
+// and gets the reason instead of a tail that never starts.
+func TestBrowserTailRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tab, closeBrowser := browser(t, ctx)
+	defer closeBrowser()
+	b, _ := deadBus(t)
+	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{Transport: b.Transport()}))
+	defer func() {
+		closeBrowser()
+		srv.CloseClientConnections()
+		srv.Close()
+	}()
+	run(t, tab, chromedp.Navigate(srv.URL))
+	waitJS(t, tab, `document.getElementById('status').dataset.state === 'live'`)
+	run(t, tab, chromedp.Evaluate[any](`document.getElementById('tail-event').value = ''`))
+	run(t, tab, chromedp.SendKeys(chromedp.CSS(`#tail-event`), "Not An Event"))
+	run(t, tab, chromedp.Click(chromedp.CSS(`#tail-toggle`)))
+	waitJS(t, tab, `document.getElementById('tail-status').textContent.startsWith('Cannot follow Not An Event: bus: invalid event')`)
+}

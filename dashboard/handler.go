@@ -110,6 +110,19 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	if status == http.StatusOK {
+		// The first figures travel with the page (a JSON data block, which
+		// the Content-Security-Policy allows as it is never run), so the page
+		// is filled before any request of its own.
+		initial, err := json.Marshal(struct {
+			Session  sessionDoc `json:"session"`
+			Overview *overview  `json:"overview"`
+		}{h.sessionDoc(w, r), h.poll.get(r.Context())})
+		if err == nil {
+			block := append(append([]byte(`<script type="application/json" id="initial">`), initial...), "</script>"...)
+			body = bytes.Replace(body, []byte("<!--initial-->"), block, 1)
+		}
+	}
 	if status == http.StatusUnauthorized && r.URL.Query().Has("denied") {
 		body = bytes.Replace(body, []byte("<!--denied-->"), []byte(`<p class="bad" role="alert">That token is not the right one.</p>`), 1)
 	}
@@ -152,11 +165,16 @@ type sessionDoc struct {
 }
 
 func (h *handler) session(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, sessionDoc{
+	writeJSON(w, http.StatusOK, h.sessionDoc(w, r))
+}
+
+// sessionDoc describes the session, setting the CSRF cookie when r has none.
+func (h *handler) sessionDoc(w http.ResponseWriter, r *http.Request) sessionDoc {
+	return sessionDoc{
 		Name: h.o.Name, ReadOnly: h.o.ReadOnly, CSRF: h.guard.csrfToken(w, r),
 		RefreshMS: h.o.Refresh.Milliseconds(), StaleAfterMS: h.o.StaleAfter.Milliseconds(),
 		DeadLetters: h.o.DeadLetters != nil, Tail: h.o.Tailer != nil,
-	})
+	}
 }
 
 func (h *handler) overviewJSON(w http.ResponseWriter, r *http.Request) {

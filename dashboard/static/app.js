@@ -77,7 +77,11 @@ function toast(msg, isError) {
 async function loadSession() {
   const res = await fetch("api/session", { credentials: "same-origin", cache: "no-store" });
   if (res.status === 401) { location.reload(); return; }
-  state.session = await res.json();
+  applySession(await res.json());
+}
+
+function applySession(doc) {
+  state.session = doc;
   $("transport").textContent = state.session.name || "";
   $("readonly").hidden = !state.session.read_only;
   document.body.classList.toggle("read-only", state.session.read_only);
@@ -239,13 +243,14 @@ function renderNotes(ov) {
 }
 
 function renderTailChoices(ov) {
-  const sel = $("tail-event");
+  const list = $("tail-events");
   const want = ov.events.map((e) => e.event);
-  const have = Array.from(sel.options).map((o) => o.value);
-  if (want.join("\n") === have.join("\n")) return;
-  const cur = sel.value;
-  sel.innerHTML = want.map((e) => `<option>${esc(e)}</option>`).join("");
-  if (want.includes(cur)) sel.value = cur;
+  const have = Array.from(list.options).map((o) => o.value);
+  if (want.join("\n") !== have.join("\n")) {
+    list.innerHTML = want.map((e) => `<option value="${esc(e)}"></option>`).join("");
+  }
+  const input = $("tail-event");
+  if (!input.value && want.length && document.activeElement !== input) input.value = want[0];
 }
 
 // ---- dead letters --------------------------------------------------------
@@ -351,7 +356,19 @@ function startTail(event) {
     while (list.children.length > 200) list.lastChild.remove();
   });
   es.addEventListener("failed", (m) => stopTail("The tail stopped: " + JSON.parse(m.data).error));
-  es.onerror = () => { if (state.tail === es) $("tail-status").textContent = "Reconnecting the tail of " + event + "…"; };
+  es.onerror = () => {
+    if (state.tail !== es) return;
+    if (es.readyState === EventSource.CLOSED) {
+      // Refused (not an event name, or no tail on this transport): say why.
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 3000);
+      fetch("api/tail?event=" + encodeURIComponent(event), { credentials: "same-origin", signal: ac.signal })
+        .then((r) => r.json()).then((d) => stopTail("Cannot follow " + event + ": " + (d.error || "refused")))
+        .catch(() => stopTail("Cannot follow " + event + "."));
+      return;
+    }
+    $("tail-status").textContent = "Reconnecting the tail of " + event + "…";
+  };
 }
 
 // ---- wiring --------------------------------------------------------------
@@ -385,7 +402,8 @@ document.addEventListener("click", (ev) => {
 $("dead-close").addEventListener("click", () => { state.dead = null; $("dead").hidden = true; });
 $("dead-replay-all").addEventListener("click", replayAll);
 $("dead-purge").addEventListener("click", purge);
-$("tail-toggle").addEventListener("click", () => { if (state.tail) stopTail("Stopped."); else startTail($("tail-event").value); });
+$("tail-toggle").addEventListener("click", () => { if (state.tail) stopTail("Stopped."); else startTail($("tail-event").value.trim()); });
+$("tail-event").addEventListener("keydown", (ev) => { if (ev.key === "Enter") startTail($("tail-event").value.trim()); });
 
 // The first figures come from one request, so the page is filled at
 // once; the event stream keeps them fresh.
@@ -394,7 +412,22 @@ async function firstOverview() {
   if (res.ok) showOverview(await res.json());
 }
 
-loadSession().then(firstOverview).then(connect).catch((e) => {
+// The page carries its first session and figures; without them (an old
+// cached page) they are fetched.
+function start() {
+  const initial = document.getElementById("initial");
+  if (initial) {
+    try {
+      const doc = JSON.parse(initial.textContent);
+      applySession(doc.session);
+      showOverview(doc.overview);
+      return Promise.resolve();
+    } catch (e) { /* fetch them instead */ }
+  }
+  return loadSession().then(firstOverview);
+}
+
+start().then(connect).catch((e) => {
   setStatus("offline", "dashboard unreachable");
   $("banner").textContent = "Could not load the dashboard: " + e.message;
   $("banner").hidden = false;
