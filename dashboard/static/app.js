@@ -347,10 +347,14 @@ function startTail(event) {
   es.addEventListener("ready", () => { $("tail-status").textContent = "Following " + event + " since " + new Date().toLocaleTimeString() + "."; });
   es.addEventListener("event", (m) => {
     const ev = JSON.parse(m.data);
+    let body = ev.payload;
+    if (ev.payload_json && !ev.truncated) {
+      try { body = JSON.stringify(JSON.parse(ev.payload)); } catch (e) { /* as it came */ }
+    }
     const div = document.createElement("div");
     div.className = "tailed";
     div.innerHTML = `<div class="when">${esc(clock(ev.fired_at || ev.at))} · <span class="mono">${esc(ev.id)}</span>${ev.source ? " · " + esc(ev.source) : ""}</div>` +
-      (ev.error ? `<div class="bad">${esc(ev.error)}</div>` : "") + `<pre>${esc(ev.payload)}</pre>`;
+      (ev.error ? `<div class="bad">${esc(ev.error)}</div>` : "") + `<pre>${esc(body)}</pre>`;
     const list = $("tail-list");
     list.prepend(div);
     while (list.children.length > 200) list.lastChild.remove();
