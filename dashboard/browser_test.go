@@ -86,7 +86,7 @@ type order struct {
 func TestBrowser(t *testing.T) {
 	brokertest.Reachable(t, brokertest.RedisAddr(), "redis-server --daemonize yes")
 	screenshots := os.Getenv("BUSLINE_DASHBOARD_SCREENSHOTS") != ""
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	tab, closeBrowser := browser(t, ctx)
 
@@ -399,7 +399,7 @@ func cleanup(t *testing.T, tr transports.Transport, prefix string) {
 // (the session and CSRF cookies are SameSite=Strict and HttpOnly) and
 // finds the dead letters of a read-only dashboard without their buttons.
 func TestBrowserLoginReadOnly(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	tab, closeBrowser := browser(t, ctx)
 	defer closeBrowser()
@@ -437,7 +437,7 @@ func TestBrowserLoginReadOnly(t *testing.T) {
 // TestBrowserTailRefused types a name that is not an event into the tail
 // and gets the reason instead of a tail that never starts.
 func TestBrowserTailRefused(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	tab, closeBrowser := browser(t, ctx)
 	defer closeBrowser()
@@ -450,7 +450,8 @@ func TestBrowserTailRefused(t *testing.T) {
 	}()
 	run(t, tab, chromedp.Navigate(srv.URL))
 	waitJS(t, tab, `document.getElementById('status').dataset.state === 'live'`)
-	run(t, tab, chromedp.Evaluate[any](`document.getElementById('tail-event').value = ''`))
+	// Focused, the field is not filled in by the next refresh.
+	run(t, tab, chromedp.Evaluate[any](`(() => { const i = document.getElementById('tail-event'); i.focus(); i.value = '' })()`))
 	run(t, tab, chromedp.SendKeys(chromedp.CSS(`#tail-event`), "Not An Event"))
 	run(t, tab, chromedp.Click(chromedp.CSS(`#tail-toggle`)))
 	waitJS(t, tab, `document.getElementById('tail-status').textContent.startsWith('Cannot follow Not An Event: bus: invalid event')`)
