@@ -395,25 +395,32 @@ func cleanup(t *testing.T, tr transports.Transport, prefix string) {
 	}
 }
 
+// pageOn serves a dashboard with opts and starts a headless Chromium for
+// it; both end with the test, the browser first (its event streams).
+func pageOn(t *testing.T, opts dashboard.Options) (tab context.Context, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	srv := httptest.NewServer(dashboard.Handler(opts))
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		cancel()
+	})
+	tab, closeBrowser := browser(t, ctx)
+	t.Cleanup(closeBrowser)
+	return tab, srv.URL
+}
+
 // TestBrowserLoginReadOnly logs in through the form in headless Chromium
 // (the session and CSRF cookies are SameSite=Strict and HttpOnly) and
 // finds the dead letters of a read-only dashboard without their buttons.
 func TestBrowserLoginReadOnly(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	tab, closeBrowser := browser(t, ctx)
-	defer closeBrowser()
 	b, _ := deadBus(t)
 	fire(t, b, "R-1")
-	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{
+	tab, url := pageOn(t, dashboard.Options{
 		Transport: b.Transport(), Name: "memory://shop", Token: "s3cret", ReadOnly: true, Refresh: 300 * time.Millisecond,
-	}))
-	defer func() {
-		closeBrowser()
-		srv.CloseClientConnections()
-		srv.Close()
-	}()
-	run(t, tab, chromedp.Navigate(srv.URL))
+	})
+	run(t, tab, chromedp.Navigate(url))
 	run(t, tab, chromedp.SendKeys(chromedp.CSS(`#token`), "wrong"))
 	run(t, tab, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
 	waitJS(t, tab, `document.body.textContent.includes('not the right one')`)
@@ -437,18 +444,9 @@ func TestBrowserLoginReadOnly(t *testing.T) {
 // TestBrowserTailRefused types a name that is not an event into the tail
 // and gets the reason instead of a tail that never starts.
 func TestBrowserTailRefused(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	tab, closeBrowser := browser(t, ctx)
-	defer closeBrowser()
 	b, _ := deadBus(t)
-	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{Transport: b.Transport()}))
-	defer func() {
-		closeBrowser()
-		srv.CloseClientConnections()
-		srv.Close()
-	}()
-	run(t, tab, chromedp.Navigate(srv.URL))
+	tab, url := pageOn(t, dashboard.Options{Transport: b.Transport()})
+	run(t, tab, chromedp.Navigate(url))
 	waitJS(t, tab, `document.getElementById('status').dataset.state === 'live'`)
 	// Focused, the field is not filled in by the next refresh.
 	run(t, tab, chromedp.Evaluate[any](`(() => { const i = document.getElementById('tail-event'); i.focus(); i.value = '' })()`))

@@ -104,27 +104,29 @@ type actionRequest struct {
 	All   bool   `json:"all"`
 }
 
-func readAction(w http.ResponseWriter, r *http.Request) (actionRequest, bool) {
+// readAction returns the dead-letter store and the request of an action,
+// or answers the error.
+func (h *handler) readAction(w http.ResponseWriter, r *http.Request) (transports.DeadLetterStore, actionRequest, bool) {
 	var req actionRequest
+	ds, ok := h.deadStore(w)
+	if !ok {
+		return nil, req, false
+	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "the body must be JSON: "+err.Error())
-		return req, false
+		return nil, req, false
 	}
 	if !validGroup(req.Group) {
 		writeError(w, http.StatusBadRequest, "name the group")
-		return req, false
+		return nil, req, false
 	}
-	return req, true
+	return ds, req, true
 }
 
 // deadReplay replays one dead letter ({"group","id"}) or all of a group
 // ({"group","all":true}).
 func (h *handler) deadReplay(w http.ResponseWriter, r *http.Request) {
-	ds, ok := h.deadStore(w)
-	if !ok {
-		return
-	}
-	req, ok := readAction(w, r)
+	ds, req, ok := h.readAction(w, r)
 	if !ok {
 		return
 	}
@@ -161,11 +163,7 @@ func (h *handler) deadReplay(w http.ResponseWriter, r *http.Request) {
 
 // deadPurge removes every dead letter of a group ({"group"}).
 func (h *handler) deadPurge(w http.ResponseWriter, r *http.Request) {
-	ds, ok := h.deadStore(w)
-	if !ok {
-		return
-	}
-	req, ok := readAction(w, r)
+	ds, req, ok := h.readAction(w, r)
 	if !ok {
 		return
 	}

@@ -239,7 +239,7 @@ func TestTokenRequired(t *testing.T) {
 	if code := getJSON(t, c, srv.URL+"/api/overview", nil); code != http.StatusUnauthorized {
 		t.Errorf("after a wrong login: %d, want 401", code)
 	}
-	if page := get401(t, c, srv.URL+"/?denied=1"); !strings.Contains(page, "not the right one") {
+	if page := getStatus(t, c, srv.URL+"/?denied=1", http.StatusUnauthorized); !strings.Contains(page, "not the right one") {
 		t.Errorf("the login page after a wrong token does not say so:\n%s", page)
 	}
 	res, err = c.PostForm(srv.URL+"/login", url.Values{"token": {"s3cret"}})
@@ -253,20 +253,6 @@ func TestTokenRequired(t *testing.T) {
 	if code := getJSON(t, c, srv.URL+"/api/overview", nil); code != http.StatusOK {
 		t.Errorf("after login: %d, want 200", code)
 	}
-}
-
-func get401(t *testing.T, c *http.Client, u string) string {
-	t.Helper()
-	res, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusUnauthorized {
-		t.Errorf("GET %s: %d, want 401", u, res.StatusCode)
-	}
-	return string(b)
 }
 
 func TestCheckListen(t *testing.T) {
@@ -354,16 +340,23 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// get returns the body of u, failing the test unless it answers 200.
 func get(t *testing.T, u string) string {
 	t.Helper()
-	res, err := http.Get(u)
+	return getStatus(t, http.DefaultClient, u, http.StatusOK)
+}
+
+// getStatus returns the body of u, failing the test unless it answers want.
+func getStatus(t *testing.T, c *http.Client, u string, want int) string {
+	t.Helper()
+	res, err := c.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", u, res.StatusCode, b)
+	if res.StatusCode != want {
+		t.Fatalf("GET %s: %d, want %d: %s", u, res.StatusCode, want, b)
 	}
 	return string(b)
 }
