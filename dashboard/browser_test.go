@@ -311,6 +311,12 @@ func moreData(t *testing.T, ctx context.Context, url, prefix string, b *bus.Bus,
 			t.Fatal(err)
 		}
 	}
+	for i := range 3 { // fired for later: the page counts them
+		if _, err := bus.Fire(ctx, b, orders, order{OrderID: fmt.Sprintf("L-%d", i), Customer: "c-8", Amount: 5, Items: []string{"gift card"}},
+			bus.WithDelay(time.Hour+time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c := redis.NewClient(&redis.Options{Addr: brokertest.RedisAddr()})
 	defer c.Close()
 	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{

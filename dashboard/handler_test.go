@@ -514,3 +514,33 @@ func TestLoginUnderPrefix(t *testing.T) {
 		t.Errorf("login by link ends at %s, want the page without the token", res.Request.URL)
 	}
 }
+
+func TestScheduledEvents(t *testing.T) {
+	b := bustest.New(t, bus.Config{Service: "shop"})
+	reminders := bus.NewEvent[order]("shop", "reminder_due")
+	ctx := context.Background()
+	for range 2 {
+		if _, err := bus.Fire(ctx, b.Bus, reminders, order{OrderID: "later"}, bus.WithDelay(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{Transport: b.Transport()}))
+	defer srv.Close()
+	var o struct {
+		Events []struct {
+			Event     string     `json:"event"`
+			Length    int64      `json:"length"`
+			Scheduled *int64     `json:"scheduled"`
+			NextDue   *time.Time `json:"next_due"`
+		} `json:"events"`
+	}
+	getJSON(t, http.DefaultClient, srv.URL+"/api/overview", &o)
+	if len(o.Events) != 1 || o.Events[0].Event != "shop.reminder_due" || o.Events[0].Scheduled == nil || *o.Events[0].Scheduled != 2 ||
+		o.Events[0].NextDue == nil || time.Until(*o.Events[0].NextDue) < 50*time.Minute {
+		t.Fatalf("overview events: %+v", o.Events)
+	}
+	m := get(t, srv.URL+"/metrics")
+	if !strings.Contains(m, `busline_event_scheduled{event="shop.reminder_due"} 2`+"\n") || !strings.Contains(m, `busline_event_next_due_timestamp_seconds{event="shop.reminder_due"} `) {
+		t.Errorf("metrics lack the scheduled events:\n%s", m)
+	}
+}

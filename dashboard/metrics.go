@@ -26,6 +26,8 @@ const (
 	metricGroupDead     = "busline_group_dead_letters"
 	metricConsumerPend  = "busline_consumer_pending"
 	metricConsumerIdle  = "busline_consumer_idle_seconds"
+	metricScheduled     = "busline_event_scheduled"
+	metricNextDue       = "busline_event_next_due_timestamp_seconds"
 )
 
 // metrics serves the broker's figures in the Prometheus text exposition
@@ -127,6 +129,14 @@ func writeMetrics(w *bufio.Writer, ov *overview) {
 					p.gauge(name, help, v, "group", g.Group, "event", g.Event, "consumer", m.Name)
 				}
 			}
+		}
+	}
+	for _, si := range ov.scheduled {
+		p.gauge(metricScheduled, "Events fired with a delay that wait for their due time.", float64(si.Count), "event", si.Event)
+	}
+	for _, si := range ov.scheduled {
+		if !si.NextDue.IsZero() {
+			p.gauge(metricNextDue, "The earliest due time of an event's scheduled events (Unix time).", seconds(si.NextDue), "event", si.Event)
 		}
 	}
 	members(metricConsumerPend, "Events a consumer holds unacknowledged.", func(m transports.ConsumerInfo) (float64, bool) { return known(m.Pending) })

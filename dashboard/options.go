@@ -28,6 +28,9 @@ type Options struct {
 	DeadLetters transports.DeadLetterStore
 	// Tailer follows an event live. Without one the page has no tail.
 	Tailer transports.Tailer
+	// Scheduler reports the events fired with a delay that wait for their
+	// due time. Without one the page shows no scheduled counts.
+	Scheduler transports.Scheduler
 
 	// Name is shown in the page header, typically the transport URL. It is
 	// shown as given: pass it through the project's redaction first.
@@ -63,6 +66,9 @@ func (o Options) withDefaults() Options {
 		}
 		if o.Tailer == nil {
 			o.Tailer, _ = o.Transport.(transports.Tailer)
+		}
+		if o.Scheduler == nil {
+			o.Scheduler, _ = o.Transport.(transports.Scheduler)
 		}
 	}
 	if o.Refresh <= 0 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +30,8 @@ type overview struct {
 	Groups      []groupView `json:"groups"`
 	Notes       []string    `json:"notes"`
 
-	inspection *transports.Inspection // nil until an inspection succeeded
+	inspection *transports.Inspection   // nil until an inspection succeeded
+	scheduled  []transports.ScheduledInfo // with it, when the transport counts them
 }
 
 type eventView struct {
@@ -39,6 +42,11 @@ type eventView struct {
 	// Rate is the growth of the stream in events per second since the
 	// previous inspection; nil on the first.
 	Rate *float64 `json:"rate"`
+	// Scheduled is the number of events fired with a delay that wait for
+	// their due time, NextDue the earliest; nil where the transport does
+	// not count them.
+	Scheduled *int64     `json:"scheduled"`
+	NextDue   *time.Time `json:"next_due"`
 }
 
 type groupView struct {
@@ -121,13 +129,48 @@ func (p *poller) inspect(ctx context.Context, now time.Time) *overview {
 			at := p.lastOK.At
 			ov.LastOK = &at
 			ov.Events, ov.Groups, ov.Notes = p.lastOK.Events, p.lastOK.Groups, p.lastOK.Notes
-			ov.inspection = p.lastOK.inspection
+			ov.inspection, ov.scheduled = p.lastOK.inspection, p.lastOK.scheduled
 		}
 		return ov
 	}
 	ov := p.build(res, now)
+	p.addScheduled(ictx, ov)
 	p.lastOK = ov
 	return ov
+}
+
+// addScheduled adds the scheduled counts to the events of ov, and the
+// events that have only scheduled ones so far.
+func (p *poller) addScheduled(ctx context.Context, ov *overview) {
+	if p.o.Scheduler == nil {
+		return
+	}
+	list, err := p.o.Scheduler.Scheduled(ctx)
+	switch {
+	case errors.Is(err, transports.ErrUnsupported):
+		ov.Notes = append(ov.Notes, "this transport does not count scheduled events (fired with a delay) per event")
+		return
+	case err != nil:
+		ov.Notes = append(ov.Notes, "scheduled events: "+describe(err))
+		return
+	}
+	ov.scheduled = list
+	byEvent := map[string]int{}
+	for i, e := range ov.Events {
+		byEvent[e.Event] = i
+		zero := int64(0)
+		ov.Events[i].Scheduled = &zero
+	}
+	for _, si := range list {
+		n := si.Count
+		i, ok := byEvent[si.Event]
+		if !ok {
+			ov.Events = append(ov.Events, eventView{Event: si.Event})
+			i = len(ov.Events) - 1
+		}
+		ov.Events[i].Scheduled, ov.Events[i].NextDue = &n, timePtr(si.NextDue)
+	}
+	slices.SortFunc(ov.Events, func(a, b eventView) int { return strings.Compare(a.Event, b.Event) })
 }
 
 func describe(err error) string {

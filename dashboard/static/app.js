@@ -206,6 +206,14 @@ function groupTable(groups) {
     <tbody>${groupRows(groups)}</tbody></table></div>`;
 }
 
+// scheduledFact says how many events fired with a delay wait, and when the next is due.
+function scheduledFact(e) {
+  if (!e.scheduled) return "";
+  const due = e.next_due ? Date.parse(e.next_due) - Date.now() : null;
+  const when = due === null ? "" : due <= 0 ? ", next due now" : `, next in ${esc(duration(due))}`;
+  return `<span>scheduled <b>${count(e.scheduled)}</b>${when}</span>`;
+}
+
 function renderEvents(ov) {
   if (state.holding) { state.pending = true; return; }
   let h = "";
@@ -220,7 +228,7 @@ function renderEvents(ov) {
     h += `<article class="event" data-event="${esc(e.event)}">
       <div class="event-head"><span class="event-name">${esc(e.event)}</span>
         <span class="facts"><span>retained <b>${count(e.length)}</b></span><span>rate <b>${rate(e.rate)}</b></span>
-        <span>last event <b>${esc(ago(e.last_entry_at))}</b></span></span>
+        <span>last event <b>${esc(ago(e.last_entry_at))}</b></span>${scheduledFact(e)}</span>
         <span class="spacer"></span>
         ${state.session.tail ? `<button type="button" data-tail="${esc(e.event)}">Tail</button>` : ""}</div>
       ${groupTable(groups)}</article>`;
