@@ -30,7 +30,7 @@ type overview struct {
 	Groups      []groupView `json:"groups"`
 	Notes       []string    `json:"notes"`
 
-	inspection *transports.Inspection   // nil until an inspection succeeded
+	inspection *transports.Inspection     // nil until an inspection succeeded
 	scheduled  []transports.ScheduledInfo // with it, when the transport counts them
 }
 
