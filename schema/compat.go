@@ -52,6 +52,9 @@ func Compare(sent, required []byte) []Problem {
 		return []Problem{{Kind: KindTypeChanged, Message: "a schema is not JSON"}}
 	}
 	c := comparer{sentRoot: s, reqRoot: r, seen: map[[2]string]bool{}}
+	// The roots are "#" to a recursive type: a field that refers back to
+	// the root is a pair already being compared.
+	c.seen[[2]string{"#", "#"}] = true
 	c.compare(s, r, "", 0)
 	return c.out
 }
@@ -72,15 +75,18 @@ func (c *comparer) compare(sent, req any, ptr string, depth int) {
 	if depth > maxDepth {
 		return
 	}
-	sentRef, reqRef := refOf(sent), refOf(req)
+	// A pair of definitions is compared once: a recursive type (a field
+	// that is a pointer to its own type, nullable or not) is not compared
+	// again at every level of nesting, which would report one change once
+	// per level. The types at the place itself are still compared.
+	descend := true
+	sentRef, reqRef := refsOf(sent), refsOf(req)
 	if sentRef != "" || reqRef != "" {
 		key := [2]string{sentRef + "@" + ptr, reqRef}
 		if sentRef != "" && reqRef != "" {
 			key = [2]string{sentRef, reqRef} // the same pair of definitions: compared once
 		}
-		if c.seen[key] {
-			return
-		}
+		descend = !c.seen[key]
 		c.seen[key] = true
 	}
 	sv := view(c.sentRoot, sent, 0)
@@ -106,6 +112,9 @@ func (c *comparer) compare(sent, req any, ptr string, depth int) {
 		sort.Strings(bad)
 		c.add(KindTypeChanged, ptr, "%s changed type: the firer sends %s, the listener accepts %s",
 			where, strings.Join(bad, " or "), strings.Join(sortedKeys(rv.types), " or "))
+	}
+	if !descend {
+		return
 	}
 	if sv.types["object"] && rv.types["object"] {
 		for _, name := range sortedKeys(rv.required) {
@@ -224,6 +233,29 @@ func refOf(node any) string {
 		}
 	}
 	return ""
+}
+
+// refsOf returns the local references of a node and of its direct anyOf,
+// oneOf and allOf branches (a nullable field is an anyOf of a reference
+// and null), joined by "|"; "" when it has none.
+func refsOf(node any) string {
+	if r := refOf(node); r != "" {
+		return r
+	}
+	m, ok := node.(map[string]any)
+	if !ok {
+		return ""
+	}
+	var refs []string
+	for _, kw := range []string{"anyOf", "oneOf", "allOf"} {
+		bs, _ := m[kw].([]any)
+		for _, b := range bs {
+			if r := refOf(b); r != "" {
+				refs = append(refs, r)
+			}
+		}
+	}
+	return strings.Join(refs, "|")
 }
 
 // resolve follows local references ("#", "#/$defs/Name") within root.
