@@ -5,7 +5,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"fmt"
-	"net"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
@@ -69,11 +69,14 @@ func AddGoComments(importPath, dir string) error {
 // them:
 //   - properties are named by the json tags (encoding/json's rules:
 //     "-" skips a field, embedded structs are flattened);
-//   - a field is required unless its json tag says omitempty or omitzero
-//     or its type is a pointer (a `jsonschema:"required"` tag makes any
-//     field required);
-//   - pointer, slice and map fields also accept null, which is how
-//     encoding/json writes a nil one;
+//   - a field is required unless its json tag says omitempty or omitzero,
+//     its type is a pointer, or it is promoted from an embedded pointer
+//     (a `jsonschema:"required"` tag makes any field required);
+//   - pointer, slice and map values (fields, items, map values, the
+//     payload) also accept null, which is how encoding/json writes a nil
+//     one;
+//   - map keys are what encoding/json writes: a TextMarshaler key any
+//     string, an integer key a decimal with its sign;
 //   - other properties are allowed (additionalProperties is not false),
 //     so that adding a field never breaks a listener;
 //   - a type with its own MarshalJSON accepts any value, one with its own
@@ -169,22 +172,27 @@ var (
 	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
 	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
 	ownSchema     = reflect.TypeFor[interface{ JSONSchema() *jsonschema.Schema }]()
+	urlType       = reflect.TypeFor[url.URL]()
 	knownTypes    = map[reflect.Type]bool{
 		reflect.TypeFor[time.Time]():       true,
-		reflect.TypeFor[net.IP]():          true,
 		reflect.TypeFor[json.RawMessage](): true,
 	}
 )
 
 // opaque describes the types whose JSON is not what their fields say: a
 // type with its own MarshalJSON may write anything (its schema accepts any
-// value), a TextMarshaler writes a string. A JSONSchema method, and the
-// types the library knows (time.Time, net.IP, json.RawMessage), win.
+// value), a TextMarshaler (net.IP, netip.Addr …) writes a string, and
+// url.URL, which has neither, an object. A JSONSchema method, and the
+// types the library knows (time.Time, json.RawMessage), win.
 func opaque(t reflect.Type) *jsonschema.Schema {
 	has := func(i reflect.Type) bool { return t.Implements(i) || reflect.PointerTo(t).Implements(i) }
 	switch {
 	case knownTypes[t] || has(ownSchema):
 		return nil
+	case t == urlType:
+		// The library says a string of format uri, but url.URL has no
+		// MarshalJSON or MarshalText: encoding/json writes its fields.
+		return &jsonschema.Schema{Type: "object"}
 	case has(jsonMarshaler):
 		return &jsonschema.Schema{}
 	case has(textMarshaler):
@@ -194,7 +202,8 @@ func opaque(t reflect.Type) *jsonschema.Schema {
 }
 
 // fixer applies the project's rules on what the library reflected: pointer
-// fields optional, pointer, slice and map fields nullable.
+// fields optional, pointer, slice and map values nullable, map keys as
+// encoding/json writes them.
 type fixer struct {
 	defs jsonschema.Definitions
 	done map[string]bool
@@ -228,25 +237,62 @@ func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
 				continue
 			}
 			f.fix(fl.typ, p)
-			if fl.typ.Kind() == reflect.Pointer && !fl.forceRequired {
+			// A pointer field may be nil (null, or left out with
+			// omitempty); the fields of a nil embedded pointer are left out.
+			if (fl.typ.Kind() == reflect.Pointer || fl.viaPointer) && !fl.forceRequired {
 				s.Required = without(s.Required, fl.name)
 			}
-			if isNullable(fl.typ) && !allowsNull(p) {
-				s.Properties.Set(fl.name, &jsonschema.Schema{
-					Description: p.Description,
-					AnyOf:       []*jsonschema.Schema{p, {Type: "null"}},
-				})
-				p.Description = ""
+			if q := orNull(fl.typ, p); q != p {
+				q.Description, p.Description = p.Description, ""
+				s.Properties.Set(fl.name, q)
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		f.fix(t.Elem(), s.Items)
+		if s.Items != nil {
+			s.Items = orNull(t.Elem(), s.Items)
+		}
 	case reflect.Map:
 		f.fix(t.Elem(), s.AdditionalProperties)
 		for _, p := range s.PatternProperties {
 			f.fix(t.Elem(), p)
 		}
+		f.fixKeys(t, s)
 	}
+}
+
+// fixKeys makes the property names of a map's schema those encoding/json
+// writes: a key of a string type as it is, one that implements
+// encoding.TextMarshaler as its text (any string), an integer in decimal
+// with its sign. Values that may be nil also accept null.
+func (f *fixer) fixKeys(t reflect.Type, s *jsonschema.Schema) {
+	k := t.Key()
+	if s.AdditionalProperties != nil && s.AdditionalProperties != jsonschema.FalseSchema {
+		s.AdditionalProperties = orNull(t.Elem(), s.AdditionalProperties)
+	}
+	var value *jsonschema.Schema
+	for _, p := range s.PatternProperties {
+		value = p
+	}
+	if value == nil {
+		return
+	}
+	value = orNull(t.Elem(), value)
+	switch {
+	case k.Kind() != reflect.String && k.Implements(textMarshaler):
+		s.PatternProperties, s.AdditionalProperties = nil, value
+	case k.Kind() >= reflect.Int && k.Kind() <= reflect.Int64:
+		s.PatternProperties = map[string]*jsonschema.Schema{"^-?[0-9]+$": value}
+	}
+}
+
+// orNull returns s, or s or null when t is a type whose nil value
+// encoding/json writes as null (a pointer, a slice, a map).
+func orNull(t reflect.Type, s *jsonschema.Schema) *jsonschema.Schema {
+	if !isNullable(t) || allowsNull(s) {
+		return s
+	}
+	return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{s, {Type: "null"}}}
 }
 
 func isNullable(t reflect.Type) bool {
@@ -284,6 +330,9 @@ type field struct {
 	name          string
 	typ           reflect.Type
 	forceRequired bool
+	// viaPointer: the field is promoted from an embedded pointer to a
+	// struct, which encoding/json leaves out when the pointer is nil.
+	viaPointer bool
 }
 
 // jsonFields lists the properties encoding/json writes for struct type t,
@@ -302,12 +351,15 @@ func jsonFields(t reflect.Type) []field {
 			continue
 		}
 		if sf.Anonymous && tag[0] == "" {
-			et := sf.Type
+			et, ptr := sf.Type, false
 			if et.Kind() == reflect.Pointer {
-				et = et.Elem()
+				et, ptr = et.Elem(), true
 			}
 			if et.Kind() == reflect.Struct {
-				out = append(out, jsonFields(et)...)
+				for _, fl := range jsonFields(et) {
+					fl.viaPointer = fl.viaPointer || ptr
+					out = append(out, fl)
+				}
 				continue
 			}
 		}
