@@ -133,6 +133,32 @@ type propKinds struct {
 	PP **string `json:"pp"`
 }
 
+type propShadowA struct {
+	Name string `json:"name"`
+	X    int
+}
+
+type propShadowB struct {
+	Y int `json:"y"`
+	X string
+}
+
+// propShadow: the outer name wins over the embedded one; the two X at
+// the same depth cancel out (encoding/json writes neither).
+type propShadow struct {
+	propShadowA
+	Name bool `json:"name"`
+	propShadowB
+}
+
+type propOdd struct {
+	Dash   string      `json:"-,"`
+	Inline propShadowA `json:",inline"`
+	Count  propCount   `json:"count,string"`
+}
+
+type propCount int
+
 type propNode struct {
 	V    int       `json:"v"`
 	Next *propNode `json:"next"`
@@ -152,6 +178,8 @@ func TestEncodedValuesValidate(t *testing.T) {
 		reflect.TypeFor[propTags](),
 		reflect.TypeFor[propKinds](),
 		reflect.TypeFor[propNode](),
+		reflect.TypeFor[propShadow](),
+		reflect.TypeFor[propOdd](),
 		reflect.TypeFor[[]propItem](),
 		reflect.TypeFor[map[string]int](),
 		reflect.TypeFor[map[int64]propItem](),

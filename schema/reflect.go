@@ -67,8 +67,9 @@ func AddGoComments(importPath, dir string) error {
 
 // For returns the schema of payloads of type t, as the JSON codec encodes
 // them:
-//   - properties are named by the json tags (encoding/json's rules:
-//     "-" skips a field, embedded structs are flattened);
+//   - the properties are those encoding/json writes, named by the json
+//     tags ("-" skips a field, embedded structs are flattened, the
+//     shallowest of several fields of one name wins);
 //   - a field is required unless its json tag says omitempty or omitzero,
 //     its type is a pointer, or it is promoted from an embedded pointer
 //     (a `jsonschema:"required"` tag makes any field required);
@@ -105,13 +106,15 @@ func reflectType(t reflect.Type) *Schema {
 		cm[k] = v
 	}
 	comments.RUnlock()
-	r := &jsonschema.Reflector{
-		Anonymous:                 true,
-		ExpandedStruct:            true,
-		AllowAdditionalProperties: true,
-		CommentMap:                cm,
-		Namer:                     defName,
-		Mapper:                    opaque,
+	reflector := func() *jsonschema.Reflector {
+		return &jsonschema.Reflector{
+			Anonymous:                 true,
+			ExpandedStruct:            true,
+			AllowAdditionalProperties: true,
+			CommentMap:                cm,
+			Namer:                     defName,
+			Mapper:                    opaque,
+		}
 	}
 	var root *jsonschema.Schema
 	func() {
@@ -120,12 +123,14 @@ func reflectType(t reflect.Type) *Schema {
 				root = nil
 			}
 		}()
-		root = r.ReflectFromType(t)
+		root = reflector().ReflectFromType(t)
+		if root != nil {
+			f := fixer{root: root, done: map[string]bool{}, reflector: reflector}
+			f.fix(t, root)
+		}
 	}()
 	var raw []byte
 	if root != nil {
-		f := fixer{defs: root.Definitions, done: map[string]bool{}}
-		f.fix(t, root)
 		if isNullable(t) && !allowsNull(root) {
 			nullable := *root
 			root = &jsonschema.Schema{
@@ -205,8 +210,9 @@ func opaque(t reflect.Type) *jsonschema.Schema {
 // fields optional, pointer, slice and map values nullable, map keys as
 // encoding/json writes them.
 type fixer struct {
-	defs jsonschema.Definitions
-	done map[string]bool
+	root      *jsonschema.Schema // its Definitions are the $defs
+	done      map[string]bool
+	reflector func() *jsonschema.Reflector
 }
 
 func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
@@ -221,7 +227,7 @@ func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
 			return
 		}
 		f.done[name] = true
-		s = f.defs[name]
+		s = f.root.Definitions[name]
 		if s == nil {
 			return
 		}
@@ -231,6 +237,7 @@ func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
 		if s.Properties == nil {
 			return
 		}
+		f.alignFields(t, s)
 		for _, fl := range jsonFields(t) {
 			p, ok := s.Properties.Get(fl.name)
 			if !ok || p == nil {
@@ -321,62 +328,6 @@ func without(list []string, name string) []string {
 		if n != name {
 			out = append(out, n)
 		}
-	}
-	return out
-}
-
-// field is one JSON property of a struct type.
-type field struct {
-	name          string
-	typ           reflect.Type
-	forceRequired bool
-	// viaPointer: the field is promoted from an embedded pointer to a
-	// struct, which encoding/json leaves out when the pointer is nil.
-	viaPointer bool
-}
-
-// jsonFields lists the properties encoding/json writes for struct type t,
-// by the library's rules of reading tags: embedded structs without a name
-// are flattened, "-" skips, unexported fields are skipped.
-func jsonFields(t reflect.Type) []field {
-	var out []field
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		tag := strings.Split(sf.Tag.Get("json"), ",")
-		if tag[0] == "-" && len(tag) == 1 {
-			continue
-		}
-		stags := strings.Split(sf.Tag.Get("jsonschema"), ",")
-		if len(stags) > 0 && stags[0] == "-" {
-			continue
-		}
-		if sf.Anonymous && tag[0] == "" {
-			et, ptr := sf.Type, false
-			if et.Kind() == reflect.Pointer {
-				et, ptr = et.Elem(), true
-			}
-			if et.Kind() == reflect.Struct {
-				for _, fl := range jsonFields(et) {
-					fl.viaPointer = fl.viaPointer || ptr
-					out = append(out, fl)
-				}
-				continue
-			}
-		}
-		if !sf.Anonymous && !sf.IsExported() {
-			continue
-		}
-		name := sf.Name
-		if tag[0] != "" {
-			name = tag[0]
-		}
-		req := false
-		for _, st := range stags {
-			if st == "required" {
-				req = true
-			}
-		}
-		out = append(out, field{name: name, typ: sf.Type, forceRequired: req})
 	}
 	return out
 }
