@@ -40,6 +40,8 @@ type Problem struct {
 //     requires too (a firer's optional field may be missing);
 //   - every type the firer may send at a place must be a type the
 //     listener accepts there (an integer is a number);
+//   - so must every item of a list and every value of a map (at
+//     "/field/*");
 //   - fields the listener does not know are fine (ignored on decode),
 //     so adding a field or making one optional for the listener never
 //     breaks.
@@ -132,6 +134,22 @@ func (c *comparer) compare(sent, req any, ptr string, depth int) {
 			}
 		}
 	}
+	if sv.types["object"] && rv.types["object"] && rv.values != nil {
+		// A map: each value the firer may send must suit the listener's
+		// values. A firer's object that says nothing of its values may
+		// send any.
+		switch {
+		case sv.values != nil:
+			c.compare(sv.values, rv.values, ptr+"/*", depth+1)
+		case len(sv.props) == 0:
+			c.compare(true, rv.values, ptr+"/*", depth+1)
+		}
+		for _, name := range sortedKeys(sv.props) {
+			if rv.props[name] == nil {
+				c.compare(sv.props[name], rv.values, ptr+"/"+escapeToken(name), depth+1)
+			}
+		}
+	}
 	if sv.types["array"] && rv.types["array"] && sv.items != nil && rv.items != nil {
 		c.compare(sv.items, rv.items, ptr+"/*", depth+1)
 	}
@@ -145,6 +163,10 @@ type shape struct {
 	props    map[string]any
 	required map[string]bool
 	items    any
+	// values is the schema of a map's values (additionalProperties, or
+	// the one patternProperties of a map with integer keys); nil when
+	// the node does not constrain them.
+	values any
 }
 
 func view(root, node any, depth int) shape {
@@ -181,6 +203,13 @@ func view(root, node any, depth int) shape {
 		if it, ok := n["items"]; ok {
 			sh.items = it
 		}
+		if pp, ok := n["patternProperties"].(map[string]any); ok && len(pp) == 1 {
+			for _, v := range pp {
+				sh.values = v
+			}
+		} else if ap, ok := n["additionalProperties"]; ok && ap != true {
+			sh.values = ap
+		}
 		branches := false
 		if depth < maxDepth {
 			for _, kw := range []string{"anyOf", "oneOf", "allOf"} {
@@ -208,6 +237,9 @@ func view(root, node any, depth int) shape {
 					}
 					if sh.items == nil {
 						sh.items = bv.items
+					}
+					if sh.values == nil {
+						sh.values = bv.values
 					}
 				}
 			}
