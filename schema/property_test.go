@@ -159,6 +159,18 @@ type propOdd struct {
 
 type propCount int
 
+// propByte is a byte: a slice of them is base64 too.
+type propByte uint8
+
+type propNumbers struct {
+	Number   json.Number       `json:"number"`
+	NumPtr   *json.Number      `json:"num_ptr"`
+	Numbers  []json.Number     `json:"numbers"`
+	Octets   []propByte        `json:"octets"`
+	SlicePtr *[]int            `json:"slice_ptr"`
+	Matrix   map[string][]byte `json:"matrix"`
+}
+
 type propNode struct {
 	V    int       `json:"v"`
 	Next *propNode `json:"next"`
@@ -180,6 +192,7 @@ func TestEncodedValuesValidate(t *testing.T) {
 		reflect.TypeFor[propNode](),
 		reflect.TypeFor[propShadow](),
 		reflect.TypeFor[propOdd](),
+		reflect.TypeFor[propNumbers](),
 		reflect.TypeFor[[]propItem](),
 		reflect.TypeFor[map[string]int](),
 		reflect.TypeFor[map[int64]propItem](),
@@ -210,11 +223,12 @@ func TestEncodedValuesValidate(t *testing.T) {
 }
 
 var (
-	propTimeType = reflect.TypeFor[time.Time]()
-	propIPType   = reflect.TypeFor[net.IP]()
-	propAddrType = reflect.TypeFor[netip.Addr]()
-	propURLType  = reflect.TypeFor[url.URL]()
-	propRawType  = reflect.TypeFor[json.RawMessage]()
+	propTimeType   = reflect.TypeFor[time.Time]()
+	propIPType     = reflect.TypeFor[net.IP]()
+	propAddrType   = reflect.TypeFor[netip.Addr]()
+	propURLType    = reflect.TypeFor[url.URL]()
+	propRawType    = reflect.TypeFor[json.RawMessage]()
+	propNumberType = reflect.TypeFor[json.Number]()
 )
 
 // randomValue makes a random value of t: zero values, nils, extremes and
@@ -251,6 +265,10 @@ func randomValue(rng *rand.Rand, t reflect.Type, depth int) reflect.Value {
 	case propURLType:
 		u, _ := url.Parse(fmt.Sprintf("https://user:pw@example.com:%d/p/%d?q=%d#f", rng.IntN(65536), rng.IntN(9), rng.IntN(9)))
 		v.Set(reflect.ValueOf(*u))
+		return v
+	case propNumberType:
+		ns := []string{"0", "-1.5e300", "12345678901234567890", "3.25"}
+		v.SetString(ns[rng.IntN(len(ns))])
 		return v
 	case propRawType:
 		data, _ := json.Marshal(randomAny(rng, depth))

@@ -178,6 +178,7 @@ var (
 	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
 	ownSchema     = reflect.TypeFor[interface{ JSONSchema() *jsonschema.Schema }]()
 	urlType       = reflect.TypeFor[url.URL]()
+	numberType    = reflect.TypeFor[json.Number]()
 	knownTypes    = map[reflect.Type]bool{
 		reflect.TypeFor[time.Time]():       true,
 		reflect.TypeFor[json.RawMessage](): true,
@@ -187,7 +188,8 @@ var (
 // opaque describes the types whose JSON is not what their fields say: a
 // type with its own MarshalJSON may write anything (its schema accepts any
 // value), a TextMarshaler (net.IP, netip.Addr …) writes a string, and
-// url.URL, which has neither, an object. A JSONSchema method, and the
+// url.URL, which has neither, an object; a json.Number is a number, a
+// slice of any byte type a base64 string. A JSONSchema method, and the
 // types the library knows (time.Time, json.RawMessage), win.
 func opaque(t reflect.Type) *jsonschema.Schema {
 	has := func(i reflect.Type) bool { return t.Implements(i) || reflect.PointerTo(t).Implements(i) }
@@ -202,6 +204,12 @@ func opaque(t reflect.Type) *jsonschema.Schema {
 		return &jsonschema.Schema{}
 	case has(textMarshaler):
 		return &jsonschema.Schema{Type: "string"}
+	case t == numberType:
+		return &jsonschema.Schema{Type: "number"} // a string type written as a number
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 &&
+		!reflect.PointerTo(t.Elem()).Implements(jsonMarshaler) && !reflect.PointerTo(t.Elem()).Implements(textMarshaler):
+		// Any slice of bytes, not only []byte, is written in base64.
+		return &jsonschema.Schema{Type: "string", ContentEncoding: "base64"}
 	}
 	return nil
 }
