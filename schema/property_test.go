@@ -159,6 +159,19 @@ type propOdd struct {
 
 type propCount int
 
+// propPtrText writes itself as text with a pointer receiver: encoding/json
+// calls it only where the value is addressable (behind a pointer, in a
+// slice), and writes its fields elsewhere.
+type propPtrText struct{ V int }
+
+func (p *propPtrText) MarshalText() ([]byte, error) { return fmt.Appendf(nil, "v%d", p.V), nil }
+
+type propPtrTexts struct {
+	Val  propPtrText   `json:"val"`
+	Ptr  *propPtrText  `json:"ptr"`
+	List []propPtrText `json:"list"`
+}
+
 // propByte is a byte: a slice of them is base64 too.
 type propByte uint8
 
@@ -193,6 +206,7 @@ func TestEncodedValuesValidate(t *testing.T) {
 		reflect.TypeFor[propShadow](),
 		reflect.TypeFor[propOdd](),
 		reflect.TypeFor[propNumbers](),
+		reflect.TypeFor[propPtrTexts](),
 		reflect.TypeFor[[]propItem](),
 		reflect.TypeFor[map[string]int](),
 		reflect.TypeFor[map[int64]propItem](),

@@ -187,7 +187,8 @@ var (
 
 // opaque describes the types whose JSON is not what their fields say: a
 // type with its own MarshalJSON may write anything (its schema accepts any
-// value), a TextMarshaler (net.IP, netip.Addr …) writes a string, and
+// value), a TextMarshaler (net.IP, netip.Addr …) writes a string (one
+// with a pointer receiver may write its fields: any value), and
 // url.URL, which has neither, an object; a json.Number is a number, a
 // slice of any byte type a base64 string. A JSONSchema method, and the
 // types the library knows (time.Time, json.RawMessage), win.
@@ -202,8 +203,13 @@ func opaque(t reflect.Type) *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "object"}
 	case has(jsonMarshaler):
 		return &jsonschema.Schema{}
-	case has(textMarshaler):
+	case t.Implements(textMarshaler):
 		return &jsonschema.Schema{Type: "string"}
+	case has(textMarshaler):
+		// A pointer receiver: encoding/json calls MarshalText only where
+		// the value is addressable (behind a pointer, in a slice) and
+		// writes the fields elsewhere.
+		return &jsonschema.Schema{}
 	case t == numberType:
 		return &jsonschema.Schema{Type: "number"} // a string type written as a number
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 &&
