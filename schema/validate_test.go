@@ -34,3 +34,26 @@ func TestValidateAssertsFormats(t *testing.T) {
 		t.Errorf("mismatches at %v, want /at and /email: %v", ptrs, err)
 	}
 }
+
+type shipment struct {
+	To     *address          `json:"to"`
+	Stock  map[int]string    `json:"stock"`
+	Labels map[string]string `json:"labels"`
+}
+
+func TestValidateNullableNamesTheMismatchInsideTheValue(t *testing.T) {
+	v, err := Compile(For(reflect.TypeFor[shipment]()).JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = v.Validate([]byte(`{"to":{},"stock":{"north":"x"},"labels":{"a":1}}`))
+	want := "payload does not match the event's schema: at /labels/a: got number, want string; " +
+		"at /stock: additional properties 'north' not allowed; at /to: missing property 'city'"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant  %s", err, want)
+	}
+	err = v.Validate([]byte(`{"to":"x","stock":null,"labels":null}`))
+	if err == nil || !strings.HasSuffix(err.Error(), "at /to: got string, want object or null") {
+		t.Errorf("err = %v", err)
+	}
+}
