@@ -172,6 +172,22 @@ type propPtrTexts struct {
 	List []propPtrText `json:"list"`
 }
 
+// propStamped embeds time.Time: its MarshalJSON is promoted, so
+// encoding/json writes only the time.
+type propStamped struct {
+	time.Time
+	Note string `json:"note"`
+}
+
+type PropTags []string
+
+type propEmbeds struct {
+	Stamped propStamped `json:"stamped"`
+	PropTags
+	fmt.Stringer
+	Ptr *propStamped `json:"ptr"`
+}
+
 // propByte is a byte: a slice of them is base64 too.
 type propByte uint8
 
@@ -207,6 +223,7 @@ func TestEncodedValuesValidate(t *testing.T) {
 		reflect.TypeFor[propOdd](),
 		reflect.TypeFor[propNumbers](),
 		reflect.TypeFor[propPtrTexts](),
+		reflect.TypeFor[propEmbeds](),
 		reflect.TypeFor[[]propItem](),
 		reflect.TypeFor[map[string]int](),
 		reflect.TypeFor[map[int64]propItem](),
@@ -252,7 +269,7 @@ func randomValue(rng *rand.Rand, t reflect.Type, depth int) reflect.Value {
 	switch t {
 	case propTimeType:
 		sec := rng.Int64N(253402300799+62135596800) - 62135596800 // years 1 to 9999
-		zone := time.FixedZone("", (rng.IntN(48*60)-24*60+1)*60)
+		zone := time.FixedZone("", (rng.IntN(2*(23*60+59)+1)-(23*60+59))*60) // encoding/json takes offsets below 24h
 		tm := time.Unix(sec, rng.Int64N(1e9)).In(zone)
 		if tm.Year() < 1 || tm.Year() > 9999 || rng.IntN(8) == 0 {
 			tm = time.Time{}
