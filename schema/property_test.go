@@ -268,7 +268,7 @@ func randomValue(rng *rand.Rand, t reflect.Type, depth int) reflect.Value {
 	v := reflect.New(t).Elem()
 	switch t {
 	case propTimeType:
-		sec := rng.Int64N(253402300799+62135596800) - 62135596800 // years 1 to 9999
+		sec := rng.Int64N(253402300799+62135596800) - 62135596800            // years 1 to 9999
 		zone := time.FixedZone("", (rng.IntN(2*(23*60+59)+1)-(23*60+59))*60) // encoding/json takes offsets below 24h
 		tm := time.Unix(sec, rng.Int64N(1e9)).In(zone)
 		if tm.Year() < 1 || tm.Year() > 9999 || rng.IntN(8) == 0 {

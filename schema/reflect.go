@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,7 @@ func AddGoComments(importPath, dir string) error {
 //     one;
 //   - map keys are what encoding/json writes: a TextMarshaler key any
 //     string, an integer key a decimal with its sign;
+//   - an integer of a sized or unsigned type has the type's range;
 //   - other properties are allowed (additionalProperties is not false),
 //     so that adding a field never breaks a listener;
 //   - a type with its own MarshalJSON accepts any value, one with its own
@@ -247,6 +249,8 @@ func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
 		}
 	}
 	switch t.Kind() {
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		bounds(t, s)
 	case reflect.Struct:
 		if s.Properties == nil {
 			return
@@ -304,6 +308,25 @@ func (f *fixer) fixKeys(t reflect.Type, s *jsonschema.Schema) {
 		s.PatternProperties, s.AdditionalProperties = nil, value
 	case k.Kind() >= reflect.Int && k.Kind() <= reflect.Int64:
 		s.PatternProperties = map[string]*jsonschema.Schema{"^-?[0-9]+$": value}
+	}
+}
+
+// bounds gives an integer of a sized or unsigned Go type the range that
+// decodes into it: a number outside it is refused by validation, rather
+// than by the listener's decoder. A range of the jsonschema tag wins.
+func bounds(t reflect.Type, s *jsonschema.Schema) {
+	if s.Type != "integer" || s.Minimum != "" || s.Maximum != "" || s.ExclusiveMinimum != "" || s.ExclusiveMaximum != "" {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Int8, reflect.Int16, reflect.Int32:
+		s.Minimum = json.Number(strconv.FormatInt(-1<<(t.Bits()-1), 10))
+		s.Maximum = json.Number(strconv.FormatInt(1<<(t.Bits()-1)-1, 10))
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32:
+		s.Minimum = "0"
+		s.Maximum = json.Number(strconv.FormatUint(1<<t.Bits()-1, 10))
+	default: // uint, uint64
+		s.Minimum = "0"
 	}
 }
 

@@ -57,3 +57,35 @@ func TestValidateNullableNamesTheMismatchInsideTheValue(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+type reading struct {
+	Level  int8     `json:"level"`
+	Count  uint     `json:"count"`
+	Port   *uint16  `json:"port"`
+	Codes  []uint32 `json:"codes"`
+	Floor  int16    `json:"floor" jsonschema:"minimum=-3"`
+	AsText uint8    `json:"as_text,string"`
+}
+
+func TestValidateIntegerRanges(t *testing.T) {
+	v, err := Compile(For(reflect.TypeFor[reading]()).JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := `{"level":-128,"count":18446744073709551615,"port":65535,"codes":[4294967295],"floor":-3,"as_text":"7"}`
+	if err := v.Validate([]byte(ok)); err != nil {
+		t.Errorf("in range: %v", err)
+	}
+	err = v.Validate([]byte(`{"level":128,"count":-1,"port":70000,"codes":[-1],"floor":-4,"as_text":"7"}`))
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("out of range accepted: %v", err)
+	}
+	var ptrs []string
+	for _, p := range ve.Problems {
+		ptrs = append(ptrs, p.Pointer)
+	}
+	if got := strings.Join(ptrs, " "); got != "/codes/0 /count /floor /level /port" {
+		t.Errorf("mismatches at %s: %v", got, err)
+	}
+}
