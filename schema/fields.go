@@ -16,7 +16,9 @@ type field struct {
 	index []int // the path of struct fields to it
 	sf    reflect.StructField
 	// omit: the json tag says omitempty or omitzero.
-	omit          bool
+	omit bool
+	// quoted: the json tag says string.
+	quoted        bool
 	forceRequired bool
 	// viaPointer: the field is promoted from an embedded pointer to a
 	// struct, which encoding/json leaves out when the pointer is nil.
@@ -83,8 +85,11 @@ func jsonFields(t reflect.Type) []field {
 					fl.name = sf.Name
 				}
 				for _, o := range strings.Split(opts, ",") {
-					if o == "omitempty" || o == "omitzero" {
+					switch o {
+					case "omitempty", "omitzero":
 						fl.omit = true
+					case "string":
+						fl.quoted = true
 					}
 				}
 				for _, st := range strings.Split(sf.Tag.Get("jsonschema"), ",") {

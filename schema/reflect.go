@@ -249,7 +249,8 @@ func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
 		}
 	}
 	switch t.Kind() {
-	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		bounds(t, s)
 	case reflect.Struct:
 		if s.Properties == nil {
@@ -262,6 +263,7 @@ func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
 				continue
 			}
 			f.fix(fl.typ, p)
+			quoted(fl, p)
 			// A pointer field may be nil (null, or left out with
 			// omitempty); the fields of a nil embedded pointer are left out.
 			if (fl.typ.Kind() == reflect.Pointer || fl.viaPointer) && !fl.forceRequired {
@@ -312,21 +314,60 @@ func (f *fixer) fixKeys(t reflect.Type, s *jsonschema.Schema) {
 }
 
 // bounds gives an integer of a sized or unsigned Go type the range that
-// decodes into it: a number outside it is refused by validation, rather
-// than by the listener's decoder. A range of the jsonschema tag wins.
+// decodes into it (an unsigned one at least its minimum 0): a number
+// outside it is refused by validation, rather than by the listener's
+// decoder. A bound of the jsonschema tag wins over the type's on its side.
 func bounds(t reflect.Type, s *jsonschema.Schema) {
-	if s.Type != "integer" || s.Minimum != "" || s.Maximum != "" || s.ExclusiveMinimum != "" || s.ExclusiveMaximum != "" {
+	if s.Type != "integer" {
 		return
 	}
+	var lo, hi string
 	switch t.Kind() {
 	case reflect.Int8, reflect.Int16, reflect.Int32:
-		s.Minimum = json.Number(strconv.FormatInt(-1<<(t.Bits()-1), 10))
-		s.Maximum = json.Number(strconv.FormatInt(1<<(t.Bits()-1)-1, 10))
+		lo, hi = strconv.FormatInt(-1<<(t.Bits()-1), 10), strconv.FormatInt(1<<(t.Bits()-1)-1, 10)
 	case reflect.Uint8, reflect.Uint16, reflect.Uint32:
-		s.Minimum = "0"
-		s.Maximum = json.Number(strconv.FormatUint(1<<t.Bits()-1, 10))
-	default: // uint, uint64
-		s.Minimum = "0"
+		lo, hi = "0", strconv.FormatUint(1<<t.Bits()-1, 10)
+	case reflect.Uint, reflect.Uint64, reflect.Uintptr:
+		lo = "0"
+	default:
+		return // int, int64: a number beyond them is no mistake one makes by hand
+	}
+	if lo != "" && s.Minimum == "" && s.ExclusiveMinimum == "" {
+		s.Minimum = json.Number(lo)
+	}
+	if hi != "" && s.Maximum == "" && s.ExclusiveMaximum == "" {
+		s.Maximum = json.Number(hi)
+	}
+}
+
+// quotedPatterns are the strings that encoding/json decodes into a field
+// of each kind tagged ",string": the number, boolean or JSON string it
+// quotes.
+var quotedPatterns = map[reflect.Kind]string{
+	reflect.Int:     `^-?(0|[1-9][0-9]*)$`,
+	reflect.Uint:    `^(0|[1-9][0-9]*)$`,
+	reflect.Float64: `^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`,
+	reflect.Bool:    `^(true|false)$`,
+	reflect.String:  `^"([^"\\]|\\.)*"$`,
+}
+
+// quoted gives the schema of a field tagged ",string" (a string, as the
+// library says) the pattern of what it quotes.
+func quoted(fl field, s *jsonschema.Schema) {
+	k := fl.typ.Kind()
+	if k == reflect.Pointer {
+		k = fl.typ.Elem().Kind()
+	}
+	switch {
+	case k >= reflect.Int && k <= reflect.Int64:
+		k = reflect.Int
+	case k >= reflect.Uint && k <= reflect.Uintptr:
+		k = reflect.Uint
+	case k == reflect.Float32:
+		k = reflect.Float64
+	}
+	if p, ok := quotedPatterns[k]; ok && fl.quoted && s.Type == "string" && s.Pattern == "" {
+		s.Pattern = p
 	}
 }
 

@@ -65,7 +65,8 @@ type Validator struct {
 // Compile compiles a schema document for validation. The "format" keyword
 // is asserted (draft 2020-12 makes it an annotation unless asked): a
 // date-time, email, uuid … that is not one is refused; unknown formats are
-// ignored.
+// ignored. So are contentEncoding and contentMediaType: a []byte field
+// takes only base64.
 func Compile(doc []byte) (*Validator, error) {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {
@@ -75,6 +76,9 @@ func Compile(doc []byte) (*Validator, error) {
 	// Formats are constraints like the others: a time.Time field is a
 	// "date-time", and a string that is not one does not decode into it.
 	c.AssertFormat()
+	// So are contentEncoding (a []byte field takes only base64) and
+	// contentMediaType.
+	c.AssertContent()
 	const loc = "busline:event.schema.json"
 	if err := c.AddResource(loc, v); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
