@@ -15,7 +15,8 @@ type field struct {
 	typ   reflect.Type
 	index []int // the path of struct fields to it
 	sf    reflect.StructField
-	// omit: the json tag says omitempty or omitzero.
+	// omit: encoding/json may leave the field out (omitzero, or
+	// omitempty on a type it applies to).
 	omit bool
 	// quoted: the json tag says string.
 	quoted        bool
@@ -86,7 +87,12 @@ func jsonFields(t reflect.Type) []field {
 				}
 				for _, o := range strings.Split(opts, ",") {
 					switch o {
-					case "omitempty", "omitzero":
+					case "omitempty":
+						// It never leaves out a struct, nor an array
+						// that has elements.
+						fl.omit = fl.omit || !(ft.Kind() == reflect.Struct && sf.Type.Kind() != reflect.Pointer ||
+							ft.Kind() == reflect.Array && ft.Len() > 0)
+					case "omitzero":
 						fl.omit = true
 					case "string":
 						fl.quoted = true

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,7 +72,8 @@ func AddGoComments(importPath, dir string) error {
 //   - the properties are those encoding/json writes, named by the json
 //     tags ("-" skips a field, embedded structs are flattened, the
 //     shallowest of several fields of one name wins);
-//   - a field is required unless its json tag says omitempty or omitzero,
+//   - a field is required unless its json tag says omitempty (on a type
+//     it applies to: not a struct) or omitzero,
 //     its type is a pointer, or it is promoted from an embedded pointer
 //     (a `jsonschema:"required"` tag makes any field required);
 //   - pointer, slice and map values (fields, items, map values, the
@@ -266,8 +268,13 @@ func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
 			quoted(fl, p)
 			// A pointer field may be nil (null, or left out with
 			// omitempty); the fields of a nil embedded pointer are left out.
-			if (fl.typ.Kind() == reflect.Pointer || fl.viaPointer) && !fl.forceRequired {
+			switch {
+			case (fl.typ.Kind() == reflect.Pointer || fl.viaPointer) && !fl.forceRequired:
 				s.Required = without(s.Required, fl.name)
+			case !fl.omit && !slices.Contains(s.Required, fl.name):
+				// omitempty never leaves out a struct (a time.Time …):
+				// encoding/json always writes it.
+				s.Required = append(s.Required, fl.name)
 			}
 			if q := orNull(fl.typ, p); q != p {
 				q.Description, p.Description = p.Description, ""

@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,28 @@ func TestValidateIntegerRanges(t *testing.T) {
 	}
 	if got := strings.Join(ptrs, " "); got != "/codes/0 /count /floor /level /port" {
 		t.Errorf("mismatches at %s: %v", got, err)
+	}
+}
+
+// stamped has omitempty where encoding/json ignores it (a struct, an
+// array with elements) and where it applies.
+type stamped struct {
+	At     time.Time `json:"at,omitempty"`
+	Bill   address   `json:"bill,omitempty"`
+	Pair   [2]int    `json:"pair,omitempty"`
+	Note   string    `json:"note,omitempty"`
+	Zeroed address   `json:"zeroed,omitzero"`
+	Ship   *address  `json:"ship,omitempty"`
+}
+
+func TestOmitemptyOnAStructIsRequired(t *testing.T) {
+	m := schemaOf[stamped](t)
+	var req []string
+	for _, r := range m["required"].([]any) {
+		req = append(req, r.(string))
+	}
+	slices.Sort(req)
+	if want := []string{"at", "bill", "pair"}; !slices.Equal(req, want) {
+		t.Errorf("required %v, want %v (encoding/json always writes them)", req, want)
 	}
 }
