@@ -261,3 +261,57 @@ func (f *fixer) reflectField(fl field) (p *jsonschema.Schema) {
 	}
 	return p
 }
+
+// embedsItself reports whether a struct type reachable from t embeds
+// itself, directly or through other embedded structs (or fields tagged
+// ",inline"). The library flattens embedded structs without end on such
+// a type, and the process dies of a stack overflow, which no recover
+// catches.
+func embedsItself(t reflect.Type) bool {
+	seen := map[reflect.Type]bool{}
+	var reachable func(t reflect.Type) bool
+	var embeds func(t reflect.Type, path map[reflect.Type]bool) bool
+	embeds = func(t reflect.Type, path map[reflect.Type]bool) bool {
+		if path[t] {
+			return true
+		}
+		path[t] = true
+		defer delete(path, t)
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			tags := strings.Split(sf.Tag.Get("json"), ",")
+			et := sf.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct && ((sf.Anonymous && tags[0] == "") || slices.Contains(tags[1:], "inline")) {
+				if embeds(et, path) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	reachable = func(t reflect.Type) bool {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			if t.Kind() == reflect.Map && reachable(t.Key()) {
+				return true
+			}
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return false
+		}
+		seen[t] = true
+		if embeds(t, map[reflect.Type]bool{}) {
+			return true
+		}
+		for i := range t.NumField() {
+			if reachable(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	}
+	return reachable(t)
+}

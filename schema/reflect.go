@@ -93,7 +93,8 @@ func AddGoComments(importPath, dir string) error {
 //     pattern, format …) apply too.
 //
 // For never fails: a type the library cannot describe (a channel, a
-// function) gets the schema that accepts anything.
+// function, a struct that embeds itself) gets the schema that accepts
+// anything.
 func For(t reflect.Type) *Schema {
 	if s, ok := reflected.Load(t); ok {
 		return s.(*Schema)
@@ -127,6 +128,9 @@ func reflectType(t reflect.Type) *Schema {
 				root = nil
 			}
 		}()
+		if embedsItself(t) {
+			return // accepts anything
+		}
 		root = reflector().ReflectFromType(t)
 		if root != nil {
 			f := fixer{root: root, done: map[string]bool{}, reflector: reflector}

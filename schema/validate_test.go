@@ -113,3 +113,30 @@ func TestOmitemptyOnAStructIsRequired(t *testing.T) {
 		t.Errorf("required %v, want %v (encoding/json always writes them)", req, want)
 	}
 }
+
+// SelfEmbedded embeds itself: encoding/json handles it, the library would
+// recurse until the stack overflows.
+type SelfEmbedded struct {
+	*SelfEmbedded
+	X int `json:"x"`
+}
+
+type linked struct {
+	Next *linked `json:"next,inline"`
+}
+
+type holdsSelfEmbedded struct {
+	Items map[string][]SelfEmbedded `json:"items"`
+}
+
+func TestForStructThatEmbedsItself(t *testing.T) {
+	for _, typ := range []reflect.Type{reflect.TypeFor[SelfEmbedded](), reflect.TypeFor[linked](), reflect.TypeFor[holdsSelfEmbedded]()} {
+		s := For(typ) // must return, not crash the process
+		if string(s.JSON) != `{"$schema":"https://json-schema.org/draft/2020-12/schema"}` {
+			t.Errorf("%s: %s, want the schema that accepts anything", typ, s.JSON)
+		}
+	}
+	if embedsItself(reflect.TypeFor[propNode]()) || embedsItself(reflect.TypeFor[propEmbedded]()) {
+		t.Error("a recursive field or an ordinary embedded struct is not embedding itself")
+	}
+}
