@@ -129,6 +129,12 @@ func (o *Outbox) session(ctx context.Context) error {
 	pubBackoff := newBackoff(o.opts.MaxBackoff)
 	nextCleanup := time.Now()
 	for {
+		// Drop the notifications received so far: the read below covers
+		// their commits. Reads happen without a wait in between while a
+		// backlog drains or the transport refuses, and pgx keeps every
+		// notification a read receives until it is taken.
+		for drainOne(conn) {
+		}
 		if o.opts.Retention >= 0 && !time.Now().Before(nextCleanup) {
 			if err := o.cleanup(ctx, conn); err != nil {
 				return o.sessionErr(ctx, err)
@@ -163,9 +169,6 @@ func (o *Outbox) session(ctx context.Context) error {
 			return nil
 		case err != nil && !timedOut:
 			return fmt.Errorf("outbox: wait for notifications: %w", err)
-		}
-		// Drain the notifications that arrived meanwhile: one read serves them all.
-		for drainOne(conn) {
 		}
 	}
 }

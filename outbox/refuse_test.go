@@ -1,0 +1,154 @@
+package outbox_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/url"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/outbox"
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/memory"
+)
+
+// gate decides whether the "refusing" transport of one test refuses
+// publishes, and records the refused attempts.
+type gate struct {
+	mu       sync.Mutex
+	refuse   bool
+	attempts []attempt
+}
+
+type attempt struct {
+	at time.Time
+	id string
+}
+
+var errRefused = errors.New("refused by the test")
+
+var gates sync.Map // name → *gate
+
+// refusing is a memory transport whose publishes its gate can refuse.
+type refusing struct {
+	transports.Transport
+	g *gate
+}
+
+func (r refusing) Publish(topic string, msgs ...*message.Message) error {
+	r.g.mu.Lock()
+	defer r.g.mu.Unlock()
+	if r.g.refuse {
+		for _, m := range msgs {
+			r.g.attempts = append(r.g.attempts, attempt{time.Now(), m.UUID})
+		}
+		return errRefused
+	}
+	return r.Transport.Publish(topic, msgs...)
+}
+
+func init() {
+	transports.Register("refusing", func(ctx context.Context, u *url.URL, opts transports.OpenOptions) (transports.Transport, error) {
+		g, ok := gates.Load(u.Host)
+		if !ok {
+			return nil, errors.New("no gate " + u.Host)
+		}
+		t, err := transports.Open(ctx, "memory://"+u.Host, opts)
+		if err != nil {
+			return nil, err
+		}
+		return refusing{t, g.(*gate)}, nil
+	})
+}
+
+// newRefusingWorld is newWorld on a transport whose publishes g refuses.
+func newRefusingWorld(t *testing.T) (*world, *gate) {
+	name := "refusing-" + rand.Text()[:8]
+	g := &gate{refuse: true}
+	gates.Store(name, g)
+	t.Cleanup(func() { gates.Delete(name); memory.Forget(name) })
+	return newWorld(t, func(c *bus.Config) { c.Transport = "refusing://" + name }), g
+}
+
+// TestRefusedPublishBacksOff: an event the transport refuses is tried
+// again, from that very event (nothing after it goes out first), with a
+// growing pause between attempts instead of a hot loop; once the transport
+// takes it, the backlog goes out in order.
+func TestRefusedPublishBacksOff(t *testing.T) {
+	w, g := newRefusingWorld(t)
+	const maxBackoff = 400 * time.Millisecond
+	ob := w.outbox(outbox.Options{MaxBackoff: maxBackoff})
+	ids := w.fire(ob, true, 1, 2)
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const tries = 6
+	var got []attempt
+	waitFor(t, 30*time.Second, "the relay to try the refused event again", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		got = append([]attempt(nil), g.attempts...)
+		return len(got) >= tries
+	})
+	for i, a := range got[:tries] {
+		if a.id != ids[0] {
+			t.Fatalf("attempt %d published %s, want the refused first event %s again", i, a.id, ids[0])
+		}
+		if i == 0 {
+			continue
+		}
+		// The backoff starts at 50ms and doubles up to MaxBackoff, with
+		// jitter of ±25%: a pause can be longer than that, never shorter.
+		least := time.Duration(0.75 * float64(min(50*time.Millisecond<<(i-1), maxBackoff)))
+		if gap := a.at.Sub(got[i-1].at); gap < least {
+			t.Fatalf("attempt %d came %s after the previous one, want at least %s (a hot loop)", i, gap, least)
+		}
+	}
+	g.mu.Lock()
+	g.refuse = false
+	g.mu.Unlock()
+	d := w.waitDeliveries(2, 30*time.Second)
+	if d[0].id != ids[0] || d[1].id != ids[1] {
+		t.Fatalf("deliveries after the transport recovered: %s, want 1 2", ns(d))
+	}
+}
+
+// TestNotificationsDrainedWhileRefused: while the transport refuses, the
+// relay keeps reading the table and so receives the notifications of the
+// transactions that fire meanwhile; it must drop them as it goes (each
+// read covers them), not pile them up in the connection for as long as
+// the broker is down.
+func TestNotificationsDrainedWhileRefused(t *testing.T) {
+	w, _ := newRefusingWorld(t)
+	ob := w.outbox(outbox.Options{MaxBackoff: 50 * time.Millisecond})
+	var calls, buffered atomic.Int64
+	outbox.SetAfterPublish(ob, func(conn *pgx.Conn) {
+		// The notifications pgx holds for the connection: no API
+		// reports them without taking them.
+		f := reflect.ValueOf(conn).Elem().FieldByName("notifications")
+		if !f.IsValid() {
+			panic("pgx.Conn has no notifications field: update TestNotificationsDrainedWhileRefused")
+		}
+		buffered.Store(int64(f.Len()))
+		calls.Add(1)
+	})
+	w.fire(ob, true, 0) // refused: the relay retries it
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the relay retrying", func() bool { return calls.Load() > 0 })
+	const fires = 20
+	for n := range fires {
+		w.fire(ob, true, n+1)
+	}
+	waitFor(t, 10*time.Second, "the relay to receive the notifications", func() bool { return buffered.Load() > 0 })
+	waitFor(t, 10*time.Second, "the relay to drop the notifications it received", func() bool { return buffered.Load() == 0 })
+}
