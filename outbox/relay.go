@@ -88,18 +88,20 @@ func (o *Outbox) Close() error {
 	return nil
 }
 
+// relaySettings configure the relay's session. A standby waits for the
+// lock for as long as the holder lives: no server-side timeout may cancel
+// the wait. The server probes an idle client after 10s, every 5s, and ends
+// the session after 3 unanswered probes: a holder whose machine or network
+// vanished without closing the connection frees the lock in about 25s, not
+// after the system's default of two hours and more. They are SET after
+// connecting, not sent as startup parameters, which PgBouncer refuses.
+const relaySettings = `SET statement_timeout = 0; SET lock_timeout = 0;
+SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3`
+
 // session connects, waits for the lock and relays until the connection
 // fails (the error) or ctx is done (nil).
 func (o *Outbox) session(ctx context.Context) error {
-	cfg := o.pool.Config().ConnConfig.Copy()
-	// A standby waits for the lock for as long as the holder lives: no
-	// server-side timeout may cancel the wait.
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
-	}
-	cfg.RuntimeParams["statement_timeout"] = "0"
-	cfg.RuntimeParams["lock_timeout"] = "0"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.ConnectConfig(ctx, o.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return fmt.Errorf("outbox: connect: %w", err)
 	}
@@ -108,6 +110,12 @@ func (o *Outbox) session(ctx context.Context) error {
 		defer cancel()
 		_ = conn.Close(cctx) // ends the session: releases the lock
 	}()
+	if _, err := conn.Exec(ctx, relaySettings); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("outbox: configure the relay's session: %w", err)
+	}
 	// Standby: block until the holder's session ends.
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", o.lockID); err != nil {
 		if ctx.Err() != nil {
