@@ -41,7 +41,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 			backoff.reset()
 		}
 		d := backoff.next()
-		o.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox relay: database connection failed; retrying",
+		o.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox relay: session ended; connecting again",
 			slog.String("table", o.table.quoted), slog.Duration("retry_in", d), slog.Any("error", err))
 		if !sleep(ctx, d) {
 			break
@@ -110,7 +110,10 @@ func (o *Outbox) session(ctx context.Context) error {
 		defer cancel()
 		_ = conn.Close(cctx) // ends the session: releases the lock
 	}()
-	if _, err := conn.Exec(ctx, relaySettings); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+	_, err = conn.Exec(sctx, relaySettings)
+	cancel()
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -127,7 +130,10 @@ func (o *Outbox) session(ctx context.Context) error {
 	defer o.active.Store(false)
 	o.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "outbox relay active", slog.String("table", o.table.quoted))
 	if !o.opts.DisableNotify {
-		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{o.channel}.Sanitize()); err != nil {
+		lctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+		_, err := conn.Exec(lctx, "LISTEN "+pgx.Identifier{o.channel}.Sanitize())
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -212,7 +218,9 @@ type row struct {
 // so that no event is published before those ordered ahead of it; err is
 // a database error that ends the session.
 func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr, err error) {
-	rows, err := conn.Query(ctx, o.sql.pending, o.opts.BatchSize)
+	rctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+	defer cancel()
+	rows, err := conn.Query(rctx, o.sql.pending, o.opts.BatchSize)
 	if err != nil {
 		return 0, nil, fmt.Errorf("outbox: read %s: %w", o.table.quoted, err)
 	}
@@ -253,7 +261,7 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	if len(done) > 0 {
 		// Mark even when ctx ended meanwhile: what was published should
 		// not go out again after a clean stop.
-		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.dbTimeout)
 		_, err = conn.Exec(mctx, o.sql.mark, done)
 		cancel()
 		if err != nil {
@@ -268,7 +276,9 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 func (o *Outbox) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	limit := 10 * o.opts.BatchSize
 	for {
-		tag, err := conn.Exec(ctx, o.sql.cleanup, max(o.opts.Retention.Milliseconds(), 0), limit)
+		dctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+		tag, err := conn.Exec(dctx, o.sql.cleanup, max(o.opts.Retention.Milliseconds(), 0), limit)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("outbox: clean up %s: %w", o.table.quoted, err)
 		}

@@ -52,7 +52,7 @@ func TestSessionStartupParameters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	o := &Outbox{pool: pool, opts: Options{}.withDefaults()}
+	o := &Outbox{pool: pool, opts: Options{}.withDefaults(), dbTimeout: defaultDBTimeout}
 	if err := o.session(context.Background()); err == nil {
 		t.Fatal("session on a server that refuses the connection: no error")
 	}
