@@ -21,11 +21,16 @@ import (
 )
 
 // gate decides whether the "refusing" transport of one test refuses
-// publishes, and records the refused attempts.
+// publishes, and records the refused attempts and the publishes. When
+// stall is set, the next publish closes stalled and waits until stall is
+// closed.
 type gate struct {
-	mu       sync.Mutex
-	refuse   bool
-	attempts []attempt
+	mu        sync.Mutex
+	refuse    bool
+	attempts  []attempt
+	published []string
+	stall     chan struct{}
+	stalled   chan struct{}
 }
 
 type attempt struct {
@@ -45,14 +50,29 @@ type refusing struct {
 
 func (r refusing) Publish(topic string, msgs ...*message.Message) error {
 	r.g.mu.Lock()
-	defer r.g.mu.Unlock()
 	if r.g.refuse {
 		for _, m := range msgs {
 			r.g.attempts = append(r.g.attempts, attempt{time.Now(), m.UUID})
 		}
+		r.g.mu.Unlock()
 		return errRefused
 	}
-	return r.Transport.Publish(topic, msgs...)
+	stall, stalled := r.g.stall, r.g.stalled
+	r.g.stall = nil
+	r.g.mu.Unlock()
+	if stall != nil {
+		close(stalled)
+		<-stall
+	}
+	if err := r.Transport.Publish(topic, msgs...); err != nil {
+		return err
+	}
+	r.g.mu.Lock()
+	defer r.g.mu.Unlock()
+	for _, m := range msgs {
+		r.g.published = append(r.g.published, m.UUID)
+	}
+	return nil
 }
 
 func init() {
@@ -151,4 +171,49 @@ func TestNotificationsDrainedWhileRefused(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the relay to receive the notifications", func() bool { return buffered.Load() > 0 })
 	waitFor(t, 10*time.Second, "the relay to drop the notifications it received", func() bool { return buffered.Load() == 0 })
+}
+
+// TestRelayStopsWhenItsSessionEnds: a relay whose database session ends
+// while it is publishing a batch (here: terminated while a publish hangs)
+// may have lost the lock to a standby; it checks its session before it
+// publishes the rest of the batch after a slow publish, and stops instead
+// of publishing on beside its successor. The next session publishes from
+// the first unmarked event.
+func TestRelayStopsWhenItsSessionEnds(t *testing.T) {
+	w, g := newRefusingWorld(t)
+	g.mu.Lock()
+	g.refuse = false
+	g.stall, g.stalled = make(chan struct{}), make(chan struct{})
+	stall := g.stall
+	g.mu.Unlock()
+	const poll = 50 * time.Millisecond
+	ob := w.outbox(outbox.Options{PollInterval: poll})
+	ids := w.fire(ob, true, 1, 2, 3)
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.stalled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not publish in 10s")
+	}
+	// The relay lock's key ends with the table's OID: pg_locks.objid.
+	holder := `FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = $1::regclass::oid
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
+	if n := w.count("SELECT count(pg_terminate_backend(pid)) "+holder, ob.Table()); n != 1 {
+		t.Fatalf("terminated %d relay sessions, want 1", n)
+	}
+	waitFor(t, 10*time.Second, "the relay's session to end", func() bool { return w.count("SELECT count(*) "+holder, ob.Table()) == 0 })
+	time.Sleep(2 * poll) // the publish is slow: it took longer than PollInterval
+	close(stall)
+	var got []string
+	waitFor(t, 10*time.Second, "the events published again", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		got = append([]string(nil), g.published...)
+		return len(got) >= 2
+	})
+	if got[0] != ids[0] || got[1] != ids[0] {
+		t.Fatalf("published %v; want %s (the stalled publish), then %s again from the next session, not the rest of the batch (%v)", got, ids[0], ids[0], ids)
+	}
 }

@@ -241,7 +241,17 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	}
 	pctx, span := o.tel.startBatch(ctx, batch)
 	done := make([]int64, 0, len(batch))
-	for _, r := range batch {
+	contact := time.Now() // the database last answered
+	for i, r := range batch {
+		if i > 0 && time.Since(contact) > o.opts.PollInterval {
+			// Publishing is slow: if the session ended meanwhile, a
+			// standby may hold the lock and publish these very rows.
+			// Make sure the session lives before publishing more.
+			if err = o.ping(ctx, conn); err != nil {
+				break
+			}
+			contact = time.Now()
+		}
 		msg := &message.Message{UUID: r.eventID, Metadata: r.metadata, Payload: r.payload}
 		mctx, cancel := context.WithTimeout(pctx, o.opts.PublishTimeout)
 		msg.SetContext(mctx)
@@ -258,7 +268,7 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	if o.afterPublish != nil {
 		o.afterPublish(conn)
 	}
-	if len(done) > 0 {
+	if len(done) > 0 && err == nil {
 		// Mark even when ctx ended meanwhile: what was published should
 		// not go out again after a clean stop.
 		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.dbTimeout)
@@ -270,6 +280,16 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	}
 	span.end(len(done), pubErr, err)
 	return len(batch), pubErr, err
+}
+
+// ping checks that the relay's session lives.
+func (o *Outbox) ping(ctx context.Context, conn *pgx.Conn) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.dbTimeout)
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		return fmt.Errorf("outbox: the relay's session ended while it published a batch of %s: %w", o.table.quoted, err)
+	}
+	return nil
 }
 
 // cleanup deletes the rows published more than Retention ago, in batches.
