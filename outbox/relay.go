@@ -141,7 +141,7 @@ func (o *Outbox) session(ctx context.Context) error {
 		}
 	}
 	pubBackoff := newBackoff(o.opts.MaxBackoff)
-	nextCleanup := time.Now()
+	nextCleanup, cleaning := time.Now(), false
 	for {
 		// Drop the notifications received so far: the read below covers
 		// their commits. Reads happen without a wait in between while a
@@ -149,11 +149,16 @@ func (o *Outbox) session(ctx context.Context) error {
 		// notification a read receives until it is taken.
 		for drainOne(conn) {
 		}
-		if o.opts.Retention >= 0 && !time.Now().Before(nextCleanup) {
-			if err := o.cleanup(ctx, conn); err != nil {
+		if o.opts.Retention >= 0 && (cleaning || !time.Now().Before(nextCleanup)) {
+			// One chunk, then a batch: a long clean-up does not keep new
+			// events waiting.
+			more, err := o.cleanup(ctx, conn)
+			if err != nil {
 				return o.sessionErr(ctx, err)
 			}
-			nextCleanup = time.Now().Add(o.opts.CleanupInterval)
+			if cleaning = more; !more {
+				nextCleanup = time.Now().Add(o.opts.CleanupInterval)
+			}
 		}
 		n, pubErr, err := o.relayBatch(ctx, conn)
 		if err != nil {
@@ -171,7 +176,7 @@ func (o *Outbox) session(ctx context.Context) error {
 			continue
 		}
 		pubBackoff.reset()
-		if n == o.opts.BatchSize {
+		if n == o.opts.BatchSize || cleaning {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, o.opts.PollInterval)
@@ -292,20 +297,17 @@ func (o *Outbox) ping(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// cleanup deletes the rows published more than Retention ago, in batches.
-func (o *Outbox) cleanup(ctx context.Context, conn *pgx.Conn) error {
+// cleanup deletes a chunk (10 batches' worth) of the rows published more
+// than Retention ago; more reports that the chunk was full.
+func (o *Outbox) cleanup(ctx context.Context, conn *pgx.Conn) (more bool, err error) {
 	limit := 10 * o.opts.BatchSize
-	for {
-		dctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
-		tag, err := conn.Exec(dctx, o.sql.cleanup, max(o.opts.Retention.Milliseconds(), 0), limit)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("outbox: clean up %s: %w", o.table.quoted, err)
-		}
-		if tag.RowsAffected() < int64(limit) {
-			return nil
-		}
+	dctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+	defer cancel()
+	tag, err := conn.Exec(dctx, o.sql.cleanup, max(o.opts.Retention.Milliseconds(), 0), limit)
+	if err != nil {
+		return false, fmt.Errorf("outbox: clean up %s: %w", o.table.quoted, err)
 	}
+	return tag.RowsAffected() == int64(limit), nil
 }
 
 // backoff is an exponential backoff with jitter from 50ms up to a maximum.
