@@ -1,9 +1,11 @@
 package outbox_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"net/url"
 	"reflect"
 	"sync"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/outbox"
@@ -62,7 +66,11 @@ func (r refusing) Publish(topic string, msgs ...*message.Message) error {
 	r.g.mu.Unlock()
 	if stall != nil {
 		close(stalled)
-		<-stall
+		select {
+		case <-stall:
+		case <-msgs[0].Context().Done():
+			return msgs[0].Context().Err() // as the Redis and AMQP transports do
+		}
 	}
 	if err := r.Transport.Publish(topic, msgs...); err != nil {
 		return err
@@ -216,4 +224,74 @@ func TestRelayStopsWhenItsSessionEnds(t *testing.T) {
 	if got[0] != ids[0] || got[1] != ids[0] {
 		t.Fatalf("published %v; want %s (the stalled publish), then %s again from the next session, not the rest of the batch (%v)", got, ids[0], ids[0], ids)
 	}
+}
+
+// TestCloseDuringPublish: closing the outbox while its relay publishes
+// stops the relay quietly: the publish cut short by the close is neither
+// logged as a failure to retry nor counted as a publish error.
+func TestCloseDuringPublish(t *testing.T) {
+	w, g := newRefusingWorld(t)
+	g.mu.Lock()
+	g.refuse = false
+	g.stall, g.stalled = make(chan struct{}), make(chan struct{})
+	g.mu.Unlock()
+	var logs syncBuffer
+	reader := sdkmetric.NewManualReader()
+	ob := w.outbox(outbox.Options{
+		Logger:        slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)),
+	})
+	w.fire(ob, true, 1)
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.stalled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not publish in 10s")
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = ob.Close()
+		close(closed)
+	}()
+	// Close cancels the relay's context at once; the stalled publish then
+	// fails, its message's context being done.
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return in 10s")
+	}
+	if s := logs.String(); s != "" {
+		t.Errorf("the relay logged while it was closed:\n%s", s)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == outbox.MetricPublishErrors {
+				t.Errorf("%s recorded for a publish cut short by Close: %+v", m.Name, m.Data)
+			}
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -165,6 +165,9 @@ func (o *Outbox) session(ctx context.Context) error {
 			return o.sessionErr(ctx, err)
 		}
 		if pubErr != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while publishing
+			}
 			// The broker refused an event: keep the lock and try again
 			// from that event, later.
 			d := pubBackoff.next()
@@ -264,7 +267,9 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 		cancel()
 		if pubErr != nil {
 			pubErr = fmt.Errorf("outbox: publish %s %s: %w", r.event, r.eventID, pubErr)
-			o.tel.failed(pctx, r.event, pubErr)
+			if ctx.Err() == nil { // not cut short by Close
+				o.tel.failed(pctx, r.event, pubErr)
+			}
 			break
 		}
 		o.tel.published(pctx, r)
