@@ -97,6 +97,29 @@ func init() {
 	})
 }
 
+// stallNext lets publishes through and makes the next one wait until the
+// returned channel is closed (or its message's context is done).
+func (g *gate) stallNext() chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refuse = false
+	g.stall, g.stalled = make(chan struct{}), make(chan struct{})
+	return g.stall
+}
+
+// waitStalled waits until the publish stallNext stalls waits.
+func (g *gate) waitStalled(t *testing.T) {
+	t.Helper()
+	g.mu.Lock()
+	stalled := g.stalled
+	g.mu.Unlock()
+	select {
+	case <-stalled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not publish in 10s")
+	}
+}
+
 // newRefusingWorld is newWorld on a transport whose publishes g refuses.
 func newRefusingWorld(t *testing.T) (*world, *gate) {
 	name := "refusing-" + rand.Text()[:8]
@@ -189,22 +212,14 @@ func TestNotificationsDrainedWhileRefused(t *testing.T) {
 // the first unmarked event.
 func TestRelayStopsWhenItsSessionEnds(t *testing.T) {
 	w, g := newRefusingWorld(t)
-	g.mu.Lock()
-	g.refuse = false
-	g.stall, g.stalled = make(chan struct{}), make(chan struct{})
-	stall := g.stall
-	g.mu.Unlock()
+	stall := g.stallNext()
 	const poll = 50 * time.Millisecond
 	ob := w.outbox(outbox.Options{PollInterval: poll})
 	ids := w.fire(ob, true, 1, 2, 3)
 	if err := ob.Start(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-g.stalled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the relay did not publish in 10s")
-	}
+	g.waitStalled(t)
 	// The relay lock's key ends with the table's OID: pg_locks.objid.
 	holder := `FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = $1::regclass::oid
 	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
@@ -231,10 +246,7 @@ func TestRelayStopsWhenItsSessionEnds(t *testing.T) {
 // logged as a failure to retry nor counted as a publish error.
 func TestCloseDuringPublish(t *testing.T) {
 	w, g := newRefusingWorld(t)
-	g.mu.Lock()
-	g.refuse = false
-	g.stall, g.stalled = make(chan struct{}), make(chan struct{})
-	g.mu.Unlock()
+	g.stallNext()
 	var logs syncBuffer
 	reader := sdkmetric.NewManualReader()
 	ob := w.outbox(outbox.Options{
@@ -245,11 +257,7 @@ func TestCloseDuringPublish(t *testing.T) {
 	if err := ob.Start(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-g.stalled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the relay did not publish in 10s")
-	}
+	g.waitStalled(t)
 	closed := make(chan struct{})
 	go func() {
 		_ = ob.Close()
