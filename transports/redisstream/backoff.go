@@ -2,32 +2,11 @@ package redisstream
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 )
 
-// backoff spaces out retries after Redis errors: 50ms doubling to 5s, with
-// jitter, back to 50ms after a success.
-type backoff struct{ n int }
-
-const (
-	backoffMin = 50 * time.Millisecond
-	backoffMax = 5 * time.Second
-)
-
-func (b *backoff) reset() { b.n = 0 }
-
-func (b *backoff) next() time.Duration {
-	d := backoffMin << min(b.n, 7)
-	b.n++
-	d = min(d, backoffMax)
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits for the next delay; false when ctx ended first.
-func (b *backoff) sleep(ctx context.Context) bool { return sleepCtx(ctx, b.next()) }
-
-// sleepCtx waits for d; false when ctx ended first.
+// sleepCtx waits for d; false when ctx ended first. (Retries with backoff
+// of the subscriber side live in transports/engine.)
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
