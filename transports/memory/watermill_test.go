@@ -1,0 +1,20 @@
+package memory_test
+
+import (
+	"crypto/rand"
+	"testing"
+
+	"github.com/busline/busline/transports/memory"
+	"github.com/busline/busline/transports/transporttest"
+)
+
+// TestWatermillPubSub runs Watermill's universal Pub/Sub test suite
+// against the memory transport. Brokers are per process and shared by
+// name, so events outlive the Transport that fired them (Persistent).
+func TestWatermillPubSub(t *testing.T) {
+	transporttest.RunWatermill(t, func(t testing.TB) string {
+		name := "watermill-" + rand.Text()
+		t.Cleanup(func() { memory.Forget(name) })
+		return "memory://" + name
+	}, transporttest.WatermillFeatures(true), false)
+}
