@@ -132,6 +132,23 @@ func (s *subscription) start(ctx context.Context) {
 		go s.slot()
 	}
 	go s.closeOutWhenStopped()
+	go s.closeWhenDrained()
+}
+
+// closeWhenDrained closes the subscription once its Subscribe context is
+// done and every message it handed out is acked or nacked, as Close
+// would. Until then the driver's subscription stays open for those
+// settlements; after it, a broker that pushes deliveries (RabbitMQ) no
+// longer sends them to a consumer nobody reads, where they would wait,
+// unacknowledged and out of every other member's reach, until Close.
+// Close stops it (the slots end), and closes only once.
+func (s *subscription) closeWhenDrained() {
+	<-s.readCtx.Done()
+	<-s.outDone
+	s.slots.Wait()
+	if err := s.close(); err != nil {
+		s.log.Warn("engine: closing the subscription after its context ended", slog.Any("error", err))
+	}
 }
 
 // close stops reading, waits for the slots (acks and nacks made before
