@@ -10,6 +10,15 @@ import (
 // against Redis Streams, under a key prefix of its own.
 func TestWatermillPubSub(t *testing.T) {
 	needRedis(t)
-	transporttest.RunWatermill(t, func(t testing.TB) string { return testURL(t, "") },
-		transporttest.WatermillFeatures(true), false)
+	transporttest.RunWatermill(t, watermillURL, transporttest.WatermillFeatures(true), false)
+}
+
+func watermillURL(t testing.TB) string { return testURL(t, "") }
+
+// TestWatermillRouter runs a subscriber under a Watermill Router with no
+// Busline middleware: acks, nacks and context cancellation behave as with
+// Watermill's own drivers.
+func TestWatermillRouter(t *testing.T) {
+	needRedis(t)
+	transporttest.RunWatermillRouter(t, watermillURL)
 }
