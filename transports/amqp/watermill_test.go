@@ -10,7 +10,7 @@ import (
 // against RabbitMQ, on an exchange and queue names of its own.
 func TestWatermillPubSub(t *testing.T) {
 	requireBroker(t)
-	transporttest.RunWatermill(t, watermillURL, transporttest.WatermillFeatures(true), false)
+	transporttest.RunWatermill(t, watermillURL, transporttest.WatermillFeatures(true))
 }
 
 func watermillURL(t testing.TB) string { return testURL(t, "", "") }

@@ -12,7 +12,7 @@ import (
 // against the memory transport. Brokers are per process and shared by
 // name, so events outlive the Transport that fired them (Persistent).
 func TestWatermillPubSub(t *testing.T) {
-	transporttest.RunWatermill(t, watermillURL, transporttest.WatermillFeatures(true), false)
+	transporttest.RunWatermill(t, watermillURL, transporttest.WatermillFeatures(true))
 }
 
 func watermillURL(t testing.TB) string {

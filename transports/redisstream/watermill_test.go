@@ -10,7 +10,7 @@ import (
 // against Redis Streams, under a key prefix of its own.
 func TestWatermillPubSub(t *testing.T) {
 	needRedis(t)
-	transporttest.RunWatermill(t, watermillURL, transporttest.WatermillFeatures(true), false)
+	transporttest.RunWatermill(t, watermillURL, transporttest.WatermillFeatures(true))
 }
 
 func watermillURL(t testing.TB) string { return testURL(t, "") }

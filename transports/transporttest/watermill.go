@@ -56,11 +56,12 @@ func WatermillFeatures(persistent bool) tests.Features {
 // uses the subscriber), which that subscriber's Close closes too. Each
 // test gets a consumer group of its own; ConsumerGroupPubSubConstructor
 // maps the suite's consumer group to SubscriberConfig.Group. Features are
-// the caller's (start from WatermillFeatures). Unless long is set the
-// suite runs its short variant (ForceShort), which keeps CI fast.
-func RunWatermill(t *testing.T, url func(t testing.TB) string, features tests.Features, long bool) {
+// the caller's (start from WatermillFeatures). The suite runs its short
+// variant (ForceShort), which keeps CI fast, unless the tests are built
+// with -tags watermilllong.
+func RunWatermill(t *testing.T, url func(t testing.TB) string, features tests.Features) {
 	t.Helper()
-	features.ForceShort = features.ForceShort || !long
+	features.ForceShort = features.ForceShort || !watermillLong
 	u := url(t)
 	open := func(t *testing.T) transports.Transport {
 		t.Helper()
