@@ -21,7 +21,7 @@
 //     fresh context, so settles made after Subscribe's context ended still
 //     reach the broker.
 //   - A nacked entry comes back after DeliveryInfo.RetryAfter, or
-//     transports.DefaultRetryAfter: never a hot loop. With a pending list
+//     DefaultNackDelay (1 s): never a hot loop. With a pending list
 //     the engine holds it (its claim kept alive) and hands it out again
 //     itself; otherwise the driver's broker delays it.
 //

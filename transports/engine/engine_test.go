@@ -112,7 +112,7 @@ func TestNackRedeliversAfterDelay(t *testing.T) {
 		t.Fatalf("redelivered %s attempt %d after %s; want %s attempt 2 after %s", m2.UUID, transports.Info(m2).Attempt, time.Since(at), m.UUID, delay)
 	}
 	at = time.Now()
-	m2.Nack() // no RetryAfter: DefaultRetryAfter(2) = 2s
+	m2.Nack() // no RetryAfter: DefaultNackDelay = 1s
 	select {
 	case m3 := <-ch:
 		t.Fatalf("redelivered %s %s after a nack without RetryAfter: a hot loop", m3.UUID, time.Since(at))

@@ -108,13 +108,13 @@ func (s *subscription) acked(e *entry) {
 	s.tokens <- struct{}{}
 }
 
-// nacked sends e back for a redelivery after the consumer's delay (the
-// default backoff when it set none): on a pending-list broker the engine
+// nacked sends e back for a redelivery after the consumer's delay
+// (DefaultNackDelay when it set none): on a pending-list broker the engine
 // holds it until then, otherwise the broker delays it.
 func (s *subscription) nacked(e *entry, info *transports.DeliveryInfo) {
 	delay := info.RetryAfter
 	if delay <= 0 {
-		delay = transports.DefaultRetryAfter(info.Attempt)
+		delay = DefaultNackDelay
 	}
 	if s.caps.PendingList {
 		s.mu.Lock()

@@ -132,6 +132,26 @@ func (s *subscription) start(ctx context.Context) {
 		go s.slot()
 	}
 	go s.closeOutWhenStopped()
+	if !s.caps.PendingList {
+		go s.closeWhenDrained()
+	}
+}
+
+// closeWhenDrained closes the subscription of a broker without a pending
+// list (RabbitMQ) once its Subscribe context is done and every message it
+// handed out is acked or nacked, as Close would. Until then the driver's
+// subscription stays open for those settlements; after it, the broker no
+// longer pushes deliveries to a consumer nobody reads, where they would
+// wait, unacknowledged and out of every other member's reach, until Close.
+// (A pending-list broker delivers only what is read: nothing to stop.)
+// Close stops it (the slots end), and closes only once.
+func (s *subscription) closeWhenDrained() {
+	<-s.readCtx.Done()
+	<-s.outDone
+	s.slots.Wait()
+	if err := s.close(); err != nil {
+		s.log.Warn("engine: closing the subscription after its context ended", slog.Any("error", err))
+	}
 }
 
 // close stops reading, waits for the slots (acks and nacks made before
