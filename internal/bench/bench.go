@@ -38,6 +38,27 @@ type Config struct {
 	Stall time.Duration
 	// Progress, when set, receives a line per side per second while it runs.
 	Progress io.Writer
+	// Sides lists the sides to run, a subset of AllSides in any order;
+	// empty runs every side the transport has.
+	Sides []string
+	// CPUProfile, when set, receives a CPU profile (pprof format) taken
+	// while the Busline side fires and handles.
+	CPUProfile io.Writer
+}
+
+// The sides of a run, as named in Config.Sides.
+const (
+	SideBusline        = "busline"
+	SideWatermill      = "watermill"
+	SideWatermillTuned = "watermill-tuned"
+	SideRaw            = "raw"
+)
+
+// AllSides are the sides Run knows, in the order it runs them.
+var AllSides = []string{SideBusline, SideWatermill, SideWatermillTuned, SideRaw}
+
+func (c Config) wants(side string) bool {
+	return len(c.Sides) == 0 || slices.Contains(c.Sides, side)
 }
 
 // MinSize is the smallest payload: the JSON object {"data":""}.
@@ -81,6 +102,11 @@ func (c Config) validate() error {
 	case c.Stall < 0:
 		return fmt.Errorf("%w: stall must not be negative", ErrInvalidConfig)
 	}
+	for _, side := range c.Sides {
+		if !slices.Contains(AllSides, side) {
+			return fmt.Errorf("%w: unknown side %q (known: %s)", ErrInvalidConfig, side, strings.Join(AllSides, ", "))
+		}
+	}
 	return nil
 }
 
@@ -99,7 +125,21 @@ type Side struct {
 	// P50 and P99 are percentiles of the fire → handler latency.
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
+	// CPU is the CPU time (user + system) the whole process used while the
+	// side fired and handled, from getrusage; 0 where it cannot be read.
+	CPU time.Duration `json:"cpu_ns"`
 }
+
+// CPUPerEvent is the process CPU time per event, in microseconds.
+func (s Side) CPUPerEvent(events int) float64 {
+	if events == 0 {
+		return 0
+	}
+	return float64(s.CPU) / float64(time.Microsecond) / float64(events)
+}
+
+// ran says whether the side was measured.
+func (s Side) ran() bool { return s.Name != "" }
 
 // Result is the outcome of Run.
 type Result struct {
@@ -111,9 +151,18 @@ type Result struct {
 	Size        int
 	Concurrency int
 	// Rate is the pacing asked for, 0 when none.
-	Rate      float64
-	Busline   Side
+	Rate float64
+	// Busline is what a user gets by default for the transport: bus.New
+	// with the URL, the default chain, listener concurrency K.
+	Busline Side
+	// Watermill is plain Watermill with its defaults.
 	Watermill Side
+	// WatermillTuned is the fastest Watermill configuration bench knows
+	// for the broker (see the package documentation).
+	WatermillTuned Side
+	// Raw is a loop on the broker's own client, no framework; not run for
+	// memory://.
+	Raw Side
 }
 
 // Ratio is Busline's end-to-end rate over Watermill's.
@@ -133,21 +182,47 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// Summary is the one-line JSON object `busline bench --json` prints last.
-type Summary struct {
-	Transport           string  `json:"transport"`
-	Events              int     `json:"events"`
-	Size                int     `json:"size"`
-	BuslineEventsPerS   float64 `json:"busline_events_per_s"`
-	WatermillEventsPerS float64 `json:"watermill_events_per_s"`
-	Ratio               float64 `json:"ratio"`
-	P50Milliseconds     float64 `json:"p50_ms"`
-	P99Milliseconds     float64 `json:"p99_ms"`
+// TunedRatio is Busline's end-to-end rate over tuned Watermill's.
+func (r *Result) TunedRatio() float64 {
+	return ratio(r.Busline.EndToEndPerSecond, r.WatermillTuned.EndToEndPerSecond)
 }
 
-// Summary returns the rates (end to end), their ratio and Busline's latency.
+// TunedFireRatio is Busline's fire rate over tuned Watermill's.
+func (r *Result) TunedFireRatio() float64 {
+	return ratio(r.Busline.FirePerSecond, r.WatermillTuned.FirePerSecond)
+}
+
+// RawRatio is Busline's end-to-end rate over the raw loop's.
+func (r *Result) RawRatio() float64 {
+	return ratio(r.Busline.EndToEndPerSecond, r.Raw.EndToEndPerSecond)
+}
+
+// RawFireRatio is Busline's fire rate over the raw loop's.
+func (r *Result) RawFireRatio() float64 {
+	return ratio(r.Busline.FirePerSecond, r.Raw.FirePerSecond)
+}
+
+// Summary is the one-line JSON object `busline bench --json` prints last.
+// A key of a side that did not run is left out.
+type Summary struct {
+	Transport                    string   `json:"transport"`
+	Events                       int      `json:"events"`
+	Size                         int      `json:"size"`
+	BuslineEventsPerS            float64  `json:"busline_events_per_s"`
+	WatermillEventsPerS          float64  `json:"watermill_events_per_s"`
+	Ratio                        float64  `json:"ratio"`
+	P50Milliseconds              float64  `json:"p50_ms"`
+	P99Milliseconds              float64  `json:"p99_ms"`
+	WatermillTunedEventsPerS     *float64 `json:"watermill_tuned_events_per_s,omitempty"`
+	RawEventsPerS                *float64 `json:"raw_events_per_s,omitempty"`
+	BuslineCPUMicrosPerEvent     *float64 `json:"busline_cpu_us_per_event,omitempty"`
+	WatermillTunedCPUMicrosEvent *float64 `json:"watermill_tuned_cpu_us_per_event,omitempty"`
+}
+
+// Summary returns the rates (end to end), their ratio, Busline's latency
+// and the CPU time per event.
 func (r *Result) Summary() Summary {
-	return Summary{
+	s := Summary{
 		Transport:           r.Transport,
 		Events:              r.Events,
 		Size:                r.Size,
@@ -157,6 +232,18 @@ func (r *Result) Summary() Summary {
 		P50Milliseconds:     round(ms(r.Busline.P50), 3),
 		P99Milliseconds:     round(ms(r.Busline.P99), 3),
 	}
+	opt := func(ran bool, v float64, digits int) *float64 {
+		if !ran {
+			return nil
+		}
+		v = round(v, digits)
+		return &v
+	}
+	s.WatermillTunedEventsPerS = opt(r.WatermillTuned.ran(), r.WatermillTuned.EndToEndPerSecond, 1)
+	s.RawEventsPerS = opt(r.Raw.ran(), r.Raw.EndToEndPerSecond, 1)
+	s.BuslineCPUMicrosPerEvent = opt(r.Busline.ran() && r.Busline.CPU > 0, r.Busline.CPUPerEvent(r.Events), 2)
+	s.WatermillTunedCPUMicrosEvent = opt(r.WatermillTuned.ran() && r.WatermillTuned.CPU > 0, r.WatermillTuned.CPUPerEvent(r.Events), 2)
+	return s
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -186,16 +273,35 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 	}
 	res.Transport = b.scheme()
-	runtime.GC()
-	if res.Busline, err = runBusline(ctx, cfg, b); err != nil {
-		return nil, err
+	sides := []struct {
+		name string
+		run  func(context.Context, Config) (Side, error)
+		dst  *Side
+	}{
+		{SideBusline, func(ctx context.Context, cfg Config) (Side, error) { return runBusline(ctx, cfg, b) }, &res.Busline},
+		{SideWatermill, b.runWatermill, &res.Watermill},
+		{SideWatermillTuned, b.runWatermillTuned, &res.WatermillTuned},
+		{SideRaw, b.runRaw, &res.Raw},
 	}
-	runtime.GC()
-	if res.Watermill, err = b.runWatermill(ctx, cfg); err != nil {
-		return nil, err
+	for _, s := range sides {
+		if !cfg.wants(s.name) {
+			continue
+		}
+		runtime.GC()
+		side, err := s.run(ctx, cfg)
+		if errors.Is(err, errNoSide) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		*s.dst = side
 	}
 	return res, nil
 }
+
+// errNoSide is returned by a broker that has no such side (raw for memory).
+var errNoSide = errors.New("bench: no such side for this transport")
 
 // broker is what differs between transports: how the Busline side is
 // isolated, how plain Watermill runs, and how both are cleaned up.
@@ -207,6 +313,11 @@ type broker interface {
 	cleanBusline(ctx context.Context) error
 	// runWatermill measures plain Watermill and deletes what it created.
 	runWatermill(ctx context.Context, cfg Config) (Side, error)
+	// runWatermillTuned measures the fastest Watermill configuration bench
+	// knows for the broker.
+	runWatermillTuned(ctx context.Context, cfg Config) (Side, error)
+	// runRaw measures a loop on the broker's own client, or returns errNoSide.
+	runRaw(ctx context.Context, cfg Config) (Side, error)
 }
 
 func newBroker(u *url.URL, events int) (broker, error) {
@@ -294,6 +405,20 @@ func pace(ctx context.Context, start time.Time, rate float64, n int64, tokens ch
 // measure fires cfg.Events events from cfg.Concurrency goroutines with fire
 // and waits until rec saw them all handled, printing progress each second.
 func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire func(ctx context.Context) error) (Side, error) {
+	return measureBatches(ctx, cfg, name, rec, 1, func(ctx context.Context, n int) error {
+		for range n {
+			if err := fire(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// measureBatches is measure for a side that fires up to batch events in one
+// call of fire (fire(ctx, n) fires n events and returns when all were
+// accepted). With cfg.Rate set, each call fires one event.
+func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder, batch int, fire func(ctx context.Context, n int) error) (Side, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := int64(cfg.Events)
@@ -301,21 +426,30 @@ func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire f
 	var fireErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
+	cpu0 := cpuTime()
 	start := time.Now()
-	take := func() bool { return next.Add(1) <= n }
+	take := func() int {
+		end := next.Add(int64(batch))
+		return int(max(0, min(int64(batch), n-(end-int64(batch)))))
+	}
 	if cfg.Rate > 0 {
 		tokens := make(chan struct{})
 		wg.Go(func() { pace(ctx, start, cfg.Rate, n, tokens) })
-		take = func() bool { _, ok := <-tokens; return ok }
+		take = func() int {
+			if _, ok := <-tokens; ok {
+				return 1
+			}
+			return 0
+		}
 	}
 	for range cfg.Concurrency {
 		wg.Go(func() {
-			for take() {
-				if err := fire(ctx); err != nil {
+			for k := take(); k > 0; k = take() {
+				if err := fire(ctx, k); err != nil {
 					errOnce.Do(func() { fireErr = err; cancel() })
 					return
 				}
-				fired.Add(1)
+				fired.Add(int64(k))
 			}
 		})
 	}
@@ -353,13 +487,14 @@ func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire f
 	}
 	took := time.Since(start)
 	<-firedAll
+	cpu := cpuTime() - cpu0
 	fmt.Fprintf(cfg.Progress, "%s: fired %d/%d, handled %d/%d in %s\n", name, n, n, n, n, took.Round(time.Millisecond))
 	p50, p99 := rec.percentiles()
 	return Side{
 		Name: name, Fire: fireTook, EndToEnd: took,
 		FirePerSecond:     float64(n) / fireTook.Seconds(),
 		EndToEndPerSecond: float64(n) / took.Seconds(),
-		P50:               p50, P99: p99,
+		P50:               p50, P99: p99, CPU: cpu,
 	}, nil
 }
 

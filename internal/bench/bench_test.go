@@ -42,8 +42,14 @@ func checkResult(t *testing.T, res *Result, scheme string, events int) {
 	if res.Transport != scheme || res.Events != events {
 		t.Fatalf("result %+v", res)
 	}
-	for _, s := range []Side{res.Busline, res.Watermill} {
-		if s.Name == "" || s.FirePerSecond <= 0 || s.EndToEndPerSecond <= 0 || s.P50 <= 0 || s.P99 < s.P50 {
+	sides := []Side{res.Busline, res.Watermill, res.WatermillTuned}
+	if scheme != "memory" {
+		sides = append(sides, res.Raw)
+	} else if res.Raw.Name != "" {
+		t.Fatalf("memory has a raw side: %+v", res.Raw)
+	}
+	for _, s := range sides {
+		if s.Name == "" || s.FirePerSecond <= 0 || s.EndToEndPerSecond <= 0 || s.P50 <= 0 || s.P99 < s.P50 || s.CPU <= 0 {
 			t.Fatalf("side %+v", s)
 		}
 	}
@@ -55,7 +61,11 @@ func checkResult(t *testing.T, res *Result, scheme string, events int) {
 	if err := json.Unmarshal(line, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms"}
+	want := []string{"transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms",
+		"watermill_tuned_events_per_s", "busline_cpu_us_per_event", "watermill_tuned_cpu_us_per_event"}
+	if scheme != "memory" {
+		want = append(want, "raw_events_per_s")
+	}
 	if len(m) != len(want) {
 		t.Fatalf("summary keys %v", m)
 	}
@@ -113,7 +123,7 @@ func TestRunAMQPCleansUp(t *testing.T) {
 	}
 	defer conn.Close()
 	for _, n := range names() {
-		for _, q := range []string{n + ".bench-sink", n + ".bench-sink.dead", n + ".watermill"} {
+		for _, q := range []string{n + ".bench-sink", n + ".bench-sink.dead", n + ".watermill", n + ".watermill-tuned", n + ".raw"} {
 			ch, err := conn.Channel()
 			if err != nil {
 				t.Fatal(err)
@@ -136,8 +146,20 @@ func TestRunAMQPCleansUp(t *testing.T) {
 	}
 }
 
+// TestRunSides runs only the sides asked for.
+func TestRunSides(t *testing.T) {
+	res, err := Run(context.Background(), Config{Transport: "memory://", Events: 300, Size: 64, Concurrency: 2, Sides: []string{SideWatermillTuned}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Busline.Name != "" || res.Watermill.Name != "" || res.Raw.Name != "" || res.WatermillTuned.Name == "" {
+		t.Fatalf("result %+v", res)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []Config{
+		{Transport: "memory://", Sides: []string{"busline", "nope"}},
 		{Transport: "memory://", Size: 5},
 		{Transport: "memory://", Events: -1},
 		{Transport: "memory://", Concurrency: -2},

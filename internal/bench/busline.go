@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/pprof"
 	"time"
 
 	"github.com/busline/busline/bus"
@@ -54,6 +55,12 @@ func runBusline(ctx context.Context, cfg Config, b broker) (side Side, err error
 		return Side{}, fmt.Errorf("bench: start the bus: %w", err)
 	}
 	p := newPayload(cfg.Size)
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			return Side{}, fmt.Errorf("bench: CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	return measure(ctx, cfg, buslineName, rec, func(ctx context.Context) error {
 		_, err := bus.Fire(ctx, bs, event, p)
 		return err
