@@ -40,7 +40,8 @@ func (a *amqpBroker) withQueue(ctx context.Context, queue string, side func() (S
 // runWatermillTuned runs watermill-amqp as fast as we know how with
 // publisher confirms: NewDurableQueueConfig with a pool of K publishing
 // channels and ConfirmDelivery on (so K publishes wait for their confirms
-// at once, as K Fire calls do), and K router handlers on the queue, each
+// at once, as K Fire calls do), and S router handlers on the queue
+// (cfg.tunedSubscribers), each
 // its own subscription and channel with prefetch tunedPrefetch (a
 // watermill-amqp subscription handles one message at a time).
 func (a *amqpBroker) runWatermillTuned(ctx context.Context, cfg Config) (Side, error) {
@@ -60,17 +61,17 @@ func (a *amqpBroker) runWatermillTuned(ctx context.Context, cfg Config) (Side, e
 			return Side{}, fmt.Errorf("bench: watermill-amqp subscriber: %w", err)
 		}
 		defer sub.Close()
-		subs := make([]message.Subscriber, cfg.Concurrency)
+		subs := make([]message.Subscriber, cfg.tunedSubscribers(a.scheme()))
 		for i := range subs {
 			subs[i] = sub
 		}
-		name := fmt.Sprintf("watermill-amqp (tuned: %d channels, confirms, %d handlers, prefetch %d)", cfg.Concurrency, cfg.Concurrency, tunedPrefetch)
+		name := fmt.Sprintf("watermill-amqp (tuned: %d channels, confirms, %d handlers, prefetch %d)", cfg.Concurrency, len(subs), tunedPrefetch)
 		return runRouterN(ctx, cfg, name, queue, pub, subs)
 	})
 }
 
 // runRaw is a loop on amqp091 with no framework: K goroutines, each with
-// its own channel in confirm mode, publish rawBatch persistent messages
+// its own channel in confirm mode, publish cfg.RawBatch persistent messages
 // to a durable queue (classic, version 2, as Busline's) and then wait for
 // their confirms; one consumer with prefetch rawPrefetch decodes each
 // delivery and acks with multiple=true.
@@ -115,7 +116,7 @@ func (a *amqpBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 		if err != nil {
 			return Side{}, err
 		}
-		side, err := measureBatches(ctx, cfg, "amqp091 loop (async confirms, prefetch, multiple acks)", rec, rawBatch, func(ctx context.Context, n int) error {
+		side, err := measureBatches(ctx, cfg, "amqp091 loop (async confirms, prefetch, multiple acks)", rec, cfg.RawBatch, func(ctx context.Context, n int) error {
 			pc := <-pubs
 			defer func() { pubs <- pc }()
 			dcs := make([]*amqp091.DeferredConfirmation, 0, n)

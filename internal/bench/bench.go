@@ -41,6 +41,16 @@ type Config struct {
 	// Sides lists the sides to run, a subset of AllSides in any order;
 	// empty runs every side the transport has.
 	Sides []string
+	// RawBatch is how many events one firing goroutine of the raw loop
+	// sends before it waits for the broker's replies (pipelined XADDs,
+	// publishes before their confirms). Default 32; 1 gives the raw loop
+	// the same number of events in flight as the other sides.
+	RawBatch int
+	// TunedSubscribers is the number of subscribers (router handlers
+	// sharing the work) of the tuned Watermill side on Redis and AMQP. 0
+	// uses the best count measured on our 2-core machine for the broker
+	// (DefaultTunedSubscribers).
+	TunedSubscribers int
 	// CPUProfile, when set, receives a CPU profile (pprof format) taken
 	// while the Busline side fires and handles.
 	CPUProfile io.Writer
@@ -60,6 +70,25 @@ var AllSides = []string{SideBusline, SideWatermill, SideWatermillTuned, SideRaw}
 func (c Config) wants(side string) bool {
 	return len(c.Sides) == 0 || slices.Contains(c.Sides, side)
 }
+
+// DefaultTunedSubscribers is, per broker, the number of subscribers of the
+// tuned Watermill side that gave the highest median rate in a sweep of 1,
+// 2, 4, 8 and 16 at concurrency 16 on a 2-core machine (docs/benchmarks.md).
+var DefaultTunedSubscribers = map[string]int{"redis": 4, "amqp": 4}
+
+// tunedSubscribers returns the subscriber count of the tuned side on scheme.
+func (c Config) tunedSubscribers(scheme string) int {
+	if c.TunedSubscribers > 0 {
+		return c.TunedSubscribers
+	}
+	if n, ok := DefaultTunedSubscribers[strings.TrimSuffix(scheme, "s")]; ok {
+		return n
+	}
+	return c.Concurrency
+}
+
+// DefaultRawBatch is the default Config.RawBatch.
+const DefaultRawBatch = 32
 
 // MinSize is the smallest payload: the JSON object {"data":""}.
 const MinSize = len(`{"data":""}`)
@@ -83,6 +112,9 @@ func (c Config) withDefaults() Config {
 	if c.Stall == 0 {
 		c.Stall = time.Minute
 	}
+	if c.RawBatch == 0 {
+		c.RawBatch = DefaultRawBatch
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -101,6 +133,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: rate must not be negative", ErrInvalidConfig)
 	case c.Stall < 0:
 		return fmt.Errorf("%w: stall must not be negative", ErrInvalidConfig)
+	case c.TunedSubscribers < 0:
+		return fmt.Errorf("%w: tuned subscribers must not be negative", ErrInvalidConfig)
+	case c.RawBatch < 1:
+		return fmt.Errorf("%w: raw batch must be at least 1", ErrInvalidConfig)
 	}
 	for _, side := range c.Sides {
 		if !slices.Contains(AllSides, side) {

@@ -15,11 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// rawBatch is how many events one firing goroutine of a raw loop sends in
-// one round trip (pipelined XADDs, or publishes before waiting for their
-// confirms).
-const rawBatch = 32
-
 // rawReadCount is the most entries one XREADGROUP of the raw Redis loop asks for.
 const rawReadCount = 512
 
@@ -47,9 +42,10 @@ func (r *redisBroker) tunedClient(k int) *redis.Client {
 }
 
 // runWatermillTuned runs watermill-redisstream as fast as we know how:
-// K subscribers in one consumer group (consumers "c1".."cK"), each behind
-// its own router handler, so that K messages are handled at once (a
-// redisstream subscription handles one message at a time); one publisher;
+// S subscribers (cfg.tunedSubscribers) in one consumer group (consumers
+// "c1".."cS"), each behind its own router handler, so that S messages are
+// handled at once (a redisstream subscription handles one message at a
+// time); one publisher;
 // one client for all of them whose pool holds a connection for every
 // publisher and every blocking reader; no trimming.
 func (r *redisBroker) runWatermillTuned(ctx context.Context, cfg Config) (Side, error) {
@@ -60,7 +56,7 @@ func (r *redisBroker) runWatermillTuned(ctx context.Context, cfg Config) (Side, 
 		if err != nil {
 			return Side{}, fmt.Errorf("bench: watermill-redisstream publisher: %w", err)
 		}
-		subs := make([]message.Subscriber, cfg.Concurrency)
+		subs := make([]message.Subscriber, cfg.tunedSubscribers(r.scheme()))
 		for i := range subs {
 			sub, err := wrs.NewSubscriber(wrs.SubscriberConfig{
 				Client: client, ConsumerGroup: "bench-sink", Consumer: "c" + strconv.Itoa(i+1),
@@ -71,16 +67,13 @@ func (r *redisBroker) runWatermillTuned(ctx context.Context, cfg Config) (Side, 
 			subs[i] = sub
 			defer sub.Close()
 		}
-		return runRouterN(ctx, cfg, watermillRedisTunedName(cfg), stream, pub, subs)
+		name := fmt.Sprintf("watermill-redisstream (tuned: %d consumers in one group)", len(subs))
+		return runRouterN(ctx, cfg, name, stream, pub, subs)
 	})
 }
 
-func watermillRedisTunedName(cfg Config) string {
-	return fmt.Sprintf("watermill-redisstream (tuned: %d consumers in one group)", cfg.Concurrency)
-}
-
 // runRaw is a loop on go-redis with no framework: K goroutines each send
-// rawBatch XADDs in one pipeline; one reader reads up to rawReadCount
+// cfg.RawBatch XADDs in one pipeline; one reader reads up to rawReadCount
 // entries per XREADGROUP and sends the XACK of what it handled in the same
 // pipeline as its next read. The handler decodes the JSON payload, as
 // every side's does.
@@ -102,7 +95,7 @@ func (r *redisBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 		if err != nil {
 			return Side{}, err
 		}
-		side, err := measureBatches(ctx, cfg, "go-redis loop (pipelined XADD, XREADGROUP, XACK)", rec, rawBatch, func(ctx context.Context, n int) error {
+		side, err := measureBatches(ctx, cfg, "go-redis loop (pipelined XADD, XREADGROUP, XACK)", rec, cfg.RawBatch, func(ctx context.Context, n int) error {
 			pipe := client.Pipeline()
 			now := strconv.FormatInt(time.Now().UnixNano(), 10)
 			for range n {
