@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,10 +57,6 @@ type confirmReq struct {
 
 // maxSendBatch is the most publish calls one batch of the sender takes.
 const maxSendBatch = 256
-
-// maxYields bounds how often the sender lets runnable publishers join a
-// batch before sending it.
-const maxYields = 4
 
 type confirmSlot struct {
 	mu     sync.Mutex
@@ -185,6 +180,7 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 func (p *confirmPool) sender() {
 	defer close(p.done)
 	batch := make([]*confirmReq, 0, maxSendBatch)
+	last := 0 // size of the previous batch
 	for {
 		select {
 		case r := <-p.reqs:
@@ -200,30 +196,9 @@ func (p *confirmPool) sender() {
 				}
 			}
 		}
-		batch = p.gather(batch)
+		batch = transports.Gather(p.reqs, batch, maxSendBatch, last > 1)
+		last = len(batch)
 		p.send(batch)
-	}
-}
-
-// gather adds the requests waiting to batch, yielding the processor
-// between two looks so that publishers just woken can join; it stops as
-// soon as a yield brought nothing new.
-func (p *confirmPool) gather(batch []*confirmReq) []*confirmReq {
-	for yields := 0; ; yields++ {
-		before := len(batch)
-	fill:
-		for len(batch) < maxSendBatch {
-			select {
-			case r := <-p.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		if len(batch) == maxSendBatch || yields == maxYields || (yields > 0 && len(batch) == before) {
-			return batch
-		}
-		runtime.Gosched()
 	}
 }
 
