@@ -29,6 +29,8 @@ type Broker struct {
 	// (appended no later than clock). Idle time that decides a claim is
 	// measured from an exact time: a release (nack, close) reads the clock.
 	clock time.Time
+
+	records recordBook // the RecordStore capability (records.go)
 }
 
 // NewBroker returns an empty broker that keeps at most maxLen entries per

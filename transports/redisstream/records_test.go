@@ -1,0 +1,21 @@
+package redisstream
+
+import (
+	"context"
+	"testing"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/transporttest"
+)
+
+func TestRecordStore(t *testing.T) {
+	url := testURL(t, "")
+	transporttest.RunRecordStore(t, func(t *testing.T) transports.RecordStore {
+		tr, err := transports.Open(context.Background(), url, transports.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tr.Close() })
+		return tr.(*Transport)
+	})
+}
