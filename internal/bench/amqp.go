@@ -12,6 +12,7 @@ import (
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/amqp"
 )
 
@@ -50,12 +51,16 @@ func (a *amqpBroker) buslineURL() string {
 }
 
 // cleanBusline deletes the group queue of the listener, its dead-letter
-// queue, its delay queues and the exchange.
+// queue, its delay queues, the record logs and the exchange.
 func (a *amqpBroker) cleanBusline(ctx context.Context) error {
 	group := a.prefix() + "bench-sink"
 	queues := []string{group, group + ".dead"}
 	for _, step := range a.ladder {
 		queues = append(queues, group+".retry."+stepName(step))
+	}
+	// The record logs (group owners, schemas): "{queue_prefix}{exchange}.records.{kind}".
+	for _, kind := range []string{transports.RecordKindOwners, transports.RecordKindSchemas} {
+		queues = append(queues, a.prefix()+a.run+".records."+kind)
 	}
 	return a.clean(ctx, queues, a.run)
 }

@@ -123,7 +123,7 @@ func TestRunAMQPCleansUp(t *testing.T) {
 	}
 	defer conn.Close()
 	for _, n := range names() {
-		for _, q := range []string{n + ".bench-sink", n + ".bench-sink.dead", n + ".watermill", n + ".watermill-tuned", n + ".raw"} {
+		for _, q := range []string{n + ".bench-sink", n + ".bench-sink.dead", n + ".watermill", n + ".watermill-tuned", n + ".raw", n + "." + n + ".records.owners", n + "." + n + ".records.schemas"} {
 			ch, err := conn.Channel()
 			if err != nil {
 				t.Fatal(err)
