@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/busline/busline/transports"
@@ -116,16 +117,17 @@ func (a *amqpBroker) clean(ctx context.Context, queues []string, exchange string
 	return errors.Join(errs...)
 }
 
-func (a *amqpBroker) runWatermill(ctx context.Context, cfg Config) (side Side, err error) {
+func (a *amqpBroker) runWatermill(ctx context.Context, cfg Config) (Side, error) {
 	queue := a.prefix() + "watermill"
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanTimeout)
-		defer cancel()
-		if cerr := a.clean(cctx, []string{queue}, ""); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("bench: clean up the Watermill side: %w", cerr))
-		}
-	}()
-	wcfg := wamqp.NewDurableQueueConfig(a.dialURL)
+	return a.withQueue(ctx, queue, func() (Side, error) {
+		return a.runWatermillConfig(ctx, cfg, "watermill-amqp (NewDurableQueueConfig)", queue, wamqp.NewDurableQueueConfig(a.dialURL), 1)
+	})
+}
+
+// runWatermillConfig runs watermill-amqp with wcfg through handlers
+// router handlers on queue, all on one subscriber (each subscription its
+// own channel).
+func (a *amqpBroker) runWatermillConfig(ctx context.Context, cfg Config, name, queue string, wcfg wamqp.Config, handlers int) (Side, error) {
 	pub, err := wamqp.NewPublisher(wcfg, watermill.NopLogger{})
 	if err != nil {
 		return Side{}, fmt.Errorf("bench: watermill-amqp publisher: %w", err)
@@ -136,5 +138,9 @@ func (a *amqpBroker) runWatermill(ctx context.Context, cfg Config) (side Side, e
 		return Side{}, fmt.Errorf("bench: watermill-amqp subscriber: %w", err)
 	}
 	defer sub.Close()
-	return runRouter(ctx, cfg, "watermill-amqp (NewDurableQueueConfig)", queue, pub, sub)
+	subs := make([]message.Subscriber, handlers)
+	for i := range subs {
+		subs[i] = sub
+	}
+	return runRouterN(ctx, cfg, name, queue, pub, subs)
 }

@@ -8,9 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
-	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
@@ -51,22 +49,9 @@ func (a *amqpBroker) runWatermillTuned(ctx context.Context, cfg Config) (Side, e
 		wcfg.Publish.ChannelPoolSize = cfg.Concurrency
 		wcfg.Publish.ConfirmDelivery = true
 		wcfg.Consume.Qos.PrefetchCount = tunedPrefetch
-		pub, err := wamqp.NewPublisher(wcfg, watermill.NopLogger{})
-		if err != nil {
-			return Side{}, fmt.Errorf("bench: watermill-amqp publisher: %w", err)
-		}
-		defer pub.Close()
-		sub, err := wamqp.NewSubscriber(wcfg, watermill.NopLogger{})
-		if err != nil {
-			return Side{}, fmt.Errorf("bench: watermill-amqp subscriber: %w", err)
-		}
-		defer sub.Close()
-		subs := make([]message.Subscriber, cfg.tunedSubscribers(a.scheme()))
-		for i := range subs {
-			subs[i] = sub
-		}
-		name := fmt.Sprintf("watermill-amqp (tuned: %d channels, confirms, %d handlers, prefetch %d)", cfg.Concurrency, len(subs), tunedPrefetch)
-		return runRouterN(ctx, cfg, name, queue, pub, subs)
+		n := cfg.tunedSubscribers(a.scheme())
+		name := fmt.Sprintf("watermill-amqp (tuned: %d channels, confirms, %d handlers, prefetch %d)", cfg.Concurrency, n, tunedPrefetch)
+		return a.runWatermillConfig(ctx, cfg, name, queue, wcfg, n)
 	})
 }
 

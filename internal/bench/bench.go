@@ -41,6 +41,11 @@ type Config struct {
 	// Sides lists the sides to run, a subset of AllSides in any order;
 	// empty runs every side the transport has.
 	Sides []string
+	// Idempotency is the URL of the Busline side's dedup store; empty uses
+	// the bus default. A Redis store (redis://, rediss://) is isolated
+	// under a fresh key prefix and emptied afterwards; memory:// needs
+	// nothing. Other stores are refused.
+	Idempotency string
 	// RawBatch is how many events one firing goroutine of the raw loop
 	// sends before it waits for the broker's replies (pipelined XADDs,
 	// publishes before their confirms). Default 32; 1 gives the raw loop

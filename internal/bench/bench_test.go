@@ -109,6 +109,36 @@ func TestRunRedisCleansUp(t *testing.T) {
 	}
 }
 
+// TestRunRedisStoreCleansUp runs the Busline side with a Redis dedup store
+// and leaves no key of it behind.
+func TestRunRedisStoreCleansUp(t *testing.T) {
+	need(t, redisAddr, "redis-server --port 6379")
+	names := captureRunNames(t)
+	res, err := Run(context.Background(), Config{
+		Transport: "redis://" + redisAddr + "/0", Idempotency: "redis://" + redisAddr + "/0",
+		Events: 300, Size: 64, Concurrency: 4, Sides: []string{SideBusline},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Busline.Name, "redis:// dedup store") {
+		t.Fatalf("side %q", res.Busline.Name)
+	}
+	c := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer c.Close()
+	if len(names()) < 2 {
+		t.Fatalf("run names %v, want the transport's and the store's", names())
+	}
+	for _, n := range names() {
+		if keys, err := c.Keys(context.Background(), n+"*").Result(); err != nil || len(keys) > 0 {
+			t.Fatalf("left behind: %v (%v)", keys, err)
+		}
+	}
+	if _, err := Run(context.Background(), Config{Transport: "memory://", Idempotency: "postgres://x/y"}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("postgres store: %v", err)
+	}
+}
+
 func TestRunAMQPCleansUp(t *testing.T) {
 	need(t, "127.0.0.1:5672", "rabbitmq-server")
 	names := captureRunNames(t)
