@@ -86,7 +86,11 @@ func (c Config) tunedSubscribers(scheme string) int {
 	if c.TunedSubscribers > 0 {
 		return c.TunedSubscribers
 	}
-	if n, ok := DefaultTunedSubscribers[strings.TrimSuffix(scheme, "s")]; ok {
+	base := map[string]string{"rediss": "redis", "amqps": "amqp"}[scheme]
+	if base == "" {
+		base = scheme
+	}
+	if n, ok := DefaultTunedSubscribers[base]; ok {
 		return n
 	}
 	return c.Concurrency

@@ -187,6 +187,19 @@ func TestRunSides(t *testing.T) {
 	}
 }
 
+func TestTunedSubscribers(t *testing.T) {
+	c := Config{Concurrency: 16}
+	for scheme, want := range map[string]int{"redis": 4, "rediss": 4, "amqp": 4, "amqps": 4, "memory": 16} {
+		if got := c.tunedSubscribers(scheme); got != want {
+			t.Errorf("%s: %d, want %d", scheme, got, want)
+		}
+	}
+	c.TunedSubscribers = 2
+	if got := c.tunedSubscribers("redis"); got != 2 {
+		t.Errorf("set: %d", got)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []Config{
 		{Transport: "memory://", Sides: []string{"busline", "nope"}},
