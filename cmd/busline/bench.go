@@ -54,7 +54,9 @@ the fire → handler latency (p50, p99) and the process CPU time per event
 (getrusage around each side) of each side, and Busline's ratios to the others.
 Without --rate, events are fired as fast as possible and the latency includes the
 queue that builds up; --rate R paces the firing to measure latency under a
-steady load. --idempotency redis://... gives the Busline side a Redis dedup
+steady load. --rounds R runs each side R times, the sides taking turns, and
+reports each side's median round, so that a burst of outside load on a shared
+machine does not land on one side only. --idempotency redis://... gives the Busline side a Redis dedup
 store. --sides runs a subset; --cpuprofile FILE writes a CPU profile of
 the Busline side.
 
@@ -82,6 +84,8 @@ memory:// when none is configured.`,
 				return usagef("--stall must not be negative")
 			case cfg.TunedSubscribers < 0:
 				return usagef("--watermill-subscribers must not be negative")
+			case cfg.Rounds < 1:
+				return usagef("--rounds must be at least 1")
 			case cfg.RawBatch < 1:
 				return usagef("--raw-batch must be at least 1")
 			}
@@ -131,6 +135,7 @@ memory:// when none is configured.`,
 	f.Float64Var(&cfg.Rate, "rate", 0, "fire about this many events per second in total, to measure latency below saturation (0: as fast as possible)")
 	f.DurationVar(&cfg.Stall, "stall", 0, "give up when no event was handled for this long (default 1m)")
 	f.StringSliceVar(&cfg.Sides, "sides", nil, "sides to run, comma-separated: "+strings.Join(bench.AllSides, ",")+" (default all)")
+	f.IntVar(&cfg.Rounds, "rounds", 1, "run each side this many times, the sides taking turns, and report each side's median round (by end-to-end rate)")
 	f.StringVar(&cfg.Idempotency, "idempotency", "", "dedup store of the Busline side: memory:// or redis://... (default: the bus default); a Redis store is isolated and emptied")
 	f.IntVar(&cfg.RawBatch, "raw-batch", bench.DefaultRawBatch, "events each firing goroutine of the raw loop sends before waiting for the replies (1: as many in flight as the other sides)")
 	f.IntVar(&cfg.TunedSubscribers, "watermill-subscribers", 0, "subscribers (router handlers sharing the work) of the tuned Watermill side (0: 4, the best measured on Redis and AMQP)")

@@ -187,6 +187,23 @@ func TestRunSides(t *testing.T) {
 	}
 }
 
+// TestRounds runs each side twice and reports a round of each.
+func TestRounds(t *testing.T) {
+	var progress bytes.Buffer
+	res, err := Run(context.Background(), Config{Transport: "memory://", Events: 200, Size: 64, Concurrency: 2, Rounds: 2, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, "memory", 200)
+	if n := strings.Count(progress.String(), res.Busline.Name+": fired 200/200, handled 200/200 in"); n != 2 {
+		t.Fatalf("%d Busline rounds:\n%s", n, progress.String())
+	}
+	s := medianSide([]Side{{Name: "c", EndToEndPerSecond: 3}, {Name: "a", EndToEndPerSecond: 1}, {Name: "b", EndToEndPerSecond: 2}})
+	if s.Name != "b" {
+		t.Fatalf("median %v", s)
+	}
+}
+
 func TestTunedSubscribers(t *testing.T) {
 	c := Config{Concurrency: 16}
 	for scheme, want := range map[string]int{"redis": 4, "rediss": 4, "amqp": 4, "amqps": 4, "memory": 16} {
@@ -203,6 +220,7 @@ func TestTunedSubscribers(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []Config{
 		{Transport: "memory://", Sides: []string{"busline", "nope"}},
+		{Transport: "memory://", Rounds: -1},
 		{Transport: "memory://", Size: 5},
 		{Transport: "memory://", Events: -1},
 		{Transport: "memory://", Concurrency: -2},
