@@ -1,6 +1,7 @@
 package transports
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -24,4 +25,17 @@ func TestGather(t *testing.T) {
 			t.Fatalf("yield %v: empty channel gave %v", yield, got)
 		}
 	}
+}
+
+// A sender goroutine takes the first request, then gathers what else waits
+// and sends it all in one round trip.
+func ExampleGather() {
+	reqs := make(chan string, 8)
+	for _, r := range []string{"a", "b", "c"} {
+		reqs <- r
+	}
+	batch := []string{<-reqs}
+	batch = Gather(reqs, batch, 256, true)
+	fmt.Println(batch)
+	// Output: [a b c]
 }
