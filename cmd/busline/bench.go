@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -82,18 +81,8 @@ memory:// when none is configured.`,
 				return usagef("--rate must not be negative")
 			case cfg.Stall < 0:
 				return usagef("--stall must not be negative")
-			case cfg.TunedSubscribers < 0:
-				return usagef("--watermill-subscribers must not be negative")
-			case cfg.Rounds < 1:
-				return usagef("--rounds must be at least 1")
-			case cfg.RawBatch < 1:
-				return usagef("--raw-batch must be at least 1")
 			}
-			for _, side := range cfg.Sides {
-				if !slices.Contains(bench.AllSides, side) {
-					return usagef("--sides: unknown side %q (known: %s)", side, strings.Join(bench.AllSides, ", "))
-				}
-			}
+			// bench.Run checks the rest (sides, rounds, ...): ErrInvalidConfig is a usage error.
 			c, err := a.busConfig()
 			if err != nil {
 				return err
