@@ -53,7 +53,7 @@ func TestBenchUsage(t *testing.T) {
 	run(t, "bench", "--concurrency", "-1").expect(t, exitUsage)
 	run(t, "bench", "--events", "x").expect(t, exitUsage)
 	run(t, "bench", "--sides", "busline,nope").expect(t, exitUsage)
-	run(t, "bench", "--rounds", "0").expect(t, exitUsage)
-	run(t, "bench", "--raw-batch", "0").expect(t, exitUsage)
+	run(t, "bench", "--rounds", "-1").expect(t, exitUsage)
+	run(t, "bench", "--raw-batch", "-1").expect(t, exitUsage)
 	run(t, "--transport", "redis://127.0.0.1:1/0", "bench").expect(t, exitUnavailable)
 }
