@@ -66,9 +66,9 @@ type confirmSlot struct {
 	reason error
 }
 
-// newConfirmPool returns a pool of size channels; dial must be a
-// dialer made with p.dialer for the corking to apply (without it, every
-// publish is written on its own). start starts its sender.
+// newConfirmPool returns a pool of size channels. The publishing
+// connection dials through its dialer, so that batches are corked (without
+// it, every publish is written on its own); start starts its sender.
 func newConfirmPool(size int, timeout time.Duration) *confirmPool {
 	p := &confirmPool{
 		timeout: timeout, slots: make([]*confirmSlot, size),
@@ -231,7 +231,10 @@ func (p *confirmPool) send(batch []*confirmReq) {
 	p.corkMu.Lock()
 	cork := p.cork
 	p.corkMu.Unlock()
-	if cork != nil && len(batch) > 1 {
+	if len(batch) == 1 && len(batch[0].pubs) == 1 {
+		cork = nil // one publish is one write anyway
+	}
+	if cork != nil {
 		cork.cork()
 	}
 	for _, r := range batch {
@@ -249,7 +252,7 @@ func (p *confirmPool) send(batch []*confirmReq) {
 			r.dcs = dcs
 		}
 	}
-	if cork != nil && len(batch) > 1 {
+	if cork != nil {
 		if err := cork.uncork(); err != nil {
 			// What was published in this batch never left: its confirms
 			// will fail with the connection; fail the callers now.
