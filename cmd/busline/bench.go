@@ -137,6 +137,9 @@ func (a *app) printBench(r *bench.Result) error {
 	if r.Rate > 0 {
 		pacing = "at " + rate(r.Rate) + " events/s"
 	}
+	if r.Rounds > 1 {
+		pacing += fmt.Sprintf(", each side's median of %d rounds", r.Rounds)
+	}
 	fmt.Fprintf(a.stdout, "busline bench on %s: %d events of %d bytes, concurrency %d, fired %s, %d CPUs\n\n",
 		r.URL, r.Events, r.Size, r.Concurrency, pacing, runtime.NumCPU())
 	t := newTable(a.stdout, "", "FIRE EVENTS/S", "END-TO-END EVENTS/S", "P50 MS", "P99 MS", "CPU µS/EVENT")

@@ -208,6 +208,8 @@ type Result struct {
 	Concurrency int
 	// Rate is the pacing asked for, 0 when none.
 	Rate float64
+	// Rounds is how many times each side ran (Config.Rounds).
+	Rounds int
 	// Busline is what a user gets by default for the transport: bus.New
 	// with the URL, the default chain, listener concurrency K.
 	Busline Side
@@ -326,7 +328,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{
 		Transport: u.Scheme, URL: redact(u),
-		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
+		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Rounds: cfg.Rounds,
 	}
 	res.Transport = b.scheme()
 	sides := []struct {
