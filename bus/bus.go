@@ -54,6 +54,7 @@ type listenerSpec struct {
 	opts               ListenerOptions
 	handler            message.HandlerFunc
 	chain              message.HandlerFunc
+	reading            readState // for Ready and Live (health.go)
 }
 
 // New validates cfg, expands the process name and opens the transport and
@@ -221,6 +222,7 @@ func (b *Bus) Start(ctx context.Context) error {
 			b.abortStart()
 			return fmt.Errorf("bus: listener %q: subscribe to %s: %w", l.name, l.topic, err)
 		}
+		l.reading.start(l.opts.Concurrency)
 		for range l.opts.Concurrency {
 			go b.read(l, msgs, gate)
 		}
@@ -246,6 +248,7 @@ func (b *Bus) abortStart() {
 // channel closes (Close closes the subscribers) or when it finds reading
 // stopped; the handlers it runs are waited for through inflight.
 func (b *Bus) read(l *listenerSpec, msgs <-chan *message.Message, gate *handlerGate) {
+	defer l.reading.stop(&b.closed)
 	for msg := range msgs {
 		if !gate.enter(&b.inflight) {
 			// Handed out as reading stopped: left unsettled, the event

@@ -16,6 +16,9 @@ var (
 	ErrDuplicateListener = errors.New("bus: duplicate listener name")
 	// ErrStarted: Listen was called after Start, or Start twice.
 	ErrStarted = errors.New("bus: already started")
+	// ErrNotReady: Ready found the bus not started, a listener not reading,
+	// or the transport unreachable.
+	ErrNotReady = errors.New("bus: not ready")
 	// ErrClosed: the bus was closed.
 	ErrClosed = errors.New("bus: closed")
 	// ErrPayloadTooLarge: the encoded payload is larger than Config.MaxPayloadBytes.

@@ -21,3 +21,14 @@ func TestConformance(t *testing.T) {
 		Retention:       true,
 	})
 }
+
+func TestScheduleConformance(t *testing.T) {
+	transporttest.RunSchedule(t, transporttest.Harness{
+		Name: "memory",
+		URL: func(t testing.TB) string {
+			name := "schedule-" + rand.Text()
+			t.Cleanup(func() { memory.Forget(name) })
+			return "memory://" + name
+		},
+	}, transporttest.ScheduleCaps{Cancel: true, Counts: true})
+}

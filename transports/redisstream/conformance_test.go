@@ -43,3 +43,11 @@ func TestConformance(t *testing.T) {
 		RestartBroker: restartServerOf,
 	})
 }
+
+func TestScheduleConformance(t *testing.T) {
+	needRedis(t)
+	transporttest.RunSchedule(t, transporttest.Harness{
+		Name: "redis",
+		URL:  func(t testing.TB) string { return testURL(t, "") },
+	}, transporttest.ScheduleCaps{Cancel: true, Counts: true})
+}
