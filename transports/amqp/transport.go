@@ -14,6 +14,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/engine"
 )
 
 func init() {
@@ -44,7 +45,7 @@ type Transport struct {
 
 	mu      sync.Mutex // guards subConn
 	subConn *connection
-	subs    transports.Subscribers[*Subscriber]
+	subs    transports.Subscribers[*engine.Subscriber]
 
 	// sched is the mover of scheduled events (schedule.go).
 	sched scheduler
@@ -189,17 +190,14 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.subs.Closed() {
-		return nil, transports.ErrClosed
+	if err := t.consumerConnLocked(cfg.Consumer); err != nil {
+		return nil, err
 	}
-	if t.subConn == nil {
-		conn, err := openConnection(t.connName(cfg.Consumer+" consume"), t.dial, t.o.ReconnectMax, t.log)
-		if err != nil {
-			return nil, err
-		}
-		t.subConn = conn
+	var s *engine.Subscriber
+	s, err := engine.New(amqpDriver{t}, cfg, engine.Options{Logger: t.log, OnClose: func() { t.subs.Remove(s) }})
+	if err != nil {
+		return nil, err
 	}
-	s := newSubscriber(t, cfg)
 	if err := t.subs.Add(s); err != nil {
 		return nil, err
 	}
@@ -207,7 +205,21 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	return s, nil
 }
 
-func (t *Transport) forget(s *Subscriber) { t.subs.Remove(s) }
+// consumerConnLocked opens the transport's consumer connection, named
+// after the process, unless it is open; t.mu is held.
+func (t *Transport) consumerConnLocked(consumer string) error {
+	if t.subs.Closed() {
+		return transports.ErrClosed
+	}
+	if t.subConn == nil {
+		conn, err := openConnection(t.connName(consumer+" consume"), t.dial, t.o.ReconnectMax, t.log)
+		if err != nil {
+			return err
+		}
+		t.subConn = conn
+	}
+	return nil
+}
 
 func (t *Transport) isClosed() bool { return t.subs.Closed() }
 

@@ -23,10 +23,6 @@ const (
 	DefaultPublishBatch    = 256
 	DefaultPublishPipes    = 1
 	maxBatch               = 1000
-	readAhead              = 4 // default Batch: this many times Concurrency
-	minClaimInterval       = 20 * time.Millisecond
-	maxClaimInterval       = 30 * time.Second
-	defaultReleaseTimeout  = 5 * time.Second
 	maxConsumerCheckPeriod = 10 * time.Minute
 )
 
@@ -46,10 +42,10 @@ type Options struct {
 	// DeadMaxLen trims dead-letter streams (XADD MAXLEN ~). 0, the default,
 	// keeps every dead letter until it is replayed or purged. URL: dead_maxlen.
 	DeadMaxLen int64
-	// Batch is the most entries one XREADGROUP or XAUTOCLAIM asks for, and
-	// the most entries a subscriber reads ahead of its handlers; it reads
-	// again when half of them were handed out. 0 uses 4 times the
-	// listener's Concurrency (at most 1000). URL: batch.
+	// Batch caps the entries one XREADGROUP, XPENDING or XAUTOCLAIM asks
+	// for. A subscriber never reads ahead of its handlers: each read asks
+	// for as many entries as the listener has free slots (its
+	// Concurrency at most). 0 means 1000. URL: batch.
 	Batch int
 	// Block is the longest a read waits for new entries (XREADGROUP BLOCK).
 	// A standalone or Sentinel client interrupts the wait at once on
@@ -275,7 +271,8 @@ func (c config) newClient() redis.UniversalClient {
 	}
 }
 
-// readerFactory returns a function that opens a client of one connection
+// readerFactory returns a function that opens a client of one connection,
+// which never retries a command by itself,
 // for a subscription's blocking reads and reports that connection's client
 // ID to onID each time it (re)connects, so that the read can be interrupted
 // with CLIENT UNBLOCK. It returns nil for a Cluster, whose blocking reads
@@ -301,6 +298,11 @@ func (c config) readerFactory() func(onID func(int64)) redis.UniversalClient {
 		return func(onID func(int64)) redis.UniversalClient {
 			o := *c.single
 			o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns, o.PipelinePoolSize = 1, 0, 1, 1, -1
+			// No retry of a read whose reply was lost: the entries it took
+			// are pending for this consumer, and the engine must hear of the
+			// broken read to read them at once (a retried XREADGROUP > would
+			// return other entries and leave those for AckTimeout).
+			o.MaxRetries = -1
 			o.OnConnect = hook(o.OnConnect, onID)
 			return redis.NewClient(&o)
 		}
@@ -308,6 +310,7 @@ func (c config) readerFactory() func(onID func(int64)) redis.UniversalClient {
 		return func(onID func(int64)) redis.UniversalClient {
 			o := *c.failO
 			o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns, o.PipelinePoolSize = 1, 0, 1, 1, -1
+			o.MaxRetries = -1 // see above
 			o.OnConnect = hook(o.OnConnect, onID)
 			return redis.NewFailoverClient(&o)
 		}

@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+// reader is the state of reading, shared by the slots: a free slot that
+// finds nothing queued becomes the reader (one at a time) and reads for
+// every free slot. It reads own pending entries first (at start and after
+// any broken read), claims idle entries when due, new entries otherwise;
+// the driver's reads never run concurrently.
+type reader struct {
+	mu            sync.Mutex // held by the slot that reads
+	pending       bool       // own pending entries are to be read
+	pendingCursor string
+	claimCursor   string
+	nextClaim     time.Time
+	bo            backoff
+}
+
+// readOnce reads once for the free slots and queues what it read. It
+// reports false once reading stopped. While it waits for a free slot, an
+// entry the scheduler queued is returned instead, for the caller to hand out.
+func (s *subscription) readOnce() (*entry, bool) {
+	r := &s.rd
+	n, e, ok := s.takeTokens()
+	if !ok || e != nil {
+		return e, ok
+	}
+	var (
+		msgs []*driver.Message
+		err  error
+		what string
+	)
+	switch {
+	case r.pending:
+		what = "read own pending entries"
+		msgs, r.pendingCursor, err = s.d.Pending(s.readCtx, r.pendingCursor, n)
+		if err == nil && r.pendingCursor == "" {
+			r.pending = false
+		}
+	case s.caps.PendingList && !time.Now().Before(r.nextClaim):
+		what = "claim idle entries"
+		msgs, r.claimCursor, err = s.d.Claim(s.readCtx, s.cfg.AckTimeout, r.claimCursor, n)
+		if err != nil {
+			r.claimCursor = ""
+		}
+		if err != nil || r.claimCursor == "" {
+			r.nextClaim = time.Now().Add(s.opts.ClaimInterval)
+		}
+	default:
+		what = "read"
+		wait := s.opts.ReceiveWait
+		if s.caps.PendingList {
+			wait = min(wait, time.Until(r.nextClaim))
+		}
+		msgs, err = s.receive(n, max(wait, time.Millisecond))
+	}
+	used := s.admit(msgs)
+	for range n - used {
+		s.tokens <- struct{}{}
+	}
+	if err != nil {
+		if s.readCtx.Err() != nil || errors.Is(err, transports.ErrClosed) {
+			return nil, false
+		}
+		s.log.Warn("engine: "+what+" failed; retrying", slog.Any("error", err))
+		// Entries a broken read took may be pending for this member:
+		// read them first, as at start (docs/transports.md, semantics item 12).
+		r.pending, r.pendingCursor = s.caps.PendingList, ""
+		return nil, r.bo.sleep(s.readCtx)
+	}
+	r.bo.reset()
+	return nil, true
+}
+
+// receive reads new entries; the scheduler may interrupt it to get a slot
+// for a redelivery that came due, which is not an error. The context of
+// the reads is made once and again only after an interruption.
+func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, error) {
+	s.imu.Lock()
+	if s.rctx == nil {
+		s.rctx, s.interrupt = context.WithCancel(s.readCtx)
+	}
+	ctx := s.rctx
+	s.receiving = true
+	s.imu.Unlock()
+	msgs, err := s.d.Receive(ctx, n, wait)
+	s.imu.Lock()
+	s.receiving = false
+	interrupted := ctx.Err() != nil && s.readCtx.Err() == nil
+	if ctx.Err() != nil {
+		s.rctx = nil
+	}
+	s.imu.Unlock()
+	if err != nil && interrupted {
+		err = nil
+	}
+	return msgs, err
+}
+
+// interruptRead cancels the Receive in progress, if any.
+func (s *subscription) interruptRead() {
+	s.imu.Lock()
+	if s.receiving {
+		s.interrupt()
+	}
+	s.imu.Unlock()
+}
+
+// takeTokens waits for one free slot and takes every other free one; it
+// reports false once reading stopped. An entry queued meanwhile (by the
+// scheduler, with a slot of its own) is returned instead.
+func (s *subscription) takeTokens() (int, *entry, bool) {
+	select {
+	case <-s.tokens:
+	case e := <-s.queue:
+		return 0, e, true
+	case <-s.readCtx.Done():
+		return 0, nil, false
+	}
+	n := 1
+	for n < cap(s.tokens) {
+		select {
+		case <-s.tokens:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	if s.readCtx.Err() != nil {
+		for range n {
+			s.tokens <- struct{}{}
+		}
+		return 0, nil, false
+	}
+	return n, nil, true
+}
+
+// next returns the next entry to hand out: a queued one, or one this slot
+// reads when no other slot is reading. It returns nil once reading stopped.
+func (s *subscription) next() *entry {
+	for {
+		select {
+		case e := <-s.queue:
+			return e
+		default:
+		}
+		if s.rd.mu.TryLock() {
+			e, ok := s.readOnce()
+			s.rd.mu.Unlock()
+			s.readerFree()
+			if !ok || e != nil {
+				return e
+			}
+			continue
+		}
+		select {
+		case e := <-s.queue:
+			return e
+		case <-s.readerIdle:
+		case <-s.readCtx.Done():
+			return nil
+		}
+	}
+}
+
+// readerFree tells a slot waiting for the queue that it may read now.
+func (s *subscription) readerFree() {
+	select {
+	case s.readerIdle <- struct{}{}:
+	default:
+	}
+}
