@@ -55,7 +55,8 @@ func (a *amqpBroker) buslineURL() string {
 // queue, its delay queues, the record logs and the exchange.
 func (a *amqpBroker) cleanBusline(ctx context.Context) error {
 	group := a.prefix() + "bench-sink"
-	queues := []string{group, group + ".dead"}
+	// The record queues hold the owner of the group and the schemas (bus Start writes them).
+	queues := []string{group, group + ".dead", a.prefix() + a.run + ".records.owners", a.prefix() + a.run + ".records.schemas"}
 	for _, step := range a.ladder {
 		queues = append(queues, group+".retry."+stepName(step))
 	}
@@ -85,7 +86,7 @@ func (a *amqpBroker) clean(ctx context.Context, queues []string, exchange string
 	props.SetClientConnectionName("busline bench cleanup")
 	conn, err := amqp091.DialConfig(a.dialURL, amqp091.Config{Properties: props})
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", a.u.Redacted(), err)
+		return fmt.Errorf("connect to %s: %w", transports.Redact(a.u), err)
 	}
 	defer conn.Close()
 	var errs []error

@@ -48,7 +48,8 @@ type Config struct {
 	// reports its round with the median end-to-end rate. Default 1.
 	Rounds int
 	// Idempotency is the URL of the Busline side's dedup store; empty uses
-	// the bus default. A Redis store (redis://, rediss://) is isolated
+	// memory:// (the bus default on redis:// is the same Redis: pass it here
+	// to measure it). A Redis store (redis://, rediss://) is isolated
 	// under a fresh key prefix and emptied afterwards; memory:// needs
 	// nothing. Other stores are refused.
 	Idempotency string
@@ -327,7 +328,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{
-		Transport: u.Scheme, URL: redact(u),
+		Transport: u.Scheme, URL: transports.Redact(u),
 		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Rounds: cfg.Rounds,
 	}
 	res.Transport = b.scheme()
@@ -570,14 +571,4 @@ func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder,
 		EndToEndPerSecond: float64(n) / took.Seconds(),
 		P50:               p50, P99: p99, CPU: cpu,
 	}, nil
-}
-
-// redact renders u without its password, keeping the "//" of a URL
-// without a host ("memory://" rather than "memory:").
-func redact(u *url.URL) string {
-	s := u.Redacted()
-	if u.Host == "" && u.Opaque == "" && !strings.HasPrefix(s, u.Scheme+"://") {
-		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
-	}
-	return s
 }

@@ -18,11 +18,11 @@ import (
 )
 
 // dedupStore returns the Idempotency URL of the Busline side for raw (""
-// keeps the bus default) and a function that deletes what the side stored.
+// is memory://) and a function that deletes what the side stored.
 func dedupStore(raw string) (string, func(context.Context) error, error) {
 	nothing := func(context.Context) error { return nil }
 	if raw == "" {
-		return "", nothing, nil
+		return "memory://", nothing, nil
 	}
 	u, err := transports.ParseURL(raw)
 	if err != nil {
@@ -78,10 +78,12 @@ func runBusline(ctx context.Context, cfg Config, b broker) (side Side, err error
 		}
 	}()
 	bs, err := bus.New(bus.Config{
-		Service:     "bench",
-		Process:     "bench",
+		Service:   "bench",
+		Process:   "bench",
+		Transport: b.buslineURL(),
+		// The chain the bars name: dedup in memory, as Watermill's side has
+		// none (the bus default on redis:// is the same Redis: --idempotency).
 		Idempotency: store,
-		Transport:   b.buslineURL(),
 		Logger:      slog.New(slog.DiscardHandler),
 		Listener:    bus.ListenerOptions{Concurrency: cfg.Concurrency},
 	})
