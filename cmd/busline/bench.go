@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,22 +14,56 @@ import (
 
 func (a *app) benchCommand() *cobra.Command {
 	var cfg bench.Config
+	var profile string
 	cmd := &cobra.Command{
 		Use:   "bench --transport URL --events N --size BYTES --concurrency K",
 		Short: "Measure Busline against plain Watermill on the same broker",
-		Long: `bench fires N events of BYTES bytes from K goroutines and consumes them through
-the bus with the default middleware chain (listener concurrency K); then it does
-the same with plain Watermill and its defaults on the same broker: GoChannel
-(persistent) for memory://, watermill-redisstream for redis://, watermill-amqp/v2
-NewDurableQueueConfig for amqp://. It prints the fire rate, the end-to-end rate
-and the fire → handler latency (p50, p99) of both, and the ratios. Without
---rate, events are fired as fast as possible and the latency includes the
+		Long: `bench fires N events of BYTES bytes from K goroutines and consumes them, on
+the same broker in the same run, one side after the other:
+
+  busline          what a user gets by default for the transport: bus.New with
+                   the URL, the default middleware chain, listener concurrency K;
+                   Fire returns after the XADD reply or the publisher confirm.
+  watermill        plain Watermill with its defaults through a router handler:
+                   GoChannel (persistent) for memory://, watermill-redisstream
+                   for redis://, watermill-amqp/v2 NewDurableQueueConfig for amqp://.
+  watermill-tuned  the fastest Watermill configuration bench knows:
+                   memory: GoChannel (persistent) with a subscription buffer of N;
+                   redis: S subscribers in one consumer group (consumers c1..cS),
+                   each behind its own router handler, one publisher, one client
+                   with a connection for every publisher and reader;
+                   amqp: NewDurableQueueConfig with ChannelPoolSize K and
+                   ConfirmDelivery on (publisher confirms, as Busline), S router
+                   handlers on the queue, each its own channel with prefetch 16.
+                   S (--watermill-subscribers) is 4 on Redis and on AMQP: the
+                   best of 1, 2, 4, 8 and 16 measured on a 2-core machine.
+  raw              a loop on the broker's own client, no framework, written for
+                   throughput (not for memory://). redis: K goroutines each send
+                   32 XADDs (--raw-batch) in one pipeline; one reader,
+                   XREADGROUP COUNT 512, the XACK of each batch in the pipeline
+                   of the next read. amqp: K goroutines, each with a confirm
+                   channel, publish 32 (--raw-batch) persistent messages, then
+                   wait for their confirms; one consumer, prefetch 512,
+                   basic.ack multiple=true every 64 deliveries or when idle.
+
+Every side fires the same JSON payload from K goroutines and decodes it in its
+handler; AMQP publishes are persistent and confirmed on every side but Watermill
+defaults (which has no confirms). It prints the fire rate, the end-to-end rate,
+the fire → handler latency (p50, p99) and the process CPU time per event
+(getrusage around each side) of each side, and Busline's ratios to the others.
+Without --rate, events are fired as fast as possible and the latency includes the
 queue that builds up; --rate R paces the firing to measure latency under a
-steady load.
+steady load. --rounds R runs each side R times, the sides taking turns, and
+reports each side's median round, so that a burst of outside load on a shared
+machine does not land on one side only. --idempotency redis://... gives the Busline side a Redis dedup
+store. --sides runs a subset; --cpuprofile FILE writes a CPU profile of
+the Busline side.
 
 With --json it prints one line, a JSON object with the keys transport, events,
 size, busline_events_per_s, watermill_events_per_s, ratio (end to end,
-busline/watermill), p50_ms and p99_ms (Busline's latency).
+busline/watermill), p50_ms and p99_ms (Busline's latency), and, for the sides
+that ran, watermill_tuned_events_per_s, raw_events_per_s,
+busline_cpu_us_per_event and watermill_tuned_cpu_us_per_event.
 
 Everything bench creates (Redis keys, AMQP queues and exchange) has a random
 "busline-bench-" name and is deleted before it exits. The transport defaults to
@@ -46,6 +82,7 @@ memory:// when none is configured.`,
 			case cfg.Stall < 0:
 				return usagef("--stall must not be negative")
 			}
+			// bench.Run checks the rest (sides, rounds, ...): ErrInvalidConfig is a usage error.
 			c, err := a.busConfig()
 			if err != nil {
 				return err
@@ -61,6 +98,14 @@ memory:// when none is configured.`,
 				return err
 			}
 			_ = t.Close()
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return usagef("--cpuprofile: %v", err)
+				}
+				defer f.Close()
+				cfg.CPUProfile = f
+			}
 			a.progressf("bench on %s: %d events of %d bytes, concurrency %d", url, cfg.Events, cfg.Size, cfg.Concurrency)
 			res, err := bench.Run(cmd.Context(), cfg)
 			if err != nil {
@@ -78,6 +123,12 @@ memory:// when none is configured.`,
 	f.IntVar(&cfg.Concurrency, "concurrency", 16, "goroutines firing, and the Busline listener's concurrency")
 	f.Float64Var(&cfg.Rate, "rate", 0, "fire about this many events per second in total, to measure latency below saturation (0: as fast as possible)")
 	f.DurationVar(&cfg.Stall, "stall", 0, "give up when no event was handled for this long (default 1m)")
+	f.StringSliceVar(&cfg.Sides, "sides", nil, "sides to run, comma-separated: "+strings.Join(bench.AllSides, ",")+" (default all)")
+	f.IntVar(&cfg.Rounds, "rounds", 1, "run each side this many times, the sides taking turns, and report each side's median round (by end-to-end rate)")
+	f.StringVar(&cfg.Idempotency, "idempotency", "", "dedup store of the Busline side: memory:// or redis://... (default: the bus default); a Redis store is isolated and emptied")
+	f.IntVar(&cfg.RawBatch, "raw-batch", bench.DefaultRawBatch, "events each firing goroutine of the raw loop sends before waiting for the replies (1: as many in flight as the other sides)")
+	f.IntVar(&cfg.TunedSubscribers, "watermill-subscribers", 0, "subscribers (router handlers sharing the work) of the tuned Watermill side (0: 4, the best measured on Redis and AMQP)")
+	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the Busline side to this file")
 	return cmd
 }
 
@@ -86,14 +137,45 @@ func (a *app) printBench(r *bench.Result) error {
 	if r.Rate > 0 {
 		pacing = "at " + rate(r.Rate) + " events/s"
 	}
+	if r.Rounds > 1 {
+		pacing += fmt.Sprintf(", each side's median of %d rounds", r.Rounds)
+	}
 	fmt.Fprintf(a.stdout, "busline bench on %s: %d events of %d bytes, concurrency %d, fired %s, %d CPUs\n\n",
 		r.URL, r.Events, r.Size, r.Concurrency, pacing, runtime.NumCPU())
-	t := newTable(a.stdout, "", "FIRE EVENTS/S", "END-TO-END EVENTS/S", "P50 MS", "P99 MS")
-	for _, s := range []bench.Side{r.Busline, r.Watermill} {
-		t.row(s.Name, rate(s.FirePerSecond), rate(s.EndToEndPerSecond), millis(s.P50.Seconds()), millis(s.P99.Seconds()))
+	t := newTable(a.stdout, "", "FIRE EVENTS/S", "END-TO-END EVENTS/S", "P50 MS", "P99 MS", "CPU µS/EVENT")
+	var others []bench.Side
+	for _, s := range []bench.Side{r.Busline, r.Watermill, r.WatermillTuned, r.Raw} {
+		if s.Name == "" {
+			continue
+		}
+		t.row(s.Name, rate(s.FirePerSecond), rate(s.EndToEndPerSecond), millis(s.P50.Seconds()), millis(s.P99.Seconds()), micros(s.CPUPerEvent(r.Events)))
+		if s != r.Busline {
+			others = append(others, s)
+		}
 	}
-	t.row("ratio busline/watermill", times(r.FireRatio()), times(r.Ratio()), "-", "-")
+	if r.Busline.Name != "" {
+		for _, o := range others {
+			label := map[string]string{r.Watermill.Name: "watermill", r.WatermillTuned.Name: "watermill-tuned", r.Raw.Name: "raw"}[o.Name]
+			t.row("ratio busline/"+label, times(ratioOf(r.Busline.FirePerSecond, o.FirePerSecond)),
+				times(ratioOf(r.Busline.EndToEndPerSecond, o.EndToEndPerSecond)), "-", "-",
+				times(ratioOf(r.Busline.CPUPerEvent(r.Events), o.CPUPerEvent(r.Events))))
+		}
+	}
 	return t.flush()
+}
+
+func ratioOf(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func micros(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
 func rate(v float64) string   { return strconv.FormatFloat(v, 'f', 0, 64) }

@@ -29,11 +29,16 @@ func TestBench(t *testing.T) {
 		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
 			t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
 		}
-		checkKeys(t, sum, "transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms")
+		keys := []string{"transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms",
+			"watermill_tuned_events_per_s", "busline_cpu_us_per_event", "watermill_tuned_cpu_us_per_event"}
+		if b.name != "memory" {
+			keys = append(keys, "raw_events_per_s")
+		}
+		checkKeys(t, sum, keys...)
 		if sum["transport"] != b.name || sum["events"] != 200.0 || sum["size"] != 32.0 {
 			t.Fatalf("summary %v", sum)
 		}
-		for _, k := range []string{"busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms"} {
+		for _, k := range keys[3:] {
 			if v, ok := sum[k].(float64); !ok || v <= 0 {
 				t.Errorf("%s = %v", k, sum[k])
 			}
@@ -47,5 +52,8 @@ func TestBenchUsage(t *testing.T) {
 	run(t, "bench", "--events", "0").expect(t, exitUsage)
 	run(t, "bench", "--concurrency", "-1").expect(t, exitUsage)
 	run(t, "bench", "--events", "x").expect(t, exitUsage)
+	run(t, "bench", "--sides", "busline,nope").expect(t, exitUsage)
+	run(t, "bench", "--rounds", "-1").expect(t, exitUsage)
+	run(t, "bench", "--raw-batch", "-1").expect(t, exitUsage)
 	run(t, "--transport", "redis://127.0.0.1:1/0", "bench").expect(t, exitUnavailable)
 }

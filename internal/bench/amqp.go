@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/busline/busline/transports"
@@ -51,13 +52,17 @@ func (a *amqpBroker) buslineURL() string {
 }
 
 // cleanBusline deletes the group queue of the listener, its dead-letter
-// queue, its delay queues and the exchange.
+// queue, its delay queues, the record logs and the exchange.
 func (a *amqpBroker) cleanBusline(ctx context.Context) error {
 	group := a.prefix() + "bench-sink"
 	// The record queues hold the owner of the group and the schemas (bus Start writes them).
 	queues := []string{group, group + ".dead", a.prefix() + a.run + ".records.owners", a.prefix() + a.run + ".records.schemas"}
 	for _, step := range a.ladder {
 		queues = append(queues, group+".retry."+stepName(step))
+	}
+	// The record logs (group owners, schemas): "{queue_prefix}{exchange}.records.{kind}".
+	for _, kind := range []string{transports.RecordKindOwners, transports.RecordKindSchemas} {
+		queues = append(queues, a.prefix()+a.run+".records."+kind)
 	}
 	return a.clean(ctx, queues, a.run)
 }
@@ -113,16 +118,17 @@ func (a *amqpBroker) clean(ctx context.Context, queues []string, exchange string
 	return errors.Join(errs...)
 }
 
-func (a *amqpBroker) runWatermill(ctx context.Context, cfg Config) (side Side, err error) {
+func (a *amqpBroker) runWatermill(ctx context.Context, cfg Config) (Side, error) {
 	queue := a.prefix() + "watermill"
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanTimeout)
-		defer cancel()
-		if cerr := a.clean(cctx, []string{queue}, ""); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("bench: clean up the Watermill side: %w", cerr))
-		}
-	}()
-	wcfg := wamqp.NewDurableQueueConfig(a.dialURL)
+	return a.withQueue(ctx, queue, func() (Side, error) {
+		return a.runWatermillConfig(ctx, cfg, "watermill-amqp (NewDurableQueueConfig)", queue, wamqp.NewDurableQueueConfig(a.dialURL), 1)
+	})
+}
+
+// runWatermillConfig runs watermill-amqp with wcfg through handlers
+// router handlers on queue, all on one subscriber (each subscription its
+// own channel).
+func (a *amqpBroker) runWatermillConfig(ctx context.Context, cfg Config, name, queue string, wcfg wamqp.Config, handlers int) (Side, error) {
 	pub, err := wamqp.NewPublisher(wcfg, watermill.NopLogger{})
 	if err != nil {
 		return Side{}, fmt.Errorf("bench: watermill-amqp publisher: %w", err)
@@ -133,5 +139,9 @@ func (a *amqpBroker) runWatermill(ctx context.Context, cfg Config) (side Side, e
 		return Side{}, fmt.Errorf("bench: watermill-amqp subscriber: %w", err)
 	}
 	defer sub.Close()
-	return runRouter(ctx, cfg, "watermill-amqp (NewDurableQueueConfig)", queue, pub, sub)
+	subs := make([]message.Subscriber, handlers)
+	for i := range subs {
+		subs[i] = sub
+	}
+	return runRouterN(ctx, cfg, name, queue, pub, subs)
 }

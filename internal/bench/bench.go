@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +39,72 @@ type Config struct {
 	Stall time.Duration
 	// Progress, when set, receives a line per side per second while it runs.
 	Progress io.Writer
+	// Sides lists the sides to run, a subset of AllSides in any order;
+	// empty runs every side the transport has.
+	Sides []string
+	// Rounds is how many times each side runs, the sides taking turns
+	// (busline, watermill, watermill-tuned, raw, busline, ...), so that a
+	// burst of outside load does not land on one side only; each side
+	// reports its round with the median end-to-end rate. Default 1.
+	Rounds int
+	// Idempotency is the URL of the Busline side's dedup store; empty uses
+	// memory:// (the bus default on redis:// is the same Redis: pass it here
+	// to measure it). A Redis store (redis://, rediss://) is isolated
+	// under a fresh key prefix and emptied afterwards; memory:// needs
+	// nothing. Other stores are refused.
+	Idempotency string
+	// RawBatch is how many events one firing goroutine of the raw loop
+	// sends before it waits for the broker's replies (pipelined XADDs,
+	// publishes before their confirms). Default 32; 1 gives the raw loop
+	// the same number of events in flight as the other sides.
+	RawBatch int
+	// TunedSubscribers is the number of subscribers (router handlers
+	// sharing the work) of the tuned Watermill side on Redis and AMQP. 0
+	// uses the best count measured on our 2-core machine for the broker
+	// (DefaultTunedSubscribers).
+	TunedSubscribers int
+	// CPUProfile, when set, receives a CPU profile (pprof format) taken
+	// while the Busline side fires and handles.
+	CPUProfile io.Writer
 }
+
+// The sides of a run, as named in Config.Sides.
+const (
+	SideBusline        = "busline"
+	SideWatermill      = "watermill"
+	SideWatermillTuned = "watermill-tuned"
+	SideRaw            = "raw"
+)
+
+// AllSides are the sides Run knows, in the order it runs them.
+var AllSides = []string{SideBusline, SideWatermill, SideWatermillTuned, SideRaw}
+
+func (c Config) wants(side string) bool {
+	return len(c.Sides) == 0 || slices.Contains(c.Sides, side)
+}
+
+// DefaultTunedSubscribers is, per broker, the number of subscribers of the
+// tuned Watermill side that gave the highest median rate in a sweep of 1,
+// 2, 4, 8 and 16 at concurrency 16 on a 2-core machine (docs/benchmarks.md).
+var DefaultTunedSubscribers = map[string]int{"redis": 4, "amqp": 4}
+
+// tunedSubscribers returns the subscriber count of the tuned side on scheme.
+func (c Config) tunedSubscribers(scheme string) int {
+	if c.TunedSubscribers > 0 {
+		return c.TunedSubscribers
+	}
+	base := map[string]string{"rediss": "redis", "amqps": "amqp"}[scheme]
+	if base == "" {
+		base = scheme
+	}
+	if n, ok := DefaultTunedSubscribers[base]; ok {
+		return n
+	}
+	return c.Concurrency
+}
+
+// DefaultRawBatch is the default Config.RawBatch.
+const DefaultRawBatch = 32
 
 // MinSize is the smallest payload: the JSON object {"data":""}.
 const MinSize = len(`{"data":""}`)
@@ -61,6 +128,12 @@ func (c Config) withDefaults() Config {
 	if c.Stall == 0 {
 		c.Stall = time.Minute
 	}
+	if c.Rounds == 0 {
+		c.Rounds = 1
+	}
+	if c.RawBatch == 0 {
+		c.RawBatch = DefaultRawBatch
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -79,6 +152,17 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: rate must not be negative", ErrInvalidConfig)
 	case c.Stall < 0:
 		return fmt.Errorf("%w: stall must not be negative", ErrInvalidConfig)
+	case c.TunedSubscribers < 0:
+		return fmt.Errorf("%w: tuned subscribers must not be negative", ErrInvalidConfig)
+	case c.Rounds < 1:
+		return fmt.Errorf("%w: rounds must be at least 1", ErrInvalidConfig)
+	case c.RawBatch < 1:
+		return fmt.Errorf("%w: raw batch must be at least 1", ErrInvalidConfig)
+	}
+	for _, side := range c.Sides {
+		if !slices.Contains(AllSides, side) {
+			return fmt.Errorf("%w: unknown side %q (known: %s)", ErrInvalidConfig, side, strings.Join(AllSides, ", "))
+		}
 	}
 	return nil
 }
@@ -98,7 +182,21 @@ type Side struct {
 	// P50 and P99 are percentiles of the fire → handler latency.
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
+	// CPU is the CPU time (user + system) the whole process used while the
+	// side fired and handled, from getrusage; 0 where it cannot be read.
+	CPU time.Duration `json:"cpu_ns"`
 }
+
+// CPUPerEvent is the process CPU time per event, in microseconds.
+func (s Side) CPUPerEvent(events int) float64 {
+	if events == 0 {
+		return 0
+	}
+	return float64(s.CPU) / float64(time.Microsecond) / float64(events)
+}
+
+// ran says whether the side was measured.
+func (s Side) ran() bool { return s.Name != "" }
 
 // Result is the outcome of Run.
 type Result struct {
@@ -110,9 +208,20 @@ type Result struct {
 	Size        int
 	Concurrency int
 	// Rate is the pacing asked for, 0 when none.
-	Rate      float64
-	Busline   Side
+	Rate float64
+	// Rounds is how many times each side ran (Config.Rounds).
+	Rounds int
+	// Busline is what a user gets by default for the transport: bus.New
+	// with the URL, the default chain, listener concurrency K.
+	Busline Side
+	// Watermill is plain Watermill with its defaults.
 	Watermill Side
+	// WatermillTuned is the fastest Watermill configuration bench knows
+	// for the broker (see the package documentation).
+	WatermillTuned Side
+	// Raw is a loop on the broker's own client, no framework; not run for
+	// memory://.
+	Raw Side
 }
 
 // Ratio is Busline's end-to-end rate over Watermill's.
@@ -132,21 +241,47 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// Summary is the one-line JSON object `busline bench --json` prints last.
-type Summary struct {
-	Transport           string  `json:"transport"`
-	Events              int     `json:"events"`
-	Size                int     `json:"size"`
-	BuslineEventsPerS   float64 `json:"busline_events_per_s"`
-	WatermillEventsPerS float64 `json:"watermill_events_per_s"`
-	Ratio               float64 `json:"ratio"`
-	P50Milliseconds     float64 `json:"p50_ms"`
-	P99Milliseconds     float64 `json:"p99_ms"`
+// TunedRatio is Busline's end-to-end rate over tuned Watermill's.
+func (r *Result) TunedRatio() float64 {
+	return ratio(r.Busline.EndToEndPerSecond, r.WatermillTuned.EndToEndPerSecond)
 }
 
-// Summary returns the rates (end to end), their ratio and Busline's latency.
+// TunedFireRatio is Busline's fire rate over tuned Watermill's.
+func (r *Result) TunedFireRatio() float64 {
+	return ratio(r.Busline.FirePerSecond, r.WatermillTuned.FirePerSecond)
+}
+
+// RawRatio is Busline's end-to-end rate over the raw loop's.
+func (r *Result) RawRatio() float64 {
+	return ratio(r.Busline.EndToEndPerSecond, r.Raw.EndToEndPerSecond)
+}
+
+// RawFireRatio is Busline's fire rate over the raw loop's.
+func (r *Result) RawFireRatio() float64 {
+	return ratio(r.Busline.FirePerSecond, r.Raw.FirePerSecond)
+}
+
+// Summary is the one-line JSON object `busline bench --json` prints last.
+// A key of a side that did not run is left out.
+type Summary struct {
+	Transport                    string   `json:"transport"`
+	Events                       int      `json:"events"`
+	Size                         int      `json:"size"`
+	BuslineEventsPerS            float64  `json:"busline_events_per_s"`
+	WatermillEventsPerS          float64  `json:"watermill_events_per_s"`
+	Ratio                        float64  `json:"ratio"`
+	P50Milliseconds              float64  `json:"p50_ms"`
+	P99Milliseconds              float64  `json:"p99_ms"`
+	WatermillTunedEventsPerS     *float64 `json:"watermill_tuned_events_per_s,omitempty"`
+	RawEventsPerS                *float64 `json:"raw_events_per_s,omitempty"`
+	BuslineCPUMicrosPerEvent     *float64 `json:"busline_cpu_us_per_event,omitempty"`
+	WatermillTunedCPUMicrosEvent *float64 `json:"watermill_tuned_cpu_us_per_event,omitempty"`
+}
+
+// Summary returns the rates (end to end), their ratio, Busline's latency
+// and the CPU time per event.
 func (r *Result) Summary() Summary {
-	return Summary{
+	s := Summary{
 		Transport:           r.Transport,
 		Events:              r.Events,
 		Size:                r.Size,
@@ -156,6 +291,18 @@ func (r *Result) Summary() Summary {
 		P50Milliseconds:     round(ms(r.Busline.P50), 3),
 		P99Milliseconds:     round(ms(r.Busline.P99), 3),
 	}
+	opt := func(ran bool, v float64, digits int) *float64 {
+		if !ran {
+			return nil
+		}
+		v = round(v, digits)
+		return &v
+	}
+	s.WatermillTunedEventsPerS = opt(r.WatermillTuned.ran(), r.WatermillTuned.EndToEndPerSecond, 1)
+	s.RawEventsPerS = opt(r.Raw.ran(), r.Raw.EndToEndPerSecond, 1)
+	s.BuslineCPUMicrosPerEvent = opt(r.Busline.ran() && r.Busline.CPU > 0, r.Busline.CPUPerEvent(r.Events), 2)
+	s.WatermillTunedCPUMicrosEvent = opt(r.WatermillTuned.ran() && r.WatermillTuned.CPU > 0, r.WatermillTuned.CPUPerEvent(r.Events), 2)
+	return s
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -182,19 +329,54 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{
 		Transport: u.Scheme, URL: transports.Redact(u),
-		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
+		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Rounds: cfg.Rounds,
 	}
 	res.Transport = b.scheme()
-	runtime.GC()
-	if res.Busline, err = runBusline(ctx, cfg, b); err != nil {
-		return nil, err
+	sides := []struct {
+		name string
+		run  func(context.Context, Config) (Side, error)
+		dst  *Side
+	}{
+		{SideBusline, func(ctx context.Context, cfg Config) (Side, error) { return runBusline(ctx, cfg, b) }, &res.Busline},
+		{SideWatermill, b.runWatermill, &res.Watermill},
+		{SideWatermillTuned, b.runWatermillTuned, &res.WatermillTuned},
+		{SideRaw, b.runRaw, &res.Raw},
 	}
-	runtime.GC()
-	if res.Watermill, err = b.runWatermill(ctx, cfg); err != nil {
-		return nil, err
+	rounds := make([][]Side, len(sides))
+	for range cfg.Rounds {
+		for i, s := range sides {
+			if !cfg.wants(s.name) {
+				continue
+			}
+			runtime.GC()
+			side, err := s.run(ctx, cfg)
+			if errors.Is(err, errNoSide) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			rounds[i] = append(rounds[i], side)
+		}
+	}
+	for i, s := range sides {
+		if len(rounds[i]) > 0 {
+			*s.dst = medianSide(rounds[i])
+		}
 	}
 	return res, nil
 }
+
+// medianSide returns the round with the median end-to-end rate (of an
+// even count, the lower of the two middle ones).
+func medianSide(rounds []Side) Side {
+	s := slices.Clone(rounds)
+	slices.SortFunc(s, func(a, b Side) int { return cmp.Compare(a.EndToEndPerSecond, b.EndToEndPerSecond) })
+	return s[(len(s)-1)/2]
+}
+
+// errNoSide is returned by a broker that has no such side (raw for memory).
+var errNoSide = errors.New("bench: no such side for this transport")
 
 // broker is what differs between transports: how the Busline side is
 // isolated, how plain Watermill runs, and how both are cleaned up.
@@ -206,6 +388,11 @@ type broker interface {
 	cleanBusline(ctx context.Context) error
 	// runWatermill measures plain Watermill and deletes what it created.
 	runWatermill(ctx context.Context, cfg Config) (Side, error)
+	// runWatermillTuned measures the fastest Watermill configuration bench
+	// knows for the broker.
+	runWatermillTuned(ctx context.Context, cfg Config) (Side, error)
+	// runRaw measures a loop on the broker's own client, or returns errNoSide.
+	runRaw(ctx context.Context, cfg Config) (Side, error)
 }
 
 func newBroker(u *url.URL, events int) (broker, error) {
@@ -293,6 +480,20 @@ func pace(ctx context.Context, start time.Time, rate float64, n int64, tokens ch
 // measure fires cfg.Events events from cfg.Concurrency goroutines with fire
 // and waits until rec saw them all handled, printing progress each second.
 func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire func(ctx context.Context) error) (Side, error) {
+	return measureBatches(ctx, cfg, name, rec, 1, func(ctx context.Context, n int) error {
+		for range n {
+			if err := fire(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// measureBatches is measure for a side that fires up to batch events in one
+// call of fire (fire(ctx, n) fires n events and returns when all were
+// accepted). With cfg.Rate set, each call fires one event.
+func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder, batch int, fire func(ctx context.Context, n int) error) (Side, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := int64(cfg.Events)
@@ -300,21 +501,30 @@ func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire f
 	var fireErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
+	cpu0 := cpuTime()
 	start := time.Now()
-	take := func() bool { return next.Add(1) <= n }
+	take := func() int {
+		end := next.Add(int64(batch))
+		return int(max(0, min(int64(batch), n-(end-int64(batch)))))
+	}
 	if cfg.Rate > 0 {
 		tokens := make(chan struct{})
 		wg.Go(func() { pace(ctx, start, cfg.Rate, n, tokens) })
-		take = func() bool { _, ok := <-tokens; return ok }
+		take = func() int {
+			if _, ok := <-tokens; ok {
+				return 1
+			}
+			return 0
+		}
 	}
 	for range cfg.Concurrency {
 		wg.Go(func() {
-			for take() {
-				if err := fire(ctx); err != nil {
+			for k := take(); k > 0; k = take() {
+				if err := fire(ctx, k); err != nil {
 					errOnce.Do(func() { fireErr = err; cancel() })
 					return
 				}
-				fired.Add(1)
+				fired.Add(int64(k))
 			}
 		})
 	}
@@ -352,12 +562,13 @@ func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire f
 	}
 	took := time.Since(start)
 	<-firedAll
+	cpu := cpuTime() - cpu0
 	fmt.Fprintf(cfg.Progress, "%s: fired %d/%d, handled %d/%d in %s\n", name, n, n, n, n, took.Round(time.Millisecond))
 	p50, p99 := rec.percentiles()
 	return Side{
 		Name: name, Fire: fireTook, EndToEnd: took,
 		FirePerSecond:     float64(n) / fireTook.Seconds(),
 		EndToEndPerSecond: float64(n) / took.Seconds(),
-		P50:               p50, P99: p99,
+		P50:               p50, P99: p99, CPU: cpu,
 	}, nil
 }

@@ -42,8 +42,14 @@ func checkResult(t *testing.T, res *Result, scheme string, events int) {
 	if res.Transport != scheme || res.Events != events {
 		t.Fatalf("result %+v", res)
 	}
-	for _, s := range []Side{res.Busline, res.Watermill} {
-		if s.Name == "" || s.FirePerSecond <= 0 || s.EndToEndPerSecond <= 0 || s.P50 <= 0 || s.P99 < s.P50 {
+	sides := []Side{res.Busline, res.Watermill, res.WatermillTuned}
+	if scheme != "memory" {
+		sides = append(sides, res.Raw)
+	} else if res.Raw.Name != "" {
+		t.Fatalf("memory has a raw side: %+v", res.Raw)
+	}
+	for _, s := range sides {
+		if s.Name == "" || s.FirePerSecond <= 0 || s.EndToEndPerSecond <= 0 || s.P50 <= 0 || s.P99 < s.P50 || s.CPU <= 0 {
 			t.Fatalf("side %+v", s)
 		}
 	}
@@ -55,7 +61,11 @@ func checkResult(t *testing.T, res *Result, scheme string, events int) {
 	if err := json.Unmarshal(line, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms"}
+	want := []string{"transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms",
+		"watermill_tuned_events_per_s", "busline_cpu_us_per_event", "watermill_tuned_cpu_us_per_event"}
+	if scheme != "memory" {
+		want = append(want, "raw_events_per_s")
+	}
 	if len(m) != len(want) {
 		t.Fatalf("summary keys %v", m)
 	}
@@ -99,6 +109,36 @@ func TestRunRedisCleansUp(t *testing.T) {
 	}
 }
 
+// TestRunRedisStoreCleansUp runs the Busline side with a Redis dedup store
+// and leaves no key of it behind.
+func TestRunRedisStoreCleansUp(t *testing.T) {
+	need(t, redisAddr, "redis-server --port 6379")
+	names := captureRunNames(t)
+	res, err := Run(context.Background(), Config{
+		Transport: "redis://" + redisAddr + "/0", Idempotency: "redis://" + redisAddr + "/0",
+		Events: 300, Size: 64, Concurrency: 4, Sides: []string{SideBusline},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Busline.Name, "redis:// dedup store") {
+		t.Fatalf("side %q", res.Busline.Name)
+	}
+	c := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer c.Close()
+	if len(names()) < 2 {
+		t.Fatalf("run names %v, want the transport's and the store's", names())
+	}
+	for _, n := range names() {
+		if keys, err := c.Keys(context.Background(), n+"*").Result(); err != nil || len(keys) > 0 {
+			t.Fatalf("left behind: %v (%v)", keys, err)
+		}
+	}
+	if _, err := Run(context.Background(), Config{Transport: "memory://", Idempotency: "postgres://x/y"}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("postgres store: %v", err)
+	}
+}
+
 func TestRunAMQPCleansUp(t *testing.T) {
 	need(t, "127.0.0.1:5672", "rabbitmq-server")
 	names := captureRunNames(t)
@@ -113,7 +153,7 @@ func TestRunAMQPCleansUp(t *testing.T) {
 	}
 	defer conn.Close()
 	for _, n := range names() {
-		for _, q := range []string{n + ".bench-sink", n + ".bench-sink.dead", n + ".watermill"} {
+		for _, q := range []string{n + ".bench-sink", n + ".bench-sink.dead", n + ".watermill", n + ".watermill-tuned", n + ".raw", n + "." + n + ".records.owners", n + "." + n + ".records.schemas"} {
 			ch, err := conn.Channel()
 			if err != nil {
 				t.Fatal(err)
@@ -136,8 +176,51 @@ func TestRunAMQPCleansUp(t *testing.T) {
 	}
 }
 
+// TestRunSides runs only the sides asked for.
+func TestRunSides(t *testing.T) {
+	res, err := Run(context.Background(), Config{Transport: "memory://", Events: 300, Size: 64, Concurrency: 2, Sides: []string{SideWatermillTuned}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Busline.Name != "" || res.Watermill.Name != "" || res.Raw.Name != "" || res.WatermillTuned.Name == "" {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// TestRounds runs each side twice and reports a round of each.
+func TestRounds(t *testing.T) {
+	var progress bytes.Buffer
+	res, err := Run(context.Background(), Config{Transport: "memory://", Events: 200, Size: 64, Concurrency: 2, Rounds: 2, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, "memory", 200)
+	if n := strings.Count(progress.String(), res.Busline.Name+": fired 200/200, handled 200/200 in"); n != 2 {
+		t.Fatalf("%d Busline rounds:\n%s", n, progress.String())
+	}
+	s := medianSide([]Side{{Name: "c", EndToEndPerSecond: 3}, {Name: "a", EndToEndPerSecond: 1}, {Name: "b", EndToEndPerSecond: 2}})
+	if s.Name != "b" {
+		t.Fatalf("median %v", s)
+	}
+}
+
+func TestTunedSubscribers(t *testing.T) {
+	c := Config{Concurrency: 16}
+	for scheme, want := range map[string]int{"redis": 4, "rediss": 4, "amqp": 4, "amqps": 4, "memory": 16} {
+		if got := c.tunedSubscribers(scheme); got != want {
+			t.Errorf("%s: %d, want %d", scheme, got, want)
+		}
+	}
+	c.TunedSubscribers = 2
+	if got := c.tunedSubscribers("redis"); got != 2 {
+		t.Errorf("set: %d", got)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []Config{
+		{Transport: "memory://", Sides: []string{"busline", "nope"}},
+		{Transport: "memory://", Rounds: -1},
 		{Transport: "memory://", Size: 5},
 		{Transport: "memory://", Events: -1},
 		{Transport: "memory://", Concurrency: -2},

@@ -5,11 +5,49 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/pprof"
+	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/busline/busline/bus"
+	_ "github.com/busline/busline/idempotency/redisstore" // redis:// dedup stores
+	"github.com/busline/busline/transports"
 	_ "github.com/busline/busline/transports/all" // every scheme bench accepts
 )
+
+// dedupStore returns the Idempotency URL of the Busline side for raw (""
+// is memory://) and a function that deletes what the side stored.
+func dedupStore(raw string) (string, func(context.Context) error, error) {
+	nothing := func(context.Context) error { return nil }
+	if raw == "" {
+		return "memory://", nothing, nil
+	}
+	u, err := transports.ParseURL(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	switch u.Scheme {
+	case "memory":
+		return raw, nothing, nil
+	case "redis", "rediss":
+		prefix := runName() + ":dedup:"
+		q := u.Query()
+		q.Set("prefix", prefix)
+		u.RawQuery = q.Encode()
+		r, err := newRedisBroker(u)
+		if err != nil {
+			return "", nil, err
+		}
+		return u.String(), func(ctx context.Context) error {
+			c := redis.NewClient(r.options)
+			defer c.Close()
+			return deleteKeys(ctx, c, prefix)
+		}, nil
+	}
+	return "", nil, fmt.Errorf("%w: bench: idempotency store %s:// (want memory or redis)", ErrInvalidConfig, u.Scheme)
+}
 
 // event is the event both sides fire; on Watermill it is the topic suffix.
 var event = bus.NewEvent[payload]("bench", "happened")
@@ -28,12 +66,24 @@ func runBusline(ctx context.Context, cfg Config, b broker) (side Side, err error
 			err = errors.Join(err, fmt.Errorf("bench: clean up the Busline side: %w", cerr))
 		}
 	}()
+	store, cleanStore, err := dedupStore(cfg.Idempotency)
+	if err != nil {
+		return Side{}, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanTimeout)
+		defer cancel()
+		if cerr := cleanStore(cctx); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("bench: clean up the dedup store: %w", cerr))
+		}
+	}()
 	bs, err := bus.New(bus.Config{
 		Service:   "bench",
 		Process:   "bench",
 		Transport: b.buslineURL(),
-		// The chain the bars name: dedup in memory, as Watermill's side has none.
-		Idempotency: "memory://",
+		// The chain the bars name: dedup in memory, as Watermill's side has
+		// none (the bus default on redis:// is the same Redis: --idempotency).
+		Idempotency: store,
 		Logger:      slog.New(slog.DiscardHandler),
 		Listener:    bus.ListenerOptions{Concurrency: cfg.Concurrency},
 	})
@@ -56,7 +106,17 @@ func runBusline(ctx context.Context, cfg Config, b broker) (side Side, err error
 		return Side{}, fmt.Errorf("bench: start the bus: %w", err)
 	}
 	p := newPayload(cfg.Size)
-	return measure(ctx, cfg, buslineName, rec, func(ctx context.Context) error {
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			return Side{}, fmt.Errorf("bench: CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	name := buslineName
+	if cfg.Idempotency != "" {
+		name = fmt.Sprintf("busline (default chain, %s:// dedup store)", strings.SplitN(cfg.Idempotency, ":", 2)[0])
+	}
+	return measure(ctx, cfg, name, rec, func(ctx context.Context) error {
 		_, err := bus.Fire(ctx, bs, event, p)
 		return err
 	})

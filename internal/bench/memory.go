@@ -55,23 +55,45 @@ func (m *memoryBroker) runWatermill(ctx context.Context, cfg Config) (Side, erro
 // fire time, as Busline carries it in ce-time.
 const sentAtKey = "bench-sent-at"
 
+// runWatermillTuned runs a persistent GoChannel whose subscription buffers
+// cfg.Events messages, so that publishing never waits for the handler.
+// GoChannel has no consumer groups: a second handler would get every
+// message again instead of sharing the work.
+func (m *memoryBroker) runWatermillTuned(ctx context.Context, cfg Config) (Side, error) {
+	pubSub := gochannel.NewGoChannel(gochannel.Config{Persistent: true, OutputChannelBuffer: int64(cfg.Events)}, watermill.NopLogger{})
+	defer pubSub.Close()
+	return runRouter(ctx, cfg, "watermill GoChannel (tuned: buffered)", event.Name(), pubSub, pubSub)
+}
+
+// runRaw: a memory broker has no client of its own to loop on.
+func (m *memoryBroker) runRaw(context.Context, Config) (Side, error) { return Side{}, errNoSide }
+
 // runRouter consumes topic through a Watermill router handler on sub and
 // fires with pub, the way a plain Watermill service does.
 func runRouter(ctx context.Context, cfg Config, name, topic string, pub message.Publisher, sub message.Subscriber) (Side, error) {
+	return runRouterN(ctx, cfg, name, topic, pub, []message.Subscriber{sub})
+}
+
+// runRouterN is runRouter with one router handler per subscriber, all on
+// topic: where the subscribers share a consumer group (Redis) or a queue
+// (AMQP), the handlers share the work.
+func runRouterN(ctx context.Context, cfg Config, name, topic string, pub message.Publisher, subs []message.Subscriber) (Side, error) {
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NopLogger{})
 	if err != nil {
 		return Side{}, fmt.Errorf("bench: %s: %w", name, err)
 	}
 	rec := newRecorder(cfg.Events)
-	router.AddConsumerHandler("sink", topic, sub, func(msg *message.Message) error {
-		var p payload
-		if err := json.Unmarshal(msg.Payload, &p); err != nil {
-			return err
-		}
-		ns, _ := strconv.ParseInt(msg.Metadata.Get(sentAtKey), 10, 64)
-		rec.record(time.Unix(0, ns))
-		return nil
-	})
+	for i, sub := range subs {
+		router.AddConsumerHandler("sink-"+strconv.Itoa(i), topic, sub, func(msg *message.Message) error {
+			var p payload
+			if err := json.Unmarshal(msg.Payload, &p); err != nil {
+				return err
+			}
+			ns, _ := strconv.ParseInt(msg.Metadata.Get(sentAtKey), 10, 64)
+			rec.record(time.Unix(0, ns))
+			return nil
+		})
+	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	runErr := make(chan error, 1)
 	go func() { runErr <- router.Run(rctx) }()

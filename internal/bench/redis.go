@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -93,27 +92,19 @@ func deleteKeys(ctx context.Context, c *redis.Client, prefix string) error {
 	return c.Del(ctx, keys...).Err()
 }
 
-func (r *redisBroker) runWatermill(ctx context.Context, cfg Config) (side Side, err error) {
-	stream := r.prefix() + "watermill"
-	defer func() {
-		c := redis.NewClient(r.options)
-		defer c.Close()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanTimeout)
-		defer cancel()
-		if cerr := c.Del(cctx, stream).Err(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("bench: delete %s: %w", stream, cerr))
+func (r *redisBroker) runWatermill(ctx context.Context, cfg Config) (Side, error) {
+	return r.withStream(ctx, "watermill", func(stream string) (Side, error) {
+		// Publisher and subscriber each close their own client.
+		pub, err := wrs.NewPublisher(wrs.PublisherConfig{Client: redis.NewClient(r.options)}, watermill.NopLogger{})
+		if err != nil {
+			return Side{}, fmt.Errorf("bench: watermill-redisstream publisher: %w", err)
 		}
-	}()
-	// Publisher and subscriber each close their own client.
-	pub, err := wrs.NewPublisher(wrs.PublisherConfig{Client: redis.NewClient(r.options)}, watermill.NopLogger{})
-	if err != nil {
-		return Side{}, fmt.Errorf("bench: watermill-redisstream publisher: %w", err)
-	}
-	defer pub.Close()
-	sub, err := wrs.NewSubscriber(wrs.SubscriberConfig{Client: redis.NewClient(r.options), ConsumerGroup: "bench-sink"}, watermill.NopLogger{})
-	if err != nil {
-		return Side{}, fmt.Errorf("bench: watermill-redisstream subscriber: %w", err)
-	}
-	defer sub.Close()
-	return runRouter(ctx, cfg, "watermill-redisstream (defaults)", stream, pub, sub)
+		defer pub.Close()
+		sub, err := wrs.NewSubscriber(wrs.SubscriberConfig{Client: redis.NewClient(r.options), ConsumerGroup: "bench-sink"}, watermill.NopLogger{})
+		if err != nil {
+			return Side{}, fmt.Errorf("bench: watermill-redisstream subscriber: %w", err)
+		}
+		defer sub.Close()
+		return runRouter(ctx, cfg, "watermill-redisstream (defaults)", stream, pub, sub)
+	})
 }

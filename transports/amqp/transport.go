@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -73,13 +75,18 @@ func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transp
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t.pubConn, err = openConnection(t.connName("publish"), t.dial, o.ReconnectMax, t.log)
+	t.pool = newConfirmPool(o.ChannelPoolSize, o.ConfirmTimeout)
+	corking := t.pool.dialer(t.connectionTimeout())
+	t.pubConn, err = openConnection(t.connName("publish"), func(name string) (*amqp091.Connection, error) {
+		return t.dialWith(name, corking)
+	}, o.ReconnectMax, t.log)
 	if err != nil {
 		return nil, err
 	}
-	t.pool = newConfirmPool(t.pubConn, o.ChannelPoolSize, o.ConfirmTimeout)
+	t.pool.start(t.pubConn)
 	t.admin = &admin{conn: t.pubConn}
 	if err := t.ensureExchange(); err != nil {
+		t.pool.close()
 		_ = t.pubConn.close()
 		return nil, err
 	}
@@ -95,10 +102,22 @@ func (t *Transport) connName(role string) string {
 }
 
 // dial opens one connection named name (shown by rabbitmqctl list_connections).
-func (t *Transport) dial(name string) (*amqp091.Connection, error) {
+func (t *Transport) dial(name string) (*amqp091.Connection, error) { return t.dialWith(name, nil) }
+
+// dialWith is dial over the network dialer netDial (nil: amqp091's own).
+func (t *Transport) dialWith(name string, netDial func(network, addr string) (net.Conn, error)) (*amqp091.Connection, error) {
 	props := amqp091.NewConnectionProperties()
 	props.SetClientConnectionName(name)
-	return amqp091.DialConfig(t.dialURL, amqp091.Config{Properties: props})
+	return amqp091.DialConfig(t.dialURL, amqp091.Config{Properties: props, Dial: netDial})
+}
+
+// connectionTimeout is the dial and handshake timeout the URL asks for
+// (query connection_timeout, in milliseconds), or amqp091's default.
+func (t *Transport) connectionTimeout() time.Duration {
+	if uri, err := amqp091.ParseURI(t.dialURL); err == nil && uri.ConnectionTimeout > 0 {
+		return time.Duration(uri.ConnectionTimeout) * time.Millisecond
+	}
+	return 30 * time.Second
 }
 
 // ensureExchange declares the exchange once per publisher connection, so

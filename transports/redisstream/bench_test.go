@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wrs "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports"
@@ -29,29 +27,11 @@ type benchPayload struct {
 var (
 	benchEvent    = bus.NewEvent[benchPayload]("bench", "happened")
 	benchData     = benchPayload{Data: strings.Repeat("x", 256-len(`{"data":""}`))}
-	benchRates    sync.Map // side name -> events/s of the last run
-	benchFirePool = 32     // goroutines firing, for both sides
+	benchFirePool = 32 // goroutines firing
 )
 
-// BenchmarkEndToEnd fires b.N events of 256 bytes from 32 goroutines and
-// measures until the listener handled the last one: Busline (bus package,
-// default chain with the memory idempotency store, default listener
-// options) against watermill-redisstream with its default publisher and
-// subscriber configs (one consumer group), on the same Redis in the same
-// run. It prints both rates and the ratio. Run with a fixed count:
-//
-//	go test -run '^$' -bench EndToEnd -benchtime 20000x ./transports/redisstream/
-func BenchmarkEndToEnd(b *testing.B) {
-	needRedis(b)
-	b.Run("watermill-redisstream", benchWatermill)
-	b.Run("busline", benchBusline)
-	w, ok1 := benchRates.Load("watermill-redisstream")
-	bl, ok2 := benchRates.Load("busline")
-	if ok1 && ok2 {
-		fmt.Printf("redis end to end, 256-byte events: busline %.0f events/s, watermill-redisstream %.0f events/s, ratio %.2fx\n",
-			bl.(float64), w.(float64), bl.(float64)/w.(float64))
-	}
-}
+// End to end against watermill-redisstream (defaults and tuned) and a raw
+// go-redis loop: `busline bench` (internal/bench), see docs/benchmarks.md.
 
 // fireAll runs fire for i in [0, n) from benchFirePool goroutines.
 func fireAll(b *testing.B, n int, fire func(i int) error) {
@@ -78,13 +58,6 @@ func fireAll(b *testing.B, n int, fire func(i int) error) {
 	}
 }
 
-func reportRate(b *testing.B, name string, n int, elapsed time.Duration) {
-	rate := float64(n) / elapsed.Seconds()
-	b.ReportMetric(rate, "events/s")
-	b.ReportMetric(0, "ns/op")
-	benchRates.Store(name, rate)
-}
-
 func newBenchBus(b *testing.B, url string) *bus.Bus {
 	bb, err := bus.New(bus.Config{Service: "bench", Process: "p1", Transport: url})
 	if err != nil {
@@ -92,93 +65,6 @@ func newBenchBus(b *testing.B, url string) *bus.Bus {
 	}
 	b.Cleanup(func() { _ = bb.Close() })
 	return bb
-}
-
-func benchBusline(b *testing.B) {
-	bb := newBenchBus(b, testURL(b, os.Getenv("BUSLINE_BENCH_QUERY")))
-	var handled atomic.Int64
-	done := make(chan struct{})
-	n := int64(b.N)
-	if err := bus.Listen(bb, benchEvent, "sink", func(ctx context.Context, d bus.Delivery[benchPayload]) error {
-		if handled.Add(1) == n {
-			close(done)
-		}
-		return nil
-	}); err != nil {
-		b.Fatal(err)
-	}
-	if err := bb.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	cpu0, rcpu0 := cpuTime(), redisCPU()
-	start := time.Now()
-	fireAll(b, b.N, func(int) error {
-		_, err := bus.Fire(context.Background(), bb, benchEvent, benchData)
-		return err
-	})
-	fired := time.Since(start)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Minute):
-		b.Fatalf("handled %d of %d", handled.Load(), n)
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	reportRate(b, "busline", b.N, elapsed)
-	if os.Getenv("BENCH_DEBUG") != "" {
-		fmt.Printf("fired all in %s (%.0f/s), handled all in %s; CPU per event: go %.1fµs, redis %.1fµs\n", fired, float64(b.N)/fired.Seconds(), elapsed,
-			float64((cpuTime()-cpu0).Microseconds())/float64(b.N), float64((redisCPU()-rcpu0).Microseconds())/float64(b.N))
-	}
-}
-
-func benchWatermill(b *testing.B) {
-	stream := "bltest-" + randomHex(6) + ":bench"
-	b.Cleanup(func() { deletePrefix(b, testAddr(), stream) })
-	client := redis.NewClient(&redis.Options{Addr: testAddr()})
-	defer client.Close()
-	logger := watermill.NopLogger{}
-	pub, err := wrs.NewPublisher(wrs.PublisherConfig{Client: client}, logger)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sub, err := wrs.NewSubscriber(wrs.SubscriberConfig{Client: client, ConsumerGroup: "bench-sink"}, logger)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	msgs, err := sub.Subscribe(ctx, stream)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < b.N; i++ {
-			m, ok := <-msgs
-			if !ok {
-				return
-			}
-			m.Ack()
-		}
-	}()
-	body := []byte(`{"data":"` + benchData.Data + `"}`)
-	b.ResetTimer()
-	start := time.Now()
-	fireAll(b, b.N, func(int) error {
-		return pub.Publish(stream, message.NewMessage(watermill.NewUUID(), body))
-	})
-	select {
-	case <-done:
-	case <-time.After(5 * time.Minute):
-		b.Fatal("the watermill-redisstream subscriber did not get every message")
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	reportRate(b, "watermill-redisstream", b.N, elapsed)
-	cancel()
-	_ = sub.Close() // closes client too
 }
 
 // BenchmarkLatency fires one event every millisecond (1k events/s) for
@@ -266,24 +152,6 @@ func BenchmarkIdleListeners(b *testing.B) {
 	b.ReportMetric(pct, "%core")
 	b.ReportMetric(0, "ns/op")
 	fmt.Printf("redis: 10 idle listeners use %.3f%% of a core (over %s)\n", pct, window)
-}
-
-// redisCPU is the CPU time of the redis-server whose PID is in
-// BENCH_REDIS_PID (debug output only), or 0.
-func redisCPU() time.Duration {
-	pid := os.Getenv("BENCH_REDIS_PID")
-	if pid == "" {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	var ut, st int64
-	fmt.Sscan(f[13], &ut)
-	fmt.Sscan(f[14], &st)
-	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
 }
 
 // cpuTime is the user+system CPU time of this process.

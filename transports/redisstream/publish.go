@@ -13,10 +13,10 @@ import (
 
 // publisher sends the XADDs of concurrent Publish calls in shared
 // pipelines: each of PublishPipes pipe goroutines takes every request
-// waiting (up to PublishBatch) and sends them in one round trip. A lone
-// Publish goes out at once as a single XADD; under load, the requests that
-// queue while a round trip is in flight form the next batch, with no timer
-// adding latency.
+// waiting (up to PublishBatch), lets runnable publishers join
+// (transports.Gather), and sends them in one round trip. A lone Publish goes out at once as a single
+// XADD; under load, the requests that queue while a round trip is in flight
+// form the next batch, with no timer adding latency.
 type publisher struct {
 	client   redis.UniversalClient
 	maxBatch int
@@ -108,6 +108,7 @@ func (p *publisher) pipe() {
 	defer p.pipes.Done()
 	batch := make([]*pubReq, 0, p.maxBatch)
 	cmds := make([]*redis.StringCmd, 0, p.maxBatch)
+	last := 0 // size of the previous batch
 	for {
 		select {
 		case r := <-p.reqs:
@@ -115,15 +116,8 @@ func (p *publisher) pipe() {
 		case <-p.stop:
 			return
 		}
-	fill:
-		for len(batch) < p.maxBatch {
-			select {
-			case r := <-p.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
+		batch = transports.Gather(p.reqs, batch, p.maxBatch, last > 1)
+		last = len(batch)
 		if len(batch) == 1 {
 			r := batch[0]
 			r.done <- p.client.XAdd(r.ctx, xaddArgs(r)).Err()

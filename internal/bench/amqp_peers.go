@@ -1,0 +1,179 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// tunedPrefetch is the prefetch of each tuned watermill-amqp subscription.
+const tunedPrefetch = 16
+
+// rawPrefetch is the prefetch of the raw AMQP loop's consumer; it acks
+// with multiple=true every rawAckEvery deliveries, or sooner when no
+// delivery is waiting.
+const (
+	rawPrefetch = 512
+	rawAckEvery = 64
+)
+
+// withQueue runs side, then deletes queue.
+func (a *amqpBroker) withQueue(ctx context.Context, queue string, side func() (Side, error)) (s Side, err error) {
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanTimeout)
+		defer cancel()
+		if cerr := a.clean(cctx, []string{queue}, ""); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("bench: clean up queue %s: %w", queue, cerr))
+		}
+	}()
+	return side()
+}
+
+// runWatermillTuned runs watermill-amqp as fast as we know how with
+// publisher confirms: NewDurableQueueConfig with a pool of K publishing
+// channels and ConfirmDelivery on (so K publishes wait for their confirms
+// at once, as K Fire calls do), and S router handlers on the queue
+// (cfg.tunedSubscribers), each
+// its own subscription and channel with prefetch tunedPrefetch (a
+// watermill-amqp subscription handles one message at a time).
+func (a *amqpBroker) runWatermillTuned(ctx context.Context, cfg Config) (Side, error) {
+	queue := a.prefix() + "watermill-tuned"
+	return a.withQueue(ctx, queue, func() (Side, error) {
+		wcfg := wamqp.NewDurableQueueConfig(a.dialURL)
+		wcfg.Publish.ChannelPoolSize = cfg.Concurrency
+		wcfg.Publish.ConfirmDelivery = true
+		wcfg.Consume.Qos.PrefetchCount = tunedPrefetch
+		n := cfg.tunedSubscribers(a.scheme())
+		name := fmt.Sprintf("watermill-amqp (tuned: %d channels, confirms, %d handlers, prefetch %d)", cfg.Concurrency, n, tunedPrefetch)
+		return a.runWatermillConfig(ctx, cfg, name, queue, wcfg, n)
+	})
+}
+
+// runRaw is a loop on amqp091 with no framework: K goroutines, each with
+// its own channel in confirm mode, publish cfg.RawBatch persistent messages
+// to a durable queue (classic, version 2, as Busline's) and then wait for
+// their confirms; one consumer with prefetch rawPrefetch decodes each
+// delivery and acks with multiple=true.
+func (a *amqpBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
+	queue := a.prefix() + "raw"
+	return a.withQueue(ctx, queue, func() (Side, error) {
+		conn, err := amqp091.Dial(a.dialURL)
+		if err != nil {
+			return Side{}, fmt.Errorf("bench: raw amqp: connect to %s: %w", a.u.Redacted(), err)
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return Side{}, fmt.Errorf("bench: raw amqp: %w", err)
+		}
+		if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp091.Table{"x-queue-version": int64(2)}); err != nil {
+			return Side{}, fmt.Errorf("bench: raw amqp: declare %s: %w", queue, err)
+		}
+		if err := ch.Qos(rawPrefetch, 0, false); err != nil {
+			return Side{}, fmt.Errorf("bench: raw amqp: %w", err)
+		}
+		deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+		if err != nil {
+			return Side{}, fmt.Errorf("bench: raw amqp: consume: %w", err)
+		}
+		rec := newRecorder(cfg.Events)
+		var wg sync.WaitGroup
+		var readErr error
+		wg.Go(func() { readErr = rawAMQPConsumer(deliveries, rec) })
+		pubs := make(chan *amqp091.Channel, cfg.Concurrency)
+		for range cfg.Concurrency {
+			pc, err := conn.Channel()
+			if err == nil {
+				err = pc.Confirm(false)
+			}
+			if err != nil {
+				return Side{}, fmt.Errorf("bench: raw amqp: publishing channel: %w", err)
+			}
+			pubs <- pc
+		}
+		body, err := json.Marshal(newPayload(cfg.Size))
+		if err != nil {
+			return Side{}, err
+		}
+		side, err := measureBatches(ctx, cfg, "amqp091 loop (async confirms, prefetch, multiple acks)", rec, cfg.RawBatch, func(ctx context.Context, n int) error {
+			pc := <-pubs
+			defer func() { pubs <- pc }()
+			dcs := make([]*amqp091.DeferredConfirmation, 0, n)
+			for range n {
+				dc, err := pc.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, amqp091.Publishing{
+					DeliveryMode: amqp091.Persistent, ContentType: "application/json",
+					Headers: amqp091.Table{sentAtKey: time.Now().UnixNano()}, Body: body,
+				})
+				if err != nil {
+					return err
+				}
+				dcs = append(dcs, dc)
+			}
+			for _, dc := range dcs {
+				ok, err := dc.WaitContext(ctx)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return errors.New("bench: raw amqp: publish nacked")
+				}
+			}
+			return nil
+		})
+		_ = ch.Cancel("", false)
+		_ = ch.Close() // ends deliveries
+		wg.Wait()
+		if err == nil && readErr != nil {
+			err = readErr
+		}
+		return side, err
+	})
+}
+
+// rawAMQPConsumer handles deliveries until the channel closes.
+func rawAMQPConsumer(deliveries <-chan amqp091.Delivery, rec *recorder) error {
+	var unacked int
+	var last amqp091.Delivery
+	handle := func(d amqp091.Delivery) error {
+		var p payload
+		if err := json.Unmarshal(d.Body, &p); err != nil {
+			return fmt.Errorf("bench: raw amqp: %w", err)
+		}
+		ns, _ := d.Headers[sentAtKey].(int64)
+		rec.record(time.Unix(0, ns))
+		last, unacked = d, unacked+1
+		if unacked >= rawAckEvery {
+			unacked = 0
+			return d.Ack(true)
+		}
+		return nil
+	}
+	for {
+		var d amqp091.Delivery
+		var ok bool
+		select {
+		case d, ok = <-deliveries:
+		default:
+			// Nothing waiting: acknowledge what was handled, then block.
+			if unacked > 0 {
+				unacked = 0
+				if err := last.Ack(true); err != nil {
+					return err
+				}
+			}
+			d, ok = <-deliveries
+		}
+		if !ok {
+			return nil
+		}
+		if err := handle(d); err != nil {
+			return err
+		}
+	}
+}
