@@ -584,3 +584,22 @@ func TestLoopbackHostOnly(t *testing.T) {
 		t.Errorf("purge from a rebound name: %d", res.StatusCode)
 	}
 }
+
+// TestNameShownWithoutSecrets: an application that passes its raw
+// transport URL as the name does not show its secrets on the page.
+func TestNameShownWithoutSecrets(t *testing.T) {
+	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{
+		Inspector: &fixed{res: &transports.Inspection{}},
+		Name:      "redis://:hunter2@10.0.0.5:6379/0?master_name=m&sentinel_password=hunter3",
+	}))
+	defer srv.Close()
+	for _, path := range []string{"/", "/api/session"} {
+		body := get(t, srv.URL+path)
+		if strings.Contains(body, "hunter2") || strings.Contains(body, "hunter3") {
+			t.Errorf("%s shows a secret:\n%s", path, body)
+		}
+		if !strings.Contains(body, "10.0.0.5:6379") {
+			t.Errorf("%s lacks the name:\n%s", path, body)
+		}
+	}
+}
