@@ -385,6 +385,17 @@ function startTail(event) {
 
 // ---- wiring --------------------------------------------------------------
 
+// The header stays at the top: whatever is scrolled into view (the dead
+// letters' buttons, the tail) must land below it, whatever its height
+// (it wraps on a phone).
+function keepBelowHeader() {
+  const top = document.querySelector("header.top");
+  document.documentElement.style.scrollPaddingTop = (top ? top.offsetHeight : 0) + 8 + "px";
+}
+keepBelowHeader();
+window.addEventListener("resize", keepBelowHeader);
+if (window.ResizeObserver) new ResizeObserver(keepBelowHeader).observe(document.querySelector("header.top"));
+
 function connect() {
   const es = new EventSource("api/stream");
   es.addEventListener("overview", (m) => showOverview(JSON.parse(m.data)));
