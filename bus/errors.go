@@ -10,6 +10,12 @@ import (
 var (
 	// ErrInvalidConfig: Config is missing something or has a bad value.
 	ErrInvalidConfig = errors.New("bus: invalid configuration")
+	// ErrUnavailable: the broker or the dedup store cannot be reached (New,
+	// NewContext, Start). Unlike ErrInvalidConfig, trying again later may work.
+	ErrUnavailable = errors.New("bus: broker unavailable")
+	// ErrGroupConflict: another (service, listener) pair owns the consumer
+	// group this listener's pair spells (see GroupName); Start refuses it.
+	ErrGroupConflict = errors.New("bus: consumer group owned by another (service, listener) pair")
 	// ErrInvalidListener: a listener name is empty or not allowed.
 	ErrInvalidListener = errors.New("bus: invalid listener")
 	// ErrDuplicateListener: the same listener name is registered twice in one service.

@@ -50,7 +50,7 @@ purge. AMQP cannot list its queues: name the groups to show with --group.`,
 			}
 			defer t.Close()
 			opts.Transport = t
-			opts.Name = url // TODO(redact): the project's shared redaction once it is on main; openTransport uses url.URL.Redacted today.
+			opts.Name = url // redacted by openTransport (transports.Redact)
 			opts.Logger = a.logger()
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {

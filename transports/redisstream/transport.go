@@ -81,7 +81,9 @@ func newTransport(ctx context.Context, client redis.UniversalClient, opts Option
 	if logger == nil {
 		logger = slog.Default()
 	}
+	addRedisLogTarget(logger) // go-redis's own log lines go to this logger (redislog.go)
 	if err := checkVersion(ctx, client); err != nil {
+		removeRedisLogTarget(logger)
 		return nil, err
 	}
 	t := &Transport{
@@ -139,6 +141,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	errs := []error{err}
+	defer removeRedisLogTarget(t.log)
 	t.mover.stop()
 	t.pub.close()
 	if t.ownClient {
