@@ -15,7 +15,8 @@ func TestShownNameHidesSecrets(t *testing.T) {
 		"redis://h:6379/0?master_name=m&sentinel_password=hunter2&Password=hunter2&x=1&api-key=hunter2&token=hunter2": "redis://h:6379/0?master_name=m&sentinel_password=xxxxx&Password=xxxxx&x=1&api-key=xxxxx&token=xxxxx",
 		"redis://h/0?pass%77ord=hunter2": "redis://h/0?pass%77ord=xxxxx",
 		"redis://h/0#hunter2":            "redis://h/0#xxxxx",
-		"redis://:hunter2@h:bad port/":   "(a URL that does not parse)",
+		"redis://:hunter2@h:bad port/":   "redis://xxxxx",
+		"redis:user:hunter2@h":           "redis:xxxxx",
 	} {
 		got := shownName(in)
 		if got != want {
