@@ -82,7 +82,7 @@ async function loadSession() {
 
 function applySession(doc) {
   state.session = doc;
-  $("transport").textContent = state.session.name || "";
+  $("transport").textContent = $("transport").title = state.session.name || "";
   $("readonly").hidden = !state.session.read_only;
   document.body.classList.toggle("read-only", state.session.read_only);
   $("dead-replay-all").hidden = state.session.read_only;
@@ -384,17 +384,6 @@ function startTail(event) {
 }
 
 // ---- wiring --------------------------------------------------------------
-
-// The header stays at the top: whatever is scrolled into view (the dead
-// letters' buttons, the tail) must land below it, whatever its height
-// (it wraps on a phone).
-function keepBelowHeader() {
-  const top = document.querySelector("header.top");
-  document.documentElement.style.scrollPaddingTop = (top ? top.offsetHeight : 0) + 8 + "px";
-}
-keepBelowHeader();
-window.addEventListener("resize", keepBelowHeader);
-if (window.ResizeObserver) new ResizeObserver(keepBelowHeader).observe(document.querySelector("header.top"));
 
 function connect() {
   const es = new EventSource("api/stream");
