@@ -460,3 +460,35 @@ func TestBrowserTailRefused(t *testing.T) {
 	run(t, tab, chromedp.Click(chromedp.CSS(`#tail-toggle`)))
 	waitJS(t, tab, `document.getElementById('tail-status').textContent.startsWith('Cannot follow Not An Event: bus: invalid event')`)
 }
+
+// TestBrowserPanelsClearOfTheHeader opens the dead letters from the
+// group's row, on a laptop and on a phone: the panel's title and buttons
+// land below the sticky header, where a click reaches them, and Replay
+// all works from there.
+func TestBrowserPanelsClearOfTheHeader(t *testing.T) {
+	b, later := deadBus(t)
+	fire(t, b, "H-1")
+	fire(t, b, "H-2")
+	tab, url := pageOn(t, dashboard.Options{Transport: b.Transport(), Name: "memory://shop", Refresh: 300 * time.Millisecond})
+	// The element at the centre of the button is the button: nothing covers it.
+	clear := `(() => { const b = document.getElementById('dead-replay-all'); const r = b.getBoundingClientRect();
+		return r.height > 0 && document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === b; })()`
+	for _, size := range [][2]int64{{1280, 500}, {390, 844}} {
+		run(t, tab, chromedp.EmulateViewport(size[0], size[1]))
+		run(t, tab, chromedp.Navigate(url))
+		// Enough content above the panel that opening it scrolls.
+		run(t, tab, chromedp.Evaluate[any](`document.getElementById('summary').style.marginBottom = '2000px'`))
+		waitJS(t, tab, `document.querySelector('button.dead-link[data-dead="shop-billing"]') !== null`)
+		run(t, tab, chromedp.Click(chromedp.CSS(`button.dead-link[data-dead="shop-billing"]`)))
+		waitJS(t, tab, `document.querySelector('#dead-list .dead-letter') !== null && window.scrollY > 0`)
+		waitJS(t, tab, clear)
+	}
+	run(t, tab, chromedp.Click(chromedp.CSS(`#dead-replay-all`)))
+	waitJS(t, tab, `document.getElementById('confirm').open`)
+	run(t, tab, chromedp.Click(chromedp.CSS(`#confirm-ok`)))
+	waitJS(t, tab, `document.getElementById('toast').textContent.startsWith('Replayed 2')`)
+	b.MustWaitIdle(t)
+	if n := later.Load(); n != 2 {
+		t.Errorf("the handler got %d replayed events, want 2", n)
+	}
+}

@@ -34,6 +34,7 @@ type handler struct {
 // lasts as long as its request.
 func Handler(opts Options) http.Handler {
 	o := opts.withDefaults()
+	o.Name = shownName(o.Name)
 	h := &handler{o: o, guard: newGuard(o.Token), poll: newPoller(o), mux: http.NewServeMux()}
 	static, _ := fs.Sub(staticFiles, "static")
 	files := http.FileServerFS(static)

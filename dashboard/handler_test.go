@@ -544,3 +544,62 @@ func TestScheduledEvents(t *testing.T) {
 		t.Errorf("metrics lack the scheduled events:\n%s", m)
 	}
 }
+
+func TestLoopbackHostOnly(t *testing.T) {
+	srv := httptest.NewServer(dashboard.LoopbackHostOnly(dashboard.Handler(dashboard.Options{Inspector: &fixed{res: &transports.Inspection{}}})))
+	defer srv.Close()
+	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	for host, want := range map[string]int{
+		"127.0.0.1:" + port:    http.StatusOK,
+		"localhost:" + port:    http.StatusOK,
+		"[::1]:" + port:        http.StatusOK,
+		"localhost":            http.StatusOK,
+		"evil.example:" + port: http.StatusMisdirectedRequest, // a name rebound to 127.0.0.1
+		"evil.example":         http.StatusMisdirectedRequest,
+		"127.0.0.1.nip.io":     http.StatusMisdirectedRequest,
+	} {
+		for _, path := range []string{"/", "/api/session", "/metrics"} {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+			req.Host = host
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != want {
+				t.Errorf("Host %s %s: %d, want %d: %s", host, path, res.StatusCode, want, b)
+			}
+		}
+	}
+	// An action from a rebound name is refused before any CSRF check.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/dead/purge", strings.NewReader(`{"group":"g"}`))
+	req.Host = "evil.example"
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("purge from a rebound name: %d", res.StatusCode)
+	}
+}
+
+// TestNameShownWithoutSecrets: an application that passes its raw
+// transport URL as the name does not show its secrets on the page.
+func TestNameShownWithoutSecrets(t *testing.T) {
+	srv := httptest.NewServer(dashboard.Handler(dashboard.Options{
+		Inspector: &fixed{res: &transports.Inspection{}},
+		Name:      "redis://:hunter2@10.0.0.5:6379/0?master_name=m&sentinel_password=hunter3",
+	}))
+	defer srv.Close()
+	for _, path := range []string{"/", "/api/session"} {
+		body := get(t, srv.URL+path)
+		if strings.Contains(body, "hunter2") || strings.Contains(body, "hunter3") {
+			t.Errorf("%s shows a secret:\n%s", path, body)
+		}
+		if !strings.Contains(body, "10.0.0.5:6379") {
+			t.Errorf("%s lacks the name:\n%s", path, body)
+		}
+	}
+}

@@ -45,6 +45,10 @@ func (h *handler) metrics(w http.ResponseWriter, r *http.Request) {
 type promWriter struct {
 	w    *bufio.Writer
 	seen map[string]bool
+	// series are the series written, by name and labels: a second sample
+	// of one (two broker names that differ only in bytes that are not
+	// UTF-8) is left out, as Prometheus rejects a scrape with duplicates.
+	series map[string]bool
 }
 
 func (p *promWriter) gauge(name, help string, value float64, labels ...string) {
@@ -52,20 +56,26 @@ func (p *promWriter) gauge(name, help string, value float64, labels ...string) {
 		p.seen[name] = true
 		fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
 	}
-	p.w.WriteString(name)
+	var series strings.Builder
+	series.WriteString(name)
 	if len(labels) > 0 {
-		p.w.WriteByte('{')
+		series.WriteByte('{')
 		for i := 0; i+1 < len(labels); i += 2 {
 			if i > 0 {
-				p.w.WriteByte(',')
+				series.WriteByte(',')
 			}
-			p.w.WriteString(labels[i])
-			p.w.WriteString(`="`)
-			p.w.WriteString(escapeLabel(labels[i+1]))
-			p.w.WriteByte('"')
+			series.WriteString(labels[i])
+			series.WriteString(`="`)
+			series.WriteString(escapeLabel(labels[i+1]))
+			series.WriteByte('"')
 		}
-		p.w.WriteByte('}')
+		series.WriteByte('}')
 	}
+	if p.series[series.String()] {
+		return
+	}
+	p.series[series.String()] = true
+	p.w.WriteString(series.String())
 	p.w.WriteByte(' ')
 	p.w.WriteString(strconv.FormatFloat(value, 'g', -1, 64))
 	p.w.WriteByte('\n')
@@ -73,7 +83,12 @@ func (p *promWriter) gauge(name, help string, value float64, labels ...string) {
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
+// escapeLabel renders a label value of the text format: UTF-8 (a broker
+// key may hold any bytes; one that is not UTF-8 would fail the whole
+// scrape), with backslash, double quote and newline escaped.
+func escapeLabel(s string) string {
+	return labelEscaper.Replace(strings.ToValidUTF8(s, "\uFFFD"))
+}
 
 func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
@@ -81,7 +96,7 @@ func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 // gauges are those of the last successful inspection; busline_broker_up
 // says whether the latest one succeeded.
 func writeMetrics(w *bufio.Writer, ov *overview) {
-	p := &promWriter{w: w, seen: map[string]bool{}}
+	p := &promWriter{w: w, seen: map[string]bool{}, series: map[string]bool{}}
 	up := 0.0
 	if ov.OK {
 		up = 1

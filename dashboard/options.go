@@ -32,8 +32,9 @@ type Options struct {
 	// due time. Without one the page shows no scheduled counts.
 	Scheduler transports.Scheduler
 
-	// Name is shown in the page header, typically the transport URL. It is
-	// shown as given: pass it through the project's redaction first.
+	// Name is shown in the page header: a name, or the transport URL,
+	// which is shown without its secrets (the password or a user name
+	// given alone, the values of secret query parameters).
 	Name string
 	// Groups are the consumer groups to inspect on a broker that cannot
 	// list its queues (AMQP); empty elsewhere.

@@ -42,6 +42,29 @@ func IsLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// LoopbackHostOnly serves only requests addressed to a loopback host
+// name ("localhost", 127.0.0.1, [::1], with any port) and answers 421
+// to the others. A dashboard without a token on a loopback address
+// needs it: a web page can point a name of its own at 127.0.0.1 (DNS
+// rebinding) and would otherwise read the dashboard, and act on it, as
+// its own origin. busline dashboard wraps its handler with it when no
+// token is set; an application that mounts Handler without a token
+// behind its own authentication does not need it.
+func LoopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !IsLoopback(host) {
+			writeError(w, http.StatusMisdirectedRequest,
+				"this dashboard answers only to a loopback address (127.0.0.1, localhost); set a token to serve it under another name")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // Cookie names. Both are HttpOnly and SameSite=Strict.
 const (
 	sessionCookie = "busline_dashboard_session"

@@ -56,7 +56,11 @@ purge. AMQP cannot list its queues: name the groups to show with --group.`,
 			if err != nil {
 				return withCode(exitFailure, fmt.Errorf("dashboard: %w", err))
 			}
-			srv := &http.Server{Handler: dashboard.Handler(opts), ReadHeaderTimeout: 10 * time.Second}
+			h := dashboard.Handler(opts)
+			if opts.Token == "" {
+				h = dashboard.LoopbackHostOnly(h) // against DNS rebinding
+			}
+			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 			a.progressf("Dashboard of %s on http://%s/ (Ctrl-C to stop).", url, ln.Addr())
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()

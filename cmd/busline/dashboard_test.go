@@ -99,3 +99,42 @@ func TestDashboardNeedsTokenOffLoopback(t *testing.T) {
 		t.Errorf("overview without the token from the environment: %d, want 401", res.StatusCode)
 	}
 }
+
+// TestDashboardWithoutTokenAnswersOnlyLoopbackNames: without a token the
+// dashboard refuses a request addressed to another name (DNS rebinding:
+// a web page's own name pointed at 127.0.0.1); with one it serves any.
+func TestDashboardWithoutTokenAnswersOnlyLoopbackNames(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("BUSLINE_DASHBOARD_TOKEN", "")
+	mem := memoryBroker(t)
+	status := func(u, host, bearer string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, u+"api/session", nil)
+		req.Host = host
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	d := startCommand(t, "--transport", mem.url, "dashboard", "--listen", "127.0.0.1:0")
+	u := d.dashboardURL(t)
+	if c := status(u, "evil.example", ""); c != http.StatusMisdirectedRequest {
+		t.Errorf("Host evil.example without a token: %d, want 421", c)
+	}
+	if c := status(u, "localhost", ""); c != http.StatusOK {
+		t.Errorf("Host localhost: %d, want 200", c)
+	}
+	d.cancel()
+	d.wait(t)
+
+	d = startCommand(t, "--transport", mem.url, "dashboard", "--listen", "127.0.0.1:0", "--token", "s3cret")
+	u = d.dashboardURL(t)
+	if c := status(u, "dash.example", "s3cret"); c != http.StatusOK {
+		t.Errorf("Host dash.example with the token: %d, want 200", c)
+	}
+}

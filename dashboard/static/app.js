@@ -82,7 +82,7 @@ async function loadSession() {
 
 function applySession(doc) {
   state.session = doc;
-  $("transport").textContent = state.session.name || "";
+  $("transport").textContent = $("transport").title = state.session.name || "";
   $("readonly").hidden = !state.session.read_only;
   document.body.classList.toggle("read-only", state.session.read_only);
   $("dead-replay-all").hidden = state.session.read_only;
