@@ -1,0 +1,137 @@
+package driver
+
+import (
+	"context"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+)
+
+// Driver opens subscriptions on one broker.
+type Driver interface {
+	// Open joins consumer group cfg.Group on topic as member cfg.Consumer,
+	// creating the group at cfg.Since when it does not exist. It returns
+	// once the group exists on the broker, so that an event fired
+	// afterwards reaches the group. A closed driver returns
+	// transports.ErrClosed.
+	Open(ctx context.Context, topic string, cfg transports.SubscriberConfig) (Subscription, error)
+}
+
+// Subscription is one member of one consumer group reading one topic.
+type Subscription interface {
+	// Capabilities says how the broker keeps unacknowledged entries.
+	Capabilities() Capabilities
+
+	// Receive returns between 1 and max entries never delivered to the
+	// group before, oldest first, waiting up to wait for the first one;
+	// it returns no entry and a nil error when none came in time. It
+	// returns ctx's error promptly once ctx is done, and
+	// transports.ErrClosed once Close was called. Any other error is a
+	// broken read: the engine backs off, then reads Pending again, since
+	// entries the broken read took may be pending for this member.
+	Receive(ctx context.Context, max int, wait time.Duration) ([]*Message, error)
+
+	// Pending returns up to max of this member's own unacknowledged
+	// entries after cursor ("" is the start), oldest first, and the
+	// cursor to continue from ("" once there are no more). Reading them
+	// does not count an attempt. A broker without a pending list returns
+	// nothing.
+	Pending(ctx context.Context, cursor string, max int) (msgs []*Message, next string, err error)
+
+	// Claim makes up to max entries that other members of the group left
+	// unacknowledged for at least minIdle this member's, and returns them
+	// with the cursor to continue from ("" once the scan is complete).
+	// Claiming does not count an attempt. Entries deleted from the broker
+	// while pending are acknowledged and skipped, never returned. A broker
+	// without a pending list returns nothing.
+	Claim(ctx context.Context, minIdle time.Duration, cursor string, max int) (msgs []*Message, next string, err error)
+
+	// KeepAlive tells the broker this member still holds ids, so that no
+	// other member claims them (it resets their idle time). A broker
+	// without a pending list does nothing.
+	KeepAlive(ctx context.Context, ids []AckID) error
+
+	// Record durably stores the attempt counts of messages the engine
+	// handed out whose Recorded flag was false.
+	Record(ctx context.Context, attempts []Attempt) error
+
+	// Ack removes the entries from the group: they are never delivered
+	// again. Acknowledging an entry that is already gone is not an error.
+	Ack(ctx context.Context, ids []AckID) error
+
+	// Nack returns entries to the group for a redelivery after their
+	// Delay, with their attempt count set to Nack.Attempts, to this member
+	// or, after the group's AckTimeout, to any member.
+	Nack(ctx context.Context, nacks []Nack) error
+
+	// Close releases the subscription's connections. Entries neither
+	// acked nor nacked stay pending for this member (a broker with a
+	// pending list) or go back to the queue (one without).
+	Close() error
+}
+
+// Capabilities describe how a broker keeps unacknowledged entries.
+type Capabilities struct {
+	// PendingList: the broker keeps every member's unacknowledged
+	// entries in a list that outlives the member (Redis Streams, the
+	// memory broker). Pending, Claim and KeepAlive work; the engine holds
+	// a nacked entry itself (keeping its claim alive) until its delay
+	// ends, hands it out again without a broker read, and calls Nack only
+	// for what it still holds when it stops.
+	//
+	// Without it (AMQP), the broker returns unacknowledged deliveries to
+	// the queue when the member goes: Pending and Claim return nothing,
+	// and the engine Nacks at once, leaving the delay to the broker.
+	PendingList bool
+
+	// AckLinger is how long the engine may hold acknowledgements back
+	// while other messages are in handlers, to send them as one batch
+	// (AMQP multiple acks). Zero sends each batch as soon as the previous
+	// one is done.
+	AckLinger time.Duration
+}
+
+// AckID identifies one delivery to the driver that made it. It must be
+// comparable (the engine keys maps with it): a stream entry ID, or a
+// channel and delivery tag.
+type AckID any
+
+// Message is one delivery of a broker entry, with the broker's facts.
+type Message struct {
+	// AckID identifies the delivery for Ack, Nack, Record and KeepAlive.
+	AckID AckID
+	// Topic is the event name the entry was fired as, as the broker says
+	// (the stream, the routing key). The engine hands out only entries of
+	// the topic it subscribed to (DESIGN §3.13) and returns the others.
+	Topic string
+	// Message is the decoded event; its UUID is the event ID. On a poison
+	// entry it holds whatever could be read.
+	Message *message.Message
+	// Poison is set when the entry could not be decoded into a message.
+	Poison error
+	// Attempts is the number of earlier deliveries of the entry that
+	// reached a handler, as the broker recorded them: 0 for a new entry.
+	Attempts int
+	// Recorded is set when the broker already recorded this delivery as
+	// attempt Attempts+1 (a new read counts itself, an AMQP header says
+	// it); otherwise the engine calls Record once it handed it out.
+	Recorded bool
+}
+
+// Attempt is the durable attempt count of one delivery.
+type Attempt struct {
+	AckID    AckID
+	Attempts int
+}
+
+// Nack returns one delivery to the group.
+type Nack struct {
+	AckID AckID
+	// Delay is how long the entry waits before it can be delivered again.
+	Delay time.Duration
+	// Attempts is the attempt count to keep: the attempts that reached a
+	// handler, the last one included when it did.
+	Attempts int
+}
