@@ -7,5 +7,6 @@ package all
 import (
 	_ "github.com/busline/busline/transports/amqp"        // amqp://, amqps://
 	_ "github.com/busline/busline/transports/memory"      // memory://
+	_ "github.com/busline/busline/transports/nats"        // nats://, tls://
 	_ "github.com/busline/busline/transports/redisstream" // redis://, rediss://
 )

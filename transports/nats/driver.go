@@ -1,0 +1,371 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+var _ driver.Driver = (*Transport)(nil)
+
+// delivery is the AckID of one JetStream delivery.
+type delivery struct {
+	msg jetstream.Msg
+	// seq is the stream sequence of the message.
+	seq uint64
+	// delivered is JetStream's delivery count of this delivery (1 on the first).
+	delivered uint64
+	// corrected is set when an attempt correction was read for it, so
+	// that Ack deletes it.
+	corrected bool
+}
+
+// Open joins consumer group cfg.Group on topic: it makes sure the event
+// stream and the group's durable pull consumer exist (created at
+// cfg.Since, AckWait = cfg.AckTimeout) and returns a subscription that
+// reads from it as one of the group's processes.
+func (t *Transport) Open(ctx context.Context, topic string, cfg transports.SubscriberConfig) (driver.Subscription, error) {
+	if t.isClosed() {
+		return nil, transports.ErrClosed
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkGroup(cfg.Group); err != nil {
+		return nil, err
+	}
+	c, err := t.ensureConsumer(ctx, topic, cfg.Group, cfg.AckTimeout, cfg.Since)
+	if err != nil {
+		return nil, err
+	}
+	return &subscription{t: t, topic: topic, group: cfg.Group, cons: c}, nil
+}
+
+// subscription reads one group's durable pull consumer.
+//
+// JetStream keeps the unacknowledged messages of a consumer itself, for
+// the consumer as a whole, not per process: the server redelivers a
+// message after AckWait (or after the delay of a NakWithDelay) to whichever
+// process pulls next. So there is no pending list per member to read or
+// claim from: Pending and Claim return nothing, redeliveries come through
+// Receive, KeepAlive is an in-progress ack (+WPI, which restarts AckWait),
+// Nack is NakWithDelay, and Close naks whatever it still holds so that
+// another process (or this one, restarted) gets it at once.
+type subscription struct {
+	t     *Transport
+	topic string
+	group string
+	cons  jetstream.Consumer
+
+	mu   sync.Mutex
+	held map[*delivery]struct{} // received and neither acked nor nacked
+}
+
+// Capabilities: no pending list per member (see subscription), and acks
+// sent as soon as they come (each is one small publish).
+func (s *subscription) Capabilities() driver.Capabilities {
+	return driver.Capabilities{PendingList: false}
+}
+
+// Receive returns what the consumer has for the group now, up to max
+// (one pull request that does not wait); when nothing is there it waits
+// up to wait for one message with a pull request of batch 1, so that no
+// request stays open on the server for messages nobody will read.
+func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
+	if s.t.isClosed() {
+		return nil, transports.ErrClosed
+	}
+	for {
+		out, err := s.fetch(ctx, max, 0)
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		if wait <= 0 {
+			return nil, nil
+		}
+		// Nothing now: wait for the first one.
+		out, err = s.fetch(ctx, 1, wait)
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		return nil, nil
+	}
+}
+
+// fetch pulls up to max messages, waiting up to wait (0: not at all).
+// Messages replayed for another group are acknowledged and dropped.
+func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
+	var batch jetstream.MessageBatch
+	var err error
+	if wait <= 0 {
+		batch, err = s.cons.FetchNoWait(max)
+	} else {
+		// A pull request expires on the server a little before ctx, so
+		// that none outlives the read.
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		batch, err = s.cons.Fetch(max, jetstream.FetchContext(fctx))
+	}
+	if err != nil {
+		return nil, s.readErr(ctx, err)
+	}
+	var out []*driver.Message
+	var skip []*delivery
+	for m := range batch.Messages() {
+		d, dm := s.toMessage(ctx, m)
+		if d == nil {
+			continue
+		}
+		if dm == nil {
+			skip = append(skip, d)
+			continue
+		}
+		s.hold(d)
+		out = append(out, dm)
+	}
+	if len(skip) > 0 {
+		_ = s.ack(ctx, skip)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if len(out) > 0 {
+			return out, nil // the next read reports it
+		}
+		return nil, s.readErr(ctx, err)
+	}
+	return out, nil
+}
+
+// readErr maps a failed read: ctx's error when ctx is done, ErrClosed once
+// the transport closed, the error otherwise (a broken read).
+func (s *subscription) readErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if s.t.isClosed() {
+		return transports.ErrClosed
+	}
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return fmt.Errorf("nats: consumer %s of %s is gone: %w", ConsumerName(s.group), s.t.opts.StreamName(s.topic), err)
+	}
+	return fmt.Errorf("nats: read %s for %s: %w", s.t.opts.StreamName(s.topic), s.group, err)
+}
+
+// toMessage turns a JetStream message into a driver message; dm is nil
+// for a replay meant for another group (to be acknowledged unseen), d is
+// nil for a message without JetStream metadata (not a consumer delivery).
+func (s *subscription) toMessage(ctx context.Context, m jetstream.Msg) (d *delivery, dm *driver.Message) {
+	md, err := m.Metadata()
+	if err != nil {
+		return nil, nil
+	}
+	d = &delivery{msg: m, seq: md.Sequence.Stream, delivered: md.NumDelivered}
+	h := m.Headers()
+	if g := first(h, HeaderReplayGroup); g != "" && g != s.group {
+		return d, nil
+	}
+	msg, perr := decode(h, m.Data())
+	topic, _ := strings.CutPrefix(m.Subject(), s.t.opts.Prefix+".")
+	attempts := int(md.NumDelivered) - 1
+	if md.NumDelivered > 1 {
+		if a, ok := s.correction(ctx, d); ok {
+			attempts, d.corrected = a, true
+		}
+	}
+	return d, &driver.Message{
+		AckID:    d,
+		Topic:    topic,
+		Message:  msg,
+		Poison:   perr,
+		Attempts: max(attempts, 0),
+		Recorded: true,
+	}
+}
+
+func (s *subscription) hold(d *delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held = map[*delivery]struct{}{}
+	}
+	s.held[d] = struct{}{}
+}
+
+func (s *subscription) release(d *delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.held, d)
+}
+
+// Pending returns nothing: JetStream keeps no pending list per process.
+func (s *subscription) Pending(context.Context, string, int) ([]*driver.Message, string, error) {
+	return nil, "", nil
+}
+
+// Claim returns nothing: JetStream itself redelivers what a process left
+// unacknowledged after AckWait, through Receive.
+func (s *subscription) Claim(context.Context, time.Duration, string, int) ([]*driver.Message, string, error) {
+	return nil, "", nil
+}
+
+// KeepAlive sends an in-progress acknowledgement for each delivery, which
+// restarts its AckWait on the server.
+func (s *subscription) KeepAlive(ctx context.Context, ids []driver.AckID) error {
+	var errs []error
+	for _, id := range ids {
+		if d, ok := id.(*delivery); ok {
+			if err := d.msg.InProgress(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return s.flush(ctx, errs)
+}
+
+// Record does nothing: JetStream counted the delivery when it made it
+// (every Message is Recorded).
+func (s *subscription) Record(context.Context, []driver.Attempt) error { return nil }
+
+// Ack acknowledges every delivery, then flushes the connection, so that
+// the server has them when Ack returns.
+func (s *subscription) Ack(ctx context.Context, ids []driver.AckID) error {
+	ds := make([]*delivery, 0, len(ids))
+	for _, id := range ids {
+		if d, ok := id.(*delivery); ok {
+			ds = append(ds, d)
+		}
+	}
+	return s.ack(ctx, ds)
+}
+
+func (s *subscription) ack(ctx context.Context, ds []*delivery) error {
+	var errs []error
+	for _, d := range ds {
+		s.release(d)
+		if err := d.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			errs = append(errs, err)
+		}
+		if d.corrected {
+			s.dropCorrection(ctx, d)
+		}
+	}
+	return s.flush(ctx, errs)
+}
+
+// Nack returns each delivery with NakWithDelay. When the engine says the
+// delivery did not reach a handler (its Attempts is lower than
+// JetStream's count), the difference is stored (see correction).
+func (s *subscription) Nack(ctx context.Context, nacks []driver.Nack) error {
+	var errs []error
+	for _, n := range nacks {
+		d, ok := n.AckID.(*delivery)
+		if !ok {
+			continue
+		}
+		s.release(d)
+		if uint64(n.Attempts) < d.delivered {
+			if err := s.storeCorrection(ctx, d, n.Attempts); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		var err error
+		if n.Delay > 0 {
+			err = d.msg.NakWithDelay(n.Delay)
+		} else {
+			err = d.msg.Nak()
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			errs = append(errs, err)
+		}
+	}
+	return s.flush(ctx, errs)
+}
+
+// Close naks at once every delivery still held, so that the group gets
+// them again without waiting for AckWait. Their attempt counts stay as
+// JetStream has them: the engine nacks what it did not hand out before
+// it closes.
+func (s *subscription) Close() error {
+	s.mu.Lock()
+	held := s.held
+	s.held = nil
+	s.mu.Unlock()
+	var errs []error
+	for d := range held {
+		if err := d.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			errs = append(errs, err)
+		}
+	}
+	if len(held) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), s.t.opts.Timeout)
+		defer cancel()
+		return s.flush(ctx, errs)
+	}
+	return errors.Join(errs...)
+}
+
+// flush waits until the server has everything sent so far.
+func (s *subscription) flush(ctx context.Context, errs []error) error {
+	if len(errs) == 0 {
+		fctx, cancel := s.t.timeout(ctx)
+		defer cancel()
+		if err := s.t.nc.FlushWithContext(fctx); err != nil {
+			errs = append(errs, fmt.Errorf("nats: flush: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Attempt corrections. JetStream counts every delivery, including those
+// that never reached a handler (a read the engine returned unhanded when
+// it stopped). When the engine nacks such a delivery, the subscription
+// stores "{attempts} {delivered}" under "{group}.{stream seq}" in the
+// record bucket (kind "attempts"); a later delivery of that message
+// reports attempts + the deliveries since, instead of JetStream's count.
+// Ack deletes the correction.
+
+func (s *subscription) correctionKey(d *delivery) string {
+	return s.t.opts.StreamName(s.topic) + "/" + s.group + "/" + strconv.FormatUint(d.seq, 10)
+}
+
+func (s *subscription) storeCorrection(ctx context.Context, d *delivery, attempts int) error {
+	v := strconv.Itoa(attempts) + " " + strconv.FormatUint(d.delivered, 10)
+	return s.t.PutRecord(ctx, kindAttempts, s.correctionKey(d), []byte(v))
+}
+
+// correction returns the attempts of d from a stored correction.
+func (s *subscription) correction(ctx context.Context, d *delivery) (int, bool) {
+	kv, err := s.t.bucket(ctx, false)
+	if kv == nil || err != nil {
+		return 0, false
+	}
+	gctx, cancel := s.t.timeout(ctx)
+	defer cancel()
+	e, err := kv.Get(gctx, recordKey(kindAttempts, s.correctionKey(d)))
+	if err != nil {
+		return 0, false
+	}
+	var attempts int
+	var delivered uint64
+	if _, err := fmt.Sscanf(string(e.Value()), "%d %d", &attempts, &delivered); err != nil || delivered >= d.delivered {
+		return 0, false
+	}
+	// Deliveries after the corrected one, before this one, are counted
+	// as attempts (a process stopped holding them).
+	return attempts + int(d.delivered-1-delivered), true
+}
+
+func (s *subscription) dropCorrection(ctx context.Context, d *delivery) {
+	_ = s.t.DeleteRecord(ctx, kindAttempts, s.correctionKey(d))
+}
+
+// kindAttempts is the record kind of attempt corrections.
+const kindAttempts = "attempts"
