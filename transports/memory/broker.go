@@ -13,7 +13,19 @@ import (
 // DefaultMaxLen is the number of entries kept per event stream.
 const DefaultMaxLen = 100_000
 
-// Broker holds the streams, groups and dead letters of one in-memory broker.
+// Broker holds the streams, groups and dead letters of one in-memory
+// broker. It keeps what Redis Streams keep, and its operations are named
+// after the Redis commands they mirror:
+//
+//	append      XADD ... MAXLEN ~ n
+//	createGroup XGROUP CREATE ... MKSTREAM
+//	readNew     XREADGROUP GROUP g c COUNT n STREAMS s >
+//	pending     XPENDING s g - + n c, then XRANGE for each entry
+//	autoClaim   XAUTOCLAIM s g c min-idle start COUNT n JUSTID
+//	setCount    XCLAIM s g c 0 id IDLE ms RETRYCOUNT n JUSTID
+//	touch       XCLAIM s g c min-idle id JUSTID
+//	ack         XACK
+//
 // All methods are safe for concurrent use.
 type Broker struct {
 	mu      sync.Mutex
@@ -24,11 +36,6 @@ type Broker struct {
 	changed chan struct{} // closed and replaced on a change once somebody took it
 	watched bool          // Changed handed out the current channel
 	now     func() time.Time
-	// clock is the last time read by append, settle or take: a lower
-	// bound of now, cheap to read, that stamps deliveries of new entries
-	// (appended no later than clock). Idle time that decides a claim is
-	// measured from an exact time: a release (nack, close) reads the clock.
-	clock time.Time
 
 	records recordBook // the RecordStore capability (records.go)
 }
@@ -52,6 +59,9 @@ type entry struct {
 	seq uint64
 	msg stored
 	at  time.Time
+	// replayGroup is set on an entry replayed from a dead-letter list:
+	// only that group delivers it, every other group passes it over.
+	replayGroup string
 }
 
 // stored is an immutable copy of a message: copied on the way in and out.
@@ -82,18 +92,14 @@ func (s stored) message() *message.Message {
 	return m
 }
 
+// group is a consumer group: the position of the next entry it has never
+// delivered, and its pending entries list (PEL): entries delivered to a
+// consumer and not acknowledged.
 type group struct {
-	name    string
-	stream  *stream
-	cursor  uint64 // seq of the next entry never delivered to the group
-	pending map[uint64]*pendingEntry
-	unheld  int // pending entries not handed out to a live subscription
-	// replaySeq numbers entries replayed from dead letters; they live
-	// only in pending, in a sequence space above every stream entry.
-	replaySeq uint64
-	// waiters are the slots of live subscriptions that found nothing to
-	// take and wait for a change, most recent last.
-	waiters   []*slot
+	name      string
+	stream    *stream
+	cursor    uint64 // seq of the next entry never delivered to the group
+	pending   map[uint64]*pendingEntry
 	consumers map[string]*consumer
 }
 
@@ -103,14 +109,12 @@ type consumer struct {
 	lastSeen time.Time
 }
 
+// pendingEntry is one entry of a group's PEL.
 type pendingEntry struct {
 	seq        uint64
-	msg        stored
 	consumer   string
-	deliveries int
-	delivered  time.Time // last delivery (idle time is measured from here)
-	readyAt    time.Time // not before (after a nack)
-	held       bool      // handed out to a live subscription
+	deliveries int       // the delivery counter
+	delivered  time.Time // last delivery or claim: idle time is measured from here
 }
 
 type deadEntry struct {
@@ -132,40 +136,6 @@ func (b *Broker) notifyLocked() {
 	}
 }
 
-// wakeLocked wakes up to n waiting slots (all of them when n < 0): n new
-// entries need at most n takers, so an append does not wake every slot.
-// The most recent waiter goes first, its goroutine the likeliest to be warm.
-func (g *group) wakeLocked(n int) {
-	for n != 0 && len(g.waiters) > 0 {
-		sl := g.waiters[len(g.waiters)-1]
-		g.waiters[len(g.waiters)-1] = nil
-		g.waiters = g.waiters[:len(g.waiters)-1]
-		sl.waiting = false
-		select {
-		case sl.wake <- struct{}{}:
-		default: // a token is already there
-		}
-		n--
-	}
-}
-
-// addWaiterLocked makes sl wait for the group's next change.
-func (g *group) addWaiterLocked(sl *slot) {
-	sl.waiting = true
-	g.waiters = append(g.waiters, sl)
-}
-
-// removeWaiterLocked takes sl off the waiters when it woke for another reason.
-func (g *group) removeWaiterLocked(sl *slot) {
-	if !sl.waiting {
-		return
-	}
-	sl.waiting = false
-	if i := slices.Index(g.waiters, sl); i >= 0 {
-		g.waiters = slices.Delete(g.waiters, i, i+1)
-	}
-}
-
 func (b *Broker) streamLocked(name string) *stream {
 	s := b.streams[name]
 	if s == nil {
@@ -175,48 +145,40 @@ func (b *Broker) streamLocked(name string) *stream {
 	return s
 }
 
-// append adds messages to a stream, trims it and wakes its groups.
+// append adds messages to a stream, trims it and wakes its readers (XADD).
 func (b *Broker) append(topic string, msgs []*message.Message) {
-	// Copy outside the lock, which slots and other publishers wait for.
-	var one [1]stored
-	copies := one[:0]
-	if len(msgs) > 1 {
-		copies = make([]stored, 0, len(msgs))
-	}
+	// Copy outside the lock, which readers and other publishers wait for.
+	copies := make([]stored, 0, len(msgs))
 	for _, m := range msgs {
 		copies = append(copies, store(m))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.streamLocked(topic)
-	now := b.now() // under the lock: entry times never go back
-	b.clock = now
+	now := b.now()
 	for _, c := range copies {
-		s.push(c, now)
+		s.push(c, now, "")
 	}
+	b.appendedLocked(s)
+}
+
+func (b *Broker) appendedLocked(s *stream) {
 	if excess := s.length() - b.maxLen; excess > 0 {
 		s.trim(excess)
 	}
-	for _, g := range s.groups {
-		if g.cursor < s.first {
-			g.cursor = s.first
-		}
-		g.wakeLocked(len(msgs))
-	}
+	s.wake()
 	b.notifyLocked()
 }
 
-// groupLocked returns the group, creating it at since's position.
-func (b *Broker) groupLocked(topic, name string, since sinceSpec) *group {
+// createGroupLocked returns the group, creating it at since's position
+// (XGROUP CREATE ... MKSTREAM).
+func (b *Broker) createGroupLocked(topic, name string, since sinceSpec) *group {
 	s := b.streamLocked(topic)
 	g := s.groups[name]
 	if g != nil {
 		return g
 	}
-	g = &group{
-		name: name, stream: s, pending: map[uint64]*pendingEntry{},
-		consumers: map[string]*consumer{}, replaySeq: 1 << 62,
-	}
+	g = &group{name: name, stream: s, pending: map[uint64]*pendingEntry{}, consumers: map[string]*consumer{}}
 	switch {
 	case since.beginning:
 		g.cursor = s.first
@@ -235,105 +197,129 @@ type sinceSpec struct {
 	at        time.Time
 }
 
-// take picks the next entry for consumer c of group g, in order of
-// preference: its own pending entries that are ready (own pending first,
-// and nacked entries whose delay passed), entries of other consumers idle
-// longer than ackTimeout (claim), then new entries. It returns nil and the
-// time at which something may become available (zero: wait for a change).
-func (b *Broker) takeLocked(g *group, c *consumer, ackTimeout time.Duration) (*pendingEntry, time.Time) {
-	now := b.clock
-	var next time.Time
-	soonest := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
-			next = t
-		}
+// consumerLocked returns consumer name of g, creating it.
+func (g *group) consumerLocked(name string, now time.Time) *consumer {
+	c := g.consumers[name]
+	if c == nil {
+		c = &consumer{name: name}
+		g.consumers[name] = c
 	}
-	if g.unheld > 0 {
-		now = b.now()
-		b.clock = now
-		var own, claim *pendingEntry
-		for _, pe := range g.pending {
-			if pe.held {
-				continue
-			}
-			if pe.consumer == c.name {
-				if !pe.readyAt.After(now) {
-					if own == nil || pe.seq < own.seq {
-						own = pe
-					}
-				} else {
-					soonest(pe.readyAt)
-				}
-				continue
-			}
-			at := pe.delivered.Add(ackTimeout)
-			if pe.readyAt.After(at) {
-				at = pe.readyAt
-			}
-			if !at.After(now) {
-				if claim == nil || pe.seq < claim.seq {
-					claim = pe
-				}
-			} else {
-				soonest(at)
-			}
-		}
-		if own == nil {
-			own = claim
-		}
-		if own != nil {
-			b.deliverLocked(own, c, now)
-			g.unheld--
-			return own, time.Time{}
-		}
-	}
-	s := g.stream
-	if g.cursor < s.first {
-		g.cursor = s.first
-	}
-	if e, ok := s.get(g.cursor); ok {
-		g.cursor++
-		pe := &pendingEntry{seq: e.seq, msg: e.msg}
-		g.pending[e.seq] = pe
-		b.deliverLocked(pe, c, now)
-		return pe, time.Time{}
-	}
-	return nil, next
-}
-
-func (b *Broker) deliverLocked(pe *pendingEntry, c *consumer, now time.Time) {
-	pe.consumer = c.name
-	pe.deliveries++
-	pe.delivered = now
-	pe.readyAt = time.Time{}
-	pe.held = true
 	c.lastSeen = now
+	return c
 }
 
-// settleLocked finishes a handed-out entry: acked removes it; otherwise it
-// is released (pending for its consumer), ready again after retryAfter.
-// Only a release makes something new to take for the other slots.
-func (b *Broker) settleLocked(g *group, pe *pendingEntry, acked bool, retryAfter time.Duration) {
-	if cur := g.pending[pe.seq]; cur != pe || !pe.held {
-		return
-	}
-	if acked {
-		delete(g.pending, pe.seq)
-	} else {
-		now := b.now()
-		b.clock = now
-		pe.held = false
-		pe.delivered = now // idle from here: the consumer held it until now
-		g.unheld++
-		if retryAfter > 0 {
-			pe.readyAt = now.Add(retryAfter)
+// readNewLocked delivers up to count entries never delivered to the group
+// to consumer c, adding each to the PEL with a delivery count of 1
+// (XREADGROUP ... >). Entries replayed for another group are passed over.
+func (b *Broker) readNewLocked(g *group, c string, count int) []entry {
+	s := g.stream
+	now := b.now()
+	g.consumerLocked(c, now)
+	g.cursor = max(g.cursor, s.first)
+	var out []entry
+	for len(out) < count {
+		e, ok := s.get(g.cursor)
+		if !ok {
+			break
 		}
-		g.wakeLocked(-1)
+		g.cursor++
+		if e.replayGroup != "" && e.replayGroup != g.name {
+			b.notifyLocked() // the group may be idle now
+			continue
+		}
+		g.pending[e.seq] = &pendingEntry{seq: e.seq, consumer: c, deliveries: 1, delivered: now}
+		out = append(out, e)
 	}
-	b.notifyLocked()
+	return out
 }
 
-// DeadLetter stores msg in group's dead-letter list.
+// pendingLocked returns up to count entries of c's PEL after seq, oldest
+// first, with their delivery counts, without counting a delivery
+// (XPENDING ... c, then XRANGE). Entries trimmed from the stream while
+// pending are acknowledged and skipped.
+func (b *Broker) pendingLocked(g *group, c string, after uint64, count int) ([]entry, []int, uint64) {
+	var seqs []uint64
+	for seq, pe := range g.pending {
+		if pe.consumer == c && seq > after {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	var out []entry
+	var counts []int
+	last := uint64(0)
+	for _, seq := range seqs {
+		if len(out) == count {
+			return out, counts, last
+		}
+		last = seq
+		e, ok := g.stream.get(seq)
+		if !ok {
+			delete(g.pending, seq) // trimmed while pending
+			continue
+		}
+		out = append(out, e)
+		counts = append(counts, g.pending[seq].deliveries)
+	}
+	return out, counts, 0
+}
+
+// autoClaimLocked transfers to c up to count PEL entries, from seq start
+// on, idle for at least minIdle, resetting their idle time and keeping
+// their delivery counts (XAUTOCLAIM ... JUSTID). Entries trimmed from the
+// stream are removed from the PEL and skipped. It returns the entries, their
+// counts and the seq to continue from (0 once the scan is complete).
+func (b *Broker) autoClaimLocked(g *group, c string, minIdle time.Duration, start uint64, count int) ([]entry, []int, uint64) {
+	now := b.now()
+	g.consumerLocked(c, now)
+	var seqs []uint64
+	for seq, pe := range g.pending {
+		if seq >= start && now.Sub(pe.delivered) >= minIdle {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	var out []entry
+	var counts []int
+	for _, seq := range seqs {
+		if len(out) == count {
+			return out, counts, seq
+		}
+		pe := g.pending[seq]
+		e, ok := g.stream.get(seq)
+		if !ok {
+			delete(g.pending, seq)
+			continue
+		}
+		pe.consumer, pe.delivered = c, now
+		out = append(out, e)
+		counts = append(counts, pe.deliveries)
+	}
+	return out, counts, 0
+}
+
+// setCountLocked gives seq to c with delivery count n, idle for idle
+// (XCLAIM ... IDLE ms RETRYCOUNT n JUSTID); idle may be negative: the
+// entry is then not claimable until AckTimeout after now-idle.
+func (b *Broker) setCountLocked(g *group, c string, seq uint64, n int, idle time.Duration) {
+	if pe := g.pending[seq]; pe != nil {
+		pe.consumer, pe.deliveries, pe.delivered = c, n, b.now().Add(-idle)
+	}
+}
+
+// touchLocked resets the idle time of seq if c still owns it (a keepalive).
+func (b *Broker) touchLocked(g *group, c string, seq uint64, now time.Time) {
+	if pe := g.pending[seq]; pe != nil && pe.consumer == c {
+		pe.delivered = now
+	}
+}
+
+// ackLocked removes seq from the PEL (XACK).
+func (b *Broker) ackLocked(g *group, seq uint64) {
+	delete(g.pending, seq)
+}
+
+// deadLetter stores msg in group's dead-letter list.
 func (b *Broker) deadLetter(group, topic string, msg *message.Message, reason string, attempts int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -345,8 +331,8 @@ func (b *Broker) deadLetter(group, topic string, msg *message.Message, reason st
 	b.notifyLocked()
 }
 
-// replay moves a dead letter back into its group as a fresh pending entry
-// that any consumer can take at once.
+// replay appends a dead letter to its stream again as an entry for its
+// group only (the other groups pass it over) and removes it from the list.
 func (b *Broker) replay(groupName, id string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -357,18 +343,11 @@ func (b *Broker) replay(groupName, id string) error {
 	}
 	d := list[i]
 	s := b.streams[d.topic]
-	var g *group
-	if s != nil {
-		g = s.groups[groupName]
-	}
-	if g == nil {
+	if s == nil || s.groups[groupName] == nil {
 		return fmt.Errorf("memory: group %q of %s does not exist", groupName, d.topic)
 	}
-	g.replaySeq++
-	g.pending[g.replaySeq] = &pendingEntry{seq: g.replaySeq, msg: d.msg}
-	g.unheld++
+	s.push(d.msg, b.now(), groupName)
 	b.dead[groupName] = slices.Delete(list, i, i+1)
-	g.wakeLocked(-1)
-	b.notifyLocked()
+	b.appendedLocked(s)
 	return nil
 }

@@ -17,6 +17,25 @@ type stream struct {
 	first  uint64 // seq of the oldest retained entry
 	next   uint64 // seq of the next entry
 	groups map[string]*group
+	// changed is closed and replaced when entries are appended, once a
+	// blocked reader took it (XREADGROUP ... BLOCK).
+	changed chan struct{}
+}
+
+// watch returns a channel closed at the next append.
+func (s *stream) watch() <-chan struct{} {
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+// wake wakes the readers blocked on the stream.
+func (s *stream) wake() {
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 }
 
 // length is the number of retained entries.
@@ -37,12 +56,12 @@ func (s *stream) at(i int) entry {
 }
 
 // push appends an entry with the next sequence number.
-func (s *stream) push(msg stored, at time.Time) {
+func (s *stream) push(msg stored, at time.Time, replayGroup string) {
 	if n := len(s.blocks); n == 0 || len(s.blocks[n-1]) == blockSize {
 		s.blocks = append(s.blocks, make([]entry, 0, blockSize))
 	}
 	last := &s.blocks[len(s.blocks)-1]
-	*last = append(*last, entry{seq: s.next, msg: msg, at: at})
+	*last = append(*last, entry{seq: s.next, msg: msg, at: at, replayGroup: replayGroup})
 	s.next++
 }
 

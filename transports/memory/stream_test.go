@@ -10,7 +10,7 @@ func TestStreamBlocks(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	const n = 3*blockSize + 7
 	for i := range n {
-		s.push(stored{uuid: "m"}, t0.Add(time.Duration(i)*time.Second))
+		s.push(stored{uuid: "m"}, t0.Add(time.Duration(i)*time.Second), "")
 	}
 	if s.length() != n {
 		t.Fatalf("length %d, want %d", s.length(), n)
@@ -44,7 +44,7 @@ func TestStreamBlocks(t *testing.T) {
 	if s.length() != 0 || s.first != s.next {
 		t.Fatalf("after trimming everything: length %d first %d next %d", s.length(), s.first, s.next)
 	}
-	s.push(stored{uuid: "again"}, t0)
+	s.push(stored{uuid: "again"}, t0, "")
 	if e, ok := s.get(s.next - 1); !ok || e.msg.uuid != "again" {
 		t.Fatalf("push after emptying: %+v %v", e, ok)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/engine"
 )
 
 func init() { transports.Register("memory", open) }
@@ -69,7 +70,7 @@ func open(_ context.Context, u *url.URL, _ transports.OpenOptions) (transports.T
 type Transport struct {
 	broker *Broker
 
-	subs transports.Subscribers[*Subscriber]
+	subs transports.Subscribers[*engine.Subscriber]
 }
 
 var (
@@ -109,11 +110,12 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Subscriber{t: t, cfg: cfg}
-	s.closingCtx, s.closeCtx = context.WithCancel(context.Background())
-	s.closing = s.closingCtx.Done()
+	var s *engine.Subscriber
+	s, err := engine.New(memDriver{t}, cfg, engine.Options{OnClose: func() { t.subs.Remove(s) }})
+	if err != nil {
+		return nil, err
+	}
 	if err := t.subs.Add(s); err != nil {
-		s.closeCtx()
 		return nil, err
 	}
 	return s, nil
@@ -154,5 +156,3 @@ func toSince(s transports.Since) sinceSpec {
 	at, _ := s.Time()
 	return sinceSpec{beginning: s.IsBeginning(), at: at}
 }
-
-func (t *Transport) forget(s *Subscriber) { t.subs.Remove(s) }

@@ -9,11 +9,11 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/engine"
 )
 
 func init() {
@@ -42,7 +42,7 @@ type Transport struct {
 	kv   jetstream.KeyValue
 
 	closed atomic.Bool
-	subs   transports.Subscribers[*subscriber]
+	subs   transports.Subscribers[*engine.Subscriber]
 }
 
 var (
@@ -144,24 +144,6 @@ func (t *Transport) JetStream() jetstream.JetStream { return t.js }
 
 // Options returns the options the transport runs with.
 func (t *Transport) Options() Options { return t.opts }
-
-// NewSubscriber returns a subscriber that reads as process cfg.Consumer
-// of the durable consumer of group cfg.Group.
-func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subscriber, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkGroup(cfg.Group); err != nil {
-		return nil, err
-	}
-	s := newSubscriber(t, cfg)
-	if err := t.subs.Add(s); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func (t *Transport) forget(s *subscriber) { t.subs.Remove(s) }
 
 // Close closes every subscriber still open (flushing their
 // acknowledgements) and the connection when the transport opened it. It

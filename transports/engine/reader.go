@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+// reader is the state of reading, shared by the slots: a free slot that
+// finds nothing queued becomes the reader (one at a time) and reads for
+// every free slot. It reads own pending entries first (at start and after
+// any broken read), claims idle entries when due, new entries otherwise;
+// the driver's reads never run concurrently.
+type reader struct {
+	mu            sync.Mutex // held by the slot that reads
+	pending       bool       // own pending entries are to be read
+	pendingCursor string
+	claimCursor   string
+	nextClaim     time.Time
+	bo            backoff
+}
+
+// readOnce reads once for the free slots and queues what it read. It
+// reports false once reading stopped.
+func (s *subscription) readOnce() bool {
+	r := &s.rd
+	n, ok := s.takeTokens()
+	if !ok {
+		return false
+	}
+	var (
+		msgs []*driver.Message
+		err  error
+		what string
+	)
+	switch {
+	case r.pending:
+		what = "read own pending entries"
+		msgs, r.pendingCursor, err = s.d.Pending(s.readCtx, r.pendingCursor, n)
+		if err == nil && r.pendingCursor == "" {
+			r.pending = false
+		}
+	case s.caps.PendingList && !time.Now().Before(r.nextClaim):
+		what = "claim idle entries"
+		msgs, r.claimCursor, err = s.d.Claim(s.readCtx, s.cfg.AckTimeout, r.claimCursor, n)
+		if err != nil {
+			r.claimCursor = ""
+		}
+		if err != nil || r.claimCursor == "" {
+			r.nextClaim = time.Now().Add(s.opts.ClaimInterval)
+		}
+	default:
+		what = "read"
+		wait := s.opts.ReceiveWait
+		if s.caps.PendingList {
+			wait = min(wait, time.Until(r.nextClaim))
+		}
+		msgs, err = s.receive(n, max(wait, time.Millisecond))
+	}
+	used := s.admit(msgs)
+	for range n - used {
+		s.tokens <- struct{}{}
+	}
+	if err != nil {
+		if s.readCtx.Err() != nil || errors.Is(err, transports.ErrClosed) {
+			return false
+		}
+		s.log.Warn("engine: "+what+" failed; retrying", slog.Any("error", err))
+		// Entries a broken read took may be pending for this member:
+		// read them first, as at start (DESIGN §3.12).
+		r.pending, r.pendingCursor = s.caps.PendingList, ""
+		return r.bo.sleep(s.readCtx)
+	}
+	r.bo.reset()
+	return true
+}
+
+// receive reads new entries; the scheduler may interrupt it to get a slot
+// for a redelivery that came due, which is not an error.
+func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, error) {
+	ctx, cancel := context.WithCancel(s.readCtx)
+	s.imu.Lock()
+	s.interrupt = cancel
+	s.imu.Unlock()
+	msgs, err := s.d.Receive(ctx, n, wait)
+	s.imu.Lock()
+	s.interrupt = nil
+	s.imu.Unlock()
+	cancel()
+	if err != nil && ctx.Err() != nil && s.readCtx.Err() == nil {
+		err = nil // interrupted
+	}
+	return msgs, err
+}
+
+// interruptRead cancels the Receive in progress, if any.
+func (s *subscription) interruptRead() {
+	s.imu.Lock()
+	if s.interrupt != nil {
+		s.interrupt()
+	}
+	s.imu.Unlock()
+}
+
+// takeTokens waits for one free slot and takes every other free one; it
+// reports false once reading stopped.
+func (s *subscription) takeTokens() (int, bool) {
+	select {
+	case <-s.tokens:
+	case <-s.readCtx.Done():
+		return 0, false
+	}
+	n := 1
+	for n < cap(s.tokens) {
+		select {
+		case <-s.tokens:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	if s.readCtx.Err() != nil {
+		for range n {
+			s.tokens <- struct{}{}
+		}
+		return 0, false
+	}
+	return n, true
+}
+
+// next returns the next entry to hand out: a queued one, or one this slot
+// reads when no other slot is reading. It returns nil once reading stopped.
+func (s *subscription) next() *entry {
+	for {
+		select {
+		case e := <-s.queue:
+			return e
+		default:
+		}
+		if s.rd.mu.TryLock() {
+			ok := s.readOnce()
+			s.rd.mu.Unlock()
+			s.readerFree()
+			if !ok {
+				return nil
+			}
+			continue
+		}
+		select {
+		case e := <-s.queue:
+			return e
+		case <-s.readerIdle:
+		case <-s.readCtx.Done():
+			return nil
+		}
+	}
+}
+
+// readerFree tells a slot waiting for the queue that it may read now.
+func (s *subscription) readerFree() {
+	select {
+	case s.readerIdle <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+// settler sends settlements to the driver in batches: each flush is one
+// Record, one Nack and one Ack call with everything settled since the
+// previous flush, so settling costs no round trip per message under load
+// and adds no delay when idle. Failed calls are retried with backoff;
+// close makes a last flush with a fresh context.
+type settler struct {
+	s       *subscription
+	mu      sync.Mutex
+	acks    []driver.AckID
+	nacks   []driver.Nack
+	records []driver.Attempt
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newSettler(s *subscription) *settler {
+	st := &settler{s: s, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go st.run()
+	return st
+}
+
+func (st *settler) ack(id driver.AckID) {
+	st.mu.Lock()
+	st.acks = append(st.acks, id)
+	st.mu.Unlock()
+	st.poke()
+}
+
+func (st *settler) nack(n ...driver.Nack) {
+	if len(n) == 0 {
+		return
+	}
+	st.mu.Lock()
+	st.nacks = append(st.nacks, n...)
+	st.mu.Unlock()
+	st.poke()
+}
+
+func (st *settler) record(a driver.Attempt) {
+	st.mu.Lock()
+	st.records = append(st.records, a)
+	st.mu.Unlock()
+	st.poke()
+}
+
+func (st *settler) poke() {
+	select {
+	case st.kick <- struct{}{}:
+	default:
+	}
+}
+
+// lingering reports whether acks may wait a little for more: the driver
+// asked for it, other messages are in handlers and not many acks wait.
+func (st *settler) lingering() bool {
+	s := st.s
+	if s.caps.AckLinger <= 0 || s.inFlight.Load() == 0 {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.nacks) == 0 && len(st.acks) < max(1, s.cfg.Concurrency/2)
+}
+
+func (st *settler) run() {
+	defer close(st.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-st.stop
+		cancel()
+	}()
+	var bo backoff
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	for {
+		select {
+		case <-st.kick:
+		case <-st.stop:
+			st.final()
+			return
+		}
+		if st.lingering() {
+			linger.Reset(st.s.caps.AckLinger)
+			select {
+			case <-linger.C:
+			case <-st.stop:
+				st.final()
+				return
+			}
+		}
+		if err := st.flush(ctx); err != nil {
+			if ctx.Err() == nil {
+				st.s.log.Warn("engine: settle failed; retrying", slog.Any("error", err))
+			}
+			if !bo.sleep(ctx) {
+				st.final()
+				return
+			}
+			st.poke()
+			continue
+		}
+		bo.reset()
+	}
+}
+
+// flush sends what is queued: attempt records, nacks, then acks. What
+// fails is put back, unless the driver is closed.
+func (st *settler) flush(ctx context.Context) error {
+	st.mu.Lock()
+	records, nacks, acks := st.records, st.nacks, st.acks
+	st.records, st.nacks, st.acks = nil, nil, nil
+	st.mu.Unlock()
+	d := st.s.d
+	var errs []error
+	if len(records) > 0 {
+		if err := d.Record(ctx, records); err != nil && !errors.Is(err, transports.ErrClosed) {
+			errs = append(errs, err)
+			st.mu.Lock()
+			st.records = append(records, st.records...)
+			st.mu.Unlock()
+		}
+	}
+	if len(nacks) > 0 {
+		if err := d.Nack(ctx, nacks); err != nil && !errors.Is(err, transports.ErrClosed) {
+			errs = append(errs, err)
+			st.mu.Lock()
+			st.nacks = append(nacks, st.nacks...)
+			st.mu.Unlock()
+		}
+	}
+	if len(acks) > 0 {
+		if err := d.Ack(ctx, acks); err != nil && !errors.Is(err, transports.ErrClosed) {
+			errs = append(errs, err)
+			st.mu.Lock()
+			st.acks = append(acks, st.acks...)
+			st.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (st *settler) empty() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.acks)+len(st.nacks)+len(st.records) == 0
+}
+
+// final flushes what is left, retrying until the flush timeout.
+func (st *settler) final() {
+	ctx, cancel := context.WithTimeout(context.Background(), st.s.opts.FlushTimeout)
+	defer cancel()
+	var bo backoff
+	for !st.empty() {
+		err := st.flush(ctx)
+		if err == nil {
+			continue
+		}
+		if !bo.sleep(ctx) {
+			st.mu.Lock()
+			n := len(st.acks) + len(st.nacks)
+			st.mu.Unlock()
+			st.s.log.Warn("engine: settlements lost at close; those events will be delivered again",
+				slog.Int("entries", n), slog.Any("error", err))
+			return
+		}
+	}
+}
+
+// close stops the settler after a last flush.
+func (st *settler) close() {
+	close(st.stop)
+	<-st.done
+}

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+// slot hands queued entries out one at a time and waits for each one's
+// Ack or Nack before taking the next, so that at most Concurrency
+// messages are out.
+func (s *subscription) slot() {
+	defer s.slots.Done()
+	for {
+		e := s.next()
+		if e == nil {
+			return
+		}
+		s.sendMu.RLock()
+		if s.outClosed {
+			s.sendMu.RUnlock()
+			s.giveBack(e)
+			return
+		}
+		msg, info, cancel := s.message(e)
+		select {
+		case s.out <- msg:
+			s.sendMu.RUnlock()
+		case <-s.readCtx.Done():
+			s.sendMu.RUnlock()
+			cancel()
+			s.giveBack(e)
+			return
+		}
+		s.handedOut(e, info)
+		if !s.await(e, msg, info, cancel) {
+			return
+		}
+	}
+}
+
+// message makes the message handed out for e: the driver's message the
+// first time, a copy for a redelivery by the engine. Its context carries
+// the DeliveryInfo and ends once the message is acked or nacked.
+func (s *subscription) message(e *entry) (*message.Message, *transports.DeliveryInfo, context.CancelFunc) {
+	msg := e.m.Message
+	if msg == nil {
+		msg = message.NewMessage("", nil)
+		e.m.Message = msg
+	}
+	if e.handed {
+		msg = msg.Copy()
+	}
+	e.handed = true
+	info := &transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}
+	ctx, cancel := context.WithCancel(transports.WithDeliveryInfo(s.baseCtx, info))
+	msg.SetContext(ctx)
+	return msg, info, cancel
+}
+
+// handedOut marks e out and records its attempt unless the broker counted it.
+func (s *subscription) handedOut(e *entry, info *transports.DeliveryInfo) {
+	s.inFlight.Add(1)
+	s.mu.Lock()
+	e.state = out
+	record := !e.recorded
+	e.recorded = false
+	s.mu.Unlock()
+	if record {
+		s.settler.record(driver.Attempt{AckID: e.id, Attempts: info.Attempt})
+	}
+}
+
+// await waits for the Ack or Nack of a handed-out message and settles it.
+// It reports false at Close: an Ack or Nack made before still counts; a
+// message neither acked nor nacked stays pending.
+func (s *subscription) await(e *entry, msg *message.Message, info *transports.DeliveryInfo, cancel context.CancelFunc) bool {
+	defer cancel()
+	select {
+	case <-msg.Acked():
+		s.acked(e)
+		return true
+	case <-msg.Nacked():
+		s.nacked(e, info)
+		return true
+	case <-s.lifeCtx.Done():
+		select {
+		case <-msg.Acked():
+			s.acked(e)
+		case <-msg.Nacked():
+			s.nacked(e, info)
+		default:
+		}
+		return false
+	}
+}
+
+func (s *subscription) acked(e *entry) {
+	s.mu.Lock()
+	delete(s.held, e.id)
+	s.mu.Unlock()
+	s.settler.ack(e.id)
+	s.inFlight.Add(-1)
+	s.tokens <- struct{}{}
+}
+
+// nacked sends e back for a redelivery after the consumer's delay (the
+// default backoff when it set none): on a pending-list broker the engine
+// holds it until then, otherwise the broker delays it.
+func (s *subscription) nacked(e *entry, info *transports.DeliveryInfo) {
+	delay := info.RetryAfter
+	if delay <= 0 {
+		delay = transports.DefaultRetryAfter(info.Attempt)
+	}
+	if s.caps.PendingList {
+		s.mu.Lock()
+		e.state, e.attempts, e.due = delayed, info.Attempt, time.Now().Add(delay)
+		s.mu.Unlock()
+		s.sched.add(e)
+	} else {
+		s.mu.Lock()
+		delete(s.held, e.id)
+		s.mu.Unlock()
+		s.settler.nack(driver.Nack{AckID: e.id, Delay: delay, Attempts: info.Attempt})
+	}
+	s.inFlight.Add(-1)
+	s.tokens <- struct{}{}
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+// Defaults of Options.
+const (
+	// DefaultReceiveWait is how long one read waits for new entries.
+	DefaultReceiveWait = 5 * time.Second
+	// DefaultFlushTimeout bounds the last flush of settlements at Close.
+	DefaultFlushTimeout = 5 * time.Second
+	// MismatchDelay is how long a delivery of another topic waits before
+	// the broker delivers it again (to the subscription it belongs to).
+	MismatchDelay = 100 * time.Millisecond
+
+	minClaimInterval = 20 * time.Millisecond
+	maxClaimInterval = 30 * time.Second
+)
+
+// Options tune an engine subscriber. The zero value is usable.
+type Options struct {
+	// Logger receives warnings about broker errors; slog.Default() when nil.
+	Logger *slog.Logger
+	// ReceiveWait is the longest one Receive waits for new entries
+	// (DefaultReceiveWait when zero).
+	ReceiveWait time.Duration
+	// ClaimInterval is how often idle entries of other members are
+	// claimed, on brokers with a pending list (AckTimeout/4 when zero,
+	// between 20ms and 30s).
+	ClaimInterval time.Duration
+	// KeepAliveInterval is how often the claims of held entries are kept
+	// alive (AckTimeout/3 when zero).
+	KeepAliveInterval time.Duration
+	// FlushTimeout bounds the last flush at Close (DefaultFlushTimeout when zero).
+	FlushTimeout time.Duration
+	// OnClose is called once when the subscriber has closed (a transport
+	// forgets it there).
+	OnClose func()
+}
+
+func (o Options) withDefaults(cfg transports.SubscriberConfig) Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ReceiveWait <= 0 {
+		o.ReceiveWait = DefaultReceiveWait
+	}
+	if o.ClaimInterval <= 0 {
+		o.ClaimInterval = min(max(cfg.AckTimeout/4, minClaimInterval), maxClaimInterval)
+	}
+	if o.KeepAliveInterval <= 0 {
+		o.KeepAliveInterval = max(cfg.AckTimeout/3, minClaimInterval/2)
+	}
+	if o.FlushTimeout <= 0 {
+		o.FlushTimeout = DefaultFlushTimeout
+	}
+	return o
+}
+
+// Subscriber is the message.Subscriber of one member of one consumer group
+// over a driver. Each Subscribe reads one topic.
+type Subscriber struct {
+	d    driver.Driver
+	cfg  transports.SubscriberConfig
+	opts Options
+
+	mu     sync.Mutex
+	closed bool
+	subs   []*subscription
+}
+
+var _ message.Subscriber = (*Subscriber)(nil)
+
+// New returns a subscriber reading through d as cfg says.
+func New(d driver.Driver, cfg transports.SubscriberConfig, opts Options) (*Subscriber, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Subscriber{d: d, cfg: cfg, opts: opts.withDefaults(cfg)}, nil
+}
+
+// Subscribe joins the group on topic (creating it at Since when needed)
+// and returns once it exists. Messages come on the returned channel, at
+// most Concurrency at a time not yet acked or nacked; it is closed once
+// ctx is done or the subscriber closes. Messages handed out can be acked
+// or nacked until Close, also after ctx is done.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, transports.ErrClosed
+	}
+	if topic == "" {
+		return nil, fmt.Errorf("%w: subscribe: empty topic", transports.ErrInvalidConfig)
+	}
+	ds, err := s.d.Open(ctx, topic, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	sub := newSubscription(s, ds, topic)
+	sub.start(ctx)
+	s.subs = append(s.subs, sub)
+	return sub.out, nil
+}
+
+// Close stops every subscription: it stops reading, waits for the slots,
+// returns what it read and never handed out to the broker uncounted,
+// returns nacked entries still waiting for their delay, flushes the acks
+// and nacks made so far and closes the driver's subscriptions. Messages
+// handed out and neither acked nor nacked stay pending for this member
+// (or go back to the queue). It is idempotent.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	subs := s.subs
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(subs))
+	for i, sub := range subs {
+		wg.Go(func() { errs[i] = sub.close() })
+	}
+	wg.Wait()
+	if s.opts.OnClose != nil {
+		s.opts.OnClose()
+	}
+	return errors.Join(errs...)
+}

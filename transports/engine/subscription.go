@@ -1,0 +1,264 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+// subscription is one Subscribe call. Its goroutines, and who stops them:
+//
+//   - Concurrency slots hand entries out on out and wait for their Ack or
+//     Nack; a free slot that finds nothing queued reads for every free
+//     slot (one reader at a time). They stop reading and handing out when
+//     reading stops (the Subscribe context ends, or Close; out is then
+//     closed) and stop waiting at Close.
+//   - the scheduler (pending-list brokers) queues nacked entries whose
+//     delay ended; it stops when reading stops.
+//   - keepalive (pending-list brokers) keeps the claims of held entries
+//     alive until Close.
+//   - the settler sends acks, nacks and attempt records until Close, after
+//     a last flush.
+type subscription struct {
+	s     *Subscriber
+	d     driver.Subscription
+	caps  driver.Capabilities
+	topic string
+	cfg   transports.SubscriberConfig
+	opts  Options
+	log   *slog.Logger
+
+	out    chan *message.Message
+	queue  chan *entry   // entries ready to hand out; each holds a token
+	tokens chan struct{} // one per free slot: the reader reads only this many
+
+	baseCtx  context.Context // parent of every message context
+	readCtx  context.Context // reading: ends with Subscribe's context or Close
+	stopRead context.CancelFunc
+	lifeCtx  context.Context // ends at Close
+	stopLife context.CancelFunc
+
+	mu   sync.Mutex
+	held map[driver.AckID]*entry // every entry this subscription holds
+
+	imu       sync.Mutex
+	interrupt context.CancelFunc // cancels the Receive in progress
+
+	rd         reader
+	readerIdle chan struct{} // a token when no slot is reading
+
+	sched    *scheduler
+	settler  *settler
+	inFlight atomic.Int32 // messages handed out and not settled
+
+	sendMu    sync.RWMutex // held for reading while a slot may send on out
+	outClosed bool
+	outDone   chan struct{}
+
+	producers sync.WaitGroup // scheduler
+	slots     sync.WaitGroup
+	keeper    sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type entryState uint8
+
+const (
+	queued  entryState = iota // read, waiting for a slot
+	out                       // handed out, neither acked nor nacked
+	delayed                   // nacked, waiting for its redelivery (pending-list brokers)
+)
+
+// entry is one broker entry the subscription holds.
+type entry struct {
+	id    driver.AckID
+	m     *driver.Message
+	state entryState // guarded by subscription.mu
+	// attempts is the durable count of attempts that reached a handler
+	// before the next hand-out; recorded says the broker already counted
+	// the next hand-out (a new read).
+	attempts int
+	recorded bool
+	due      time.Time // delayed: when it is handed out again
+	handed   bool      // m.Message was handed out once: later hand-outs use a copy
+}
+
+func newSubscription(s *Subscriber, d driver.Subscription, topic string) *subscription {
+	n := s.cfg.Concurrency
+	sub := &subscription{
+		s: s, d: d, caps: d.Capabilities(), topic: topic, cfg: s.cfg, opts: s.opts,
+		log: s.opts.Logger.With(slog.String("event", topic), slog.String("group", s.cfg.Group),
+			slog.String("consumer", s.cfg.Consumer)),
+		out:        make(chan *message.Message),
+		queue:      make(chan *entry, n),
+		tokens:     make(chan struct{}, n),
+		held:       map[driver.AckID]*entry{},
+		outDone:    make(chan struct{}),
+		rd:         reader{pending: d.Capabilities().PendingList, nextClaim: time.Now()},
+		readerIdle: make(chan struct{}, 1),
+	}
+	for range n {
+		sub.tokens <- struct{}{}
+	}
+	return sub
+}
+
+func (s *subscription) start(ctx context.Context) {
+	s.baseCtx = context.WithoutCancel(ctx)
+	s.readCtx, s.stopRead = context.WithCancel(ctx)
+	s.lifeCtx, s.stopLife = context.WithCancel(s.baseCtx)
+	s.settler = newSettler(s)
+	s.sched = newScheduler(s)
+
+	if s.caps.PendingList {
+		s.producers.Add(1)
+		go s.sched.run()
+		s.keeper.Add(1)
+		go s.keepalive()
+	}
+	s.slots.Add(s.cfg.Concurrency)
+	for range s.cfg.Concurrency {
+		go s.slot()
+	}
+	go s.closeOutWhenStopped()
+}
+
+// close stops reading, waits for the slots (acks and nacks made before
+// still count), returns entries held and not handed out, flushes the
+// settlements and closes the driver's subscription.
+func (s *subscription) close() error {
+	s.closeOnce.Do(func() {
+		s.stopRead()
+		<-s.outDone
+		s.stopLife()
+		s.slots.Wait()
+		s.keeper.Wait()
+		s.releaseHeld()
+		s.settler.close()
+		s.closeErr = s.d.Close()
+	})
+	return s.closeErr
+}
+
+// closeOutWhenStopped closes out once reading stopped and no slot is
+// about to send on it, then gives back what was queued and not handed out.
+func (s *subscription) closeOutWhenStopped() {
+	<-s.readCtx.Done()
+	s.producers.Wait()
+	s.rd.mu.Lock() // no slot reads any more
+	defer s.rd.mu.Unlock()
+	s.sendMu.Lock()
+	s.outClosed = true
+	close(s.out)
+	s.sendMu.Unlock()
+	for {
+		select {
+		case e := <-s.queue:
+			s.giveBack(e)
+			continue
+		default:
+		}
+		break
+	}
+	close(s.outDone)
+}
+
+// releaseHeld returns to the broker every entry still held and not handed
+// out: queued ones uncounted and at once, delayed ones when their delay ends.
+func (s *subscription) releaseHeld() {
+	now := time.Now()
+	s.mu.Lock()
+	var nacks []driver.Nack
+	for id, e := range s.held {
+		switch e.state {
+		case queued:
+			nacks = append(nacks, driver.Nack{AckID: id, Attempts: e.attempts})
+		case delayed:
+			nacks = append(nacks, driver.Nack{AckID: id, Attempts: e.attempts, Delay: max(e.due.Sub(now), 0)})
+		default:
+			continue
+		}
+		delete(s.held, id)
+	}
+	s.mu.Unlock()
+	s.settler.nack(nacks...)
+}
+
+// giveBack returns an entry that was queued and never handed out: the
+// broker gets it back with its attempt count unchanged.
+func (s *subscription) giveBack(e *entry) {
+	s.mu.Lock()
+	delete(s.held, e.id)
+	s.mu.Unlock()
+	s.settler.nack(driver.Nack{AckID: e.id, Attempts: e.attempts})
+	s.tokens <- struct{}{}
+}
+
+// admit queues the entries of one read; it returns how many it queued
+// (each took one of the reader's tokens).
+func (s *subscription) admit(msgs []*driver.Message) int {
+	used := 0
+	for _, m := range msgs {
+		if m.Topic != "" && m.Topic != s.topic {
+			// A queue shared by several events of the group: not ours.
+			s.log.Debug("engine: delivery of another event returned to the broker",
+				slog.String("fired_as", m.Topic))
+			s.settler.nack(driver.Nack{AckID: m.AckID, Attempts: m.Attempts, Delay: MismatchDelay})
+			continue
+		}
+		e := &entry{id: m.AckID, m: m, attempts: m.Attempts, recorded: m.Recorded}
+		s.mu.Lock()
+		if _, dup := s.held[m.AckID]; dup {
+			// Held already (an own-pending re-read, a claim racing a
+			// keepalive): never handed out twice. The read counted nothing.
+			s.mu.Unlock()
+			continue
+		}
+		s.held[m.AckID] = e
+		s.mu.Unlock()
+		s.queue <- e // never blocks: one token per queued entry
+		used++
+	}
+	return used
+}
+
+// ids returns the IDs of every held entry.
+func (s *subscription) ids() []driver.AckID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]driver.AckID, 0, len(s.held))
+	for id := range s.held {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// keepalive keeps the claims of every held entry alive, so that no other
+// member claims an entry in a handler or waiting for its redelivery.
+func (s *subscription) keepalive() {
+	defer s.keeper.Done()
+	t := time.NewTicker(s.opts.KeepAliveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.lifeCtx.Done():
+			return
+		}
+		ids := s.ids()
+		if len(ids) == 0 {
+			continue
+		}
+		if err := s.d.KeepAlive(s.lifeCtx, ids); err != nil && s.lifeCtx.Err() == nil {
+			s.log.Warn("engine: keep claims alive failed", slog.Any("error", err))
+		}
+	}
+}
