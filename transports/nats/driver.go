@@ -70,10 +70,15 @@ type subscription struct {
 	held map[*delivery]struct{} // received and neither acked nor nacked
 }
 
-// Capabilities: no pending list per member (see subscription), and acks
-// sent as soon as they come (each is one small publish).
+// Capabilities: JetStream keeps the unacknowledged messages of the
+// group's consumer until they are acked, and lets a holder keep them
+// (in-progress acks), so the engine holds nacked messages itself and keeps
+// their claims alive, as on a broker with a pending list. Pending and
+// Claim find nothing, though: the list is the group's, not the member's,
+// and the server itself redelivers what a stopped process held once
+// AckWait passed.
 func (s *subscription) Capabilities() driver.Capabilities {
-	return driver.Capabilities{PendingList: false}
+	return driver.Capabilities{PendingList: true}
 }
 
 // Receive returns what the consumer has for the group now, up to max
@@ -230,9 +235,32 @@ func (s *subscription) KeepAlive(ctx context.Context, ids []driver.AckID) error 
 	return s.flush(ctx, errs)
 }
 
-// Record does nothing: JetStream counted the delivery when it made it
-// (every Message is Recorded).
-func (s *subscription) Record(context.Context, []driver.Attempt) error { return nil }
+// Record stores the attempt count of deliveries the engine handed out
+// again without a broker read (a redelivery after its delay): JetStream
+// counted only the read. See correction.
+func (s *subscription) Record(ctx context.Context, attempts []driver.Attempt) error {
+	var errs []error
+	for _, a := range attempts {
+		if d, ok := a.AckID.(*delivery); ok {
+			errs = append(errs, s.setAttempts(ctx, d, a.Attempts))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setAttempts stores a correction when attempts differs from JetStream's
+// count of d, and drops a stale one otherwise.
+func (s *subscription) setAttempts(ctx context.Context, d *delivery, attempts int) error {
+	if uint64(attempts) != d.delivered {
+		d.corrected = true
+		return s.storeCorrection(ctx, d, attempts)
+	}
+	if d.corrected {
+		d.corrected = false
+		s.dropCorrection(ctx, d)
+	}
+	return nil
+}
 
 // Ack acknowledges every delivery, then flushes the connection, so that
 // the server has them when Ack returns.
@@ -260,9 +288,10 @@ func (s *subscription) ack(ctx context.Context, ds []*delivery) error {
 	return s.flush(ctx, errs)
 }
 
-// Nack returns each delivery with NakWithDelay. When the engine says the
-// delivery did not reach a handler (its Attempts is lower than
-// JetStream's count), the difference is stored (see correction).
+// Nack returns each delivery with NakWithDelay. When the engine's count
+// differs from JetStream's (a delivery that never reached a handler, or
+// one the engine handed out again itself), its count is stored (see
+// correction).
 func (s *subscription) Nack(ctx context.Context, nacks []driver.Nack) error {
 	var errs []error
 	for _, n := range nacks {
@@ -271,10 +300,8 @@ func (s *subscription) Nack(ctx context.Context, nacks []driver.Nack) error {
 			continue
 		}
 		s.release(d)
-		if uint64(n.Attempts) < d.delivered {
-			if err := s.storeCorrection(ctx, d, n.Attempts); err != nil {
-				errs = append(errs, err)
-			}
+		if err := s.setAttempts(ctx, d, n.Attempts); err != nil {
+			errs = append(errs, err)
 		}
 		var err error
 		if n.Delay > 0 {
@@ -324,13 +351,16 @@ func (s *subscription) flush(ctx context.Context, errs []error) error {
 	return errors.Join(errs...)
 }
 
-// Attempt corrections. JetStream counts every delivery, including those
-// that never reached a handler (a read the engine returned unhanded when
-// it stopped). When the engine nacks such a delivery, the subscription
-// stores "{attempts} {delivered}" under "{group}.{stream seq}" in the
-// record bucket (kind "attempts"); a later delivery of that message
-// reports attempts + the deliveries since, instead of JetStream's count.
-// Ack deletes the correction.
+// Attempt corrections. JetStream counts deliveries, which is the attempt
+// count only while every delivery reaches a handler once: a read the
+// engine returns unhanded when it stops was counted and is no attempt,
+// and a redelivery the engine makes itself after a nack's delay is an
+// attempt JetStream never saw. When the two differ, the subscription
+// stores "{attempts} {delivered}" under "{stream}/{group}/{stream seq}"
+// in the record bucket (kind "attempts"); a later delivery of that message
+// reports the stored attempts plus the deliveries since (each of which a
+// process took and never settled), instead of JetStream's count. Ack
+// deletes the correction.
 
 func (s *subscription) correctionKey(d *delivery) string {
 	return s.t.opts.StreamName(s.topic) + "/" + s.group + "/" + strconv.FormatUint(d.seq, 10)
