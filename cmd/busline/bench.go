@@ -19,8 +19,10 @@ func (a *app) benchCommand() *cobra.Command {
 the bus with the default middleware chain (listener concurrency K); then it does
 the same with plain Watermill and its defaults on the same broker: GoChannel
 (persistent) for memory://, watermill-redisstream for redis://, watermill-amqp/v2
-NewDurableQueueConfig for amqp://. It prints the fire rate, the end-to-end rate
-and the fire → handler latency (p50, p99) of both, and the ratios. Without
+NewDurableQueueConfig for amqp://, watermill-nats/v2 pkg/jetstream (its
+defaults, on a stream bench creates) for nats://. It prints the fire rate,
+the end-to-end rate and the fire → handler latency (p50, p99) of both, and
+the ratios. Without
 --rate, events are fired as fast as possible and the latency includes the
 queue that builds up; --rate R paces the firing to measure latency under a
 steady load.
@@ -29,7 +31,7 @@ With --json it prints one line, a JSON object with the keys transport, events,
 size, busline_events_per_s, watermill_events_per_s, ratio (end to end,
 busline/watermill), p50_ms and p99_ms (Busline's latency).
 
-Everything bench creates (Redis keys, AMQP queues and exchange) has a random
+Everything bench creates (Redis keys, AMQP queues and exchange, NATS streams) has a random
 "busline-bench-" name and is deleted before it exits. The transport defaults to
 memory:// when none is configured.`,
 		Args: exactArgs(),

@@ -321,3 +321,14 @@ func parseURLString(raw string) (config, error) {
 	}
 	return parseURL(u)
 }
+
+// ConnectOptions returns the server list and the nats.go connection
+// options (credentials, TLS) of a nats:// or tls:// URL, for tools that
+// connect beside a transport.
+func ConnectOptions(u *url.URL) (servers string, opts []natsgo.Option, err error) {
+	c, err := parseURL(u)
+	if err != nil {
+		return "", nil, err
+	}
+	return strings.Join(c.servers, ","), c.conn, nil
+}
