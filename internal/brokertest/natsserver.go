@@ -18,6 +18,7 @@ import (
 // own, so that the test can kill it and start it again on the same port
 // and data without touching the shared server.
 type NATSServer struct {
+	bin  string
 	port int
 	dir  string
 
@@ -31,8 +32,12 @@ type NATSServer struct {
 // when the test ends. Without nats-server on PATH it calls Unavailable.
 func StartNATSServer(t testing.TB) *NATSServer {
 	t.Helper()
-	if _, err := exec.LookPath("nats-server"); err != nil {
-		Unavailable(t, "nats-server is not on PATH: install it (apt-get install nats-server) to run the NATS restart tests")
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/nats-server"); serr != nil {
+			Unavailable(t, "nats-server is not on PATH: install it (apt-get install nats-server) to run the NATS restart tests")
+		}
+		bin = "/usr/sbin/nats-server"
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,7 +45,7 @@ func StartNATSServer(t testing.TB) *NATSServer {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	s := &NATSServer{port: port, dir: t.TempDir()}
+	s := &NATSServer{bin: bin, port: port, dir: t.TempDir()}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +70,7 @@ func (s *NATSServer) Start() error {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		cmd := exec.Command("nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
+		cmd := exec.Command(s.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
 			"-js", "-sd", s.dir, "-l", filepath.Join(s.dir, "nats.log"))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
