@@ -23,7 +23,6 @@ const (
 	DefaultMaxLen        = 100_000
 	DefaultDedupWindow   = 2 * time.Minute
 	DefaultMaxAckPending = 20_000
-	DefaultFetchWait     = 30 * time.Second
 	DefaultReconnectWait = 250 * time.Millisecond
 	DefaultTimeout       = 10 * time.Second
 )
@@ -64,9 +63,6 @@ type Options struct {
 	// all its processes (delayed redeliveries included). URL:
 	// max_ack_pending. Default 20000.
 	MaxAckPending int
-	// FetchWait is the longest one pull request waits when nothing is
-	// there. URL: fetch_wait. Default 30s.
-	FetchWait time.Duration
 	// Timeout bounds each JetStream API call and publish acknowledgement.
 	// URL: timeout. Default 10s.
 	Timeout time.Duration
@@ -82,7 +78,6 @@ func DefaultOptions() Options {
 		Replicas:      1,
 		DedupWindow:   DefaultDedupWindow,
 		MaxAckPending: DefaultMaxAckPending,
-		FetchWait:     DefaultFetchWait,
 		Timeout:       DefaultTimeout,
 	}
 }
@@ -100,9 +95,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxAckPending == 0 {
 		o.MaxAckPending = d.MaxAckPending
-	}
-	if o.FetchWait <= 0 {
-		o.FetchWait = d.FetchWait
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = d.Timeout
@@ -205,7 +197,6 @@ func parseURL(u *url.URL) (config, error) {
 		func() error { return intOpt("replicas", 1, func(n int64) { c.opts.Replicas = int(n) }) },
 		func() error { return intOpt("max_ack_pending", -1, func(n int64) { c.opts.MaxAckPending = int(n) }) },
 		func() error { return durOpt("dedup_window", func(d time.Duration) { c.opts.DedupWindow = d }) },
-		func() error { return durOpt("fetch_wait", func(d time.Duration) { c.opts.FetchWait = d }) },
 		func() error { return durOpt("timeout", func(d time.Duration) { c.opts.Timeout = d }) },
 		func() error { return boolOpt("tls", func(b bool) { useTLS = useTLS || b }) },
 		func() error { return boolOpt("tls_insecure", func(b bool) { tlsInsecure = b }) },
