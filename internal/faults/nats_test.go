@@ -46,6 +46,19 @@ func natsTarget(t testing.TB, base string) *target {
 	return tg
 }
 
+// groupPending returns the unacknowledged messages of the target's group.
+func groupPending(t testing.TB, js jetstream.JetStream, tg *target) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	opts := bnats.DefaultOptions()
+	opts.Prefix = tg.prefix
+	c, err := js.Consumer(ctx, opts.StreamName(ticked.Name()), bnats.ConsumerName(tg.group))
+	if err != nil {
+		t.Fatalf("consumer of %s: %v", tg.group, err)
+	}
+	return c.CachedInfo().NumAckPending
+}
+
 // natsJS connects to the server of raw for the test's own checks.
 func natsJS(t testing.TB, raw string) jetstream.JetStream {
 	t.Helper()
@@ -114,6 +127,8 @@ func TestKillNATS(t *testing.T) {
 	waitFor(t, 30*time.Second, "the listener to join its group", tg.ready)
 	pub := newBus(t, bus.Config{Service: tg.service, Transport: tg.url})
 	f := startFiring(t, pub, scale.killEvents, 10, 5*time.Millisecond)
+	js := natsJS(t, brokertest.NATSURL())
+	var rep killReport
 	var restarts []*child
 	for k := 0; k < scale.kills; k++ {
 		file := files[len(files)-1]
@@ -121,6 +136,7 @@ func TestKillNATS(t *testing.T) {
 			return countHandled(file) >= scale.killEvery
 		})
 		cur.kill()
+		rep.pendingAtKill = append(rep.pendingAtKill, groupPending(t, js, tg))
 		cur = start(k + 1)
 		restarts = append(restarts, cur)
 	}
@@ -133,8 +149,8 @@ func TestKillNATS(t *testing.T) {
 	if err, ok := cur.terminate(30 * time.Second); !ok || err != nil {
 		t.Errorf("last listener on SIGTERM: exited %v, error %v", ok, err)
 	}
-	byID := handledBy(readRecords(t, files...))
-	var rep killReport
+	recs := readRecords(t, files...)
+	byID := handledBy(recs)
 	rep.fired, rep.handled = len(fired), len(byID)
 	for _, id := range fired {
 		if len(byID[id]) == 0 {
@@ -157,7 +173,21 @@ func TestKillNATS(t *testing.T) {
 	if rep.dupRuns > scale.kills*concurrency {
 		t.Errorf("%d extra handler runs after %d kills; at most %d (Concurrency per kill) expected", rep.dupRuns, scale.kills, scale.kills*concurrency)
 	}
-	t.Logf("nats kill -9 same name: %s", rep)
+	// The killed process's events come back once AckWait passed: the last
+	// redelivery (attempt >= 2) each restarted process handled, from its exec.
+	for k, c := range restarts {
+		var last time.Time
+		for _, r := range recs {
+			if r.kind == "H" && r.attempt >= 2 && r.process == c.spec.Process && r.at.After(c.startAt) && (k+1 == len(restarts) || r.at.Before(restarts[k+1].startAt)) && r.at.After(last) {
+				last = r.at
+			}
+		}
+		if !last.IsZero() {
+			rep.recovery = append(rep.recovery, last.Sub(c.startAt))
+			rep.recoveryBoot = append(rep.recoveryBoot, last.Sub(c.boot()))
+		}
+	}
+	t.Logf("nats kill -9 same name (AckTimeout %s; pending at kill is the group's): %s", spec.AckTimeout, rep)
 }
 
 // TestBrokerRestartNATS restarts a nats-server of the test's own (file
