@@ -47,7 +47,7 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 	if err != nil {
 		return nil, err
 	}
-	return &subscription{t: t, topic: topic, group: cfg.Group, cons: c}, nil
+	return &subscription{t: t, topic: topic, group: cfg.Group, ackWait: cfg.AckTimeout, cons: c}, nil
 }
 
 // subscription reads one group's durable pull consumer.
@@ -61,10 +61,14 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 // Nack is NakWithDelay, and Close naks whatever it still holds so that
 // another process (or this one, restarted) gets it at once.
 type subscription struct {
-	t     *Transport
-	topic string
-	group string
-	cons  jetstream.Consumer
+	t       *Transport
+	topic   string
+	group   string
+	ackWait time.Duration
+
+	// cons is the group's consumer; only the reading goroutine replaces
+	// it (see recover).
+	cons jetstream.Consumer
 
 	mu   sync.Mutex
 	held map[*delivery]struct{} // received and neither acked nor nacked
@@ -111,6 +115,7 @@ func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration)
 func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
 	var batch jetstream.MessageBatch
 	var err error
+	t0 := time.Now()
 	if wait <= 0 {
 		batch, err = s.cons.FetchNoWait(max)
 	} else {
@@ -121,7 +126,7 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 		batch, err = s.cons.Fetch(max, jetstream.FetchContext(fctx))
 	}
 	if err != nil {
-		return nil, s.readErr(ctx, err)
+		return nil, s.recover(ctx, s.readErr(ctx, err))
 	}
 	var out []*driver.Message
 	var skip []*delivery
@@ -144,9 +149,48 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 		if len(out) > 0 {
 			return out, nil // the next read reports it
 		}
-		return nil, s.readErr(ctx, err)
+		return nil, s.recover(ctx, s.readErr(ctx, err))
+	}
+	if wait <= 0 && len(out) == 0 && time.Since(t0) >= noReply {
+		// The server answers a pull request that does not wait at once
+		// (messages or "no messages"); it does not answer at all for a
+		// consumer that does not exist, and nats.go gives up after a second.
+		return nil, s.recover(ctx, fmt.Errorf("nats: no reply to a pull request of %s on %s", ConsumerName(s.group), s.t.opts.StreamName(s.topic)))
 	}
 	return out, nil
+}
+
+// noReply is how long a pull request that does not wait may take before
+// the subscription checks that its consumer still exists (nats.go ends
+// such a request after a second without reply).
+const noReply = 900 * time.Millisecond
+
+// recover looks, after a broken read, whether the group's consumer (or
+// its stream) is gone — deleted by an operator, or lost by a server
+// restarted without its store — and creates it again, reading from the
+// start of the stream so that events fired since are not skipped. It
+// returns err, which the engine reports and backs off from.
+func (s *subscription) recover(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, transports.ErrClosed) {
+		return err
+	}
+	ictx, cancel := s.t.timeout(ctx)
+	defer cancel()
+	_, ierr := s.cons.Info(ictx)
+	if !errors.Is(ierr, jetstream.ErrConsumerNotFound) && !errors.Is(ierr, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	if errors.Is(ierr, jetstream.ErrStreamNotFound) {
+		s.t.forgetStream(s.topic)
+	}
+	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, s.ackWait, transports.SinceBeginning)
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	s.cons = c
+	s.t.log.Warn("nats: consumer was gone; created it again from the start of the stream",
+		"group", s.group, "stream", s.t.opts.StreamName(s.topic))
+	return err
 }
 
 // readErr maps a failed read: ctx's error when ctx is done, ErrClosed once

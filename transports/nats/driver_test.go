@@ -181,3 +181,29 @@ func TestDriverReplayForOtherGroupSkipped(t *testing.T) {
 		t.Fatalf("PurgeDeadLetters = %d, %v, want 1", n, err)
 	}
 }
+
+// A consumer deleted under a running subscription is created again, from
+// the start of the stream, at the next broken read.
+func TestDriverConsumerDeleted(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	ctx := context.Background()
+	if err := tr.JetStream().DeleteConsumer(ctx, tr.Options().StreamName(testEvent), ConsumerName("svc-work")); err != nil {
+		t.Fatal(err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, msg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ms, err := s.Receive(ctx, 1, 200*time.Millisecond)
+		if err == nil && len(ms) == 1 {
+			if ms[0].Message.UUID != msg.UUID {
+				t.Fatalf("got %s, want %s", ms[0].Message.UUID, msg.UUID)
+			}
+			return
+		}
+	}
+	t.Fatal("no message after the consumer was deleted")
+}

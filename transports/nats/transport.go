@@ -155,13 +155,13 @@ func (t *Transport) Close() error {
 	}
 	t.closed.Store(true)
 	errs := []error{err}
-	if t.ownConn {
-		if !t.nc.IsClosed() {
-			errs = append(errs, t.nc.FlushTimeout(t.opts.Timeout))
-		}
-		t.nc.Close()
-	} else if !t.nc.IsClosed() {
+	// Subscribers flushed their acknowledgements; this flush covers
+	// whatever else is buffered, when there is a server to flush to.
+	if t.nc.IsConnected() {
 		errs = append(errs, t.nc.FlushTimeout(t.opts.Timeout))
+	}
+	if t.ownConn {
+		t.nc.Close()
 	}
 	return errors.Join(errs...)
 }
