@@ -1,41 +1,28 @@
 package amqp
 
 import (
-	"log/slog"
 	"sort"
-	"sync"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// ackLinger is how long the acker may hold acks back to send them as one
-// while other deliveries of the channel are still being handled.
+// ackLinger is how long the engine may hold acks back to send them as one
+// multiple ack while other deliveries are in handlers.
 const ackLinger = 500 * time.Microsecond
 
-// acker settles the deliveries of one consumer channel, coalescing acks:
+// tracker keeps the deliveries of one consumer channel in tag order until
+// they are settled, and sends settlements with as few frames as it can:
 // when every delivery up to tag T is settled, one basic.ack with
 // multiple=true covers them all, which saves the broker and the client
-// most of their per-ack work. While other deliveries are in handlers it
-// lingers up to ackLinger (or until half the window is settled) to gather
-// more; when nothing else is in flight it sends at once, so a listener
-// with Concurrency 1 is not slowed down. Deliveries settled out of order
-// are acked on their own in the same flush, so that a slow handler never
-// holds the acks of the others back. Nacks are sent on their own.
-//
-// Only the acker's goroutine sends acks and nacks on the channel, in
-// order, so a multiple ack never covers a delivery being nacked.
-type acker struct {
-	ch     *amqp091.Channel
-	log    *slog.Logger
-	window int // a flush is due once this many settlements wait
-
-	mu      sync.Mutex
+// most of their per-ack work. Deliveries settled out of order are acked
+// on their own in the same flush, so a slow handler never holds the acks
+// of the others back. Nacks (back to the queue) are sent first, so that a
+// multiple ack never covers a delivery being nacked. It is not safe for
+// concurrent use: its owner locks around it.
+type tracker struct {
 	entries []ackEntry // tracked deliveries in tag order, not yet sent
 	settled int        // entries settled and not sent
-	kick    chan struct{}
-	quit    chan struct{}
-	done    chan struct{}
 }
 
 type ackState uint8
@@ -51,137 +38,71 @@ type ackEntry struct {
 	state ackState
 }
 
-func newAcker(ch *amqp091.Channel, window int, log *slog.Logger) *acker {
-	a := &acker{
-		ch: ch, log: log, window: max(1, window/2),
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+// track registers a delivery; deliveries are tracked in the order the
+// channel delivered them.
+func (t *tracker) track(tag uint64) {
+	t.entries = append(t.entries, ackEntry{tag: tag})
+}
+
+// mark records the settlement of tag; false when tag is not tracked or
+// already settled.
+func (t *tracker) mark(tag uint64, s ackState) bool {
+	i := sort.Search(len(t.entries), func(i int) bool { return t.entries[i].tag >= tag })
+	if i < len(t.entries) && t.entries[i].tag == tag && t.entries[i].state == statePending {
+		t.entries[i].state = s
+		t.settled++
+		return true
 	}
-	go a.run()
-	return a
+	return false
 }
 
-// track registers a delivery. Deliveries are tracked in the order the
-// channel delivered them, before they are settled.
-func (a *acker) track(tag uint64) {
-	a.mu.Lock()
-	a.entries = append(a.entries, ackEntry{tag: tag})
-	a.mu.Unlock()
-}
-
-// ack schedules the ack of tag.
-func (a *acker) ack(tag uint64) { a.settle(tag, stateAck) }
-
-// nack schedules a nack of tag that puts the message back in the queue.
-func (a *acker) nack(tag uint64) { a.settle(tag, stateNack) }
-
-func (a *acker) settle(tag uint64, s ackState) {
-	a.mu.Lock()
-	i := sort.Search(len(a.entries), func(i int) bool { return a.entries[i].tag >= tag })
-	if i < len(a.entries) && a.entries[i].tag == tag && a.entries[i].state == statePending {
-		a.entries[i].state = s
-		a.settled++
-	}
-	a.mu.Unlock()
-	select {
-	case a.kick <- struct{}{}:
-	default:
-	}
-}
-
-// due reports whether the settlements should be sent now rather than
-// gathered a little longer.
-func (a *acker) due() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.settled >= a.window || a.settled == len(a.entries)
-}
-
-func (a *acker) run() {
-	defer close(a.done)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	lingering := false
-	for {
-		select {
-		case <-a.kick:
-			if !a.due() {
-				if !lingering {
-					linger.Reset(ackLinger)
-					lingering = true
-				}
-				continue
-			}
-		case <-linger.C:
-		case <-a.quit:
-			a.flush()
-			return
-		}
-		if lingering {
-			linger.Stop()
-			lingering = false
-		}
-		a.flush()
-	}
-}
-
-// flush sends every settlement made so far: the settled prefix of the
-// tracked deliveries as one multiple ack, everything else on its own.
-func (a *acker) flush() {
-	a.mu.Lock()
-	if a.settled == 0 {
-		a.mu.Unlock()
-		return
+// flush sends every settlement marked so far on ch: the settled prefix of
+// the tracked deliveries as one multiple ack, everything else on its own.
+// It returns the first error of the channel.
+func (t *tracker) flush(ch *amqp091.Channel) error {
+	if t.settled == 0 {
+		return nil
 	}
 	var upTo uint64
 	var single []ackEntry
 	n := 0
-	for n < len(a.entries) && a.entries[n].state != statePending {
-		if e := a.entries[n]; e.state == stateAck {
+	for n < len(t.entries) && t.entries[n].state != statePending {
+		if e := t.entries[n]; e.state == stateAck {
 			upTo = e.tag
 		} else {
 			single = append(single, e)
 		}
 		n++
 	}
-	kept := a.entries[:0]
-	for _, e := range a.entries[n:] {
+	kept := t.entries[:0]
+	for _, e := range t.entries[n:] {
 		if e.state == statePending {
 			kept = append(kept, e)
 		} else {
 			single = append(single, e)
 		}
 	}
-	clear(a.entries[len(kept):])
-	a.entries = kept
-	a.settled = 0
-	a.mu.Unlock()
-	// Nacks go first: a nack must reach the broker before a multiple ack
-	// whose range includes its tag.
-	for _, e := range single {
-		var err error
-		if e.state == stateNack {
-			err = a.ch.Nack(e.tag, false, true)
-		} else {
-			err = a.ch.Ack(e.tag, false)
+	clear(t.entries[len(kept):])
+	t.entries = kept
+	t.settled = 0
+	var first error
+	keep := func(err error) {
+		if first == nil {
+			first = err
 		}
-		if err != nil {
-			a.log.Debug("amqp: settle failed; the broker returns the delivery to the queue", slog.Uint64("tag", e.tag), slog.Any("error", err))
+	}
+	for _, e := range single {
+		if e.state == stateNack {
+			keep(ch.Nack(e.tag, false, true))
+		}
+	}
+	for _, e := range single {
+		if e.state == stateAck {
+			keep(ch.Ack(e.tag, false))
 		}
 	}
 	if upTo > 0 {
-		if err := a.ch.Ack(upTo, true); err != nil {
-			a.log.Debug("amqp: ack failed; the broker returns the deliveries to the queue", slog.Uint64("up_to", upTo), slog.Any("error", err))
-		}
+		keep(ch.Ack(upTo, true))
 	}
-}
-
-// close sends every settlement made so far and stops the acker.
-// Deliveries not settled stay unacknowledged.
-func (a *acker) close() {
-	select {
-	case <-a.quit:
-	default:
-		close(a.quit)
-	}
-	<-a.done
+	return first
 }

@@ -2,8 +2,6 @@ package amqp
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -15,11 +13,11 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// TestAckerSettlesInAnyOrder settles deliveries from many goroutines in a
-// random order, some nacked: the broker must end up with exactly the
-// nacked ones back in the queue, and never see an unknown delivery tag
-// (which would close the channel).
-func TestAckerSettlesInAnyOrder(t *testing.T) {
+// TestTrackerSettlesInAnyOrder settles deliveries from many goroutines in
+// a random order, some nacked, flushing as it goes: the broker must end up
+// with exactly the nacked ones back in the queue, and never see an unknown
+// delivery tag (which would close the channel).
+func TestTrackerSettlesInAnyOrder(t *testing.T) {
 	requireBroker(t)
 	q := "bt-acker-" + strings.ToLower(randText())
 	ch := rawChannel(t)
@@ -44,12 +42,23 @@ func TestAckerSettlesInAnyOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ak := newAcker(cch, 16, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var mu sync.Mutex
+	var tr tracker
+	settle := func(tag uint64, st ackState) {
+		mu.Lock()
+		defer mu.Unlock()
+		tr.mark(tag, st)
+		if tag%3 == 0 {
+			if err := tr.flush(cch); err != nil {
+				t.Error(err)
+			}
+		}
+	}
 	var got []amqp091.Delivery
 	for len(got) < n {
 		select {
 		case d := <-deliveries:
-			ak.track(d.DeliveryTag)
+			tr.track(d.DeliveryTag)
 			got = append(got, d)
 		case <-time.After(10 * time.Second):
 			t.Fatalf("got %d of %d deliveries", len(got), n)
@@ -68,9 +77,9 @@ func TestAckerSettlesInAnyOrder(t *testing.T) {
 			for i := w; i < n; i += 8 {
 				d := got[i]
 				if d.DeliveryTag%10 == 0 {
-					ak.nack(d.DeliveryTag)
+					settle(d.DeliveryTag, stateNack)
 				} else {
-					ak.ack(d.DeliveryTag)
+					settle(d.DeliveryTag, stateAck)
 				}
 				if i%17 == 0 {
 					time.Sleep(time.Millisecond)
@@ -84,7 +93,9 @@ func TestAckerSettlesInAnyOrder(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	ak.close()
+	if err := tr.flush(cch); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 10*time.Second, "the nacked deliveries back in the queue", func() bool { return queueLen(t, q) == len(nacked) })
 	select {
 	case e := <-closed:

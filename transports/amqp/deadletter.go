@@ -82,7 +82,9 @@ func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) erro
 		found = true
 		pub := republishing(d, map[string]string{
 			HeaderDeadID: "", HeaderDeadReason: "", HeaderDeadAttempts: "", HeaderDeadAt: "",
-			HeaderDeadGroup: "", HeaderTopic: "", HeaderAttempt: "",
+			// The topic header stays: the group's queue may carry several
+			// events, and the delivery must go to the right subscription.
+			HeaderDeadGroup: "", HeaderAttempt: "",
 		})
 		if err := t.pool.publish(ctx, "", t.tp.groupQueue(group), pub); err != nil {
 			return false, fmt.Errorf("amqp: replay dead letter %s of %s: %w", id, group, err)

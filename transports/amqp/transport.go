@@ -12,6 +12,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/engine"
 )
 
 func init() {
@@ -42,7 +43,7 @@ type Transport struct {
 
 	mu      sync.Mutex // guards subConn
 	subConn *connection
-	subs    transports.Subscribers[*Subscriber]
+	subs    transports.Subscribers[*engine.Subscriber]
 }
 
 var (
@@ -177,14 +178,16 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 		}
 		t.subConn = conn
 	}
-	s := newSubscriber(t, cfg)
+	var s *engine.Subscriber
+	s, err := engine.New(amqpDriver{t}, cfg, engine.Options{Logger: t.log, OnClose: func() { t.subs.Remove(s) }})
+	if err != nil {
+		return nil, err
+	}
 	if err := t.subs.Add(s); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
-
-func (t *Transport) forget(s *Subscriber) { t.subs.Remove(s) }
 
 func (t *Transport) isClosed() bool { return t.subs.Closed() }
 

@@ -26,12 +26,13 @@ type reader struct {
 }
 
 // readOnce reads once for the free slots and queues what it read. It
-// reports false once reading stopped.
-func (s *subscription) readOnce() bool {
+// reports false once reading stopped. While it waits for a free slot, an
+// entry the scheduler queued is returned instead, for the caller to hand out.
+func (s *subscription) readOnce() (*entry, bool) {
 	r := &s.rd
-	n, ok := s.takeTokens()
-	if !ok {
-		return false
+	n, e, ok := s.takeTokens()
+	if !ok || e != nil {
+		return e, ok
 	}
 	var (
 		msgs []*driver.Message
@@ -68,16 +69,16 @@ func (s *subscription) readOnce() bool {
 	}
 	if err != nil {
 		if s.readCtx.Err() != nil || errors.Is(err, transports.ErrClosed) {
-			return false
+			return nil, false
 		}
 		s.log.Warn("engine: "+what+" failed; retrying", slog.Any("error", err))
 		// Entries a broken read took may be pending for this member:
 		// read them first, as at start (DESIGN §3.12).
 		r.pending, r.pendingCursor = s.caps.PendingList, ""
-		return r.bo.sleep(s.readCtx)
+		return nil, r.bo.sleep(s.readCtx)
 	}
 	r.bo.reset()
-	return true
+	return nil, true
 }
 
 // receive reads new entries; the scheduler may interrupt it to get a slot
@@ -108,12 +109,15 @@ func (s *subscription) interruptRead() {
 }
 
 // takeTokens waits for one free slot and takes every other free one; it
-// reports false once reading stopped.
-func (s *subscription) takeTokens() (int, bool) {
+// reports false once reading stopped. An entry queued meanwhile (by the
+// scheduler, with a slot of its own) is returned instead.
+func (s *subscription) takeTokens() (int, *entry, bool) {
 	select {
 	case <-s.tokens:
+	case e := <-s.queue:
+		return 0, e, true
 	case <-s.readCtx.Done():
-		return 0, false
+		return 0, nil, false
 	}
 	n := 1
 	for n < cap(s.tokens) {
@@ -129,9 +133,9 @@ func (s *subscription) takeTokens() (int, bool) {
 		for range n {
 			s.tokens <- struct{}{}
 		}
-		return 0, false
+		return 0, nil, false
 	}
-	return n, true
+	return n, nil, true
 }
 
 // next returns the next entry to hand out: a queued one, or one this slot
@@ -144,11 +148,11 @@ func (s *subscription) next() *entry {
 		default:
 		}
 		if s.rd.mu.TryLock() {
-			ok := s.readOnce()
+			e, ok := s.readOnce()
 			s.rd.mu.Unlock()
 			s.readerFree()
-			if !ok {
-				return nil
+			if !ok || e != nil {
+				return e
 			}
 			continue
 		}

@@ -3,7 +3,6 @@ package redisstream
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,28 +46,4 @@ func removeIdleConsumers(ctx context.Context, client redis.UniversalClient, stre
 		}
 	}
 	return removed, nil
-}
-
-// janitor deletes the consumers of the group, other than this one, that
-// have been idle longer than Options.ConsumerIdle and hold no pending
-// entry, at start and then every ConsumerIdle/2 (at most every 10 minutes).
-func (s *subscription) janitor() {
-	defer s.producers.Done()
-	idle := s.t.opts.ConsumerIdle
-	t := time.NewTicker(min(max(idle/2, time.Second), maxConsumerCheckPeriod))
-	defer t.Stop()
-	for {
-		removed, err := removeIdleConsumers(s.readCtx, s.client, s.stream, s.group, idle, s.consumer)
-		if err != nil && s.readCtx.Err() == nil && !isNoGroup(err) {
-			s.log.Warn("redisstream: remove idle consumers failed", slog.Any("error", err))
-		}
-		for _, name := range removed {
-			s.log.Info("redisstream: deleted idle consumer that held nothing", slog.String("idle_consumer", name))
-		}
-		select {
-		case <-t.C:
-		case <-s.readCtx.Done():
-			return
-		}
-	}
 }

@@ -23,10 +23,6 @@ const (
 	DefaultPublishBatch    = 256
 	DefaultPublishPipes    = 1
 	maxBatch               = 1000
-	readAhead              = 4 // default Batch: this many times Concurrency
-	minClaimInterval       = 20 * time.Millisecond
-	maxClaimInterval       = 30 * time.Second
-	defaultReleaseTimeout  = 5 * time.Second
 	maxConsumerCheckPeriod = 10 * time.Minute
 )
 
@@ -46,10 +42,10 @@ type Options struct {
 	// DeadMaxLen trims dead-letter streams (XADD MAXLEN ~). 0, the default,
 	// keeps every dead letter until it is replayed or purged. URL: dead_maxlen.
 	DeadMaxLen int64
-	// Batch is the most entries one XREADGROUP or XAUTOCLAIM asks for, and
-	// the most entries a subscriber reads ahead of its handlers; it reads
-	// again when half of them were handed out. 0 uses 4 times the
-	// listener's Concurrency (at most 1000). URL: batch.
+	// Batch caps the entries one XREADGROUP, XPENDING or XAUTOCLAIM asks
+	// for. A subscriber never reads ahead of its handlers: each read asks
+	// for as many entries as the listener has free slots (its
+	// Concurrency at most). 0 means 1000. URL: batch.
 	Batch int
 	// Block is the longest a read waits for new entries (XREADGROUP BLOCK).
 	// A standalone or Sentinel client interrupts the wait at once on

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/engine"
 )
 
 func init() {
@@ -33,7 +34,7 @@ type Transport struct {
 
 	pub *publisher
 
-	subs transports.Subscribers[*subscriber]
+	subs transports.Subscribers[*engine.Subscriber]
 }
 
 var (
@@ -117,14 +118,19 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &subscriber{t: t, cfg: cfg}
+	var s *engine.Subscriber
+	s, err := engine.New(redisDriver{t}, cfg, engine.Options{
+		Logger: t.log, ReceiveWait: t.opts.Block, ClaimInterval: t.opts.ClaimInterval,
+		OnClose: func() { t.subs.Remove(s) },
+	})
+	if err != nil {
+		return nil, err
+	}
 	if err := t.subs.Add(s); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
-
-func (t *Transport) forget(s *subscriber) { t.subs.Remove(s) }
 
 // Close closes every subscriber still open (flushing their
 // acknowledgements), waits for Publish calls in flight, and closes the

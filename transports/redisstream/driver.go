@@ -1,0 +1,479 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+// redisDriver is the Redis Streams driver of the delivery engine.
+type redisDriver struct{ t *Transport }
+
+var _ driver.Driver = redisDriver{}
+
+// Open implements driver.Driver: XGROUP CREATE ... MKSTREAM at the
+// position Since says; a group that exists is left as it is.
+func (d redisDriver) Open(ctx context.Context, topic string, cfg transports.SubscriberConfig) (driver.Subscription, error) {
+	t := d.t
+	if t.subs.Closed() {
+		return nil, transports.ErrClosed
+	}
+	stream := t.StreamKey(topic)
+	if err := createGroup(ctx, t.client, stream, cfg.Group, startID(cfg.Since)); err != nil {
+		return nil, err
+	}
+	s := &redisSub{
+		t: t, client: t.client, rc: t.client,
+		log:   t.log.With(slog.String("stream", stream), slog.String("group", cfg.Group), slog.String("consumer", cfg.Consumer)),
+		topic: topic, stream: stream, group: cfg.Group, consumer: cfg.Consumer,
+		ackTimeout: cfg.AckTimeout, batch: t.opts.Batch,
+	}
+	if s.batch <= 0 {
+		s.batch = maxBatch
+	}
+	if t.newReader != nil {
+		s.rc = t.newReader(func(id int64) { s.connID.Store(id) })
+		s.own = true
+	}
+	return s, nil
+}
+
+// redisSub is one consumer of one group reading one stream. Its blocking
+// reads run on a client of one connection whose client ID it knows, so
+// that a cancelled Receive is interrupted with CLIENT UNBLOCK; on a
+// Cluster they run on the shared client and end by Options.Block.
+type redisSub struct {
+	t        *Transport
+	client   redis.UniversalClient
+	rc       redis.UniversalClient // blocking reads
+	own      bool                  // rc is this subscription's own client
+	connID   atomic.Int64          // CLIENT ID of rc's connection
+	blocking atomic.Bool           // a blocking XREADGROUP may be in progress
+	log      *slog.Logger
+
+	topic, stream, group, consumer string
+	ackTimeout                     time.Duration
+	batch                          int
+	closed                         atomic.Bool
+
+	mu sync.Mutex
+	// lost is when reads broke: the entries such a read delivered are in
+	// the pending list, counted once, and never reached the engine.
+	lost []window
+	// nextJanitor is when Claim next removes idle consumers.
+	nextJanitor time.Time
+}
+
+// window is the time span of one broken read.
+type window struct{ from, to time.Time }
+
+// lostSlack widens a broken read's window for the clocks of Redis and
+// this process (entry delivery times are computed from XPENDING's idle).
+const lostSlack = 2 * time.Second
+
+func (s *redisSub) Capabilities() driver.Capabilities {
+	return driver.Capabilities{PendingList: true}
+}
+
+// Receive implements driver.Subscription: XREADGROUP ... COUNT max BLOCK
+// wait STREAMS stream >. Redis counts each entry's first delivery itself.
+func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*driver.Message, error) {
+	if s.closed.Load() {
+		return nil, transports.ErrClosed
+	}
+	block := wait
+	if b := s.t.opts.Block; b > 0 {
+		block = min(block, b)
+	}
+	block = max(block, time.Millisecond)
+	start := time.Now()
+	s.blocking.Store(true)
+	stop := s.interruptOn(ctx)
+	streams, err := s.rc.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: s.group, Consumer: s.consumer, Streams: []string{s.stream, ">"},
+		Count: int64(min(n, s.batch)), Block: block,
+	}).Result()
+	s.blocking.Store(false)
+	stop()
+	if err == redis.Nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if isNoGroup(err) {
+			s.recreateGroup(ctx)
+			return nil, nil
+		}
+		s.mu.Lock()
+		s.lost = append(s.lost, window{start, time.Now()})
+		s.mu.Unlock()
+		return nil, fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
+	}
+	var out []*driver.Message
+	for _, st := range streams {
+		out = s.messages(ctx, out, st.Messages, nil, true)
+	}
+	return out, nil
+}
+
+// interruptOn interrupts a blocking read with CLIENT UNBLOCK once ctx is
+// done, again every few milliseconds until the read returned (the unblock
+// may come before the read blocks). The returned stop waits for that.
+func (s *redisSub) interruptOn(ctx context.Context) (stop func()) {
+	if !s.own {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	unwatch := context.AfterFunc(ctx, func() {
+		defer close(finished)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if id := s.connID.Load(); id != 0 && s.blocking.Load() {
+				uctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = s.client.ClientUnblock(uctx, id).Err()
+				cancel()
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() {
+		close(done)
+		if !unwatch() {
+			<-finished
+		}
+	}
+}
+
+// recreateGroup creates the group again after Redis lost it (a restart
+// without persistence, or the stream was deleted), from the start of the
+// stream so that events fired since are not skipped.
+func (s *redisSub) recreateGroup(ctx context.Context) {
+	s.log.Warn("redisstream: consumer group is gone; creating it again from the start of the stream")
+	if err := createGroup(ctx, s.client, s.stream, s.group, "0"); err != nil && ctx.Err() == nil {
+		s.log.Warn("redisstream: create consumer group failed", slog.Any("error", err))
+		sleepCtx(ctx, time.Second)
+	}
+}
+
+// Pending implements driver.Subscription: XPENDING of this consumer after
+// cursor, then XRANGE of each entry, which count no delivery. Entries
+// trimmed from the stream while pending are acknowledged and skipped.
+func (s *redisSub) Pending(ctx context.Context, cursor string, limit int) ([]*driver.Message, string, error) {
+	if s.closed.Load() {
+		return nil, "", transports.ErrClosed
+	}
+	start := "-"
+	if cursor != "" {
+		start = "(" + cursor
+	}
+	n := min(limit, s.batch)
+	pend, err := s.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: s.stream, Group: s.group, Start: start, End: "+", Count: int64(n), Consumer: s.consumer,
+	}).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("redisstream: XPENDING %s: %w", s.stream, err)
+	}
+	if len(pend) == 0 {
+		s.mu.Lock()
+		s.lost = nil // every entry a broken read took was read now
+		s.mu.Unlock()
+		return nil, "", nil
+	}
+	ids := make([]string, len(pend))
+	counts := make(map[string]int, len(pend))
+	now := time.Now()
+	s.mu.Lock()
+	for i, p := range pend {
+		ids[i] = p.ID
+		counts[p.ID] = int(p.RetryCount)
+		if p.RetryCount == 1 && s.inLostRead(now.Add(-p.Idle)) {
+			counts[p.ID] = 0 // delivered by a broken read: never handed out
+		}
+	}
+	s.mu.Unlock()
+	out, err := s.fetch(ctx, ids, counts)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(pend) == n {
+		next = pend[len(pend)-1].ID
+	}
+	return out, next, nil
+}
+
+func (s *redisSub) inLostRead(at time.Time) bool {
+	for _, w := range s.lost {
+		if !at.Before(w.from.Add(-lostSlack)) && !at.After(w.to.Add(lostSlack)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Claim implements driver.Subscription: XAUTOCLAIM ... JUSTID, which
+// counts no delivery and, unlike XAUTOCLAIM with bodies on Redis 6.2, does
+// not fail on entries deleted while pending; then XPENDING and XRANGE of
+// each claimed entry. Deleted entries are acknowledged and skipped. When
+// due it also removes idle consumers that hold nothing (Options.ConsumerIdle).
+func (s *redisSub) Claim(ctx context.Context, minIdle time.Duration, cursor string, limit int) ([]*driver.Message, string, error) {
+	if s.closed.Load() {
+		return nil, "", transports.ErrClosed
+	}
+	if cursor == "" {
+		cursor = "0-0"
+		s.janitor(ctx)
+	}
+	ids, next, err := s.client.XAutoClaimJustID(ctx, &redis.XAutoClaimArgs{
+		Stream: s.stream, Group: s.group, Consumer: s.consumer,
+		MinIdle: minIdle, Start: cursor, Count: int64(min(limit, s.batch)),
+	}).Result()
+	if err != nil {
+		if isNoGroup(err) {
+			return nil, "", nil // Receive creates it again
+		}
+		return nil, "", fmt.Errorf("redisstream: XAUTOCLAIM %s: %w", s.stream, err)
+	}
+	if next == "0-0" {
+		next = ""
+	}
+	if len(ids) == 0 {
+		return nil, next, nil
+	}
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.XPendingExtCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: s.stream, Group: s.group, Start: id, End: id, Count: 1,
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, "", fmt.Errorf("redisstream: XPENDING %s: %w", s.stream, err)
+	}
+	counts := make(map[string]int, len(ids))
+	for i, c := range cmds {
+		if p := c.Val(); len(p) == 1 {
+			counts[ids[i]] = int(p[0].RetryCount)
+		}
+	}
+	out, err := s.fetch(ctx, ids, counts)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, m := range out {
+		s.log.Debug("redisstream: claimed idle entry", slog.Any("id", m.AckID), slog.Int("attempts", m.Attempts))
+	}
+	return out, next, nil
+}
+
+// fetch reads the entries ids (XRANGE id id each, pipelined) and returns
+// them as messages with the given attempt counts. Entries no longer in the
+// stream are acknowledged and skipped.
+func (s *redisSub) fetch(ctx context.Context, ids []string, counts map[string]int) ([]*driver.Message, error) {
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.XRange(ctx, s.stream, id, id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("redisstream: XRANGE %s: %w", s.stream, err)
+	}
+	var found []redis.XMessage
+	var gone []string
+	for i, c := range cmds {
+		if v := c.Val(); len(v) == 1 {
+			found = append(found, v[0])
+		} else {
+			gone = append(gone, ids[i]) // trimmed or deleted while pending
+		}
+	}
+	if len(gone) > 0 {
+		if err := s.client.XAck(ctx, s.stream, s.group, gone...).Err(); err != nil {
+			s.log.Warn("redisstream: acknowledge deleted entries failed", slog.Any("error", err))
+		}
+	}
+	return s.messages(ctx, nil, found, counts, false), nil
+}
+
+// messages decodes entries into driver messages, appended to out. An
+// entry replayed for another group is acknowledged and skipped.
+func (s *redisSub) messages(ctx context.Context, out []*driver.Message, xms []redis.XMessage, counts map[string]int, recorded bool) []*driver.Message {
+	var skip []string
+	for _, xm := range xms {
+		msg, err := decode(xm.ID, xm.Values)
+		if err == nil {
+			if g := msg.Metadata.Get(metaReplayGroup); g != "" && g != s.group {
+				skip = append(skip, xm.ID)
+				continue
+			}
+		}
+		out = append(out, &driver.Message{
+			AckID: xm.ID, Topic: s.topic, Message: msg, Poison: err,
+			Attempts: counts[xm.ID], Recorded: recorded,
+		})
+	}
+	if len(skip) > 0 {
+		if err := s.client.XAck(ctx, s.stream, s.group, skip...).Err(); err != nil {
+			s.log.Warn("redisstream: acknowledge entries replayed for another group failed", slog.Any("error", err))
+		}
+	}
+	return out
+}
+
+// keepAlive resets the idle time of each entry KEYS[1] group ARGV[1] still
+// gives to consumer ARGV[2] (XCLAIM ... JUSTID, no delivery counted); an
+// entry another consumer claimed meanwhile is left to it.
+var keepAlive = redis.NewScript(`
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+`)
+
+// KeepAlive implements driver.Subscription.
+func (s *redisSub) KeepAlive(ctx context.Context, ids []driver.AckID) error {
+	if s.closed.Load() {
+		return transports.ErrClosed
+	}
+	pipe := s.client.Pipeline()
+	for chunk := range chunks(ids, 500) {
+		args := make([]any, 0, 2+len(chunk))
+		args = append(args, s.group, s.consumer)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		keepAlive.Eval(ctx, pipe, []string{s.stream}, args...)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("redisstream: keep claims alive on %s: %w", s.stream, err)
+	}
+	return nil
+}
+
+// Record implements driver.Subscription: XCLAIM ... RETRYCOUNT n JUSTID.
+func (s *redisSub) Record(ctx context.Context, attempts []driver.Attempt) error {
+	if s.closed.Load() {
+		return transports.ErrClosed
+	}
+	pipe := s.client.Pipeline()
+	for _, a := range attempts {
+		pipe.Do(ctx, "XCLAIM", s.stream, s.group, s.consumer, 0, a.AckID, "RETRYCOUNT", a.Attempts, "JUSTID")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return fmt.Errorf("redisstream: record attempts on %s: %w", s.stream, err)
+	}
+	return nil
+}
+
+// Ack implements driver.Subscription: XACK, chunked and pipelined.
+func (s *redisSub) Ack(ctx context.Context, ids []driver.AckID) error {
+	if s.closed.Load() {
+		return transports.ErrClosed
+	}
+	pipe := s.client.Pipeline()
+	for chunk := range chunks(ids, ackChunk) {
+		strs := make([]string, len(chunk))
+		for i, id := range chunk {
+			strs[i] = id.(string)
+		}
+		pipe.XAck(ctx, s.stream, s.group, strs...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return fmt.Errorf("redisstream: XACK %s: %w", s.stream, err)
+	}
+	return nil
+}
+
+// Nack implements driver.Subscription: the entry stays in this consumer's
+// pending list with the attempt count given, idle for AckTimeout-Delay so
+// that another consumer may claim it once the delay ends
+// (XCLAIM ... IDLE ms RETRYCOUNT n JUSTID).
+func (s *redisSub) Nack(ctx context.Context, nacks []driver.Nack) error {
+	if s.closed.Load() {
+		return transports.ErrClosed
+	}
+	pipe := s.client.Pipeline()
+	for _, n := range nacks {
+		idle := max(s.ackTimeout-n.Delay, 0)
+		pipe.Do(ctx, "XCLAIM", s.stream, s.group, s.consumer, 0, n.AckID,
+			"IDLE", idle.Milliseconds(), "RETRYCOUNT", max(n.Attempts, 0), "JUSTID")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return fmt.Errorf("redisstream: return entries to %s: %w", s.stream, err)
+	}
+	return nil
+}
+
+// Close implements driver.Subscription; pending entries stay pending.
+func (s *redisSub) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if s.own {
+		return s.rc.Close()
+	}
+	return nil
+}
+
+// janitor deletes the consumers of the group, other than this one, idle
+// longer than Options.ConsumerIdle and holding no pending entry, at most
+// every ConsumerIdle/2 (at most every 10 minutes).
+func (s *redisSub) janitor(ctx context.Context) {
+	idle := s.t.opts.ConsumerIdle
+	if idle <= 0 {
+		return
+	}
+	s.mu.Lock()
+	due := !time.Now().Before(s.nextJanitor)
+	if due {
+		s.nextJanitor = time.Now().Add(min(max(idle/2, time.Second), maxConsumerCheckPeriod))
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	removed, err := removeIdleConsumers(ctx, s.client, s.stream, s.group, idle, s.consumer)
+	if err != nil && ctx.Err() == nil && !isNoGroup(err) {
+		s.log.Warn("redisstream: remove idle consumers failed", slog.Any("error", err))
+	}
+	for _, name := range removed {
+		s.log.Info("redisstream: deleted idle consumer that held nothing", slog.String("idle_consumer", name))
+	}
+}
+
+const ackChunk = 1000
+
+// chunks splits s into slices of at most n.
+func chunks[T any](s []T, n int) func(yield func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for len(s) > 0 {
+			k := min(n, len(s))
+			if !yield(s[:k]) {
+				return
+			}
+			s = s[k:]
+		}
+	}
+}
