@@ -37,6 +37,7 @@ type Bus struct {
 	userMW    []message.HandlerMiddleware
 	started   bool
 	subs      []message.Subscriber
+	schemas   schemaState // events fired and listened to, their validators (schema.go)
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -225,6 +226,7 @@ func (b *Bus) Start(ctx context.Context) error {
 		}
 		b.log.Debug("listener started", slog.String("listener", l.name), slog.String("group", l.group), slog.String("event", l.topic))
 	}
+	b.publishSchemas(ctx)
 	return nil
 }
 

@@ -66,6 +66,13 @@ type Config struct {
 	// that fan out to many listeners whose work is best seen as traces of
 	// their own.
 	TraceLinks bool
+	// ValidatePayloads checks payloads against their event's JSON Schema
+	// (docs/schemas.md): Fire refuses a payload that does not match
+	// (ErrInvalidPayload, nothing published), and a listener dead-letters
+	// an incoming payload that does not match its schema, with the
+	// mismatch as the reason, before the handler runs. Off by default;
+	// off, it costs nothing. Needs the JSON codec.
+	ValidatePayloads bool
 }
 
 // Since is where a new consumer group starts reading; the zero value reads
@@ -234,6 +241,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxPayloadBytes must be positive", ErrInvalidConfig)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: ShutdownTimeout must not be negative", ErrInvalidConfig)
+	case c.ValidatePayloads && c.Codec.ContentType() != "application/json":
+		return fmt.Errorf("%w: ValidatePayloads checks JSON payloads; the codec writes %s", ErrInvalidConfig, c.Codec.ContentType())
 	}
 	if _, err := ExpandProcessName(c.Process); err != nil {
 		return err
@@ -307,6 +316,7 @@ type fileConfig struct {
 			Multiplier      float64       `yaml:"multiplier"`
 		} `yaml:"retry"`
 	} `yaml:"listener"`
+	ValidatePayloads bool `yaml:"validate_payloads"`
 }
 
 // LoadConfig reads a YAML configuration file; the environment variables of
@@ -330,6 +340,7 @@ func LoadConfig(path string) (Config, error) {
 	cfg := Config{
 		Service: fc.Service, Process: fc.Process, Transport: fc.Transport, Idempotency: fc.Idempotency,
 		MaxPayloadBytes: fc.MaxPayloadBytes, ShutdownTimeout: fc.ShutdownTimeout,
+		ValidatePayloads: fc.ValidatePayloads,
 		Listener: ListenerOptions{
 			AckTimeout: fc.Listener.AckTimeout, Concurrency: fc.Listener.Concurrency,
 			MaxDeliveries: fc.Listener.MaxDeliveries, Timeout: fc.Listener.Timeout, Since: since,

@@ -77,3 +77,42 @@ func ExampleConfigFromEnv() {
 	fmt.Println(cfg.Service)
 	// Output: price-monitor
 }
+
+// An event's payload type is its contract: Schema derives the JSON Schema
+// from the Go type, and ExportSchemas writes the schemas of every event a
+// bus fires (Declare) and listens to (Listen) for `busline schema check`.
+func ExampleEvent_Schema() {
+	type stockChanged struct {
+		SKU      string  `json:"sku"`
+		Quantity int     `json:"quantity"`
+		Note     *string `json:"note,omitempty"`
+	}
+	changed := bus.NewEvent[stockChanged]("warehouse", "stock_changed")
+	fmt.Println(string(changed.Schema().JSON))
+	// Output:
+	// {"$schema":"https://json-schema.org/draft/2020-12/schema","properties":{"sku":{"type":"string"},"quantity":{"type":"integer"},"note":{"anyOf":[{"type":"string"},{"type":"null"}]}},"type":"object","required":["sku","quantity"]}
+}
+
+// A bus knows the events it listens to from Listen; Declare tells it the
+// events it fires. Start publishes their schemas where the transport keeps
+// records; Schemas and ExportSchemas return them in code.
+func ExampleDeclare() {
+	b, err := bus.New(bus.Config{Service: "pricing"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if err := bus.Declare(b, PricesChanged); err != nil {
+		log.Fatal(err)
+	}
+	restocked := bus.NewEvent[PriceChanged]("warehouse", "restocked")
+	if err := bus.Listen(b, restocked, "reprice", func(context.Context, bus.Delivery[PriceChanged]) error { return nil }); err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range b.Schemas() {
+		fmt.Println(r.Event, r.Role, r.Listeners)
+	}
+	// Output:
+	// competitor_prices.changed fires []
+	// warehouse.restocked listens [reprice]
+}

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -60,6 +61,11 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	}
 	if len(data) > b.cfg.MaxPayloadBytes {
 		return "", fmt.Errorf("%w: %s payload is %d bytes, the maximum is %d (Config.MaxPayloadBytes)", ErrPayloadTooLarge, topic, len(data), b.cfg.MaxPayloadBytes)
+	}
+	if b.cfg.ValidatePayloads {
+		if err := b.validateFire(topic, reflect.TypeFor[T](), data); err != nil {
+			return "", err
+		}
 	}
 	var o fireOptions
 	for _, opt := range opts {

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -81,5 +82,16 @@ func Listen[T any](b *Bus, e Event[T], listener string, h Handler[T], opts ...Li
 			Group:    group,
 		})
 	}
-	return b.addListener(&listenerSpec{name: listener, group: group, topic: topic, opts: o, handler: typed})
+	handler := message.HandlerFunc(typed)
+	if b.cfg.ValidatePayloads {
+		var err error
+		if handler, err = b.validating(topic, reflect.TypeFor[T](), handler); err != nil {
+			return fmt.Errorf("listener %q: %w", listener, err)
+		}
+	}
+	if err := b.addListener(&listenerSpec{name: listener, group: group, topic: topic, opts: o, handler: handler}); err != nil {
+		return err
+	}
+	b.schemas.noteListened(topic, reflect.TypeFor[T](), listener)
+	return nil
 }

@@ -7,7 +7,8 @@
 //	busline inspect                          streams, groups, consumers, pending, lag, dead letters
 //	busline tail EVENT [--since WHEN]        follow events without joining any consumer group
 //	busline dead list|show|replay|purge GROUP
-//	busline fire EVENT --data JSON           fire an event, print its ID
+//	busline fire EVENT --data JSON           fire an event, print its ID (--data validated against the published schemas)
+//	busline schema list|show EVENT|export|check FILE   event schemas; check exits 1 on a breaking change
 //	busline bench --events N --size BYTES --concurrency K
 //
 // Global flags: --transport URL (default: $BUSLINE_TRANSPORT, then the

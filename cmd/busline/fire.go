@@ -23,7 +23,12 @@ once the broker accepted it.
 
 --data is the JSON payload: inline, @FILE to read a file, or - to read stdin.
 The source (ce-source) is "/{service}" with the service of the configuration
-(BUSLINE_SERVICE), "busline" when none is set.`,
+(BUSLINE_SERVICE), "busline" when none is set.
+
+Before firing, --data is validated against the JSON Schemas that services
+published for the event (see busline schema): each listener's, or the
+firers' when no one listens. A mismatch is refused with the JSON pointer of
+the offending value and exit code 1; --no-validate skips the check.`,
 		Args: exactArgs("EVENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			event := args[0]
@@ -66,6 +71,11 @@ The source (ce-source) is "/{service}" with the service of the configuration
 				return unavailable(err)
 			}
 			defer b.Close()
+			if noValidate, _ := cmd.Flags().GetBool("no-validate"); !noValidate {
+				if err := a.validateData(cmd.Context(), b.Transport(), event, payload); err != nil {
+					return err
+				}
+			}
 			ev := bus.NewEvent[json.RawMessage](api, name)
 			eid, err := bus.Fire(cmd.Context(), b, ev, json.RawMessage(payload), opts...)
 			if err != nil {
@@ -83,6 +93,7 @@ The source (ce-source) is "/{service}" with the service of the configuration
 	}
 	cmd.Flags().StringVar(&data, "data", "", "the JSON payload: inline, @FILE, or - for stdin")
 	cmd.Flags().StringVar(&id, "id", "", "fire with this event ID instead of a new UUIDv7 (a duplicate for idempotent listeners)")
+	cmd.Flags().Bool("no-validate", false, "do not check --data against the schemas services published for the event")
 	return cmd
 }
 

@@ -87,6 +87,7 @@ transport, 5 broker unreachable, 130 interrupted.`,
 	f.StringVar(&a.transport, "transport", "", "broker URL: memory://NAME, redis://HOST:PORT/DB, amqp://USER:PASS@HOST:PORT/ (default $BUSLINE_TRANSPORT, then the config file)")
 	f.StringVar(&a.config, "config", "", "YAML configuration file (default $BUSLINE_CONFIG)")
 	f.BoolVar(&a.json, "json", false, "print one JSON document for scripts instead of tables")
+	root.AddCommand(a.schemaCommand())
 	root.AddCommand(a.inspectCommand(), a.tailCommand(), a.deadCommand(), a.fireCommand(), a.benchCommand())
 	return root
 }

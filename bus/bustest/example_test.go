@@ -1,0 +1,46 @@
+package bustest_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/bus/bustest"
+)
+
+type Signup struct {
+	Email string `json:"email"`
+}
+
+var SignedUp = bus.NewEvent[Signup]("accounts", "signed_up")
+
+// A test of a handler: fire, wait until the bus is idle (no sleeps), then
+// assert on what the handler did and what the bus recorded.
+func Example() {
+	// In a real test this is the *testing.T of the test function.
+	t := &testing.T{}
+
+	b := bustest.New(t, bus.Config{Service: "mailer"})
+	var sent []string
+	err := bus.Listen(b.Bus, SignedUp, "send-welcome", func(ctx context.Context, d bus.Delivery[Signup]) error {
+		sent = append(sent, d.Payload.Email)
+		return nil
+	}, bus.WithConcurrency(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b.Start(t)
+	if _, err := bus.Fire(context.Background(), b.Bus, SignedUp, Signup{Email: "ada@example.com"}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	b.MustWaitIdle(t)
+
+	fmt.Println(sent)
+	fmt.Println(len(b.Fired(SignedUp.Name())), len(b.Handled("mailer-send-welcome")))
+	// Output:
+	// [ada@example.com]
+	// 1 1
+}

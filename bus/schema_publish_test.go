@@ -1,0 +1,130 @@
+package bus
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/busline/busline/schema"
+	"github.com/busline/busline/transports"
+)
+
+// recordsOf returns where b keeps records.
+func recordsOf(t *testing.T, b *Bus) transports.RecordStore {
+	t.Helper()
+	rs, ok := b.transport.(transports.RecordStore)
+	if !ok {
+		t.Fatalf("%T keeps no records", b.transport)
+	}
+	return rs
+}
+
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+type stockV1 struct {
+	SKU   string  `json:"sku"`
+	Price float64 `json:"price"`
+}
+
+type stockV2 struct {
+	SKU    string  `json:"sku"`
+	Amount float64 `json:"amount"`
+}
+
+func TestSchemasPublishedAtStart(t *testing.T) {
+	url := "memory://schemas-" + rand.Text()
+	ev1 := NewEvent[stockV1]("stock", "priced")
+	ev2 := NewEvent[stockV2]("stock", "priced")
+	ctx := context.Background()
+
+	logs := &logBuffer{}
+	newBus := func(service string) *Bus {
+		b, err := New(Config{Service: service, Transport: url, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}
+
+	alerts := newBus("alerts")
+	rs := recordsOf(t, alerts)
+	if err := Listen(alerts, ev1, "notify", func(context.Context, Delivery[stockV1]) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := alerts.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	pricing := newBus("pricing")
+	if err := Declare(pricing, ev2); err != nil {
+		t.Fatal(err)
+	}
+	if err := pricing.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Declare(pricing, ev2); err == nil {
+		t.Error("Declare after Start succeeded")
+	}
+
+	recs, err := schema.Published(ctx, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("records %+v, want 2", recs)
+	}
+	fires, listens := recs[0], recs[1]
+	if fires.Key() != "stock.priced/pricing/fires" || listens.Key() != "stock.priced/alerts/listens" {
+		t.Errorf("keys %s, %s", fires.Key(), listens.Key())
+	}
+	if fires.Hash != ev2.Schema().Hash || listens.Hash != ev1.Schema().Hash || fires.Hash == listens.Hash {
+		t.Errorf("hashes %s %s", fires.Hash, listens.Hash)
+	}
+	if len(listens.Listeners) != 1 || listens.Listeners[0] != "notify" || listens.Process == "" || listens.PublishedAt.IsZero() {
+		t.Errorf("listener record %+v", listens)
+	}
+	if !json.Valid(fires.Schema) {
+		t.Errorf("schema %s", fires.Schema)
+	}
+	// The second service to start sees the disagreement and says so.
+	out := logs.String()
+	if !strings.Contains(out, "event schema disagrees with another service") || !strings.Contains(out, "/price") {
+		t.Errorf("no warning about the disagreement in the logs:\n%s", out)
+	}
+
+	var buf bytes.Buffer
+	if err := pricing.ExportSchemas(&buf); err != nil {
+		t.Fatal(err)
+	}
+	f, err := schema.ReadFile(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Service != "pricing" || len(f.Schemas) != 1 || f.Schemas[0].Role != schema.RoleFires {
+		t.Errorf("exported %+v", f)
+	}
+	if rep := schema.Check(f, recs); rep.OK() {
+		t.Errorf("check passed a renamed field a listener requires: %+v", rep)
+	}
+}

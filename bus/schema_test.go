@@ -1,0 +1,121 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/bus/bustest"
+)
+
+type bid struct {
+	Item   string  `json:"item"`
+	Amount float64 `json:"amount" jsonschema:"minimum=0"`
+}
+
+// bidAsText is what an out-of-date firer sends: the amount as a string.
+type bidAsText struct {
+	Item   string `json:"item"`
+	Amount string `json:"amount"`
+}
+
+var (
+	bidPlaced       = bus.NewEvent[bid]("auction", "bid_placed")
+	bidPlacedAsText = bus.NewEvent[bidAsText]("auction", "bid_placed")
+)
+
+func TestEventSchema(t *testing.T) {
+	s := bidPlaced.Schema()
+	if s != bus.Schema(bidPlaced) || !strings.HasPrefix(s.Hash, "sha256:") {
+		t.Fatalf("schema %+v", s)
+	}
+	if !strings.Contains(string(s.JSON), `"amount":{"type":"number","minimum":0}`) {
+		t.Errorf("schema %s", s.JSON)
+	}
+	if bidPlacedAsText.Schema().Hash == s.Hash {
+		t.Error("different payload types, one hash")
+	}
+}
+
+func TestValidatePayloadsOnFire(t *testing.T) {
+	b := bustest.New(t, bus.Config{ValidatePayloads: true})
+	ctx := context.Background()
+	_, err := bus.Fire(ctx, b.Bus, bidPlaced, bid{Item: "lamp", Amount: -1})
+	if !errors.Is(err, bus.ErrInvalidPayload) || !strings.Contains(err.Error(), "at /amount") {
+		t.Errorf("Fire of an invalid payload: %v", err)
+	}
+	b.AssertFired(t, bidPlaced.Name(), 0)
+	if _, err := bus.Fire(ctx, b.Bus, bidPlaced, bid{Item: "lamp", Amount: 3}); err != nil {
+		t.Fatal(err)
+	}
+	b.AssertFired(t, bidPlaced.Name(), 1)
+
+	// Off, the same payload goes out.
+	off := bustest.New(t, bus.Config{})
+	if _, err := bus.Fire(ctx, off.Bus, bidPlaced, bid{Item: "lamp", Amount: -1}); err != nil {
+		t.Errorf("validation off: %v", err)
+	}
+}
+
+func TestValidatePayloadsDeadLettersInvalidIncoming(t *testing.T) {
+	b := bustest.New(t, bus.Config{Service: "auctions", ValidatePayloads: true})
+	var ran atomic.Int32
+	if err := bus.Listen(b.Bus, bidPlaced, "count", func(context.Context, bus.Delivery[bid]) error {
+		ran.Add(1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t)
+	// Another service without validation, on the same broker, fires the old shape.
+	legacy, err := bus.New(bus.Config{Service: "legacy", Transport: b.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = legacy.Close() })
+	ctx := context.Background()
+	if _, err := bus.Fire(ctx, legacy, bidPlacedAsText, bidAsText{Item: "lamp", Amount: "12"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Fire(ctx, legacy, bidPlaced, bid{Item: "lamp", Amount: 12}); err != nil {
+		t.Fatal(err)
+	}
+	b.MustWaitIdle(t)
+	dl := b.DeadLetters("auctions-count")
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	if !strings.Contains(dl[0].Reason, "at /amount: got string, want number") {
+		t.Errorf("reason %q should name the mismatch", dl[0].Reason)
+	}
+	if n := ran.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1 (the valid event only)", n)
+	}
+}
+
+type gobCodec struct{ bus.JSONCodec }
+
+func (gobCodec) ContentType() string { return "application/x-gob" }
+
+func TestValidatePayloadsConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bus.yaml")
+	if err := os.WriteFile(path, []byte("service: s\nvalidate_payloads: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := bus.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.ValidatePayloads {
+		t.Error("validate_payloads: true not read")
+	}
+	cfg.Codec = gobCodec{}
+	if _, err := bus.New(cfg); !errors.Is(err, bus.ErrInvalidConfig) {
+		t.Errorf("ValidatePayloads with a non-JSON codec: %v", err)
+	}
+}
