@@ -19,6 +19,7 @@ import (
 // and data without touching the shared server.
 type NATSServer struct {
 	bin  string
+	args []string
 	port int
 	dir  string
 
@@ -28,9 +29,10 @@ type NATSServer struct {
 }
 
 // StartNATSServer starts a private nats-server (JetStream on, file store
-// in a temp dir) and returns once it accepts connections; it is killed
-// when the test ends. Without nats-server on PATH it calls Unavailable.
-func StartNATSServer(t testing.TB) *NATSServer {
+// in a temp dir, plus args) and returns once it accepts connections; it is
+// killed when the test ends. Without nats-server on PATH it calls
+// Unavailable.
+func StartNATSServer(t testing.TB, args ...string) *NATSServer {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
@@ -45,7 +47,7 @@ func StartNATSServer(t testing.TB) *NATSServer {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	s := &NATSServer{bin: bin, port: port, dir: t.TempDir()}
+	s := &NATSServer{bin: bin, args: args, port: port, dir: t.TempDir()}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +72,8 @@ func (s *NATSServer) Start() error {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		cmd := exec.Command(s.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
-			"-js", "-sd", s.dir, "-l", filepath.Join(s.dir, "nats.log"))
+		cmd := exec.Command(s.bin, append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
+			"-js", "-sd", s.dir, "-l", filepath.Join(s.dir, "nats.log")}, s.args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("brokertest: start nats-server: %w", err)

@@ -271,7 +271,8 @@ func (s *subscription) KeepAlive(ctx context.Context, ids []driver.AckID) error 
 	var errs []error
 	for _, id := range ids {
 		if d, ok := id.(*delivery); ok {
-			if err := d.msg.InProgress(); err != nil {
+			// A delivery acked meanwhile needs no keep-alive.
+			if err := d.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 				errs = append(errs, err)
 			}
 		}
