@@ -207,3 +207,47 @@ func TestDriverConsumerDeleted(t *testing.T) {
 	}
 	t.Fatal("no message after the consumer was deleted")
 }
+
+// A read cancelled while its pull request waits on the server leaves no
+// delivery behind: a message published afterwards goes to the next read,
+// at once and uncounted, not to the abandoned request.
+func TestDriverCancelledReadLosesNothing(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Receive(ctx, 4, 3*time.Second)
+		done <- err
+	}()
+	// Wait until the pull request waits on the server.
+	c, err := tr.JetStream().Consumer(context.Background(), tr.Options().StreamName(testEvent), ConsumerName("svc-work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		info, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumWaiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pull request never waited on the server")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("cancelled Receive returned no error")
+	}
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, s, 1, 2*time.Second)[0]
+	if got.Message.UUID != msg.UUID || got.Attempts != 0 {
+		t.Fatalf("got {%s attempts %d}, want {%s 0}", got.Message.UUID, got.Attempts, msg.UUID)
+	}
+}
