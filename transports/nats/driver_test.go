@@ -123,17 +123,18 @@ func TestDriverCloseReturnsHeld(t *testing.T) {
 // KeepAlive restarts AckWait: a held message is not redelivered while kept alive.
 func TestDriverKeepAlive(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
-	ack := 500 * time.Millisecond
+	ack := 2 * time.Second
 	s := openSub(t, tr, "svc-work", ack)
 	if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
 		t.Fatal(err)
 	}
 	m := receive(t, s, 1, 5*time.Second)[0]
-	for range 6 {
+	// Twice AckWait, with a keep-alive every quarter of it.
+	for range 8 {
 		if err := s.KeepAlive(context.Background(), []driver.AckID{m.AckID}); err != nil {
 			t.Fatal(err)
 		}
-		ms, err := s.Receive(context.Background(), 1, ack/3)
+		ms, err := s.Receive(context.Background(), 1, ack/4)
 		if err != nil {
 			t.Fatal(err)
 		}
