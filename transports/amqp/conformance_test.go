@@ -37,6 +37,11 @@ func TestConformance(t *testing.T) {
 	transporttest.Run(t, harness("amqp", ""))
 }
 
+// TestDriverConformance runs the driver tier of the suite.
+func TestDriverConformance(t *testing.T) {
+	transporttest.RunDriver(t, harness("amqp", ""))
+}
+
 func TestConformanceQuorum(t *testing.T) {
 	if testing.Short() {
 		t.Skip("quorum queues: run without -short")

@@ -32,8 +32,11 @@ var _ driver.Driver = amqpDriver{}
 // (RabbitMQ keeps no history).
 func (d amqpDriver) Open(ctx context.Context, topic string, cfg transports.SubscriberConfig) (driver.Subscription, error) {
 	t := d.t
-	if t.isClosed() {
-		return nil, transports.ErrClosed
+	t.mu.Lock()
+	err := t.consumerConnLocked(cfg.Consumer)
+	t.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	waitCtx, cancelWait := context.WithTimeout(ctx, subscribeWait)
 	conn, err := t.subConn.wait(waitCtx)
@@ -419,3 +422,7 @@ func (s *amqpSub) Close() error {
 	s.mu.Unlock()
 	return ch.Close()
 }
+
+// Driver returns the transport's driver for the delivery engine, for the
+// driver tier of transports/transporttest and for tools.
+func (t *Transport) Driver() driver.Driver { return amqpDriver{t} }

@@ -168,15 +168,8 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.subs.Closed() {
-		return nil, transports.ErrClosed
-	}
-	if t.subConn == nil {
-		conn, err := openConnection(t.connName(cfg.Consumer+" consume"), t.dial, t.o.ReconnectMax, t.log)
-		if err != nil {
-			return nil, err
-		}
-		t.subConn = conn
+	if err := t.consumerConnLocked(cfg.Consumer); err != nil {
+		return nil, err
 	}
 	var s *engine.Subscriber
 	s, err := engine.New(amqpDriver{t}, cfg, engine.Options{Logger: t.log, OnClose: func() { t.subs.Remove(s) }})
@@ -187,6 +180,22 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 		return nil, err
 	}
 	return s, nil
+}
+
+// consumerConnLocked opens the transport's consumer connection, named
+// after the process, unless it is open; t.mu is held.
+func (t *Transport) consumerConnLocked(consumer string) error {
+	if t.subs.Closed() {
+		return transports.ErrClosed
+	}
+	if t.subConn == nil {
+		conn, err := openConnection(t.connName(consumer+" consume"), t.dial, t.o.ReconnectMax, t.log)
+		if err != nil {
+			return err
+		}
+		t.subConn = conn
+	}
+	return nil
 }
 
 func (t *Transport) isClosed() bool { return t.subs.Closed() }

@@ -9,15 +9,21 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	transporttest.Run(t, transporttest.Harness{
-		Name: "memory",
-		URL: func(t testing.TB) string {
-			name := "conformance-" + rand.Text()
-			t.Cleanup(func() { memory.Forget(name) })
-			return "memory://" + name
-		},
-		OwnPendingFirst: true,
-		Replay:          true,
-		Retention:       true,
-	})
+	transporttest.Run(t, harness)
+}
+
+func TestDriverConformance(t *testing.T) {
+	transporttest.RunDriver(t, harness)
+}
+
+var harness = transporttest.Harness{
+	Name: "memory",
+	URL: func(t testing.TB) string {
+		name := "conformance-" + rand.Text()
+		t.Cleanup(func() { memory.Forget(name) })
+		return "memory://" + name
+	},
+	OwnPendingFirst: true,
+	Replay:          true,
+	Retention:       true,
 }

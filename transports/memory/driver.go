@@ -202,3 +202,7 @@ func seqCursor(seq uint64) string {
 	}
 	return strconv.FormatUint(seq, 10)
 }
+
+// Driver returns the transport's driver for the delivery engine, for the
+// driver tier of transports/transporttest and for tools.
+func (t *Transport) Driver() driver.Driver { return memDriver{t} }

@@ -15,31 +15,39 @@ import (
 // reconnect test runs against a redis-server it starts on a port of its own.
 func TestConformance(t *testing.T) {
 	needRedis(t)
-	transporttest.Run(t, transporttest.Harness{
-		Name: "redis",
-		URL: func(t testing.TB) string {
-			if strings.HasSuffix(t.Name(), "/Reconnect") {
-				return startRedisServer(t).url("")
-			}
-			return testURL(t, "")
-		},
-		OwnPendingFirst: true,
-		Replay:          true,
-		Retention:       true,
-		InjectPoison: func(t testing.TB, url, topic string) {
-			cfg, err := parseURLString(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := redis.NewClient(cfg.single)
-			defer c.Close()
-			// An entry without the fields of a Watermill message.
-			if err := c.XAdd(context.Background(), &redis.XAddArgs{
-				Stream: cfg.opts.Prefix + topic, Values: []any{"not", "a message"},
-			}).Err(); err != nil {
-				t.Fatal(err)
-			}
-		},
-		RestartBroker: restartServerOf,
-	})
+	transporttest.Run(t, harness)
+}
+
+// TestDriverConformance runs the driver tier of the suite.
+func TestDriverConformance(t *testing.T) {
+	needRedis(t)
+	transporttest.RunDriver(t, harness)
+}
+
+var harness = transporttest.Harness{
+	Name: "redis",
+	URL: func(t testing.TB) string {
+		if strings.HasSuffix(t.Name(), "/Reconnect") {
+			return startRedisServer(t).url("")
+		}
+		return testURL(t, "")
+	},
+	OwnPendingFirst: true,
+	Replay:          true,
+	Retention:       true,
+	InjectPoison: func(t testing.TB, url, topic string) {
+		cfg, err := parseURLString(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(cfg.single)
+		defer c.Close()
+		// An entry without the fields of a Watermill message.
+		if err := c.XAdd(context.Background(), &redis.XAddArgs{
+			Stream: cfg.opts.Prefix + topic, Values: []any{"not", "a message"},
+		}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	},
+	RestartBroker: restartServerOf,
 }

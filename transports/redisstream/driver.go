@@ -477,3 +477,7 @@ func chunks[T any](s []T, n int) func(yield func([]T) bool) {
 		}
 	}
 }
+
+// Driver returns the transport's driver for the delivery engine, for the
+// driver tier of transports/transporttest and for tools.
+func (t *Transport) Driver() driver.Driver { return redisDriver{t} }
