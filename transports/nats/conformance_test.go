@@ -85,3 +85,15 @@ func injectPoison(t testing.TB, raw, topic string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDriverConformance runs the driver tier of the suite: every driver
+// call without the engine, and the capability interfaces.
+func TestDriverConformance(t *testing.T) {
+	needNATS(t)
+	transporttest.RunDriver(t, transporttest.Harness{
+		Name:      "nats",
+		URL:       func(t testing.TB) string { return testURL(t, "", "") },
+		Replay:    true,
+		Retention: true,
+	})
+}

@@ -56,10 +56,16 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 // the consumer as a whole, not per process: the server redelivers a
 // message after AckWait (or after the delay of a NakWithDelay) to whichever
 // process pulls next. So there is no pending list per member to read or
-// claim from: Pending and Claim return nothing, redeliveries come through
-// Receive, KeepAlive is an in-progress ack (+WPI, which restarts AckWait),
-// Nack is NakWithDelay, and Close naks whatever it still holds so that
-// another process (or this one, restarted) gets it at once.
+// claim from: Pending and Claim return nothing, redeliveries (and their
+// delays) come through Receive, Nack is NakWithDelay, and Close naks
+// whatever the subscription still holds so that the group gets it again
+// at once.
+//
+// The subscription keeps what it holds alive itself: every AckWait/3,
+// while it holds messages, a timer it owns (stopped by Close) sends an
+// in-progress ack (+WPI, which restarts AckWait) for each, so a handler
+// that runs longer than AckTimeout keeps its message. The engine keeps
+// claims alive only for brokers with a per-member pending list.
 type subscription struct {
 	t       *Transport
 	topic   string
@@ -70,19 +76,16 @@ type subscription struct {
 	// it (see recover).
 	cons jetstream.Consumer
 
-	mu   sync.Mutex
-	held map[*delivery]struct{} // received and neither acked nor nacked
+	mu     sync.Mutex
+	held   map[*delivery]struct{} // received and neither acked nor nacked
+	keeper *time.Timer            // runs keepHeld while held is not empty
+	keepWG sync.WaitGroup         // 1 while keeper is armed or running
+	closed bool
 }
 
-// Capabilities: JetStream keeps the unacknowledged messages of the
-// group's consumer until they are acked, and lets a holder keep them
-// (in-progress acks), so the engine holds nacked messages itself and keeps
-// their claims alive, as on a broker with a pending list. Pending and
-// Claim find nothing, though: the list is the group's, not the member's,
-// and the server itself redelivers what a stopped process held once
-// AckWait passed.
+// Capabilities: no pending list per member (see subscription).
 func (s *subscription) Capabilities() driver.Capabilities {
-	return driver.Capabilities{PendingList: true}
+	return driver.Capabilities{PendingList: false}
 }
 
 // Receive returns what the consumer has for the group now, up to max
@@ -90,7 +93,7 @@ func (s *subscription) Capabilities() driver.Capabilities {
 // up to wait for one message with a pull request of batch 1, so that no
 // request stays open on the server for messages nobody will read.
 func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
-	if s.t.isClosed() {
+	if s.isClosed() {
 		return nil, transports.ErrClosed
 	}
 	for {
@@ -199,7 +202,7 @@ func (s *subscription) readErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if s.t.isClosed() {
+	if s.isClosed() {
 		return transports.ErrClosed
 	}
 	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
@@ -246,6 +249,50 @@ func (s *subscription) hold(d *delivery) {
 		s.held = map[*delivery]struct{}{}
 	}
 	s.held[d] = struct{}{}
+	if s.keeper == nil && !s.closed {
+		s.keepWG.Add(1)
+		s.keeper = time.AfterFunc(s.keepEvery(), s.keepHeld)
+	}
+}
+
+func (s *subscription) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed || s.t.isClosed()
+}
+
+// keepEvery is the interval of in-progress acks: a third of AckWait.
+func (s *subscription) keepEvery() time.Duration { return max(s.ackWait/3, 10*time.Millisecond) }
+
+// keepHeld sends an in-progress ack for every message held, and runs
+// again after keepEvery while any is held.
+func (s *subscription) keepHeld() {
+	s.mu.Lock()
+	if s.closed || len(s.held) == 0 {
+		s.keeper = nil
+		s.mu.Unlock()
+		s.keepWG.Done()
+		return
+	}
+	ids := make([]driver.AckID, 0, len(s.held))
+	for d := range s.held {
+		ids = append(ids, d)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.keepEvery())
+	err := s.KeepAlive(ctx, ids)
+	cancel()
+	if err != nil && !s.isClosed() {
+		s.t.log.Warn("nats: in-progress acks failed", "group", s.group, "error", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.keeper = nil
+		s.keepWG.Done()
+		return
+	}
+	s.keeper.Reset(s.keepEvery())
 }
 
 func (s *subscription) release(d *delivery) {
@@ -256,18 +303,28 @@ func (s *subscription) release(d *delivery) {
 
 // Pending returns nothing: JetStream keeps no pending list per process.
 func (s *subscription) Pending(context.Context, string, int) ([]*driver.Message, string, error) {
+	if s.isClosed() {
+		return nil, "", transports.ErrClosed
+	}
 	return nil, "", nil
 }
 
 // Claim returns nothing: JetStream itself redelivers what a process left
 // unacknowledged after AckWait, through Receive.
 func (s *subscription) Claim(context.Context, time.Duration, string, int) ([]*driver.Message, string, error) {
+	if s.isClosed() {
+		return nil, "", transports.ErrClosed
+	}
 	return nil, "", nil
 }
 
 // KeepAlive sends an in-progress acknowledgement for each delivery, which
-// restarts its AckWait on the server.
+// restarts its AckWait on the server. The subscription calls it itself
+// for what it holds (see subscription).
 func (s *subscription) KeepAlive(ctx context.Context, ids []driver.AckID) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	var errs []error
 	for _, id := range ids {
 		if d, ok := id.(*delivery); ok {
@@ -280,9 +337,9 @@ func (s *subscription) KeepAlive(ctx context.Context, ids []driver.AckID) error 
 	return s.flush(ctx, errs)
 }
 
-// Record stores the attempt count of deliveries the engine handed out
-// again without a broker read (a redelivery after its delay): JetStream
-// counted only the read. See correction.
+// Record stores an attempt count that differs from JetStream's (see
+// correction). The engine does not call it here: every delivery is
+// Recorded, JetStream counted it.
 func (s *subscription) Record(ctx context.Context, attempts []driver.Attempt) error {
 	var errs []error
 	for _, a := range attempts {
@@ -310,6 +367,9 @@ func (s *subscription) setAttempts(ctx context.Context, d *delivery, attempts in
 // Ack acknowledges every delivery, then flushes the connection, so that
 // the server has them when Ack returns.
 func (s *subscription) Ack(ctx context.Context, ids []driver.AckID) error {
+	if s.isClosed() {
+		return transports.ErrClosed
+	}
 	ds := make([]*delivery, 0, len(ids))
 	for _, id := range ids {
 		if d, ok := id.(*delivery); ok {
@@ -333,11 +393,14 @@ func (s *subscription) ack(ctx context.Context, ds []*delivery) error {
 	return s.flush(ctx, errs)
 }
 
-// Nack returns each delivery with NakWithDelay. When the engine's count
-// differs from JetStream's (a delivery that never reached a handler, or
-// one the engine handed out again itself), its count is stored (see
-// correction).
+// Nack returns each delivery with NakWithDelay: the server delivers it
+// again when the delay ends, to any process of the group. When the
+// engine's count differs from JetStream's (a delivery that never reached a
+// handler), its count is stored (see correction).
 func (s *subscription) Nack(ctx context.Context, nacks []driver.Nack) error {
+	if s.isClosed() {
+		return transports.ErrClosed
+	}
 	var errs []error
 	for _, n := range nacks {
 		d, ok := n.AckID.(*delivery)
@@ -367,9 +430,20 @@ func (s *subscription) Nack(ctx context.Context, nacks []driver.Nack) error {
 // it closes.
 func (s *subscription) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	if s.keeper != nil && s.keeper.Stop() {
+		// Armed, not running: it never will.
+		s.keeper = nil
+		s.keepWG.Done()
+	}
 	held := s.held
 	s.held = nil
 	s.mu.Unlock()
+	s.keepWG.Wait()
 	var errs []error
 	for d := range held {
 		if err := d.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
@@ -397,10 +471,9 @@ func (s *subscription) flush(ctx context.Context, errs []error) error {
 }
 
 // Attempt corrections. JetStream counts deliveries, which is the attempt
-// count only while every delivery reaches a handler once: a read the
-// engine returns unhanded when it stops was counted and is no attempt,
-// and a redelivery the engine makes itself after a nack's delay is an
-// attempt JetStream never saw. When the two differ, the subscription
+// count only while every delivery reaches a handler: a read the engine
+// returns unhanded when it stops was counted and is no attempt. When the
+// engine's count differs, the subscription
 // stores "{attempts} {delivered}" under "{stream}/{group}/{stream seq}"
 // in the record bucket (kind "attempts"); a later delivery of that message
 // reports the stored attempts plus the deliveries since (each of which a
@@ -444,3 +517,7 @@ func (s *subscription) dropCorrection(ctx context.Context, d *delivery) {
 
 // kindAttempts is the record kind of attempt corrections.
 const kindAttempts = "attempts"
+
+// Driver returns the transport's driver for the delivery engine: the
+// transport itself (see Open).
+func (t *Transport) Driver() driver.Driver { return t }
