@@ -97,27 +97,27 @@ func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration)
 		return nil, transports.ErrClosed
 	}
 	for {
-		out, err := s.fetch(ctx, max, 0)
+		out, skipped, err := s.fetch(ctx, max, 0)
 		if err != nil || len(out) > 0 {
 			return out, err
+		}
+		if skipped > 0 {
+			continue // only replays for other groups: there may be more
 		}
 		if wait <= 0 {
 			return nil, nil
 		}
 		// Nothing now: wait for the first one.
-		out, err = s.fetch(ctx, 1, wait)
-		if err != nil || len(out) > 0 {
-			return out, err
-		}
-		return nil, nil
+		out, _, err = s.fetch(ctx, 1, wait)
+		return out, err
 	}
 }
 
 // fetch pulls up to max messages, waiting up to wait (0: not at all).
-// Messages replayed for another group are acknowledged and dropped.
-func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
+// Messages replayed for another group are acknowledged and dropped; it
+// returns how many.
+func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (out []*driver.Message, skipped int, err error) {
 	var batch jetstream.MessageBatch
-	var err error
 	t0 := time.Now()
 	if wait <= 0 {
 		batch, err = s.cons.FetchNoWait(max)
@@ -129,9 +129,8 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 		batch, err = s.cons.Fetch(max, jetstream.FetchContext(fctx))
 	}
 	if err != nil {
-		return nil, s.recover(ctx, s.readErr(ctx, err))
+		return nil, 0, s.recover(ctx, s.readErr(ctx, err))
 	}
-	var out []*driver.Message
 	var skip []*delivery
 	for m := range batch.Messages() {
 		d, dm := s.toMessage(ctx, m)
@@ -150,17 +149,29 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		if len(out) > 0 {
-			return out, nil // the next read reports it
+			return out, len(skip), nil // the next read reports it
 		}
-		return nil, s.recover(ctx, s.readErr(ctx, err))
+		return nil, len(skip), s.recover(ctx, s.readErr(ctx, err))
 	}
-	if wait <= 0 && len(out) == 0 && time.Since(t0) >= noReply {
+	if wait <= 0 && len(out)+len(skip) == 0 && time.Since(t0) >= noReply {
 		// The server answers a pull request that does not wait at once
 		// (messages or "no messages"); it does not answer at all for a
 		// consumer that does not exist, and nats.go gives up after a second.
-		return nil, s.recover(ctx, fmt.Errorf("nats: no reply to a pull request of %s on %s", ConsumerName(s.group), s.t.opts.StreamName(s.topic)))
+		// A slow server that still has the consumer is an empty read.
+		if s.consumerGone(ctx) {
+			return nil, 0, s.recover(ctx, fmt.Errorf("nats: no reply to a pull request of %s on %s", ConsumerName(s.group), s.t.opts.StreamName(s.topic)))
+		}
 	}
-	return out, nil
+	return out, len(skip), nil
+}
+
+// consumerGone reports whether the server says the group's consumer (or
+// its stream) does not exist.
+func (s *subscription) consumerGone(ctx context.Context) bool {
+	ictx, cancel := s.t.timeout(ctx)
+	defer cancel()
+	_, err := s.cons.Info(ictx)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // noReply is how long a pull request that does not wait may take before
@@ -177,15 +188,13 @@ func (s *subscription) recover(ctx context.Context, err error) error {
 	if ctx.Err() != nil || errors.Is(err, transports.ErrClosed) {
 		return err
 	}
-	ictx, cancel := s.t.timeout(ctx)
-	defer cancel()
-	_, ierr := s.cons.Info(ictx)
-	if !errors.Is(ierr, jetstream.ErrConsumerNotFound) && !errors.Is(ierr, jetstream.ErrStreamNotFound) {
+	if !s.consumerGone(ctx) {
 		return err
 	}
-	if errors.Is(ierr, jetstream.ErrStreamNotFound) {
-		s.t.forgetStream(s.topic)
-	}
+	// Ask again for the stream too, which may be gone with it.
+	s.t.forgetStream(s.topic)
+	ictx, cancel := s.t.timeout(ctx)
+	defer cancel()
 	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, s.ackWait, transports.SinceBeginning)
 	if cerr != nil {
 		return errors.Join(err, cerr)
