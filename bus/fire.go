@@ -13,6 +13,7 @@ type FireOption func(*fireOptions)
 type fireOptions struct {
 	metadata map[string]string
 	id       string
+	publish  PublishFunc // FireTo: instead of the transport
 }
 
 // WithMetadata adds metadata to the event. Keys of the envelope (ce-*,
@@ -80,7 +81,11 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	}
 	ctx, span := b.tel.StartFire(ctx, topic, msg)
 	msg.SetContext(ctx)
-	err = b.transport.Publish(topic, msg)
+	if o.publish != nil {
+		err = o.publish(ctx, topic, msg)
+	} else {
+		err = b.transport.Publish(topic, msg)
+	}
 	span.End(err)
 	if err != nil {
 		return "", fmt.Errorf("bus: fire %s: %w", topic, err)

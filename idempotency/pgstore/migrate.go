@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"regexp"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/busline/busline/internal/pgident"
 )
 
 // DefaultTable is the table the store uses unless told otherwise.
@@ -24,19 +23,17 @@ type Execer interface {
 	Exec(ctx context.Context, sql string, arguments ...any) (pgconn.CommandTag, error)
 }
 
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,50}(\.[A-Za-z_][A-Za-z0-9_]{0,50})?$`)
-
 // quoteTable validates table ("name" or "schema.name", default
 // DefaultTable) and returns it quoted, with the bare name.
 func quoteTable(table string) (quoted, bare string, err error) {
 	if table == "" {
 		table = DefaultTable
 	}
-	if !tableName.MatchString(table) {
-		return "", "", fmt.Errorf("pgstore: table %q: want name or schema.name of letters, digits and underscores", table)
+	quoted, bare, err = pgident.QuoteTable(table)
+	if err != nil {
+		return "", "", fmt.Errorf("pgstore: table %q: %w", table, err)
 	}
-	parts := strings.Split(table, ".")
-	return pgx.Identifier(parts).Sanitize(), parts[len(parts)-1], nil
+	return quoted, bare, nil
 }
 
 // Schema returns the SQL that creates the dedup table and its expiry index
@@ -76,11 +73,5 @@ func Migrate(ctx context.Context, db Execer, table string) error {
 	return nil
 }
 
-// lockID is the advisory lock key of key in table: 64 bits of FNV-1a.
-func lockID(table, key string) int64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(table))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(key))
-	return int64(h.Sum64())
-}
+// lockID is the advisory lock key of key in table.
+func lockID(table, key string) int64 { return pgident.LockID(table, key) }

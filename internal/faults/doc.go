@@ -13,8 +13,10 @@
 // by event ID.
 //
 // This package holds the tools the tests share (a redis-server a test can
-// kill and restart, a TCP proxy that cuts every connection to RabbitMQ) and
-// the soak benchmark. docs/reliability.md lists every guarantee, the test
+// kill and restart, a PostgreSQL server of a test's own, a TCP proxy that
+// cuts every connection to RabbitMQ) and the soak benchmark. The outbox
+// test also runs firer and relay processes (BUSLINE_FAULTS_OUTBOX_CHILD,
+// see outbox_child_test.go). docs/reliability.md lists every guarantee, the test
 // that proves it, how to run it and the figures measured.
 //
 // Run the suite with

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(envChild); spec != "" {
 		os.Exit(runChild(spec))
 	}
+	if spec := os.Getenv(envOutboxChild); spec != "" {
+		os.Exit(runOutboxChild(spec))
+	}
 	os.Exit(m.Run())
 }
 

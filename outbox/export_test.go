@@ -1,0 +1,7 @@
+package outbox
+
+import "github.com/jackc/pgx/v5"
+
+// SetAfterPublish sets the hook that runs after a batch was published and
+// before it is marked.
+func SetAfterPublish(o *Outbox, f func(conn *pgx.Conn)) { o.afterPublish = f }

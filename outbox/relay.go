@@ -1,0 +1,298 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+)
+
+// Run runs a relay in the calling goroutine until ctx is done, then
+// returns nil. The relay connects to the database on a connection of its
+// own (made from the pool's configuration) and waits for the table's relay
+// lock, a session advisory lock: one relay per table and database
+// publishes, the others wait on standby and the first of them takes over
+// the moment the holder's connection ends (its process died, its database
+// connection broke). Lost connections are re-made with backoff.
+//
+// The active relay reads the table's unpublished rows in id order, in
+// batches of BatchSize, publishes each through the bus's transport (the
+// Watermill message UUID is the event ID), and marks the batch published.
+// It reads again at once after a full batch, when a transaction that
+// fired commits (LISTEN/NOTIFY), and every PollInterval. It deletes rows
+// published more than Retention ago every CleanupInterval.
+//
+// Run may be called in several processes, and more than once in one; use
+// Start and Close for a relay the Outbox owns.
+func (o *Outbox) Run(ctx context.Context) error {
+	backoff := newBackoff(o.opts.MaxBackoff)
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := o.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(began) > 10*o.opts.MaxBackoff {
+			backoff.reset()
+		}
+		d := backoff.next()
+		o.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox relay: database connection failed; retrying",
+			slog.String("table", o.table.quoted), slog.Duration("retry_in", d), slog.Any("error", err))
+		if !sleep(ctx, d) {
+			break
+		}
+	}
+	return nil
+}
+
+// Start runs a relay (see Run) in a goroutine the Outbox owns until Close.
+// Starting it twice is an error.
+func (o *Outbox) Start() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return errors.New("outbox: closed")
+	}
+	if o.stop != nil {
+		return errors.New("outbox: relay already started")
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	o.stop, o.done = stop, make(chan struct{})
+	go func() {
+		defer close(o.done)
+		_ = o.Run(ctx)
+	}()
+	return nil
+}
+
+// Close stops the relay Start started, waiting for it to mark what it
+// published, and unregisters the metrics. It does not close the pool or the
+// bus. Close is idempotent.
+func (o *Outbox) Close() error {
+	o.closeOnce.Do(func() {
+		o.mu.Lock()
+		o.closed = true
+		stop, done := o.stop, o.done
+		o.mu.Unlock()
+		if stop != nil {
+			stop()
+			<-done
+		}
+		o.tel.close()
+	})
+	return nil
+}
+
+// session connects, waits for the lock and relays until the connection
+// fails (the error) or ctx is done (nil).
+func (o *Outbox) session(ctx context.Context) error {
+	cfg := o.pool.Config().ConnConfig.Copy()
+	// A standby waits for the lock for as long as the holder lives: no
+	// server-side timeout may cancel the wait.
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["statement_timeout"] = "0"
+	cfg.RuntimeParams["lock_timeout"] = "0"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("outbox: connect: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx) // ends the session: releases the lock
+	}()
+	// Standby: block until the holder's session ends.
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", o.lockID); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("outbox: wait for the relay lock: %w", err)
+	}
+	o.active.Store(true)
+	defer o.active.Store(false)
+	o.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "outbox relay active", slog.String("table", o.table.quoted))
+	if !o.opts.DisableNotify {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{o.channel}.Sanitize()); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("outbox: listen: %w", err)
+		}
+	}
+	pubBackoff := newBackoff(o.opts.MaxBackoff)
+	nextCleanup := time.Now()
+	for {
+		if o.opts.Retention >= 0 && !time.Now().Before(nextCleanup) {
+			if err := o.cleanup(ctx, conn); err != nil {
+				return o.sessionErr(ctx, err)
+			}
+			nextCleanup = time.Now().Add(o.opts.CleanupInterval)
+		}
+		n, pubErr, err := o.relayBatch(ctx, conn)
+		if err != nil {
+			return o.sessionErr(ctx, err)
+		}
+		if pubErr != nil {
+			// The broker refused an event: keep the lock and try again
+			// from that event, later.
+			d := pubBackoff.next()
+			o.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox relay: publish failed; retrying",
+				slog.String("table", o.table.quoted), slog.Duration("retry_in", d), slog.Any("error", pubErr))
+			if !sleep(ctx, d) {
+				return nil
+			}
+			continue
+		}
+		pubBackoff.reset()
+		if n == o.opts.BatchSize {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, o.opts.PollInterval)
+		_, err = conn.WaitForNotification(wctx)
+		timedOut := wctx.Err() != nil
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && !timedOut:
+			return fmt.Errorf("outbox: wait for notifications: %w", err)
+		}
+		// Drain the notifications that arrived meanwhile: one read serves them all.
+		for drainOne(conn) {
+		}
+	}
+}
+
+// drainOne takes one notification already received, without reading
+// from the connection.
+func drainOne(conn *pgx.Conn) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n, _ := conn.WaitForNotification(ctx)
+	return n != nil
+}
+
+func (o *Outbox) sessionErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// row is one unpublished outbox row.
+type row struct {
+	id       int64
+	eventID  string
+	event    string
+	payload  []byte
+	metadata map[string]string
+	age      float64 // seconds since it was written, by the database's clock
+}
+
+// relayBatch publishes the next batch in id order and marks what it
+// published. It stops at the first event the transport refuses (pubErr),
+// so that no event is published before those ordered ahead of it; err is
+// a database error that ends the session.
+func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr, err error) {
+	rows, err := conn.Query(ctx, o.sql.pending, o.opts.BatchSize)
+	if err != nil {
+		return 0, nil, fmt.Errorf("outbox: read %s: %w", o.table.quoted, err)
+	}
+	var batch []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.eventID, &r.event, &r.payload, &r.metadata, &r.age); err != nil {
+			rows.Close()
+			return 0, nil, fmt.Errorf("outbox: read %s: %w", o.table.quoted, err)
+		}
+		batch = append(batch, r)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("outbox: read %s: %w", o.table.quoted, err)
+	}
+	if len(batch) == 0 {
+		return 0, nil, nil
+	}
+	pctx, span := o.tel.startBatch(ctx, batch)
+	done := make([]int64, 0, len(batch))
+	for _, r := range batch {
+		msg := &message.Message{UUID: r.eventID, Metadata: r.metadata, Payload: r.payload}
+		mctx, cancel := context.WithTimeout(pctx, o.opts.PublishTimeout)
+		msg.SetContext(mctx)
+		pubErr = o.bus.Transport().Publish(r.event, msg)
+		cancel()
+		if pubErr != nil {
+			pubErr = fmt.Errorf("outbox: publish %s %s: %w", r.event, r.eventID, pubErr)
+			o.tel.failed(pctx, r.event, pubErr)
+			break
+		}
+		o.tel.published(pctx, r)
+		done = append(done, r.id)
+	}
+	if o.afterPublish != nil {
+		o.afterPublish(conn)
+	}
+	if len(done) > 0 {
+		// Mark even when ctx ended meanwhile: what was published should
+		// not go out again after a clean stop.
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, err = conn.Exec(mctx, o.sql.mark, done)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("outbox: mark %d published rows of %s: %w", len(done), o.table.quoted, err)
+		}
+	}
+	span.end(len(done), pubErr, err)
+	return len(batch), pubErr, err
+}
+
+// cleanup deletes the rows published more than Retention ago, in batches.
+func (o *Outbox) cleanup(ctx context.Context, conn *pgx.Conn) error {
+	limit := 10 * o.opts.BatchSize
+	for {
+		tag, err := conn.Exec(ctx, o.sql.cleanup, max(o.opts.Retention.Milliseconds(), 0), limit)
+		if err != nil {
+			return fmt.Errorf("outbox: clean up %s: %w", o.table.quoted, err)
+		}
+		if tag.RowsAffected() < int64(limit) {
+			return nil
+		}
+	}
+}
+
+// backoff is an exponential backoff with jitter from 50ms up to a maximum.
+type backoff struct {
+	limit, cur time.Duration
+}
+
+func newBackoff(limit time.Duration) *backoff { return &backoff{limit: limit} }
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = 50 * time.Millisecond
+	} else {
+		b.cur = min(2*b.cur, b.limit)
+	}
+	return time.Duration(float64(b.cur) * (0.75 + 0.5*rand.Float64()))
+}
+
+// sleep waits d or until ctx is done; false when ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
