@@ -23,8 +23,10 @@ func init() {
 
 // Transport is the NATS JetStream transport. It implements
 // transports.Transport, transports.DeadLetterStore, transports.Inspector,
-// transports.Tailer and transports.RecordStore. Make one by opening a
-// nats:// URL through the bus (or transports.Open), or with New.
+// transports.Tailer and transports.RecordStore, and is itself the
+// driver.Driver its subscribers (the delivery engine) read through. Make
+// one by opening a nats:// URL through the bus (or transports.Open), or
+// with New.
 type Transport struct {
 	nc      *natsgo.Conn
 	js      jetstream.JetStream
