@@ -10,7 +10,7 @@ import (
 
 // TestLagBeyondRetention shows the limit of "every event whose Fire
 // returned nil is handled": streams are trimmed to maxlen entries whether
-// or not a group has read them (retention, DESIGN §3.11), so a group that
+// or not a group has read them (retention, item 11 of the semantics in docs/transports.md), so a group that
 // falls more than maxlen events behind loses the oldest ones. The newest
 // maxlen events are kept and handled. Here maxlen is 100 and 1000 events
 // are fired while the only listener is stopped.

@@ -21,7 +21,7 @@
 //
 // # Attempts
 //
-// An attempt is a delivery that reached the handler chain (DESIGN §3.6).
+// An attempt is a delivery that reached the handler chain (docs/transports.md, semantics item 6).
 // The driver reports Message.Attempts, the attempts the broker recorded
 // before this delivery, and keeps them durable: reads of Pending and Claim
 // never count, a new read counts at most the one attempt its Recorded flag

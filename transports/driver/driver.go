@@ -104,7 +104,7 @@ type Message struct {
 	AckID AckID
 	// Topic is the event name the entry was fired as, as the broker says
 	// (the stream, the routing key). The engine hands out only entries of
-	// the topic it subscribed to (DESIGN §3.13) and returns the others.
+	// the topic it subscribed to (docs/transports.md, semantics item 13) and returns the others.
 	Topic string
 	// Message is the decoded event; its UUID is the event ID. On a poison
 	// entry it holds whatever could be read.

@@ -8,12 +8,13 @@
 //   - The reader reads only what the slots can hand out: it takes a token
 //     per free slot and asks the driver for that many entries. It reads
 //     this member's own pending entries first, at start and again after
-//     any broken read (DESIGN §3.4, §3.12), claims entries other members
-//     left idle longer than AckTimeout (§3.5), then new entries. Pending,
+//     any broken read (items 4 and 12 of the semantics in
+//     docs/transports.md), claims entries other members
+//     left idle longer than AckTimeout (item 5), then new entries. Pending,
 //     claims and new reads run one at a time, so an entry is never read
 //     twice at once.
 //   - A slot hands one message out, waits for its Ack or Nack, cancels its
-//     context (§3.15) and passes the settlement to the settler. At most
+//     context (item 15) and passes the settlement to the settler. At most
 //     Concurrency messages are out at any time.
 //   - The settler sends acknowledgements, nacks and attempt records in
 //     batches, retrying with backoff, and flushes them at Close with a
@@ -24,12 +25,12 @@
 //     the engine holds it (its claim kept alive) and hands it out again
 //     itself; otherwise the driver's broker delays it.
 //
-// Attempts (§3.6): a message handed out is attempt Attempts+1 of the
+// Attempts (item 6): a message handed out is attempt Attempts+1 of the
 // driver's facts; the engine records it durably after the hand-out, so a
 // crash may under-count, never over-count. Entries read and never handed
 // out go back to the broker with their count unchanged.
 //
 // A delivery for a topic other than the one subscribed to (a queue shared
-// by several events of one group) is never handed out (§3.13): it goes
+// by several events of one group) is never handed out (item 13): it goes
 // back to the broker, uncounted, after a short delay.
 package engine

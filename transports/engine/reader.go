@@ -73,7 +73,7 @@ func (s *subscription) readOnce() (*entry, bool) {
 		}
 		s.log.Warn("engine: "+what+" failed; retrying", slog.Any("error", err))
 		// Entries a broken read took may be pending for this member:
-		// read them first, as at start (DESIGN §3.12).
+		// read them first, as at start (docs/transports.md, semantics item 12).
 		r.pending, r.pendingCursor = s.caps.PendingList, ""
 		return nil, r.bo.sleep(s.readCtx)
 	}
@@ -82,19 +82,26 @@ func (s *subscription) readOnce() (*entry, bool) {
 }
 
 // receive reads new entries; the scheduler may interrupt it to get a slot
-// for a redelivery that came due, which is not an error.
+// for a redelivery that came due, which is not an error. The context of
+// the reads is made once and again only after an interruption.
 func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, error) {
-	ctx, cancel := context.WithCancel(s.readCtx)
 	s.imu.Lock()
-	s.interrupt = cancel
+	if s.rctx == nil {
+		s.rctx, s.interrupt = context.WithCancel(s.readCtx)
+	}
+	ctx := s.rctx
+	s.receiving = true
 	s.imu.Unlock()
 	msgs, err := s.d.Receive(ctx, n, wait)
 	s.imu.Lock()
-	s.interrupt = nil
+	s.receiving = false
+	interrupted := ctx.Err() != nil && s.readCtx.Err() == nil
+	if ctx.Err() != nil {
+		s.rctx = nil
+	}
 	s.imu.Unlock()
-	cancel()
-	if err != nil && ctx.Err() != nil && s.readCtx.Err() == nil {
-		err = nil // interrupted
+	if err != nil && interrupted {
+		err = nil
 	}
 	return msgs, err
 }
@@ -102,7 +109,7 @@ func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, er
 // interruptRead cancels the Receive in progress, if any.
 func (s *subscription) interruptRead() {
 	s.imu.Lock()
-	if s.interrupt != nil {
+	if s.receiving {
 		s.interrupt()
 	}
 	s.imu.Unlock()

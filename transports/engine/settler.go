@@ -149,6 +149,8 @@ func (st *settler) flush(ctx context.Context) error {
 			st.mu.Lock()
 			st.acks = append(acks, st.acks...)
 			st.mu.Unlock()
+		} else {
+			st.s.forget(acks)
 		}
 	}
 	return errors.Join(errs...)

@@ -57,9 +57,9 @@ func (s *subscription) message(e *entry) (*message.Message, *transports.Delivery
 	}
 	e.handed = true
 	info := &transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}
-	ctx, cancel := context.WithCancel(transports.WithDeliveryInfo(s.baseCtx, info))
+	ctx := &msgContext{Context: transports.WithDeliveryInfo(s.baseCtx, info)}
 	msg.SetContext(ctx)
-	return msg, info, cancel
+	return msg, info, ctx.cancel
 }
 
 // handedOut marks e out and records its attempt unless the broker counted it.
@@ -101,7 +101,7 @@ func (s *subscription) await(e *entry, msg *message.Message, info *transports.De
 
 func (s *subscription) acked(e *entry) {
 	s.mu.Lock()
-	delete(s.held, e.id)
+	e.state = acking // held until the broker has the ack
 	s.mu.Unlock()
 	s.settler.ack(e.id)
 	s.inFlight.Add(-1)

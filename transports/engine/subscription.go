@@ -49,7 +49,9 @@ type subscription struct {
 	held map[driver.AckID]*entry // every entry this subscription holds
 
 	imu       sync.Mutex
-	interrupt context.CancelFunc // cancels the Receive in progress
+	rctx      context.Context    // the context of reads, until interrupted
+	interrupt context.CancelFunc // cancels rctx
+	receiving bool               // a Receive runs with rctx
 
 	rd         reader
 	readerIdle chan struct{} // a token when no slot is reading
@@ -75,6 +77,7 @@ const (
 	queued  entryState = iota // read, waiting for a slot
 	out                       // handed out, neither acked nor nacked
 	delayed                   // nacked, waiting for its redelivery (pending-list brokers)
+	acking                    // acked, its acknowledgement not sent yet
 )
 
 // entry is one broker entry the subscription holds.
@@ -228,6 +231,19 @@ func (s *subscription) admit(msgs []*driver.Message) int {
 		used++
 	}
 	return used
+}
+
+// forget drops acknowledged entries once the broker has their acks: until
+// then a re-read of own pending (after a broken read) must not hand them
+// out again.
+func (s *subscription) forget(ids []driver.AckID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if e := s.held[id]; e != nil && e.state == acking {
+			delete(s.held, id)
+		}
+	}
 }
 
 // ids returns the IDs of every held entry.

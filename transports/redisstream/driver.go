@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,6 +115,7 @@ func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*d
 			s.recreateGroup(ctx)
 			return nil, nil
 		}
+		s.dropReader()
 		s.mu.Lock()
 		s.lost = append(s.lost, window{start, time.Now()})
 		s.mu.Unlock()
@@ -158,6 +160,19 @@ func (s *redisSub) interruptOn(ctx context.Context) (stop func()) {
 			<-finished
 		}
 	}
+}
+
+// dropReader makes sure the connection of a broken read is gone on the
+// server too (CLIENT KILL ID), so that it takes no entry after the own
+// pending list is read again. A Redis that is down has dropped it anyway.
+func (s *redisSub) dropReader() {
+	id := s.connID.Swap(0)
+	if !s.own || id == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.client.ClientKillByFilter(ctx, "ID", strconv.FormatInt(id, 10)).Err()
 }
 
 // recreateGroup creates the group again after Redis lost it (a restart

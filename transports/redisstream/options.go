@@ -260,7 +260,8 @@ func (c config) newClient() redis.UniversalClient {
 	}
 }
 
-// readerFactory returns a function that opens a client of one connection
+// readerFactory returns a function that opens a client of one connection,
+// which never retries a command by itself,
 // for a subscription's blocking reads and reports that connection's client
 // ID to onID each time it (re)connects, so that the read can be interrupted
 // with CLIENT UNBLOCK. It returns nil for a Cluster, whose blocking reads
@@ -286,6 +287,11 @@ func (c config) readerFactory() func(onID func(int64)) redis.UniversalClient {
 		return func(onID func(int64)) redis.UniversalClient {
 			o := *c.single
 			o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns, o.PipelinePoolSize = 1, 0, 1, 1, -1
+			// No retry of a read whose reply was lost: the entries it took
+			// are pending for this consumer, and the engine must hear of the
+			// broken read to read them at once (a retried XREADGROUP > would
+			// return other entries and leave those for AckTimeout).
+			o.MaxRetries = -1
 			o.OnConnect = hook(o.OnConnect, onID)
 			return redis.NewClient(&o)
 		}
@@ -293,6 +299,7 @@ func (c config) readerFactory() func(onID func(int64)) redis.UniversalClient {
 		return func(onID func(int64)) redis.UniversalClient {
 			o := *c.failO
 			o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns, o.PipelinePoolSize = 1, 0, 1, 1, -1
+			o.MaxRetries = -1 // see above
 			o.OnConnect = hook(o.OnConnect, onID)
 			return redis.NewFailoverClient(&o)
 		}

@@ -43,7 +43,7 @@ type Harness struct {
 	InjectPoison func(t testing.TB, url, topic string)
 
 	// RestartBroker stops the broker behind url and starts it again (item
-	// 12 of DESIGN §3). It must return once the broker accepts
+	// 12 of the semantics in docs/transports.md). It must return once the broker accepts
 	// connections again. Nil skips the reconnect check.
 	RestartBroker func(t testing.TB, url string)
 

@@ -34,6 +34,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Replay", s.replay)
 	t.Run("Retention", s.retention)
 	t.Run("Reconnect", s.reconnect)
+	t.Run("BrokenRead", s.brokenRead)
+	t.Run("RestartAfterAckTimeout", s.restartAfterAckTimeout)
+	t.Run("CrashLoop", s.crashLoop)
 }
 
 type suite struct{ h Harness }
