@@ -178,7 +178,7 @@ func TestKillNATS(t *testing.T) {
 	for k, c := range restarts {
 		var last time.Time
 		for _, r := range recs {
-			if r.kind == "H" && r.attempt >= 2 && r.process == c.spec.Process && r.at.After(c.startAt) && (k+1 == len(restarts) || r.at.Before(restarts[k+1].startAt)) && r.at.After(last) {
+			if r.kind == "H" && r.attempt >= 2 && r.process == c.Spec.Process && r.at.After(c.startAt) && (k+1 == len(restarts) || r.at.Before(restarts[k+1].startAt)) && r.at.After(last) {
 				last = r.at
 			}
 		}

@@ -31,8 +31,10 @@ type delivery struct {
 
 // Open joins consumer group cfg.Group on topic: it makes sure the event
 // stream and the group's durable pull consumer exist (created at
-// cfg.Since, AckWait = cfg.AckTimeout) and returns a subscription that
-// reads from it as one of the group's processes.
+// cfg.Since, AckWait = cfg.AckTimeout, at most Options.MaxAckWait) and
+// returns a subscription that reads from it as one of the group's
+// processes. It first returns to the group what an earlier process of
+// the same name held when it died (see held.go).
 func (t *Transport) Open(ctx context.Context, topic string, cfg transports.SubscriberConfig) (driver.Subscription, error) {
 	if t.isClosed() {
 		return nil, transports.ErrClosed
@@ -43,11 +45,17 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 	if err := checkGroup(cfg.Group); err != nil {
 		return nil, err
 	}
-	c, err := t.ensureConsumer(ctx, topic, cfg.Group, cfg.AckTimeout, cfg.Since)
+	ackWait := min(cfg.AckTimeout, t.opts.MaxAckWait)
+	c, err := t.ensureConsumer(ctx, topic, cfg.Group, ackWait, cfg.Since)
 	if err != nil {
 		return nil, err
 	}
-	return &subscription{t: t, topic: topic, group: cfg.Group, ackWait: cfg.AckTimeout, cons: c}, nil
+	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c}
+	if err := s.returnEarlierHeld(ctx); err != nil {
+		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",
+			"group", cfg.Group, "process", cfg.Consumer, "error", err)
+	}
+	return s, nil
 }
 
 // subscription reads one group's durable pull consumer.
@@ -67,10 +75,11 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 // that runs longer than AckTimeout keeps its message. The engine keeps
 // claims alive only for brokers with a per-member pending list.
 type subscription struct {
-	t       *Transport
-	topic   string
-	group   string
-	ackWait time.Duration
+	t        *Transport
+	topic    string
+	group    string
+	consumer string // the process name
+	ackWait  time.Duration
 
 	// cons is the group's consumer; only the reading goroutine replaces
 	// it (see recover).
@@ -99,7 +108,7 @@ func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration)
 	for {
 		out, skipped, err := s.fetch(ctx, max, 0)
 		if err != nil || len(out) > 0 {
-			return out, err
+			return s.handOut(ctx, out, err)
 		}
 		if skipped > 0 {
 			continue // only replays for other groups: there may be more
@@ -109,8 +118,19 @@ func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration)
 		}
 		// Nothing now: wait for the first one.
 		out, _, err = s.fetch(ctx, 1, wait)
-		return out, err
+		return s.handOut(ctx, out, err)
 	}
+}
+
+// handOut records what the subscription holds (see held.go) before the
+// engine hands a read out.
+func (s *subscription) handOut(ctx context.Context, out []*driver.Message, err error) ([]*driver.Message, error) {
+	if len(out) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heldTimeout)
+		s.recordHeld(rctx)
+		cancel()
+	}
+	return out, err
 }
 
 // fetch pulls up to max messages, waiting up to wait (0: not at all).
@@ -459,12 +479,14 @@ func (s *subscription) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if len(held) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), s.t.opts.Timeout)
-		defer cancel()
-		return s.flush(ctx, errs)
+	ctx, cancel := context.WithTimeout(context.Background(), s.t.opts.Timeout)
+	defer cancel()
+	err := s.flush(ctx, errs)
+	if err == nil {
+		// Everything held went back: nothing for a restart to return.
+		s.dropHeld(ctx)
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // flush waits until the server has everything sent so far.

@@ -25,6 +25,7 @@ const (
 	DefaultMaxAckPending = 20_000
 	DefaultReconnectWait = 250 * time.Millisecond
 	DefaultTimeout       = 10 * time.Second
+	DefaultMaxAckWait    = 15 * time.Second
 )
 
 // prefixRE is what a prefix may hold: it is a stream-name piece and a
@@ -66,6 +67,14 @@ type Options struct {
 	// Timeout bounds each JetStream API call and publish acknowledgement.
 	// URL: timeout. Default 10s.
 	Timeout time.Duration
+	// MaxAckWait caps the AckWait of group consumers: AckWait is the
+	// listener's AckTimeout, at most MaxAckWait. A process keeps what it
+	// holds with in-progress acks every AckWait/3 however long it works
+	// on it, so the cap only bounds how long a message waits when no
+	// process holds it any more: one delivered into a connection that was
+	// cut, or held by a process killed and not restarted under its name.
+	// URL: ack_wait_max. Default 15s.
+	MaxAckWait time.Duration
 }
 
 // DefaultOptions returns the options a nats:// URL without Busline
@@ -79,6 +88,7 @@ func DefaultOptions() Options {
 		DedupWindow:   DefaultDedupWindow,
 		MaxAckPending: DefaultMaxAckPending,
 		Timeout:       DefaultTimeout,
+		MaxAckWait:    DefaultMaxAckWait,
 	}
 }
 
@@ -98,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = d.Timeout
+	}
+	if o.MaxAckWait <= 0 {
+		o.MaxAckWait = d.MaxAckWait
 	}
 	return o
 }
@@ -198,6 +211,7 @@ func parseURL(u *url.URL) (config, error) {
 		func() error { return intOpt("max_ack_pending", -1, func(n int64) { c.opts.MaxAckPending = int(n) }) },
 		func() error { return durOpt("dedup_window", func(d time.Duration) { c.opts.DedupWindow = d }) },
 		func() error { return durOpt("timeout", func(d time.Duration) { c.opts.Timeout = d }) },
+		func() error { return durOpt("ack_wait_max", func(d time.Duration) { c.opts.MaxAckWait = d }) },
 		func() error { return boolOpt("tls", func(b bool) { useTLS = useTLS || b }) },
 		func() error { return boolOpt("tls_insecure", func(b bool) { tlsInsecure = b }) },
 	} {

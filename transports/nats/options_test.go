@@ -18,7 +18,7 @@ func TestParseURLDefaults(t *testing.T) {
 	}
 	o := c.opts
 	if o.Prefix != "busline" || o.MaxLen != 100_000 || o.DeadMaxLen != 0 || o.Storage != jetstream.FileStorage ||
-		o.Replicas != 1 || o.DedupWindow != 2*time.Minute || o.MaxAckPending != 20_000 || o.Timeout != 10*time.Second {
+		o.Replicas != 1 || o.DedupWindow != 2*time.Minute || o.MaxAckPending != 20_000 || o.Timeout != 10*time.Second || o.MaxAckWait != 15*time.Second {
 		t.Fatalf("defaults = %+v", o)
 	}
 	if len(c.servers) != 1 || c.servers[0] != "nats://127.0.0.1:4222" || len(c.conn) != 0 {
@@ -28,14 +28,14 @@ func TestParseURLDefaults(t *testing.T) {
 
 func TestParseURLOptions(t *testing.T) {
 	c, err := parseURLString("nats://u:secret@a:4222,b:4333?prefix=app&maxlen=10&maxlen.a.b=0&dead_maxlen=7&storage=memory" +
-		"&replicas=3&dedup_window=1m&max_ack_pending=-1&timeout=3s&name=web")
+		"&replicas=3&dedup_window=1m&max_ack_pending=-1&timeout=3s&ack_wait_max=1m&name=web")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := c.opts
 	if o.Prefix != "app" || o.MaxLen != 10 || o.maxLen("a.b") != 0 || o.maxLen("c.d") != 10 || o.DeadMaxLen != 7 ||
 		o.Storage != jetstream.MemoryStorage || o.Replicas != 3 || o.DedupWindow != time.Minute || o.MaxAckPending != -1 ||
-		o.Timeout != 3*time.Second {
+		o.Timeout != 3*time.Second || o.MaxAckWait != time.Minute {
 		t.Fatalf("options = %+v", o)
 	}
 	if strings.Join(c.servers, " ") != "nats://a:4222 nats://b:4333" || len(c.conn) != 2 {
