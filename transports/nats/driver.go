@@ -146,7 +146,13 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 		// that none outlives the read.
 		fctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
-		batch, err = s.cons.Fetch(max, jetstream.FetchContext(fctx))
+		opts := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
+		if wait >= 2*time.Second {
+			// A request the server lost (it restarted) ends after two
+			// missed heartbeats instead of at its expiry.
+			opts = append(opts, jetstream.FetchHeartbeat(wait/5))
+		}
+		batch, err = s.cons.Fetch(max, opts...)
 	}
 	if err != nil {
 		return nil, 0, s.recover(ctx, s.readErr(ctx, err))
