@@ -39,7 +39,8 @@ func TestConformance(t *testing.T) {
 		// JetStream's unacknowledged messages belong to the group's
 		// consumer, not to a process: one that stops gracefully returns
 		// what it held at once, to any process of the group; one killed
-		// leaves it for AckWait.
+		// and restarted under its name gets back what it had recorded as
+		// held, but a message in flight at the kill waits for AckWait.
 		OwnPendingFirst: false,
 		Replay:          true,
 		Retention:       true,

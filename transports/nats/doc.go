@@ -29,9 +29,11 @@
 // event ID within the duplicate window is stored once.
 //
 // JetStream's unacknowledged messages belong to the group's consumer, not
-// to a process, so a process restarted with the same name cannot read "its
-// own" pending messages: a process that closes naks what it holds (the
-// group gets it at once), and the server redelivers what a killed process
-// held after AckWait. See docs/transports/nats.md for the URL options and
-// the whole mapping.
+// to a process. A process that closes naks what it holds (the group gets
+// it at once); a process keeps the ack subjects of what it holds in the
+// record bucket, and one restarted under the same name after a crash naks
+// its predecessor's set, so those messages come back at once; the server
+// redelivers anything else a dead process held after AckWait (the
+// listener's AckTimeout, at most Options.MaxAckWait). See
+// docs/transports/nats.md for the URL options and the whole mapping.
 package nats
