@@ -13,7 +13,9 @@ type FireOption func(*fireOptions)
 type fireOptions struct {
 	metadata map[string]string
 	id       string
-	publish  PublishFunc // FireTo: instead of the transport
+	publish  PublishFunc   // FireTo: instead of the transport
+	due      time.Time     // WithDeliverAt
+	delay    time.Duration // WithDelay
 }
 
 // WithMetadata adds metadata to the event. Keys of the envelope (ce-*,
@@ -81,11 +83,7 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	}
 	ctx, span := b.tel.StartFire(ctx, topic, msg)
 	msg.SetContext(ctx)
-	if o.publish != nil {
-		err = o.publish(ctx, topic, msg)
-	} else {
-		err = b.transport.Publish(topic, msg)
-	}
+	err = b.publish(ctx, topic, msg, &o)
 	span.End(err)
 	if err != nil {
 		return "", fmt.Errorf("bus: fire %s: %w", topic, err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 
 func (a *app) fireCommand() *cobra.Command {
 	var data, id string
+	var delay time.Duration
 	cmd := &cobra.Command{
 		Use:   "fire EVENT --data JSON",
 		Short: "Fire an event with a raw JSON payload and print its ID",
@@ -49,6 +51,9 @@ the offending value and exit code 1; --no-validate skips the check.`,
 					return usagef("--id must not be empty")
 				}
 				opts = append(opts, bus.WithEventID(id))
+			}
+			if delay != 0 {
+				opts = append(opts, bus.WithDelay(delay))
 			}
 			cfg, err := a.busConfig()
 			if err != nil {
@@ -92,6 +97,7 @@ the offending value and exit code 1; --no-validate skips the check.`,
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "", "the JSON payload: inline, @FILE, or - for stdin")
+	cmd.Flags().DurationVar(&delay, "delay", 0, "deliver no earlier than this long from now (at most 720h; see docs/scheduling.md)")
 	cmd.Flags().StringVar(&id, "id", "", "fire with this event ID instead of a new UUIDv7 (a duplicate for idempotent listeners)")
 	cmd.Flags().Bool("no-validate", false, "do not check --data against the schemas services published for the event")
 	return cmd

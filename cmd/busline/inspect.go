@@ -43,13 +43,22 @@ letters, not pending deliveries. memory:// only sees brokers of this process.`,
 			if err != nil {
 				return failed(fmt.Errorf("inspect %s: %w", url, err))
 			}
+			sched, note, err := inspectScheduled(cmd.Context(), t, opts.Events)
+			if err != nil {
+				return failed(fmt.Errorf("inspect %s: %w", url, err))
+			}
+			if note != "" {
+				res.Notes = append(res.Notes, note)
+			}
 			if strings.HasPrefix(url, "memory:") {
 				res.Notes = append(res.Notes, "memory:// brokers live inside one process: busline sees only the brokers it opened itself")
 			}
 			if a.json {
-				return writeJSON(a.stdout, inspectJSON(url, res))
+				doc := inspectJSON(url, res)
+				doc.Scheduled = scheduledJSON(sched)
+				return writeJSON(a.stdout, doc)
 			}
-			return a.printInspection(url, res)
+			return a.printInspection(url, res, sched)
 		},
 	}
 	cmd.Flags().StringSliceVar(&opts.Events, "event", nil, "only these events (repeatable, or comma-separated)")
@@ -62,7 +71,7 @@ func scheme(url string) string {
 	return s
 }
 
-func (a *app) printInspection(url string, res *transports.Inspection) error {
+func (a *app) printInspection(url string, res *transports.Inspection, sched []transports.ScheduledInfo) error {
 	fmt.Fprintf(a.stdout, "Transport: %s\n\n", url)
 	if len(res.Streams) > 0 {
 		t := newTable(a.stdout, "EVENT", "LENGTH", "GROUPS", "LAST EVENT")
@@ -103,6 +112,9 @@ func (a *app) printInspection(url string, res *transports.Inspection) error {
 			return err
 		}
 	}
+	if err := printScheduled(a.stdout, sched); err != nil {
+		return err
+	}
 	if len(res.Notes) > 0 {
 		fmt.Fprintln(a.stdout)
 		for _, n := range res.Notes {
@@ -120,6 +132,9 @@ type (
 		Streams   []streamDoc `json:"streams"`
 		Groups    []groupDoc  `json:"groups"`
 		Notes     []string    `json:"notes"`
+		// Scheduled lists, per event name, the events waiting for their
+		// due time (fired WithDelay or WithDeliverAt).
+		Scheduled []scheduledDoc `json:"scheduled"`
 	}
 	streamDoc struct {
 		Event       string  `json:"event"`

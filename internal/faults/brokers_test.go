@@ -150,6 +150,20 @@ func withAmp(q string) string {
 }
 
 func deleteAMQP(t testing.TB, exchange string, groups []string) {
+	prefix := exchange + "."
+	var queues []string
+	for _, g := range groups {
+		queues = append(queues, prefix+g, prefix+g+".dead")
+		for _, step := range amqp.DefaultRetryLadder {
+			queues = append(queues, prefix+g+".retry."+stepName(step))
+		}
+	}
+	deleteQueues(t, queues, exchange)
+}
+
+// deleteQueues deletes the named queues of the test broker, then the
+// exchange unless it is empty. Deleting what does not exist succeeds.
+func deleteQueues(t testing.TB, queues []string, exchange string) {
 	conn, err := amqp091.Dial(amqpURL())
 	if err != nil {
 		t.Logf("cleanup: %v", err)
@@ -162,21 +176,16 @@ func deleteAMQP(t testing.TB, exchange string, groups []string) {
 		return
 	}
 	defer ch.Close()
-	prefix := exchange + "."
-	for _, g := range groups {
-		queues := []string{prefix + g, prefix + g + ".dead"}
-		for _, step := range amqp.DefaultRetryLadder {
-			queues = append(queues, prefix+g+".retry."+stepName(step))
-		}
-		for _, q := range queues {
-			// Deleting a queue that does not exist succeeds.
-			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-				t.Logf("cleanup: delete queue %s: %v", q, err)
-				if ch, err = conn.Channel(); err != nil {
-					return
-				}
+	for _, q := range queues {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			t.Logf("cleanup: delete queue %s: %v", q, err)
+			if ch, err = conn.Channel(); err != nil {
+				return
 			}
 		}
+	}
+	if exchange == "" {
+		return
 	}
 	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
 		t.Logf("cleanup: delete exchange %s: %v", exchange, err)

@@ -101,3 +101,16 @@ func restartBroker(t testing.TB, rawURL string) {
 	time.Sleep(200 * time.Millisecond) // an outage, not a blip: let clients notice it
 	p.(*proxy).start(t)
 }
+
+// TestScheduleConformance: RabbitMQ cannot remove a message from a queue
+// (no cancel) nor count the delay queues per event.
+func TestScheduleConformance(t *testing.T) {
+	transporttest.RunSchedule(t, harness("amqp", ""), transporttest.ScheduleCaps{Cancel: false, Counts: false})
+}
+
+func TestScheduleConformanceQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("quorum queues: run without -short")
+	}
+	transporttest.RunSchedule(t, harness("amqp-quorum", "queue_type=quorum"), transporttest.ScheduleCaps{Cancel: false, Counts: false})
+}

@@ -44,6 +44,9 @@ type Transport struct {
 	mu      sync.Mutex // guards subConn
 	subConn *connection
 	subs    transports.Subscribers[*engine.Subscriber]
+
+	// sched is the mover of scheduled events (schedule.go).
+	sched scheduler
 }
 
 var (
@@ -179,6 +182,7 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 	if err := t.subs.Add(s); err != nil {
 		return nil, err
 	}
+	t.startMoverIfScheduled()
 	return s, nil
 }
 
@@ -216,6 +220,7 @@ func (t *Transport) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	t.stopMover()
 	if t.subConn != nil {
 		if err := t.subConn.close(); err != nil {
 			errs = append(errs, err)

@@ -38,6 +38,8 @@ type Broker struct {
 	now     func() time.Time
 
 	records recordBook // the RecordStore capability (records.go)
+	// sched holds the events waiting for their due time (schedule.go).
+	sched schedule
 }
 
 // NewBroker returns an empty broker that keeps at most maxLen entries per

@@ -27,3 +27,14 @@ var harness = transporttest.Harness{
 	Replay:          true,
 	Retention:       true,
 }
+
+func TestScheduleConformance(t *testing.T) {
+	transporttest.RunSchedule(t, transporttest.Harness{
+		Name: "memory",
+		URL: func(t testing.TB) string {
+			name := "schedule-" + rand.Text()
+			t.Cleanup(func() { memory.Forget(name) })
+			return "memory://" + name
+		},
+	}, transporttest.ScheduleCaps{Cancel: true, Counts: true})
+}

@@ -61,7 +61,9 @@ func open(_ context.Context, u *url.URL, _ transports.OpenOptions) (transports.T
 		name = u.Opaque
 	}
 	if name == "" {
-		return New(NewBroker(maxLen)), nil
+		t := New(NewBroker(maxLen))
+		t.ownBroker = true
+		return t, nil
 	}
 	return New(Named(name, maxLen)), nil
 }
@@ -69,6 +71,9 @@ func open(_ context.Context, u *url.URL, _ transports.OpenOptions) (transports.T
 // Transport is a connection of one bus to a Broker.
 type Transport struct {
 	broker *Broker
+	// ownBroker: the broker is private to this transport (memory://) and
+	// is closed with it.
+	ownBroker bool
 
 	subs transports.Subscribers[*engine.Subscriber]
 }
@@ -123,7 +128,10 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 
 // Close closes every subscriber opened through t. The broker stays.
 func (t *Transport) Close() error {
-	_, err := t.subs.CloseAll()
+	first, err := t.subs.CloseAll()
+	if first && t.ownBroker {
+		t.broker.Close()
+	}
 	return err
 }
 

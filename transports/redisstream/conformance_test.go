@@ -51,3 +51,11 @@ var harness = transporttest.Harness{
 	},
 	RestartBroker: restartServerOf,
 }
+
+func TestScheduleConformance(t *testing.T) {
+	needRedis(t)
+	transporttest.RunSchedule(t, transporttest.Harness{
+		Name: "redis",
+		URL:  func(t testing.TB) string { return testURL(t, "") },
+	}, transporttest.ScheduleCaps{Cancel: true, Counts: true})
+}

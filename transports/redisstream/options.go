@@ -68,6 +68,10 @@ type Options struct {
 	// at once. URL: publish_pipes. Default 1: one pipeline in flight
 	// gathers every XADD queued meanwhile, which costs the least CPU.
 	PublishPipes int
+	// NoScheduleMover keeps this transport from moving due scheduled
+	// events into their streams (it still schedules them): for processes
+	// that only fire, when others run movers. URL: no_schedule_mover=true.
+	NoScheduleMover bool
 }
 
 // DefaultOptions returns the options a redis:// URL without Busline
@@ -205,6 +209,13 @@ func parseURL(u *url.URL) (config, error) {
 			c.opts.MaxLenByEvent = map[string]int64{}
 		}
 		c.opts.MaxLenByEvent[event] = n
+	}
+	if v, ok := take("no_schedule_mover"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return config{}, bad("no_schedule_mover", v, err)
+		}
+		c.opts.NoScheduleMover = b
 	}
 	isCluster := false
 	if v, ok := take("cluster"); ok {

@@ -33,6 +33,9 @@ type Transport struct {
 	newReader func(onID func(int64)) redis.UniversalClient
 
 	pub *publisher
+	// mover moves due scheduled events into their streams (schedule.go);
+	// nil on Redis Cluster.
+	mover *mover
 
 	subs transports.Subscribers[*engine.Subscriber]
 }
@@ -89,6 +92,7 @@ func newTransport(ctx context.Context, client redis.UniversalClient, opts Option
 		newReader: newReader,
 	}
 	t.pub = newPublisher(client, opts)
+	t.mover = startMover(t)
 	return t, nil
 }
 
@@ -141,6 +145,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	errs := []error{err}
+	t.mover.stop()
 	t.pub.close()
 	if t.ownClient {
 		errs = append(errs, t.client.Close())

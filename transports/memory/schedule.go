@@ -1,0 +1,226 @@
+package memory
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+)
+
+var _ transports.Scheduler = (*Transport)(nil)
+
+// schedule is the broker's set of events waiting for their due time: a
+// heap ordered by due time (then by arrival) and an index by event ID.
+// One timer, armed for the earliest due time, moves what is due into the
+// streams; it runs only while something waits. Guarded by Broker.mu.
+type schedule struct {
+	byID    map[string]*waiting
+	due     dueHeap
+	seq     uint64
+	timer   *time.Timer
+	timerAt time.Time // when timer fires; zero when it is not armed
+	closed  bool
+}
+
+// waiting is one scheduled event.
+type waiting struct {
+	id    string
+	topic string
+	at    time.Time
+	seq   uint64
+	msg   *message.Message
+	index int // in the heap
+}
+
+type dueHeap []*waiting
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *dueHeap) Push(x any) {
+	w := x.(*waiting)
+	w.index = len(*h)
+	*h = append(*h, w)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	w.index = -1
+	return w
+}
+
+// Schedule implements transports.Scheduler: the event waits in the broker
+// until due, then is appended to the stream of topic.
+func (t *Transport) Schedule(_ context.Context, topic string, due time.Time, msg *message.Message) error {
+	if t.subs.Closed() {
+		return transports.ErrClosed
+	}
+	if topic == "" {
+		return fmt.Errorf("memory: empty topic")
+	}
+	return t.broker.schedule(topic, due, msg)
+}
+
+// CancelScheduled implements transports.Scheduler.
+func (t *Transport) CancelScheduled(_ context.Context, id string) error {
+	if t.subs.Closed() {
+		return transports.ErrClosed
+	}
+	return t.broker.cancelScheduled(id)
+}
+
+// Scheduled implements transports.Scheduler.
+func (t *Transport) Scheduled(context.Context) ([]transports.ScheduledInfo, error) {
+	return t.broker.Scheduled(), nil
+}
+
+// schedule keeps a copy of msg until due; a due time already passed is
+// appended at once.
+func (b *Broker) schedule(topic string, due time.Time, msg *message.Message) error {
+	now := b.now()
+	if at, err := transports.DueNow(now, due); err != nil || at {
+		if err == nil {
+			b.append(topic, []*message.Message{msg})
+		}
+		return err
+	}
+	w := &waiting{id: msg.UUID, topic: topic, at: due, msg: store(msg).message()}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &b.sched
+	if s.closed {
+		return transports.ErrClosed
+	}
+	if s.byID == nil {
+		s.byID = map[string]*waiting{}
+	}
+	if old := s.byID[w.id]; old != nil {
+		heap.Remove(&s.due, old.index)
+	}
+	s.seq++
+	w.seq = s.seq
+	s.byID[w.id] = w
+	heap.Push(&s.due, w)
+	b.armLocked(now)
+	b.notifyLocked()
+	return nil
+}
+
+// cancelScheduled drops a waiting event.
+func (b *Broker) cancelScheduled(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &b.sched
+	w := s.byID[id]
+	if w == nil {
+		return fmt.Errorf("memory: %w: %s", transports.ErrNotScheduled, id)
+	}
+	heap.Remove(&s.due, w.index)
+	delete(s.byID, id)
+	b.armLocked(b.now())
+	b.notifyLocked()
+	return nil
+}
+
+// Scheduled reports the waiting events per event name.
+func (b *Broker) Scheduled() []transports.ScheduledInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	per := map[string]*transports.ScheduledInfo{}
+	for _, w := range b.sched.due {
+		si := per[w.topic]
+		if si == nil {
+			si = &transports.ScheduledInfo{Event: w.topic, NextDue: w.at}
+			per[w.topic] = si
+		}
+		si.Count++
+		if w.at.Before(si.NextDue) {
+			si.NextDue = w.at
+		}
+	}
+	out := make([]transports.ScheduledInfo, 0, len(per))
+	for _, si := range per {
+		out = append(out, *si)
+	}
+	slices.SortFunc(out, func(a, b transports.ScheduledInfo) int { return strings.Compare(a.Event, b.Event) })
+	return out
+}
+
+// armLocked sets the timer for the earliest due time, or stops it when
+// nothing waits.
+func (b *Broker) armLocked(now time.Time) {
+	s := &b.sched
+	if len(s.due) == 0 || s.closed {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.timerAt = time.Time{}
+		return
+	}
+	next := s.due[0].at
+	if !s.timerAt.IsZero() && !next.Before(s.timerAt) {
+		return // armed early enough already
+	}
+	s.timerAt = next
+	wait := max(next.Sub(now), 0)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(wait, b.moveDue)
+		return
+	}
+	s.timer.Stop()
+	s.timer.Reset(wait)
+}
+
+// moveDue appends every waiting event whose due time passed to its stream,
+// in due order, then re-arms the timer for the next one.
+func (b *Broker) moveDue() {
+	b.mu.Lock()
+	s := &b.sched
+	s.timerAt = time.Time{}
+	if s.closed {
+		b.mu.Unlock()
+		return
+	}
+	now := b.now()
+	var ready []*waiting
+	for len(s.due) > 0 && !s.due[0].at.After(now) {
+		w := heap.Pop(&s.due).(*waiting)
+		delete(s.byID, w.id)
+		ready = append(ready, w)
+	}
+	b.armLocked(now)
+	b.mu.Unlock()
+	for _, w := range ready {
+		b.append(w.topic, []*message.Message{w.msg})
+	}
+}
+
+// Close stops moving scheduled events: those still waiting are dropped
+// with the broker. A transport opened on a private broker (memory://)
+// closes it with itself; a named broker lives as long as the process.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &b.sched
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timerAt = time.Time{}
+}
