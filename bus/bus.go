@@ -39,6 +39,9 @@ type Bus struct {
 	subs      []message.Subscriber
 	schemas   schemaState // events fired and listened to, their validators (schema.go)
 
+	randomProcess bool // the process name changes at every start
+	dedupShared   bool // the dedup store is shared by processes
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -54,47 +57,18 @@ type listenerSpec struct {
 	opts               ListenerOptions
 	handler            message.HandlerFunc
 	chain              message.HandlerFunc
+	reading            readState // for Ready and Live (health.go)
 }
 
 // New validates cfg, expands the process name and opens the transport and
-// the idempotency store. An unknown URL scheme is an error that names the
-// package whose import registers it.
+// the idempotency store, allowing 30 s (NewContext takes a context). An
+// unknown URL scheme is an error that names the package whose import
+// registers it. A bad configuration is ErrInvalidConfig; a broker that
+// cannot be reached is ErrUnavailable.
 func New(cfg Config) (*Bus, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	cfg = cfg.withDefaults()
-	process, err := ExpandProcessName(cfg.Process)
-	if err != nil {
-		return nil, err
-	}
-	log := cfg.Logger.With(slog.String("service", cfg.Service), slog.String("process", process))
-	u, err := transports.ParseURL(cfg.Transport)
-	if err != nil {
-		return nil, fmt.Errorf("%w: Transport: %w", ErrInvalidConfig, err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	t, err := transports.Open(ctx, cfg.Transport, transports.OpenOptions{Service: cfg.Service, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("%w: Transport: %w", ErrInvalidConfig, err)
-	}
-	store, err := idempotency.Open(ctx, cfg.Idempotency, log)
-	if err != nil {
-		_ = t.Close()
-		return nil, fmt.Errorf("%w: Idempotency: %w", ErrInvalidConfig, err)
-	}
-	ins, _ := t.(transports.Inspector)
-	tel := tracing.New(tracing.Config{
-		TracerProvider: cfg.TracerProvider, MeterProvider: cfg.MeterProvider, Propagator: cfg.Propagator,
-		System: tracing.SystemForScheme(u.Scheme), Process: process, Link: cfg.TraceLinks,
-		Logger: log, Inspector: ins,
-	})
-	handlerCtx, cancelHandler := context.WithCancel(context.Background())
-	return &Bus{
-		cfg: cfg, process: process, run: randomName(8), scheme: u.Scheme, transport: t, store: store, log: log, tel: tel,
-		names: map[string]bool{}, handlerCtx: handlerCtx, cancelHandler: cancelHandler,
-	}, nil
+	return NewContext(ctx, cfg)
 }
 
 // Service returns the service name.
@@ -195,6 +169,10 @@ func (b *Bus) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := b.claimGroups(ctx); err != nil {
+		return err
+	}
+	b.warnTraps()
 	b.started = true
 	readCtx, stop := context.WithCancel(context.Background())
 	gate := &handlerGate{}
@@ -219,8 +197,9 @@ func (b *Bus) Start(ctx context.Context) error {
 		msgs, err := sub.Subscribe(readCtx, l.topic)
 		if err != nil {
 			b.abortStart()
-			return fmt.Errorf("bus: listener %q: subscribe to %s: %w", l.name, l.topic, err)
+			return subscribeError(fmt.Errorf("listener %q: subscribe to %s: %w", l.name, l.topic, err))
 		}
+		l.reading.start(l.opts.Concurrency)
 		for range l.opts.Concurrency {
 			go b.read(l, msgs, gate)
 		}
@@ -246,6 +225,7 @@ func (b *Bus) abortStart() {
 // channel closes (Close closes the subscribers) or when it finds reading
 // stopped; the handlers it runs are waited for through inflight.
 func (b *Bus) read(l *listenerSpec, msgs <-chan *message.Message, gate *handlerGate) {
+	defer l.reading.stop(&b.closed)
 	for msg := range msgs {
 		if !gate.enter(&b.inflight) {
 			// Handed out as reading stopped: left unsettled, the event

@@ -34,7 +34,9 @@ type Config struct {
 	// Transport is the broker URL: memory://, memory://NAME, redis://,
 	// rediss://, amqp://, amqps://. Default "memory://".
 	Transport string
-	// Idempotency is the URL of the dedup store. Default "memory://".
+	// Idempotency is the URL of the dedup store. Default: with a redis://
+	// or rediss:// transport, the same Redis (dedup across processes);
+	// otherwise "memory://" (dedup within this process only).
 	Idempotency string
 	// Listener holds the defaults for every listener.
 	Listener ListenerOptions
@@ -235,14 +237,15 @@ func (c Config) Validate() error {
 	switch {
 	case c.Service == "":
 		return fmt.Errorf("%w: Service is required (it names the consumer groups \"{service}-{listener}\"); set Config.Service or BUSLINE_SERVICE", ErrInvalidConfig)
-	case !namePattern.MatchString(c.Service):
-		return fmt.Errorf("%w: Service %q may hold only letters, digits, '.', '_' and '-'", ErrInvalidConfig, c.Service)
 	case c.MaxPayloadBytes < 0:
 		return fmt.Errorf("%w: MaxPayloadBytes must be positive", ErrInvalidConfig)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: ShutdownTimeout must not be negative", ErrInvalidConfig)
 	case c.ValidatePayloads && c.Codec.ContentType() != "application/json":
 		return fmt.Errorf("%w: ValidatePayloads checks JSON payloads; the codec writes %s", ErrInvalidConfig, c.Codec.ContentType())
+	}
+	if err := ValidateName("service", c.Service); err != nil {
+		return fmt.Errorf("Service: %w", err)
 	}
 	if _, err := ExpandProcessName(c.Process); err != nil {
 		return err
@@ -277,8 +280,8 @@ func ExpandProcessName(pattern string) (string, error) {
 	if bad != "" {
 		return "", fmt.Errorf("%w: unknown placeholder %s in process name %q (known: {hostname} {pid} {random4} {random8})", ErrInvalidConfig, bad, pattern)
 	}
-	if !namePattern.MatchString(out) {
-		return "", fmt.Errorf("%w: process name %q may hold only letters, digits, '.', '_' and '-'", ErrInvalidConfig, out)
+	if err := ValidateName("process", out); err != nil {
+		return "", err
 	}
 	return out, nil
 }
@@ -331,7 +334,7 @@ func LoadConfig(path string) (Config, error) {
 	dec := yaml.NewDecoder(f)
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, path, err)
+		return Config{}, yamlError(path, err)
 	}
 	since, err := ParseSince(fc.Listener.Since)
 	if err != nil {

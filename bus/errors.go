@@ -10,12 +10,21 @@ import (
 var (
 	// ErrInvalidConfig: Config is missing something or has a bad value.
 	ErrInvalidConfig = errors.New("bus: invalid configuration")
+	// ErrUnavailable: the broker or the dedup store cannot be reached (New,
+	// NewContext, Start). Unlike ErrInvalidConfig, trying again later may work.
+	ErrUnavailable = errors.New("bus: broker unavailable")
+	// ErrGroupConflict: another (service, listener) pair owns the consumer
+	// group this listener's pair spells (see GroupName); Start refuses it.
+	ErrGroupConflict = errors.New("bus: consumer group owned by another (service, listener) pair")
 	// ErrInvalidListener: a listener name is empty or not allowed.
 	ErrInvalidListener = errors.New("bus: invalid listener")
 	// ErrDuplicateListener: the same listener name is registered twice in one service.
 	ErrDuplicateListener = errors.New("bus: duplicate listener name")
 	// ErrStarted: Listen was called after Start, or Start twice.
 	ErrStarted = errors.New("bus: already started")
+	// ErrNotReady: Ready found the bus not started, a listener not reading,
+	// or the transport unreachable.
+	ErrNotReady = errors.New("bus: not ready")
 	// ErrClosed: the bus was closed.
 	ErrClosed = errors.New("bus: closed")
 	// ErrPayloadTooLarge: the encoded payload is larger than Config.MaxPayloadBytes.

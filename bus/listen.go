@@ -49,8 +49,8 @@ func Listen[T any](b *Bus, e Event[T], listener string, h Handler[T], opts ...Li
 	if listener == "" {
 		return fmt.Errorf("%w: the listener name is required: each distinct name gets its own copy of every event", ErrInvalidListener)
 	}
-	if !namePattern.MatchString(listener) {
-		return fmt.Errorf("%w: listener name %q may hold only letters, digits, '.', '_' and '-'", ErrInvalidListener, listener)
+	if err := ValidateName("listener", listener); err != nil {
+		return err
 	}
 	if h == nil {
 		return fmt.Errorf("%w: nil handler for %q", ErrInvalidListener, listener)
@@ -64,7 +64,7 @@ func Listen[T any](b *Bus, e Event[T], listener string, h Handler[T], opts ...Li
 	}
 	o = o.withDefaults(b.cfg.Listener)
 	codec := b.cfg.Codec
-	group := b.cfg.Service + "-" + listener
+	group := GroupName(b.cfg.Service, listener)
 	topic := e.Name()
 	typed := func(msg *message.Message) ([]*message.Message, error) {
 		var payload T

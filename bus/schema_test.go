@@ -119,3 +119,43 @@ func TestValidatePayloadsConfig(t *testing.T) {
 		t.Errorf("ValidatePayloads with a non-JSON codec: %v", err)
 	}
 }
+
+// Audit is embedded by pointer in lotClosed: its fields are left out when
+// it is nil.
+type Audit struct {
+	By string `json:"by"`
+}
+
+// lotClosed has the shapes whose encoding/json output a schema once
+// refused: a nil embedded pointer, null items, negative map keys.
+type lotClosed struct {
+	*Audit
+	Lot    string         `json:"lot"`
+	Bids   []*bid         `json:"bids"`
+	ByStep map[int]string `json:"by_step"`
+}
+
+var lotClosedEvent = bus.NewEvent[lotClosed]("auction", "lot_closed")
+
+func TestValidatePayloadsAcceptsWhatTheTypeEncodes(t *testing.T) {
+	b := bustest.New(t, bus.Config{Service: "auctions", ValidatePayloads: true})
+	var got atomic.Int32
+	if err := bus.Listen(b.Bus, lotClosedEvent, "archive", func(context.Context, bus.Delivery[lotClosed]) error {
+		got.Add(1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t)
+	p := lotClosed{Lot: "7", Bids: []*bid{{Item: "lamp", Amount: 3}, nil}, ByStep: map[int]string{-1: "reserve", 2: "final"}}
+	if _, err := bus.Fire(context.Background(), b.Bus, lotClosedEvent, p); err != nil {
+		t.Fatalf("Fire of a payload of the event's own type refused: %v", err)
+	}
+	b.MustWaitIdle(t)
+	if dl := b.DeadLetters("auctions-archive"); len(dl) != 0 {
+		t.Fatalf("dead-lettered: %s", dl[0].Reason)
+	}
+	if got.Load() != 1 {
+		t.Errorf("handler ran %d times, want 1", got.Load())
+	}
+}

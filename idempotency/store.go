@@ -112,11 +112,11 @@ func init() {
 	})
 }
 
-// Open opens the store registered for the URL's scheme. Errors never contain a password.
+// Open opens the store registered for the URL's scheme. Errors never contain the URL's secrets (see transports.RedactURL).
 func Open(ctx context.Context, rawURL string, logger *slog.Logger) (Store, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" {
-		return nil, fmt.Errorf("idempotency: invalid store URL (want memory://, redis://host/db or postgres://...)")
+	u, err := transports.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("idempotency: invalid store URL (want memory://, redis://host/db or postgres://...): %w", err)
 	}
 	opener, ok := stores.Lookup(u.Scheme)
 	if !ok {
@@ -127,7 +127,10 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (Store, error
 	}
 	s, err := opener(ctx, u, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open idempotency store %s: %w", transports.Redact(u), err)
+		return nil, fmt.Errorf("open idempotency store %s: %w", transports.Redact(u), transports.RedactError(err, rawURL))
 	}
 	return s, nil
 }
+
+// Schemes returns the URL schemes of the registered stores, sorted.
+func Schemes() []string { return stores.Names() }

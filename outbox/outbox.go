@@ -108,6 +108,13 @@ type Outbox struct {
 
 	active atomic.Bool // this process's relay holds the lock
 
+	// dbTimeout bounds each statement of the relay but its wait for the
+	// lock: a relay whose connection died without a word (its network or
+	// the database's machine vanished) notices it, stops counting itself
+	// active and connects again, instead of waiting for TCP to give up
+	// (a quarter of an hour and more).
+	dbTimeout time.Duration
+
 	// afterPublish, when set (tests), runs after a batch was published
 	// and before it is marked.
 	afterPublish func(conn *pgx.Conn)
@@ -146,6 +153,9 @@ FROM %s WHERE published_at IS NULL`, t.quoted),
 	return s
 }
 
+// defaultDBTimeout is the longest a statement of the active relay may take.
+const defaultDBTimeout = 30 * time.Second
+
 // relayLockPrefix is the high half of the relay lock's key, the low half
 // being the table's OID.
 var relayLockPrefix = pgident.LockID("busline", "outbox-relay") & 0x7fffffff
@@ -182,7 +192,7 @@ func New(ctx context.Context, b *bus.Bus, pool *pgxpool.Pool, opts Options) (*Ou
 	channel := fmt.Sprintf("busline_outbox_%d", oid)
 	o := &Outbox{
 		bus: b, pool: pool, table: t, opts: opts, sql: newStatements(t, channel, opts),
-		lockID: relayLockPrefix<<32 | int64(oid), channel: channel,
+		lockID: relayLockPrefix<<32 | int64(oid), channel: channel, dbTimeout: defaultDBTimeout,
 	}
 	o.tel = newTelemetry(o)
 	return o, nil

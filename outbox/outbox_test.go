@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/outbox"
 )
@@ -209,5 +211,42 @@ func TestWakeUp(t *testing.T) {
 		waitFor(t, 10*time.Second, "the relay active", ob.Active)
 		w.fire(ob, true, 1, 2)
 		w.waitDeliveries(2, 30*time.Second)
+	})
+}
+
+// TestCleanupDoesNotHoldUpPublishing: the relay deletes expired rows a
+// chunk (10 batches' worth) at a time between batches, so a large
+// clean-up (a day of events at a high rate, or the first after an outage)
+// does not keep new events waiting until it is over.
+func TestCleanupDoesNotHoldUpPublishing(t *testing.T) {
+	w := newWorld(t)
+	const batch, old = 10, 2000
+	ob := w.outbox(outbox.Options{BatchSize: batch, Retention: time.Hour})
+	ctx := context.Background()
+	if _, err := w.pool.Exec(ctx, `INSERT INTO `+ob.Table()+` (event_id, event, payload, metadata, created_at, published_at)
+SELECT 'old-' || i, 'x', '', '{}', now() - interval '2 days', now() - interval '2 days' FROM generate_series(1, $1) i`, old); err != nil {
+		t.Fatal(err)
+	}
+	expired := make(chan int, 1)
+	outbox.SetAfterPublish(ob, func(conn *pgx.Conn) {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+ob.Table()+" WHERE published_at IS NOT NULL").Scan(&n); err != nil {
+			t.Error(err)
+		}
+		select {
+		case expired <- n:
+		default:
+		}
+	})
+	w.fire(ob, true, 1)
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.waitDeliveries(1, 10*time.Second)
+	if n := <-expired; n < old-10*batch {
+		t.Errorf("%d of %d expired rows left when the relay published its first batch: the clean-up ran first", n, old)
+	}
+	waitFor(t, 10*time.Second, "the expired rows deleted", func() bool {
+		return w.count("SELECT count(*) FROM "+ob.Table()+" WHERE event_id LIKE 'old-%'") == 0
 	})
 }

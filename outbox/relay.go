@@ -41,7 +41,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 			backoff.reset()
 		}
 		d := backoff.next()
-		o.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox relay: database connection failed; retrying",
+		o.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox relay: session ended; connecting again",
 			slog.String("table", o.table.quoted), slog.Duration("retry_in", d), slog.Any("error", err))
 		if !sleep(ctx, d) {
 			break
@@ -88,18 +88,20 @@ func (o *Outbox) Close() error {
 	return nil
 }
 
+// relaySettings configure the relay's session. A standby waits for the
+// lock for as long as the holder lives: no server-side timeout may cancel
+// the wait. The server probes an idle client after 10s, every 5s, and ends
+// the session after 3 unanswered probes: a holder whose machine or network
+// vanished without closing the connection frees the lock in about 25s, not
+// after the system's default of two hours and more. They are SET after
+// connecting, not sent as startup parameters, which PgBouncer refuses.
+const relaySettings = `SET statement_timeout = 0; SET lock_timeout = 0;
+SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3`
+
 // session connects, waits for the lock and relays until the connection
 // fails (the error) or ctx is done (nil).
 func (o *Outbox) session(ctx context.Context) error {
-	cfg := o.pool.Config().ConnConfig.Copy()
-	// A standby waits for the lock for as long as the holder lives: no
-	// server-side timeout may cancel the wait.
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
-	}
-	cfg.RuntimeParams["statement_timeout"] = "0"
-	cfg.RuntimeParams["lock_timeout"] = "0"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.ConnectConfig(ctx, o.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return fmt.Errorf("outbox: connect: %w", err)
 	}
@@ -108,6 +110,15 @@ func (o *Outbox) session(ctx context.Context) error {
 		defer cancel()
 		_ = conn.Close(cctx) // ends the session: releases the lock
 	}()
+	sctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+	_, err = conn.Exec(sctx, relaySettings)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("outbox: configure the relay's session: %w", err)
+	}
 	// Standby: block until the holder's session ends.
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", o.lockID); err != nil {
 		if ctx.Err() != nil {
@@ -119,7 +130,10 @@ func (o *Outbox) session(ctx context.Context) error {
 	defer o.active.Store(false)
 	o.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "outbox relay active", slog.String("table", o.table.quoted))
 	if !o.opts.DisableNotify {
-		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{o.channel}.Sanitize()); err != nil {
+		lctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+		_, err := conn.Exec(lctx, "LISTEN "+pgx.Identifier{o.channel}.Sanitize())
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -127,19 +141,33 @@ func (o *Outbox) session(ctx context.Context) error {
 		}
 	}
 	pubBackoff := newBackoff(o.opts.MaxBackoff)
-	nextCleanup := time.Now()
+	nextCleanup, cleaning := time.Now(), false
 	for {
-		if o.opts.Retention >= 0 && !time.Now().Before(nextCleanup) {
-			if err := o.cleanup(ctx, conn); err != nil {
+		// Drop the notifications received so far: the read below covers
+		// their commits. Reads happen without a wait in between while a
+		// backlog drains or the transport refuses, and pgx keeps every
+		// notification a read receives until it is taken.
+		for drainOne(conn) {
+		}
+		if o.opts.Retention >= 0 && (cleaning || !time.Now().Before(nextCleanup)) {
+			// One chunk, then a batch: a long clean-up does not keep new
+			// events waiting.
+			more, err := o.cleanup(ctx, conn)
+			if err != nil {
 				return o.sessionErr(ctx, err)
 			}
-			nextCleanup = time.Now().Add(o.opts.CleanupInterval)
+			if cleaning = more; !more {
+				nextCleanup = time.Now().Add(o.opts.CleanupInterval)
+			}
 		}
 		n, pubErr, err := o.relayBatch(ctx, conn)
 		if err != nil {
 			return o.sessionErr(ctx, err)
 		}
 		if pubErr != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while publishing
+			}
 			// The broker refused an event: keep the lock and try again
 			// from that event, later.
 			d := pubBackoff.next()
@@ -151,7 +179,7 @@ func (o *Outbox) session(ctx context.Context) error {
 			continue
 		}
 		pubBackoff.reset()
-		if n == o.opts.BatchSize {
+		if n == o.opts.BatchSize || cleaning {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, o.opts.PollInterval)
@@ -163,9 +191,6 @@ func (o *Outbox) session(ctx context.Context) error {
 			return nil
 		case err != nil && !timedOut:
 			return fmt.Errorf("outbox: wait for notifications: %w", err)
-		}
-		// Drain the notifications that arrived meanwhile: one read serves them all.
-		for drainOne(conn) {
 		}
 	}
 }
@@ -201,7 +226,9 @@ type row struct {
 // so that no event is published before those ordered ahead of it; err is
 // a database error that ends the session.
 func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr, err error) {
-	rows, err := conn.Query(ctx, o.sql.pending, o.opts.BatchSize)
+	rctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+	defer cancel()
+	rows, err := conn.Query(rctx, o.sql.pending, o.opts.BatchSize)
 	if err != nil {
 		return 0, nil, fmt.Errorf("outbox: read %s: %w", o.table.quoted, err)
 	}
@@ -222,7 +249,17 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	}
 	pctx, span := o.tel.startBatch(ctx, batch)
 	done := make([]int64, 0, len(batch))
-	for _, r := range batch {
+	contact := time.Now() // the database last answered
+	for i, r := range batch {
+		if i > 0 && time.Since(contact) > o.opts.PollInterval {
+			// Publishing is slow: if the session ended meanwhile, a
+			// standby may hold the lock and publish these very rows.
+			// Make sure the session lives before publishing more.
+			if err = o.ping(ctx, conn); err != nil {
+				break
+			}
+			contact = time.Now()
+		}
 		msg := &message.Message{UUID: r.eventID, Metadata: r.metadata, Payload: r.payload}
 		mctx, cancel := context.WithTimeout(pctx, o.opts.PublishTimeout)
 		msg.SetContext(mctx)
@@ -230,7 +267,9 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 		cancel()
 		if pubErr != nil {
 			pubErr = fmt.Errorf("outbox: publish %s %s: %w", r.event, r.eventID, pubErr)
-			o.tel.failed(pctx, r.event, pubErr)
+			if ctx.Err() == nil { // not cut short by Close
+				o.tel.failed(pctx, r.event, pubErr)
+			}
 			break
 		}
 		o.tel.published(pctx, r)
@@ -239,10 +278,10 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	if o.afterPublish != nil {
 		o.afterPublish(conn)
 	}
-	if len(done) > 0 {
+	if len(done) > 0 && err == nil {
 		// Mark even when ctx ended meanwhile: what was published should
 		// not go out again after a clean stop.
-		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.dbTimeout)
 		_, err = conn.Exec(mctx, o.sql.mark, done)
 		cancel()
 		if err != nil {
@@ -253,18 +292,27 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	return len(batch), pubErr, err
 }
 
-// cleanup deletes the rows published more than Retention ago, in batches.
-func (o *Outbox) cleanup(ctx context.Context, conn *pgx.Conn) error {
-	limit := 10 * o.opts.BatchSize
-	for {
-		tag, err := conn.Exec(ctx, o.sql.cleanup, max(o.opts.Retention.Milliseconds(), 0), limit)
-		if err != nil {
-			return fmt.Errorf("outbox: clean up %s: %w", o.table.quoted, err)
-		}
-		if tag.RowsAffected() < int64(limit) {
-			return nil
-		}
+// ping checks that the relay's session lives.
+func (o *Outbox) ping(ctx context.Context, conn *pgx.Conn) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.dbTimeout)
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		return fmt.Errorf("outbox: the relay's session ended while it published a batch of %s: %w", o.table.quoted, err)
 	}
+	return nil
+}
+
+// cleanup deletes a chunk (10 batches' worth) of the rows published more
+// than Retention ago; more reports that the chunk was full.
+func (o *Outbox) cleanup(ctx context.Context, conn *pgx.Conn) (more bool, err error) {
+	limit := 10 * o.opts.BatchSize
+	dctx, cancel := context.WithTimeout(ctx, o.dbTimeout)
+	defer cancel()
+	tag, err := conn.Exec(dctx, o.sql.cleanup, max(o.opts.Retention.Milliseconds(), 0), limit)
+	if err != nil {
+		return false, fmt.Errorf("outbox: clean up %s: %w", o.table.quoted, err)
+	}
+	return tag.RowsAffected() == int64(limit), nil
 }
 
 // backoff is an exponential backoff with jitter from 50ms up to a maximum.

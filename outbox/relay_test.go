@@ -2,11 +2,13 @@ package outbox_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -15,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/brokertest"
 	"github.com/busline/busline/outbox"
 )
 
@@ -138,5 +141,61 @@ func TestTelemetry(t *testing.T) {
 		if !parents[f.SpanContext().SpanID()] {
 			t.Errorf("no listener span is a child of fire span %s", f.SpanContext().SpanID())
 		}
+	}
+}
+
+// TestRelaySessionSettings: the relay's session has no statement or lock
+// timeout even when the pool's configuration sets one (a standby waits for
+// the lock as long as the holder lives), and over TCP the server probes
+// the relay after 10s of silence, so that the lock of a relay whose
+// machine vanished is freed in seconds.
+func TestRelaySessionSettings(t *testing.T) {
+	w := newWorld(t)
+	sep := "?"
+	if strings.Contains(brokertest.PostgresURL(), "?") {
+		sep = "&"
+	}
+	pool, err := pgxpool.New(context.Background(), brokertest.PostgresURL()+sep+"statement_timeout=1000&lock_timeout=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ob, err := outbox.New(context.Background(), w.bus, pool, outbox.Options{Table: w.table, AutoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ob.Close() })
+	type settings struct {
+		statement, lock, keepalive string
+		tcp                        bool
+	}
+	got := make(chan settings, 1)
+	outbox.SetAfterPublish(ob, func(conn *pgx.Conn) {
+		var s settings
+		err := conn.QueryRow(context.Background(), `SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),
+	current_setting('tcp_keepalives_idle'), inet_client_addr() IS NOT NULL`).Scan(&s.statement, &s.lock, &s.keepalive, &s.tcp)
+		if err != nil {
+			t.Error(err)
+		}
+		select {
+		case got <- s:
+		default:
+		}
+	})
+	w.fire(ob, true, 1)
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var s settings
+	select {
+	case s = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay published nothing in 10s")
+	}
+	if s.statement != "0" || s.lock != "0" {
+		t.Errorf("relay session: statement_timeout %s, lock_timeout %s; want 0 and 0", s.statement, s.lock)
+	}
+	if s.tcp && s.keepalive != "10" && s.keepalive != "10s" {
+		t.Errorf("relay session over TCP: tcp_keepalives_idle %s, want 10s", s.keepalive)
 	}
 }

@@ -40,6 +40,8 @@ type Problem struct {
 //     requires too (a firer's optional field may be missing);
 //   - every type the firer may send at a place must be a type the
 //     listener accepts there (an integer is a number);
+//   - so must every item of a list and every value of a map (at
+//     "/field/*");
 //   - fields the listener does not know are fine (ignored on decode),
 //     so adding a field or making one optional for the listener never
 //     breaks.
@@ -52,6 +54,9 @@ func Compare(sent, required []byte) []Problem {
 		return []Problem{{Kind: KindTypeChanged, Message: "a schema is not JSON"}}
 	}
 	c := comparer{sentRoot: s, reqRoot: r, seen: map[[2]string]bool{}}
+	// The roots are "#" to a recursive type: a field that refers back to
+	// the root is a pair already being compared.
+	c.seen[[2]string{"#", "#"}] = true
 	c.compare(s, r, "", 0)
 	return c.out
 }
@@ -72,15 +77,18 @@ func (c *comparer) compare(sent, req any, ptr string, depth int) {
 	if depth > maxDepth {
 		return
 	}
-	sentRef, reqRef := refOf(sent), refOf(req)
+	// A pair of definitions is compared once: a recursive type (a field
+	// that is a pointer to its own type, nullable or not) is not compared
+	// again at every level of nesting, which would report one change once
+	// per level. The types at the place itself are still compared.
+	descend := true
+	sentRef, reqRef := refsOf(sent), refsOf(req)
 	if sentRef != "" || reqRef != "" {
 		key := [2]string{sentRef + "@" + ptr, reqRef}
 		if sentRef != "" && reqRef != "" {
 			key = [2]string{sentRef, reqRef} // the same pair of definitions: compared once
 		}
-		if c.seen[key] {
-			return
-		}
+		descend = !c.seen[key]
 		c.seen[key] = true
 	}
 	sv := view(c.sentRoot, sent, 0)
@@ -107,6 +115,9 @@ func (c *comparer) compare(sent, req any, ptr string, depth int) {
 		c.add(KindTypeChanged, ptr, "%s changed type: the firer sends %s, the listener accepts %s",
 			where, strings.Join(bad, " or "), strings.Join(sortedKeys(rv.types), " or "))
 	}
+	if !descend {
+		return
+	}
 	if sv.types["object"] && rv.types["object"] {
 		for _, name := range sortedKeys(rv.required) {
 			p := ptr + "/" + escapeToken(name)
@@ -123,6 +134,22 @@ func (c *comparer) compare(sent, req any, ptr string, depth int) {
 			}
 		}
 	}
+	if sv.types["object"] && rv.types["object"] && rv.values != nil {
+		// A map: each value the firer may send must suit the listener's
+		// values. A firer's object that says nothing of its values may
+		// send any.
+		switch {
+		case sv.values != nil:
+			c.compare(sv.values, rv.values, ptr+"/*", depth+1)
+		case len(sv.props) == 0:
+			c.compare(true, rv.values, ptr+"/*", depth+1)
+		}
+		for _, name := range sortedKeys(sv.props) {
+			if rv.props[name] == nil {
+				c.compare(sv.props[name], rv.values, ptr+"/"+escapeToken(name), depth+1)
+			}
+		}
+	}
 	if sv.types["array"] && rv.types["array"] && sv.items != nil && rv.items != nil {
 		c.compare(sv.items, rv.items, ptr+"/*", depth+1)
 	}
@@ -136,6 +163,10 @@ type shape struct {
 	props    map[string]any
 	required map[string]bool
 	items    any
+	// values is the schema of a map's values (additionalProperties, or
+	// the one patternProperties of a map with integer keys); nil when
+	// the node does not constrain them.
+	values any
 }
 
 func view(root, node any, depth int) shape {
@@ -172,6 +203,13 @@ func view(root, node any, depth int) shape {
 		if it, ok := n["items"]; ok {
 			sh.items = it
 		}
+		if pp, ok := n["patternProperties"].(map[string]any); ok && len(pp) == 1 {
+			for _, v := range pp {
+				sh.values = v
+			}
+		} else if ap, ok := n["additionalProperties"]; ok && ap != true {
+			sh.values = ap
+		}
 		branches := false
 		if depth < maxDepth {
 			for _, kw := range []string{"anyOf", "oneOf", "allOf"} {
@@ -200,6 +238,9 @@ func view(root, node any, depth int) shape {
 					if sh.items == nil {
 						sh.items = bv.items
 					}
+					if sh.values == nil {
+						sh.values = bv.values
+					}
 				}
 			}
 		}
@@ -224,6 +265,29 @@ func refOf(node any) string {
 		}
 	}
 	return ""
+}
+
+// refsOf returns the local references of a node and of its direct anyOf,
+// oneOf and allOf branches (a nullable field is an anyOf of a reference
+// and null), joined by "|"; "" when it has none.
+func refsOf(node any) string {
+	if r := refOf(node); r != "" {
+		return r
+	}
+	m, ok := node.(map[string]any)
+	if !ok {
+		return ""
+	}
+	var refs []string
+	for _, kw := range []string{"anyOf", "oneOf", "allOf"} {
+		bs, _ := m[kw].([]any)
+		for _, b := range bs {
+			if r := refOf(b); r != "" {
+				refs = append(refs, r)
+			}
+		}
+	}
+	return strings.Join(refs, "|")
 }
 
 // resolve follows local references ("#", "#/$defs/Name") within root.

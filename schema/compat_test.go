@@ -45,6 +45,51 @@ type orderV2 struct {
 	Lines []priceV2Type `json:"lines"`
 }
 
+// treeV1 refers to itself: its schema refers to the root ("#").
+type treeV1 struct {
+	ID     string   `json:"id"`
+	Name   string   `json:"name"`
+	Parent *treeV1  `json:"parent,omitempty"`
+	Kids   []treeV1 `json:"kids"`
+}
+
+// treeV2 renames id and changes the type of name.
+type treeV2 struct {
+	Key    string   `json:"key"`
+	Name   int      `json:"name"`
+	Parent *treeV2  `json:"parent,omitempty"`
+	Kids   []treeV2 `json:"kids"`
+}
+
+// forest holds a recursive type below the root: it is a definition.
+type forest struct {
+	Root treeV1 `json:"root"`
+}
+
+type forestV2 struct {
+	Root treeV2 `json:"root"`
+}
+
+type stockByWarehouse struct {
+	Stock map[string]int `json:"stock"`
+}
+
+type stockByWarehouseText struct {
+	Stock map[string]string `json:"stock"`
+}
+
+type stockByWarehouseAny struct {
+	Stock map[string]any `json:"stock"`
+}
+
+type stockByWarehouseFloat struct {
+	Stock map[string]float64 `json:"stock"`
+}
+
+type stockByID struct {
+	Stock map[int]string `json:"stock"`
+}
+
 func js[T any]() []byte { return For(reflect.TypeFor[T]()).JSON }
 
 func kinds(ps []Problem) []string {
@@ -72,6 +117,15 @@ func TestCompare(t *testing.T) {
 		{"a number is not an integer", js[priceV1](), js[priceInt](), []string{"type_changed /price"}},
 		{"nested type change", js[orderV2](), js[order](), []string{"type_changed /lines/*/price"}},
 		{"listener takes anything", js[priceV1](), []byte(`true`), nil},
+		{"map values, same", js[stockByWarehouse](), js[stockByWarehouse](), nil},
+		{"map value type changed", js[stockByWarehouseText](), js[stockByWarehouse](), []string{"type_changed /stock/*"}},
+		{"map values: an integer is a number", js[stockByWarehouse](), js[stockByWarehouseFloat](), nil},
+		{"map with integer keys, value type changed", js[stockByID](), js[stockByWarehouse](), []string{"type_changed /stock/*"}},
+		{"map values: any for the firer", js[stockByWarehouseAny](), js[stockByWarehouse](), []string{"type_changed /stock/*"}},
+		{"map values: any for the listener", js[stockByWarehouse](), js[stockByWarehouseAny](), nil},
+		{"recursive type, same", js[treeV1](), js[treeV1](), nil},
+		{"recursive type changed: each change reported once", js[treeV2](), js[treeV1](), []string{"missing_field /id", "type_changed /name"}},
+		{"recursive definition changed: each change reported once", js[forestV2](), js[forest](), []string{"missing_field /root/id", "type_changed /root/name"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

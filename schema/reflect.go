@@ -5,9 +5,11 @@ import (
 	"encoding"
 	"encoding/json"
 	"fmt"
-	"net"
+	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,13 +69,19 @@ func AddGoComments(importPath, dir string) error {
 
 // For returns the schema of payloads of type t, as the JSON codec encodes
 // them:
-//   - properties are named by the json tags (encoding/json's rules:
-//     "-" skips a field, embedded structs are flattened);
-//   - a field is required unless its json tag says omitempty or omitzero
-//     or its type is a pointer (a `jsonschema:"required"` tag makes any
-//     field required);
-//   - pointer, slice and map fields also accept null, which is how
-//     encoding/json writes a nil one;
+//   - the properties are those encoding/json writes, named by the json
+//     tags ("-" skips a field, embedded structs are flattened, the
+//     shallowest of several fields of one name wins);
+//   - a field is required unless its json tag says omitempty (on a type
+//     it applies to: not a struct) or omitzero,
+//     its type is a pointer, or it is promoted from an embedded pointer
+//     (a `jsonschema:"required"` tag makes any field required);
+//   - pointer, slice and map values (fields, items, map values, the
+//     payload) also accept null, which is how encoding/json writes a nil
+//     one;
+//   - map keys are what encoding/json writes: a TextMarshaler key any
+//     string, an integer key a decimal with its sign;
+//   - an integer of a sized or unsigned type has the type's range;
 //   - other properties are allowed (additionalProperties is not false),
 //     so that adding a field never breaks a listener;
 //   - a type with its own MarshalJSON accepts any value, one with its own
@@ -85,7 +93,8 @@ func AddGoComments(importPath, dir string) error {
 //     pattern, format …) apply too.
 //
 // For never fails: a type the library cannot describe (a channel, a
-// function) gets the schema that accepts anything.
+// function, a struct that embeds itself) gets the schema that accepts
+// anything.
 func For(t reflect.Type) *Schema {
 	if s, ok := reflected.Load(t); ok {
 		return s.(*Schema)
@@ -102,13 +111,15 @@ func reflectType(t reflect.Type) *Schema {
 		cm[k] = v
 	}
 	comments.RUnlock()
-	r := &jsonschema.Reflector{
-		Anonymous:                 true,
-		ExpandedStruct:            true,
-		AllowAdditionalProperties: true,
-		CommentMap:                cm,
-		Namer:                     defName,
-		Mapper:                    opaque,
+	reflector := func() *jsonschema.Reflector {
+		return &jsonschema.Reflector{
+			Anonymous:                 true,
+			ExpandedStruct:            true,
+			AllowAdditionalProperties: true,
+			CommentMap:                cm,
+			Namer:                     defName,
+			Mapper:                    opaque,
+		}
 	}
 	var root *jsonschema.Schema
 	func() {
@@ -117,12 +128,17 @@ func reflectType(t reflect.Type) *Schema {
 				root = nil
 			}
 		}()
-		root = r.ReflectFromType(t)
+		if embedsItself(t) {
+			return // accepts anything
+		}
+		root = reflector().ReflectFromType(t)
+		if root != nil {
+			f := fixer{root: root, done: map[string]bool{}, reflector: reflector}
+			f.fix(t, root)
+		}
 	}()
 	var raw []byte
 	if root != nil {
-		f := fixer{defs: root.Definitions, done: map[string]bool{}}
-		f.fix(t, root)
 		if isNullable(t) && !allowsNull(root) {
 			nullable := *root
 			root = &jsonschema.Schema{
@@ -169,35 +185,56 @@ var (
 	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
 	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
 	ownSchema     = reflect.TypeFor[interface{ JSONSchema() *jsonschema.Schema }]()
+	urlType       = reflect.TypeFor[url.URL]()
+	numberType    = reflect.TypeFor[json.Number]()
 	knownTypes    = map[reflect.Type]bool{
 		reflect.TypeFor[time.Time]():       true,
-		reflect.TypeFor[net.IP]():          true,
 		reflect.TypeFor[json.RawMessage](): true,
 	}
 )
 
 // opaque describes the types whose JSON is not what their fields say: a
 // type with its own MarshalJSON may write anything (its schema accepts any
-// value), a TextMarshaler writes a string. A JSONSchema method, and the
-// types the library knows (time.Time, net.IP, json.RawMessage), win.
+// value), a TextMarshaler (net.IP, netip.Addr …) writes a string (one
+// with a pointer receiver may write its fields: any value), and
+// url.URL, which has neither, an object; a json.Number is a number, a
+// slice of any byte type a base64 string. A JSONSchema method, and the
+// types the library knows (time.Time, json.RawMessage), win.
 func opaque(t reflect.Type) *jsonschema.Schema {
 	has := func(i reflect.Type) bool { return t.Implements(i) || reflect.PointerTo(t).Implements(i) }
 	switch {
 	case knownTypes[t] || has(ownSchema):
 		return nil
+	case t == urlType:
+		// The library says a string of format uri, but url.URL has no
+		// MarshalJSON or MarshalText: encoding/json writes its fields.
+		return &jsonschema.Schema{Type: "object"}
 	case has(jsonMarshaler):
 		return &jsonschema.Schema{}
-	case has(textMarshaler):
+	case t.Implements(textMarshaler):
 		return &jsonschema.Schema{Type: "string"}
+	case has(textMarshaler):
+		// A pointer receiver: encoding/json calls MarshalText only where
+		// the value is addressable (behind a pointer, in a slice) and
+		// writes the fields elsewhere.
+		return &jsonschema.Schema{}
+	case t == numberType:
+		return &jsonschema.Schema{Type: "number"} // a string type written as a number
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 &&
+		!reflect.PointerTo(t.Elem()).Implements(jsonMarshaler) && !reflect.PointerTo(t.Elem()).Implements(textMarshaler):
+		// Any slice of bytes, not only []byte, is written in base64.
+		return &jsonschema.Schema{Type: "string", ContentEncoding: "base64"}
 	}
 	return nil
 }
 
 // fixer applies the project's rules on what the library reflected: pointer
-// fields optional, pointer, slice and map fields nullable.
+// fields optional, pointer, slice and map values nullable, map keys as
+// encoding/json writes them.
 type fixer struct {
-	defs jsonschema.Definitions
-	done map[string]bool
+	root      *jsonschema.Schema // its Definitions are the $defs
+	done      map[string]bool
+	reflector func() *jsonschema.Reflector
 }
 
 func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
@@ -212,41 +249,146 @@ func (f *fixer) fix(t reflect.Type, s *jsonschema.Schema) {
 			return
 		}
 		f.done[name] = true
-		s = f.defs[name]
+		s = f.root.Definitions[name]
 		if s == nil {
 			return
 		}
 	}
 	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		bounds(t, s)
 	case reflect.Struct:
 		if s.Properties == nil {
 			return
 		}
+		f.alignFields(t, s)
 		for _, fl := range jsonFields(t) {
 			p, ok := s.Properties.Get(fl.name)
 			if !ok || p == nil {
 				continue
 			}
 			f.fix(fl.typ, p)
-			if fl.typ.Kind() == reflect.Pointer && !fl.forceRequired {
+			quoted(fl, p)
+			// A pointer field may be nil (null, or left out with
+			// omitempty); the fields of a nil embedded pointer are left out.
+			switch {
+			case (fl.typ.Kind() == reflect.Pointer || fl.viaPointer) && !fl.forceRequired:
 				s.Required = without(s.Required, fl.name)
+			case !fl.omit && !slices.Contains(s.Required, fl.name):
+				// omitempty never leaves out a struct (a time.Time …):
+				// encoding/json always writes it.
+				s.Required = append(s.Required, fl.name)
 			}
-			if isNullable(fl.typ) && !allowsNull(p) {
-				s.Properties.Set(fl.name, &jsonschema.Schema{
-					Description: p.Description,
-					AnyOf:       []*jsonschema.Schema{p, {Type: "null"}},
-				})
-				p.Description = ""
+			if q := orNull(fl.typ, p); q != p {
+				q.Description, p.Description = p.Description, ""
+				s.Properties.Set(fl.name, q)
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		f.fix(t.Elem(), s.Items)
+		if s.Items != nil {
+			s.Items = orNull(t.Elem(), s.Items)
+		}
 	case reflect.Map:
 		f.fix(t.Elem(), s.AdditionalProperties)
 		for _, p := range s.PatternProperties {
 			f.fix(t.Elem(), p)
 		}
+		f.fixKeys(t, s)
 	}
+}
+
+// fixKeys makes the property names of a map's schema those encoding/json
+// writes: a key of a string type as it is, one that implements
+// encoding.TextMarshaler as its text (any string), an integer in decimal
+// with its sign. Values that may be nil also accept null.
+func (f *fixer) fixKeys(t reflect.Type, s *jsonschema.Schema) {
+	k := t.Key()
+	if s.AdditionalProperties != nil && s.AdditionalProperties != jsonschema.FalseSchema {
+		s.AdditionalProperties = orNull(t.Elem(), s.AdditionalProperties)
+	}
+	var value *jsonschema.Schema
+	for _, p := range s.PatternProperties {
+		value = p
+	}
+	if value == nil {
+		return
+	}
+	value = orNull(t.Elem(), value)
+	switch {
+	case k.Kind() != reflect.String && k.Implements(textMarshaler):
+		s.PatternProperties, s.AdditionalProperties = nil, value
+	case k.Kind() >= reflect.Int && k.Kind() <= reflect.Int64:
+		s.PatternProperties = map[string]*jsonschema.Schema{"^-?[0-9]+$": value}
+	}
+}
+
+// bounds gives an integer of a sized or unsigned Go type the range that
+// decodes into it (an unsigned one at least its minimum 0): a number
+// outside it is refused by validation, rather than by the listener's
+// decoder. A bound of the jsonschema tag wins over the type's on its side.
+func bounds(t reflect.Type, s *jsonschema.Schema) {
+	if s.Type != "integer" {
+		return
+	}
+	var lo, hi string
+	switch t.Kind() {
+	case reflect.Int8, reflect.Int16, reflect.Int32:
+		lo, hi = strconv.FormatInt(-1<<(t.Bits()-1), 10), strconv.FormatInt(1<<(t.Bits()-1)-1, 10)
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32:
+		lo, hi = "0", strconv.FormatUint(1<<t.Bits()-1, 10)
+	case reflect.Uint, reflect.Uint64, reflect.Uintptr:
+		lo = "0"
+	default:
+		return // int, int64: a number beyond them is no mistake one makes by hand
+	}
+	if lo != "" && s.Minimum == "" && s.ExclusiveMinimum == "" {
+		s.Minimum = json.Number(lo)
+	}
+	if hi != "" && s.Maximum == "" && s.ExclusiveMaximum == "" {
+		s.Maximum = json.Number(hi)
+	}
+}
+
+// quotedPatterns are the strings that encoding/json decodes into a field
+// of each kind tagged ",string": the number, boolean or JSON string it
+// quotes.
+var quotedPatterns = map[reflect.Kind]string{
+	reflect.Int:     `^-?(0|[1-9][0-9]*)$`,
+	reflect.Uint:    `^(0|[1-9][0-9]*)$`,
+	reflect.Float64: `^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`,
+	reflect.Bool:    `^(true|false)$`,
+	reflect.String:  `^"([^"\\]|\\.)*"$`,
+}
+
+// quoted gives the schema of a field tagged ",string" (a string, as the
+// library says) the pattern of what it quotes.
+func quoted(fl field, s *jsonschema.Schema) {
+	k := fl.typ.Kind()
+	if k == reflect.Pointer {
+		k = fl.typ.Elem().Kind()
+	}
+	switch {
+	case k >= reflect.Int && k <= reflect.Int64:
+		k = reflect.Int
+	case k >= reflect.Uint && k <= reflect.Uintptr:
+		k = reflect.Uint
+	case k == reflect.Float32:
+		k = reflect.Float64
+	}
+	if p, ok := quotedPatterns[k]; ok && fl.quoted && s.Type == "string" && s.Pattern == "" {
+		s.Pattern = p
+	}
+}
+
+// orNull returns s, or s or null when t is a type whose nil value
+// encoding/json writes as null (a pointer, a slice, a map).
+func orNull(t reflect.Type, s *jsonschema.Schema) *jsonschema.Schema {
+	if !isNullable(t) || allowsNull(s) {
+		return s
+	}
+	return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{s, {Type: "null"}}}
 }
 
 func isNullable(t reflect.Type) bool {
@@ -275,56 +417,6 @@ func without(list []string, name string) []string {
 		if n != name {
 			out = append(out, n)
 		}
-	}
-	return out
-}
-
-// field is one JSON property of a struct type.
-type field struct {
-	name          string
-	typ           reflect.Type
-	forceRequired bool
-}
-
-// jsonFields lists the properties encoding/json writes for struct type t,
-// by the library's rules of reading tags: embedded structs without a name
-// are flattened, "-" skips, unexported fields are skipped.
-func jsonFields(t reflect.Type) []field {
-	var out []field
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		tag := strings.Split(sf.Tag.Get("json"), ",")
-		if tag[0] == "-" && len(tag) == 1 {
-			continue
-		}
-		stags := strings.Split(sf.Tag.Get("jsonschema"), ",")
-		if len(stags) > 0 && stags[0] == "-" {
-			continue
-		}
-		if sf.Anonymous && tag[0] == "" {
-			et := sf.Type
-			if et.Kind() == reflect.Pointer {
-				et = et.Elem()
-			}
-			if et.Kind() == reflect.Struct {
-				out = append(out, jsonFields(et)...)
-				continue
-			}
-		}
-		if !sf.Anonymous && !sf.IsExported() {
-			continue
-		}
-		name := sf.Name
-		if tag[0] != "" {
-			name = tag[0]
-		}
-		req := false
-		for _, st := range stags {
-			if st == "required" {
-				req = true
-			}
-		}
-		out = append(out, field{name: name, typ: sf.Type, forceRequired: req})
 	}
 	return out
 }

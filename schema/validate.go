@@ -62,13 +62,23 @@ type Validator struct {
 	sch *jsonschema.Schema
 }
 
-// Compile compiles a schema document for validation.
+// Compile compiles a schema document for validation. The "format" keyword
+// is asserted (draft 2020-12 makes it an annotation unless asked): a
+// date-time, email, uuid … that is not one is refused; unknown formats are
+// ignored. So are contentEncoding and contentMediaType: a []byte field
+// takes only base64.
 func Compile(doc []byte) (*Validator, error) {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {
 		return nil, fmt.Errorf("schema: not JSON: %w", err)
 	}
 	c := jsonschema.NewCompiler()
+	// Formats are constraints like the others: a time.Time field is a
+	// "date-time", and a string that is not one does not decode into it.
+	c.AssertFormat()
+	// So are contentEncoding (a []byte field takes only base64) and
+	// contentMediaType.
+	c.AssertContent()
 	const loc = "busline:event.schema.json"
 	if err := c.AddResource(loc, v); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
@@ -119,9 +129,18 @@ func leaves(e *jsonschema.ValidationError, out *[]Mismatch) {
 			leaves(c, &branches[i])
 			deepest = max(deepest, depth(branches[i]))
 		}
+		// A branch whose type the value has tells more than one that
+		// wants another type: for a nullable object with a missing
+		// property, the missing property, not "want null".
+		typed := false
+		for i, b := range branches {
+			if depth(b) == deepest && !wrongType(e.Causes[i]) {
+				typed = true
+			}
+		}
 		var kept []Mismatch
-		for _, b := range branches {
-			if depth(b) == deepest {
+		for i, b := range branches {
+			if depth(b) == deepest && !(typed && wrongType(e.Causes[i])) {
 				kept = append(kept, b...)
 			}
 		}
@@ -131,6 +150,22 @@ func leaves(e *jsonschema.ValidationError, out *[]Mismatch) {
 	for _, c := range e.Causes {
 		leaves(c, out)
 	}
+}
+
+// wrongType reports whether e says only that the value is not of the
+// type the schema wants.
+func wrongType(e *jsonschema.ValidationError) bool { return typeLeaf(e) != nil }
+
+// typeLeaf returns the type mismatch that e comes down to, through
+// references; nil when e says more than that.
+func typeLeaf(e *jsonschema.ValidationError) *kind.Type {
+	for len(e.Causes) == 1 {
+		e = e.Causes[0]
+	}
+	if t, ok := e.ErrorKind.(*kind.Type); ok && len(e.Causes) == 0 {
+		return t
+	}
+	return nil
 }
 
 // depth is the length of the longest pointer among ms, in tokens.
@@ -173,8 +208,8 @@ func mergeTypes(e *jsonschema.ValidationError, ms []Mismatch) []Mismatch {
 	var got string
 	var want []string
 	for _, c := range e.Causes {
-		t, ok := c.ErrorKind.(*kind.Type)
-		if !ok || len(c.Causes) > 0 || (got != "" && t.Got != got) {
+		t := typeLeaf(c)
+		if t == nil || (got != "" && t.Got != got) {
 			return ms
 		}
 		got = t.Got

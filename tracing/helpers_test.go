@@ -120,6 +120,12 @@ func cleanAMQP(t *testing.T, run string) {
 			_ = ch.Close()
 		}
 	}
+	// The owners record queue every Start writes to (transports.RecordStore).
+	if ch, err := conn.Channel(); err == nil {
+		_, _ = ch.QueueDelete(run+"."+run+".records.owners", false, false, false)
+		_, _ = ch.QueueDelete(run+"."+run+".records.schemas", false, false, false)
+		_ = ch.Close()
+	}
 	if ch, err := conn.Channel(); err == nil {
 		_ = ch.ExchangeDelete(run, false, false)
 		_ = ch.Close()

@@ -19,6 +19,9 @@ var (
 	// attempted at all (another consumer is processing it right now): it is
 	// redelivered later and never counts toward dead-lettering.
 	ErrNotAttempted = errors.New("transports: event not attempted; deliver it again later")
+	// ErrNotFound is matched by every driver's error for something that
+	// does not exist: a dead letter ID, a consumer group.
+	ErrNotFound = errors.New("transports: not found")
 	// ErrClosed is returned by a closed transport or subscriber.
 	ErrClosed = errors.New("transports: closed")
 )

@@ -45,7 +45,7 @@ func Register(scheme string, opener Opener) {
 func Schemes() []string { return drivers.Names() }
 
 // Open parses rawURL and opens the transport registered for its scheme.
-// Errors never contain the URL's password.
+// Errors never contain the URL's secrets (see RedactURL).
 func Open(ctx context.Context, rawURL string, opts OpenOptions) (Transport, error) {
 	u, err := ParseURL(rawURL)
 	if err != nil {
@@ -60,7 +60,7 @@ func Open(ctx context.Context, rawURL string, opts OpenOptions) (Transport, erro
 	}
 	t, err := opener(ctx, u, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", Redact(u), err)
+		return nil, fmt.Errorf("open %s: %w", Redact(u), RedactError(err, rawURL))
 	}
 	return t, nil
 }
@@ -84,23 +84,4 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: %s has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, Redact(u))
 	}
 	return u, nil
-}
-
-// Redact returns u as a string fit for errors and logs: a password is
-// replaced by "xxxxx", and so is a user name given without a password
-// (some URLs carry a token there).
-func Redact(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	if u.User == nil {
-		return u.String()
-	}
-	c := *u
-	if _, has := u.User.Password(); has {
-		c.User = url.UserPassword(u.User.Username(), "xxxxx")
-	} else {
-		c.User = url.User("xxxxx")
-	}
-	return c.String()
 }

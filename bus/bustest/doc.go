@@ -2,11 +2,17 @@
 // same consumer-group semantics as Redis Streams, no setup, no sleeps.
 //
 //	b := bustest.New(t, bus.Config{Service: "price-monitor"})
-//	bus.Listen(b.Bus, prices, "update-db", handler)
+//	if err := bus.Listen(b.Bus, prices, "update-db", handler); err != nil {
+//		t.Fatal(err)
+//	}
 //	b.Start(t)
-//	bus.Fire(ctx, b.Bus, prices, PriceChanged{...})
-//	b.WaitIdle(t)            // every fired event acked or dead-lettered
-//	b.AssertHandled(t, "price-monitor-update-db", 1)
+//	if _, err := bus.Fire(ctx, b.Bus, prices, PriceChanged{...}); err != nil {
+//		t.Fatal(err)
+//	}
+//	b.MustWaitIdle(t) // every fired event acked or dead-lettered
+//	bustest.AssertFired(t, b, prices, 1)
+//	b.AssertSucceeded(t, b.Group("update-db"), 1)
 //
+// Example (in example_test.go) is this test, compiled and run.
 // New registers cleanup with t, so the bus is closed when the test ends.
 package bustest

@@ -44,3 +44,25 @@ func Example() {
 	// [ada@example.com]
 	// 1 1
 }
+
+// The assertions take the event value and the listener name, so a renamed
+// event or service needs no change in the test.
+func ExampleAssertFired() {
+	t := &testing.T{}
+	b := bustest.New(t, bus.Config{Service: "mailer"})
+	if err := bus.Listen(b.Bus, SignedUp, "send-welcome", func(context.Context, bus.Delivery[Signup]) error { return nil }); err != nil {
+		fmt.Println(err)
+		return
+	}
+	b.Start(t)
+	if _, err := bus.Fire(context.Background(), b.Bus, SignedUp, Signup{Email: "ada@example.com"}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	b.MustWaitIdle(t)
+
+	bustest.AssertFired(t, b, SignedUp, 1)
+	b.AssertSucceeded(t, b.Group("send-welcome"), 1)
+	fmt.Println(b.Group("send-welcome"), bustest.FiredPayloads(t, b, SignedUp), t.Failed())
+	// Output: mailer-send-welcome [{ada@example.com}] false
+}

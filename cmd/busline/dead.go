@@ -96,6 +96,11 @@ func (a *app) deadListCommand() *cobra.Command {
 			if err != nil {
 				return failed(fmt.Errorf("list dead letters of %s on %s: %w", group, url, err))
 			}
+			if len(list) == 0 {
+				if err := groupExists(cmd.Context(), ds, group); err != nil {
+					return failed(err)
+				}
+			}
 			if a.json {
 				docs := make([]deadDoc, 0, len(list))
 				for _, d := range list {

@@ -10,6 +10,7 @@
 //	busline fire EVENT --data JSON           fire an event, print its ID (--data validated against the published schemas)
 //	busline schema list|show EVENT|export|check FILE   event schemas; check exits 1 on a breaking change
 //	busline bench --events N --size BYTES --concurrency K
+//	busline dashboard [--listen 127.0.0.1:8089] [--token T] [--read-only]   web page and /metrics
 //
 // Global flags: --transport URL (default: $BUSLINE_TRANSPORT, then the
 // transport of the configuration file), --config FILE (default:

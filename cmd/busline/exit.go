@@ -72,6 +72,8 @@ func failed(err error) error {
 		return withCode(exitInterrupted, err)
 	case errors.Is(err, transports.ErrUnsupported):
 		return withCode(exitUnsupported, err)
+	case errors.Is(err, transports.ErrNotFound):
+		return withCode(exitNotFound, err)
 	case errors.Is(err, transports.ErrInvalidURL), errors.Is(err, transports.ErrUnknownScheme),
 		errors.Is(err, bench.ErrInvalidConfig), errors.Is(err, bus.ErrInvalidEvent),
 		errors.Is(err, bus.ErrPayloadTooLarge):

@@ -146,7 +146,8 @@ func cleanAMQP(run string) {
 		return
 	}
 	defer conn.Close()
-	var queues []string
+	// The record queues every Start writes to: group owners, schemas.
+	queues := []string{run + "." + run + ".records.owners", run + "." + run + ".records.schemas"}
 	for _, g := range testGroups {
 		q := run + "." + g
 		queues = append(queues, q, q+".dead")

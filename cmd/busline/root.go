@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"strings"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -45,6 +45,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	quietOnce.Do(func() { redis.SetLogger(quietRedis{}) })
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
+	a.addCompletions(root) // after every command is registered
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -81,7 +82,9 @@ Exit codes: 0 success, 1 failure, 2 usage, 3 not found, 4 unsupported by the
 transport, 5 broker unreachable, 130 interrupted.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("busline {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef("%v", err) })
 	f := root.PersistentFlags()
 	f.StringVar(&a.transport, "transport", "", "broker URL: memory://NAME, redis://HOST:PORT/DB, amqp://USER:PASS@HOST:PORT/ (default $BUSLINE_TRANSPORT, then the config file)")
@@ -89,6 +92,7 @@ transport, 5 broker unreachable, 130 interrupted.`,
 	f.BoolVar(&a.json, "json", false, "print one JSON document for scripts instead of tables")
 	root.AddCommand(a.schemaCommand())
 	root.AddCommand(a.inspectCommand(), a.tailCommand(), a.deadCommand(), a.fireCommand(), a.benchCommand())
+	root.AddCommand(a.dashboardCommand())
 	return root
 }
 
@@ -144,17 +148,20 @@ func (a *app) openURL(ctx context.Context, raw string) (transports.Transport, st
 	if err != nil {
 		return nil, "", unavailable(err)
 	}
-	return t, redact(u), nil
+	return t, transports.Redact(u), nil
 }
 
-// redact renders u without its password, keeping the "//" of a URL
-// without a host ("memory://" rather than "memory:").
-func redact(u *url.URL) string {
-	s := u.Redacted()
-	if u.Host == "" && u.Opaque == "" && !strings.HasPrefix(s, u.Scheme+"://") {
-		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
+// discardLogger drops every record (shell completion must print nothing).
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// version is the module version of the binary ("v1.2.3", "(devel)" for a
+// build from a checkout), with the Go version.
+func version() string {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
 	}
-	return s
+	return v + " (" + runtime.Version() + ")"
 }
 
 // logger writes warnings and errors of the transports to stderr.

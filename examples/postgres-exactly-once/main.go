@@ -39,6 +39,7 @@ import (
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/idempotency/pgstore"
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/memory"
 )
 
@@ -76,7 +77,7 @@ func run(keep bool) error {
 	}
 	db, err := connect(ctx, dbURL)
 	if err != nil {
-		fmt.Printf("PostgreSQL unreachable at %s (%v).\nStart one on 127.0.0.1:5432 with a database `test`, or set BUSLINE_POSTGRES_URL. Skipping the example.\n", redacted(dbURL), err)
+		fmt.Printf("PostgreSQL unreachable at %s (%v).\nStart one on 127.0.0.1:5432 with a database `test`, or set BUSLINE_POSTGRES_URL. Skipping the example.\n", transports.RedactURL(dbURL), transports.RedactError(err, dbURL))
 		return nil
 	}
 	defer db.Close()
@@ -229,12 +230,4 @@ func withQuery(raw, q string) string {
 	}
 	u.RawQuery += q
 	return u.String()
-}
-
-func redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

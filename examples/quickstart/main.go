@@ -20,7 +20,8 @@ import (
 	"time"
 
 	"github.com/busline/busline/bus"
-	_ "github.com/busline/busline/transports/all"
+	"github.com/busline/busline/transports"
+	_ "github.com/busline/busline/transports/all" // every transport and store URL scheme
 )
 
 // PriceChanged is the payload of competitor_prices.changed.
@@ -49,6 +50,13 @@ func run() error {
 	}
 	if cfg.Service == "" {
 		cfg.Service = "price-monitor"
+	}
+	if cfg.Process == "" {
+		// A stable process name: after a restart this process takes back
+		// the events it held unacknowledged at once, instead of leaving
+		// them for AckTimeout (60 s) to another process. The default is a
+		// random name; one process per host can use "{hostname}".
+		cfg.Process = "{hostname}"
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b, err := bus.New(cfg)
@@ -124,9 +132,11 @@ func run() error {
 	}
 }
 
+// transportName is the transport URL as it may be printed: passwords and
+// secret query parameters masked.
 func transportName(url string) string {
 	if url == "" {
 		return "memory://"
 	}
-	return url
+	return transports.RedactURL(url)
 }

@@ -32,7 +32,7 @@ func TestAlertSentOnceWhenUndercut(t *testing.T) {
 	b.MustWaitIdle(t)
 
 	b.AssertFired(t, PricesChanged.Name(), 2)
-	b.AssertHandled(t, "price-monitor-send-price-alerts", 2)
+	b.AssertSucceeded(t, b.Group("send-price-alerts"), 2)
 	if len(notifier.Sent) != 1 || !strings.Contains(notifier.Sent[0], "coffee-corp") {
 		t.Errorf("alerts sent = %q, want one about coffee-corp", notifier.Sent)
 	}

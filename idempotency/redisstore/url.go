@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strconv"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/idempotency"
+	"github.com/busline/busline/internal/redisurl"
+	"github.com/busline/busline/transports"
 )
 
 func init() {
@@ -18,51 +17,31 @@ func init() {
 }
 
 // Open opens a store from a redis:// or rediss:// URL, the way
-// idempotency.Open does for those schemes:
+// idempotency.Open does for those schemes. It accepts the URLs the Redis
+// transport accepts (one parser, internal/redisurl):
 //
 //	redis://[:password@]host:port[/db][?prefix=busline:dedup:]
-//	rediss://...                      TLS
-//	redis://host:port?cluster=true&addr=host2:port   Redis Cluster
+//	rediss://...                                      TLS
+//	redis://host:port?cluster=true&addr=host2:port    Redis Cluster
+//	redis://sentinel:26379?master_name=m&addr=s2:26379&sentinel_password=...   Sentinel
 //
-// prefix is the key prefix (default DefaultPrefix); cluster=true (or extra
-// addr= parameters) opens a Cluster client; every other query parameter is
-// a go-redis option (pool_size, dial_timeout, ...). Open pings the server.
-// The store owns the client and closes it on Close.
+// prefix is the key prefix (default DefaultPrefix); every other query
+// parameter is a go-redis option (pool_size, dial_timeout, ...). Open
+// pings the server. The store owns the client and closes it on Close.
 func Open(ctx context.Context, u *url.URL, _ *slog.Logger) (idempotency.Store, error) {
 	q := u.Query()
 	opts := Options{Prefix: q.Get("prefix")}
 	if _, ok := q["prefix"]; ok && opts.Prefix == "" {
-		return nil, fmt.Errorf("redisstore: prefix= must not be empty")
-	}
-	cluster := false
-	if v, ok := q["cluster"]; ok {
-		b, err := strconv.ParseBool(v[len(v)-1])
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: cluster=%q: %w", v[len(v)-1], err)
-		}
-		cluster = b
+		return nil, fmt.Errorf("%w: redisstore: prefix= must not be empty", transports.ErrInvalidURL)
 	}
 	q.Del("prefix")
-	q.Del("cluster")
-	if len(q["addr"]) > 0 {
-		cluster = true
-	}
 	rest := *u
 	rest.RawQuery = q.Encode()
-	var client redis.UniversalClient
-	if cluster {
-		o, err := redis.ParseClusterURL(rest.String())
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: %w", err)
-		}
-		client = redis.NewClusterClient(o)
-	} else {
-		o, err := redis.ParseURL(rest.String())
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: %w", err)
-		}
-		client = redis.NewClient(o)
+	rc, err := redisurl.Parse(&rest)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
 	}
+	client := rc.NewClient()
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("redisstore: ping: %w", err)

@@ -12,6 +12,7 @@ import (
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/amqp"
 )
 
@@ -53,7 +54,8 @@ func (a *amqpBroker) buslineURL() string {
 // queue, its delay queues and the exchange.
 func (a *amqpBroker) cleanBusline(ctx context.Context) error {
 	group := a.prefix() + "bench-sink"
-	queues := []string{group, group + ".dead"}
+	// The record queues hold the owner of the group and the schemas (bus Start writes them).
+	queues := []string{group, group + ".dead", a.prefix() + a.run + ".records.owners", a.prefix() + a.run + ".records.schemas"}
 	for _, step := range a.ladder {
 		queues = append(queues, group+".retry."+stepName(step))
 	}
@@ -79,7 +81,7 @@ func (a *amqpBroker) clean(ctx context.Context, queues []string, exchange string
 	props.SetClientConnectionName("busline bench cleanup")
 	conn, err := amqp091.DialConfig(a.dialURL, amqp091.Config{Properties: props})
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", a.u.Redacted(), err)
+		return fmt.Errorf("connect to %s: %w", transports.Redact(a.u), err)
 	}
 	defer conn.Close()
 	var errs []error

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{
-		Transport: u.Scheme, URL: redact(u),
+		Transport: u.Scheme, URL: transports.Redact(u),
 		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 	}
 	res.Transport = b.scheme()
@@ -363,14 +362,4 @@ func measure(ctx context.Context, cfg Config, name string, rec *recorder, fire f
 		EndToEndPerSecond: float64(n) / took.Seconds(),
 		P50:               p50, P99: p99,
 	}, nil
-}
-
-// redact renders u without its password, keeping the "//" of a URL
-// without a host ("memory://" rather than "memory:").
-func redact(u *url.URL) string {
-	s := u.Redacted()
-	if u.Host == "" && u.Opaque == "" && !strings.HasPrefix(s, u.Scheme+"://") {
-		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
-	}
-	return s
 }

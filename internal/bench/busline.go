@@ -32,8 +32,10 @@ func runBusline(ctx context.Context, cfg Config, b broker) (side Side, err error
 		Service:   "bench",
 		Process:   "bench",
 		Transport: b.buslineURL(),
-		Logger:    slog.New(slog.DiscardHandler),
-		Listener:  bus.ListenerOptions{Concurrency: cfg.Concurrency},
+		// The chain the bars name: dedup in memory, as Watermill's side has none.
+		Idempotency: "memory://",
+		Logger:      slog.New(slog.DiscardHandler),
+		Listener:    bus.ListenerOptions{Concurrency: cfg.Concurrency},
 	})
 	if err != nil {
 		return Side{}, fmt.Errorf("bench: %w", err)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/busline/busline/transports"
 )
 
 // Required reports whether a missing broker fails tests instead of skipping them.
@@ -79,14 +81,8 @@ func PostgresURL() string {
 	return env("BUSLINE_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 }
 
-// Redact hides a URL's password for messages.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+// Redact hides a URL's secrets for messages (transports.RedactURL).
+func Redact(raw string) string { return transports.RedactURL(raw) }
 
 // Postgres returns a pool on the test database, closed when t ends, or
 // calls Unavailable.

@@ -151,7 +151,8 @@ func withAmp(q string) string {
 
 func deleteAMQP(t testing.TB, exchange string, groups []string) {
 	prefix := exchange + "."
-	var queues []string
+	// The record queues every Start writes to: group owners, schemas.
+	queues := []string{prefix + exchange + ".records.owners", prefix + exchange + ".records.schemas"}
 	for _, g := range groups {
 		queues = append(queues, prefix+g, prefix+g+".dead")
 		for _, step := range amqp.DefaultRetryLadder {

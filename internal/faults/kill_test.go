@@ -98,6 +98,10 @@ func killSameName(t *testing.T, tg *target, o killOptions) killReport {
 	spec.Concurrency = concurrency
 	spec.Work = 2 * time.Millisecond
 	var effects string
+	// Without a store option, the per-process memory store (a redis://
+	// transport would otherwise dedup in the same Redis by default, which
+	// is the redisStore case).
+	spec.Idempotency = "memory://"
 	if o.postgres {
 		p := needPostgres(t)
 		effects = pgTable(t, p, "effects", "event_id text NOT NULL, process text NOT NULL")

@@ -11,7 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +42,7 @@ type outboxSpec struct {
 // A firer commits transactions that each insert an order and fire ticked
 // for it through the outbox; every fifth transaction is rolled back after
 // both writes. It fires until killed. A relay runs Outbox.Run and prints
-// "active" when its relay holds the lock.
+// "active" when its relay takes the lock and "standby" when it loses it.
 func runOutboxChild(raw string) int {
 	var s outboxSpec
 	if err := json.Unmarshal([]byte(raw), &s); err != nil {
@@ -78,10 +78,18 @@ func runOutboxChild(raw string) int {
 	defer ob.Close()
 	if s.Role == "relay" {
 		go func() {
-			for ctx.Err() == nil && !ob.Active() {
+			was := false
+			for ctx.Err() == nil {
+				if a := ob.Active(); a != was {
+					was = a
+					if a {
+						fmt.Println("active")
+					} else {
+						fmt.Println("standby")
+					}
+				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			fmt.Println("active")
 		}()
 		_ = ob.Run(ctx)
 		return 0
@@ -126,7 +134,7 @@ func fireOrder(ctx context.Context, pool *pgxpool.Pool, ob *outbox.Outbox, order
 // outboxProc is a running outbox process.
 type outboxProc struct {
 	cmd    *exec.Cmd
-	active chan struct{} // closed when it printed "active"
+	active atomic.Bool // it last printed "active", not "standby"
 	exited chan struct{}
 }
 
@@ -144,16 +152,18 @@ func startOutboxProc(t testing.TB, s outboxSpec) *outboxProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &outboxProc{cmd: cmd, active: make(chan struct{}), exited: make(chan struct{})}
+	p := &outboxProc{cmd: cmd, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
-		var once sync.Once
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if strings.TrimSpace(sc.Text()) == "active" {
-				once.Do(func() { close(p.active) })
+			switch strings.TrimSpace(sc.Text()) {
+			case "active":
+				p.active.Store(true)
+			case "standby":
+				p.active.Store(false)
 			}
 		}
 		_ = cmd.Wait()
@@ -174,12 +184,5 @@ func (p *outboxProc) kill() {
 	<-p.exited
 }
 
-// isActive reports whether the process said its relay is active.
-func (p *outboxProc) isActive() bool {
-	select {
-	case <-p.active:
-		return true
-	default:
-		return false
-	}
-}
+// isActive reports whether the process last said its relay is active.
+func (p *outboxProc) isActive() bool { return p.active.Load() }

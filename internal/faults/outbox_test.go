@@ -134,11 +134,20 @@ CREATE TABLE effects (event_id text NOT NULL, process text NOT NULL)`); err != n
 		t.Fatal(err)
 	}
 	phase("Redis restarted")
-	// Kill the active relay while it drains the backlog.
+	// Kill the active relay while it drains the backlog. Either may hold
+	// the lock since PostgreSQL restarted.
 	waitFor(t, 30*time.Second, "the relay to drain the backlog", func() bool { return count(published) > before })
-	r1.kill()
+	var active, standby *outboxProc
+	waitFor(t, 10*time.Second, "one active relay and one on standby", func() bool {
+		active, standby = r1, r2
+		if r2.isActive() {
+			active, standby = r2, r1
+		}
+		return active.isActive() && !standby.isActive()
+	})
+	active.kill()
 	killed := time.Now()
-	waitFor(t, 10*time.Second, "the standby relay to take over", r2.isActive)
+	waitFor(t, 10*time.Second, "the standby relay to take over", standby.isActive)
 	takeover := time.Since(killed)
 	phase(fmt.Sprintf("active relay killed (SIGKILL) draining the backlog, %d events still unpublished; the standby took over within %s",
 		count(unpublished), takeover.Round(time.Millisecond)))

@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -16,7 +15,7 @@ import (
 
 // ErrDeadLetterNotFound is returned by ReplayDeadLetter for an ID that is
 // not in the group's dead-letter queue.
-var ErrDeadLetterNotFound = errors.New("amqp: dead letter not found")
+var ErrDeadLetterNotFound = fmt.Errorf("amqp: dead letter %w", transports.ErrNotFound)
 
 // DeadLetter publishes msg into the dead-letter queue of group
 // ("{group}.dead") with the reason, attempts, time, group and topic in

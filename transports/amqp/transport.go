@@ -67,7 +67,7 @@ func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transp
 		opts.Logger = slog.Default()
 	}
 	t := &Transport{
-		o: o, tp: topology{o: o}, dialURL: dialURL, redacted: u.Redacted(), service: opts.Service,
+		o: o, tp: topology{o: o}, dialURL: dialURL, redacted: transports.Redact(u), service: opts.Service,
 		log: opts.Logger.With(slog.String("transport", "amqp")),
 	}
 	if err := ctx.Err(); err != nil {

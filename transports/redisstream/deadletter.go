@@ -2,7 +2,6 @@ package redisstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -24,7 +23,7 @@ const (
 
 // ErrDeadLetterNotFound is returned by ReplayDeadLetter for an ID that is
 // not in the group's dead-letter stream.
-var ErrDeadLetterNotFound = errors.New("redisstream: dead letter not found")
+var ErrDeadLetterNotFound = fmt.Errorf("redisstream: dead letter %w", transports.ErrNotFound)
 
 // metaType is the CloudEvents type (event name) of a Busline envelope.
 const metaType = "ce-type"

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/internal/redisurl"
 	"github.com/busline/busline/transports"
 )
 
@@ -115,9 +116,9 @@ func (o Options) maxLen(event string) int64 {
 type clientKind int
 
 const (
-	standalone clientKind = iota
-	cluster
-	failover
+	standalone = clientKind(redisurl.Standalone)
+	cluster    = clientKind(redisurl.Cluster)
+	failover   = clientKind(redisurl.Failover)
 )
 
 // config is a parsed URL: the Busline options and the go-redis options of
@@ -217,39 +218,16 @@ func parseURL(u *url.URL) (config, error) {
 		}
 		c.opts.NoScheduleMover = b
 	}
-	isCluster := false
-	if v, ok := take("cluster"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return config{}, bad("cluster", v, err)
-		}
-		isCluster = b
-	}
-	_, isFailover := q["master_name"]
-	if !isFailover && len(q["addr"]) > 0 {
-		isCluster = true
-	}
 	c.opts = c.opts.withDefaults()
 
 	rest := *u
 	rest.RawQuery = q.Encode()
-	raw := rest.String()
-	var err error
-	switch {
-	case isFailover:
-		c.kind = failover
-		c.failO, err = redis.ParseFailoverURL(raw)
-	case isCluster:
-		c.kind = cluster
-		c.clusterO, err = redis.ParseClusterURL(raw)
-	default:
-		c.kind = standalone
-		c.single, err = redis.ParseURL(raw)
-	}
+	rc, err := redisurl.Parse(&rest)
 	if err != nil {
-		// go-redis errors name the option, never the password.
-		return config{}, fmt.Errorf("%w: %w", transports.ErrInvalidURL, err)
+		return config{}, err
 	}
+	c.kind = clientKind(rc.Kind)
+	c.single, c.clusterO, c.failO = rc.Single, rc.Cluster, rc.Failover
 	if c.opts.Block == 0 {
 		c.opts.Block = DefaultBlock
 		if c.kind == cluster {
@@ -261,14 +239,7 @@ func parseURL(u *url.URL) (config, error) {
 
 // newClient opens the shared client of a transport.
 func (c config) newClient() redis.UniversalClient {
-	switch c.kind {
-	case cluster:
-		return redis.NewClusterClient(c.clusterO)
-	case failover:
-		return redis.NewFailoverClient(c.failO)
-	default:
-		return redis.NewClient(c.single)
-	}
+	return redisurl.Config{Kind: redisurl.Kind(c.kind), Single: c.single, Cluster: c.clusterO, Failover: c.failO}.NewClient()
 }
 
 // readerFactory returns a function that opens a client of one connection,

@@ -82,7 +82,9 @@ func newTransport(ctx context.Context, client redis.UniversalClient, opts Option
 	if logger == nil {
 		logger = slog.Default()
 	}
+	addRedisLogTarget(logger) // go-redis's own log lines go to this logger (redislog.go)
 	if err := checkVersion(ctx, client); err != nil {
+		removeRedisLogTarget(logger)
 		return nil, err
 	}
 	t := &Transport{
@@ -145,6 +147,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	errs := []error{err}
+	defer removeRedisLogTarget(t.log)
 	t.mover.stop()
 	t.pub.close()
 	if t.ownClient {

@@ -20,6 +20,8 @@ func Run(t *testing.T, h Harness) {
 		t.Fatal("transporttest: Harness.URL is required")
 	}
 	s := &suite{h: h}
+	t.Run("GroupOwner", s.groupOwner) // §3.14
+	t.Run("Names", s.names)
 	t.Run("FanOutAcrossGroups", s.fanOut)
 	t.Run("WorkSharingWithinGroup", s.workSharing)
 	t.Run("AtLeastOnce", s.atLeastOnce)

@@ -1,0 +1,117 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/busline/busline/transports"
+)
+
+var (
+	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type .*$`)
+	yamlBadValue     = regexp.MustCompile("^line (\\d+): cannot unmarshal !!\\w+ `(.*)` into (\\S+)$")
+)
+
+// yamlError rewrites a YAML decoding error of the configuration file at
+// path in the terms of the file: the key that is unknown (with the known
+// key it most resembles) or the value that does not fit, and the line —
+// never the Go types the file is decoded into.
+func yamlError(path string, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, path, err)
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		if m := yamlUnknownField.FindStringSubmatch(e); m != nil {
+			msg := fmt.Sprintf("line %s: unknown key %q", m[1], m[2])
+			if s := closestKey(m[2]); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			msgs = append(msgs, msg)
+			continue
+		}
+		if m := yamlBadValue.FindStringSubmatch(e); m != nil {
+			v := m[2]
+			if strings.Contains(v, "://") || strings.Contains(v, "@") {
+				v = transports.RedactURL(v) // a URL in the wrong place may carry a password
+			}
+			msgs = append(msgs, fmt.Sprintf("line %s: %q is not %s", m[1], v, yamlTypeWords(m[3])))
+			continue
+		}
+		msgs = append(msgs, e)
+	}
+	return fmt.Errorf("%w: %s: %s (docs/configuration.md lists the keys)", ErrInvalidConfig, path, strings.Join(msgs, "; "))
+}
+
+func yamlTypeWords(goType string) string {
+	switch goType {
+	case "time.Duration":
+		return "a duration such as 30s or 2m"
+	case "int", "int64":
+		return "a whole number"
+	case "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	}
+	return "a value of the right kind"
+}
+
+// configKeys are every key of the configuration file, for suggestions.
+var configKeys = func() []string {
+	var keys []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name != "" {
+				keys = append(keys, name)
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type)
+			}
+		}
+	}
+	walk(reflect.TypeFor[fileConfig]())
+	return keys
+}()
+
+// closestKey returns the known key within two edits of k, if any.
+func closestKey(k string) string {
+	best, bestD := "", 3
+	for _, c := range configKeys {
+		if d := editDistance(k, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,182 @@
+package transports
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Mask replaces every secret that RedactURL and Redact hide.
+const Mask = "xxxxx"
+
+// RedactURL returns rawURL fit for errors, logs, tables and JSON: the
+// password of the userinfo (or a user name given alone, which some URLs use
+// for a token) and the value of every secret-bearing query parameter (see
+// IsSecretParam) become "xxxxx". A URL that does not parse is never echoed:
+// only its scheme survives, when it has one ("redis://xxxxx").
+//
+// It is the one redaction function of Busline: drivers, stores, the busline
+// command, examples and benchmarks print URLs through it (or Redact).
+func RedactURL(rawURL string) string {
+	if strings.TrimSpace(rawURL) == "" {
+		return ""
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return redactUnparsable(rawURL)
+	}
+	return Redact(u)
+}
+
+var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)
+
+// redactUnparsable keeps only the scheme of a URL that does not parse: any
+// other part may hold a secret that cannot be told from the rest.
+func redactUnparsable(raw string) string {
+	if s := schemeRE.FindString(raw); s != "" {
+		return strings.ToLower(s) + "//" + Mask
+	}
+	return Mask
+}
+
+// Redact returns u as a string fit for errors and logs, as RedactURL does.
+// A URL without a host keeps its "//" ("memory://", not "memory:").
+func Redact(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	if u.Opaque != "" {
+		// "redis:user:pass@host" parses as opaque: nothing in it can be
+		// told apart safely.
+		return u.Scheme + ":" + Mask
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			c.User = url.UserPassword(u.User.Username(), Mask)
+		} else {
+			c.User = url.User(Mask)
+		}
+	}
+	c.RawQuery = redactQuery(u.RawQuery)
+	c.ForceQuery = false
+	if c.Fragment != "" {
+		c.Fragment, c.RawFragment = Mask, ""
+	}
+	s := c.String()
+	if u.Scheme != "" && u.Host == "" && !strings.HasPrefix(s, u.Scheme+"://") {
+		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
+	}
+	return s
+}
+
+// redactQuery masks the values of secret parameters, keeping the order and
+// the encoding of every other parameter as written.
+func redactQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		k, _, hasValue := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			// An undecodable name may hide a secret one: mask its value.
+			name = "password"
+		}
+		if hasValue && IsSecretParam(name) {
+			parts[i] = k + "=" + Mask
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// IsSecretParam reports whether a URL query parameter carries a secret and
+// must be masked: password, sentinel_password, sslpassword, passwd, pwd,
+// token, secret, key, access_key, api_key, auth, credentials, signature, sslcert/sslkey and
+// their kind, in any case, with "_" or "-" or neither between the words.
+func IsSecretParam(name string) bool {
+	n := strings.ToLower(name)
+	n = strings.NewReplacer("_", "", "-", "", ".", "").Replace(n)
+	for _, s := range []string{"pass", "pwd", "secret", "token", "auth", "credential", "signature", "cert"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return n == "key" || strings.HasSuffix(n, "key") || n == "sslkey"
+}
+
+// RedactError returns err with every secret of the given URLs (passwords,
+// user names, secret query values) replaced by "xxxxx" in its message, for
+// errors from client libraries that may repeat part of a URL. errors.Is and
+// errors.As see the original chain. It returns nil for nil.
+func RedactError(err error, rawURLs ...string) error {
+	if err == nil {
+		return nil
+	}
+	var secrets []string
+	for _, raw := range rawURLs {
+		secrets = append(secrets, URLSecrets(raw)...)
+	}
+	msg := err.Error()
+	out := msg
+	for _, s := range secrets {
+		out = strings.ReplaceAll(out, s, Mask)
+	}
+	if out == msg {
+		return err
+	}
+	return &redactedError{msg: out, err: err}
+}
+
+// URLSecrets returns the secrets RedactURL hides in rawURL, in raw and
+// decoded form: the userinfo password (or lone user name) and the values
+// of secret query parameters. An unparsable URL yields the whole string.
+func URLSecrets(rawURL string) []string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		if rawURL == "" {
+			return nil
+		}
+		return []string{rawURL}
+	}
+	var out []string
+	add := func(raw string) {
+		if len(raw) < 3 { // masking "1" everywhere would garble messages
+			return
+		}
+		out = append(out, raw)
+		if dec, err := url.QueryUnescape(raw); err == nil && dec != raw {
+			out = append(out, dec)
+		}
+		if esc := url.QueryEscape(raw); esc != raw {
+			out = append(out, esc)
+		}
+	}
+	if u.Opaque != "" {
+		add(u.Opaque)
+	}
+	if u.User != nil {
+		if p, has := u.User.Password(); has {
+			add(p)
+		} else {
+			add(u.User.Username())
+		}
+	}
+	for _, p := range strings.Split(u.RawQuery, "&") {
+		k, v, ok := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(k)
+		if ok && (err != nil || IsSecretParam(name)) {
+			add(v)
+		}
+	}
+	return out
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

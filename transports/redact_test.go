@@ -1,0 +1,74 @@
+package transports_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/busline/busline/transports"
+)
+
+func TestRedactURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"memory://", "memory://"},
+		{"memory://shop", "memory://shop"},
+		{"redis://127.0.0.1:6379/0?prefix=a:", "redis://127.0.0.1:6379/0?prefix=a:"},
+		{"redis://:S3CRET@h:6379/0", "redis://:xxxxx@h:6379/0"},
+		{"amqp://guest:S3CRET@h:5672/", "amqp://guest:xxxxx@h:5672/"},
+		{"amqp://T0KEN@h/", "amqp://xxxxx@h/"},
+		{"redis://h/0?master_name=m&password=S3CRET&addr=h2", "redis://h/0?master_name=m&password=xxxxx&addr=h2"},
+		{"redis://h/0?Sentinel_Password=S3CRET", "redis://h/0?Sentinel_Password=xxxxx"},
+		{"postgres://u@h/db?sslpassword=S3CRET&sslmode=require", "postgres://xxxxx@h/db?sslpassword=xxxxx&sslmode=require"},
+		{"x://h/?token=S3CRET&secret=S3CRET&key=S3CRET&access_key=S3CRET&API-KEY=S3CRET&maxlen=5",
+			"x://h/?token=xxxxx&secret=xxxxx&key=xxxxx&access_key=xxxxx&API-KEY=xxxxx&maxlen=5"},
+		{"redis://h/0?pass%77ord=S3CRET", "redis://h/0?pass%77ord=xxxxx"},
+		{"redis://h/0?%zz=S3CRET", "redis://h/0?%zz=xxxxx"},
+		{"redis://u:S3CRET@h:bad port/0", "redis://xxxxx"},
+		{"redis://u:S3 CRET@h/0", "redis://xxxxx"},
+		{"redis:u:S3CRET@h", "redis:xxxxx"},
+		{"::S3CRET", "xxxxx"},
+		{"redis://h/0#S3CRET", "redis://h/0#xxxxx"},
+	} {
+		got := transports.RedactURL(c.in)
+		if got != c.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if strings.Contains(got, "S3CRET") || strings.Contains(got, "T0KEN") {
+			t.Errorf("RedactURL(%q) = %q leaks the secret", c.in, got)
+		}
+	}
+}
+
+func TestIsSecretParam(t *testing.T) {
+	for _, k := range []string{"password", "PASSWORD", "sentinel_password", "sslpassword", "passwd", "pwd", "token",
+		"access_token", "secret", "client-secret", "key", "access_key", "api_key", "apikey", "sslkey", "auth"} {
+		if !transports.IsSecretParam(k) {
+			t.Errorf("%s is not secret", k)
+		}
+	}
+	for _, k := range []string{"prefix", "maxlen", "master_name", "addr", "cluster", "exchange", "queue_prefix", "sslmode", "db", "pool_size"} {
+		if transports.IsSecretParam(k) {
+			t.Errorf("%s is secret", k)
+		}
+	}
+}
+
+func TestRedactError(t *testing.T) {
+	base := errors.New("boom")
+	err := fmt.Errorf("dial redis://:S3CRET@h (password S3CRET, token T0KEN%%2F): %w", base)
+	got := transports.RedactError(err, "redis://:S3CRET@h/0?token=T0KEN%2F")
+	if strings.Contains(got.Error(), "S3CRET") || strings.Contains(got.Error(), "T0KEN") {
+		t.Fatalf("leaks: %v", got)
+	}
+	if !errors.Is(got, base) {
+		t.Fatal("chain lost")
+	}
+	if transports.RedactError(nil, "x://") != nil {
+		t.Fatal("nil")
+	}
+	if transports.RedactError(base, "redis://h") != base {
+		t.Fatal("an error without secrets is returned as is")
+	}
+}
