@@ -98,3 +98,14 @@ func TestDriverConformance(t *testing.T) {
 		Retention: true,
 	})
 }
+
+// TestScheduleConformance runs the scheduling section: NATS does not
+// implement transports.Scheduler yet, so the suite checks that a delayed
+// Fire is refused with transports.ErrUnsupported.
+func TestScheduleConformance(t *testing.T) {
+	needNATS(t)
+	transporttest.RunSchedule(t, transporttest.Harness{
+		Name: "nats",
+		URL:  func(t testing.TB) string { return testURL(t, "", "") },
+	}, transporttest.ScheduleCaps{})
+}

@@ -18,7 +18,7 @@ import (
 
 // ErrDeadLetterNotFound is returned by ReplayDeadLetter for an ID that is
 // not in the group's dead letters.
-var ErrDeadLetterNotFound = errors.New("nats: dead letter not found")
+var ErrDeadLetterNotFound = fmt.Errorf("nats: dead letter %w", transports.ErrNotFound)
 
 // DeadLetter publishes msg on the dead-letter subject of group,
 // "{prefix}._dead.{group}" in the stream "{prefix}_dead", with the

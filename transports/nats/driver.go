@@ -518,7 +518,7 @@ func (s *subscription) flush(ctx context.Context, errs []error) error {
 // deletes the correction.
 
 func (s *subscription) correctionKey(d *delivery) string {
-	return s.t.opts.StreamName(s.topic) + "/" + s.group + "/" + strconv.FormatUint(d.seq, 10)
+	return recordKeyOf(s.t.opts.StreamName(s.topic) + "/" + s.group + "/" + strconv.FormatUint(d.seq, 10))
 }
 
 func (s *subscription) storeCorrection(ctx context.Context, d *delivery, attempts int) error {

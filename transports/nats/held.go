@@ -45,7 +45,7 @@ const heldTimeout = time.Second
 const maxHeldRecord = 4096
 
 func (s *subscription) heldKey() string {
-	return s.t.opts.StreamName(s.topic) + "/" + s.group + "/" + s.consumer
+	return recordKeyOf(s.t.opts.StreamName(s.topic) + "/" + s.group + "/" + s.consumer)
 }
 
 // recordHeld writes the ack subjects of every message the subscription

@@ -113,7 +113,8 @@ func (t *Transport) inspectDead(ctx context.Context, out *transports.Inspection,
 	}
 	prefix := t.opts.DeadSubject("")
 	for subject, n := range counts {
-		group, ok := strings.CutPrefix(subject, prefix)
+		token, ok := strings.CutPrefix(subject, prefix)
+		group := groupOfConsumer(token)
 		if !ok || seen[group] || !wantGroup(group) {
 			continue
 		}

@@ -29,7 +29,7 @@ func checkEvent(event string) error {
 
 // checkGroup reports a consumer group name JetStream cannot carry.
 func checkGroup(group string) error {
-	if !groupRE.MatchString(group) || strings.Contains(group, "..") || strings.HasSuffix(group, ".") {
+	if !groupRE.MatchString(group) {
 		return fmt.Errorf("%w: nats: consumer group %q", transports.ErrInvalidConfig, group)
 	}
 	return nil
@@ -68,9 +68,10 @@ func groupOfConsumer(name string) string { return strings.ReplaceAll(name, "~", 
 func (o Options) DeadStream() string { return o.Prefix + "_dead" }
 
 // DeadSubject returns the subject of group's dead letters in DeadStream:
-// "{prefix}._dead.{group}" (no event name starts with '_', so it never
-// overlaps an event subject).
-func (o Options) DeadSubject(group string) string { return o.Prefix + "._dead." + group }
+// "{prefix}._dead.{group}" with the dots of the group name as '~' (one
+// subject token whatever the group; no event name starts with '_', so it
+// never overlaps an event subject).
+func (o Options) DeadSubject(group string) string { return o.Prefix + "._dead." + ConsumerName(group) }
 
 // RecordBucket returns the key-value bucket of records: "{prefix}_records".
 func (o Options) RecordBucket() string { return o.Prefix + "_records" }

@@ -42,7 +42,7 @@ func TestParseURLOptions(t *testing.T) {
 		t.Fatalf("servers %v, %d connection options (want user info and name)", c.servers, len(c.conn))
 	}
 	if o.StreamName("competitor_prices.changed") != "app_competitor_prices-changed" || o.Subject("a.b") != "app.a.b" ||
-		ConsumerName("svc.x-listener") != "svc~x-listener" || o.DeadSubject("g") != "app._dead.g" {
+		ConsumerName("svc.x-listener") != "svc~x-listener" || o.DeadSubject("g") != "app._dead.g" || o.DeadSubject("a..b.") != "app._dead.a~~b~" {
 		t.Fatal("names")
 	}
 	if e, ok := o.eventOfStream("app_competitor_prices-changed"); !ok || e != "competitor_prices.changed" {

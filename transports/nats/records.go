@@ -2,7 +2,9 @@ package nats
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +18,16 @@ import (
 // (stream KV_{prefix}_records), under the key "{kind}.{base64url(key)}":
 // KV keys cannot hold every character a record key may (':'), so the key
 // is encoded. ClaimRecord is the bucket's atomic Create.
+
+// recordKeyOf returns key when it is a valid record key, else a digest of
+// it (names at their longest can make a composed key too long).
+func recordKeyOf(key string) string {
+	if transports.ValidateRecord("k", key) == nil {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256/" + hex.EncodeToString(sum[:])
+}
 
 // recordKey returns the bucket key of (kind, key).
 func recordKey(kind, key string) string {

@@ -89,7 +89,7 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 	)
 	nc, err := natsgo.Connect(joinServers(cfg.servers), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect: %w", err)
+		return nil, fmt.Errorf("nats: connect: %w", transports.RedactError(err, u.String()))
 	}
 	t, err := New(ctx, nc, cfg.opts, logger)
 	if err != nil {
