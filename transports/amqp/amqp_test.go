@@ -609,3 +609,21 @@ func TestNamesOnTheBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxLenSparesTheSchedule: maxlen caps group queues, not the queue
+// that holds scheduled events once due: while no mover runs they pile up
+// there, and dropping its head would lose them.
+func TestMaxLenSparesTheSchedule(t *testing.T) {
+	raw := testURL(t, "", "maxlen=5")
+	o := optionsOf(t, raw)
+	producer := newTestBus(t, raw, "producer", "p0")
+	startBus(t, producer)
+	for i := range 20 {
+		if _, err := bus.Fire(context.Background(), producer, itemEvent, item{N: i}, bus.WithDelay(2*time.Second)); err != nil {
+			t.Fatalf("Fire #%d: %v", i, err)
+		}
+	}
+	_ = producer.Close() // the only mover: the events expire into the schedule queue and wait there
+	queue := o.QueuePrefix + scheduleGroup
+	eventually(t, 20*time.Second, "the 20 due events in "+queue, func() bool { return queueLen(t, queue) == 20 })
+}

@@ -89,7 +89,7 @@ func (t *Transport) Schedule(ctx context.Context, topic string, due time.Time, m
 		return t.Publish(topic, msg)
 	}
 	// The mover's queue must exist before anything can expire into it.
-	if err := t.admin.ensure(t.tp, t.tp.groupQueue(scheduleGroup), t.tp.groupArgs()); err != nil {
+	if err := t.admin.ensure(t.tp, t.tp.groupQueue(scheduleGroup), t.tp.groupArgs(scheduleGroup)); err != nil {
 		return fmt.Errorf("amqp: schedule %s: %w", msg.UUID, err)
 	}
 	m := msg.Copy()

@@ -62,9 +62,13 @@ func (tp topology) baseArgs() amqp091.Table {
 	return a
 }
 
-func (tp topology) groupArgs() amqp091.Table {
+// groupArgs are the arguments of a group's queue: MaxLen caps it, except
+// the queue of scheduleGroup, which holds scheduled events due but not
+// yet moved (a mover that is down for long): dropping its head would
+// lose them.
+func (tp topology) groupArgs(group string) amqp091.Table {
 	a := tp.baseArgs()
-	if tp.o.MaxLen > 0 {
+	if tp.o.MaxLen > 0 && group != scheduleGroup {
 		a["x-max-length"] = int64(tp.o.MaxLen)
 		a["x-overflow"] = "drop-head"
 	}
@@ -108,7 +112,7 @@ func (tp topology) declareGroup(ch *amqp091.Channel, group, topic string) error 
 		return err
 	}
 	q := tp.groupQueue(group)
-	if err := tp.declareQueue(ch, q, tp.groupArgs()); err != nil {
+	if err := tp.declareQueue(ch, q, tp.groupArgs(group)); err != nil {
 		return err
 	}
 	if err := ch.QueueBind(q, topic, tp.o.Exchange, false, nil); err != nil {

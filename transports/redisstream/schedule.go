@@ -38,6 +38,9 @@ const (
 	scheduleRecheck = 5 * time.Second
 	// scheduleBatch is the most entries one script call moves.
 	scheduleBatch = 256
+	// scheduleRetry is how long an entry whose XADD failed waits before
+	// the next attempt (it stays scheduled; the others move on).
+	scheduleRetry = time.Second
 )
 
 // Fields of a scheduled entry's hash besides those of the stream entry.
@@ -94,10 +97,13 @@ return 1
 // moveScript takes or renews the lease, then moves up to a batch of due
 // entries into their streams: XADD in the layout of a normal Publish,
 // then the entry and its place in the due set are removed — all in one
-// script. It returns {moved, next due ms or -1}, or {-1, lease ms left}
-// when another process holds the lease.
+// script. An entry whose XADD fails (its stream key holds another type)
+// stays scheduled, retried after the retry delay, so that it does not
+// hold up every entry behind it. It returns {moved, next due ms or -1,
+// failed, last error}, or {-1, lease ms left} when another process holds
+// the lease.
 // KEYS: index, lease.
-// ARGV: now ms, limit, token, lease ms, due-set prefix, entry prefix, stream prefix, field names...
+// ARGV: now ms, limit, token, lease ms, due-set prefix, entry prefix, stream prefix, retry ms, field names...
 var moveScript = redis.NewScript(reindexLua + `
 local cur = redis.call('GET', KEYS[2])
 if not cur then
@@ -108,8 +114,9 @@ else
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 local limit = tonumber(ARGV[2])
-local nf = #ARGV - 7
-local moved = 0
+local nf = #ARGV - 8
+local moved, failed, ferr = 0, 0, ''
+local retryAt = tonumber(ARGV[1]) + tonumber(ARGV[8])
 for round = 1, limit do
   if moved >= limit then break end
   local first = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1)
@@ -119,7 +126,8 @@ for round = 1, limit do
   local ids = redis.call('ZRANGEBYSCORE', dueKey, '-inf', ARGV[1], 'LIMIT', 0, limit - moved)
   for _, id in ipairs(ids) do
     local ek = ARGV[6] .. id
-    local v = redis.call('HMGET', ek, '` + schedFieldMaxLen + `', unpack(ARGV, 8))
+    local v = redis.call('HMGET', ek, '` + schedFieldMaxLen + `', unpack(ARGV, 9))
+    local done = true
     if v[1] then
       local args = {ARGV[7] .. topic}
       local ml = tonumber(v[1])
@@ -128,19 +136,26 @@ for round = 1, limit do
       end
       table.insert(args, '*')
       for i = 1, nf do
-        table.insert(args, ARGV[7 + i]); table.insert(args, v[1 + i] or '')
+        table.insert(args, ARGV[8 + i]); table.insert(args, v[1 + i] or '')
       end
-      redis.call('XADD', unpack(args))
+      local r = redis.pcall('XADD', unpack(args))
+      if type(r) == 'table' and r.err then
+        failed = failed + 1; ferr = id .. ': ' .. r.err
+        redis.call('ZADD', dueKey, retryAt, id)
+        done = false
+      end
     end
-    redis.call('DEL', ek)
-    redis.call('ZREM', dueKey, id)
+    if done then
+      redis.call('DEL', ek)
+      redis.call('ZREM', dueKey, id)
+    end
     moved = moved + 1
   end
   reindex(KEYS[1], dueKey, topic)
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #nxt == 0 then return {moved, -1} end
-return {moved, tonumber(nxt[2])}
+if #nxt == 0 then return {moved - failed, -1, failed, ferr} end
+return {moved - failed, tonumber(nxt[2]), failed, ferr}
 `)
 
 // cancelScript removes one scheduled entry; 0 when it is not scheduled.
@@ -338,7 +353,7 @@ func (m *mover) step(ctx context.Context) (time.Duration, error) {
 		return scheduleRecheck, nil
 	}
 	next := time.UnixMilli(int64(first[0].Score))
-	args := []any{0, scheduleBatch, m.token, scheduleLease.Milliseconds(), m.keys.duePrefix, m.keys.entryPrefix, m.t.opts.Prefix}
+	args := []any{0, scheduleBatch, m.token, scheduleLease.Milliseconds(), m.keys.duePrefix, m.keys.entryPrefix, m.t.opts.Prefix, scheduleRetry.Milliseconds()}
 	args = append(args, entryFields...)
 	for {
 		now := time.Now()
@@ -346,14 +361,19 @@ func (m *mover) step(ctx context.Context) (time.Duration, error) {
 			return min(next.Sub(now), scheduleRecheck), nil
 		}
 		args[0] = now.UnixMilli()
-		res, err := moveScript.Run(ctx, m.t.client, []string{m.keys.index, m.keys.lease}, args...).Int64Slice()
+		raw, err := moveScript.Run(ctx, m.t.client, []string{m.keys.index, m.keys.lease}, args...).Slice()
 		if err != nil {
 			return 0, err
 		}
-		if len(res) != 2 {
-			return 0, fmt.Errorf("redisstream: move script returned %v", res)
+		res, err := moveResult(raw)
+		if err != nil {
+			return 0, err
 		}
-		switch moved, after := res[0], res[1]; {
+		if res.failed > 0 {
+			m.t.log.Warn("redisstream: scheduled events could not be appended to their stream; they stay scheduled and are retried",
+				slog.Int64("failed", res.failed), slog.String("last_error", res.lastErr), slog.Duration("retry_in", scheduleRetry))
+		}
+		switch moved, after := res.moved, res.after; {
 		case moved < 0: // another process holds the lease
 			return min(max(time.Duration(after)*time.Millisecond, 5*time.Millisecond), scheduleLease), nil
 		case after < 0:
@@ -362,4 +382,31 @@ func (m *mover) step(ctx context.Context) (time.Duration, error) {
 			next = time.UnixMilli(after)
 		}
 	}
+}
+
+// moveReply is what one run of moveScript reports.
+type moveReply struct {
+	moved, after, failed int64
+	lastErr              string
+}
+
+// moveResult reads moveScript's reply: {moved, after} or {moved, after,
+// failed, last error}.
+func moveResult(raw []any) (moveReply, error) {
+	var r moveReply
+	if len(raw) != 2 && len(raw) != 4 {
+		return r, fmt.Errorf("redisstream: move script returned %v", raw)
+	}
+	nums := []*int64{&r.moved, &r.after, &r.failed}
+	for i := range min(len(raw), 3) {
+		n, ok := raw[i].(int64)
+		if !ok {
+			return r, fmt.Errorf("redisstream: move script returned %v", raw)
+		}
+		*nums[i] = n
+	}
+	if len(raw) == 4 {
+		r.lastErr, _ = raw[3].(string)
+	}
+	return r, nil
 }

@@ -148,3 +148,49 @@ func TestScheduleRedisRestart(t *testing.T) {
 		}
 	}
 }
+
+// An entry whose stream cannot take it (the key holds another type) stays
+// scheduled and is retried; it does not hold up the entries due after it,
+// and is moved once its stream can take it.
+func TestScheduleFailedMoveDoesNotBlock(t *testing.T) {
+	tr := openTransport(t, testURL(t, ""))
+	ctx := context.Background()
+	c := tr.Client()
+	if err := c.Set(ctx, tr.StreamKey("sched.bad"), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := tr.Schedule(ctx, "sched.bad", now.Add(20*time.Millisecond), message.NewMessage("sched-bad-1", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Schedule(ctx, "sched.good", now.Add(40*time.Millisecond), message.NewMessage("sched-good-1", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the event due after a failing one to be moved", func() bool {
+		return c.XLen(ctx, tr.StreamKey("sched.good")).Val() == 1
+	})
+	if n := c.Exists(ctx, tr.scheduleKeys().entryPrefix+"sched-bad-1").Val(); n != 1 {
+		t.Fatalf("the entry whose move failed is no longer scheduled")
+	}
+	if err := c.Del(ctx, tr.StreamKey("sched.bad")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the failed entry to be moved once its stream can take it", func() bool {
+		return c.XLen(ctx, tr.StreamKey("sched.bad")).Val() == 1
+	})
+}
+
+func TestMoveResult(t *testing.T) {
+	r, err := moveResult([]any{int64(3), int64(-1), int64(1), "id: WRONGTYPE"})
+	if err != nil || r.moved != 3 || r.after != -1 || r.failed != 1 || r.lastErr != "id: WRONGTYPE" {
+		t.Fatalf("moveResult = %+v, %v", r, err)
+	}
+	if r, err := moveResult([]any{int64(-1), int64(40)}); err != nil || r.moved != -1 || r.after != 40 {
+		t.Fatalf("moveResult(lease held) = %+v, %v", r, err)
+	}
+	for _, bad := range [][]any{{int64(1)}, {"x", int64(1)}, {int64(1), int64(2), int64(3)}} {
+		if _, err := moveResult(bad); err == nil {
+			t.Errorf("moveResult(%v): no error", bad)
+		}
+	}
+}
