@@ -28,6 +28,8 @@ var drivers = registry.New[Opener]("transports", map[string]string{
 	"rediss": "github.com/busline/busline/transports/redisstream",
 	"amqp":   "github.com/busline/busline/transports/amqp",
 	"amqps":  "github.com/busline/busline/transports/amqp",
+	"nats":   "github.com/busline/busline/transports/nats",
+	"tls":    "github.com/busline/busline/transports/nats",
 })
 
 // Register makes a driver available under scheme. It panics if scheme is

@@ -26,7 +26,9 @@ the same broker in the same run, one side after the other:
                    Fire returns after the XADD reply or the publisher confirm.
   watermill        plain Watermill with its defaults through a router handler:
                    GoChannel (persistent) for memory://, watermill-redisstream
-                   for redis://, watermill-amqp/v2 NewDurableQueueConfig for amqp://.
+                   for redis://, watermill-amqp/v2 NewDurableQueueConfig for amqp://,
+                   watermill-nats/v2 pkg/jetstream (its defaults, on a stream
+                   bench creates) for nats://.
   watermill-tuned  the fastest Watermill configuration bench knows:
                    memory: GoChannel (persistent) with a subscription buffer of N;
                    redis: S subscribers in one consumer group (consumers c1..cS),
@@ -65,7 +67,7 @@ busline/watermill), p50_ms and p99_ms (Busline's latency), and, for the sides
 that ran, watermill_tuned_events_per_s, raw_events_per_s,
 busline_cpu_us_per_event and watermill_tuned_cpu_us_per_event.
 
-Everything bench creates (Redis keys, AMQP queues and exchange) has a random
+Everything bench creates (Redis keys, AMQP queues and exchange, NATS streams) has a random
 "busline-bench-" name and is deleted before it exits. The transport defaults to
 memory:// when none is configured.`,
 		Args: exactArgs(),

@@ -83,7 +83,7 @@ func TestFireUsage(t *testing.T) {
 		{[]string{"--transport", url, "fire", "--data", `1`}, "takes 1 argument"},
 		{[]string{"--transport", url, "fire", "orders.placed", "--data", `1`, "--id", ""}, "--id must not be empty"},
 		{[]string{"fire", "orders.placed", "--data", `1`}, "no transport"},
-		{[]string{"--transport", "nats://x", "fire", "orders.placed", "--data", `1`}, "unknown URL scheme"},
+		{[]string{"--transport", "kafka://x", "fire", "orders.placed", "--data", `1`}, "unknown URL scheme"},
 	} {
 		r := run(t, tc.args...).expect(t, exitUsage)
 		if !strings.Contains(r.stderr, tc.msg) || r.stdout != "" {

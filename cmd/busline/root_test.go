@@ -68,7 +68,7 @@ func TestExitCodes(t *testing.T) {
 	run(t, "--transport", "memory://x", "dead").expect(t, exitUsage)
 	run(t, "--transport", "memory://x", "dead", "list").expect(t, exitUsage)
 	run(t, "--transport", "::", "inspect").expect(t, exitUsage)
-	run(t, "--transport", "nats://127.0.0.1", "inspect").expect(t, exitUsage)
+	run(t, "--transport", "kafka://127.0.0.1", "inspect").expect(t, exitUsage)
 	run(t, "--transport", "redis://127.0.0.1:1/0", "inspect").expect(t, exitUnavailable)
 	r = run(t, "--transport", "amqp://admin:s3cret@127.0.0.1:1/", "dead", "list", "g").expect(t, exitUnavailable)
 	if strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "admin:xxxxx@") {

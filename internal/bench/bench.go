@@ -403,8 +403,10 @@ func newBroker(u *url.URL, events int) (broker, error) {
 		return newRedisBroker(u)
 	case "amqp", "amqps":
 		return newAMQPBroker(u)
+	case "nats", "tls":
+		return newNATSBroker(u)
 	}
-	return nil, fmt.Errorf("%w: bench: no plain Watermill counterpart for %s:// (want memory, redis or amqp)", transports.ErrUnsupported, u.Scheme)
+	return nil, fmt.Errorf("%w: bench: no plain Watermill counterpart for %s:// (want memory, redis, amqp or nats)", transports.ErrUnsupported, u.Scheme)
 }
 
 // payload is the JSON object of every event: {"data":"xxx..."} of cfg.Size bytes.

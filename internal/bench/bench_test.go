@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
@@ -229,8 +231,34 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%+v: %v", c, err)
 		}
 	}
-	if _, err := Run(context.Background(), Config{Transport: "nats://x"}); err == nil {
-		t.Error("nats accepted")
+	if _, err := Run(context.Background(), Config{Transport: "kafka://x"}); err == nil {
+		t.Error("kafka accepted")
+	}
+}
+
+func TestRunNATSCleansUp(t *testing.T) {
+	brokertest.NATS(t)
+	names := captureRunNames(t)
+	res, err := Run(context.Background(), Config{Transport: brokertest.NATSURL(), Events: 500, Size: 128, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, "nats", 500)
+	nc, err := natsgo.Connect(brokertest.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range js.StreamNames(context.Background()).Name() {
+		for _, n := range names() {
+			if strings.HasPrefix(name, n) || strings.HasPrefix(name, "KV_"+n) {
+				t.Errorf("stream %s left behind", name)
+			}
+		}
 	}
 }
 

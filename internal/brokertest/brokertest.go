@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -56,6 +57,24 @@ func RedisURL() string { return env("BUSLINE_REDIS_URL", "redis://"+RedisAddr()+
 
 // AMQPURL is BUSLINE_AMQP_URL or the local RabbitMQ.
 func AMQPURL() string { return env("BUSLINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/") }
+
+// NATSURL is BUSLINE_NATS_URL or the local NATS server (JetStream enabled).
+func NATSURL() string { return env("BUSLINE_NATS_URL", "nats://127.0.0.1:4222") }
+
+// NATS calls Unavailable unless the NATS server of NATSURL accepts a TCP
+// connection.
+func NATS(t testing.TB) {
+	t.Helper()
+	u, err := url.Parse(NATSURL())
+	if err != nil {
+		t.Fatalf("BUSLINE_NATS_URL: %v", err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host += ":4222"
+	}
+	Reachable(t, host, "`nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server` (Debian package nats-server) or set BUSLINE_NATS_URL")
+}
 
 // PostgresURL is BUSLINE_POSTGRES_URL or the local database "test".
 func PostgresURL() string {

@@ -17,5 +17,6 @@ import (
 	_ "github.com/busline/busline/idempotency/redisstore" // redis://, rediss:// stores
 	_ "github.com/busline/busline/transports/amqp"        // amqp://, amqps://
 	_ "github.com/busline/busline/transports/memory"      // memory://
+	_ "github.com/busline/busline/transports/nats"        // nats://, tls://
 	_ "github.com/busline/busline/transports/redisstream" // redis://, rediss://
 )

@@ -25,7 +25,7 @@ import (
 // TestEverySchemeRegistered: the one blank import enables every scheme
 // the documentation shows, transports and idempotency stores.
 func TestEverySchemeRegistered(t *testing.T) {
-	for _, s := range []string{"memory", "redis", "rediss", "amqp", "amqps"} {
+	for _, s := range []string{"memory", "redis", "rediss", "amqp", "amqps", "nats", "tls"} {
 		if !slices.Contains(transports.Schemes(), s) {
 			t.Errorf("transport scheme %s is not registered", s)
 		}
@@ -135,7 +135,9 @@ func TestNewUnavailableIsNotInvalidConfig(t *testing.T) {
 		{bus.Config{Idempotency: "redis://127.0.0.1:1/0?max_retries=-1"}, bus.ErrUnavailable},
 		{bus.Config{Transport: "redis://127.0.0.1:1/0?nope=1"}, bus.ErrInvalidConfig},
 		{bus.Config{Transport: "amqp://127.0.0.1:1/?nope=1"}, bus.ErrInvalidConfig},
-		{bus.Config{Transport: "nats://127.0.0.1:1"}, bus.ErrInvalidConfig},
+		{bus.Config{Transport: "nats://127.0.0.1:1"}, bus.ErrUnavailable},
+		{bus.Config{Transport: "nats://127.0.0.1:1?nope=1"}, bus.ErrInvalidConfig},
+		{bus.Config{Transport: "kafka://127.0.0.1:1"}, bus.ErrInvalidConfig},
 		{bus.Config{Idempotency: "redis://127.0.0.1:1/0?nope=1"}, bus.ErrInvalidConfig},
 	} {
 		c.cfg.Service = "svc"

@@ -1,0 +1,560 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+var _ driver.Driver = (*Transport)(nil)
+
+// delivery is the AckID of one JetStream delivery.
+type delivery struct {
+	msg jetstream.Msg
+	// seq is the stream sequence of the message.
+	seq uint64
+	// delivered is JetStream's delivery count of this delivery (1 on the first).
+	delivered uint64
+	// corrected is set when an attempt correction was read for it, so
+	// that Ack deletes it.
+	corrected bool
+}
+
+// Open joins consumer group cfg.Group on topic: it makes sure the event
+// stream and the group's durable pull consumer exist (created at
+// cfg.Since, AckWait = cfg.AckTimeout, at most Options.MaxAckWait) and
+// returns a subscription that reads from it as one of the group's
+// processes. It first returns to the group what an earlier process of
+// the same name held when it died (see held.go).
+func (t *Transport) Open(ctx context.Context, topic string, cfg transports.SubscriberConfig) (driver.Subscription, error) {
+	if t.isClosed() {
+		return nil, transports.ErrClosed
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkGroup(cfg.Group); err != nil {
+		return nil, err
+	}
+	ackWait := min(cfg.AckTimeout, t.opts.MaxAckWait)
+	c, err := t.ensureConsumer(ctx, topic, cfg.Group, ackWait, cfg.Since)
+	if err != nil {
+		return nil, err
+	}
+	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c}
+	if err := s.returnEarlierHeld(ctx); err != nil {
+		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",
+			"group", cfg.Group, "process", cfg.Consumer, "error", err)
+	}
+	return s, nil
+}
+
+// subscription reads one group's durable pull consumer.
+//
+// JetStream keeps the unacknowledged messages of a consumer itself, for
+// the consumer as a whole, not per process: the server redelivers a
+// message after AckWait (or after the delay of a NakWithDelay) to whichever
+// process pulls next. So there is no pending list per member to read or
+// claim from: Pending and Claim return nothing, redeliveries (and their
+// delays) come through Receive, Nack is NakWithDelay, and Close naks
+// whatever the subscription still holds so that the group gets it again
+// at once.
+//
+// The subscription keeps what it holds alive itself: every AckWait/3,
+// while it holds messages, a timer it owns (stopped by Close) sends an
+// in-progress ack (+WPI, which restarts AckWait) for each, so a handler
+// that runs longer than AckTimeout keeps its message. The engine keeps
+// claims alive only for brokers with a per-member pending list.
+type subscription struct {
+	t        *Transport
+	topic    string
+	group    string
+	consumer string // the process name
+	ackWait  time.Duration
+
+	// cons is the group's consumer; only the reading goroutine replaces
+	// it (see recover).
+	cons jetstream.Consumer
+
+	mu     sync.Mutex
+	held   map[*delivery]struct{} // received and neither acked nor nacked
+	keeper *time.Timer            // runs keepHeld while held is not empty
+	keepWG sync.WaitGroup         // 1 while keeper is armed or running
+	closed bool
+}
+
+// Capabilities: no pending list per member (see subscription).
+func (s *subscription) Capabilities() driver.Capabilities {
+	return driver.Capabilities{PendingList: false}
+}
+
+// Receive returns what the consumer has for the group now, up to max
+// (one pull request that does not wait); when nothing is there it waits
+// up to wait for one message with a pull request of batch 1, so that no
+// request stays open on the server for messages nobody will read.
+func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
+	if s.isClosed() {
+		return nil, transports.ErrClosed
+	}
+	for {
+		out, skipped, err := s.fetch(ctx, max, 0)
+		if err != nil || len(out) > 0 {
+			return s.handOut(ctx, out, err)
+		}
+		if skipped > 0 {
+			continue // only replays for other groups: there may be more
+		}
+		if wait <= 0 {
+			return nil, nil
+		}
+		// Nothing now: wait for the first one.
+		out, _, err = s.fetch(ctx, 1, wait)
+		return s.handOut(ctx, out, err)
+	}
+}
+
+// handOut records what the subscription holds (see held.go) before the
+// engine hands a read out.
+func (s *subscription) handOut(ctx context.Context, out []*driver.Message, err error) ([]*driver.Message, error) {
+	if len(out) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heldTimeout)
+		s.recordHeld(rctx)
+		cancel()
+	}
+	return out, err
+}
+
+// fetch pulls up to max messages, waiting up to wait (0: not at all).
+// Messages replayed for another group are acknowledged and dropped; it
+// returns how many.
+func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (out []*driver.Message, skipped int, err error) {
+	var batch jetstream.MessageBatch
+	t0 := time.Now()
+	if wait <= 0 {
+		batch, err = s.cons.FetchNoWait(max)
+	} else {
+		// A pull request expires on the server a little before ctx, so
+		// that none outlives the read.
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		opts := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
+		if wait >= 2*time.Second {
+			// A request the server lost (it restarted) ends after two
+			// missed heartbeats instead of at its expiry.
+			opts = append(opts, jetstream.FetchHeartbeat(wait/5))
+		}
+		batch, err = s.cons.Fetch(max, opts...)
+	}
+	if err != nil {
+		return nil, 0, s.recover(ctx, s.readErr(ctx, err))
+	}
+	var skip []*delivery
+	for m := range batch.Messages() {
+		d, dm := s.toMessage(ctx, m)
+		if d == nil {
+			continue
+		}
+		if dm == nil {
+			skip = append(skip, d)
+			continue
+		}
+		s.hold(d)
+		out = append(out, dm)
+	}
+	if len(skip) > 0 {
+		_ = s.ack(ctx, skip)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if len(out) > 0 {
+			return out, len(skip), nil // the next read reports it
+		}
+		return nil, len(skip), s.recover(ctx, s.readErr(ctx, err))
+	}
+	if wait <= 0 && len(out)+len(skip) == 0 && time.Since(t0) >= noReply {
+		// The server answers a pull request that does not wait at once
+		// (messages or "no messages"); it does not answer at all for a
+		// consumer that does not exist, and nats.go gives up after a second.
+		// A slow server that still has the consumer is an empty read.
+		if s.consumerGone(ctx) {
+			return nil, 0, s.recover(ctx, fmt.Errorf("nats: no reply to a pull request of %s on %s", ConsumerName(s.group), s.t.opts.StreamName(s.topic)))
+		}
+	}
+	return out, len(skip), nil
+}
+
+// consumerGone reports whether the server says the group's consumer (or
+// its stream) does not exist.
+func (s *subscription) consumerGone(ctx context.Context) bool {
+	ictx, cancel := s.t.timeout(ctx)
+	defer cancel()
+	_, err := s.cons.Info(ictx)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// noReply is how long a pull request that does not wait may take before
+// the subscription checks that its consumer still exists (nats.go ends
+// such a request after a second without reply).
+const noReply = 900 * time.Millisecond
+
+// recover looks, after a broken read, whether the group's consumer (or
+// its stream) is gone — deleted by an operator, or lost by a server
+// restarted without its store — and creates it again, reading from the
+// start of the stream so that events fired since are not skipped. It
+// returns err, which the engine reports and backs off from.
+func (s *subscription) recover(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, transports.ErrClosed) {
+		return err
+	}
+	if !s.consumerGone(ctx) {
+		return err
+	}
+	// Ask again for the stream too, which may be gone with it.
+	s.t.forgetStream(s.topic)
+	ictx, cancel := s.t.timeout(ctx)
+	defer cancel()
+	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, s.ackWait, transports.SinceBeginning)
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	s.cons = c
+	s.t.log.Warn("nats: consumer was gone; created it again from the start of the stream",
+		"group", s.group, "stream", s.t.opts.StreamName(s.topic))
+	return err
+}
+
+// readErr maps a failed read: ctx's error when ctx is done, ErrClosed once
+// the transport closed, the error otherwise (a broken read).
+func (s *subscription) readErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if s.isClosed() {
+		return transports.ErrClosed
+	}
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return fmt.Errorf("nats: consumer %s of %s is gone: %w", ConsumerName(s.group), s.t.opts.StreamName(s.topic), err)
+	}
+	return fmt.Errorf("nats: read %s for %s: %w", s.t.opts.StreamName(s.topic), s.group, err)
+}
+
+// toMessage turns a JetStream message into a driver message; dm is nil
+// for a replay meant for another group (to be acknowledged unseen), d is
+// nil for a message without JetStream metadata (not a consumer delivery).
+func (s *subscription) toMessage(ctx context.Context, m jetstream.Msg) (d *delivery, dm *driver.Message) {
+	md, err := m.Metadata()
+	if err != nil {
+		return nil, nil
+	}
+	d = &delivery{msg: m, seq: md.Sequence.Stream, delivered: md.NumDelivered}
+	h := m.Headers()
+	if g := first(h, HeaderReplayGroup); g != "" && g != s.group {
+		return d, nil
+	}
+	msg, perr := decode(h, m.Data())
+	topic, _ := strings.CutPrefix(m.Subject(), s.t.opts.Prefix+".")
+	attempts := int(md.NumDelivered) - 1
+	if md.NumDelivered > 1 {
+		if a, ok := s.correction(ctx, d); ok {
+			attempts, d.corrected = a, true
+		}
+	}
+	return d, &driver.Message{
+		AckID:    d,
+		Topic:    topic,
+		Message:  msg,
+		Poison:   perr,
+		Attempts: max(attempts, 0),
+		Recorded: true,
+	}
+}
+
+func (s *subscription) hold(d *delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held = map[*delivery]struct{}{}
+	}
+	s.held[d] = struct{}{}
+	if s.keeper == nil && !s.closed {
+		s.keepWG.Add(1)
+		s.keeper = time.AfterFunc(s.keepEvery(), s.keepHeld)
+	}
+}
+
+func (s *subscription) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed || s.t.isClosed()
+}
+
+// keepEvery is the interval of in-progress acks: a third of AckWait.
+func (s *subscription) keepEvery() time.Duration { return max(s.ackWait/3, 10*time.Millisecond) }
+
+// keepHeld sends an in-progress ack for every message held, and runs
+// again after keepEvery while any is held.
+func (s *subscription) keepHeld() {
+	s.mu.Lock()
+	if s.closed || len(s.held) == 0 {
+		s.keeper = nil
+		s.mu.Unlock()
+		s.keepWG.Done()
+		return
+	}
+	ids := make([]driver.AckID, 0, len(s.held))
+	for d := range s.held {
+		ids = append(ids, d)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.keepEvery())
+	err := s.KeepAlive(ctx, ids)
+	cancel()
+	if err != nil && !s.isClosed() {
+		s.t.log.Warn("nats: in-progress acks failed", "group", s.group, "error", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.keeper = nil
+		s.keepWG.Done()
+		return
+	}
+	s.keeper.Reset(s.keepEvery())
+}
+
+func (s *subscription) release(d *delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.held, d)
+}
+
+// Pending returns nothing: JetStream keeps no pending list per process.
+func (s *subscription) Pending(context.Context, string, int) ([]*driver.Message, string, error) {
+	if s.isClosed() {
+		return nil, "", transports.ErrClosed
+	}
+	return nil, "", nil
+}
+
+// Claim returns nothing: JetStream itself redelivers what a process left
+// unacknowledged after AckWait, through Receive.
+func (s *subscription) Claim(context.Context, time.Duration, string, int) ([]*driver.Message, string, error) {
+	if s.isClosed() {
+		return nil, "", transports.ErrClosed
+	}
+	return nil, "", nil
+}
+
+// KeepAlive sends an in-progress acknowledgement for each delivery, which
+// restarts its AckWait on the server. The subscription calls it itself
+// for what it holds (see subscription).
+func (s *subscription) KeepAlive(ctx context.Context, ids []driver.AckID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, id := range ids {
+		if d, ok := id.(*delivery); ok {
+			// A delivery acked meanwhile needs no keep-alive.
+			if err := d.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return s.flush(ctx, errs)
+}
+
+// Record stores an attempt count that differs from JetStream's (see
+// correction). The engine does not call it here: every delivery is
+// Recorded, JetStream counted it.
+func (s *subscription) Record(ctx context.Context, attempts []driver.Attempt) error {
+	var errs []error
+	for _, a := range attempts {
+		if d, ok := a.AckID.(*delivery); ok {
+			errs = append(errs, s.setAttempts(ctx, d, a.Attempts))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setAttempts stores a correction when attempts differs from JetStream's
+// count of d, and drops a stale one otherwise.
+func (s *subscription) setAttempts(ctx context.Context, d *delivery, attempts int) error {
+	if uint64(attempts) != d.delivered {
+		d.corrected = true
+		return s.storeCorrection(ctx, d, attempts)
+	}
+	if d.corrected {
+		d.corrected = false
+		s.dropCorrection(ctx, d)
+	}
+	return nil
+}
+
+// Ack acknowledges every delivery, then flushes the connection, so that
+// the server has them when Ack returns.
+func (s *subscription) Ack(ctx context.Context, ids []driver.AckID) error {
+	if s.isClosed() {
+		return transports.ErrClosed
+	}
+	ds := make([]*delivery, 0, len(ids))
+	for _, id := range ids {
+		if d, ok := id.(*delivery); ok {
+			ds = append(ds, d)
+		}
+	}
+	return s.ack(ctx, ds)
+}
+
+func (s *subscription) ack(ctx context.Context, ds []*delivery) error {
+	var errs []error
+	for _, d := range ds {
+		s.release(d)
+		if err := d.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			errs = append(errs, err)
+		}
+		if d.corrected {
+			s.dropCorrection(ctx, d)
+		}
+	}
+	return s.flush(ctx, errs)
+}
+
+// Nack returns each delivery with NakWithDelay: the server delivers it
+// again when the delay ends, to any process of the group. When the
+// engine's count differs from JetStream's (a delivery that never reached a
+// handler), its count is stored (see correction).
+func (s *subscription) Nack(ctx context.Context, nacks []driver.Nack) error {
+	if s.isClosed() {
+		return transports.ErrClosed
+	}
+	var errs []error
+	for _, n := range nacks {
+		d, ok := n.AckID.(*delivery)
+		if !ok {
+			continue
+		}
+		s.release(d)
+		if err := s.setAttempts(ctx, d, n.Attempts); err != nil {
+			errs = append(errs, err)
+		}
+		var err error
+		if n.Delay > 0 {
+			err = d.msg.NakWithDelay(n.Delay)
+		} else {
+			err = d.msg.Nak()
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			errs = append(errs, err)
+		}
+	}
+	return s.flush(ctx, errs)
+}
+
+// Close naks at once every delivery still held, so that the group gets
+// them again without waiting for AckWait. Their attempt counts stay as
+// JetStream has them: the engine nacks what it did not hand out before
+// it closes.
+func (s *subscription) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	if s.keeper != nil && s.keeper.Stop() {
+		// Armed, not running: it never will.
+		s.keeper = nil
+		s.keepWG.Done()
+	}
+	held := s.held
+	s.held = nil
+	s.mu.Unlock()
+	s.keepWG.Wait()
+	var errs []error
+	for d := range held {
+		if err := d.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			errs = append(errs, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.t.opts.Timeout)
+	defer cancel()
+	err := s.flush(ctx, errs)
+	if err == nil {
+		// Everything held went back: nothing for a restart to return.
+		s.dropHeld(ctx)
+	}
+	return err
+}
+
+// flush waits until the server has everything sent so far.
+func (s *subscription) flush(ctx context.Context, errs []error) error {
+	if len(errs) == 0 {
+		fctx, cancel := s.t.timeout(ctx)
+		defer cancel()
+		if err := s.t.nc.FlushWithContext(fctx); err != nil {
+			errs = append(errs, fmt.Errorf("nats: flush: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Attempt corrections. JetStream counts deliveries, which is the attempt
+// count only while every delivery reaches a handler: a read the engine
+// returns unhanded when it stops was counted and is no attempt. When the
+// engine's count differs, the subscription
+// stores "{attempts} {delivered}" under "{stream}/{group}/{stream seq}"
+// in the record bucket (kind "attempts"); a later delivery of that message
+// reports the stored attempts plus the deliveries since (each of which a
+// process took and never settled), instead of JetStream's count. Ack
+// deletes the correction.
+
+func (s *subscription) correctionKey(d *delivery) string {
+	return recordKeyOf(s.t.opts.StreamName(s.topic) + "/" + s.group + "/" + strconv.FormatUint(d.seq, 10))
+}
+
+func (s *subscription) storeCorrection(ctx context.Context, d *delivery, attempts int) error {
+	v := strconv.Itoa(attempts) + " " + strconv.FormatUint(d.delivered, 10)
+	return s.t.PutRecord(ctx, kindAttempts, s.correctionKey(d), []byte(v))
+}
+
+// correction returns the attempts of d from a stored correction.
+func (s *subscription) correction(ctx context.Context, d *delivery) (int, bool) {
+	kv, err := s.t.bucket(ctx, false)
+	if kv == nil || err != nil {
+		return 0, false
+	}
+	gctx, cancel := s.t.timeout(ctx)
+	defer cancel()
+	e, err := kv.Get(gctx, recordKey(kindAttempts, s.correctionKey(d)))
+	if err != nil {
+		return 0, false
+	}
+	var attempts int
+	var delivered uint64
+	if _, err := fmt.Sscanf(string(e.Value()), "%d %d", &attempts, &delivered); err != nil || delivered >= d.delivered {
+		return 0, false
+	}
+	// Deliveries after the corrected one, before this one, are counted
+	// as attempts (a process stopped holding them).
+	return attempts + int(d.delivered-1-delivered), true
+}
+
+func (s *subscription) dropCorrection(ctx context.Context, d *delivery) {
+	_ = s.t.DeleteRecord(ctx, kindAttempts, s.correctionKey(d))
+}
+
+// kindAttempts is the record kind of attempt corrections.
+const kindAttempts = "attempts"
+
+// Driver returns the transport's driver for the delivery engine: the
+// transport itself (see Open).
+func (t *Transport) Driver() driver.Driver { return t }

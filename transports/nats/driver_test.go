@@ -1,0 +1,254 @@
+package nats
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+)
+
+const testEvent = "driver_test.happened"
+
+func openSub(t *testing.T, tr *Transport, group string, ack time.Duration) driver.Subscription {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := tr.Open(ctx, testEvent, transports.SubscriberConfig{Group: group, Consumer: "p1", AckTimeout: ack, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// receive reads until n messages came or the deadline passed.
+func receive(t *testing.T, s driver.Subscription, n int, within time.Duration) []*driver.Message {
+	t.Helper()
+	var out []*driver.Message
+	deadline := time.Now().Add(within)
+	for len(out) < n && time.Now().Before(deadline) {
+		ms, err := s.Receive(context.Background(), n-len(out), 200*time.Millisecond)
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		out = append(out, ms...)
+	}
+	if len(out) != n {
+		t.Fatalf("received %d messages, want %d", len(out), n)
+	}
+	return out
+}
+
+func TestDriverReceiveAckNack(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	msgs := []*message.Message{message.NewMessage(watermill.NewUUID(), []byte(`{"n":1}`)), message.NewMessage(watermill.NewUUID(), []byte(`{"n":2}`))}
+	msgs[0].Metadata.Set("ce-type", testEvent)
+	if err := tr.Publish(testEvent, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	// A re-fire of the same event ID within the duplicate window is stored once.
+	if err := tr.Publish(testEvent, msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, s, 2, 5*time.Second)
+	for i, m := range got {
+		if m.Message.UUID != msgs[i].UUID || m.Topic != testEvent || m.Attempts != 0 || !m.Recorded || m.Poison != nil {
+			t.Fatalf("message %d = {uuid %s topic %q attempts %d recorded %v poison %v}", i, m.Message.UUID, m.Topic, m.Attempts, m.Recorded, m.Poison)
+		}
+	}
+	if got[0].Message.Metadata.Get("ce-type") != testEvent {
+		t.Errorf("metadata = %v", got[0].Message.Metadata)
+	}
+	ctx := context.Background()
+	if err := s.Ack(ctx, []driver.AckID{got[1].AckID}); err != nil {
+		t.Fatal(err)
+	}
+	// Attempted once, redelivered after a delay.
+	start := time.Now()
+	if err := s.Nack(ctx, []driver.Nack{{AckID: got[0].AckID, Delay: 300 * time.Millisecond, Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	again := receive(t, s, 1, 5*time.Second)[0]
+	if gap := time.Since(start); gap < 250*time.Millisecond {
+		t.Errorf("redelivered after %s, want the 300ms delay", gap)
+	}
+	if again.Message.UUID != msgs[0].UUID || again.Attempts != 1 {
+		t.Fatalf("redelivery = {uuid %s attempts %d}, want {%s 1}", again.Message.UUID, again.Attempts, msgs[0].UUID)
+	}
+	// Returned without reaching a handler: JetStream counts the delivery,
+	// the driver does not.
+	if err := s.Nack(ctx, []driver.Nack{{AckID: again.AckID, Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	third := receive(t, s, 1, 5*time.Second)[0]
+	if third.Attempts != 1 {
+		t.Fatalf("after a delivery that never reached a handler, Attempts = %d, want 1", third.Attempts)
+	}
+	if err := s.Ack(ctx, []driver.AckID{third.AckID}); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := s.Receive(ctx, 10, 300*time.Millisecond); err != nil || len(ms) != 0 {
+		t.Fatalf("after acking everything Receive = %d messages, %v", len(ms), err)
+	}
+	if recs, err := tr.Records(ctx, kindAttempts); err != nil || len(recs) != 0 {
+		t.Errorf("attempt corrections left after the ack: %v, %v", recs, err)
+	}
+}
+
+// A delivery closed unacknowledged goes back to the group at once, not
+// after AckWait.
+func TestDriverCloseReturnsHeld(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", 10*time.Minute)
+	if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, s, 1, 5*time.Second)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openSub(t, tr, "svc-work", 10*time.Minute)
+	m := receive(t, s2, 1, 5*time.Second)[0]
+	if m.Attempts != 1 {
+		t.Errorf("Attempts = %d, want 1", m.Attempts)
+	}
+}
+
+// KeepAlive restarts AckWait: a held message is not redelivered while kept alive.
+func TestDriverKeepAlive(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	ack := 2 * time.Second
+	s := openSub(t, tr, "svc-work", ack)
+	if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, s, 1, 5*time.Second)[0]
+	// Twice AckWait, with a keep-alive every quarter of it.
+	for range 8 {
+		if err := s.KeepAlive(context.Background(), []driver.AckID{m.AckID}); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := s.Receive(context.Background(), 1, ack/4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) > 0 {
+			t.Fatalf("redelivered while kept alive (attempts %d)", ms[0].Attempts)
+		}
+	}
+}
+
+// A replay marked for another group is acknowledged unseen.
+func TestDriverReplayForOtherGroupSkipped(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	mine := openSub(t, tr, "svc-mine", time.Minute)
+	other := openSub(t, tr, "svc-other", time.Minute)
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	msg.Metadata.Set("ce-type", testEvent)
+	ctx := context.Background()
+	if err := tr.DeadLetter(ctx, "svc-mine", msg, "boom", 3); err != nil {
+		t.Fatal(err)
+	}
+	dls, err := tr.DeadLetters(ctx, "svc-mine", 0)
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("DeadLetters = %v, %v", dls, err)
+	}
+	if dls[0].Reason != "boom" || dls[0].Attempts != 3 || dls[0].Topic != testEvent || dls[0].Message.UUID != msg.UUID {
+		t.Fatalf("dead letter = %+v", dls[0])
+	}
+	if err := tr.ReplayDeadLetter(ctx, "svc-mine", dls[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, mine, 1, 5*time.Second)[0]
+	if got.Message.UUID != msg.UUID || got.Attempts != 0 {
+		t.Fatalf("replayed = {%s attempts %d}", got.Message.UUID, got.Attempts)
+	}
+	if ms, err := other.Receive(ctx, 1, 300*time.Millisecond); err != nil || len(ms) != 0 {
+		t.Fatalf("the other group got %d messages (%v), want none", len(ms), err)
+	}
+	if dls, _ := tr.DeadLetters(ctx, "svc-mine", 0); len(dls) != 0 {
+		t.Fatalf("replayed dead letter still listed: %v", dls)
+	}
+	if err := tr.DeadLetter(ctx, "svc-mine", msg, "again", 1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tr.PurgeDeadLetters(ctx, "svc-mine"); err != nil || n != 1 {
+		t.Fatalf("PurgeDeadLetters = %d, %v, want 1", n, err)
+	}
+}
+
+// A consumer deleted under a running subscription is created again, from
+// the start of the stream, at the next broken read.
+func TestDriverConsumerDeleted(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	ctx := context.Background()
+	if err := tr.JetStream().DeleteConsumer(ctx, tr.Options().StreamName(testEvent), ConsumerName("svc-work")); err != nil {
+		t.Fatal(err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, msg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ms, err := s.Receive(ctx, 1, 200*time.Millisecond)
+		if err == nil && len(ms) == 1 {
+			if ms[0].Message.UUID != msg.UUID {
+				t.Fatalf("got %s, want %s", ms[0].Message.UUID, msg.UUID)
+			}
+			return
+		}
+	}
+	t.Fatal("no message after the consumer was deleted")
+}
+
+// A read cancelled while its pull request waits on the server leaves no
+// delivery behind: a message published afterwards goes to the next read,
+// at once and uncounted, not to the abandoned request.
+func TestDriverCancelledReadLosesNothing(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Receive(ctx, 4, 3*time.Second)
+		done <- err
+	}()
+	// Wait until the pull request waits on the server.
+	c, err := tr.JetStream().Consumer(context.Background(), tr.Options().StreamName(testEvent), ConsumerName("svc-work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		info, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumWaiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pull request never waited on the server")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("cancelled Receive returned no error")
+	}
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, s, 1, 2*time.Second)[0]
+	if got.Message.UUID != msg.UUID || got.Attempts != 0 {
+		t.Fatalf("got {%s attempts %d}, want {%s 0}", got.Message.UUID, got.Attempts, msg.UUID)
+	}
+}

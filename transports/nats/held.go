@@ -1,0 +1,110 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// What a process holds, kept on the server so that the same process name
+// gets it back at once after a crash.
+//
+// JetStream knows which messages a consumer delivered and has not had
+// acknowledged, but not which client holds them, so a process killed with
+// SIGKILL leaves its messages to the server's redelivery after AckWait.
+// To give them back at once to a process restarted with the same name
+// (DESIGN §3.4), each subscription keeps the ack subjects of the messages
+// it holds in the record bucket, kind "held", key
+// "{stream}/{group}/{process}": it writes the set before it hands a read
+// out, and deletes it when it closes (having nak'ed what it held). When a
+// subscription opens and finds the set of an earlier incarnation of its
+// process name, it naks every message in it: the server redelivers them
+// at once, ahead of new messages, to the group — in practice to the
+// process that just asked for them. A message of the set that was acked
+// meanwhile is not pending any more, and the server ignores its nak.
+//
+// The set can lag: acknowledged messages leave it at the next write.
+// It cannot help when two live processes share a name (each would nak the
+// other's messages at start, which then run twice), nor when the restart
+// comes after AckWait (the server has redelivered them already; the nak
+// is then ignored or returns a message another process holds to the group).
+
+// kindHeld is the record kind of held sets.
+const kindHeld = "held"
+
+// heldTimeout bounds the write of a held set: it is on the read path, and
+// a set that could not be written only makes a crash cost AckTimeout.
+const heldTimeout = time.Second
+
+// maxHeldRecord bounds the ack subjects kept per process (a 1 MB message
+// holds about 10,000): beyond it the rest waits for AckWait.
+const maxHeldRecord = 4096
+
+func (s *subscription) heldKey() string {
+	return recordKeyOf(s.t.opts.StreamName(s.topic) + "/" + s.group + "/" + s.consumer)
+}
+
+// recordHeld writes the ack subjects of every message the subscription
+// holds. A failure is logged: the messages are then only as safe as
+// AckWait makes them.
+func (s *subscription) recordHeld(ctx context.Context) {
+	s.mu.Lock()
+	subjects := make([]string, 0, min(len(s.held), maxHeldRecord))
+	for d := range s.held {
+		if len(subjects) == maxHeldRecord {
+			break
+		}
+		subjects = append(subjects, d.msg.Reply())
+	}
+	s.mu.Unlock()
+	if err := s.t.PutRecord(ctx, kindHeld, s.heldKey(), []byte(strings.Join(subjects, "\n"))); err != nil && ctx.Err() == nil {
+		s.t.log.Warn("nats: cannot record the messages this process holds; after a crash they wait for AckTimeout",
+			"group", s.group, "process", s.consumer, "error", err)
+	}
+}
+
+// dropHeld deletes the held set (nothing is held any more).
+func (s *subscription) dropHeld(ctx context.Context) {
+	_ = s.t.DeleteRecord(ctx, kindHeld, s.heldKey())
+}
+
+// returnEarlierHeld naks what an earlier incarnation of this process name
+// held when it stopped without closing, and deletes its set.
+func (s *subscription) returnEarlierHeld(ctx context.Context) error {
+	kv, err := s.t.bucket(ctx, false)
+	if kv == nil || err != nil {
+		return err
+	}
+	gctx, cancel := s.t.timeout(ctx)
+	defer cancel()
+	e, err := kv.Get(gctx, recordKey(kindHeld, s.heldKey()))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	prefix := "$JS.ACK." + s.t.opts.StreamName(s.topic) + "." + ConsumerName(s.group) + "."
+	n := 0
+	for _, reply := range strings.Split(string(e.Value()), "\n") {
+		if !strings.HasPrefix(reply, prefix) {
+			continue // empty, or not an ack subject of this consumer
+		}
+		if err := s.t.nc.PublishMsg(&natsgo.Msg{Subject: reply, Data: []byte("-NAK")}); err != nil {
+			return err
+		}
+		n++
+	}
+	if err := s.t.nc.FlushWithContext(gctx); err != nil {
+		return err
+	}
+	if n > 0 {
+		s.t.log.Info("nats: returned what this process name held before a crash to its group",
+			"group", s.group, "process", s.consumer, "messages", n)
+	}
+	return s.t.DeleteRecord(gctx, kindHeld, s.heldKey())
+}

@@ -1,0 +1,339 @@
+package nats
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/busline/busline/transports"
+)
+
+// Defaults of the options in a nats:// URL.
+const (
+	DefaultPrefix        = "busline"
+	DefaultMaxLen        = 100_000
+	DefaultDedupWindow   = 2 * time.Minute
+	DefaultMaxAckPending = 20_000
+	DefaultReconnectWait = 250 * time.Millisecond
+	DefaultTimeout       = 10 * time.Second
+	DefaultMaxAckWait    = 15 * time.Second
+)
+
+// prefixRE is what a prefix may hold: it is a stream-name piece and a
+// subject token.
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Options are the Busline settings of a NATS JetStream transport. Each has
+// a URL query parameter of the same name in snake case.
+type Options struct {
+	// Prefix starts every name: event streams "{Prefix}_{event}" (dots of
+	// the event name as '-'), subjects "{Prefix}.{event}", the dead-letter
+	// stream "{Prefix}_dead" and the record bucket "{Prefix}_records".
+	// Letters, digits, '_' and '-'. URL: prefix. Default "busline".
+	Prefix string
+	// MaxLen caps each event stream at this many messages, dropping the
+	// oldest (MaxMsgs, DiscardOld). 0 keeps every message. URL: maxlen.
+	// Default 100000.
+	MaxLen int64
+	// MaxLenByEvent overrides MaxLen for single events. URL:
+	// maxlen.{event}=N.
+	MaxLenByEvent map[string]int64
+	// DeadMaxLen caps the dead letters kept per group. 0, the default,
+	// keeps every dead letter until it is replayed or purged. URL: dead_maxlen.
+	DeadMaxLen int64
+	// Storage is where streams keep messages: "file" (the default:
+	// durable across server restarts) or "memory". URL: storage.
+	Storage jetstream.StorageType
+	// Replicas is the number of replicas of every stream and consumer
+	// (a clustered JetStream). URL: replicas. Default 1.
+	Replicas int
+	// DedupWindow is JetStream's duplicate window: a message published
+	// again with the same event ID (Nats-Msg-Id) within it is dropped.
+	// URL: dedup_window. Default 2m.
+	DedupWindow time.Duration
+	// MaxAckPending caps the messages a group holds unacknowledged, over
+	// all its processes (delayed redeliveries included). URL:
+	// max_ack_pending. Default 20000.
+	MaxAckPending int
+	// Timeout bounds each JetStream API call and publish acknowledgement.
+	// URL: timeout. Default 10s.
+	Timeout time.Duration
+	// MaxAckWait caps the AckWait of group consumers: AckWait is the
+	// listener's AckTimeout, at most MaxAckWait. A process keeps what it
+	// holds with in-progress acks every AckWait/3 however long it works
+	// on it, so the cap only bounds how long a message waits when no
+	// process holds it any more: one delivered into a connection that was
+	// cut, or held by a process killed and not restarted under its name.
+	// URL: ack_wait_max. Default 15s.
+	MaxAckWait time.Duration
+}
+
+// DefaultOptions returns the options a nats:// URL without Busline
+// parameters gets.
+func DefaultOptions() Options {
+	return Options{
+		Prefix:        DefaultPrefix,
+		MaxLen:        DefaultMaxLen,
+		Storage:       jetstream.FileStorage,
+		Replicas:      1,
+		DedupWindow:   DefaultDedupWindow,
+		MaxAckPending: DefaultMaxAckPending,
+		Timeout:       DefaultTimeout,
+		MaxAckWait:    DefaultMaxAckWait,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Prefix == "" {
+		o.Prefix = d.Prefix
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = d.Replicas
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = d.DedupWindow
+	}
+	if o.MaxAckPending == 0 {
+		o.MaxAckPending = d.MaxAckPending
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = d.Timeout
+	}
+	if o.MaxAckWait <= 0 {
+		o.MaxAckWait = d.MaxAckWait
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if !prefixRE.MatchString(o.Prefix) {
+		return fmt.Errorf("%w: nats option prefix=%q: want 1-64 letters, digits, '_' or '-'", transports.ErrInvalidURL, o.Prefix)
+	}
+	return nil
+}
+
+// maxLen is the cap of one event stream.
+func (o Options) maxLen(event string) int64 {
+	if n, ok := o.MaxLenByEvent[event]; ok {
+		return n
+	}
+	return o.MaxLen
+}
+
+// config is a parsed URL: the Busline options, the servers and the
+// nats.go connection options.
+type config struct {
+	opts    Options
+	servers []string
+	conn    []natsgo.Option
+}
+
+// parseURL splits a nats:// or tls:// URL into Busline options and
+// nats.go connection options. Credentials come from the URL's user info
+// (user:password, or a token alone) or from files (creds=, nkey=), never
+// from other query parameters, so that transports.Redact hides them all.
+func parseURL(u *url.URL) (config, error) {
+	c := config{opts: DefaultOptions()}
+	q := u.Query()
+	bad := func(key, val string, err error) error {
+		return fmt.Errorf("%w: nats option %s=%q: %w", transports.ErrInvalidURL, key, val, err)
+	}
+	take := func(key string) (string, bool) {
+		vs, ok := q[key]
+		delete(q, key)
+		if !ok || len(vs) == 0 {
+			return "", false
+		}
+		return vs[len(vs)-1], true
+	}
+	intOpt := func(key string, min int64, set func(int64)) error {
+		v, ok := take(key)
+		if !ok {
+			return nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return bad(key, v, err)
+		}
+		if n < min {
+			return bad(key, v, fmt.Errorf("must be at least %d", min))
+		}
+		set(n)
+		return nil
+	}
+	durOpt := func(key string, set func(time.Duration)) error {
+		v, ok := take(key)
+		if !ok {
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return bad(key, v, err)
+		}
+		if d <= 0 {
+			return bad(key, v, fmt.Errorf("must be positive"))
+		}
+		set(d)
+		return nil
+	}
+	boolOpt := func(key string, set func(bool)) error {
+		v, ok := take(key)
+		if !ok {
+			return nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return bad(key, v, err)
+		}
+		set(b)
+		return nil
+	}
+	if v, ok := take("prefix"); ok {
+		c.opts.Prefix = v
+	}
+	useTLS := u.Scheme == "tls"
+	var tlsInsecure bool
+	var caFile, certFile, keyFile, credsFile, nkeyFile, name string
+	for _, f := range []func() error{
+		func() error { return intOpt("maxlen", 0, func(n int64) { c.opts.MaxLen = n }) },
+		func() error { return intOpt("dead_maxlen", 0, func(n int64) { c.opts.DeadMaxLen = n }) },
+		func() error { return intOpt("replicas", 1, func(n int64) { c.opts.Replicas = int(n) }) },
+		func() error { return intOpt("max_ack_pending", -1, func(n int64) { c.opts.MaxAckPending = int(n) }) },
+		func() error { return durOpt("dedup_window", func(d time.Duration) { c.opts.DedupWindow = d }) },
+		func() error { return durOpt("timeout", func(d time.Duration) { c.opts.Timeout = d }) },
+		func() error { return durOpt("ack_wait_max", func(d time.Duration) { c.opts.MaxAckWait = d }) },
+		func() error { return boolOpt("tls", func(b bool) { useTLS = useTLS || b }) },
+		func() error { return boolOpt("tls_insecure", func(b bool) { tlsInsecure = b }) },
+	} {
+		if err := f(); err != nil {
+			return config{}, err
+		}
+	}
+	if v, ok := take("storage"); ok {
+		switch v {
+		case "file":
+			c.opts.Storage = jetstream.FileStorage
+		case "memory":
+			c.opts.Storage = jetstream.MemoryStorage
+		default:
+			return config{}, bad("storage", v, fmt.Errorf("want file or memory"))
+		}
+	}
+	for key, dst := range map[string]*string{"tls_ca": &caFile, "tls_cert": &certFile, "tls_key": &keyFile, "creds": &credsFile, "nkey": &nkeyFile, "name": &name} {
+		if v, ok := take(key); ok {
+			*dst = v
+		}
+	}
+	for key := range q {
+		event, ok := strings.CutPrefix(key, "maxlen.")
+		if !ok {
+			continue
+		}
+		if err := intOpt(key, 0, func(n int64) {
+			if c.opts.MaxLenByEvent == nil {
+				c.opts.MaxLenByEvent = map[string]int64{}
+			}
+			c.opts.MaxLenByEvent[event] = n
+		}); err != nil {
+			return config{}, err
+		}
+	}
+	for key := range q {
+		return config{}, fmt.Errorf("%w: unknown nats option %q", transports.ErrInvalidURL, key)
+	}
+	c.opts = c.opts.withDefaults()
+	if err := c.opts.validate(); err != nil {
+		return config{}, err
+	}
+
+	if u.Host == "" {
+		return config{}, fmt.Errorf("%w: %s names no server", transports.ErrInvalidURL, transports.Redact(u))
+	}
+	scheme := "nats"
+	if useTLS {
+		scheme = "tls"
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		if !strings.Contains(h, ":") {
+			h += ":4222"
+		}
+		c.servers = append(c.servers, scheme+"://"+h)
+	}
+	if u.User != nil {
+		user := u.User.Username()
+		if pw, has := u.User.Password(); has {
+			c.conn = append(c.conn, natsgo.UserInfo(user, pw))
+		} else {
+			c.conn = append(c.conn, natsgo.Token(user))
+		}
+	}
+	if credsFile != "" {
+		c.conn = append(c.conn, natsgo.UserCredentials(credsFile))
+	}
+	if nkeyFile != "" {
+		opt, err := natsgo.NkeyOptionFromSeed(nkeyFile)
+		if err != nil {
+			return config{}, fmt.Errorf("%w: nats option nkey: %w", transports.ErrInvalidURL, err)
+		}
+		c.conn = append(c.conn, opt)
+	}
+	if useTLS || caFile != "" || certFile != "" || tlsInsecure {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: tlsInsecure} //nolint:gosec // asked for by tls_insecure=true
+		if caFile != "" {
+			pem, err := os.ReadFile(caFile)
+			if err != nil {
+				return config{}, fmt.Errorf("%w: nats option tls_ca: %w", transports.ErrInvalidURL, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return config{}, fmt.Errorf("%w: nats option tls_ca: no certificate in %s", transports.ErrInvalidURL, caFile)
+			}
+			tc.RootCAs = pool
+		}
+		if (certFile == "") != (keyFile == "") {
+			return config{}, fmt.Errorf("%w: nats options tls_cert and tls_key go together", transports.ErrInvalidURL)
+		}
+		if certFile != "" {
+			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				return config{}, fmt.Errorf("%w: nats options tls_cert/tls_key: %w", transports.ErrInvalidURL, err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		c.conn = append(c.conn, natsgo.Secure(tc))
+	}
+	if name != "" {
+		c.conn = append(c.conn, natsgo.Name(name))
+	}
+	return c, nil
+}
+
+// parseURLString parses a raw nats:// URL with parseURL.
+func parseURLString(raw string) (config, error) {
+	u, err := transports.ParseURL(raw)
+	if err != nil {
+		return config{}, err
+	}
+	return parseURL(u)
+}
+
+// ConnectOptions returns the server list and the nats.go connection
+// options (credentials, TLS) of a nats:// or tls:// URL, for tools that
+// connect beside a transport.
+func ConnectOptions(u *url.URL) (servers string, opts []natsgo.Option, err error) {
+	c, err := parseURL(u)
+	if err != nil {
+		return "", nil, err
+	}
+	return strings.Join(c.servers, ","), c.conn, nil
+}

@@ -1,0 +1,73 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/busline/busline/transports"
+)
+
+// Publish publishes each message on the subject of topic, with
+// Nats-Msg-Id = the event ID, and returns once JetStream acknowledged
+// every one (PubAck: the message is stored; with Replicas > 1, on a
+// quorum). A message published again with the same event ID within
+// DedupWindow is acknowledged as a duplicate and stored once. The
+// messages of one call are in flight together; concurrent calls share the
+// connection.
+func (t *Transport) Publish(topic string, msgs ...*message.Message) error {
+	if t.isClosed() {
+		return transports.ErrClosed
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
+	defer cancel()
+	if _, err := t.ensureStream(ctx, topic); err != nil {
+		return err
+	}
+	err := t.publish(ctx, t.opts.Subject(topic), msgs)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
+		// The stream was deleted under the transport: make it again, once.
+		t.forgetStream(topic)
+		if _, err := t.ensureStream(ctx, topic); err != nil {
+			return err
+		}
+		err = t.publish(ctx, t.opts.Subject(topic), msgs)
+	}
+	return err
+}
+
+// publish sends msgs asynchronously and waits for every PubAck.
+func (t *Transport) publish(ctx context.Context, subject string, msgs []*message.Message) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	var errs []error
+	for _, m := range msgs {
+		nm, err := encode(subject, m)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		f, err := t.js.PublishMsgAsync(nm)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("nats: publish %s on %s: %w", m.UUID, subject, err))
+			break
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("nats: publish %s on %s: %w", msgs[i].UUID, subject, err))
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("nats: publish %s on %s: no acknowledgement: %w", msgs[i].UUID, subject, ctx.Err()))
+		}
+	}
+	return errors.Join(errs...)
+}

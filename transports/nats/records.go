@@ -1,0 +1,172 @@
+package nats
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/busline/busline/transports"
+)
+
+// Records live in one JetStream key-value bucket, "{prefix}_records"
+// (stream KV_{prefix}_records), under the key "{kind}.{base64url(key)}":
+// KV keys cannot hold every character a record key may (':'), so the key
+// is encoded. ClaimRecord is the bucket's atomic Create.
+
+// recordKeyOf returns key when it is a valid record key, else a digest of
+// it (names at their longest can make a composed key too long).
+func recordKeyOf(key string) string {
+	if transports.ValidateRecord("k", key) == nil {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256/" + hex.EncodeToString(sum[:])
+}
+
+// recordKey returns the bucket key of (kind, key).
+func recordKey(kind, key string) string {
+	return kind + "." + base64.RawURLEncoding.EncodeToString([]byte(key))
+}
+
+// bucket opens (creating when asked) the record bucket; nil without error
+// when it does not exist and create is false.
+func (t *Transport) bucket(ctx context.Context, create bool) (jetstream.KeyValue, error) {
+	t.kvMu.Lock()
+	defer t.kvMu.Unlock()
+	if t.kv != nil {
+		return t.kv, nil
+	}
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	kv, err := t.js.KeyValue(ctx, t.opts.RecordBucket())
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		if !create {
+			return nil, nil
+		}
+		kv, err = t.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      t.opts.RecordBucket(),
+			Description: "busline records",
+			History:     1,
+			Storage:     t.opts.Storage,
+			Replicas:    t.opts.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			kv, err = t.js.KeyValue(ctx, t.opts.RecordBucket())
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: record bucket %s: %w", t.opts.RecordBucket(), err)
+	}
+	t.kv = kv
+	return kv, nil
+}
+
+// PutRecord stores value under (kind, key), replacing any earlier value.
+func (t *Transport) PutRecord(ctx context.Context, kind, key string, value []byte) error {
+	if err := transports.ValidateRecord(kind, key); err != nil {
+		return err
+	}
+	kv, err := t.bucket(ctx, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	if _, err := kv.Put(ctx, recordKey(kind, key), value); err != nil {
+		return fmt.Errorf("nats: put record %s/%s: %w", kind, key, err)
+	}
+	return nil
+}
+
+// ClaimRecord stores value under (kind, key) unless a value is there
+// (KV Create, atomic on the server), and returns the value stored now.
+func (t *Transport) ClaimRecord(ctx context.Context, kind, key string, value []byte) ([]byte, error) {
+	if err := transports.ValidateRecord(kind, key); err != nil {
+		return nil, err
+	}
+	kv, err := t.bucket(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	k := recordKey(kind, key)
+	for {
+		_, err := kv.Create(ctx, k, value)
+		if err == nil {
+			return value, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("nats: claim record %s/%s: %w", kind, key, err)
+		}
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted meanwhile: claim again
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nats: claim record %s/%s: %w", kind, key, err)
+		}
+		return e.Value(), nil
+	}
+}
+
+// Records returns every record of kind, by key.
+func (t *Transport) Records(ctx context.Context, kind string) (map[string][]byte, error) {
+	if err := transports.ValidateRecord(kind, "x"); err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	kv, err := t.bucket(ctx, false)
+	if kv == nil || err != nil {
+		return out, err
+	}
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	w, err := kv.Watch(ctx, kind+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("nats: records %s: %w", kind, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("nats: records %s: watcher stopped", kind)
+			}
+			if e == nil { // every current value was sent
+				return out, nil
+			}
+			enc, _ := strings.CutPrefix(e.Key(), kind+".")
+			key, err := base64.RawURLEncoding.DecodeString(enc)
+			if err != nil {
+				continue // not written by Busline
+			}
+			out[string(key)] = e.Value()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("nats: records %s: %w", kind, ctx.Err())
+		}
+	}
+}
+
+// DeleteRecord removes the record (kind, key).
+func (t *Transport) DeleteRecord(ctx context.Context, kind, key string) error {
+	if err := transports.ValidateRecord(kind, key); err != nil {
+		return err
+	}
+	kv, err := t.bucket(ctx, false)
+	if kv == nil || err != nil {
+		return err
+	}
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	if err := kv.Delete(ctx, recordKey(kind, key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("nats: delete record %s/%s: %w", kind, key, err)
+	}
+	return nil
+}

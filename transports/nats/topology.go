@@ -1,0 +1,184 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/busline/busline/transports"
+)
+
+// streamConfig is the configuration of the stream of event.
+func (t *Transport) streamConfig(event string) jetstream.StreamConfig {
+	maxMsgs := t.opts.maxLen(event)
+	if maxMsgs <= 0 {
+		maxMsgs = -1
+	}
+	return jetstream.StreamConfig{
+		Name:        t.opts.StreamName(event),
+		Description: "busline event " + event,
+		Subjects:    []string{t.opts.Subject(event)},
+		Retention:   jetstream.LimitsPolicy,
+		MaxMsgs:     maxMsgs,
+		MaxBytes:    -1,
+		MaxAge:      0,
+		// A negative limit means none.
+		MaxConsumers:      -1,
+		MaxMsgsPerSubject: -1,
+		Discard:           jetstream.DiscardOld,
+		Storage:           t.opts.Storage,
+		Replicas:          t.opts.Replicas,
+		Duplicates:        t.opts.DedupWindow,
+		AllowDirect:       true,
+	}
+}
+
+// ensureStream makes sure the stream of event exists with the transport's
+// limits, once per transport and event (again after forgetStream).
+func (t *Transport) ensureStream(ctx context.Context, event string) (jetstream.Stream, error) {
+	if s, ok := t.streams.Load(event); ok {
+		return s.(jetstream.Stream), nil
+	}
+	if err := checkEvent(event); err != nil {
+		return nil, err
+	}
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	cfg := t.streamConfig(event)
+	s, err := t.js.Stream(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		s, err = t.js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = t.js.Stream(ctx, cfg.Name)
+		}
+	case err == nil:
+		cur := s.CachedInfo().Config
+		if cur.MaxMsgs != cfg.MaxMsgs || cur.Duplicates != cfg.Duplicates {
+			cur.MaxMsgs, cur.Duplicates = cfg.MaxMsgs, cfg.Duplicates
+			s, err = t.js.UpdateStream(ctx, cur)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: stream %s: %w", cfg.Name, err)
+	}
+	t.streams.Store(event, s)
+	return s, nil
+}
+
+// forgetStream makes the next ensureStream of event ask the server again
+// (the stream was deleted under the transport).
+func (t *Transport) forgetStream(event string) { t.streams.Delete(event) }
+
+// ensureDeadStream makes sure the stream of dead letters exists: one
+// stream "{prefix}_dead", a subject per group, capped per subject by
+// DeadMaxLen.
+func (t *Transport) ensureDeadStream(ctx context.Context) (jetstream.Stream, error) {
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	name := t.opts.DeadStream()
+	if t.dead.Load() {
+		return t.js.Stream(ctx, name)
+	}
+	perSubject := t.opts.DeadMaxLen
+	if perSubject <= 0 {
+		perSubject = -1
+	}
+	cfg := jetstream.StreamConfig{
+		Name:              name,
+		Description:       "busline dead letters",
+		Subjects:          []string{t.opts.Prefix + "._dead.>"},
+		Retention:         jetstream.LimitsPolicy,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxConsumers:      -1,
+		MaxMsgsPerSubject: perSubject,
+		Discard:           jetstream.DiscardOld,
+		Storage:           t.opts.Storage,
+		Replicas:          t.opts.Replicas,
+		AllowDirect:       true,
+	}
+	s, err := t.js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = t.js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = t.js.Stream(ctx, name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: stream %s: %w", name, err)
+	}
+	t.dead.Store(true)
+	return s, nil
+}
+
+// consumerConfig is the durable pull consumer of group on the stream of
+// event: explicit acks, AckWait = AckTimeout, no MaxDeliver (Busline
+// bounds redelivery itself), and the start position of since.
+func (t *Transport) consumerConfig(event, group string, ackWait time.Duration, since transports.Since) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       ConsumerName(group),
+		Description:   "busline group " + group,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: t.opts.MaxAckPending,
+		FilterSubject: t.opts.Subject(event),
+		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		Replicas:      t.opts.Replicas,
+		MemoryStorage: t.opts.Storage == jetstream.MemoryStorage,
+	}
+	switch at, isTime := since.Time(); {
+	case since.IsBeginning():
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case isTime:
+		at = at.UTC()
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &at
+	}
+	return cfg
+}
+
+// ensureConsumer returns the durable consumer of group on the stream of
+// event, creating it at the position since says when it does not exist.
+// An existing consumer keeps its position; its AckWait follows the
+// latest subscriber's AckTimeout.
+func (t *Transport) ensureConsumer(ctx context.Context, event, group string, ackWait time.Duration, since transports.Since) (jetstream.Consumer, error) {
+	s, err := t.ensureStream(ctx, event)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	cfg := t.consumerConfig(event, group, ackWait, since)
+	c, err := s.Consumer(ctx, cfg.Durable)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Deleted under us: make it again.
+		t.forgetStream(event)
+		if s, err = t.ensureStream(ctx, event); err != nil {
+			return nil, err
+		}
+		c, err = s.Consumer(ctx, cfg.Durable)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		c, err = s.CreateConsumer(ctx, cfg)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			c, err = s.Consumer(ctx, cfg.Durable)
+		}
+	case err == nil:
+		cur := c.CachedInfo().Config
+		if cur.AckWait != ackWait || cur.MaxAckPending != cfg.MaxAckPending {
+			cur.AckWait, cur.MaxAckPending = ackWait, cfg.MaxAckPending
+			c, err = s.UpdateConsumer(ctx, cur)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: consumer %s on %s: %w", cfg.Durable, t.opts.StreamName(event), err)
+	}
+	return c, nil
+}
