@@ -66,6 +66,12 @@ func (s *subscription) readOnce() (*entry, bool) {
 		}
 		if err != nil || r.claimCursor == "" {
 			r.nextClaim = time.Now().Add(s.opts.ClaimInterval)
+			// Own pending entries this subscription does not hold (a read
+			// whose reply a dying connection lost after the re-reads of a
+			// broken read) are read again with every claim pass.
+			if err == nil {
+				r.pending, r.pendingCursor = true, ""
+			}
 		}
 	default:
 		what = "read"
