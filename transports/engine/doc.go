@@ -10,7 +10,9 @@
 //     this member's own pending entries first, at start and again after
 //     any broken read (items 4 and 12 of the semantics in
 //     docs/transports.md), claims entries other members
-//     left idle longer than AckTimeout (item 5), then new entries. Pending,
+//     left idle longer than AckTimeout (item 5) — reading own pending once
+//     more with every claim pass, for entries a dying connection took —
+//     then new entries. Pending,
 //     claims and new reads run one at a time, so an entry is never read
 //     twice at once.
 //   - A slot hands one message out, waits for its Ack or Nack, cancels its

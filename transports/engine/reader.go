@@ -22,8 +22,16 @@ type reader struct {
 	pendingCursor string
 	claimCursor   string
 	nextClaim     time.Time
-	bo            backoff
+	// pendingAgain is when own pending is read once more after a broken
+	// read: a dead connection may still have taken entries for a moment
+	// after the read failed.
+	pendingAgain time.Time
+	bo           backoff
 }
+
+// pendingAgainAfter is how long after a broken read the own pending
+// entries are read a second time.
+const pendingAgainAfter = time.Second
 
 // readOnce reads once for the free slots and queues what it read. It
 // reports false once reading stopped. While it waits for a free slot, an
@@ -39,6 +47,10 @@ func (s *subscription) readOnce() (*entry, bool) {
 		err  error
 		what string
 	)
+	if !r.pendingAgain.IsZero() && !time.Now().Before(r.pendingAgain) {
+		r.pendingAgain = time.Time{}
+		r.pending, r.pendingCursor = s.caps.PendingList, ""
+	}
 	switch {
 	case r.pending:
 		what = "read own pending entries"
@@ -54,12 +66,21 @@ func (s *subscription) readOnce() (*entry, bool) {
 		}
 		if err != nil || r.claimCursor == "" {
 			r.nextClaim = time.Now().Add(s.opts.ClaimInterval)
+			// Own pending entries this subscription does not hold (a read
+			// whose reply a dying connection lost after the re-reads of a
+			// broken read) are read again with every claim pass.
+			if err == nil {
+				r.pending, r.pendingCursor = true, ""
+			}
 		}
 	default:
 		what = "read"
 		wait := s.opts.ReceiveWait
 		if s.caps.PendingList {
 			wait = min(wait, time.Until(r.nextClaim))
+			if !r.pendingAgain.IsZero() {
+				wait = min(wait, time.Until(r.pendingAgain))
+			}
 		}
 		msgs, err = s.receive(n, max(wait, time.Millisecond))
 	}
@@ -75,6 +96,9 @@ func (s *subscription) readOnce() (*entry, bool) {
 		// Entries a broken read took may be pending for this member:
 		// read them first, as at start (docs/transports.md, semantics item 12).
 		r.pending, r.pendingCursor = s.caps.PendingList, ""
+		if s.caps.PendingList {
+			r.pendingAgain = time.Now().Add(pendingAgainAfter)
+		}
 		return nil, r.bo.sleep(s.readCtx)
 	}
 	r.bo.reset()

@@ -161,7 +161,7 @@ func (s *suite) brokenRead(t *testing.T) {
 		}
 	}
 	ids = append(ids, fire(t, producer, 100, 5)...)
-	deadline := time.Now().Add(s.h.scale(30 * time.Second))
+	deadline := time.Now().Add(s.h.scale(60 * time.Second))
 	for !r.has(ids...) {
 		if time.Now().After(deadline) {
 			missing := 0
@@ -170,7 +170,7 @@ func (s *suite) brokenRead(t *testing.T) {
 					missing++
 				}
 			}
-			t.Fatalf("%d of %d events not handled after %s, long before AckTimeout: the entries a broken read took wait for it", missing, len(ids), s.h.scale(30*time.Second))
+			t.Fatalf("%d of %d events not handled after %s, long before AckTimeout: the entries a broken read took wait for it", missing, len(ids), s.h.scale(60*time.Second))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
