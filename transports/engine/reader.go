@@ -47,6 +47,10 @@ func (s *subscription) readOnce() (*entry, bool) {
 		err  error
 		what string
 	)
+	s.mu.Lock()
+	s.reads++
+	read := s.reads
+	s.mu.Unlock()
 	if !r.pendingAgain.IsZero() && !time.Now().Before(r.pendingAgain) {
 		r.pendingAgain = time.Time{}
 		r.pending, r.pendingCursor = s.caps.PendingList, ""
@@ -84,7 +88,7 @@ func (s *subscription) readOnce() (*entry, bool) {
 		}
 		msgs, err = s.receive(n, max(wait, time.Millisecond))
 	}
-	used := s.admit(msgs)
+	used := s.admit(read, msgs)
 	for range n - used {
 		s.tokens <- struct{}{}
 	}

@@ -47,6 +47,12 @@ type subscription struct {
 
 	mu   sync.Mutex
 	held map[driver.AckID]*entry // every entry this subscription holds
+	// reads counts the driver reads started; ackedAt maps an entry whose ack
+	// the broker has to the value of reads when the ack completed. A read
+	// that started before then may still return the entry (it took its
+	// snapshot of the pending list before the ack): admit skips it.
+	reads   uint64
+	ackedAt map[driver.AckID]uint64
 
 	imu       sync.Mutex
 	rctx      context.Context    // the context of reads, until interrupted
@@ -227,8 +233,15 @@ func (s *subscription) giveBack(e *entry) {
 
 // admit queues the entries of one read; it returns how many it queued
 // (each took one of the reader's tokens).
-func (s *subscription) admit(msgs []*driver.Message) int {
+func (s *subscription) admit(read uint64, msgs []*driver.Message) int {
 	used := 0
+	s.mu.Lock()
+	for id, at := range s.ackedAt {
+		if at < read { // acked before this read started: no later read returns it
+			delete(s.ackedAt, id)
+		}
+	}
+	s.mu.Unlock()
 	for _, m := range msgs {
 		if m.Topic != "" && m.Topic != s.topic {
 			// A queue shared by several events of the group: not ours.
@@ -239,6 +252,11 @@ func (s *subscription) admit(msgs []*driver.Message) int {
 		}
 		e := &entry{id: m.AckID, m: m, attempts: m.Attempts, recorded: m.Recorded}
 		s.mu.Lock()
+		if _, acked := s.ackedAt[m.AckID]; acked {
+			// Acknowledged while this read was on its way: never again.
+			s.mu.Unlock()
+			continue
+		}
 		if _, dup := s.held[m.AckID]; dup {
 			// Held already (an own-pending re-read, a claim racing a
 			// keepalive): never handed out twice. The read counted nothing.
@@ -262,6 +280,13 @@ func (s *subscription) forget(ids []driver.AckID) {
 	for _, id := range ids {
 		if e := s.held[id]; e != nil && e.state == acking {
 			delete(s.held, id)
+			if !s.caps.PendingList { // only a pending list is read again
+				continue
+			}
+			if s.ackedAt == nil {
+				s.ackedAt = map[driver.AckID]uint64{}
+			}
+			s.ackedAt[id] = s.reads
 		}
 	}
 }
