@@ -168,6 +168,9 @@ func (s *amqpSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*dr
 		if err := s.consume(conn); err != nil {
 			return nil, err
 		}
+		s.mu.Lock()
+		ch = s.ch
+		s.mu.Unlock()
 		s.log.Info("amqp: consuming again")
 	}
 	timer := time.NewTimer(wait)
@@ -176,7 +179,7 @@ func (s *amqpSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*dr
 	select {
 	case d, ok := <-s.deliveries:
 		if !ok {
-			return nil, s.lostChannel()
+			return nil, s.lostChannel(ch)
 		}
 		first = d
 	case <-timer.C:
@@ -201,12 +204,19 @@ func (s *amqpSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*dr
 	return out, nil
 }
 
-func (s *amqpSub) lostChannel() error {
+// lostChannel reports the end of the deliveries of ch. When the broker
+// cancelled the consumer and left the channel open (its queue was deleted,
+// say), ch is closed, so that the next Receive consumes again (declaring
+// the queue anew) instead of finding the same ended deliveries forever.
+func (s *amqpSub) lostChannel(ch *amqp091.Channel) error {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
 		return transports.ErrClosed
+	}
+	if ch != nil && !ch.IsClosed() {
+		_ = ch.Close()
 	}
 	s.log.Warn("amqp: consumer channel lost; consuming again once reconnected")
 	return errChannelLost
@@ -420,7 +430,12 @@ func (s *amqpSub) Close() error {
 	s.mu.Lock()
 	_ = s.flushLocked()
 	s.mu.Unlock()
-	return ch.Close()
+	// A channel the broker or a closing connection closed meanwhile has
+	// nothing left to close: its deliveries went back to the queue.
+	if err := ch.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+		return fmt.Errorf("amqp: close consumer channel: %w", err)
+	}
+	return nil
 }
 
 // Driver returns the transport's driver for the delivery engine, for the

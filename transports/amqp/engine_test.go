@@ -153,3 +153,48 @@ func openForTest(t *testing.T, raw string) *Transport {
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
 }
+
+// TestQueueDeletedUnderConsumer: when the group queue is deleted while a
+// subscriber consumes it, the broker cancels the consumer and leaves its
+// channel open. The subscriber declares the queue again and consumes it:
+// events fired afterwards are handed out (not a loop of lost channels).
+func TestQueueDeletedUnderConsumer(t *testing.T) {
+	raw := testURL(t, "", "")
+	tr := openForTest(t, raw)
+	sub, err := tr.NewSubscriber(transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, "deleted.queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := tr.tp.groupQueue("g")
+	ch := rawChannel(t)
+	if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	// The queue comes back once the subscriber consumes again; events fired
+	// before that have no queue to go to, so fire until one arrives.
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case m := <-msgs:
+			if !m.Ack() {
+				t.Fatal("ack refused")
+			}
+			return
+		case <-tick.C:
+			if err := tr.Publish("deleted.queue", message.NewMessage(uuid.NewString(), []byte(`{}`))); err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatal("no event handed out after the group queue was deleted and fired to again")
+		}
+	}
+}

@@ -75,9 +75,10 @@ type Subscriber struct {
 	cfg  transports.SubscriberConfig
 	opts Options
 
-	mu     sync.Mutex
-	closed bool
-	subs   []*subscription
+	mu       sync.Mutex
+	closed   bool
+	closeEnd chan struct{} // closed once the first Close has finished
+	subs     []*subscription
 }
 
 var _ message.Subscriber = (*Subscriber)(nil)
@@ -87,7 +88,7 @@ func New(d driver.Driver, cfg transports.SubscriberConfig, opts Options) (*Subsc
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Subscriber{d: d, cfg: cfg, opts: opts.withDefaults(cfg)}, nil
+	return &Subscriber{d: d, cfg: cfg, opts: opts.withDefaults(cfg), closeEnd: make(chan struct{})}, nil
 }
 
 // Subscribe joins the group on topic (creating it at Since when needed)
@@ -119,11 +120,15 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 // returns nacked entries still waiting for their delay, flushes the acks
 // and nacks made so far and closes the driver's subscriptions. Messages
 // handed out and neither acked nor nacked stay pending for this member
-// (or go back to the queue). It is idempotent.
+// (or go back to the queue). It is idempotent: a Close while another is
+// on its way waits for that one to finish and returns nil, so that the
+// caller may close what the subscriber stands on (its transport's
+// connections) once any Close returned.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.closeEnd
 		return nil
 	}
 	s.closed = true
@@ -138,5 +143,6 @@ func (s *Subscriber) Close() error {
 	if s.opts.OnClose != nil {
 		s.opts.OnClose()
 	}
+	close(s.closeEnd)
 	return errors.Join(errs...)
 }

@@ -201,9 +201,11 @@ func (s *redisSub) Pending(ctx context.Context, cursor string, limit int) ([]*dr
 	pend, err := s.client.XPendingExt(ctx, &redis.XPendingExtArgs{
 		Stream: s.stream, Group: s.group, Start: start, End: "+", Count: int64(n), Consumer: s.consumer,
 	}).Result()
-	if err != nil {
+	if err != nil && !isNoGroup(err) {
 		return nil, "", fmt.Errorf("redisstream: XPENDING %s: %w", s.stream, err)
 	}
+	// A group that is gone (its stream was deleted) holds nothing pending
+	// for this consumer; Receive creates it again.
 	if len(pend) == 0 {
 		s.mu.Lock()
 		s.lost = nil // every entry a broken read took was read now

@@ -395,3 +395,27 @@ func TestLongRetryDelayIsNotReclaimed(t *testing.T) {
 	m2.Ack()
 	noMessage(t, chB, 100*time.Millisecond)
 }
+
+// TestStreamDeletedUnderSubscriber: deleting the stream unblocks the
+// subscriber's read with an error (a broken read); reading its own pending
+// then finds no group. The subscriber creates the group again and hands
+// out events fired afterwards, instead of retrying the pending read forever.
+func TestStreamDeletedUnderSubscriber(t *testing.T) {
+	tr := openTransport(t, testURL(t, ""))
+	s := newSub(t, tr, "g", "c1", time.Minute, 1, transports.Since{})
+	ch, _ := subscribe(t, s, "e.gone")
+	publish(t, tr, "e.gone", `{"n":1}`)
+	if m := receive(t, ch, 5*time.Second); !m.Ack() {
+		t.Fatal("ack refused")
+	}
+	eventually(t, 5*time.Second, "ack", func() bool { return pendingCount(t, tr, "e.gone", "g") == 0 })
+	if err := tr.Client().Del(context.Background(), tr.StreamKey("e.gone")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ids := publish(t, tr, "e.gone", `{"n":2}`)
+	m := receive(t, ch, 15*time.Second)
+	if m.UUID != ids[0] {
+		t.Fatalf("handed out %s, want %s", m.UUID, ids[0])
+	}
+	m.Ack()
+}
