@@ -93,9 +93,18 @@ func scheduleMoverKilled(t *testing.T, tg *target) {
 	files = append(files, spec.Out)
 	cur = startChild(t, spec)
 	waitHandled(t, ids, files, time.Minute)
+	// Recovery is when the restarted process was ready (its group
+	// existed): lateness is measured from there, not from its main, whose
+	// start-up (connections, declarations, group owner records) depends on
+	// the machine's load more than on the schedule.
 	boot := cur.boot()
-	t.Logf("killed %s after the first due time, %d pending; restarted process booted %s after the kill",
-		killedAt.Sub(first).Round(time.Millisecond), len(pending), boot.Sub(killedAt).Round(time.Millisecond))
+	recovered := boot
+	if ready := cur.Ready(); ready.After(recovered) {
+		recovered = ready
+	}
+	t.Logf("killed %s after the first due time, %d pending; restarted process booted %s and was ready %s after the kill",
+		killedAt.Sub(first).Round(time.Millisecond), len(pending), boot.Sub(killedAt).Round(time.Millisecond),
+		recovered.Sub(killedAt).Round(time.Millisecond))
 
 	if tg.kind == "redis" {
 		// Moved exactly once: the stream holds every event ID once.
@@ -138,11 +147,11 @@ func scheduleMoverKilled(t *testing.T, tg *target) {
 			t.Errorf("event %s handled %s before its due time", id, due[id].Sub(at))
 		}
 		deadline := due[id]
-		if boot.After(deadline) {
-			deadline = boot
+		if recovered.After(deadline) {
+			deadline = recovered
 		}
 		if late := at.Sub(deadline); late > grace {
-			t.Errorf("event %s handled %s after max(due, restart)", id, late)
+			t.Errorf("event %s handled %s after max(due, recovery)", id, late)
 		} else if late > worstAfterRecovery {
 			worstAfterRecovery = late
 		}
@@ -150,7 +159,7 @@ func scheduleMoverKilled(t *testing.T, tg *target) {
 	if tg.kind == "amqp" && dups > 64+spec.Concurrency {
 		t.Errorf("%d events handled twice; at most the mover's and the listener's in-flight counts (%d) expected", dups, 64+spec.Concurrency)
 	}
-	t.Logf("%s: %d events, %d handled twice; worst lateness after max(due, restart): %s",
+	t.Logf("%s: %d events, %d handled twice; worst lateness after max(due, recovery): %s",
 		tg.kind, events, dups, worstAfterRecovery.Round(time.Millisecond))
 	if err, ok := cur.terminate(30 * time.Second); !ok || err != nil {
 		t.Errorf("last listener on SIGTERM: exited %v, error %v", ok, err)
