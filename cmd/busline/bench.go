@@ -57,8 +57,9 @@ Without --rate, events are fired as fast as possible and the latency includes th
 queue that builds up; --rate R paces the firing to measure latency under a
 steady load. --rounds R runs each side R times, the sides taking turns, and
 reports each side's median round, so that a burst of outside load on a shared
-machine does not land on one side only. --idempotency redis://... gives the Busline side a Redis dedup
-store. --sides runs a subset; --cpuprofile FILE writes a CPU profile of
+machine does not land on one side only. The Busline side uses the bus's default
+dedup store (on redis:// the same Redis); --idempotency memory:// or redis://...
+gives it that store instead. --sides runs a subset; --cpuprofile FILE writes a CPU profile of
 the Busline side.
 
 With --json it prints one line, a JSON object with the keys transport, events,

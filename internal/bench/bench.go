@@ -48,8 +48,8 @@ type Config struct {
 	// reports its round with the median end-to-end rate. Default 1.
 	Rounds int
 	// Idempotency is the URL of the Busline side's dedup store; empty uses
-	// memory:// (the bus default on redis:// is the same Redis: pass it here
-	// to measure it). A Redis store (redis://, rediss://) is isolated
+	// the bus default, what a user gets (on redis:// the same Redis, under
+	// the side's key prefix; memory:// elsewhere). A Redis store (redis://, rediss://) is isolated
 	// under a fresh key prefix and emptied afterwards; memory:// needs
 	// nothing. Other stores are refused.
 	Idempotency string

@@ -18,11 +18,14 @@ import (
 )
 
 // dedupStore returns the Idempotency URL of the Busline side for raw (""
-// is memory://) and a function that deletes what the side stored.
+// is the bus default: the same Redis on redis://, memory:// elsewhere) and
+// a function that deletes what the side stored. The default store on
+// redis:// keeps its keys under the transport's prefix, which the side's
+// clean-up deletes.
 func dedupStore(raw string) (string, func(context.Context) error, error) {
 	nothing := func(context.Context) error { return nil }
 	if raw == "" {
-		return "memory://", nothing, nil
+		return "", nothing, nil
 	}
 	u, err := transports.ParseURL(raw)
 	if err != nil {
@@ -81,8 +84,8 @@ func runBusline(ctx context.Context, cfg Config, b broker) (side Side, err error
 		Service:   "bench",
 		Process:   "bench",
 		Transport: b.buslineURL(),
-		// The chain the bars name: dedup in memory, as Watermill's side has
-		// none (the bus default on redis:// is the same Redis: --idempotency).
+		// What a user gets: the bus default dedup store (on redis:// the
+		// same Redis), unless --idempotency names one.
 		Idempotency: store,
 		Logger:      slog.New(slog.DiscardHandler),
 		Listener:    bus.ListenerOptions{Concurrency: cfg.Concurrency},

@@ -10,7 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
 )
 
 // TestTrackerSettlesInAnyOrder settles deliveries from many goroutines in
@@ -128,4 +133,50 @@ func randText() string {
 		b[i] = letters[rand.IntN(len(letters))]
 	}
 	return string(b)
+}
+
+// TestHeldAckIsSent: an ack held back for a multiple ack (fewer than half
+// the prefetch window settled) still reaches the broker without further
+// acks: with the window full, the broker delivers the next message only
+// once it has it.
+func TestHeldAckIsSent(t *testing.T) {
+	tr := openForTest(t, testURL(t, "", ""))
+	sub, err := tr.Driver().Open(context.Background(), "held.ack", transports.SubscriberConfig{
+		Group: "held", Consumer: "c1", AckTimeout: time.Minute, Concurrency: 4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for range 5 {
+		if err := tr.Publish("held.ack", message.NewMessage(uuid.NewString(), []byte(`{}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got []*driver.Message
+	for len(got) < 4 && ctx.Err() == nil {
+		msgs, err := sub.Receive(ctx, 4-len(got), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, msgs...)
+	}
+	if len(got) != 4 {
+		t.Fatalf("received %d deliveries, want the prefetch window of 4", len(got))
+	}
+	if err := sub.Ack(ctx, []driver.AckID{got[0].AckID}); err != nil {
+		t.Fatal(err)
+	}
+	for ctx.Err() == nil {
+		msgs, err := sub.Receive(ctx, 1, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 1 {
+			return
+		}
+	}
+	t.Fatal("the fifth message never came: the held ack was not sent")
 }

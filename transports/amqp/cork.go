@@ -8,24 +8,26 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// corkConn is the network connection under the publishing AMQP connection.
-// amqp091 flushes its buffer after every publish, one write system call
-// each; while corked, those writes gather here instead, and uncork sends
-// them in one write. The publisher corks around a batch of publishes, so
-// that the broker reads the batch in one go (and confirms it together).
-// Writes of other kinds (heartbeats, channel methods) that come while it is
-// corked go out with the batch.
+// corkConn is the network connection under an AMQP connection. amqp091
+// flushes its buffer after every frame it sends (a publish, an ack), one
+// write system call each; while corked, those writes gather here instead,
+// and uncork sends them in one write. The publisher corks around a batch of
+// publishes, so that the broker reads the batch in one go (and confirms it
+// together); a consumer corks around a flush of settlements. Writes of
+// other kinds (heartbeats, channel methods) that come while it is corked go
+// out with the batch. Corks nest: the writes gathered leave when the last
+// cork is undone, so consumers of one connection may cork concurrently.
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex
-	corked bool
-	buf    []byte
+	mu    sync.Mutex
+	corks int // cork calls not yet undone by uncork
+	buf   []byte
 }
 
 // Write buffers p while corked, else writes it through.
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	if c.corked {
+	if c.corks > 0 {
 		c.buf = append(c.buf, p...)
 		c.mu.Unlock()
 		return len(p), nil
@@ -34,21 +36,21 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// cork makes writes gather until uncork.
+// cork makes writes gather until the matching uncork.
 func (c *corkConn) cork() {
 	c.mu.Lock()
-	c.corked = true
+	c.corks++
 	c.mu.Unlock()
 }
 
-// uncork writes what gathered since cork in one write. When that write
-// fails, the connection is closed, so that amqp091 (which counted those
-// bytes as written) sees the loss and fails what waits on it.
+// uncork undoes one cork; the last one writes what gathered in one write.
+// When that write fails, the connection is closed, so that amqp091 (which
+// counted those bytes as written) sees the loss and fails what waits on it.
 func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.corked = false
-	if len(c.buf) == 0 {
+	c.corks = max(c.corks-1, 0)
+	if c.corks > 0 || len(c.buf) == 0 {
 		return nil
 	}
 	_, err := c.Conn.Write(c.buf)

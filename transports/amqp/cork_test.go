@@ -62,6 +62,31 @@ func TestCorkGathersWrites(t *testing.T) {
 	}
 }
 
+// TestCorksNest: with two corks (two consumers flushing settlements on one
+// connection), the writes gather until the second uncork.
+func TestCorksNest(t *testing.T) {
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+	c.cork()
+	_, _ = c.Write([]byte("a"))
+	c.cork()
+	_, _ = c.Write([]byte("b"))
+	if err := c.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("c"))
+	if len(rc.writes) != 0 {
+		t.Fatalf("writes before the last uncork: %q", rc.writes)
+	}
+	if err := c.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("d"))
+	if len(rc.writes) != 2 || string(rc.writes[0]) != "abc" || string(rc.writes[1]) != "d" {
+		t.Fatalf("writes %q, want [abc d]", rc.writes)
+	}
+}
+
 // TestUncorkFailureClosesTheConnection: when the gathered write fails, the
 // connection is closed so that amqp091 sees the loss.
 func TestUncorkFailureClosesTheConnection(t *testing.T) {

@@ -45,7 +45,11 @@ type Transport struct {
 
 	mu      sync.Mutex // guards subConn
 	subConn *connection
-	subs    transports.Subscribers[*engine.Subscriber]
+	// subCork is the network connection of the consumer connection's
+	// latest dial, corked around flushes of settlements.
+	subCorkMu sync.Mutex
+	subCork   *corkConn
+	subs      transports.Subscribers[*engine.Subscriber]
 
 	// sched is the mover of scheduled events (schedule.go).
 	sched scheduler
@@ -212,13 +216,24 @@ func (t *Transport) consumerConnLocked(consumer string) error {
 		return transports.ErrClosed
 	}
 	if t.subConn == nil {
-		conn, err := openConnection(t.connName(consumer+" consume"), t.dial, t.o.ReconnectMax, t.log)
+		corking := corkingDialer(t.connectionTimeout(), &t.subCorkMu, &t.subCork)
+		conn, err := openConnection(t.connName(consumer+" consume"), func(name string) (*amqp091.Connection, error) {
+			return t.dialWith(name, corking)
+		}, t.o.ReconnectMax, t.log)
 		if err != nil {
 			return err
 		}
 		t.subConn = conn
 	}
 	return nil
+}
+
+// consumerCork returns the network connection of the consumer
+// connection's latest dial (nil before the first).
+func (t *Transport) consumerCork() *corkConn {
+	t.subCorkMu.Lock()
+	defer t.subCorkMu.Unlock()
+	return t.subCork
 }
 
 func (t *Transport) isClosed() bool { return t.subs.Closed() }
