@@ -215,7 +215,7 @@ func (m *dedup) run(h message.HandlerFunc, msg *message.Message, key string, lea
 	defer cancel()
 	if herr != nil {
 		if err := m.opts.Store.Abort(ctx, lease); err != nil {
-			m.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency abort failed; the retry waits for the lease to expire",
+			m.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency abort failed; a retry in another process waits for the lease to expire",
 				slog.String("event_id", msg.UUID), slog.String("event", transports.Info(msg).Topic), slog.String("group", m.opts.Group), slog.Int("attempt", transports.Info(msg).Attempt), slog.Any("error", err))
 		}
 		return produced, herr

@@ -20,6 +20,11 @@
 //     a holder whose lease expired and was taken over cannot mark the new
 //     holder's claim done, nor release it. Commit replaces the token with the
 //     done marker that expires after the retention.
+//   - A reply lost with its connection does not hold the event: a SET that
+//     go-redis sends again finds the caller's own token and is Fresh, and a
+//     lease whose Begin, Commit or Abort returned an error (nobody works
+//     under it) is taken over at once by the next Begin of the key in the
+//     same Store. Other stores (other processes) still find it Held.
 //   - Calls made while another is on the wire are sent together as one
 //     pipeline when it returns (group commit, without a goroutine): under
 //     load one round trip serves many handlers.

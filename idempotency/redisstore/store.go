@@ -37,6 +37,11 @@ type Store struct {
 
 	tokenPrefix [8]byte
 	tokens      atomic.Uint64
+
+	// stray holds the tokens of leases this store may have written and
+	// nobody will finish: a Begin that failed (its SET may have been
+	// applied and only the reply lost), a Commit or an Abort that failed.
+	stray stray
 }
 
 var (
@@ -64,19 +69,36 @@ func (s *Store) RedisKey(key string) string { return s.prefix + key }
 // other calls in flight): SET key token NX PX lease GET. Only a key that
 // exists (a duplicate) costs a second round trip, to read its value and
 // expiry together.
-func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (idempotency.State, idempotency.Lease, error) {
+//
+// A reply lost on the way back does not leave the key held: a SET that
+// go-redis sent again finds the caller's own token and Begin returns Fresh,
+// and a lease whose Begin, Commit or Abort failed in this store (its
+// outcome unknown, no handler working under it) is taken over by the next
+// Begin of the key in this store at once, rather than after the lease
+// expires. Another store (another process) still finds it Held.
+func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (_ idempotency.State, _ idempotency.Lease, err error) {
 	if leaseFor < time.Millisecond {
 		leaseFor = time.Millisecond
 	}
+	s.stray.lease(leaseFor)
 	rkey := s.RedisKey(key)
 	token := idempotency.HolderToken(holderOf(ctx), s.newToken())
+	defer func() {
+		if err != nil {
+			// The SET (or the take-over) may have been applied with
+			// its reply lost: nobody will finish that lease.
+			s.stray.add(token)
+		}
+	}()
 	for range 3 {
 		start := time.Now()
-		_, found, err := s.setNX(ctx, rkey, token, leaseFor)
+		old, found, err := s.setNX(ctx, rkey, token, leaseFor)
 		if err != nil {
 			return 0, idempotency.Lease{}, fmt.Errorf("redisstore: begin %s: %w", key, err)
 		}
-		if !found {
+		if !found || old == token {
+			// Set now, or by an earlier send of this SET whose reply was
+			// lost (go-redis sent it again).
 			return idempotency.Fresh, idempotency.Lease{Key: key, Token: token, Expires: start.Add(leaseFor)}, nil
 		}
 		// Read the value and its expiry together (MULTI): the holder may
@@ -99,14 +121,16 @@ func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (
 		if val == doneMarker {
 			return idempotency.Done, l, nil
 		}
-		if idempotency.EarlierRun(ctx, val) {
-			// Our own process name, an earlier run: it died holding the
-			// lease. Take it over now rather than after it expires.
+		if s.stray.has(val) || idempotency.EarlierRun(ctx, val) {
+			// A lease of this store that nobody will finish, or of our own
+			// process name in an earlier run, which died holding it. Take
+			// it over now rather than after it expires.
 			took, err := takeOver.Run(ctx, s.client, []string{rkey}, val, token, leaseFor.Milliseconds()).Int()
 			if err != nil {
 				return 0, idempotency.Lease{}, fmt.Errorf("redisstore: take over %s: %w", key, err)
 			}
 			if took == 1 {
+				s.stray.remove(val)
 				return idempotency.Fresh, idempotency.Lease{Key: key, Token: token, Expires: start.Add(leaseFor)}, nil
 			}
 			continue // changed meanwhile: look again
@@ -164,12 +188,16 @@ func (s *Store) Commit(ctx context.Context, l idempotency.Lease, retention time.
 		retention = time.Millisecond
 	}
 	if err := ctx.Err(); err != nil {
+		s.stray.add(l.Token) // nobody finishes the lease now
 		return fmt.Errorf("redisstore: commit %s: %w", l.Key, err)
 	}
 	o := &op{kind: opCommit, key: s.RedisKey(l.Key), token: l.Token, ms: retention.Milliseconds()}
 	s.pipe.do(o)
 	n, err := o.cmd.Int()
 	if err != nil {
+		// Unknown whether the key was marked done: if it still holds our
+		// lease, the redelivery in this store takes it over at once.
+		s.stray.add(l.Token)
 		return fmt.Errorf("redisstore: commit %s: %w", l.Key, err)
 	}
 	if n != 1 {
@@ -182,11 +210,15 @@ func (s *Store) Commit(ctx context.Context, l idempotency.Lease, retention time.
 // script): a lease that was taken over is left to its new holder.
 func (s *Store) Abort(ctx context.Context, l idempotency.Lease) error {
 	if err := ctx.Err(); err != nil {
+		s.stray.add(l.Token) // nobody finishes the lease now
 		return fmt.Errorf("redisstore: abort %s: %w", l.Key, err)
 	}
 	o := &op{kind: opAbort, key: s.RedisKey(l.Key), token: l.Token}
 	s.pipe.do(o)
 	if err := o.cmd.Err(); err != nil {
+		// The key may still hold our lease: the retry in this store
+		// takes it over at once.
+		s.stray.add(l.Token)
 		return fmt.Errorf("redisstore: abort %s: %w", l.Key, err)
 	}
 	return nil
@@ -227,6 +259,7 @@ return 0`)
 // Extend implements idempotency.LeaseExtender: the lease's expiry moves to
 // now+d while the key still holds its token.
 func (s *Store) Extend(ctx context.Context, l idempotency.Lease, d time.Duration) error {
+	s.stray.lease(d)
 	n, err := extendLease.Run(ctx, s.client, []string{s.RedisKey(l.Key)}, l.Token, max(d.Milliseconds(), 1)).Int()
 	if err != nil {
 		return fmt.Errorf("redisstore: extend %s: %w", l.Key, err)

@@ -92,7 +92,7 @@ func withQuery(raw, q string) string {
 func redisURL(t testing.TB, addr, query string) (raw, prefix string) {
 	t.Helper()
 	prefix = "blfaults-" + randomName(8) + ":"
-	t.Cleanup(func() { deleteRedisPrefix(t, addr, prefix) })
+	t.Cleanup(func() { brokertest.DeleteRedisPrefix(t, addr, prefix) })
 	return withQuery("redis://"+addr+"/0?prefix="+url.QueryEscape(prefix), query), prefix
 }
 
@@ -101,30 +101,6 @@ func sharedRedisURL(t testing.TB, query string) (raw, prefix string) {
 	t.Helper()
 	needRedis(t)
 	return redisURL(t, redisAddr(), query)
-}
-
-func deleteRedisPrefix(t testing.TB, addr, prefix string) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 1, DialTimeout: time.Second})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Logf("cleanup of %s*: %v", prefix, err)
-		return
-	}
-	for len(keys) > 0 {
-		n := min(len(keys), 500)
-		if err := c.Del(ctx, keys[:n]...).Err(); err != nil {
-			t.Logf("cleanup of %s*: %v", prefix, err)
-			return
-		}
-		keys = keys[n:]
-	}
 }
 
 // amqpTestURL returns an amqp:// URL on base (the test broker when empty)

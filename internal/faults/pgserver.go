@@ -4,18 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/busline/busline/internal/brokertest"
 )
 
 // ErrNoPostgresServer is returned by StartPostgresServer when no
@@ -29,16 +29,19 @@ var ErrNoPostgresServer = errors.New("faults: no PostgreSQL server binaries (ini
 // PostgreSQL refuses to run as root: when the test runs as root, initdb
 // and the server run as the system user postgres, and the directory (and
 // its parent, a test's temporary directory) are opened to it.
+//
+// Start waits until the server accepts connections, which it does once it
+// has recovered its data. Stop sends a signal and waits until it has
+// exited: SIGQUIT is an immediate shutdown, a crash for every client (the
+// next start recovers from the WAL); SIGINT a fast shutdown; SIGTERM a
+// smart one. Do not use SIGKILL: the server's children would outlive it.
+// Start, Stop and Running are those of brokertest.Process.
 type PostgresServer struct {
+	brokertest.Process
 	bin  string // the directory of initdb and postgres
 	dir  string
 	data string
-	port int
 	cred *syscall.Credential // nil: as the current user
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan error
 }
 
 // postgresBin finds the directory of the server binaries: the newest
@@ -68,13 +71,17 @@ func StartPostgresServer(dir string) (*PostgresServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := brokertest.FreePort()
 	if err != nil {
-		return nil, fmt.Errorf("faults: find a free port: %w", err)
+		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	s := &PostgresServer{bin: bin, dir: dir, data: filepath.Join(dir, "data"), port: port}
+	s := &PostgresServer{bin: bin, dir: dir, data: filepath.Join(dir, "data")}
+	s.Process = brokertest.Process{
+		Name: "postgres", Port: port, Log: filepath.Join(dir, "postgres.log"), CaptureOutput: true,
+		StartTimeout: 30 * time.Second, StopTimeout: 30 * time.Second, RetryPause: 50 * time.Millisecond,
+		Command: s.command,
+		Ready:   func() error { return connect(s.URL()) },
+	}
 	if err := os.Mkdir(s.data, 0o700); err != nil {
 		return nil, fmt.Errorf("faults: %w", err)
 	}
@@ -120,94 +127,29 @@ func openTo(d string) error {
 
 // URL is the server's database postgres as user postgres.
 func (s *PostgresServer) URL() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
 }
 
-// Start starts the server (again) on its port and data and waits until it
-// accepts connections, which it does once it has recovered its data.
-func (s *PostgresServer) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return nil
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		log, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			return fmt.Errorf("faults: %w", err)
-		}
-		// No Unix socket; fsync off: a crash of the server (not of the
-		// machine) loses nothing committed, and the test runs faster.
-		cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.data, "-p", strconv.Itoa(s.port),
-			"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-			"-c", "fsync=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB")
-		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL}
-		err = cmd.Start()
-		_ = log.Close()
-		if err != nil {
-			return fmt.Errorf("faults: start postgres: %w", err)
-		}
-		exited := make(chan error, 1) // reaps the process
-		go func() { exited <- cmd.Wait() }()
-		err = waitConnect(s.URL(), exited, deadline)
-		if err == nil {
-			s.cmd, s.exited = cmd, exited
-			return nil
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		if !errors.Is(err, errPgExited) || time.Now().After(deadline) {
-			return fmt.Errorf("faults: postgres on port %d: %w (log: %s)", s.port, err, filepath.Join(s.dir, "postgres.log"))
-		}
-		// The port or the data is still held by the previous server.
-		time.Sleep(50 * time.Millisecond)
-	}
+// command is the server's command line. No Unix socket; fsync off: a
+// crash of the server (not of the machine) loses nothing committed, and
+// the test runs faster.
+func (s *PostgresServer) command() *exec.Cmd {
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.data, "-p", strconv.Itoa(s.Port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+		"-c", "fsync=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	return cmd
 }
 
-var errPgExited = errors.New("postgres exited")
-
-func waitConnect(raw string, exited <-chan error, deadline time.Time) error {
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("%w: %v", errPgExited, err)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		c, err := pgx.Connect(ctx, raw)
-		if err == nil {
-			err = c.Ping(ctx)
-			_ = c.Close(ctx)
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
+// connect connects to the server once.
+func connect(raw string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, raw)
+	if err != nil {
+		return err
 	}
-}
-
-// Stop sends sig to the server and waits until it has exited. SIGQUIT is
-// an immediate shutdown, a crash for every client (the next start
-// recovers from the WAL); SIGINT a fast shutdown; SIGTERM a smart one.
-// Do not use SIGKILL: the server's children would outlive it.
-func (s *PostgresServer) Stop(sig os.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(sig)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-	s.cmd = nil
+	err = c.Ping(ctx)
+	_ = c.Close(ctx)
+	return err
 }

@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ type Proxy struct {
 	addr   string
 
 	mu    sync.Mutex
+	tls   *tls.Config // nil: plain TCP to the clients
 	ln    net.Listener
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup // accept loop and copy goroutines
@@ -33,6 +35,15 @@ func StartProxy(target string) (*Proxy, error) {
 	p := &Proxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
 	p.serve(ln)
 	return p, nil
+}
+
+// SetTLS makes the proxy terminate TLS with cfg towards its clients from
+// its next Start on (the broker behind it is still reached in plain TCP);
+// nil turns TLS off again.
+func (p *Proxy) SetTLS(cfg *tls.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tls = cfg
 }
 
 // Addr is the proxy's host:port.
@@ -79,6 +90,9 @@ func (p *Proxy) Start() error {
 
 func (p *Proxy) serve(ln net.Listener) {
 	p.mu.Lock()
+	if p.tls != nil {
+		ln = tls.NewListener(ln, p.tls)
+	}
 	p.ln = ln
 	p.mu.Unlock()
 	p.wg.Add(1)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/brokertest"
 )
 
 // TestReadyFollowsTheBroker cuts a started bus off its broker (a proxy in
@@ -39,7 +40,7 @@ func TestReadyFollowsTheBroker(t *testing.T) {
 			if kind == "redis" {
 				// Through the proxy; the keys are deleted on the server itself.
 				prefix := "blfaults-" + randomName(8) + ":"
-				t.Cleanup(func() { deleteRedisPrefix(t, redisAddr(), prefix) })
+				t.Cleanup(func() { brokertest.DeleteRedisPrefix(t, redisAddr(), prefix) })
 				raw = "redis://" + p.Addr() + "/0?prefix=" + url.QueryEscape(prefix)
 			} else {
 				raw, _ = amqpTestURL(t, "amqp://guest:guest@"+p.Addr()+"/", "", "faults-ready")

@@ -3,11 +3,9 @@ package amqp
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"flag"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/internal/brokertest"
+	"github.com/busline/busline/internal/faults"
 )
 
 // brokerURL is the RabbitMQ the tests use: BUSLINE_AMQP_URL or the local one.
@@ -232,18 +231,13 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// proxy is a TCP proxy to the broker that a test can stop (dropping every
-// connection and refusing new ones) and start again on the same port:
-// to the client, a broker restart.
+// proxy is a TCP proxy to the broker (faults.Proxy) that a test can stop
+// (dropping every connection and refusing new ones) and start again on the
+// same port: to the client, a broker restart. With SetTLS it terminates
+// TLS from its next start on.
 type proxy struct {
-	target string
-	addr   string
-	tls    *tls.Config // when set, the proxy terminates TLS
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	*faults.Proxy
+	addr string
 }
 
 var proxies sync.Map // host:port -> *proxy
@@ -260,13 +254,11 @@ func startProxy(t testing.TB) *proxy {
 	if u.Port() == "" {
 		target += ":5672"
 	}
-	p := &proxy{target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fp, err := faults.StartProxy(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
+	p := &proxy{Proxy: fp, addr: fp.Addr()}
 	proxies.Store(p.addr, p)
 	t.Cleanup(func() {
 		p.stop()
@@ -285,76 +277,14 @@ func (p *proxy) url(t testing.TB) string {
 	return u.String()
 }
 
-func (p *proxy) serve(ln net.Listener) {
-	if p.tls != nil {
-		ln = tls.NewListener(ln, p.tls)
-	}
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.pipe(c)
-		}
-	}()
-}
-
-func (p *proxy) pipe(client net.Conn) {
-	server, err := net.Dial("tcp", p.target)
-	if err != nil {
-		_ = client.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.ln == nil {
-		p.mu.Unlock()
-		_ = client.Close()
-		_ = server.Close()
-		return
-	}
-	p.conns[client], p.conns[server] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	for _, pair := range [][2]net.Conn{{client, server}, {server, client}} {
-		p.wg.Add(1)
-		go func(dst, src net.Conn) {
-			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
-			_ = dst.Close()
-			_ = src.Close()
-		}(pair[0], pair[1])
-	}
-}
-
 // stop closes the listener and every proxied connection, and waits for
 // the proxy's goroutines.
-func (p *proxy) stop() {
-	p.mu.Lock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = map[net.Conn]struct{}{}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
+func (p *proxy) stop() { p.Stop() }
 
 // start listens again on the proxy's address.
 func (p *proxy) start(t testing.TB) {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	eventually(t, 10*time.Second, "the proxy port to be free again", func() bool {
-		ln, err = net.Listen("tcp", p.addr)
-		return err == nil
-	})
-	p.serve(ln)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
 }

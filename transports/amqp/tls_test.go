@@ -32,7 +32,7 @@ func TestTLS(t *testing.T) {
 	}
 	p := startProxy(t)
 	p.stop()
-	p.tls = &tls.Config{Certificates: []tls.Certificate{cert}}
+	p.SetTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
 	p.start(t)
 
 	u, _ := url.Parse(brokerURL())

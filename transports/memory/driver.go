@@ -100,65 +100,56 @@ func (s *memSub) Claim(_ context.Context, minIdle time.Duration, cursor string, 
 	return s.messages(entries, counts, false), seqCursor(next), nil
 }
 
-// KeepAlive implements driver.Subscription.
-func (s *memSub) KeepAlive(_ context.Context, ids []driver.AckID) error {
+// update runs f under the broker's lock, unless the subscription is closed.
+func (s *memSub) update(f func(b *Broker)) error {
 	if s.closed.Load() {
 		return transports.ErrClosed
 	}
-	b := s.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	for _, id := range ids {
-		b.touchLocked(s.g, s.consumer, id.(uint64), now)
-	}
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	f(s.b)
 	return nil
+}
+
+// KeepAlive implements driver.Subscription.
+func (s *memSub) KeepAlive(_ context.Context, ids []driver.AckID) error {
+	return s.update(func(b *Broker) {
+		now := b.now()
+		for _, id := range ids {
+			b.touchLocked(s.g, s.consumer, id.(uint64), now)
+		}
+	})
 }
 
 // Record implements driver.Subscription (XCLAIM ... RETRYCOUNT n JUSTID).
 func (s *memSub) Record(_ context.Context, attempts []driver.Attempt) error {
-	if s.closed.Load() {
-		return transports.ErrClosed
-	}
-	b := s.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, a := range attempts {
-		b.setCountLocked(s.g, s.consumer, a.AckID.(uint64), a.Attempts, 0)
-	}
-	return nil
+	return s.update(func(b *Broker) {
+		for _, a := range attempts {
+			b.setCountLocked(s.g, s.consumer, a.AckID.(uint64), a.Attempts, 0)
+		}
+	})
 }
 
 // Ack implements driver.Subscription (XACK).
 func (s *memSub) Ack(_ context.Context, ids []driver.AckID) error {
-	if s.closed.Load() {
-		return transports.ErrClosed
-	}
-	b := s.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, id := range ids {
-		b.ackLocked(s.g, id.(uint64))
-	}
-	b.notifyLocked()
-	return nil
+	return s.update(func(b *Broker) {
+		for _, id := range ids {
+			b.ackLocked(s.g, id.(uint64))
+		}
+		b.notifyLocked()
+	})
 }
 
 // Nack implements driver.Subscription: the entry stays in this consumer's
 // PEL with the given count, idle so that another member may claim it once
 // its delay ends (XCLAIM ... IDLE AckTimeout-delay RETRYCOUNT n JUSTID).
 func (s *memSub) Nack(_ context.Context, nacks []driver.Nack) error {
-	if s.closed.Load() {
-		return transports.ErrClosed
-	}
-	b := s.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, n := range nacks {
-		b.setCountLocked(s.g, s.consumer, n.AckID.(uint64), n.Attempts, s.ackTimeout-n.Delay)
-	}
-	b.notifyLocked()
-	return nil
+	return s.update(func(b *Broker) {
+		for _, n := range nacks {
+			b.setCountLocked(s.g, s.consumer, n.AckID.(uint64), n.Attempts, s.ackTimeout-n.Delay)
+		}
+		b.notifyLocked()
+	})
 }
 
 // Close implements driver.Subscription: the consumer's pending entries stay.

@@ -7,13 +7,13 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/busline/busline/internal/urlopts"
 	"github.com/busline/busline/transports"
 )
 
@@ -144,111 +144,49 @@ type config struct {
 // from other query parameters, so that transports.Redact hides them all.
 func parseURL(u *url.URL) (config, error) {
 	c := config{opts: DefaultOptions()}
-	q := u.Query()
-	bad := func(key, val string, err error) error {
-		return fmt.Errorf("%w: nats option %s=%q: %w", transports.ErrInvalidURL, key, val, err)
-	}
-	take := func(key string) (string, bool) {
-		vs, ok := q[key]
-		delete(q, key)
-		if !ok || len(vs) == 0 {
-			return "", false
-		}
-		return vs[len(vs)-1], true
-	}
-	intOpt := func(key string, min int64, set func(int64)) error {
-		v, ok := take(key)
-		if !ok {
-			return nil
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return bad(key, v, err)
-		}
-		if n < min {
-			return bad(key, v, fmt.Errorf("must be at least %d", min))
-		}
-		set(n)
-		return nil
-	}
-	durOpt := func(key string, set func(time.Duration)) error {
-		v, ok := take(key)
-		if !ok {
-			return nil
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return bad(key, v, err)
-		}
-		if d <= 0 {
-			return bad(key, v, fmt.Errorf("must be positive"))
-		}
-		set(d)
-		return nil
-	}
-	boolOpt := func(key string, set func(bool)) error {
-		v, ok := take(key)
-		if !ok {
-			return nil
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return bad(key, v, err)
-		}
-		set(b)
-		return nil
-	}
-	if v, ok := take("prefix"); ok {
+	q := urlopts.Query{Transport: "nats", Values: u.Query()}
+	if v, ok := q.Take("prefix"); ok {
 		c.opts.Prefix = v
 	}
 	useTLS := u.Scheme == "tls"
 	var tlsInsecure bool
 	var caFile, certFile, keyFile, credsFile, nkeyFile, name string
-	for _, f := range []func() error{
-		func() error { return intOpt("maxlen", 0, func(n int64) { c.opts.MaxLen = n }) },
-		func() error { return intOpt("dead_maxlen", 0, func(n int64) { c.opts.DeadMaxLen = n }) },
-		func() error { return intOpt("replicas", 1, func(n int64) { c.opts.Replicas = int(n) }) },
-		func() error { return intOpt("max_ack_pending", -1, func(n int64) { c.opts.MaxAckPending = int(n) }) },
-		func() error { return durOpt("dedup_window", func(d time.Duration) { c.opts.DedupWindow = d }) },
-		func() error { return durOpt("timeout", func(d time.Duration) { c.opts.Timeout = d }) },
-		func() error { return durOpt("ack_wait_max", func(d time.Duration) { c.opts.MaxAckWait = d }) },
-		func() error { return boolOpt("tls", func(b bool) { useTLS = useTLS || b }) },
-		func() error { return boolOpt("tls_insecure", func(b bool) { tlsInsecure = b }) },
-	} {
-		if err := f(); err != nil {
-			return config{}, err
-		}
+	if err := urlopts.All(
+		func() error { return q.Int("maxlen", 0, urlopts.Into(&c.opts.MaxLen)) },
+		func() error { return q.Int("dead_maxlen", 0, urlopts.Into(&c.opts.DeadMaxLen)) },
+		func() error { return q.Int("replicas", 1, urlopts.Into(&c.opts.Replicas)) },
+		func() error { return q.Int("max_ack_pending", -1, urlopts.Into(&c.opts.MaxAckPending)) },
+		func() error {
+			return q.Duration("dedup_window", urlopts.Positive, urlopts.IntoDuration(&c.opts.DedupWindow))
+		},
+		func() error { return q.Duration("timeout", urlopts.Positive, urlopts.IntoDuration(&c.opts.Timeout)) },
+		func() error {
+			return q.Duration("ack_wait_max", urlopts.Positive, urlopts.IntoDuration(&c.opts.MaxAckWait))
+		},
+		func() error { return q.Bool("tls", func(b bool) { useTLS = useTLS || b }) },
+		func() error { return q.Bool("tls_insecure", func(b bool) { tlsInsecure = b }) },
+	); err != nil {
+		return config{}, err
 	}
-	if v, ok := take("storage"); ok {
+	if v, ok := q.Take("storage"); ok {
 		switch v {
 		case "file":
 			c.opts.Storage = jetstream.FileStorage
 		case "memory":
 			c.opts.Storage = jetstream.MemoryStorage
 		default:
-			return config{}, bad("storage", v, fmt.Errorf("want file or memory"))
+			return config{}, q.Bad("storage", v, fmt.Errorf("want file or memory"))
 		}
 	}
 	for key, dst := range map[string]*string{"tls_ca": &caFile, "tls_cert": &certFile, "tls_key": &keyFile, "creds": &credsFile, "nkey": &nkeyFile, "name": &name} {
-		if v, ok := take(key); ok {
+		if v, ok := q.Take(key); ok {
 			*dst = v
 		}
 	}
-	for key := range q {
-		event, ok := strings.CutPrefix(key, "maxlen.")
-		if !ok {
-			continue
-		}
-		if err := intOpt(key, 0, func(n int64) {
-			if c.opts.MaxLenByEvent == nil {
-				c.opts.MaxLenByEvent = map[string]int64{}
-			}
-			c.opts.MaxLenByEvent[event] = n
-		}); err != nil {
-			return config{}, err
-		}
+	if err := q.MaxLenByEvent(&c.opts.MaxLenByEvent); err != nil {
+		return config{}, err
 	}
-	for key := range q {
+	for key := range q.Values {
 		return config{}, fmt.Errorf("%w: unknown nats option %q", transports.ErrInvalidURL, key)
 	}
 	c.opts = c.opts.withDefaults()

@@ -55,34 +55,12 @@ func testURL(t testing.TB, query string) string {
 	t.Helper()
 	needRedis(t)
 	prefix := "bltest-" + randomHex(6) + ":"
-	t.Cleanup(func() { deletePrefix(t, testAddr(), prefix) })
+	t.Cleanup(func() { brokertest.DeleteRedisPrefix(t, testAddr(), prefix) })
 	u := "redis://" + testAddr() + "/0?prefix=" + url.QueryEscape(prefix)
 	if query != "" {
 		u += "&" + query
 	}
 	return u
-}
-
-// deletePrefix deletes every key that starts with prefix (SCAN, then DEL).
-func deletePrefix(t testing.TB, addr, prefix string) {
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Logf("cleanup of %s*: %v", prefix, err)
-		return
-	}
-	for chunk := range chunks(keys, 500) {
-		if err := c.Del(ctx, chunk...).Err(); err != nil {
-			t.Logf("cleanup of %s*: %v", prefix, err)
-		}
-	}
 }
 
 // openTransport opens rawURL through the registry and closes it when the test ends.

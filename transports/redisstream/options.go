@@ -2,15 +2,13 @@ package redisstream
 
 import (
 	"context"
-	"fmt"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/internal/redisurl"
+	"github.com/busline/busline/internal/urlopts"
 	"github.com/busline/busline/transports"
 )
 
@@ -136,92 +134,32 @@ type config struct {
 // client; master_name= asks for a Sentinel (failover) client.
 func parseURL(u *url.URL) (config, error) {
 	c := config{opts: DefaultOptions()}
-	q := u.Query()
-	bad := func(key, val string, err error) error {
-		return fmt.Errorf("%w: redis option %s=%q: %w", transports.ErrInvalidURL, key, val, err)
-	}
-	take := func(key string) (string, bool) {
-		vs, ok := q[key]
-		delete(q, key)
-		if !ok || len(vs) == 0 {
-			return "", false
-		}
-		return vs[len(vs)-1], true
-	}
-	intOpt := func(key string, dst *int64, min int64) error {
-		v, ok := take(key)
-		if !ok {
-			return nil
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return bad(key, v, err)
-		}
-		if n < min {
-			return bad(key, v, fmt.Errorf("must be at least %d", min))
-		}
-		*dst = n
-		return nil
-	}
-	durOpt := func(key string, dst *time.Duration, allowNegative bool) error {
-		v, ok := take(key)
-		if !ok {
-			return nil
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return bad(key, v, err)
-		}
-		if d < 0 && !allowNegative {
-			return bad(key, v, fmt.Errorf("must not be negative"))
-		}
-		*dst = d
-		return nil
-	}
-	if v, ok := take("prefix"); ok {
+	q := urlopts.Query{Transport: "redis", Values: u.Query()}
+	if v, ok := q.Take("prefix"); ok {
 		c.opts.Prefix = v
 	}
-	var batch, publishBatch, publishPipes int64
-	for _, f := range []func() error{
-		func() error { return intOpt("maxlen", &c.opts.MaxLen, 0) },
-		func() error { return intOpt("dead_maxlen", &c.opts.DeadMaxLen, 0) },
-		func() error { return intOpt("batch", &batch, 0) },
-		func() error { return intOpt("publish_batch", &publishBatch, 0) },
-		func() error { return intOpt("publish_pipes", &publishPipes, 0) },
-		func() error { return durOpt("block", &c.opts.Block, false) },
-		func() error { return durOpt("claim_interval", &c.opts.ClaimInterval, false) },
-		func() error { return durOpt("consumer_idle", &c.opts.ConsumerIdle, true) },
-	} {
-		if err := f(); err != nil {
-			return config{}, err
-		}
-	}
-	c.opts.Batch, c.opts.PublishBatch, c.opts.PublishPipes = int(batch), int(publishBatch), int(publishPipes)
-	for key := range q {
-		event, ok := strings.CutPrefix(key, "maxlen.")
-		if !ok {
-			continue
-		}
-		var n int64
-		if err := intOpt(key, &n, 0); err != nil {
-			return config{}, err
-		}
-		if c.opts.MaxLenByEvent == nil {
-			c.opts.MaxLenByEvent = map[string]int64{}
-		}
-		c.opts.MaxLenByEvent[event] = n
-	}
-	if v, ok := take("no_schedule_mover"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return config{}, bad("no_schedule_mover", v, err)
-		}
-		c.opts.NoScheduleMover = b
+	if err := urlopts.All(
+		func() error { return q.Int("maxlen", 0, urlopts.Into(&c.opts.MaxLen)) },
+		func() error { return q.Int("dead_maxlen", 0, urlopts.Into(&c.opts.DeadMaxLen)) },
+		func() error { return q.Int("batch", 0, urlopts.Into(&c.opts.Batch)) },
+		func() error { return q.Int("publish_batch", 0, urlopts.Into(&c.opts.PublishBatch)) },
+		func() error { return q.Int("publish_pipes", 0, urlopts.Into(&c.opts.PublishPipes)) },
+		func() error { return q.Duration("block", urlopts.NonNegative, urlopts.IntoDuration(&c.opts.Block)) },
+		func() error {
+			return q.Duration("claim_interval", urlopts.NonNegative, urlopts.IntoDuration(&c.opts.ClaimInterval))
+		},
+		func() error {
+			return q.Duration("consumer_idle", urlopts.Any, urlopts.IntoDuration(&c.opts.ConsumerIdle))
+		},
+		func() error { return q.MaxLenByEvent(&c.opts.MaxLenByEvent) },
+		func() error { return q.Bool("no_schedule_mover", func(b bool) { c.opts.NoScheduleMover = b }) },
+	); err != nil {
+		return config{}, err
 	}
 	c.opts = c.opts.withDefaults()
 
 	rest := *u
-	rest.RawQuery = q.Encode()
+	rest.RawQuery = q.Values.Encode()
 	rc, err := redisurl.Parse(&rest)
 	if err != nil {
 		return config{}, err

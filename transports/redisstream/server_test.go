@@ -1,27 +1,22 @@
 package redisstream
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"sync"
+	"syscall"
 	"testing"
-	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/busline/busline/internal/faults"
 )
 
 // redisServer is a redis-server process a test starts on a loopback port
-// of its own, with an append-only file (fsync always) in a temp dir, so
-// that it can be killed and restarted without losing acknowledged writes.
+// of its own (faults.RedisServer: an append-only file, fsync always, in a
+// temp dir), so that it can be killed and restarted without losing
+// acknowledged writes.
 type redisServer struct {
-	t    testing.TB
-	port int
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
+	*faults.RedisServer
+	t testing.TB
 }
 
 var (
@@ -32,74 +27,36 @@ var (
 // startRedisServer starts a private redis-server, stopped when the test ends.
 func startRedisServer(t testing.TB) *redisServer {
 	t.Helper()
-	_, err := exec.LookPath("redis-server")
-	if err != nil {
+	rs, err := faults.StartRedisServer(t.TempDir())
+	if errors.Is(err, faults.ErrNoRedisServer) {
 		t.Skip("redis-server not on PATH: install Redis to run the reconnect test")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	s := &redisServer{t: t, port: port, dir: t.TempDir()}
-	s.start()
+	s := &redisServer{RedisServer: rs, t: t}
 	serversMu.Lock()
-	servers[s.addr()] = s
+	servers[s.Addr()] = s
 	serversMu.Unlock()
 	t.Cleanup(func() {
-		s.stop()
+		s.kill()
 		serversMu.Lock()
-		delete(servers, s.addr())
+		delete(servers, s.Addr())
 		serversMu.Unlock()
 	})
 	return s
 }
 
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
+// start starts the server again on its port and data.
 func (s *redisServer) start() {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
-		"--protected-mode", "no", "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	s.cmd = cmd
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s not ready: %v", s.addr(), err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := s.Start(); err != nil {
+		s.t.Fatal(err)
 	}
 }
 
 // kill stops the server at once (SIGKILL), as a crash would.
-func (s *redisServer) kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
-func (s *redisServer) stop() { s.kill() }
+func (s *redisServer) kill() { s.Stop(syscall.SIGKILL) }
 
 // restart kills the server and starts it again on the same port and data.
 func (s *redisServer) restart() {
@@ -123,9 +80,9 @@ func restartServerOf(t testing.TB, rawURL string) {
 	s.restart()
 }
 
-// serverURL returns a redis:// URL of s with a key prefix of its own.
+// url returns a redis:// URL of s with a key prefix of its own.
 func (s *redisServer) url(query string) string {
-	u := fmt.Sprintf("redis://%s/0?prefix=bltest-%s:", s.addr(), randomHex(4))
+	u := fmt.Sprintf("redis://%s/0?prefix=bltest-%s:", s.Addr(), randomHex(4))
 	if query != "" {
 		u += "&" + query
 	}

@@ -148,11 +148,7 @@ func (s *suite) brokenRead(t *testing.T) {
 	}
 	px, through := proxied(t, url)
 	r := newRecorder()
-	// The dedup store stays in process: this test is about the transport's
-	// reads. A Redis store reached through the same proxy loses SET replies
-	// at the cut too, and a lease whose reply was lost holds its event until
-	// the lease (AckTimeout) ends — a store matter, not a read matter.
-	b := newBus(t, through, "svc", "p1", func(c *bus.Config) { c.Idempotency = "memory://" })
+	b := newBus(t, through, "svc", "p1")
 	listen(t, b, itemEvent, "work", r.handler, bus.WithAckTimeout(10*time.Minute), bus.WithConcurrency(4))
 	start(t, b)
 	producer := newBus(t, url, "producer", "p0")

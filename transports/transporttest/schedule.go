@@ -63,6 +63,25 @@ type timed struct {
 
 func newTimed() *timed { return &timed{got: map[string][]time.Time{}, due: map[string]string{}} }
 
+// timedListener starts a bus of process p1 of service svc on url with
+// the listener name, whose handler records when each event arrived.
+func timedListener(t *testing.T, url, name string) (*bus.Bus, *timed) {
+	t.Helper()
+	b := newBus(t, url, "svc", "p1")
+	r := newTimed()
+	listen(t, b, itemEvent, name, r.handler)
+	start(t, b)
+	return b, r
+}
+
+// notEarly fails t when event id first arrived before its due time at.
+func (r *timed) notEarly(t testing.TB, id string, at time.Time) {
+	t.Helper()
+	if got := r.times(id)[0]; got.Before(at) {
+		t.Errorf("event %s arrived %s before its due time", id, at.Sub(got))
+	}
+}
+
 func (r *timed) handler(_ context.Context, d bus.Delivery[Item]) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -115,10 +134,7 @@ func (s *scheduleSuite) capability(t *testing.T) {
 // order of the due times.
 func (s *scheduleSuite) notBeforeDue(t *testing.T) {
 	url := s.h.URL(t)
-	b := newBus(t, url, "svc", "p1")
-	r := newTimed()
-	listen(t, b, itemEvent, "later", r.handler)
-	start(t, b)
+	b, r := timedListener(t, url, "later")
 	delays := []time.Duration{900, 300, 600, 100, 1200, 450}
 	due := map[string]time.Time{}
 	var ids []string
@@ -130,10 +146,8 @@ func (s *scheduleSuite) notBeforeDue(t *testing.T) {
 	}
 	eventually(t, s.h.scale(20*time.Second), "every delayed event", func() bool { return r.has(ids...) })
 	for _, id := range ids {
+		r.notEarly(t, id, due[id])
 		times := r.times(id)
-		if times[0].Before(due[id]) {
-			t.Errorf("event %s arrived %s before its due time", id, due[id].Sub(times[0]))
-		}
 		if at, err := time.Parse(time.RFC3339Nano, r.due[id]); err != nil || at.Sub(due[id]).Abs() > time.Second {
 			t.Errorf("event %s: metadata %s = %q, want about %s", id, bus.MetaDeliverAt, r.due[id], due[id].UTC().Format(time.RFC3339Nano))
 		}
@@ -157,26 +171,18 @@ func (s *scheduleSuite) groupCreatedBeforeDue(t *testing.T) {
 	delay := s.h.scale(1500 * time.Millisecond)
 	at := time.Now().Add(delay)
 	id := fireAt(t, producer, 1, bus.WithDelay(delay))
-	b := newBus(t, url, "svc", "p1")
-	r := newTimed()
-	listen(t, b, itemEvent, "late_comer", r.handler)
-	start(t, b)
+	_, r := timedListener(t, url, "late_comer")
 	if time.Now().After(at) {
 		t.Skip("the group was created after the due time (slow machine): nothing to check")
 	}
 	eventually(t, s.h.scale(20*time.Second), "the group created before the due time to get the event", func() bool { return r.has(id) })
-	if got := r.times(id)[0]; got.Before(at) {
-		t.Errorf("arrived %s before its due time", at.Sub(got))
-	}
+	r.notEarly(t, id, at)
 }
 
 // A due time in the past is delivered at once.
 func (s *scheduleSuite) pastDue(t *testing.T) {
 	url := s.h.URL(t)
-	b := newBus(t, url, "svc", "p1")
-	r := newTimed()
-	listen(t, b, itemEvent, "now", r.handler)
-	start(t, b)
+	b, r := timedListener(t, url, "now")
 	id := fireAt(t, b, 1, bus.WithDeliverAt(time.Now().Add(-time.Hour)))
 	id2 := fireAt(t, b, 2, bus.WithDelay(-time.Second))
 	eventually(t, s.h.scale(10*time.Second), "events due in the past", func() bool { return r.has(id, id2) })
@@ -208,10 +214,7 @@ func (s *scheduleSuite) tooFar(t *testing.T) {
 // closed before the due time is still delivered.
 func (s *scheduleSuite) schedulerRestart(t *testing.T) {
 	url := s.h.URL(t)
-	b := newBus(t, url, "svc", "p1")
-	r := newTimed()
-	listen(t, b, itemEvent, "durable", r.handler)
-	start(t, b)
+	_, r := timedListener(t, url, "durable")
 	producer := newBus(t, url, "producer", "p0")
 	delay := s.h.scale(800 * time.Millisecond)
 	at := time.Now().Add(delay)
@@ -220,19 +223,14 @@ func (s *scheduleSuite) schedulerRestart(t *testing.T) {
 		t.Fatalf("close the producer: %v", err)
 	}
 	eventually(t, s.h.scale(20*time.Second), "the event of a closed producer", func() bool { return r.has(id) })
-	if got := r.times(id)[0]; got.Before(at) {
-		t.Errorf("arrived %s before its due time", at.Sub(got))
-	}
+	r.notEarly(t, id, at)
 }
 
 // A cancelled event is never delivered; a second cancel and a cancel of
 // an unknown ID say ErrNotScheduled.
 func (s *scheduleSuite) cancel(t *testing.T) {
 	url := s.h.URL(t)
-	b := newBus(t, url, "svc", "p1")
-	r := newTimed()
-	listen(t, b, itemEvent, "cancel", r.handler)
-	start(t, b)
+	b, r := timedListener(t, url, "cancel")
 	ctx := context.Background()
 	delay := s.h.scale(700 * time.Millisecond)
 	cancelled := fireAt(t, b, 1, bus.WithDelay(delay))
