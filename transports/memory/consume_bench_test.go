@@ -16,12 +16,13 @@ import (
 	"github.com/busline/busline/transports/memory"
 )
 
-// BenchmarkConsume measures the subscriber alone, without the bus: 16
-// readers ack every message at once, from a backlog published up front or
-// while 16 goroutines publish. Besides the time it reports the process CPU
-// time per message (cpu-µs/op), steadier than the time on a shared
-// machine. It compiles against the subscribers before the delivery engine
-// (88e9b0a) as well, for before/after comparisons (docs/benchmarks.md).
+// BenchmarkConsume measures the subscriber (the delivery engine over the
+// memory driver) alone, without the bus: 16 readers ack every message at
+// once, from a backlog published up front or while 16 goroutines publish.
+// Besides the time it reports the process CPU time per message
+// (cpu-µs/op), steadier than the time on a shared machine. It compiles
+// against the subscribers before the delivery engine (88e9b0a) as well,
+// for before/after comparisons (docs/benchmarks.md).
 //
 //	go test -run '^$' -bench Consume -benchtime 200000x -benchmem ./transports/memory/
 func BenchmarkConsume(b *testing.B) {
