@@ -54,6 +54,17 @@ const (
 
 type deliveryInfoKey struct{}
 
+// IsDeliveryInfoKey reports whether key is the context key of a
+// DeliveryInfo. A context type that carries a message's DeliveryInfo
+// itself (the delivery engine's message contexts, one allocation per
+// message instead of two) answers Value for this key with its
+// *DeliveryInfo, and DeliveryInfoFrom finds it as it finds
+// WithDeliveryInfo's.
+func IsDeliveryInfoKey(key any) bool {
+	_, ok := key.(deliveryInfoKey)
+	return ok
+}
+
 // WithDeliveryInfo returns ctx carrying info.
 func WithDeliveryInfo(ctx context.Context, info *DeliveryInfo) context.Context {
 	return context.WithValue(ctx, deliveryInfoKey{}, info)

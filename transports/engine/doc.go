@@ -6,7 +6,9 @@
 // on brokers with a pending list, a scheduler and a keepalive loop:
 //
 //   - The reader reads only what the slots can hand out: it takes a token
-//     per free slot and asks the driver for that many entries. It reads
+//     per free slot and asks the driver for that many entries. The reader
+//     is a free slot that found nothing queued: it hands out the oldest
+//     entry it read itself and queues the others. It reads
 //     this member's own pending entries first, at start and again after
 //     any broken read (items 4 and 12 of the semantics in
 //     docs/transports.md), claims entries other members

@@ -4,19 +4,32 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/busline/busline/transports"
 )
 
 // msgContext is the context of a handed-out message: its parent's values
-// and deadline, cancelled once the message is acked or nacked (or the
-// subscriber closes). The parent is never cancelled (the engine derives it
-// with context.WithoutCancel), so unlike context.WithCancel it registers
-// nothing with it, and it makes its Done channel only when asked for one:
-// handing out a message costs one small allocation.
+// and deadline and the message's DeliveryInfo, cancelled once the message
+// is acked or nacked (or the subscriber closes). The parent is never
+// cancelled (the engine derives it with context.WithoutCancel), so unlike
+// context.WithCancel it registers nothing with it, and it makes its Done
+// channel only when asked for one: handing out a message costs one
+// allocation.
 type msgContext struct {
 	context.Context
+	info transports.DeliveryInfo
 	mu   sync.Mutex
 	done chan struct{}
 	err  error
+}
+
+// Value returns the message's DeliveryInfo for its key
+// (transports.DeliveryInfoFrom), the parent's values otherwise.
+func (c *msgContext) Value(key any) any {
+	if transports.IsDeliveryInfoKey(key) {
+		return &c.info
+	}
+	return c.Context.Value(key)
 }
 
 var closedChan = func() chan struct{} {

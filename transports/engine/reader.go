@@ -33,37 +33,38 @@ type reader struct {
 // entries are read a second time.
 const pendingAgainAfter = time.Second
 
-// readOnce reads once for the free slots and queues what it read. It
-// reports false once reading stopped. While it waits for a free slot, an
-// entry the scheduler queued is returned instead, for the caller to hand out.
-func (s *subscription) readOnce() (*entry, bool) {
+// readOnce reads once for the free slots and queues what it read but the
+// oldest entry, which it returns for the calling slot to hand out itself
+// (no hand-off to another goroutine). It reports whether it read (false:
+// no slot was free, the caller waits for the queue) and false once reading
+// stopped.
+func (s *subscription) readOnce() (own *entry, read, ok bool) {
 	r := &s.rd
-	n, e, ok := s.takeTokens()
-	if !ok || e != nil {
-		return e, ok
+	n, ok := s.takeTokens()
+	if !ok || n == 0 {
+		return nil, false, ok
 	}
 	var (
 		msgs []*driver.Message
 		err  error
 		what string
 	)
-	s.mu.Lock()
-	s.reads++
-	read := s.reads
-	s.mu.Unlock()
-	if !r.pendingAgain.IsZero() && !time.Now().Before(r.pendingAgain) {
+	now := time.Now()
+	if !r.pendingAgain.IsZero() && !now.Before(r.pendingAgain) {
 		r.pendingAgain = time.Time{}
 		r.pending, r.pendingCursor = s.caps.PendingList, ""
 	}
 	switch {
 	case r.pending:
 		what = "read own pending entries"
+		s.listReadStarts()
 		msgs, r.pendingCursor, err = s.d.Pending(s.readCtx, r.pendingCursor, n)
 		if err == nil && r.pendingCursor == "" {
 			r.pending = false
 		}
-	case s.caps.PendingList && !time.Now().Before(r.nextClaim):
+	case s.caps.PendingList && !now.Before(r.nextClaim):
 		what = "claim idle entries"
+		s.listReadStarts()
 		msgs, r.claimCursor, err = s.d.Claim(s.readCtx, s.cfg.AckTimeout, r.claimCursor, n)
 		if err != nil {
 			r.claimCursor = ""
@@ -81,20 +82,24 @@ func (s *subscription) readOnce() (*entry, bool) {
 		what = "read"
 		wait := s.opts.ReceiveWait
 		if s.caps.PendingList {
-			wait = min(wait, time.Until(r.nextClaim))
+			wait = min(wait, r.nextClaim.Sub(now))
 			if !r.pendingAgain.IsZero() {
-				wait = min(wait, time.Until(r.pendingAgain))
+				wait = min(wait, r.pendingAgain.Sub(now))
 			}
 		}
 		msgs, err = s.receive(n, max(wait, time.Millisecond))
 	}
-	used := s.admit(read, msgs)
+	own, used := s.admit(msgs)
 	for range n - used {
 		s.tokens <- struct{}{}
 	}
 	if err != nil {
+		if own != nil {
+			s.queue <- own // never blocks: it holds a token
+			own = nil
+		}
 		if s.readCtx.Err() != nil || errors.Is(err, transports.ErrClosed) {
-			return nil, false
+			return nil, true, false
 		}
 		s.log.Warn("engine: "+what+" failed; retrying", slog.Any("error", err))
 		// Entries a broken read took may be pending for this member:
@@ -103,10 +108,10 @@ func (s *subscription) readOnce() (*entry, bool) {
 		if s.caps.PendingList {
 			r.pendingAgain = time.Now().Add(pendingAgainAfter)
 		}
-		return nil, r.bo.sleep(s.readCtx)
+		return nil, true, r.bo.sleep(s.readCtx)
 	}
 	r.bo.reset()
-	return nil, true
+	return own, true, true
 }
 
 // receive reads new entries; the scheduler may interrupt it to get a slot
@@ -143,18 +148,11 @@ func (s *subscription) interruptRead() {
 	s.imu.Unlock()
 }
 
-// takeTokens waits for one free slot and takes every other free one; it
-// reports false once reading stopped. An entry queued meanwhile (by the
-// scheduler, with a slot of its own) is returned instead.
-func (s *subscription) takeTokens() (int, *entry, bool) {
-	select {
-	case <-s.tokens:
-	case e := <-s.queue:
-		return 0, e, true
-	case <-s.readCtx.Done():
-		return 0, nil, false
-	}
-	n := 1
+// takeTokens takes every free slot, without waiting: none when every
+// slot is busy or another reader took them (the caller then waits for the
+// queue). It reports false once reading stopped.
+func (s *subscription) takeTokens() (int, bool) {
+	n := 0
 	for n < cap(s.tokens) {
 		select {
 		case <-s.tokens:
@@ -168,13 +166,20 @@ func (s *subscription) takeTokens() (int, *entry, bool) {
 		for range n {
 			s.tokens <- struct{}{}
 		}
-		return 0, nil, false
+		return 0, false
 	}
-	return n, nil, true
+	return n, true
 }
 
 // next returns the next entry to hand out: a queued one, or one this slot
 // reads when no other slot is reading. It returns nil once reading stopped.
+//
+// A slot that finds nothing queued and no other reader reads for every
+// free slot and hands out the oldest entry itself; a slot that finds
+// another reader, or no free slot, waits for the queue or for the reader
+// to finish. A reader that finishes while slots are free wakes one waiting
+// slot; every other place that frees a slot either reads next (a slot
+// after an Ack or Nack) or wakes one (readerFree).
 func (s *subscription) next() *entry {
 	for {
 		select {
@@ -183,13 +188,17 @@ func (s *subscription) next() *entry {
 		default:
 		}
 		if s.rd.mu.TryLock() {
-			e, ok := s.readOnce()
+			e, read, ok := s.readOnce()
 			s.rd.mu.Unlock()
-			s.readerFree()
+			if len(s.tokens) > 0 {
+				s.readerFree()
+			}
 			if !ok || e != nil {
 				return e
 			}
-			continue
+			if read {
+				continue
+			}
 		}
 		select {
 		case e := <-s.queue:

@@ -64,13 +64,14 @@ func (sc *scheduler) run() {
 			return
 		}
 		s.mu.Lock()
-		ok := s.held[next.id] == next && next.state == delayed
+		ok := s.held[next.id] == next && next.is(delayed)
 		if ok {
-			next.state = queued
+			next.set(queued)
 		}
 		s.mu.Unlock()
 		if !ok {
 			s.tokens <- struct{}{}
+			s.readerFree()
 			continue
 		}
 		s.queue <- next // never blocks: it holds a token

@@ -56,20 +56,18 @@ func (s *subscription) message(e *entry) (*message.Message, *transports.Delivery
 		msg = msg.Copy()
 	}
 	e.handed = true
-	info := &transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}
-	ctx := &msgContext{Context: transports.WithDeliveryInfo(s.baseCtx, info)}
+	ctx := &msgContext{Context: s.baseCtx,
+		info: transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}}
 	msg.SetContext(ctx)
-	return msg, info, ctx.cancel
+	return msg, &ctx.info, ctx.cancel
 }
 
 // handedOut marks e out and records its attempt unless the broker counted it.
 func (s *subscription) handedOut(e *entry, info *transports.DeliveryInfo) {
 	s.inFlight.Add(1)
-	s.mu.Lock()
-	e.state = out
+	e.set(out)
 	record := !e.recorded
 	e.recorded = false
-	s.mu.Unlock()
 	if record {
 		s.settler.record(driver.Attempt{AckID: e.id, Attempts: info.Attempt})
 	}
@@ -100,9 +98,7 @@ func (s *subscription) await(e *entry, msg *message.Message, info *transports.De
 }
 
 func (s *subscription) acked(e *entry) {
-	s.mu.Lock()
-	e.state = acking // held until the broker has the ack
-	s.mu.Unlock()
+	e.set(acking) // held until the broker has the ack
 	s.settler.ack(e.id)
 	s.inFlight.Add(-1)
 	s.tokens <- struct{}{}
@@ -118,7 +114,8 @@ func (s *subscription) nacked(e *entry, info *transports.DeliveryInfo) {
 	}
 	if s.caps.PendingList {
 		s.mu.Lock()
-		e.state, e.attempts, e.due = delayed, info.Attempt, time.Now().Add(delay)
+		e.attempts, e.due = info.Attempt, time.Now().Add(delay)
+		e.set(delayed)
 		s.mu.Unlock()
 		s.sched.add(e)
 	} else {

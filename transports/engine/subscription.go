@@ -47,12 +47,14 @@ type subscription struct {
 
 	mu   sync.Mutex
 	held map[driver.AckID]*entry // every entry this subscription holds
-	// reads counts the driver reads started; ackedAt maps an entry whose ack
-	// the broker has to the value of reads when the ack completed. A read
-	// that started before then may still return the entry (it took its
-	// snapshot of the pending list before the ack): admit skips it.
-	reads   uint64
-	ackedAt map[driver.AckID]uint64
+	// listReading is set while a read of the pending list (own pending, a
+	// claim) is on its way; ackedAt holds the entries whose ack the broker
+	// got meanwhile. The read may still return them (it took its snapshot
+	// of the pending list before the ack): admit skips them. A read of new
+	// entries never returns an entry delivered before, and a read that
+	// starts after an ack completed does not see the entry.
+	listReading bool
+	ackedAt     map[driver.AckID]struct{}
 
 	imu       sync.Mutex
 	rctx      context.Context    // the context of reads, until interrupted
@@ -77,7 +79,7 @@ type subscription struct {
 	closeErr  error
 }
 
-type entryState uint8
+type entryState uint32
 
 const (
 	queued  entryState = iota // read, waiting for a slot
@@ -88,9 +90,13 @@ const (
 
 // entry is one broker entry the subscription holds.
 type entry struct {
-	id    driver.AckID
-	m     *driver.Message
-	state entryState // guarded by subscription.mu
+	id driver.AckID
+	m  *driver.Message
+	// state changes by the goroutine that owns the entry (the reader, the
+	// slot handing it out, the settler, the scheduler); it is read under
+	// subscription.mu, and changed under it where a reader needs more
+	// than the state to agree (a delayed entry's attempts and due).
+	state atomic.Uint32
 	// attempts is the durable count of attempts that reached a handler
 	// before the next hand-out; recorded says the broker already counted
 	// the next hand-out (a new read).
@@ -99,6 +105,9 @@ type entry struct {
 	due      time.Time // delayed: when it is handed out again
 	handed   bool      // m.Message was handed out once: later hand-outs use a copy
 }
+
+func (e *entry) is(st entryState) bool { return entryState(e.state.Load()) == st }
+func (e *entry) set(st entryState)     { e.state.Store(uint32(st)) }
 
 func newSubscription(s *Subscriber, d driver.Subscription, topic string) *subscription {
 	n := s.cfg.Concurrency
@@ -207,7 +216,7 @@ func (s *subscription) releaseHeld() {
 	s.mu.Lock()
 	var nacks []driver.Nack
 	for id, e := range s.held {
-		switch e.state {
+		switch entryState(e.state.Load()) {
 		case queued:
 			nacks = append(nacks, driver.Nack{AckID: id, Attempts: e.attempts})
 		case delayed:
@@ -229,46 +238,58 @@ func (s *subscription) giveBack(e *entry) {
 	s.mu.Unlock()
 	s.settler.nack(driver.Nack{AckID: e.id, Attempts: e.attempts})
 	s.tokens <- struct{}{}
+	s.readerFree()
 }
 
-// admit queues the entries of one read; it returns how many it queued
-// (each took one of the reader's tokens).
-func (s *subscription) admit(read uint64, msgs []*driver.Message) int {
-	used := 0
+// listReadStarts marks a read of the pending list on its way: acks that
+// complete until its admit are remembered (ackedAt).
+func (s *subscription) listReadStarts() {
 	s.mu.Lock()
-	for id, at := range s.ackedAt {
-		if at < read { // acked before this read started: no later read returns it
-			delete(s.ackedAt, id)
-		}
-	}
+	s.listReading = true
 	s.mu.Unlock()
+}
+
+// admit takes the entries of one read: it returns the oldest for the
+// reading slot to hand out, queues the others, and reports how many it
+// took (each took one of the reader's tokens).
+func (s *subscription) admit(msgs []*driver.Message) (own *entry, used int) {
+	var foreign []*driver.Message
+	s.mu.Lock()
 	for _, m := range msgs {
 		if m.Topic != "" && m.Topic != s.topic {
-			// A queue shared by several events of the group: not ours.
-			s.log.Debug("engine: delivery of another event returned to the broker",
-				slog.String("fired_as", m.Topic))
-			s.settler.nack(driver.Nack{AckID: m.AckID, Attempts: m.Attempts, Delay: MismatchDelay})
+			foreign = append(foreign, m)
 			continue
 		}
-		e := &entry{id: m.AckID, m: m, attempts: m.Attempts, recorded: m.Recorded}
-		s.mu.Lock()
 		if _, acked := s.ackedAt[m.AckID]; acked {
 			// Acknowledged while this read was on its way: never again.
-			s.mu.Unlock()
 			continue
 		}
 		if _, dup := s.held[m.AckID]; dup {
 			// Held already (an own-pending re-read, a claim racing a
 			// keepalive): never handed out twice. The read counted nothing.
-			s.mu.Unlock()
 			continue
 		}
+		e := &entry{id: m.AckID, m: m, attempts: m.Attempts, recorded: m.Recorded}
 		s.held[m.AckID] = e
-		s.mu.Unlock()
-		s.queue <- e // never blocks: one token per queued entry
 		used++
+		if own == nil {
+			own = e
+			continue
+		}
+		s.queue <- e // never blocks: one token per queued entry
 	}
-	return used
+	// Reads run one at a time: the next one starts after every ack
+	// completed so far.
+	s.listReading = false
+	clear(s.ackedAt)
+	s.mu.Unlock()
+	for _, m := range foreign {
+		// A queue shared by several events of the group: not ours.
+		s.log.Debug("engine: delivery of another event returned to the broker",
+			slog.String("fired_as", m.Topic))
+		s.settler.nack(driver.Nack{AckID: m.AckID, Attempts: m.Attempts, Delay: MismatchDelay})
+	}
+	return own, used
 }
 
 // forget drops acknowledged entries once the broker has their acks: until
@@ -278,15 +299,15 @@ func (s *subscription) forget(ids []driver.AckID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
-		if e := s.held[id]; e != nil && e.state == acking {
+		if e := s.held[id]; e != nil && e.is(acking) {
 			delete(s.held, id)
-			if !s.caps.PendingList { // only a pending list is read again
+			if !s.listReading {
 				continue
 			}
 			if s.ackedAt == nil {
-				s.ackedAt = map[driver.AckID]uint64{}
+				s.ackedAt = map[driver.AckID]struct{}{}
 			}
-			s.ackedAt[id] = s.reads
+			s.ackedAt[id] = struct{}{}
 		}
 	}
 }

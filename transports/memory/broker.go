@@ -218,7 +218,7 @@ func (b *Broker) readNewLocked(g *group, c string, count int) []entry {
 	now := b.now()
 	g.consumerLocked(c, now)
 	g.cursor = max(g.cursor, s.first)
-	var out []entry
+	out := make([]entry, 0, min(count, int(s.next-g.cursor)))
 	for len(out) < count {
 		e, ok := s.get(g.cursor)
 		if !ok {
