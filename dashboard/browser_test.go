@@ -183,14 +183,14 @@ func TestBrowser(t *testing.T) {
 		document.querySelector('tr[data-group="shop-send-receipt"]') !== null`)
 	// The dead letter shows in the group's row, then in its list.
 	waitJS(t, tab, `document.querySelector('button.dead-link[data-dead="shop-billing"]') !== null`)
-	run(t, tab, chromedp.Click(chromedp.CSS(`button[data-toggle="shop-billing"]`)))
+	click(t, tab, `button[data-toggle="shop-billing"]`)
 	waitJS(t, tab, `document.querySelector('tr.members .member[data-consumer="shop-1"]') !== null`)
 	if screenshots {
-		run(t, tab, chromedp.Click(chromedp.CSS(`button[data-toggle="warehouse-reserve-stock"]`)))
+		click(t, tab, `button[data-toggle="warehouse-reserve-stock"]`)
 		waitJS(t, tab, `document.querySelector('tr.members .member.stale[data-consumer="wh-7f3a"]') !== null`)
 	}
 	shot(t, tab, "overview.png")
-	run(t, tab, chromedp.Click(chromedp.CSS(`button.dead-link[data-dead="shop-billing"]`)))
+	click(t, tab, `button.dead-link[data-dead="shop-billing"]`)
 	waitJS(t, tab, `document.querySelector('#dead-list .dead-letter') !== null`)
 	text, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(`#dead-list`)))
 	if err != nil {
@@ -204,10 +204,10 @@ func TestBrowser(t *testing.T) {
 	shotElement(t, tab, "#dead", "dead-letters.png")
 
 	// Replay through the confirmation: the handler gets the event again.
-	run(t, tab, chromedp.Click(chromedp.CSS(`#dead-list button.replay`)))
+	click(t, tab, `#dead-list button.replay`)
 	waitJS(t, tab, `document.getElementById('confirm').open`)
 	shot(t, tab, "confirm.png")
-	run(t, tab, chromedp.Click(chromedp.CSS(`#confirm-ok`)))
+	click(t, tab, `#confirm-ok`)
 	select {
 	case d := <-healed:
 		if d.ID != id || d.Payload.OrderID != "A-1042" {
@@ -220,7 +220,7 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, tab, `document.querySelector('button[data-dead="shop-billing"]').textContent === '0'`)
 
 	// A live tail shows an event fired while it follows.
-	run(t, tab, chromedp.Click(chromedp.CSS(`button[data-tail="shop.order_placed"]`)))
+	click(t, tab, `button[data-tail="shop.order_placed"]`)
 	waitJS(t, tab, `document.getElementById('tail-status').textContent.startsWith('Following')`)
 	if _, err := bus.Fire(ctx, b, orders, order{OrderID: "A-1043", Customer: "c-12", Amount: 18.5, Items: []string{"mug"}}); err != nil {
 		t.Fatal(err)
@@ -253,6 +253,24 @@ func TestBrowser(t *testing.T) {
 		run(t, tab, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
 		run(t, tab, chromedp.Evaluate[any](`window.scrollTo(0, 0)`))
 		shot(t, tab, "phone.png")
+	}
+}
+
+// click clicks the element sel selects, as a user does: again when the
+// page re-rendered it between finding it and clicking it (the overview
+// re-renders on every refresh whose figures changed; CDP then answers
+// -32000, no node with the id it found).
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Click(chromedp.CSS(sel)))
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "(-32000)") || time.Now().After(deadline) {
+			t.Fatalf("click %s: %v", sel, err)
+		}
 	}
 }
 
@@ -428,13 +446,13 @@ func TestBrowserLoginReadOnly(t *testing.T) {
 	})
 	run(t, tab, chromedp.Navigate(url))
 	run(t, tab, chromedp.SendKeys(chromedp.CSS(`#token`), "wrong"))
-	run(t, tab, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	click(t, tab, `button[type="submit"]`)
 	waitJS(t, tab, `document.body.textContent.includes('not the right one')`)
 	run(t, tab, chromedp.SendKeys(chromedp.CSS(`#token`), "s3cret"))
-	run(t, tab, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	click(t, tab, `button[type="submit"]`)
 	waitJS(t, tab, `document.getElementById('readonly') !== null && !document.getElementById('readonly').hidden`)
 	waitJS(t, tab, `document.querySelector('button.dead-link[data-dead="shop-billing"]') !== null`)
-	run(t, tab, chromedp.Click(chromedp.CSS(`button.dead-link[data-dead="shop-billing"]`)))
+	click(t, tab, `button.dead-link[data-dead="shop-billing"]`)
 	waitJS(t, tab, `document.querySelector('#dead-list .dead-letter') !== null`)
 	waitJS(t, tab, `document.querySelector('#dead-list button.replay') === null &&
 		document.getElementById('dead-replay-all').hidden && document.getElementById('dead-purge').hidden`)
@@ -457,7 +475,7 @@ func TestBrowserTailRefused(t *testing.T) {
 	// Focused, the field is not filled in by the next refresh.
 	run(t, tab, chromedp.Evaluate[any](`(() => { const i = document.getElementById('tail-event'); i.focus(); i.value = '' })()`))
 	run(t, tab, chromedp.SendKeys(chromedp.CSS(`#tail-event`), "Not An Event"))
-	run(t, tab, chromedp.Click(chromedp.CSS(`#tail-toggle`)))
+	click(t, tab, `#tail-toggle`)
 	waitJS(t, tab, `document.getElementById('tail-status').textContent.startsWith('Cannot follow Not An Event: bus: invalid event')`)
 }
 
@@ -479,13 +497,13 @@ func TestBrowserPanelsClearOfTheHeader(t *testing.T) {
 		// Enough content above the panel that opening it scrolls.
 		run(t, tab, chromedp.Evaluate[any](`document.getElementById('summary').style.marginBottom = '2000px'`))
 		waitJS(t, tab, `document.querySelector('button.dead-link[data-dead="shop-billing"]') !== null`)
-		run(t, tab, chromedp.Click(chromedp.CSS(`button.dead-link[data-dead="shop-billing"]`)))
+		click(t, tab, `button.dead-link[data-dead="shop-billing"]`)
 		waitJS(t, tab, `document.querySelector('#dead-list .dead-letter') !== null && window.scrollY > 0`)
 		waitJS(t, tab, clear)
 	}
-	run(t, tab, chromedp.Click(chromedp.CSS(`#dead-replay-all`)))
+	click(t, tab, `#dead-replay-all`)
 	waitJS(t, tab, `document.getElementById('confirm').open`)
-	run(t, tab, chromedp.Click(chromedp.CSS(`#confirm-ok`)))
+	click(t, tab, `#confirm-ok`)
 	waitJS(t, tab, `document.getElementById('toast').textContent.startsWith('Replayed 2')`)
 	b.MustWaitIdle(t)
 	if n := later.Load(); n != 2 {
