@@ -75,6 +75,12 @@ type Options struct {
 	// cut, or held by a process killed and not restarted under its name.
 	// URL: ack_wait_max. Default 15s.
 	MaxAckWait time.Duration
+	// NoScheduleMover keeps this transport from moving due scheduled
+	// events (it still schedules and cancels them): for processes that
+	// only fire, when others run movers. At least one transport with a
+	// mover must run for scheduled events to be delivered. URL:
+	// no_schedule_mover=true.
+	NoScheduleMover bool
 }
 
 // DefaultOptions returns the options a nats:// URL without Busline
@@ -214,6 +220,7 @@ func parseURL(u *url.URL) (config, error) {
 		func() error { return durOpt("ack_wait_max", func(d time.Duration) { c.opts.MaxAckWait = d }) },
 		func() error { return boolOpt("tls", func(b bool) { useTLS = useTLS || b }) },
 		func() error { return boolOpt("tls_insecure", func(b bool) { tlsInsecure = b }) },
+		func() error { return boolOpt("no_schedule_mover", func(b bool) { c.opts.NoScheduleMover = b }) },
 	} {
 		if err := f(); err != nil {
 			return config{}, err

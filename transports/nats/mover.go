@@ -1,0 +1,797 @@
+package nats
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The mover. Every transport runs one (unless Options.NoScheduleMover);
+// the lease makes one of them move due events at a time:
+//
+//  1. It waits for the schedule stream to exist: one lookup at start,
+//     then JetStream's stream-created advisory, and a lookup every
+//     scheduleProbe in case the advisory was missed.
+//  2. It watches the lease subject (an ordered consumer, last message
+//     first). A transport that saw no renewal for scheduleLease, or a
+//     release, takes the lease over with a publish conditional on the
+//     lease's last sequence: one of the contenders wins.
+//  3. The holder renews the lease every scheduleRenew and keeps an index
+//     of the schedule stream in memory, fed by an ordered consumer from
+//     the stream's first message: each event's due time (and its message
+//     when due within scheduleHorizon). A timer armed for the earliest
+//     due time wakes it; it moves what is due with up to scheduleWorkers
+//     moves at once (see schedule.go for a move).
+//
+// The lease only saves work: moves and cancels are conditional publishes
+// on the event's subject, so two movers never both move an event, and a
+// move never follows a successful cancel.
+const (
+	// scheduleLease is how long a holder may go without renewing before
+	// another transport takes over: about the most a killed mover delays
+	// due events, plus reading the schedule stream.
+	scheduleLease = 300 * time.Millisecond
+	// scheduleRenew is how often the holder renews the lease.
+	scheduleRenew = 75 * time.Millisecond
+	// scheduleProbe is how often a mover looks whether the schedule stream
+	// appeared, besides the advisory.
+	scheduleProbe = 5 * time.Second
+	// scheduleRetry is how long a move that failed waits before the next
+	// attempt (the event stays scheduled; the others move on).
+	scheduleRetry = time.Second
+	// scheduleHorizon: the index keeps the message of an event due within
+	// it (read with the index); later ones are fetched when due.
+	scheduleHorizon = time.Minute
+	// scheduleWorkers bounds the moves in flight.
+	scheduleWorkers = 32
+	// markerGrace is how long the holder leaves a move marker of another
+	// mover, published while it held the lease (an overlap at a
+	// takeover), to that mover before finishing the move itself.
+	markerGrace = 2 * time.Second
+	// tombstoneSweep is when the holder deletes a cancel's tombstone, in
+	// case the process that cancelled died before deleting it.
+	tombstoneSweep = 10 * time.Second
+)
+
+// mover moves due scheduled events of a transport into their streams. Its
+// goroutine is stopped by stop (Transport.Close).
+type mover struct {
+	t       *Transport
+	token   string
+	idle    bool          // Options.NoScheduleMover: nothing runs
+	created chan struct{} // this transport created the schedule stream
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// startMover starts the mover of t.
+func startMover(t *Transport) *mover {
+	m := &mover{t: t, token: rand.Text(), created: make(chan struct{}, 1)}
+	if t.opts.NoScheduleMover {
+		m.idle = true
+		return m
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel, m.done = cancel, make(chan struct{})
+	go m.run(ctx)
+	return m
+}
+
+// streamCreated wakes a mover that waits for the schedule stream.
+func (m *mover) streamCreated() {
+	if m == nil {
+		return
+	}
+	select {
+	case m.created <- struct{}{}:
+	default:
+	}
+}
+
+// stop stops the mover and gives its lease up.
+func (m *mover) stop() {
+	if m == nil || m.idle {
+		return
+	}
+	m.cancel()
+	<-m.done
+}
+
+func (m *mover) run(ctx context.Context) {
+	defer close(m.done)
+	fails := 0
+	for {
+		s, err := m.waitStream(ctx)
+		if err == nil {
+			began := time.Now()
+			err = m.serve(ctx, s)
+			if time.Since(began) > time.Minute {
+				fails = 0
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fails++
+		wait := min(5*time.Second, 50*time.Millisecond<<min(fails, 7))
+		m.t.log.Debug("nats: the mover of scheduled events stopped; it starts again", "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// waitStream returns the schedule stream once it exists.
+func (m *mover) waitStream(ctx context.Context) (jetstream.Stream, error) {
+	var advisory chan *natsgo.Msg
+	for {
+		s, err := m.t.scheduleStream(ctx, false)
+		if s != nil || err != nil {
+			return s, err
+		}
+		if advisory == nil {
+			advisory = make(chan *natsgo.Msg, 4)
+			sub, err := m.t.nc.ChanSubscribe("$JS.EVENT.ADVISORY.STREAM.CREATED."+m.t.opts.ScheduleStream(), advisory)
+			if err == nil {
+				defer func() { _ = sub.Unsubscribe() }()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-advisory:
+		case <-m.created:
+		case <-time.After(scheduleProbe):
+		}
+	}
+}
+
+// entry kinds: what the holder does with a message of the schedule stream.
+const (
+	kindMove      = iota // a scheduled event: move it when due
+	kindFinish           // a move marker: publish the event, delete the marker
+	kindSweep            // a tombstone: delete it
+	kindSupersede        // an earlier copy of an event ID scheduled again: cancel it
+)
+
+// entry is the last message of one subject of the schedule stream.
+type entry struct {
+	subject  string
+	tok      string
+	seq      uint64
+	kind     int
+	due      time.Time
+	topic    string
+	hdr      natsgo.Header // nil when not kept: fetched when due
+	data     []byte
+	inflight bool
+}
+
+// dueHeap orders index items by due time; items whose entry changed are
+// skipped when popped.
+type dueHeap []dueItem
+
+type dueItem struct {
+	due     time.Time
+	subject string
+	seq     uint64
+}
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// leaseMsg is a message of the lease subject.
+type leaseMsg struct {
+	seq   uint64
+	token string
+}
+
+// indexMsg is a message of the schedule stream read by the holder.
+type indexMsg struct {
+	epoch   int
+	subject string
+	seq     uint64
+	hdr     natsgo.Header
+	data    []byte
+}
+
+// moveResult is what a worker did with an entry.
+type moveResult struct {
+	epoch   int
+	subject string
+	seq     uint64 // the entry's sequence when dispatched
+	// retry, when set, replaces the entry (due after scheduleRetry).
+	retry *entry
+	// origSeq and markerSeq: a move published its marker.
+	origSeq, markerSeq uint64
+}
+
+// session is one run of the mover against an existing schedule stream.
+// Only its goroutine touches its fields; consumers and workers talk to it
+// through channels.
+type session struct {
+	m    *mover
+	t    *Transport
+	s    jetstream.Stream
+	quit chan struct{} // closed when the session ends
+
+	leaseCh chan leaseMsg
+	indexCh chan indexMsg
+	errCh   chan error
+	results chan moveResult
+
+	holder    bool
+	leaseSeq  uint64
+	leaseSeen time.Time // when the lease last changed hands or was renewed
+	renewAt   time.Time // holder: when to renew next
+
+	epoch       int
+	indexCC     jetstream.ConsumeContext
+	bySubject   map[string]*entry
+	byID        map[string]string // ID token → subject of its latest scheduled copy
+	due         dueHeap
+	rebuildUpTo uint64
+	lastSeq     uint64
+	claimed     map[uint64]uint64 // scheduled seq → seq of this mover's marker (0: not yet known)
+	inflight    int
+	workers     sync.WaitGroup
+}
+
+// serve contends for the lease and, while it holds it, moves due events,
+// until ctx ends or the schedule stream is gone.
+func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
+	ss := &session{
+		m: m, t: m.t, s: s, quit: make(chan struct{}),
+		leaseCh: make(chan leaseMsg, 16), indexCh: make(chan indexMsg, 1024),
+		errCh: make(chan error, 1), results: make(chan moveResult, scheduleWorkers),
+	}
+	defer ss.close()
+	lc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{m.t.opts.leaseSubject()},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return ss.streamErr(ctx, err)
+	}
+	lcc, err := lc.Consume(func(msg jetstream.Msg) {
+		md, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		select {
+		case ss.leaseCh <- leaseMsg{seq: md.Sequence.Stream, token: string(msg.Data())}:
+		case <-ss.quit:
+		}
+	}, jetstream.ConsumeErrHandler(ss.consumeErr))
+	if err != nil {
+		return ss.streamErr(ctx, err)
+	}
+	defer lcc.Stop()
+
+	lctx, cancel := m.t.timeout(ctx)
+	last, err := s.GetLastMsgForSubject(lctx, m.t.opts.leaseSubject())
+	cancel()
+	switch {
+	case msgGone(err):
+		ss.take(ctx)
+	case err != nil:
+		return ss.streamErr(ctx, err)
+	default:
+		ss.leaseSeq, ss.leaseSeen = last.Sequence, time.Now()
+		if len(last.Data) == 0 {
+			ss.take(ctx)
+		}
+	}
+
+	leaseTimer := time.NewTimer(ss.leaseWait())
+	defer leaseTimer.Stop()
+	dueTimer := time.NewTimer(time.Hour)
+	defer dueTimer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-ss.errCh:
+			if err := ss.streamErr(ctx, err); err != nil {
+				return err
+			}
+		case lm := <-ss.leaseCh:
+			ss.leaseUpdate(ctx, lm)
+		case <-leaseTimer.C:
+			if ss.holder {
+				if !time.Now().Before(ss.renewAt) {
+					ss.renew(ctx)
+				}
+			} else if time.Since(ss.leaseSeen) >= scheduleLease {
+				ss.take(ctx)
+			}
+		case im := <-ss.indexCh:
+			if im.epoch == ss.epoch {
+				ss.indexed(im)
+			}
+		case r := <-ss.results:
+			ss.result(r)
+		case <-dueTimer.C:
+		}
+		leaseTimer.Reset(ss.leaseWait())
+		if ss.holder {
+			ss.dispatch(ctx)
+			dueTimer.Reset(ss.nextDue())
+		}
+	}
+}
+
+// close ends the session: consumers stop, workers finish, and a held
+// lease is given up so that another transport takes over at once.
+func (ss *session) close() {
+	close(ss.quit)
+	if ss.indexCC != nil {
+		ss.indexCC.Stop()
+	}
+	ss.workers.Wait()
+	if ss.holder {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = ss.t.js.PublishMsg(ctx, &natsgo.Msg{Subject: ss.t.opts.leaseSubject()}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
+	}
+}
+
+// consumeErr hands a consumer's error to the session (the first one
+// pending is enough: it only makes the session look at the stream).
+func (ss *session) consumeErr(_ jetstream.ConsumeContext, err error) {
+	select {
+	case ss.errCh <- err:
+	default:
+	}
+}
+
+// streamErr returns err when the schedule stream is gone (the session
+// ends and the mover waits for it again); other errors are passing ones
+// (the ordered consumers recover by themselves) and return nil.
+func (ss *session) streamErr(ctx context.Context, err error) error {
+	ictx, cancel := ss.t.timeout(ctx)
+	defer cancel()
+	if _, ierr := ss.s.Info(ictx); errors.Is(ierr, jetstream.ErrStreamNotFound) {
+		ss.t.forgetScheduleStream()
+		return fmt.Errorf("nats: schedule stream gone: %w", ierr)
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
+		return err
+	}
+	ss.t.log.Debug("nats: mover of scheduled events", "error", err)
+	return nil
+}
+
+// leaseWait is how long until the lease timer should look again.
+func (ss *session) leaseWait() time.Duration {
+	at := ss.leaseSeen.Add(scheduleLease)
+	if ss.holder {
+		at = ss.renewAt
+	}
+	return max(time.Until(at), time.Millisecond)
+}
+
+// publishLease publishes token on the lease subject if its last sequence
+// is still ss.leaseSeq; ok is false when it was not.
+func (ss *session) publishLease(ctx context.Context, token string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, scheduleLease)
+	defer cancel()
+	ack, err := ss.t.js.PublishMsg(ctx, &natsgo.Msg{Subject: ss.t.opts.leaseSubject(), Data: []byte(token)}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
+	if wrongLastSequence(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ss.leaseSeq, ss.leaseSeen = ack.Sequence, time.Now()
+	return true, nil
+}
+
+// take tries to take the lease over.
+func (ss *session) take(ctx context.Context) {
+	ok, err := ss.publishLease(ctx, ss.m.token)
+	if err != nil {
+		ss.t.log.Debug("nats: cannot take the lease of the mover of scheduled events", "error", err)
+	}
+	if !ok {
+		ss.leaseSeen = time.Now() // another took it (or the server is away): look again later
+		return
+	}
+	ss.becomeHolder(ctx)
+}
+
+// renew renews the held lease; another transport having taken it ends
+// this one's moves.
+func (ss *session) renew(ctx context.Context) {
+	ss.renewAt = time.Now().Add(scheduleRenew)
+	ok, err := ss.publishLease(ctx, ss.m.token)
+	if err != nil {
+		ss.t.log.Debug("nats: cannot renew the lease of the mover of scheduled events", "error", err)
+		return
+	}
+	if !ok {
+		ss.stepDown()
+	}
+}
+
+// leaseUpdate follows the lease subject.
+func (ss *session) leaseUpdate(ctx context.Context, lm leaseMsg) {
+	if lm.seq <= ss.leaseSeq {
+		return
+	}
+	ss.leaseSeq, ss.leaseSeen = lm.seq, time.Now()
+	if lm.token == ss.m.token {
+		return // a renewal of ours whose acknowledgement was lost
+	}
+	if ss.holder {
+		ss.stepDown()
+	}
+	if lm.token == "" {
+		ss.take(ctx) // released
+	}
+}
+
+// becomeHolder starts reading the schedule stream into a fresh index.
+func (ss *session) becomeHolder(ctx context.Context) {
+	ss.holder, ss.renewAt = true, time.Now().Add(scheduleRenew)
+	ss.epoch++
+	ss.bySubject, ss.byID, ss.due = map[string]*entry{}, map[string]string{}, nil
+	ss.claimed, ss.lastSeq = map[uint64]uint64{}, 0
+	ictx, cancel := ss.t.timeout(ctx)
+	defer cancel()
+	info, err := ss.s.Info(ictx)
+	if err == nil {
+		ss.rebuildUpTo = info.State.LastSeq
+	}
+	c, err := ss.s.OrderedConsumer(ictx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{ss.t.opts.scheduleRoot() + ">"},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	var cc jetstream.ConsumeContext
+	if err == nil {
+		epoch, quit := ss.epoch, ss.quit
+		cc, err = c.Consume(func(msg jetstream.Msg) {
+			md, err := msg.Metadata()
+			if err != nil {
+				return
+			}
+			select {
+			case ss.indexCh <- indexMsg{epoch: epoch, subject: msg.Subject(), seq: md.Sequence.Stream, hdr: msg.Headers(), data: msg.Data()}:
+			case <-quit:
+			}
+		}, jetstream.ConsumeErrHandler(ss.consumeErr))
+	}
+	if err != nil {
+		// Without an index this transport cannot move: let another try.
+		ss.t.log.Warn("nats: cannot read the schedule stream; giving the mover lease up", "error", err)
+		ss.stepDown()
+		ss.leaseSeen = time.Now()
+		_, _ = ss.publishLease(ctx, "")
+		return
+	}
+	ss.indexCC = cc
+	ss.t.log.Debug("nats: moving scheduled events", "stream", ss.t.opts.ScheduleStream())
+}
+
+// stepDown stops moving: another transport holds the lease.
+func (ss *session) stepDown() {
+	ss.holder = false
+	ss.epoch++
+	if ss.indexCC != nil {
+		ss.indexCC.Stop()
+		ss.indexCC = nil
+	}
+	ss.bySubject, ss.byID, ss.due, ss.claimed = nil, nil, nil, nil
+}
+
+// put makes e the entry of its subject, due at e.due.
+func (ss *session) put(e *entry) {
+	ss.bySubject[e.subject] = e
+	heap.Push(&ss.due, dueItem{due: e.due, subject: e.subject, seq: e.seq})
+}
+
+// remove forgets the entry of subject.
+func (ss *session) remove(subject string) {
+	e := ss.bySubject[subject]
+	if e == nil {
+		return
+	}
+	delete(ss.bySubject, subject)
+	if ss.byID[e.tok] == subject {
+		delete(ss.byID, e.tok)
+	}
+}
+
+// indexed takes one message of the schedule stream into the index.
+func (ss *session) indexed(im indexMsg) {
+	ss.lastSeq = max(ss.lastSeq, im.seq)
+	tok, _, ok := ss.t.opts.splitScheduleSubject(im.subject)
+	if !ok {
+		return
+	}
+	if cur := ss.bySubject[im.subject]; cur != nil && cur.seq >= im.seq {
+		return
+	}
+	now := time.Now()
+	e := &entry{subject: im.subject, tok: tok, seq: im.seq, topic: im.hdr.Get(HeaderScheduleTopic)}
+	switch im.hdr.Get(HeaderScheduleState) {
+	case schedStateCancelled:
+		ss.remove(im.subject)
+		e.kind, e.due = kindSweep, now.Add(tombstoneSweep)
+	case schedStateMoving:
+		token, orig, _ := strings.Cut(im.hdr.Get(HeaderScheduleMover), "/")
+		if n, err := strconv.ParseUint(orig, 10, 64); err == nil && token == ss.m.token {
+			if _, mine := ss.claimed[n]; mine {
+				delete(ss.claimed, n) // this mover's own move, under way or done
+				return
+			}
+		}
+		e.kind, e.due = kindFinish, now
+		if im.seq > ss.rebuildUpTo {
+			e.due = now.Add(markerGrace) // another mover's, published while this one held the lease
+		}
+	default:
+		ms, err := strconv.ParseInt(im.hdr.Get(HeaderScheduleDue), 10, 64)
+		if err != nil || e.topic == "" {
+			ss.t.log.Warn("nats: ignoring a message of the schedule stream without a topic or due time", "subject", im.subject)
+			return
+		}
+		e.kind, e.due = kindMove, time.UnixMilli(ms)
+		if e.due.Sub(now) < scheduleHorizon {
+			e.hdr, e.data = im.hdr, im.data
+		}
+		// The same event ID scheduled on another event: the earlier copy goes.
+		if other, ok := ss.byID[tok]; ok && other != im.subject {
+			if o := ss.bySubject[other]; o != nil && o.kind == kindMove && o.seq < im.seq {
+				o2 := *o
+				o2.kind, o2.due, o2.inflight = kindSupersede, now, false
+				ss.put(&o2)
+			}
+		}
+		ss.byID[tok] = im.subject
+	}
+	ss.put(e)
+}
+
+// nextDue is how long until the earliest entry not in flight is due.
+func (ss *session) nextDue() time.Duration {
+	for ss.due.Len() > 0 {
+		it := ss.due[0]
+		if e := ss.bySubject[it.subject]; e != nil && e.seq == it.seq && !e.inflight && e.due.Equal(it.due) {
+			return max(time.Until(it.due), 0)
+		}
+		heap.Pop(&ss.due) // stale
+	}
+	return time.Hour
+}
+
+// dispatch starts the moves of what is due, up to scheduleWorkers at once.
+func (ss *session) dispatch(ctx context.Context) {
+	now := time.Now()
+	for ss.inflight < scheduleWorkers && ss.due.Len() > 0 && !ss.due[0].due.After(now) {
+		it := heap.Pop(&ss.due).(dueItem)
+		e := ss.bySubject[it.subject]
+		if e == nil || e.seq != it.seq || e.inflight || !e.due.Equal(it.due) {
+			continue
+		}
+		e.inflight = true
+		ss.inflight++
+		if e.kind == kindMove {
+			ss.claimed[e.seq] = 0
+		}
+		w := *e
+		epoch := ss.epoch
+		ss.workers.Add(1)
+		go func() {
+			defer ss.workers.Done()
+			r := ss.work(ctx, &w)
+			r.epoch, r.subject, r.seq = epoch, w.subject, w.seq
+			ss.results <- r // buffered for every worker in flight
+		}()
+	}
+	if len(ss.claimed) > 4*scheduleWorkers {
+		for orig, marker := range ss.claimed {
+			if marker != 0 && marker <= ss.lastSeq {
+				delete(ss.claimed, orig) // read past it: it was deleted before the index saw it
+			}
+		}
+	}
+}
+
+// result takes a worker's outcome into the index.
+func (ss *session) result(r moveResult) {
+	ss.inflight--
+	if r.epoch != ss.epoch {
+		return
+	}
+	if r.origSeq != 0 {
+		if r.markerSeq != 0 {
+			if _, ok := ss.claimed[r.origSeq]; ok {
+				ss.claimed[r.origSeq] = r.markerSeq
+			}
+		} else {
+			delete(ss.claimed, r.origSeq)
+		}
+	}
+	e := ss.bySubject[r.subject]
+	if e == nil || e.seq != r.seq {
+		return // a later message of the subject replaced it meanwhile
+	}
+	if r.retry == nil {
+		ss.remove(r.subject)
+		return
+	}
+	n := r.retry
+	n.inflight, n.due = false, time.Now().Add(scheduleRetry)
+	ss.put(n)
+}
+
+// work does what entry e asks; it runs on a worker goroutine and only
+// reads e (a copy).
+func (ss *session) work(ctx context.Context, e *entry) moveResult {
+	switch e.kind {
+	case kindSweep:
+		if err := ss.deleteMsg(ctx, e.seq); err != nil {
+			return ss.failed(ctx, e, "delete a tombstone", err)
+		}
+	case kindSupersede:
+		if _, err := ss.t.tombstone(ctx, ss.s, e.subject, e.seq); err != nil {
+			return ss.failed(ctx, e, "cancel an earlier copy", err)
+		}
+	case kindFinish:
+		hdr, data, gone, err := ss.body(ctx, e, true)
+		if err != nil {
+			return ss.failed(ctx, e, "read a move marker", err)
+		}
+		if !gone {
+			return ss.finish(ctx, e, e.seq, hdr, data)
+		}
+	case kindMove:
+		return ss.move(ctx, e)
+	}
+	return moveResult{}
+}
+
+// move claims the scheduled event e with a marker, then finishes the move.
+func (ss *session) move(ctx context.Context, e *entry) moveResult {
+	res := moveResult{origSeq: e.seq}
+	hdr, data, gone, err := ss.body(ctx, e, false)
+	if err != nil {
+		r := ss.failed(ctx, e, "read a scheduled event", err)
+		r.origSeq = e.seq
+		return r
+	}
+	if gone {
+		return res
+	}
+	mh := natsgo.Header{}
+	for k, v := range hdr {
+		if !strings.HasPrefix(k, "Nats-") {
+			mh[k] = v
+		}
+	}
+	mh.Set(HeaderScheduleState, schedStateMoving)
+	mark := ss.m.token + "/" + strconv.FormatUint(e.seq, 10)
+	mh.Set(HeaderScheduleMover, mark)
+	pctx, cancel := ss.t.timeout(ctx)
+	ack, err := ss.t.js.PublishMsg(pctx, &natsgo.Msg{Subject: e.subject, Header: mh, Data: data}, jetstream.WithExpectLastSequencePerSubject(e.seq))
+	cancel()
+	var markerSeq uint64
+	switch {
+	case err == nil:
+		markerSeq = ack.Sequence
+	case wrongLastSequence(err):
+		// Cancelled, replaced or moved by another mover — or a marker of
+		// this one whose acknowledgement was lost.
+		gctx, cancel := ss.t.timeout(ctx)
+		last, gerr := ss.s.GetLastMsgForSubject(gctx, e.subject)
+		cancel()
+		if gerr != nil || last.Header.Get(HeaderScheduleMover) != mark {
+			return res
+		}
+		markerSeq = last.Sequence
+	default:
+		r := ss.failed(ctx, e, "claim a scheduled event", err)
+		r.origSeq = e.seq
+		return r
+	}
+	r := ss.finish(ctx, e, markerSeq, mh, data)
+	r.origSeq, r.markerSeq = e.seq, markerSeq
+	return r
+}
+
+// finish publishes the event of the marker markerSeq to its stream (with
+// Nats-Msg-Id = event ID: a second publish within the duplicate window is
+// stored once) and deletes the marker.
+func (ss *session) finish(ctx context.Context, e *entry, markerSeq uint64, hdr natsgo.Header, data []byte) moveResult {
+	retry := func(what string, err error) moveResult {
+		n := *e
+		n.kind, n.seq, n.hdr, n.data = kindFinish, markerSeq, hdr, data
+		if ctx.Err() == nil {
+			ss.t.log.Warn("nats: could not move a scheduled event; it stays scheduled and is retried",
+				"subject", e.subject, "step", what, "error", err, "retry_in", scheduleRetry)
+		}
+		return moveResult{retry: &n}
+	}
+	msg, err := decode(hdr, data)
+	if err != nil {
+		ss.t.log.Error("nats: dropping a scheduled message without an event ID", "subject", e.subject)
+		if err := ss.deleteMsg(ctx, markerSeq); err != nil {
+			return retry("delete", err)
+		}
+		return moveResult{}
+	}
+	pctx, cancel := ss.t.timeout(ctx)
+	err = ss.t.publishEvents(pctx, e.topic, []*message.Message{msg})
+	cancel()
+	if err != nil {
+		return retry("publish", err)
+	}
+	if err := ss.deleteMsg(ctx, markerSeq); err != nil {
+		return retry("delete the marker", err)
+	}
+	return moveResult{}
+}
+
+// body returns the message of e: kept in the index, or read by sequence
+// (always for a marker, whose existence is the question); gone when it
+// was deleted meanwhile.
+func (ss *session) body(ctx context.Context, e *entry, fetch bool) (natsgo.Header, []byte, bool, error) {
+	if e.hdr != nil && !fetch {
+		return e.hdr, e.data, false, nil
+	}
+	gctx, cancel := ss.t.timeout(ctx)
+	defer cancel()
+	m, err := ss.s.GetMsg(gctx, e.seq)
+	if msgGone(err) {
+		return nil, nil, true, nil
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if m.Subject != e.subject {
+		return nil, nil, true, nil
+	}
+	return m.Header, m.Data, false, nil
+}
+
+// deleteMsg deletes a message of the schedule stream; one already gone is
+// no error.
+func (ss *session) deleteMsg(ctx context.Context, seq uint64) error {
+	ctx, cancel := ss.t.timeout(ctx)
+	defer cancel()
+	if err := ss.s.DeleteMsg(ctx, seq); err != nil && !msgGone(err) {
+		return err
+	}
+	return nil
+}
+
+// failed is the result of a step that failed: the entry is tried again.
+func (ss *session) failed(ctx context.Context, e *entry, what string, err error) moveResult {
+	if ctx.Err() != nil {
+		return moveResult{} // the session ends: the next holder moves it
+	}
+	ss.t.log.Warn("nats: could not "+what+"; retried", "subject", e.subject, "error", err, "retry_in", scheduleRetry)
+	n := *e
+	return moveResult{retry: &n}
+}
