@@ -50,6 +50,16 @@ func natsTarget(t testing.TB, base string) *target {
 // natsStreamIDs counts the copies of each event ID in the stream of
 // ticked.
 func natsStreamIDs(t testing.TB, tg *target) map[string]int {
+	out := map[string]int{}
+	for id, ats := range natsStoredAt(t, tg) {
+		out[id] = len(ats)
+	}
+	return out
+}
+
+// natsStoredAt returns the JetStream timestamps of every copy of each
+// event ID in the stream of ticked.
+func natsStoredAt(t testing.TB, tg *target) map[string][]time.Time {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -63,7 +73,7 @@ func natsStreamIDs(t testing.TB, tg *target) map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int{}
+	out := map[string][]time.Time{}
 	for more := true; more; {
 		batch, err := c.FetchNoWait(1000)
 		if err != nil {
@@ -71,8 +81,9 @@ func natsStreamIDs(t testing.TB, tg *target) map[string]int {
 		}
 		more = false
 		for m := range batch.Messages() {
-			out[m.Headers().Get(bnats.HeaderUUID)]++
 			md, _ := m.Metadata()
+			id := m.Headers().Get(bnats.HeaderUUID)
+			out[id] = append(out[id], md.Timestamp)
 			more = md.NumPending > 0
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -52,8 +51,10 @@ const (
 	// scheduleHorizon: the index keeps the message of an event due within
 	// it (read with the index); later ones are fetched when due.
 	scheduleHorizon = time.Minute
-	// scheduleWorkers bounds the moves in flight.
-	scheduleWorkers = 32
+	// scheduleBatch is the most entries one worker moves together, and
+	// scheduleWorkers the most batches in flight.
+	scheduleBatch   = 128
+	scheduleWorkers = 16
 	// markerGrace is how long the holder leaves a move marker of another
 	// mover, published while it held the lease (an overlap at a
 	// takeover), to that mover before finishing the move itself.
@@ -215,7 +216,7 @@ type indexMsg struct {
 	data    []byte
 }
 
-// moveResult is what a worker did with an entry.
+// moveResult is what a worker did with one entry of its batch.
 type moveResult struct {
 	epoch   int
 	subject string
@@ -238,7 +239,7 @@ type session struct {
 	leaseCh chan leaseMsg
 	indexCh chan indexMsg
 	errCh   chan error
-	results chan moveResult
+	results chan []moveResult
 
 	holder    bool
 	leaseSeq  uint64
@@ -253,7 +254,7 @@ type session struct {
 	rebuildUpTo uint64
 	lastSeq     uint64
 	claimed     map[uint64]uint64 // scheduled seq → seq of this mover's marker (0: not yet known)
-	inflight    int
+	inflight    int               // batches
 	workers     sync.WaitGroup
 }
 
@@ -263,7 +264,7 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 	ss := &session{
 		m: m, t: m.t, s: s, quit: make(chan struct{}),
 		leaseCh: make(chan leaseMsg, 16), indexCh: make(chan indexMsg, 1024),
-		errCh: make(chan error, 1), results: make(chan moveResult, scheduleWorkers),
+		errCh: make(chan error, 1), results: make(chan []moveResult, scheduleWorkers),
 	}
 	defer ss.close()
 	lc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
@@ -336,7 +337,11 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 		leaseTimer.Reset(ss.leaseWait())
 		if ss.holder {
 			ss.dispatch(ctx)
-			dueTimer.Reset(ss.nextDue())
+			if ss.inflight < scheduleWorkers {
+				dueTimer.Reset(ss.nextDue())
+			} else {
+				dueTimer.Stop() // a worker's result dispatches the next
+			}
 		}
 	}
 }
@@ -585,31 +590,40 @@ func (ss *session) nextDue() time.Duration {
 	return time.Hour
 }
 
-// dispatch starts the moves of what is due, up to scheduleWorkers at once.
+// dispatch starts the moves of what is due: batches of up to
+// scheduleBatch entries, up to scheduleWorkers batches at once.
 func (ss *session) dispatch(ctx context.Context) {
 	now := time.Now()
 	for ss.inflight < scheduleWorkers && ss.due.Len() > 0 && !ss.due[0].due.After(now) {
-		it := heap.Pop(&ss.due).(dueItem)
-		e := ss.bySubject[it.subject]
-		if e == nil || e.seq != it.seq || e.inflight || !e.due.Equal(it.due) {
-			continue
+		var batch []entry
+		for len(batch) < scheduleBatch && ss.due.Len() > 0 && !ss.due[0].due.After(now) {
+			it := heap.Pop(&ss.due).(dueItem)
+			e := ss.bySubject[it.subject]
+			if e == nil || e.seq != it.seq || e.inflight || !e.due.Equal(it.due) {
+				continue
+			}
+			e.inflight = true
+			if e.kind == kindMove {
+				ss.claimed[e.seq] = 0
+			}
+			batch = append(batch, *e)
 		}
-		e.inflight = true
+		if len(batch) == 0 {
+			break
+		}
 		ss.inflight++
-		if e.kind == kindMove {
-			ss.claimed[e.seq] = 0
-		}
-		w := *e
 		epoch := ss.epoch
 		ss.workers.Add(1)
 		go func() {
 			defer ss.workers.Done()
-			r := ss.work(ctx, &w)
-			r.epoch, r.subject, r.seq = epoch, w.subject, w.seq
-			ss.results <- r // buffered for every worker in flight
+			rs := ss.work(ctx, batch)
+			for i := range rs {
+				rs[i].epoch, rs[i].subject, rs[i].seq = epoch, batch[i].subject, batch[i].seq
+			}
+			ss.results <- rs // buffered for every batch in flight
 		}()
 	}
-	if len(ss.claimed) > 4*scheduleWorkers {
+	if len(ss.claimed) > 4*scheduleBatch*scheduleWorkers {
 		for orig, marker := range ss.claimed {
 			if marker != 0 && marker <= ss.lastSeq {
 				delete(ss.claimed, orig) // read past it: it was deleted before the index saw it
@@ -618,139 +632,208 @@ func (ss *session) dispatch(ctx context.Context) {
 	}
 }
 
-// result takes a worker's outcome into the index.
-func (ss *session) result(r moveResult) {
+// result takes the outcome of a batch into the index.
+func (ss *session) result(rs []moveResult) {
 	ss.inflight--
-	if r.epoch != ss.epoch {
-		return
-	}
-	if r.origSeq != 0 {
-		if r.markerSeq != 0 {
-			if _, ok := ss.claimed[r.origSeq]; ok {
-				ss.claimed[r.origSeq] = r.markerSeq
+	for _, r := range rs {
+		if r.epoch != ss.epoch {
+			return
+		}
+		if r.origSeq != 0 {
+			if r.markerSeq != 0 {
+				if _, ok := ss.claimed[r.origSeq]; ok {
+					ss.claimed[r.origSeq] = r.markerSeq
+				}
+			} else {
+				delete(ss.claimed, r.origSeq)
 			}
-		} else {
-			delete(ss.claimed, r.origSeq)
 		}
+		e := ss.bySubject[r.subject]
+		if e == nil || e.seq != r.seq {
+			continue // a later message of the subject replaced it meanwhile
+		}
+		if r.retry == nil {
+			ss.remove(r.subject)
+			continue
+		}
+		n := r.retry
+		n.inflight, n.due = false, time.Now().Add(scheduleRetry)
+		ss.put(n)
 	}
-	e := ss.bySubject[r.subject]
-	if e == nil || e.seq != r.seq {
-		return // a later message of the subject replaced it meanwhile
-	}
-	if r.retry == nil {
-		ss.remove(r.subject)
-		return
-	}
-	n := r.retry
-	n.inflight, n.due = false, time.Now().Add(scheduleRetry)
-	ss.put(n)
 }
 
-// work does what entry e asks; it runs on a worker goroutine and only
-// reads e (a copy).
-func (ss *session) work(ctx context.Context, e *entry) moveResult {
-	switch e.kind {
-	case kindSweep:
-		if err := ss.deleteMsg(ctx, e.seq); err != nil {
-			return ss.failed(ctx, e, "delete a tombstone", err)
-		}
-	case kindSupersede:
-		if _, err := ss.t.tombstone(ctx, ss.s, e.subject, e.seq); err != nil {
-			return ss.failed(ctx, e, "cancel an earlier copy", err)
-		}
-	case kindFinish:
-		hdr, data, gone, err := ss.body(ctx, e, true)
-		if err != nil {
-			return ss.failed(ctx, e, "read a move marker", err)
-		}
-		if !gone {
-			return ss.finish(ctx, e, e.seq, hdr, data)
-		}
-	case kindMove:
-		return ss.move(ctx, e)
+// work does what the entries of a batch ask, on a worker goroutine
+// (they are copies): sweeps and supersedes one by one (rare), then the
+// moves in three rounds for the whole batch — every marker published
+// asynchronously, then every event, then the markers deleted — so that a
+// batch costs about three round trips, not three per event.
+func (ss *session) work(ctx context.Context, batch []entry) []moveResult {
+	rs := make([]moveResult, len(batch))
+	type pending struct {
+		i         int
+		hdr       natsgo.Header
+		data      []byte
+		markerSeq uint64
+		fut       jetstream.PubAckFuture
 	}
-	return moveResult{}
-}
-
-// move claims the scheduled event e with a marker, then finishes the move.
-func (ss *session) move(ctx context.Context, e *entry) moveResult {
-	res := moveResult{origSeq: e.seq}
-	hdr, data, gone, err := ss.body(ctx, e, false)
-	if err != nil {
-		r := ss.failed(ctx, e, "read a scheduled event", err)
-		r.origSeq = e.seq
-		return r
-	}
-	if gone {
-		return res
-	}
-	mh := natsgo.Header{}
-	for k, v := range hdr {
-		if !strings.HasPrefix(k, "Nats-") {
-			mh[k] = v
+	var claims, moves []*pending
+	for i := range batch {
+		e := &batch[i]
+		switch e.kind {
+		case kindSweep:
+			if err := ss.deleteMsg(ctx, e.seq); err != nil {
+				rs[i] = ss.failed(ctx, e, "delete a tombstone", err)
+			}
+		case kindSupersede:
+			if _, err := ss.t.tombstone(ctx, ss.s, e.subject, e.seq); err != nil {
+				rs[i] = ss.failed(ctx, e, "cancel an earlier copy", err)
+			}
+		case kindFinish:
+			hdr, data, gone, err := ss.body(ctx, e, true)
+			switch {
+			case err != nil:
+				rs[i] = ss.failed(ctx, e, "read a move marker", err)
+			case !gone:
+				moves = append(moves, &pending{i: i, hdr: hdr, data: data, markerSeq: e.seq})
+			}
+		case kindMove:
+			rs[i].origSeq = e.seq
+			hdr, data, gone, err := ss.body(ctx, e, false)
+			if err != nil {
+				rs[i] = ss.failed(ctx, e, "read a scheduled event", err)
+				rs[i].origSeq = e.seq
+				continue
+			}
+			if gone {
+				continue
+			}
+			mh := natsgo.Header{}
+			for k, v := range hdr {
+				if !strings.HasPrefix(k, "Nats-") {
+					mh[k] = v
+				}
+			}
+			mh.Set(HeaderScheduleState, schedStateMoving)
+			mh.Set(HeaderScheduleMover, ss.moverMark(e.seq))
+			p := &pending{i: i, hdr: mh, data: data}
+			p.fut, err = ss.t.js.PublishMsgAsync(&natsgo.Msg{Subject: e.subject, Header: mh, Data: data}, jetstream.WithExpectLastSequencePerSubject(e.seq))
+			if err != nil {
+				rs[i] = ss.failed(ctx, e, "claim a scheduled event", err)
+				rs[i].origSeq = e.seq
+				continue
+			}
+			claims = append(claims, p)
 		}
 	}
-	mh.Set(HeaderScheduleState, schedStateMoving)
-	mark := ss.m.token + "/" + strconv.FormatUint(e.seq, 10)
-	mh.Set(HeaderScheduleMover, mark)
-	pctx, cancel := ss.t.timeout(ctx)
-	ack, err := ss.t.js.PublishMsg(pctx, &natsgo.Msg{Subject: e.subject, Header: mh, Data: data}, jetstream.WithExpectLastSequencePerSubject(e.seq))
-	cancel()
-	var markerSeq uint64
-	switch {
-	case err == nil:
-		markerSeq = ack.Sequence
-	case wrongLastSequence(err):
-		// Cancelled, replaced or moved by another mover — or a marker of
-		// this one whose acknowledgement was lost.
-		gctx, cancel := ss.t.timeout(ctx)
-		last, gerr := ss.s.GetLastMsgForSubject(gctx, e.subject)
-		cancel()
-		if gerr != nil || last.Header.Get(HeaderScheduleMover) != mark {
-			return res
+	// Round 1: the claims.
+	for _, p := range claims {
+		e := &batch[p.i]
+		ack, err := waitAck(ctx, p.fut, ss.t.opts.Timeout)
+		switch {
+		case err == nil:
+			p.markerSeq = ack.Sequence
+		case wrongLastSequence(err):
+			// Cancelled, replaced or moved by another mover — or a marker
+			// of this one whose acknowledgement was lost.
+			gctx, cancel := ss.t.timeout(ctx)
+			last, gerr := ss.s.GetLastMsgForSubject(gctx, e.subject)
+			cancel()
+			if gerr != nil || last.Header.Get(HeaderScheduleMover) != ss.moverMark(e.seq) {
+				continue
+			}
+			p.markerSeq = last.Sequence
+		default:
+			rs[p.i] = ss.failed(ctx, e, "claim a scheduled event", err)
+			rs[p.i].origSeq = e.seq
+			continue
 		}
-		markerSeq = last.Sequence
-	default:
-		r := ss.failed(ctx, e, "claim a scheduled event", err)
-		r.origSeq = e.seq
-		return r
+		rs[p.i].markerSeq = p.markerSeq
+		moves = append(moves, p)
 	}
-	r := ss.finish(ctx, e, markerSeq, mh, data)
-	r.origSeq, r.markerSeq = e.seq, markerSeq
-	return r
-}
-
-// finish publishes the event of the marker markerSeq to its stream (with
-// Nats-Msg-Id = event ID: a second publish within the duplicate window is
-// stored once) and deletes the marker.
-func (ss *session) finish(ctx context.Context, e *entry, markerSeq uint64, hdr natsgo.Header, data []byte) moveResult {
-	retry := func(what string, err error) moveResult {
+	// Round 2: the events, with Nats-Msg-Id = event ID (a second publish
+	// within the duplicate window is stored once).
+	retry := func(p *pending, what string, err error) {
+		e := &batch[p.i]
 		n := *e
-		n.kind, n.seq, n.hdr, n.data = kindFinish, markerSeq, hdr, data
+		n.kind, n.seq, n.hdr, n.data = kindFinish, p.markerSeq, p.hdr, p.data
 		if ctx.Err() == nil {
 			ss.t.log.Warn("nats: could not move a scheduled event; it stays scheduled and is retried",
 				"subject", e.subject, "step", what, "error", err, "retry_in", scheduleRetry)
 		}
-		return moveResult{retry: &n}
+		rs[p.i].retry = &n
 	}
-	msg, err := decode(hdr, data)
-	if err != nil {
-		ss.t.log.Error("nats: dropping a scheduled message without an event ID", "subject", e.subject)
-		if err := ss.deleteMsg(ctx, markerSeq); err != nil {
-			return retry("delete", err)
+	var published []*pending
+	for _, p := range moves {
+		e := &batch[p.i]
+		msg, err := decode(p.hdr, p.data)
+		if err != nil {
+			ss.t.log.Error("nats: dropping a scheduled message without an event ID", "subject", e.subject)
+			published = append(published, p)
+			continue
 		}
-		return moveResult{}
+		if _, err := ss.t.ensureStream(ctx, e.topic); err != nil {
+			retry(p, "publish", err)
+			continue
+		}
+		nm, err := encode(ss.t.opts.Subject(e.topic), msg)
+		if err == nil {
+			p.fut, err = ss.t.js.PublishMsgAsync(nm)
+		}
+		if err != nil {
+			retry(p, "publish", err)
+			continue
+		}
+		published = append(published, p)
 	}
-	pctx, cancel := ss.t.timeout(ctx)
-	err = ss.t.publishEvents(pctx, e.topic, []*message.Message{msg})
-	cancel()
-	if err != nil {
-		return retry("publish", err)
+	var deletes []*pending
+	for _, p := range published {
+		if p.fut != nil {
+			if _, err := waitAck(ctx, p.fut, ss.t.opts.Timeout); err != nil {
+				if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
+					ss.t.forgetStream(batch[p.i].topic) // deleted under the transport: made again at the retry
+				}
+				retry(p, "publish", err)
+				continue
+			}
+		}
+		deletes = append(deletes, p)
 	}
-	if err := ss.deleteMsg(ctx, markerSeq); err != nil {
-		return retry("delete the marker", err)
+	// Round 3: the markers go, several requests at once.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, p := range deletes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := ss.deleteMsg(ctx, p.markerSeq); err != nil {
+				retry(p, "delete the marker", err)
+			}
+		})
 	}
-	return moveResult{}
+	wg.Wait()
+	return rs
+}
+
+// moverMark is the HeaderScheduleMover value of this mover's marker for
+// the scheduled message seq.
+func (ss *session) moverMark(seq uint64) string {
+	return ss.m.token + "/" + strconv.FormatUint(seq, 10)
+}
+
+// waitAck waits for the acknowledgement of an asynchronous publish.
+func waitAck(ctx context.Context, f jetstream.PubAckFuture, timeout time.Duration) (*jetstream.PubAck, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.C:
+		return nil, fmt.Errorf("no acknowledgement within %s", timeout)
+	}
 }
 
 // body returns the message of e: kept in the index, or read by sequence
