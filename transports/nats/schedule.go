@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -348,22 +347,9 @@ func (t *Transport) Scheduled(ctx context.Context) ([]transports.ScheduledInfo, 
 			break // nothing (left) to read
 		}
 	}
-	per := map[string]*transports.ScheduledInfo{}
+	tally := make(transports.ScheduledTally)
 	for _, c := range byID {
-		si := per[c.event]
-		if si == nil {
-			si = &transports.ScheduledInfo{Event: c.event, NextDue: c.due}
-			per[c.event] = si
-		}
-		si.Count++
-		if c.due.Before(si.NextDue) {
-			si.NextDue = c.due
-		}
+		tally.Add(c.event, c.due)
 	}
-	out := make([]transports.ScheduledInfo, 0, len(per))
-	for _, si := range per {
-		out = append(out, *si)
-	}
-	slices.SortFunc(out, func(a, b transports.ScheduledInfo) int { return strings.Compare(a.Event, b.Event) })
-	return out, nil
+	return tally.List(), nil
 }
