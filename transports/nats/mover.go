@@ -22,10 +22,13 @@ import (
 //     then JetStream's stream-created advisory, and a lookup every
 //     scheduleProbe in case the advisory was missed.
 //  2. It watches the lease subject (an ordered consumer, last message
-//     first). A transport that saw no renewal for scheduleLease, or a
-//     release, takes the lease over with a publish conditional on the
+//     first). A transport that saw no renewal for the lease's time to
+//     live (written in the lease), or a release, takes the lease over with a publish conditional on the
 //     lease's last sequence: one of the contenders wins.
-//  3. The holder renews the lease every scheduleRenew and keeps an index
+//  3. The holder renews the lease — every scheduleRenew with a time to
+//     live of scheduleLease while anything is scheduled, every
+//     scheduleIdleRenew with scheduleIdleLease while nothing is — and
+//     keeps an index
 //     of the schedule stream in memory, fed by an ordered consumer from
 //     the stream's first message: each event's due time (and its message
 //     when due within scheduleHorizon). A timer armed for the earliest
@@ -36,12 +39,19 @@ import (
 // on the event's subject, so two movers never both move an event, and a
 // move never follows a successful cancel.
 const (
-	// scheduleLease is how long a holder may go without renewing before
-	// another transport takes over: about the most a killed mover delays
-	// due events, plus reading the schedule stream.
+	// scheduleLease is how long a holder with events scheduled may go
+	// without renewing before another transport takes over: about the
+	// most a killed mover delays due events, plus reading the schedule
+	// stream. scheduleRenew is how often it renews.
 	scheduleLease = 300 * time.Millisecond
-	// scheduleRenew is how often the holder renews the lease.
 	scheduleRenew = 75 * time.Millisecond
+	// scheduleIdleLease and scheduleIdleRenew are the same while nothing
+	// is scheduled: an idle holder renews once a second. An event
+	// scheduled then makes the holder renew at once with scheduleLease;
+	// only a holder killed while idle delays an event scheduled right
+	// after, by up to scheduleIdleLease.
+	scheduleIdleLease = 3 * time.Second
+	scheduleIdleRenew = time.Second
 	// scheduleProbe is how often a mover looks whether the schedule stream
 	// appeared, besides the advisory.
 	scheduleProbe = 5 * time.Second
@@ -205,6 +215,7 @@ func (h *dueHeap) Pop() any {
 type leaseMsg struct {
 	seq   uint64
 	token string
+	ttl   time.Duration
 }
 
 // indexMsg is a message of the schedule stream read by the holder.
@@ -243,8 +254,10 @@ type session struct {
 
 	holder    bool
 	leaseSeq  uint64
-	leaseSeen time.Time // when the lease last changed hands or was renewed
-	renewAt   time.Time // holder: when to renew next
+	leaseSeen time.Time     // when the lease last changed hands or was renewed
+	leaseTTL  time.Duration // the time to live the last lease message gave
+	renewAt   time.Time     // holder: when to renew next
+	busy      bool          // holder: renewing with scheduleLease
 
 	epoch       int
 	indexCC     jetstream.ConsumeContext
@@ -265,6 +278,7 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 		m: m, t: m.t, s: s, quit: make(chan struct{}),
 		leaseCh: make(chan leaseMsg, 16), indexCh: make(chan indexMsg, 1024),
 		errCh: make(chan error, 1), results: make(chan []moveResult, scheduleWorkers),
+		leaseTTL: scheduleLease,
 	}
 	defer ss.close()
 	lc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
@@ -280,7 +294,7 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 			return
 		}
 		select {
-		case ss.leaseCh <- leaseMsg{seq: md.Sequence.Stream, token: string(msg.Data())}:
+		case ss.leaseCh <- parseLease(md.Sequence.Stream, msg.Data()):
 		case <-ss.quit:
 		}
 	}, jetstream.ConsumeErrHandler(ss.consumeErr))
@@ -298,8 +312,9 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 	case err != nil:
 		return ss.streamErr(ctx, err)
 	default:
-		ss.leaseSeq, ss.leaseSeen = last.Sequence, time.Now()
-		if len(last.Data) == 0 {
+		lm := parseLease(last.Sequence, last.Data)
+		ss.leaseSeq, ss.leaseSeen, ss.leaseTTL = lm.seq, time.Now(), lm.ttl
+		if lm.token == "" {
 			ss.take(ctx)
 		}
 	}
@@ -323,12 +338,15 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 				if !time.Now().Before(ss.renewAt) {
 					ss.renew(ctx)
 				}
-			} else if time.Since(ss.leaseSeen) >= scheduleLease {
+			} else if time.Since(ss.leaseSeen) >= ss.leaseTTL {
 				ss.take(ctx)
 			}
 		case im := <-ss.indexCh:
 			if im.epoch == ss.epoch {
 				ss.indexed(im)
+				if !ss.busy && len(ss.bySubject) > 0 {
+					ss.renewAt = time.Now() // shorten the lease at once
+				}
 			}
 		case r := <-ss.results:
 			ss.result(r)
@@ -389,31 +407,53 @@ func (ss *session) streamErr(ctx context.Context, err error) error {
 
 // leaseWait is how long until the lease timer should look again.
 func (ss *session) leaseWait() time.Duration {
-	at := ss.leaseSeen.Add(scheduleLease)
+	at := ss.leaseSeen.Add(ss.leaseTTL)
 	if ss.holder {
 		at = ss.renewAt
 	}
 	return max(time.Until(at), time.Millisecond)
 }
 
-// publishLease publishes token on the lease subject if its last sequence
-// is still ss.leaseSeq; ok is false when it was not.
+// parseLease reads a lease message: "{token} {ttl ms}", or empty when
+// the lease was given up.
+func parseLease(seq uint64, data []byte) leaseMsg {
+	token, ttl, _ := strings.Cut(string(data), " ")
+	ms, err := strconv.ParseInt(ttl, 10, 64)
+	if err != nil || ms <= 0 {
+		ms = scheduleLease.Milliseconds()
+	}
+	return leaseMsg{seq: seq, token: token, ttl: time.Duration(ms) * time.Millisecond}
+}
+
+// publishLease publishes token (with the time to live of ss.busy) on the
+// lease subject if its last sequence is still ss.leaseSeq; ok is false
+// when it was not. An empty token gives the lease up.
 func (ss *session) publishLease(ctx context.Context, token string) (bool, error) {
+	ttl := scheduleIdleLease
+	if ss.busy {
+		ttl = scheduleLease
+	}
+	data := ""
+	if token != "" {
+		data = token + " " + strconv.FormatInt(ttl.Milliseconds(), 10)
+	}
 	ctx, cancel := context.WithTimeout(ctx, scheduleLease)
 	defer cancel()
-	ack, err := ss.t.js.PublishMsg(ctx, &natsgo.Msg{Subject: ss.t.opts.leaseSubject(), Data: []byte(token)}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
+	ack, err := ss.t.js.PublishMsg(ctx, &natsgo.Msg{Subject: ss.t.opts.leaseSubject(), Data: []byte(data)}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
 	if wrongLastSequence(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	ss.leaseSeq, ss.leaseSeen = ack.Sequence, time.Now()
+	ss.leaseSeq, ss.leaseSeen, ss.leaseTTL = ack.Sequence, time.Now(), ttl
 	return true, nil
 }
 
-// take tries to take the lease over.
+// take tries to take the lease over, with the short time to live until
+// the index shows nothing is scheduled.
 func (ss *session) take(ctx context.Context) {
+	ss.busy = true
 	ok, err := ss.publishLease(ctx, ss.m.token)
 	if err != nil {
 		ss.t.log.Debug("nats: cannot take the lease of the mover of scheduled events", "error", err)
@@ -428,7 +468,11 @@ func (ss *session) take(ctx context.Context) {
 // renew renews the held lease; another transport having taken it ends
 // this one's moves.
 func (ss *session) renew(ctx context.Context) {
-	ss.renewAt = time.Now().Add(scheduleRenew)
+	ss.busy = len(ss.bySubject) > 0
+	ss.renewAt = time.Now().Add(scheduleIdleRenew)
+	if ss.busy {
+		ss.renewAt = time.Now().Add(scheduleRenew)
+	}
 	ok, err := ss.publishLease(ctx, ss.m.token)
 	if err != nil {
 		ss.t.log.Debug("nats: cannot renew the lease of the mover of scheduled events", "error", err)
@@ -444,7 +488,7 @@ func (ss *session) leaseUpdate(ctx context.Context, lm leaseMsg) {
 	if lm.seq <= ss.leaseSeq {
 		return
 	}
-	ss.leaseSeq, ss.leaseSeen = lm.seq, time.Now()
+	ss.leaseSeq, ss.leaseSeen, ss.leaseTTL = lm.seq, time.Now(), lm.ttl
 	if lm.token == ss.m.token {
 		return // a renewal of ours whose acknowledgement was lost
 	}
