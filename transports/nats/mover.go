@@ -596,6 +596,7 @@ func (ss *session) indexed(im indexMsg) {
 			}
 		}
 		e.kind, e.due = kindFinish, now
+		e.hdr, e.data = im.hdr, im.data
 		if im.seq > ss.rebuildUpTo {
 			e.due = now.Add(markerGrace) // another mover's, published while this one held the lease
 		}
@@ -720,9 +721,43 @@ func (ss *session) work(ctx context.Context, batch []entry) []moveResult {
 		markerSeq uint64
 		fut       jetstream.PubAckFuture
 	}
+	// Messages not kept in the index (due more than scheduleHorizon after
+	// they were read) are read first, several at once.
+	type read struct {
+		hdr  natsgo.Header
+		data []byte
+		gone bool
+		err  error
+	}
+	reads := make([]read, len(batch))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range batch {
+		if e := &batch[i]; e.hdr == nil && (e.kind == kindMove || e.kind == kindFinish) {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				r := &reads[i]
+				r.hdr, r.data, r.gone, r.err = ss.body(ctx, e)
+				if r.err == nil && !r.gone {
+					e.hdr, e.data = r.hdr, r.data
+				}
+			})
+		}
+	}
+	wg.Wait()
 	var claims, moves []*pending
 	for i := range batch {
 		e := &batch[i]
+		if r := reads[i]; r.err != nil || r.gone {
+			if r.err != nil {
+				rs[i] = ss.failed(ctx, e, "read a scheduled event", r.err)
+			}
+			if e.kind == kindMove {
+				rs[i].origSeq = e.seq
+			}
+			continue
+		}
 		switch e.kind {
 		case kindSweep:
 			if err := ss.deleteMsg(ctx, e.seq); err != nil {
@@ -733,7 +768,7 @@ func (ss *session) work(ctx context.Context, batch []entry) []moveResult {
 				rs[i] = ss.failed(ctx, e, "cancel an earlier copy", err)
 			}
 		case kindFinish:
-			hdr, data, gone, err := ss.body(ctx, e, true)
+			hdr, data, gone, err := ss.body(ctx, e)
 			switch {
 			case err != nil:
 				rs[i] = ss.failed(ctx, e, "read a move marker", err)
@@ -742,7 +777,7 @@ func (ss *session) work(ctx context.Context, batch []entry) []moveResult {
 			}
 		case kindMove:
 			rs[i].origSeq = e.seq
-			hdr, data, gone, err := ss.body(ctx, e, false)
+			hdr, data, gone, err := ss.body(ctx, e)
 			if err != nil {
 				rs[i] = ss.failed(ctx, e, "read a scheduled event", err)
 				rs[i].origSeq = e.seq
@@ -843,8 +878,6 @@ func (ss *session) work(ctx context.Context, batch []entry) []moveResult {
 		deletes = append(deletes, p)
 	}
 	// Round 3: the markers go, several requests at once.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
 	for _, p := range deletes {
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -880,11 +913,12 @@ func waitAck(ctx context.Context, f jetstream.PubAckFuture, timeout time.Duratio
 	}
 }
 
-// body returns the message of e: kept in the index, or read by sequence
-// (always for a marker, whose existence is the question); gone when it
-// was deleted meanwhile.
-func (ss *session) body(ctx context.Context, e *entry, fetch bool) (natsgo.Header, []byte, bool, error) {
-	if e.hdr != nil && !fetch {
+// body returns the message of e: kept in the index, or read by sequence;
+// gone when it was deleted meanwhile. A marker whose mover finished
+// meanwhile is published again all the same: the duplicate window drops
+// the second copy.
+func (ss *session) body(ctx context.Context, e *entry) (natsgo.Header, []byte, bool, error) {
+	if e.hdr != nil {
 		return e.hdr, e.data, false, nil
 	}
 	gctx, cancel := ss.t.timeout(ctx)
