@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +65,12 @@ const (
 	// scheduleBatch is the most entries one worker moves together, and
 	// scheduleWorkers the most batches in flight.
 	scheduleBatch   = 128
-	scheduleWorkers = 16
+	scheduleWorkers = 64
+	// scheduleClaimAhead: a mover claims an event (its marker) up to this
+	// long before its due time and publishes it at the due time, so that
+	// only one round trip lies between the due time and the event's
+	// stream. A cancel within it returns ErrNotScheduled.
+	scheduleClaimAhead = 50 * time.Millisecond
 	// markerGrace is how long the holder leaves a move marker of another
 	// mover, published while it held the lease (an overlap at a
 	// takeover), to that mover before finishing the move itself.
@@ -258,6 +264,11 @@ type session struct {
 	leaseTTL  time.Duration // the time to live the last lease message gave
 	renewAt   time.Time     // holder: when to renew next
 	busy      bool          // holder: renewing with scheduleLease
+	// renewal is the holder's renewal in flight: asynchronous, so that
+	// a slow server never holds up the moves.
+	renewal     jetstream.PubAckFuture
+	renewalTTL  time.Duration
+	renewalSent time.Time
 
 	epoch       int
 	indexCC     jetstream.ConsumeContext
@@ -333,10 +344,14 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 			}
 		case lm := <-ss.leaseCh:
 			ss.leaseUpdate(ctx, lm)
+		case ack := <-ss.renewalOk():
+			ss.renewed(ack, nil)
+		case err := <-ss.renewalErr():
+			ss.renewed(nil, err)
 		case <-leaseTimer.C:
 			if ss.holder {
 				if !time.Now().Before(ss.renewAt) {
-					ss.renew(ctx)
+					ss.renew()
 				}
 			} else if time.Since(ss.leaseSeen) >= ss.leaseTTL {
 				ss.take(ctx)
@@ -375,6 +390,14 @@ func (ss *session) close() {
 	if ss.holder {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
+		if ss.renewal != nil { // the release must follow it
+			select {
+			case ack := <-ss.renewal.Ok():
+				ss.leaseSeq = max(ss.leaseSeq, ack.Sequence)
+			case <-ss.renewal.Err():
+			case <-ctx.Done():
+			}
+		}
 		_, _ = ss.t.js.PublishMsg(ctx, &natsgo.Msg{Subject: ss.t.opts.leaseSubject()}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
 	}
 }
@@ -465,22 +488,61 @@ func (ss *session) take(ctx context.Context) {
 	ss.becomeHolder(ctx)
 }
 
-// renew renews the held lease; another transport having taken it ends
-// this one's moves.
-func (ss *session) renew(ctx context.Context) {
-	ss.busy = len(ss.bySubject) > 0
-	ss.renewAt = time.Now().Add(scheduleIdleRenew)
-	if ss.busy {
-		ss.renewAt = time.Now().Add(scheduleRenew)
+// renew sends a renewal of the held lease, with the time to live of what
+// is scheduled; renewed takes its outcome.
+func (ss *session) renew() {
+	now := time.Now()
+	if ss.renewal != nil && now.Sub(ss.renewalSent) < scheduleLease {
+		return // the previous one is still on its way
 	}
-	ok, err := ss.publishLease(ctx, ss.m.token)
+	ss.busy = len(ss.bySubject) > 0
+	ss.renewAt = now.Add(scheduleIdleRenew)
+	ss.renewalTTL = scheduleIdleLease
+	if ss.busy {
+		ss.renewAt, ss.renewalTTL = now.Add(scheduleRenew), scheduleLease
+	}
+	data := ss.m.token + " " + strconv.FormatInt(ss.renewalTTL.Milliseconds(), 10)
+	f, err := ss.t.js.PublishMsgAsync(&natsgo.Msg{Subject: ss.t.opts.leaseSubject(), Data: []byte(data)}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
 	if err != nil {
+		ss.renewal = nil
 		ss.t.log.Debug("nats: cannot renew the lease of the mover of scheduled events", "error", err)
 		return
 	}
-	if !ok {
-		ss.stepDown()
+	ss.renewal, ss.renewalSent = f, now
+}
+
+// renewed takes the outcome of the renewal in flight: another transport
+// having taken the lease ends this one's moves.
+func (ss *session) renewed(ack *jetstream.PubAck, err error) {
+	ss.renewal = nil
+	switch {
+	case err == nil:
+		if ss.holder && ack.Sequence > ss.leaseSeq {
+			ss.leaseSeq, ss.leaseSeen, ss.leaseTTL = ack.Sequence, ss.renewalSent, ss.renewalTTL
+		}
+	case wrongLastSequence(err):
+		if ss.holder {
+			ss.stepDown()
+		}
+	default:
+		ss.t.log.Debug("nats: cannot renew the lease of the mover of scheduled events", "error", err)
 	}
+}
+
+// renewalOk and renewalErr are the channels of the renewal in flight;
+// nil (never ready) without one.
+func (ss *session) renewalOk() <-chan *jetstream.PubAck {
+	if ss.renewal == nil {
+		return nil
+	}
+	return ss.renewal.Ok()
+}
+
+func (ss *session) renewalErr() <-chan error {
+	if ss.renewal == nil {
+		return nil
+	}
+	return ss.renewal.Err()
 }
 
 // leaseUpdate follows the lease subject.
@@ -628,17 +690,18 @@ func (ss *session) nextDue() time.Duration {
 	for ss.due.Len() > 0 {
 		it := ss.due[0]
 		if e := ss.bySubject[it.subject]; e != nil && e.seq == it.seq && !e.inflight && e.due.Equal(it.due) {
-			return max(time.Until(it.due), 0)
+			return max(time.Until(it.due)-scheduleClaimAhead, 0)
 		}
 		heap.Pop(&ss.due) // stale
 	}
 	return time.Hour
 }
 
-// dispatch starts the moves of what is due: batches of up to
-// scheduleBatch entries, up to scheduleWorkers batches at once.
+// dispatch starts the moves of what is due within scheduleClaimAhead:
+// batches of up to scheduleBatch entries, up to scheduleWorkers batches
+// at once.
 func (ss *session) dispatch(ctx context.Context) {
-	now := time.Now()
+	now := time.Now().Add(scheduleClaimAhead)
 	for ss.inflight < scheduleWorkers && ss.due.Len() > 0 && !ss.due[0].due.After(now) {
 		var batch []entry
 		for len(batch) < scheduleBatch && ss.due.Len() > 0 && !ss.due[0].due.After(now) {
@@ -841,9 +904,16 @@ func (ss *session) work(ctx context.Context, batch []entry) []moveResult {
 		}
 		rs[p.i].retry = &n
 	}
+	// Claimed up to scheduleClaimAhead early: each event waits for its due
+	// time.
+	slices.SortFunc(moves, func(a, b *pending) int { return batch[a.i].due.Compare(batch[b.i].due) })
 	var published []*pending
 	for _, p := range moves {
 		e := &batch[p.i]
+		if !sleepUntil(ctx, e.due) {
+			retry(p, "wait for the due time", ctx.Err())
+			continue
+		}
 		msg, err := decode(p.hdr, p.data)
 		if err != nil {
 			ss.t.log.Error("nats: dropping a scheduled message without an event ID", "subject", e.subject)
@@ -889,6 +959,22 @@ func (ss *session) work(ctx context.Context, batch []entry) []moveResult {
 	}
 	wg.Wait()
 	return rs
+}
+
+// sleepUntil waits until at; false when ctx ended first.
+func sleepUntil(ctx context.Context, at time.Time) bool {
+	d := time.Until(at)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // moverMark is the HeaderScheduleMover value of this mover's marker for

@@ -244,9 +244,10 @@ func TestScheduleDeadMoversMarker(t *testing.T) {
 
 // A cancel and a move of the same event exclude each other: an event
 // whose cancel returned nil never reaches its stream, and one whose
-// cancel said ErrNotScheduled does. The cancels are sent around the due
-// times, so that both outcomes occur in most runs; the check holds
-// whatever the timing.
+// cancel said ErrNotScheduled does. The cancels are sent around the times
+// the mover claims the events (scheduleClaimAhead before they are due),
+// so that both outcomes occur in most runs; the check holds whatever the
+// timing.
 func TestScheduleCancelRacesMove(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	ctx := context.Background()
@@ -266,7 +267,8 @@ func TestScheduleCancelRacesMove(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := w; i < n; i += 4 {
-				time.Sleep(time.Until(dues[i]))
+				// From a bit before the mover claims it to its due time.
+				time.Sleep(time.Until(dues[i].Add(-scheduleClaimAhead - 20*time.Millisecond + time.Duration(i%70)*time.Millisecond)))
 				err := tr.CancelScheduled(ctx, ids[i])
 				switch {
 				case err == nil:
