@@ -24,17 +24,18 @@ import (
 //     scheduleProbe in case the advisory was missed.
 //  2. It watches the lease subject (an ordered consumer, last message
 //     first). A transport that saw no renewal for the lease's time to
-//     live (written in the lease), or a release, takes the lease over with a publish conditional on the
-//     lease's last sequence: one of the contenders wins.
-//  3. The holder renews the lease — every scheduleRenew with a time to
-//     live of scheduleLease while anything is scheduled, every
-//     scheduleIdleRenew with scheduleIdleLease while nothing is — and
-//     keeps an index
-//     of the schedule stream in memory, fed by an ordered consumer from
-//     the stream's first message: each event's due time (and its message
-//     when due within scheduleHorizon). A timer armed for the earliest
-//     due time wakes it; it moves what is due with up to scheduleWorkers
-//     moves at once (see schedule.go for a move).
+//     live (written in the lease), or a release, takes the lease over
+//     with a publish conditional on the lease's last sequence: one of the
+//     contenders wins.
+//  3. The holder renews the lease (asynchronously) — every scheduleRenew
+//     with a time to live of scheduleLease while anything is scheduled,
+//     every scheduleIdleRenew with scheduleIdleLease while nothing is —
+//     and keeps an index of the schedule stream in memory, fed by an
+//     ordered consumer from the stream's first message: each event's due
+//     time (and its message when due within scheduleHorizon). A timer
+//     armed scheduleClaimAhead before the earliest due time wakes it; it
+//     moves what is due by then in batches (see work), up to
+//     scheduleWorkers batches at once.
 //
 // The lease only saves work: moves and cancels are conditional publishes
 // on the event's subject, so two movers never both move an event, and a
@@ -43,9 +44,12 @@ const (
 	// scheduleLease is how long a holder with events scheduled may go
 	// without renewing before another transport takes over: about the
 	// most a killed mover delays due events, plus reading the schedule
-	// stream. scheduleRenew is how often it renews.
-	scheduleLease = 300 * time.Millisecond
-	scheduleRenew = 75 * time.Millisecond
+	// stream. scheduleRenew is how often it renews. Shorter leases were
+	// taken over from live holders whose process the machine held up
+	// for a few hundred ms (load average 15 on 2 cores), each takeover
+	// costing a read of the whole schedule stream.
+	scheduleLease = time.Second
+	scheduleRenew = 200 * time.Millisecond
 	// scheduleIdleLease and scheduleIdleRenew are the same while nothing
 	// is scheduled: an idle holder renews once a second. An event
 	// scheduled then makes the holder renew at once with scheduleLease;

@@ -281,8 +281,10 @@ func wrongLastSequence(err error) bool {
 // msgGone reports a get or delete of a message that is not there.
 func msgGone(err error) bool {
 	var apiErr *jetstream.APIError
+	// A failed delete carries the server's error as text only
+	// ("sequence N not found", err_code 10043).
 	return errors.Is(err, jetstream.ErrMsgNotFound) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound ||
-		errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), "no message found")
+		errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && (strings.Contains(err.Error(), "not found") || strings.Contains(err.Error(), "err_code=10043"))
 }
 
 // Scheduled implements transports.Scheduler by reading the headers of
