@@ -69,7 +69,10 @@ const (
 	// scheduleBatch is the most entries one worker moves together, and
 	// scheduleWorkers the most batches in flight.
 	scheduleBatch   = 128
-	scheduleWorkers = 64
+	scheduleWorkers = 16
+	// scheduleTick is the least time between two dispatches: events due
+	// within it are moved in one batch.
+	scheduleTick = 10 * time.Millisecond
 	// scheduleClaimAhead: a mover claims an event (its marker) up to this
 	// long before its due time and publishes it at the due time, so that
 	// only one round trip lies between the due time and the event's
@@ -283,7 +286,9 @@ type session struct {
 	lastSeq     uint64
 	claimed     map[uint64]uint64 // scheduled seq → seq of this mover's marker (0: not yet known)
 	inflight    int               // batches
-	workers     sync.WaitGroup
+	// lastDispatch is when dispatch last ran.
+	lastDispatch time.Time
+	workers      sync.WaitGroup
 }
 
 // serve contends for the lease and, while it holds it, moves due events,
@@ -370,17 +375,23 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 		case r := <-ss.results:
 			ss.result(r)
 		case <-dueTimer.C:
+			ss.dispatch(ctx)
 		}
 		leaseTimer.Reset(ss.leaseWait())
-		if ss.holder {
-			ss.dispatch(ctx)
-			if ss.inflight < scheduleWorkers {
-				dueTimer.Reset(ss.nextDue())
-			} else {
-				dueTimer.Stop() // a worker's result dispatches the next
-			}
+		if ss.holder && ss.inflight < scheduleWorkers {
+			dueTimer.Reset(ss.nextDispatch())
+		} else {
+			dueTimer.Stop() // a worker's result arms it again
 		}
 	}
+}
+
+// nextDispatch is how long until the next dispatch: when the earliest
+// entry comes within scheduleClaimAhead of its due time, but at most one
+// dispatch per scheduleTick, so that a stream of due times makes batches
+// rather than one move per event.
+func (ss *session) nextDispatch() time.Duration {
+	return max(ss.nextDue(), time.Until(ss.lastDispatch.Add(scheduleTick)))
 }
 
 // close ends the session: consumers stop, workers finish, and a held
@@ -705,7 +716,11 @@ func (ss *session) nextDue() time.Duration {
 // batches of up to scheduleBatch entries, up to scheduleWorkers batches
 // at once.
 func (ss *session) dispatch(ctx context.Context) {
-	now := time.Now().Add(scheduleClaimAhead)
+	if !ss.holder {
+		return
+	}
+	ss.lastDispatch = time.Now()
+	now := ss.lastDispatch.Add(scheduleClaimAhead)
 	for ss.inflight < scheduleWorkers && ss.due.Len() > 0 && !ss.due[0].due.After(now) {
 		var batch []entry
 		for len(batch) < scheduleBatch && ss.due.Len() > 0 && !ss.due[0].due.After(now) {
