@@ -226,9 +226,10 @@ func (h *dueHeap) Pop() any {
 
 // leaseMsg is a message of the lease subject.
 type leaseMsg struct {
-	seq   uint64
-	token string
-	ttl   time.Duration
+	seq     uint64
+	token   string
+	ttl     time.Duration
+	process string
 }
 
 // indexMsg is a message of the schedule stream read by the holder.
@@ -334,7 +335,9 @@ func (m *mover) serve(ctx context.Context, s jetstream.Stream) (err error) {
 	default:
 		lm := parseLease(last.Sequence, last.Data)
 		ss.leaseSeq, ss.leaseSeen, ss.leaseTTL = lm.seq, time.Now(), lm.ttl
-		if lm.token == "" {
+		// Given up, or held by an earlier incarnation of this process
+		// name, which crashed: take it at once.
+		if lm.token == "" || lm.process != "" && lm.process == m.t.opts.Process {
 			ss.take(ctx)
 		}
 	}
@@ -452,15 +455,21 @@ func (ss *session) leaseWait() time.Duration {
 	return max(time.Until(at), time.Millisecond)
 }
 
-// parseLease reads a lease message: "{token} {ttl ms}", or empty when
-// the lease was given up.
+// parseLease reads a lease message: "{token} {ttl ms} {process}", or
+// empty when the lease was given up.
 func parseLease(seq uint64, data []byte) leaseMsg {
-	token, ttl, _ := strings.Cut(string(data), " ")
+	token, rest, _ := strings.Cut(string(data), " ")
+	ttl, process, _ := strings.Cut(rest, " ")
 	ms, err := strconv.ParseInt(ttl, 10, 64)
 	if err != nil || ms <= 0 {
 		ms = scheduleLease.Milliseconds()
 	}
-	return leaseMsg{seq: seq, token: token, ttl: time.Duration(ms) * time.Millisecond}
+	return leaseMsg{seq: seq, token: token, ttl: time.Duration(ms) * time.Millisecond, process: process}
+}
+
+// leaseData is the lease message of this mover with time to live ttl.
+func (ss *session) leaseData(ttl time.Duration) []byte {
+	return []byte(ss.m.token + " " + strconv.FormatInt(ttl.Milliseconds(), 10) + " " + ss.t.opts.Process)
 }
 
 // publishLease publishes token (with the time to live of ss.busy) on the
@@ -471,13 +480,13 @@ func (ss *session) publishLease(ctx context.Context, token string) (bool, error)
 	if ss.busy {
 		ttl = scheduleLease
 	}
-	data := ""
+	var data []byte
 	if token != "" {
-		data = token + " " + strconv.FormatInt(ttl.Milliseconds(), 10)
+		data = ss.leaseData(ttl)
 	}
 	ctx, cancel := context.WithTimeout(ctx, scheduleLease)
 	defer cancel()
-	ack, err := ss.t.js.PublishMsg(ctx, &natsgo.Msg{Subject: ss.t.opts.leaseSubject(), Data: []byte(data)}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
+	ack, err := ss.t.js.PublishMsg(ctx, &natsgo.Msg{Subject: ss.t.opts.leaseSubject(), Data: data}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
 	if wrongLastSequence(err) {
 		return false, nil
 	}
@@ -516,8 +525,7 @@ func (ss *session) renew() {
 	if ss.busy {
 		ss.renewAt, ss.renewalTTL = now.Add(scheduleRenew), scheduleLease
 	}
-	data := ss.m.token + " " + strconv.FormatInt(ss.renewalTTL.Milliseconds(), 10)
-	f, err := ss.t.js.PublishMsgAsync(&natsgo.Msg{Subject: ss.t.opts.leaseSubject(), Data: []byte(data)}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
+	f, err := ss.t.js.PublishMsgAsync(&natsgo.Msg{Subject: ss.t.opts.leaseSubject(), Data: ss.leaseData(ss.renewalTTL)}, jetstream.WithExpectLastSequencePerSubject(ss.leaseSeq))
 	if err != nil {
 		ss.renewal = nil
 		ss.t.log.Debug("nats: cannot renew the lease of the mover of scheduled events", "error", err)

@@ -81,6 +81,12 @@ type Options struct {
 	// mover must run for scheduled events to be delivered. URL:
 	// no_schedule_mover=true.
 	NoScheduleMover bool
+	// Process is the process name the mover writes in its lease, so that
+	// a process restarted under the same name after a crash takes the
+	// lease of its dead incarnation over at once instead of after the
+	// lease's time to live. Opening a URL through the bus sets it
+	// (transports.OpenOptions.Process); not a URL option.
+	Process string
 }
 
 // DefaultOptions returns the options a nats:// URL without Busline

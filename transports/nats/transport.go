@@ -97,6 +97,7 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect: %w", transports.RedactError(err, u.String()))
 	}
+	cfg.opts.Process = o.Process
 	t, err := New(ctx, nc, cfg.opts, logger)
 	if err != nil {
 		nc.Close()
