@@ -990,18 +990,10 @@ func (ss *session) work(ctx context.Context, batch []entry) []moveResult {
 
 // sleepUntil waits until at; false when ctx ended first.
 func sleepUntil(ctx context.Context, at time.Time) bool {
-	d := time.Until(at)
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	wctx, cancel := context.WithDeadline(ctx, at)
+	defer cancel()
+	<-wctx.Done()
+	return ctx.Err() == nil
 }
 
 // moverMark is the HeaderScheduleMover value of this mover's marker for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -303,4 +304,33 @@ func TestScheduleCancelRacesMove(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d cancels won against the move", nc, n)
+}
+
+// Subjects of scheduled events carry any event ID in one token, and map
+// back to it; the lease message names token, time to live and process.
+func TestScheduleNames(t *testing.T) {
+	o := DefaultOptions()
+	for _, id := range []string{"01a232c5-d3aa-7bff-91ae-a8c4a807c83e", "order_42", "a.b c*>", "~x", ""} {
+		tok := idToken(id)
+		if strings.ContainsAny(tok, ". *>") || tok == "" {
+			t.Errorf("idToken(%q) = %q: not one subject token", id, tok)
+		}
+		gotTok, event, ok := o.splitScheduleSubject(o.scheduleSubject("orders.placed", id))
+		if !ok || gotTok != tok || event != "orders.placed" {
+			t.Errorf("split(scheduleSubject(%q)) = %q %q %v", id, gotTok, event, ok)
+		}
+	}
+	if idToken("~x") == idToken("x") || idToken("a.b") == "a.b" {
+		t.Error("two IDs share a token")
+	}
+	if _, _, ok := o.splitScheduleSubject(o.leaseSubject()); ok {
+		t.Error("the lease subject read as a scheduled event")
+	}
+	lm := parseLease(7, []byte("tok 1000 web 1"))
+	if lm.seq != 7 || lm.token != "tok" || lm.ttl != time.Second || lm.process != "web 1" {
+		t.Errorf("parseLease = %+v", lm)
+	}
+	if lm := parseLease(8, nil); lm.token != "" || lm.ttl != scheduleLease {
+		t.Errorf("parseLease of a release = %+v", lm)
+	}
 }
