@@ -86,7 +86,7 @@ func NewContext(ctx context.Context, cfg Config, opts ...Option) (_ *Bus, err er
 		scheme = u.Scheme
 	}
 	if o.transport == nil {
-		o.transport, err = transports.Open(ctx, cfg.Transport, transports.OpenOptions{Service: cfg.Service, Logger: log})
+		o.transport, err = transports.Open(ctx, cfg.Transport, transports.OpenOptions{Service: cfg.Service, Process: process, Logger: log})
 		if err != nil {
 			return nil, openError("Transport", err)
 		}

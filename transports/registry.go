@@ -18,6 +18,11 @@ type Opener func(ctx context.Context, u *url.URL, opts OpenOptions) (Transport, 
 type OpenOptions struct {
 	// Service is the name of the service opening the transport.
 	Service string
+	// Process is the process name of the bus opening the transport
+	// (Config.Process, expanded); empty for tools. A driver may use it to
+	// recognise its own earlier incarnation after a crash (NATS: the
+	// lease of the mover of scheduled events).
+	Process string
 	// Logger receives the driver's logs. Never nil when set by the bus.
 	Logger *slog.Logger
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -32,9 +34,10 @@ var (
 // A driver implements it with a durable due-ordered set and a mover that
 // appends what is due to the topic's stream: memory, a heap moved by a
 // timer; Redis, sorted sets moved by a Lua script under a short lease;
-// RabbitMQ, TTL delay queues read back by a mover consumer. A driver for a
-// broker with streams (NATS JetStream) can keep the set in a stream of its
-// own, keyed by event ID, and move it the same way.
+// RabbitMQ, TTL delay queues read back by a mover consumer; NATS
+// JetStream, a stream with a subject per event ID, moved and cancelled by
+// publishes conditional on the subject's last sequence, under a short
+// lease.
 type Scheduler interface {
 	// Schedule stores msg for delivery on topic at due and returns once the
 	// broker holds it durably. A due time not after now is published at
@@ -62,6 +65,34 @@ type ScheduledInfo struct {
 	Count int64 `json:"count"`
 	// NextDue is the earliest due time among them.
 	NextDue time.Time `json:"next_due"`
+}
+
+// ScheduledTally adds scheduled events up per event name, for
+// Scheduler.Scheduled. The zero value is not usable: make one with
+// make(ScheduledTally).
+type ScheduledTally map[string]*ScheduledInfo
+
+// Add counts one event of event due at due.
+func (t ScheduledTally) Add(event string, due time.Time) {
+	si := t[event]
+	if si == nil {
+		si = &ScheduledInfo{Event: event, NextDue: due}
+		t[event] = si
+	}
+	si.Count++
+	if due.Before(si.NextDue) {
+		si.NextDue = due
+	}
+}
+
+// List returns the tally sorted by event name, never nil.
+func (t ScheduledTally) List() []ScheduledInfo {
+	out := make([]ScheduledInfo, 0, len(t))
+	for _, si := range t {
+		out = append(out, *si)
+	}
+	slices.SortFunc(out, func(a, b ScheduledInfo) int { return strings.Compare(a.Event, b.Event) })
+	return out
 }
 
 // CheckDue returns an error wrapping ErrScheduleTooFar when due is more

@@ -32,6 +32,7 @@ func natsTarget(t testing.TB, base string) *target {
 	service := "svc-" + randomName(6)
 	tg := &target{kind: "nats", url: withQuery(base, "prefix="+url.QueryEscape(prefix)), service: service, group: service + "-" + listenerName, prefix: prefix}
 	js := natsJS(t, base)
+	tg.js = js
 	t.Cleanup(func() { deleteNATSPrefix(t, js, prefix) })
 	opts := bnats.DefaultOptions()
 	opts.Prefix = prefix
@@ -44,6 +45,49 @@ func natsTarget(t testing.TB, base string) *target {
 	tg.pending = func(string) (map[string]bool, bool) { return nil, false }
 	tg.pendingCount = func(string, time.Duration) (int, int) { return -1, -1 }
 	return tg
+}
+
+// natsStreamIDs counts the copies of each event ID in the stream of
+// ticked.
+func natsStreamIDs(t testing.TB, tg *target) map[string]int {
+	out := map[string]int{}
+	for id, ats := range natsStoredAt(t, tg) {
+		out[id] = len(ats)
+	}
+	return out
+}
+
+// natsStoredAt returns the JetStream timestamps of every copy of each
+// event ID in the stream of ticked.
+func natsStoredAt(t testing.TB, tg *target) map[string][]time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := bnats.DefaultOptions()
+	opts.Prefix = tg.prefix
+	s, err := tg.js.Stream(ctx, opts.StreamName(ticked.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]time.Time{}
+	for more := true; more; {
+		batch, err := c.FetchNoWait(1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more = false
+		for m := range batch.Messages() {
+			md, _ := m.Metadata()
+			id := m.Headers().Get(bnats.HeaderUUID)
+			out[id] = append(out[id], md.Timestamp)
+			more = md.NumPending > 0
+		}
+	}
+	return out
 }
 
 // groupPending returns the unacknowledged messages of the target's group.

@@ -25,7 +25,7 @@ func scheduleBenchSeconds() int {
 }
 
 // BenchmarkScheduleLateness measures how late scheduled events reach their
-// handler on Redis: a producer (no mover of its own) fires 1,000
+// handler on Redis and on NATS JetStream: a producer (no mover of its own) fires 1,000
 // scheduled events per second, each due 0.5–3 s later, to a group of two
 // listener processes (each running a mover); halfway through, listener p1
 // is restarted with the same name — stopped with SIGTERM (graceful) or
@@ -33,20 +33,23 @@ func scheduleBenchSeconds() int {
 // due time, both on this machine. It reports p50, p99, p99.9 and max, and
 // counts events lost, handled twice and handled early. Run it with
 //
-//	go test -run '^$' -bench ScheduleLateness -benchtime 1x ./internal/faults/
+//	go test -run '^$' -bench 'ScheduleLateness/redis' -benchtime 1x ./internal/faults/
+//	go test -run '^$' -bench 'ScheduleLateness/nats' -benchtime 1x ./internal/faults/
 func BenchmarkScheduleLateness(b *testing.B) {
-	for _, sig := range []string{"sigterm", "sigkill"} {
-		b.Run(sig, func(b *testing.B) {
-			for range b.N {
-				scheduleLateness(b, sig, scheduleBenchSeconds())
-			}
-		})
+	for _, kind := range []string{"redis", "nats"} {
+		for _, sig := range []string{"sigterm", "sigkill"} {
+			b.Run(kind+"/"+sig, func(b *testing.B) {
+				for range b.N {
+					scheduleLateness(b, kind, sig, scheduleBenchSeconds())
+				}
+			})
+		}
 	}
 }
 
-func scheduleLateness(b *testing.B, sig string, seconds int) {
+func scheduleLateness(b *testing.B, kind, sig string, seconds int) {
 	b.StopTimer()
-	tg := redisTarget(b, "", "")
+	tg := newTarget(b, kind)
 	dir := b.TempDir()
 	var files []string
 	start := func(process string, i int) *child {
@@ -154,28 +157,23 @@ func scheduleLateness(b *testing.B, sig string, seconds int) {
 		sig, stoppedAt.Sub(t0).Round(time.Millisecond), len(due), firedFor.Round(time.Millisecond), failed,
 		pct(0.5), pct(0.99), pct(0.999), pct(1), over100, early, lost, dup,
 		len(nearRestart), pctOf(nearRestart, 0.99), pctOf(nearRestart, 1), loadAverage())
-	// The mover's own part: the due time to the XADD, read from the
-	// stream entry ID (Redis's clock, milliseconds, the same host).
-	entries, err := tg.rdb.XRange(ctx, tg.stream, "-", "+").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
+	// The mover's own part: the due time to the append to the event's
+	// stream, as the broker stamped it (the same host).
+	stored := storedAt(b, tg)
 	var moved []time.Duration
-	for _, e := range entries {
-		id, _ := e.Values["_watermill_message_uuid"].(string)
-		at, ok := due[id]
-		ms, err := strconv.ParseInt(strings.SplitN(e.ID, "-", 2)[0], 10, 64)
-		if !ok || err != nil {
-			continue
+	entries := 0
+	for id, ats := range stored {
+		entries += len(ats)
+		if at, ok := due[id]; ok {
+			moved = append(moved, ats[0].Sub(at.Truncate(time.Millisecond)))
 		}
-		moved = append(moved, time.UnixMilli(ms).Sub(at.Truncate(time.Millisecond)))
 	}
 	slices.Sort(moved)
 	b.ReportMetric(float64(pctOf(moved, 0.99).Microseconds())/1000, "move-p99-ms")
 	b.Logf("due → in the stream (ms resolution): %d entries for %d events, p50 %s p99 %s p99.9 %s max %s",
-		len(moved), len(due), pctOf(moved, 0.5), pctOf(moved, 0.99), pctOf(moved, 0.999), pctOf(moved, 1))
-	if len(entries) != len(due) {
-		b.Errorf("the stream holds %d entries for %d scheduled events", len(entries), len(due))
+		entries, len(due), pctOf(moved, 0.5), pctOf(moved, 0.99), pctOf(moved, 0.999), pctOf(moved, 1))
+	if entries != len(due) {
+		b.Errorf("the stream holds %d entries for %d scheduled events", entries, len(due))
 	}
 	if over100 > 0 {
 		b.Logf("over 100 ms late, by second of the due time since the first Fire: %v; by process: %v", slowBy, slowIn)
@@ -190,32 +188,78 @@ func scheduleLateness(b *testing.B, sig string, seconds int) {
 	}
 }
 
-// BenchmarkScheduleIdle measures the CPU that 10 idle Redis buses use
-// with their schedule movers (and one listener each) and nothing
-// scheduled: the process's user+system CPU time over 10 s, as a
-// percentage of one core. Run it with
+// storedAt returns when the broker appended each event ID to the stream
+// of ticked (every copy): Redis's entry ID (milliseconds), JetStream's
+// message timestamp.
+func storedAt(b *testing.B, tg *target) map[string][]time.Time {
+	out := map[string][]time.Time{}
+	if tg.kind == "nats" {
+		for id, at := range natsStoredAt(b, tg) {
+			out[id] = at
+		}
+		return out
+	}
+	entries, err := tg.rdb.XRange(context.Background(), tg.stream, "-", "+").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		id, _ := e.Values["_watermill_message_uuid"].(string)
+		ms, err := strconv.ParseInt(strings.SplitN(e.ID, "-", 2)[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		out[id] = append(out[id], time.UnixMilli(ms))
+	}
+	return out
+}
+
+// BenchmarkScheduleIdle measures the CPU that 10 idle buses use with
+// their schedule movers (and one listener each) and nothing scheduled:
+// the process's user+system CPU time over 10 s, as a percentage of one
+// core. On NATS something was scheduled and cancelled first, so that the
+// schedule stream exists and the movers contend for the lease (without
+// it they only wait for the stream). Run it with
 //
-//	go test -run '^$' -bench ScheduleIdle -benchtime 1x ./internal/faults/
+//	go test -run '^$' -bench 'ScheduleIdle/redis' -benchtime 1x ./internal/faults/
+//	go test -run '^$' -bench 'ScheduleIdle/nats' -benchtime 1x ./internal/faults/
 func BenchmarkScheduleIdle(b *testing.B) {
-	for range b.N {
-		tg := redisTarget(b, "", "")
-		for i := range 10 {
-			bu := newBus(b, bus.Config{Service: tg.service, Process: fmt.Sprintf("p%d", i), Transport: tg.url})
-			if err := bus.Listen(bu, ticked, listenerName, func(context.Context, bus.Delivery[tick]) error { return nil }); err != nil {
+	for _, kind := range []string{"redis", "nats"} {
+		b.Run(kind, func(b *testing.B) {
+			for range b.N {
+				scheduleIdle(b, kind)
+			}
+		})
+	}
+}
+
+func scheduleIdle(b *testing.B, kind string) {
+	tg := newTarget(b, kind)
+	for i := range 10 {
+		bu := newBus(b, bus.Config{Service: tg.service, Process: fmt.Sprintf("p%d", i), Transport: tg.url})
+		if err := bus.Listen(bu, ticked, listenerName, func(context.Context, bus.Delivery[tick]) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if err := bu.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 && kind == "nats" {
+			id, err := bus.Fire(context.Background(), bu, ticked, tick{}, bus.WithDelay(time.Hour))
+			if err != nil {
 				b.Fatal(err)
 			}
-			if err := bu.Start(context.Background()); err != nil {
+			if err := bus.CancelScheduled(context.Background(), bu, id); err != nil {
 				b.Fatal(err)
 			}
 		}
-		time.Sleep(time.Second) // let start-up work settle before measuring
-		const span = 10 * time.Second
-		before := cpuTime()
-		time.Sleep(span)
-		used := cpuTime() - before
-		b.ReportMetric(100*used.Seconds()/span.Seconds(), "%cpu")
-		b.Logf("10 idle Redis buses: %s of CPU in %s = %.2f%% of one core", used.Round(time.Millisecond), span, 100*used.Seconds()/span.Seconds())
 	}
+	time.Sleep(time.Second) // let start-up work settle before measuring
+	const span = 10 * time.Second
+	before := cpuTime()
+	time.Sleep(span)
+	used := cpuTime() - before
+	b.ReportMetric(100*used.Seconds()/span.Seconds(), "%cpu")
+	b.Logf("10 idle %s buses: %s of CPU in %s = %.2f%% of one core", kind, used.Round(time.Millisecond), span, 100*used.Seconds()/span.Seconds())
 }
 
 // loadAverage is the first three fields of /proc/loadavg.

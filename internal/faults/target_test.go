@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
@@ -15,7 +16,7 @@ import (
 // target is one broker under test with the broker-side views the
 // assertions need. Each target has a service and a group of its own.
 type target struct {
-	kind    string // "redis" or "amqp"
+	kind    string // "redis", "amqp", "nats" or "memory"
 	url     string
 	service string
 	group   string // service + "-work"
@@ -35,6 +36,7 @@ type target struct {
 	stream   string                // Redis: the stream of ticked
 	prefix   string                // Redis: the key prefix of the test
 	exchange string                // AMQP: the exchange events are published to
+	js       jetstream.JetStream   // NATS only
 }
 
 const listenerName = "work"
@@ -166,6 +168,8 @@ func newTarget(t testing.TB, kind string) *target {
 		return redisTarget(t, "", "")
 	case "amqp":
 		return amqpTarget(t, "", "")
+	case "nats":
+		return natsTarget(t, "")
 	default:
 		return memoryTarget(t)
 	}

@@ -4,8 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -142,24 +140,11 @@ func (b *Broker) cancelScheduled(id string) error {
 func (b *Broker) Scheduled() []transports.ScheduledInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	per := map[string]*transports.ScheduledInfo{}
+	tally := make(transports.ScheduledTally)
 	for _, w := range b.sched.due {
-		si := per[w.topic]
-		if si == nil {
-			si = &transports.ScheduledInfo{Event: w.topic, NextDue: w.at}
-			per[w.topic] = si
-		}
-		si.Count++
-		if w.at.Before(si.NextDue) {
-			si.NextDue = w.at
-		}
+		tally.Add(w.topic, w.at)
 	}
-	out := make([]transports.ScheduledInfo, 0, len(per))
-	for _, si := range per {
-		out = append(out, *si)
-	}
-	slices.SortFunc(out, func(a, b transports.ScheduledInfo) int { return strings.Compare(a.Event, b.Event) })
-	return out
+	return tally.List()
 }
 
 // armLocked sets the timer for the earliest due time, or stops it when

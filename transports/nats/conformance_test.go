@@ -99,13 +99,12 @@ func TestDriverConformance(t *testing.T) {
 	})
 }
 
-// TestScheduleConformance runs the scheduling section: NATS does not
-// implement transports.Scheduler yet, so the suite checks that a delayed
-// Fire is refused with transports.ErrUnsupported.
+// TestScheduleConformance runs the scheduling section: delays, due
+// times in the past, the 30-day cap, cancel and counts per event.
 func TestScheduleConformance(t *testing.T) {
 	needNATS(t)
 	transporttest.RunSchedule(t, transporttest.Harness{
 		Name: "nats",
 		URL:  func(t testing.TB) string { return testURL(t, "", "") },
-	}, transporttest.ScheduleCaps{})
+	}, transporttest.ScheduleCaps{Cancel: true, Counts: true})
 }

@@ -14,7 +14,10 @@
 // the listener's AckTimeout; the processes of a group pull from the same
 // consumer. Dead letters of every group go to the stream "{prefix}_dead",
 // one subject "{prefix}._dead.{group}" per group. Records (group owners,
-// schemas) live in the key-value bucket "{prefix}_records". Messages carry
+// schemas) live in the key-value bucket "{prefix}_records". Events fired
+// with a delay wait in the stream "{prefix}_schedule" until a mover (one
+// transport at a time, under a lease) publishes them (schedule.go,
+// mover.go). Messages carry
 // the event ID in the _watermill_message_uuid and Nats-Msg-Id headers and
 // the metadata as headers, the layout of watermill-nats's NATSMarshaler.
 //

@@ -75,6 +75,18 @@ type Options struct {
 	// cut, or held by a process killed and not restarted under its name.
 	// URL: ack_wait_max. Default 15s.
 	MaxAckWait time.Duration
+	// NoScheduleMover keeps this transport from moving due scheduled
+	// events (it still schedules and cancels them): for processes that
+	// only fire, when others run movers. At least one transport with a
+	// mover must run for scheduled events to be delivered. URL:
+	// no_schedule_mover=true.
+	NoScheduleMover bool
+	// Process is the process name the mover writes in its lease, so that
+	// a process restarted under the same name after a crash takes the
+	// lease of its dead incarnation over at once instead of after the
+	// lease's time to live. Opening a URL through the bus sets it
+	// (transports.OpenOptions.Process); not a URL option.
+	Process string
 }
 
 // DefaultOptions returns the options a nats:// URL without Busline
@@ -165,6 +177,7 @@ func parseURL(u *url.URL) (config, error) {
 		},
 		func() error { return q.Bool("tls", func(b bool) { useTLS = useTLS || b }) },
 		func() error { return q.Bool("tls_insecure", func(b bool) { tlsInsecure = b }) },
+		func() error { return q.Bool("no_schedule_mover", func(b bool) { c.opts.NoScheduleMover = b }) },
 	); err != nil {
 		return config{}, err
 	}

@@ -28,6 +28,12 @@ func (t *Transport) Publish(topic string, msgs ...*message.Message) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
 	defer cancel()
+	return t.publishEvents(ctx, topic, msgs)
+}
+
+// publishEvents is Publish within ctx, on an open or closing transport
+// (the mover of scheduled events publishes through it).
+func (t *Transport) publishEvents(ctx context.Context, topic string, msgs []*message.Message) error {
 	if _, err := t.ensureStream(ctx, topic); err != nil {
 		return err
 	}

@@ -23,7 +23,8 @@ func init() {
 
 // Transport is the NATS JetStream transport. It implements
 // transports.Transport, transports.DeadLetterStore, transports.Inspector,
-// transports.Tailer and transports.RecordStore, and is itself the
+// transports.Tailer, transports.RecordStore and transports.Scheduler, and
+// is itself the
 // driver.Driver its subscribers (the delivery engine) read through. Make
 // one by opening a nats:// URL through the bus (or transports.Open), or
 // with New.
@@ -42,6 +43,11 @@ type Transport struct {
 	// kv is the record bucket, once opened.
 	kvMu sync.Mutex
 	kv   jetstream.KeyValue
+
+	// sched is the schedule stream, once known to exist; mover moves
+	// due scheduled events (schedule.go, mover.go).
+	sched atomic.Pointer[jetstream.Stream]
+	mover *mover
 
 	closed atomic.Bool
 	subs   transports.Subscribers[*engine.Subscriber]
@@ -91,6 +97,7 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect: %w", transports.RedactError(err, u.String()))
 	}
+	cfg.opts.Process = o.Process
 	t, err := New(ctx, nc, cfg.opts, logger)
 	if err != nil {
 		nc.Close()
@@ -112,7 +119,8 @@ func joinServers(s []string) string {
 }
 
 // New returns a transport on an existing connection, which it does not
-// close. Zero fields of opts take the defaults of DefaultOptions, except
+// close, with its mover of scheduled events running until Close (unless
+// opts.NoScheduleMover). Zero fields of opts take the defaults of DefaultOptions, except
 // MaxLen and DeadMaxLen (0 keeps everything). It checks that the server
 // has JetStream enabled.
 func New(ctx context.Context, nc *natsgo.Conn, opts Options, logger *slog.Logger) (*Transport, error) {
@@ -135,7 +143,9 @@ func New(ctx context.Context, nc *natsgo.Conn, opts Options, logger *slog.Logger
 	if _, err := js.AccountInfo(actx); err != nil {
 		return nil, fmt.Errorf("nats: JetStream unavailable on %s (start nats-server with -js): %w", nc.ConnectedUrlRedacted(), err)
 	}
-	return &Transport{nc: nc, js: js, opts: opts, log: logger}, nil
+	t := &Transport{nc: nc, js: js, opts: opts, log: logger}
+	t.mover = startMover(t)
+	return t, nil
 }
 
 // Conn returns the NATS connection of the transport.
@@ -148,7 +158,8 @@ func (t *Transport) JetStream() jetstream.JetStream { return t.js }
 func (t *Transport) Options() Options { return t.opts }
 
 // Close closes every subscriber still open (flushing their
-// acknowledgements) and the connection when the transport opened it. It
+// acknowledgements), stops the mover of scheduled events (giving its
+// lease up) and closes the connection when the transport opened it. It
 // is idempotent.
 func (t *Transport) Close() error {
 	first, err := t.subs.CloseAll()
@@ -156,6 +167,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed.Store(true)
+	t.mover.stop()
 	errs := []error{err}
 	// Subscribers flushed their acknowledgements; this flush covers
 	// whatever else is buffered, when there is a server to flush to.

@@ -51,9 +51,11 @@ func encode(subject string, msg *message.Message) (*natsgo.Msg, error) {
 }
 
 // reservedHeader reports headers that are not message metadata: the UUID,
-// NATS's own (Nats-*) and Busline's dead-letter and replay headers.
+// NATS's own (Nats-*), Busline's dead-letter and replay headers and those
+// of the schedule stream (busline-sched-*).
 func reservedHeader(k string) bool {
-	return k == HeaderUUID || strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "busline-dead-") || k == HeaderReplayGroup
+	return k == HeaderUUID || strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "busline-dead-") ||
+		strings.HasPrefix(k, "busline-sched-") || k == HeaderReplayGroup
 }
 
 // decode turns headers and body into a message. Without an event ID it
