@@ -136,7 +136,10 @@ func (st *settler) flush(ctx context.Context) error {
 		}
 	}
 	if len(nacks) > 0 {
-		if err := d.Nack(ctx, nacks); err != nil && !errors.Is(err, transports.ErrClosed) {
+		st.s.keepMu.Lock() // after a keep-alive that may name them
+		err := d.Nack(ctx, nacks)
+		st.s.keepMu.Unlock()
+		if err != nil && !errors.Is(err, transports.ErrClosed) {
 			errs = append(errs, err)
 			st.mu.Lock()
 			st.nacks = append(nacks, st.nacks...)

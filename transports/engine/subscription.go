@@ -35,6 +35,11 @@ type subscription struct {
 	opts  Options
 	log   *slog.Logger
 
+	// keepMu orders keep-alives and nacks: a keep-alive of entries read
+	// from held before a nack removed one must not reach the broker after
+	// that nack (it would undo the nack's delay or release).
+	keepMu sync.Mutex
+
 	out    chan *message.Message
 	queue  chan *entry   // entries ready to hand out; each holds a token
 	tokens chan struct{} // one per free slot: the reader reads only this many
@@ -335,12 +340,12 @@ func (s *subscription) keepalive() {
 		case <-s.lifeCtx.Done():
 			return
 		}
-		ids := s.ids()
-		if len(ids) == 0 {
-			continue
+		s.keepMu.Lock()
+		if ids := s.ids(); len(ids) > 0 {
+			if err := s.d.KeepAlive(s.lifeCtx, ids); err != nil && s.lifeCtx.Err() == nil {
+				s.log.Warn("engine: keep claims alive failed", slog.Any("error", err))
+			}
 		}
-		if err := s.d.KeepAlive(s.lifeCtx, ids); err != nil && s.lifeCtx.Err() == nil {
-			s.log.Warn("engine: keep claims alive failed", slog.Any("error", err))
-		}
+		s.keepMu.Unlock()
 	}
 }
