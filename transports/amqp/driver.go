@@ -48,6 +48,9 @@ func (d amqpDriver) Open(ctx context.Context, topic string, cfg transports.Subsc
 		t: t, cfg: cfg, topic: topic, queue: t.tp.groupQueue(cfg.Group),
 		prefetch: max(t.o.Prefetch, cfg.Concurrency),
 		log:      t.log.With(slog.String("group", cfg.Group), slog.String("event", topic)),
+		// The mover ignores attempts: counting a redelivery would only
+		// send the most overdue events behind every one due since.
+		countRedeliveries: t.o.QueueType == QueueClassic && cfg.Group != scheduleGroup,
 	}
 	if err := s.checkSince(conn); err != nil {
 		return nil, err
@@ -69,6 +72,9 @@ type amqpSub struct {
 	queue    string
 	prefetch int
 	log      *slog.Logger
+	// countRedeliveries: a redelivery (classic queues flag only one) is
+	// republished at the tail with its attempt count (see admit).
+	countRedeliveries bool
 
 	// rmu is held by Receive (one at a time) while it reads deliveries.
 	rmu        sync.Mutex
@@ -229,6 +235,10 @@ func (s *amqpSub) lostChannel(ch *amqp091.Channel) error {
 // classic queue (which flags only one) is first stamped with its attempt
 // count: it is republished at the tail of the queue and acked, so that a
 // process crashing on it again and again still reaches MaxDeliveries.
+// The schedule mover's redeliveries are handed out where they are, at the
+// head of its queue: it never reads attempts, and at the tail the events
+// a killed mover held, the most overdue, would wait for every event that
+// expired meanwhile.
 func (s *amqpSub) admit(out []*driver.Message, d amqp091.Delivery) []*driver.Message {
 	s.mu.Lock()
 	id := tagID{s.gen, d.DeliveryTag}
@@ -237,7 +247,7 @@ func (s *amqpSub) admit(out []*driver.Message, d amqp091.Delivery) []*driver.Mes
 	s.mu.Unlock()
 	n := attempt(d)
 	topic := s.firedAs(d)
-	if d.Redelivered && s.t.o.QueueType == QueueClassic {
+	if d.Redelivered && s.countRedeliveries {
 		if topic == "" {
 			topic = s.topic
 		}
