@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -26,27 +25,29 @@ func (s *subscription) slot() {
 			s.giveBack(e)
 			return
 		}
-		msg, info, cancel := s.message(e)
+		msg, mc := s.message(e)
 		select {
 		case s.out <- msg:
 			s.sendMu.RUnlock()
 		case <-s.readCtx.Done():
 			s.sendMu.RUnlock()
-			cancel()
+			mc.cancel()
 			s.giveBack(e)
 			return
 		}
-		s.handedOut(e, info)
-		if !s.await(e, msg, info, cancel) {
+		s.handedOut(e, &mc.info)
+		if !s.await(e, msg, mc) {
 			return
 		}
 	}
 }
 
 // message makes the message handed out for e: the driver's message the
-// first time, a copy for a redelivery by the engine. Its context carries
-// the DeliveryInfo and ends once the message is acked or nacked.
-func (s *subscription) message(e *entry) (*message.Message, *transports.DeliveryInfo, context.CancelFunc) {
+// first time, a copy for a redelivery by the engine. Its context, also
+// returned, carries the DeliveryInfo and ends once the message is acked
+// or nacked. The caller cancels it with mc.cancel: a method value
+// (ctx.cancel as a context.CancelFunc) would cost an allocation per message.
+func (s *subscription) message(e *entry) (*message.Message, *msgContext) {
 	msg := e.m.Message
 	if msg == nil {
 		msg = message.NewMessage("", nil)
@@ -59,7 +60,7 @@ func (s *subscription) message(e *entry) (*message.Message, *transports.Delivery
 	ctx := &msgContext{Context: s.baseCtx,
 		info: transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}}
 	msg.SetContext(ctx)
-	return msg, &ctx.info, ctx.cancel
+	return msg, ctx
 }
 
 // handedOut marks e out and records its attempt unless the broker counted it.
@@ -76,8 +77,9 @@ func (s *subscription) handedOut(e *entry, info *transports.DeliveryInfo) {
 // await waits for the Ack or Nack of a handed-out message and settles it.
 // It reports false at Close: an Ack or Nack made before still counts; a
 // message neither acked nor nacked stays pending.
-func (s *subscription) await(e *entry, msg *message.Message, info *transports.DeliveryInfo, cancel context.CancelFunc) bool {
-	defer cancel()
+func (s *subscription) await(e *entry, msg *message.Message, mc *msgContext) bool {
+	defer mc.cancel()
+	info := &mc.info
 	select {
 	case <-msg.Acked():
 		s.acked(e)

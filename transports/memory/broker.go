@@ -212,13 +212,15 @@ func (g *group) consumerLocked(name string, now time.Time) *consumer {
 
 // readNewLocked delivers up to count entries never delivered to the group
 // to consumer c, adding each to the PEL with a delivery count of 1
-// (XREADGROUP ... >). Entries replayed for another group are passed over.
-func (b *Broker) readNewLocked(g *group, c string, count int) []entry {
+// (XREADGROUP ... >), appending them to out, which it returns. Entries
+// replayed for another group are passed over.
+func (b *Broker) readNewLocked(g *group, c string, count int, out []entry) []entry {
 	s := g.stream
 	now := b.now()
 	g.consumerLocked(c, now)
 	g.cursor = max(g.cursor, s.first)
-	out := make([]entry, 0, min(count, int(s.next-g.cursor)))
+	out = slices.Grow(out, min(count, int(s.next-g.cursor))) // no-op while out has room
+	count += len(out)
 	for len(out) < count {
 		e, ok := s.get(g.cursor)
 		if !ok {

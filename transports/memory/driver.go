@@ -47,13 +47,16 @@ func (s *memSub) Capabilities() driver.Capabilities {
 // Receive implements driver.Subscription (XREADGROUP ... BLOCK wait ... >).
 func (s *memSub) Receive(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
 	var timer *time.Timer
+	// The entries of a small read stay on the stack: they are turned
+	// into messages before Receive returns.
+	var buf [8]entry
 	for {
 		if s.closed.Load() {
 			return nil, transports.ErrClosed
 		}
 		b := s.b
 		b.mu.Lock()
-		entries := b.readNewLocked(s.g, s.consumer, max)
+		entries := b.readNewLocked(s.g, s.consumer, max, buf[:0])
 		var changed <-chan struct{}
 		if len(entries) == 0 {
 			changed = s.g.stream.watch()
@@ -174,8 +177,21 @@ func (s *memSub) messages(entries []entry, counts []int, recorded bool) []*drive
 	if len(entries) == 0 {
 		return nil
 	}
-	out := make([]*driver.Message, len(entries))
-	ms := make([]driver.Message, len(entries))
+	var (
+		out []*driver.Message
+		ms  []driver.Message
+	)
+	if len(entries) == 1 {
+		// One allocation for the most frequent read, a single entry.
+		one := new(struct {
+			p [1]*driver.Message
+			m [1]driver.Message
+		})
+		out, ms = one.p[:], one.m[:]
+	} else {
+		out = make([]*driver.Message, len(entries))
+		ms = make([]driver.Message, len(entries))
+	}
 	for i, e := range entries {
 		m := &ms[i]
 		m.AckID, m.Topic, m.Message, m.Recorded = e.seq, s.topic, e.msg.message(), recorded
