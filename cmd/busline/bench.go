@@ -51,8 +51,10 @@ the same broker in the same run, one side after the other:
 Every side fires the same JSON payload from K goroutines and decodes it in its
 handler; AMQP publishes are persistent and confirmed on every side but Watermill
 defaults (which has no confirms). It prints the fire rate, the end-to-end rate,
-the fire → handler latency (p50, p99) and the process CPU time per event
-(getrusage around each side) of each side, and Busline's ratios to the others.
+the fire → handler latency (p50, p99), the process CPU time per event
+(getrusage around each side) and how long one fire call took (mean, p99: with K
+goroutines firing back to back, the fire rate is K / mean call) of each side,
+and Busline's ratios to the others.
 Without --rate, events are fired as fast as possible and the latency includes the
 queue that builds up; --rate R paces the firing to measure latency under a
 steady load. --rounds R runs each side R times, the sides taking turns, and
@@ -66,7 +68,9 @@ With --json it prints one line, a JSON object with the keys transport, events,
 size, busline_events_per_s, watermill_events_per_s, ratio (end to end,
 busline/watermill), p50_ms and p99_ms (Busline's latency), and, for the sides
 that ran, watermill_tuned_events_per_s, raw_events_per_s,
-busline_cpu_us_per_event and watermill_tuned_cpu_us_per_event.
+busline_cpu_us_per_event, watermill_tuned_cpu_us_per_event, and
+busline_call_mean_ms, watermill_tuned_call_mean_ms and raw_call_mean_ms (the
+mean time of one fire call; a raw call fires --raw-batch events).
 
 Everything bench creates (Redis keys, AMQP queues and exchange, NATS streams) has a random
 "busline-bench-" name and is deleted before it exits. The transport defaults to
@@ -145,13 +149,14 @@ func (a *app) printBench(r *bench.Result) error {
 	}
 	fmt.Fprintf(a.stdout, "busline bench on %s: %d events of %d bytes, concurrency %d, fired %s, %d CPUs\n\n",
 		r.URL, r.Events, r.Size, r.Concurrency, pacing, runtime.NumCPU())
-	t := newTable(a.stdout, "", "FIRE EVENTS/S", "END-TO-END EVENTS/S", "P50 MS", "P99 MS", "CPU µS/EVENT")
+	t := newTable(a.stdout, "", "FIRE EVENTS/S", "END-TO-END EVENTS/S", "P50 MS", "P99 MS", "CPU µS/EVENT", "CALL MEAN/P99 MS")
 	var others []bench.Side
 	for _, s := range []bench.Side{r.Busline, r.Watermill, r.WatermillTuned, r.Raw} {
 		if s.Name == "" {
 			continue
 		}
-		t.row(s.Name, rate(s.FirePerSecond), rate(s.EndToEndPerSecond), millis(s.P50.Seconds()), millis(s.P99.Seconds()), micros(s.CPUPerEvent(r.Events)))
+		t.row(s.Name, rate(s.FirePerSecond), rate(s.EndToEndPerSecond), millis(s.P50.Seconds()), millis(s.P99.Seconds()), micros(s.CPUPerEvent(r.Events)),
+			millis(s.CallMean.Seconds())+"/"+millis(s.CallP99.Seconds()))
 		if s != r.Busline {
 			others = append(others, s)
 		}
@@ -161,7 +166,7 @@ func (a *app) printBench(r *bench.Result) error {
 			label := map[string]string{r.Watermill.Name: "watermill", r.WatermillTuned.Name: "watermill-tuned", r.Raw.Name: "raw"}[o.Name]
 			t.row("ratio busline/"+label, times(ratioOf(r.Busline.FirePerSecond, o.FirePerSecond)),
 				times(ratioOf(r.Busline.EndToEndPerSecond, o.EndToEndPerSecond)), "-", "-",
-				times(ratioOf(r.Busline.CPUPerEvent(r.Events), o.CPUPerEvent(r.Events))))
+				times(ratioOf(r.Busline.CPUPerEvent(r.Events), o.CPUPerEvent(r.Events))), "-")
 		}
 	}
 	return t.flush()

@@ -185,6 +185,13 @@ type Side struct {
 	// CPU is the CPU time (user + system) the whole process used while the
 	// side fired and handled, from getrusage; 0 where it cannot be read.
 	CPU time.Duration `json:"cpu_ns"`
+	// CallMean, CallP50 and CallP99 describe how long one fire call took
+	// (a Fire, a publish and its confirm; a batch of the raw loop): with
+	// K goroutines firing back to back, the fire rate is K × batch /
+	// CallMean (Little's law), whatever the broker does.
+	CallMean time.Duration `json:"call_mean_ns"`
+	CallP50  time.Duration `json:"call_p50_ns"`
+	CallP99  time.Duration `json:"call_p99_ns"`
 }
 
 // CPUPerEvent is the process CPU time per event, in microseconds.
@@ -276,6 +283,11 @@ type Summary struct {
 	RawEventsPerS                *float64 `json:"raw_events_per_s,omitempty"`
 	BuslineCPUMicrosPerEvent     *float64 `json:"busline_cpu_us_per_event,omitempty"`
 	WatermillTunedCPUMicrosEvent *float64 `json:"watermill_tuned_cpu_us_per_event,omitempty"`
+	// BuslineCallMeanMilliseconds is the mean time of one Fire call; the
+	// same for the other sides' fire calls (a raw batch for raw).
+	BuslineCallMeanMilliseconds        *float64 `json:"busline_call_mean_ms,omitempty"`
+	WatermillTunedCallMeanMilliseconds *float64 `json:"watermill_tuned_call_mean_ms,omitempty"`
+	RawCallMeanMilliseconds            *float64 `json:"raw_call_mean_ms,omitempty"`
 }
 
 // Summary returns the rates (end to end), their ratio, Busline's latency
@@ -302,6 +314,9 @@ func (r *Result) Summary() Summary {
 	s.RawEventsPerS = opt(r.Raw.ran(), r.Raw.EndToEndPerSecond, 1)
 	s.BuslineCPUMicrosPerEvent = opt(r.Busline.ran() && r.Busline.CPU > 0, r.Busline.CPUPerEvent(r.Events), 2)
 	s.WatermillTunedCPUMicrosEvent = opt(r.WatermillTuned.ran() && r.WatermillTuned.CPU > 0, r.WatermillTuned.CPUPerEvent(r.Events), 2)
+	s.BuslineCallMeanMilliseconds = opt(r.Busline.ran(), ms(r.Busline.CallMean), 3)
+	s.WatermillTunedCallMeanMilliseconds = opt(r.WatermillTuned.ran(), ms(r.WatermillTuned.CallMean), 3)
+	s.RawCallMeanMilliseconds = opt(r.Raw.ran(), ms(r.Raw.CallMean), 3)
 	return s
 }
 
@@ -503,6 +518,7 @@ func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder,
 	var fireErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
+	calls := make([][]time.Duration, cfg.Concurrency) // one slice per goroutine
 	cpu0 := cpuTime()
 	start := time.Now()
 	take := func() int {
@@ -519,13 +535,17 @@ func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder,
 			return 0
 		}
 	}
-	for range cfg.Concurrency {
+	for g := range cfg.Concurrency {
 		wg.Go(func() {
+			took := make([]time.Duration, 0, int(n)/cfg.Concurrency/batch+1)
+			defer func() { calls[g] = took }()
 			for k := take(); k > 0; k = take() {
+				t0 := time.Now()
 				if err := fire(ctx, k); err != nil {
 					errOnce.Do(func() { fireErr = err; cancel() })
 					return
 				}
+				took = append(took, time.Since(t0))
 				fired.Add(int64(k))
 			}
 		})
@@ -567,10 +587,25 @@ func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder,
 	cpu := cpuTime() - cpu0
 	fmt.Fprintf(cfg.Progress, "%s: fired %d/%d, handled %d/%d in %s\n", name, n, n, n, n, took.Round(time.Millisecond))
 	p50, p99 := rec.percentiles()
+	mean, c50, c99 := callStats(slices.Concat(calls...))
 	return Side{
 		Name: name, Fire: fireTook, EndToEnd: took,
 		FirePerSecond:     float64(n) / fireTook.Seconds(),
 		EndToEndPerSecond: float64(n) / took.Seconds(),
 		P50:               p50, P99: p99, CPU: cpu,
+		CallMean: mean, CallP50: c50, CallP99: c99,
 	}, nil
+}
+
+// callStats returns the mean, p50 and p99 of the fire call durations d.
+func callStats(d []time.Duration) (mean, p50, p99 time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	var sum time.Duration
+	for _, v := range d {
+		sum += v
+	}
+	return sum / time.Duration(len(d)), d[len(d)*50/100], d[min(len(d)-1, len(d)*99/100)]
 }

@@ -59,7 +59,7 @@ func checkResult(t *testing.T, res *Result, scheme string, events int) {
 		sides = append(sides, res.Raw)
 	}
 	for _, s := range sides {
-		if s.Name == "" || s.FirePerSecond <= 0 || s.EndToEndPerSecond <= 0 || s.P50 <= 0 || s.P99 < s.P50 || s.CPU <= 0 {
+		if s.Name == "" || s.FirePerSecond <= 0 || s.EndToEndPerSecond <= 0 || s.P50 <= 0 || s.P99 < s.P50 || s.CPU <= 0 || s.CallMean <= 0 || s.CallP99 < s.CallP50 {
 			t.Fatalf("side %+v", s)
 		}
 	}
@@ -72,12 +72,12 @@ func checkResult(t *testing.T, res *Result, scheme string, events int) {
 		t.Fatal(err)
 	}
 	want := []string{"transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms",
-		"busline_cpu_us_per_event"}
+		"busline_cpu_us_per_event", "busline_call_mean_ms"}
 	if scheme != "nats" {
-		want = append(want, "watermill_tuned_events_per_s", "watermill_tuned_cpu_us_per_event")
+		want = append(want, "watermill_tuned_events_per_s", "watermill_tuned_cpu_us_per_event", "watermill_tuned_call_mean_ms")
 	}
 	if scheme != "memory" && scheme != "nats" {
-		want = append(want, "raw_events_per_s")
+		want = append(want, "raw_events_per_s", "raw_call_mean_ms")
 	}
 	if len(m) != len(want) {
 		t.Fatalf("summary keys %v", m)
