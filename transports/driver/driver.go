@@ -91,6 +91,15 @@ type Capabilities struct {
 	// (AMQP multiple acks). Zero sends each batch as soon as the previous
 	// one is done.
 	AckLinger time.Duration
+
+	// AckWindow is how many deliveries the broker lets the member hold
+	// unacknowledged before it stops delivering (an AMQP prefetch); zero
+	// when it sets no such limit. With AckLinger, the engine then holds
+	// acknowledgements whether or not other messages are in handlers,
+	// until half the window waits (the other half keeps deliveries
+	// coming) or AckLinger has passed, so that the driver sends what the
+	// engine settles at once.
+	AckWindow int
 }
 
 // AckID identifies one delivery to the driver that made it. It must be

@@ -33,11 +33,16 @@ func newSettler(s *subscription) *settler {
 	return st
 }
 
+// ack queues id. Only the first ack of a batch and the one that fills
+// it wake the settler: it flushes the batch, or lingers for more.
 func (st *settler) ack(id driver.AckID) {
 	st.mu.Lock()
 	st.acks = append(st.acks, id)
+	n := len(st.acks)
 	st.mu.Unlock()
-	st.poke()
+	if n == 1 || n >= st.batch() {
+		st.poke()
+	}
 }
 
 func (st *settler) nack(n ...driver.Nack) {
@@ -64,16 +69,27 @@ func (st *settler) poke() {
 	}
 }
 
+// batch is how many acks a lingering settler waits for: half the
+// driver's window, else half the concurrency.
+func (st *settler) batch() int {
+	if w := st.s.caps.AckWindow; w > 0 {
+		return max(1, w/2)
+	}
+	return max(1, st.s.cfg.Concurrency/2)
+}
+
 // lingering reports whether acks may wait a little for more: the driver
-// asked for it, other messages are in handlers and not many acks wait.
+// asked for it, other messages are in handlers (or the driver has a
+// window, which holds acks regardless), no nack waits and fewer acks than
+// a batch wait.
 func (st *settler) lingering() bool {
 	s := st.s
-	if s.caps.AckLinger <= 0 || s.inFlight.Load() == 0 {
+	if s.caps.AckLinger <= 0 || (s.caps.AckWindow <= 0 && s.inFlight.Load() == 0) {
 		return false
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return len(st.nacks) == 0 && len(st.acks) < max(1, s.cfg.Concurrency/2)
+	return len(st.nacks) == 0 && len(st.acks) < st.batch()
 }
 
 func (st *settler) run() {
@@ -96,11 +112,20 @@ func (st *settler) run() {
 		}
 		if st.lingering() {
 			linger.Reset(st.s.caps.AckLinger)
-			select {
-			case <-linger.C:
-			case <-st.stop:
-				st.final()
-				return
+		hold:
+			for {
+				select {
+				case <-linger.C:
+					break hold
+				case <-st.kick: // a full batch or a nack, say
+					if !st.lingering() {
+						linger.Stop()
+						break hold
+					}
+				case <-st.stop:
+					st.final()
+					return
+				}
 			}
 		}
 		if err := st.flush(ctx); err != nil {
