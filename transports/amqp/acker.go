@@ -7,9 +7,14 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// ackLinger is how long the engine may hold acks back to send them as one
-// multiple ack while other deliveries are in handlers.
-const ackLinger = 500 * time.Microsecond
+// ackLinger is how long the engine holds acks back to send them as one
+// multiple ack, as a hand-written consumer does: it sends them once half
+// the prefetch window is settled (the other half keeps deliveries coming)
+// or after ackLinger, whichever comes first (driver.Capabilities
+// AckWindow). Without it a consumer at 16 deliveries in flight sent
+// about one ack frame per delivery (one write system call each, and
+// per-frame work for the broker); with it about 0.4 writes per delivery.
+const ackLinger = time.Millisecond
 
 // tracker keeps the deliveries of one consumer channel in tag order until
 // they are settled, and sends settlements with as few frames as it can:

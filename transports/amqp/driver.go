@@ -86,9 +86,6 @@ type amqpSub struct {
 	tr     tracker
 	held   map[tagID]amqp091.Delivery // received, not settled
 	closed bool
-	// hold sends acks held back (see Ack) after ackHold; armed while it runs.
-	hold  *time.Timer
-	armed bool
 }
 
 type tagID struct {
@@ -97,7 +94,7 @@ type tagID struct {
 }
 
 func (s *amqpSub) Capabilities() driver.Capabilities {
-	return driver.Capabilities{AckLinger: ackLinger}
+	return driver.Capabilities{AckLinger: ackLinger, AckWindow: s.prefetch}
 }
 
 // checkSince fails for Since other than "new" when the group queue does
@@ -299,18 +296,10 @@ func (s *amqpSub) KeepAlive(context.Context, []driver.AckID) error { return nil 
 // (the x-busline-attempt header and the broker's redelivery facts).
 func (s *amqpSub) Record(context.Context, []driver.Attempt) error { return nil }
 
-// ackHold is the longest Ack holds acknowledgements back to send them as
-// one multiple ack.
-const ackHold = time.Millisecond
-
-// Ack implements driver.Subscription; acks of a lost channel are dropped
-// (the broker returned those deliveries to the queue). While deliveries
-// keep coming, acks are held back, as a hand-written consumer does, and
-// sent together as one multiple ack: once half the prefetch window is
-// settled (the other half keeps deliveries coming), or after ackHold,
-// whichever comes first. Without it a consumer at 16 deliveries in flight
-// sent about one ack frame per delivery (one write system call each, and
-// per-frame work for the broker); with it about 0.4 writes per delivery.
+// Ack implements driver.Subscription: it sends the acks at once, as few
+// frames as the tracker can make of them (the engine holds them back to
+// batch them, see ackLinger); acks of a lost channel are dropped (the
+// broker returned those deliveries to the queue).
 func (s *amqpSub) Ack(_ context.Context, ids []driver.AckID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -321,26 +310,7 @@ func (s *amqpSub) Ack(_ context.Context, ids []driver.AckID) error {
 			s.tr.mark(tid.tag, stateAck)
 		}
 	}
-	if s.closed || s.tr.settled >= max(1, s.prefetch/2) {
-		return s.flushLocked()
-	}
-	if s.tr.settled > 0 && !s.armed {
-		s.armed = true
-		if s.hold == nil {
-			s.hold = time.AfterFunc(ackHold, s.flushHeld)
-		} else {
-			s.hold.Reset(ackHold)
-		}
-	}
-	return nil
-}
-
-// flushHeld sends the acks Ack held back.
-func (s *amqpSub) flushHeld() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.armed = false
-	_ = s.flushLocked()
+	return s.flushLocked()
 }
 
 func (s *amqpSub) settle(id tagID, st ackState) {
@@ -456,9 +426,6 @@ func (s *amqpSub) Close() error {
 	}
 	s.closed = true
 	ch, deliveries := s.ch, s.deliveries
-	if s.hold != nil {
-		s.hold.Stop()
-	}
 	s.mu.Unlock()
 	if ch == nil || ch.IsClosed() {
 		return nil
