@@ -20,7 +20,14 @@ import (
 const subscribeWait = 30 * time.Second
 
 // amqpDriver is the AMQP driver of the delivery engine.
-type amqpDriver struct{ t *Transport }
+type amqpDriver struct {
+	t *Transport
+	// inPlace makes its subscriptions hand out a redelivery where it is,
+	// never republished at the tail of the queue to count its attempt
+	// (see admit), for a reader that reads no attempts: the mover of
+	// scheduled events.
+	inPlace bool
+}
 
 var _ driver.Driver = amqpDriver{}
 
@@ -46,11 +53,9 @@ func (d amqpDriver) Open(ctx context.Context, topic string, cfg transports.Subsc
 	}
 	s := &amqpSub{
 		t: t, cfg: cfg, topic: topic, queue: t.tp.groupQueue(cfg.Group),
-		prefetch: max(t.o.Prefetch, cfg.Concurrency),
-		log:      t.log.With(slog.String("group", cfg.Group), slog.String("event", topic)),
-		// The mover ignores attempts: counting a redelivery would only
-		// send the most overdue events behind every one due since.
-		countRedeliveries: t.o.QueueType == QueueClassic && cfg.Group != scheduleGroup,
+		prefetch:          max(t.o.Prefetch, cfg.Concurrency),
+		log:               t.log.With(slog.String("group", cfg.Group), slog.String("event", topic)),
+		countRedeliveries: t.o.QueueType == QueueClassic && !d.inPlace,
 	}
 	if err := s.checkSince(conn); err != nil {
 		return nil, err
@@ -119,7 +124,7 @@ func (s *amqpSub) checkSince(conn *amqp091.Connection) error {
 }
 
 // consume declares the topology on conn and starts a consumer on a new
-// channel with a prefetch of at least Concurrency.
+// channel with its prefetch (at least Concurrency).
 func (s *amqpSub) consume(conn *amqp091.Connection) error {
 	ch, err := conn.Channel()
 	if err != nil {
@@ -232,10 +237,10 @@ func (s *amqpSub) lostChannel(ch *amqp091.Channel) error {
 // classic queue (which flags only one) is first stamped with its attempt
 // count: it is republished at the tail of the queue and acked, so that a
 // process crashing on it again and again still reaches MaxDeliveries.
-// The schedule mover's redeliveries are handed out where they are, at the
-// head of its queue: it never reads attempts, and at the tail the events
-// a killed mover held, the most overdue, would wait for every event that
-// expired meanwhile.
+// A driver with inPlace (the schedule mover's) hands redeliveries out
+// where they are, at the head of the queue: the mover never reads
+// attempts, and at the tail the events a killed mover held, the most
+// overdue, would wait for every event that expired meanwhile.
 func (s *amqpSub) admit(out []*driver.Message, d amqp091.Delivery) []*driver.Message {
 	s.mu.Lock()
 	id := tagID{s.gen, d.DeliveryTag}
@@ -462,4 +467,8 @@ func (s *amqpSub) Close() error {
 
 // Driver returns the transport's driver for the delivery engine, for the
 // driver tier of transports/transporttest and for tools.
-func (t *Transport) Driver() driver.Driver { return amqpDriver{t} }
+func (t *Transport) Driver() driver.Driver { return amqpDriver{t: t} }
+
+// moverDriver is the driver of the mover of scheduled events: it reads no
+// attempts, so redeliveries stay where they are (amqpDriver.inPlace).
+func (t *Transport) moverDriver() amqpDriver { return amqpDriver{t: t, inPlace: true} }

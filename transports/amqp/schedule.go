@@ -211,9 +211,9 @@ func (t *Transport) startMover() {
 			sc.wg.Done()
 		}
 	}()
-	sub, err := t.NewSubscriber(transports.SubscriberConfig{
+	sub, err := t.newSubscriber(transports.SubscriberConfig{
 		Group: scheduleGroup, Consumer: "schedule-mover", AckTimeout: time.Minute, Concurrency: scheduleMovers,
-	})
+	}, t.moverDriver())
 	if err != nil {
 		if !errors.Is(err, transports.ErrClosed) {
 			t.log.Warn("amqp: cannot start the mover of scheduled events", slog.Any("error", err))

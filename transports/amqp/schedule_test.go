@@ -71,7 +71,7 @@ func TestMoverRedeliveryKeepsItsPlace(t *testing.T) {
 		return err == nil && q.Messages == len(ids)
 	})
 
-	sub, err := tr.Driver().Open(ctx, scheduleTopic, transports.SubscriberConfig{
+	sub, err := tr.moverDriver().Open(ctx, scheduleTopic, transports.SubscriberConfig{
 		Group: scheduleGroup, Consumer: "mover", AckTimeout: time.Minute, Concurrency: len(ids),
 	})
 	if err != nil {

@@ -189,6 +189,15 @@ func (t *Transport) publishToQueue(ctx context.Context, queue string, args amqp0
 // group cfg.Group. The first subscriber opens the transport's consumer
 // connection, named after the process.
 func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subscriber, error) {
+	s, err := t.newSubscriber(cfg, amqpDriver{t: t})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newSubscriber is NewSubscriber reading through d.
+func (t *Transport) newSubscriber(cfg transports.SubscriberConfig, d amqpDriver) (*engine.Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -198,7 +207,7 @@ func (t *Transport) NewSubscriber(cfg transports.SubscriberConfig) (message.Subs
 		return nil, err
 	}
 	var s *engine.Subscriber
-	s, err := engine.New(amqpDriver{t}, cfg, engine.Options{Logger: t.log, OnClose: func() { t.subs.Remove(s) }})
+	s, err := engine.New(d, cfg, engine.Options{Logger: t.log, OnClose: func() { t.subs.Remove(s) }})
 	if err != nil {
 		return nil, err
 	}
