@@ -14,7 +14,9 @@ import (
 // AckWindow). Without it a consumer at 16 deliveries in flight sent
 // about one ack frame per delivery (one write system call each, and
 // per-frame work for the broker); with it about 0.4 writes per delivery.
-const ackLinger = time.Millisecond
+// 2 ms measured best at concurrency 16 (1 ms: 5% more broker CPU per
+// event; 4 ms: the held acks shut the window, slower; docs/benchmarks.md).
+const ackLinger = 2 * time.Millisecond
 
 // tracker keeps the deliveries of one consumer channel in tag order until
 // they are settled, and sends settlements with as few frames as it can:
