@@ -416,14 +416,24 @@ func (s *redisSub) Ack(ctx context.Context, ids []driver.AckID) error {
 	if s.closed.Load() {
 		return transports.ErrClosed
 	}
-	pipe := s.client.Pipeline()
-	for chunk := range chunks(ids, ackChunk) {
-		strs := make([]string, len(chunk))
-		for i, id := range chunk {
-			strs[i] = id.(string)
+	xack := func(pipe redis.Pipeliner) {
+		for chunk := range chunks(ids, ackChunk) {
+			strs := make([]string, len(chunk))
+			for i, id := range chunk {
+				strs[i] = id.(string)
+			}
+			pipe.XAck(ctx, s.stream, s.group, strs...)
 		}
-		pipe.XAck(ctx, s.stream, s.group, strs...)
 	}
+	if st := s.t.dedup.Load(); st != nil {
+		// Behind the commits the dedup middleware deferred to the store.
+		if err := st.Pipelined(ctx, xack); err != nil {
+			return fmt.Errorf("redisstream: XACK %s: %w", s.stream, err)
+		}
+		return nil
+	}
+	pipe := s.client.Pipeline()
+	xack(pipe)
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return fmt.Errorf("redisstream: XACK %s: %w", s.stream, err)
 	}
