@@ -3,9 +3,12 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/transports"
 )
 
 // maxBatch bounds the commands of one pipeline.
@@ -73,6 +76,7 @@ type pipeliner struct {
 	mu    sync.Mutex
 	queue []*op
 	busy  bool // a pipeline is on the wire
+	last  int  // the ops of the previous pipeline
 
 	lastSeq   uint64   // the number of the last deferred commit
 	unsettled []uint64 // deferred commits not applied yet, ascending
@@ -124,7 +128,9 @@ func (p *pipeliner) deferOp(o *op) {
 // and the lead is handed to a waiting caller or nothing is queued.
 func (p *pipeliner) lead(mine *op) {
 	for {
+		p.gather()
 		batch := p.take()
+		p.last = len(batch)
 		p.mu.Unlock()
 		if len(batch) > 0 {
 			p.exec(batch)
@@ -148,6 +154,27 @@ func (p *pipeliner) lead(mine *op) {
 				next.wake <- struct{}{}
 				return
 			}
+		}
+	}
+}
+
+// gather lets callers that are runnable (typically those the previous
+// pipeline's replies woke) queue before the next pipeline leaves, as
+// transports.Gather does for publishes: it yields the processor while a
+// yield brought more, at most transports.MaxGatherYields times, and only
+// after a pipeline of more than one command, so a lone caller is never
+// delayed. Called and returns with p.mu held.
+func (p *pipeliner) gather() {
+	if p.last <= 1 {
+		return
+	}
+	for range transports.MaxGatherYields {
+		n := len(p.queue)
+		p.mu.Unlock()
+		runtime.Gosched()
+		p.mu.Lock()
+		if len(p.queue) == n || len(p.queue) >= maxBatch {
+			return
 		}
 	}
 }
