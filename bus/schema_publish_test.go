@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/busline/busline/internal/syncbuf"
 	"github.com/busline/busline/schema"
 	"github.com/busline/busline/transports"
 )
@@ -22,23 +22,6 @@ func recordsOf(t *testing.T, b *Bus) transports.RecordStore {
 		t.Fatalf("%T keeps no records", b.transport)
 	}
 	return rs
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 type stockV1 struct {
@@ -57,7 +40,7 @@ func TestSchemasPublishedAtStart(t *testing.T) {
 	ev2 := NewEvent[stockV2]("stock", "priced")
 	ctx := context.Background()
 
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	newBus := func(service string) *Bus {
 		b, err := New(Config{Service: service, Transport: url, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		if err != nil {

@@ -25,10 +25,10 @@ type overview struct {
 	Error  string     `json:"error,omitempty"`
 	LastOK *time.Time `json:"last_ok,omitempty"`
 	// Unsupported is set when the transport cannot be inspected at all.
-	Unsupported bool        `json:"unsupported,omitempty"`
-	Events      []eventView `json:"events"`
-	Groups      []groupView `json:"groups"`
-	Notes       []string    `json:"notes"`
+	Unsupported bool                  `json:"unsupported,omitempty"`
+	Events      []eventView           `json:"events"`
+	Groups      []transports.GroupDoc `json:"groups"`
+	Notes       []string              `json:"notes"`
 
 	inspection *transports.Inspection     // nil until an inspection succeeded
 	scheduled  []transports.ScheduledInfo // with it, when the transport counts them
@@ -47,26 +47,6 @@ type eventView struct {
 	// not count them.
 	Scheduled *int64     `json:"scheduled"`
 	NextDue   *time.Time `json:"next_due"`
-}
-
-type groupView struct {
-	Group           string         `json:"group"`
-	Event           string         `json:"event"`
-	Queue           string         `json:"queue,omitempty"`
-	Consumers       int            `json:"consumers"`
-	Pending         *int64         `json:"pending"`
-	Lag             *int64         `json:"lag"`
-	OldestPendingMS *int64         `json:"oldest_pending_ms"`
-	DeadLetters     int64          `json:"dead_letters"`
-	Stale           int            `json:"stale"`
-	Members         []consumerView `json:"members"`
-}
-
-type consumerView struct {
-	Name    string `json:"name"`
-	Pending int64  `json:"pending"`
-	IdleMS  int64  `json:"idle_ms"`
-	Stale   bool   `json:"stale"`
 }
 
 // sample is a stream length at a time, to measure a rate.
@@ -110,7 +90,7 @@ func (p *poller) get(ctx context.Context) *overview {
 
 func (p *poller) inspect(ctx context.Context, now time.Time) *overview {
 	if p.o.Inspector == nil {
-		return &overview{At: now, OK: true, Unsupported: true, Events: []eventView{}, Groups: []groupView{},
+		return &overview{At: now, OK: true, Unsupported: true, Events: []eventView{}, Groups: []transports.GroupDoc{},
 			Notes: []string{"this transport cannot be inspected"}}
 	}
 	// The result is shared with every viewer: one leaving must not cancel it.
@@ -118,7 +98,7 @@ func (p *poller) inspect(ctx context.Context, now time.Time) *overview {
 	defer cancel()
 	res, err := p.o.Inspector.Inspect(ictx, transports.InspectOptions{Groups: p.o.Groups})
 	if err != nil {
-		ov := &overview{At: now, Error: describe(err), Events: []eventView{}, Groups: []groupView{}, Notes: []string{}}
+		ov := &overview{At: now, Error: describe(err), Events: []eventView{}, Groups: []transports.GroupDoc{}, Notes: []string{}}
 		if errors.Is(err, transports.ErrUnsupported) {
 			ov.OK, ov.Unsupported = true, true
 			ov.Notes = append(ov.Notes, ov.Error)
@@ -181,7 +161,7 @@ func describe(err error) string {
 }
 
 func (p *poller) build(res *transports.Inspection, now time.Time) *overview {
-	ov := &overview{At: now, OK: true, Events: []eventView{}, Groups: []groupView{}, Notes: res.Notes, inspection: res}
+	ov := &overview{At: now, OK: true, Events: []eventView{}, Groups: []transports.GroupDoc{}, Notes: res.Notes, inspection: res}
 	if ov.Notes == nil {
 		ov.Notes = []string{}
 	}
@@ -205,7 +185,7 @@ func (p *poller) build(res *transports.Inspection, now time.Time) *overview {
 		}
 	}
 	for _, g := range res.Groups {
-		ov.Groups = append(ov.Groups, p.groupView(g))
+		ov.Groups = append(ov.Groups, transports.NewGroupDoc(g, p.o.StaleAfter))
 	}
 	return ov
 }
@@ -224,33 +204,6 @@ func rate(prev sample, s transports.StreamInfo, now time.Time) *float64 {
 		r = float64(d) / dt
 	}
 	return &r
-}
-
-func (p *poller) groupView(g transports.GroupInfo) groupView {
-	v := groupView{
-		Group: g.Group, Event: g.Event, Queue: g.Queue, Consumers: g.Consumers,
-		Pending: countPtr(g.Pending), Lag: countPtr(g.Lag), DeadLetters: g.DeadLetters,
-		Members: []consumerView{},
-	}
-	if g.Pending != 0 && g.OldestPending != transports.Unknown {
-		ms := g.OldestPending.Milliseconds()
-		v.OldestPendingMS = &ms
-	}
-	for _, m := range g.Members {
-		c := consumerView{Name: m.Name, Pending: m.Pending, IdleMS: m.Idle.Milliseconds(), Stale: m.Idle >= p.o.StaleAfter}
-		if c.Stale {
-			v.Stale++
-		}
-		v.Members = append(v.Members, c)
-	}
-	return v
-}
-
-func countPtr(n int64) *int64 {
-	if n == transports.Unknown {
-		return nil
-	}
-	return &n
 }
 
 func timePtr(t time.Time) *time.Time {

@@ -92,6 +92,7 @@ func Middleware(opts Options) message.HandlerMiddleware {
 	}
 	m := &dedup{opts: opts, metrics: newMetrics(opts.Group, opts.MeterProvider)}
 	m.txStore, _ = opts.Store.(TxStore)
+	m.deferred, _ = opts.Store.(DeferredCommitter)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			return m.handle(h, msg)
@@ -100,9 +101,10 @@ func Middleware(opts Options) message.HandlerMiddleware {
 }
 
 type dedup struct {
-	opts    Options
-	txStore TxStore
-	metrics *metrics
+	opts     Options
+	txStore  TxStore
+	deferred DeferredCommitter
+	metrics  *metrics
 }
 
 func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.Message, error) {
@@ -211,6 +213,11 @@ func (m *dedup) run(h message.HandlerFunc, msg *message.Message, key string, lea
 	produced, herr = h(msg)
 	finished = true
 	stopKeepAlive()
+	if herr == nil && m.deferred != nil && m.commitDeferred(msg, lease) {
+		// The store applies the commit before the event's ack: the slot
+		// need not wait for it.
+		return produced, nil
+	}
 	ctx, cancel := finishContext(msg.Context())
 	defer cancel()
 	if herr != nil {
@@ -300,10 +307,35 @@ func (m *dedup) runTx(h message.HandlerFunc, msg *message.Message, key string, t
 	return produced, nil
 }
 
+// commitDeferred hands the commit to the store (DeferredCommitter); it
+// reports false when the store commits only synchronously.
+func (m *dedup) commitDeferred(msg *message.Message, lease Lease) bool {
+	ctx, info := msg.Context(), transports.Info(msg)
+	return m.deferred.CommitDeferred(lease, m.opts.Retention, func(err error) {
+		if err != nil {
+			m.commitFailed(ctx, msg, info, err)
+		}
+	})
+}
+
+// commitFailed reports a deferred commit that found its lease lost (or
+// failed otherwise) after the handler returned.
+func (m *dedup) commitFailed(ctx context.Context, msg *message.Message, info *transports.DeliveryInfo, err error) {
+	if errors.Is(err, ErrLeaseLost) {
+		m.leaseLostInfo(ctx, msg, info)
+		return
+	}
+	m.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency commit failed after the handler succeeded",
+		slog.String("event_id", msg.UUID), slog.String("group", m.opts.Group), slog.Any("error", err))
+}
+
 func (m *dedup) leaseLost(msg *message.Message) {
-	ctx := msg.Context()
+	m.leaseLostInfo(msg.Context(), msg, transports.Info(msg))
+}
+
+func (m *dedup) leaseLostInfo(ctx context.Context, msg *message.Message, info *transports.DeliveryInfo) {
 	m.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "idempotency lease lost before commit: handler ran longer than the lease",
-		slog.String("event_id", msg.UUID), slog.String("event", transports.Info(msg).Topic), slog.String("group", m.opts.Group), slog.Int("attempt", transports.Info(msg).Attempt))
+		slog.String("event_id", msg.UUID), slog.String("event", info.Topic), slog.String("group", m.opts.Group), slog.Int("attempt", info.Attempt))
 	m.metrics.leaseLost(ctx)
 	if m.opts.OnLeaseLost != nil {
 		m.opts.OnLeaseLost(msg)

@@ -231,3 +231,83 @@ func TestHeldRetryAfterFollowsLease(t *testing.T) {
 		t.Fatalf("RetryAfter = %v, want the 30s lease measured from its start", info.RetryAfter)
 	}
 }
+
+// deferringStore is a MemoryStore that defers commits: they wait in
+// queued until the test applies them.
+type deferringStore struct {
+	*MemoryStore
+	mu     sync.Mutex
+	queued []func()
+	lose   bool // the commits applied report ErrLeaseLost
+}
+
+func (s *deferringStore) CommitDeferred(l Lease, retention time.Duration, done func(error)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queued = append(s.queued, func() {
+		if s.lose {
+			done(ErrLeaseLost)
+			return
+		}
+		done(s.Commit(context.Background(), l, retention))
+	})
+	return true
+}
+
+func (s *deferringStore) apply() {
+	s.mu.Lock()
+	q := s.queued
+	s.queued = nil
+	s.mu.Unlock()
+	for _, f := range q {
+		f()
+	}
+}
+
+// With a DeferredCommitter the middleware returns once the handler
+// succeeded and leaves the commit to the store; a failed handler still
+// aborts at once, and a lost lease reported later is counted.
+func TestDeferredCommit(t *testing.T) {
+	s := &deferringStore{MemoryStore: NewMemoryStore()}
+	var lost int
+	h := Middleware(Options{Store: s, Group: "g", HeldWait: -1, OnLeaseLost: func(*message.Message) { lost++ }})(
+		func(msg *message.Message) ([]*message.Message, error) {
+			if msg.UUID == "fail" {
+				return nil, errors.New("boom")
+			}
+			return nil, nil
+		})
+	ctx := context.Background()
+	msg, _ := msgFor("e1")
+	if _, err := h(msg); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := s.Begin(ctx, Key("g", "e1"), time.Minute); st != Held {
+		t.Fatalf("before the deferred commit is applied the key is %v, want held", st)
+	}
+	s.apply()
+	if st, _, _ := s.Begin(ctx, Key("g", "e1"), time.Minute); st != Done {
+		t.Fatalf("after the deferred commit the key is %v, want done", st)
+	}
+	// A failed handler aborts synchronously: nothing is deferred.
+	msg, _ = msgFor("fail")
+	if _, err := h(msg); err == nil {
+		t.Fatal("want the handler's error")
+	}
+	if len(s.queued) != 0 {
+		t.Fatalf("%d commits deferred for a failed handler", len(s.queued))
+	}
+	if st, _, _ := s.Begin(ctx, Key("g", "fail"), time.Minute); st != Fresh {
+		t.Fatalf("after a failed handler the key is %v, want fresh", st)
+	}
+	// A deferred commit that finds its lease lost is reported.
+	msg, _ = msgFor("e2")
+	if _, err := h(msg); err != nil {
+		t.Fatal(err)
+	}
+	s.lose = true
+	s.apply()
+	if lost != 1 {
+		t.Fatalf("OnLeaseLost called %d times, want 1", lost)
+	}
+}

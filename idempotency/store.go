@@ -73,6 +73,22 @@ type LeaseExtender interface {
 	Extend(ctx context.Context, lease Lease, d time.Duration) error
 }
 
+// DeferredCommitter is implemented by stores that can apply a commit after
+// the middleware returned, yet before the event is acknowledged: the
+// transport sends its acknowledgements through the store, which sends each
+// one only once the commits queued before it are applied. The handler's
+// slot is then free one round trip sooner, and a crash before the commit
+// is applied is a crash before the acknowledgement, as before.
+type DeferredCommitter interface {
+	// CommitDeferred queues the commit of lease for retention and reports
+	// true, or reports false (and queues nothing) when the store cannot
+	// order it before the acknowledgement: the caller then calls Commit.
+	// done receives what Commit would have returned (nil or an error
+	// wrapping ErrLeaseLost) once the commit is applied; it is called on
+	// the store's goroutine and must not block.
+	CommitDeferred(lease Lease, retention time.Duration, done func(error)) bool
+}
+
 // Errors a Store returns; match them with errors.Is.
 var (
 	// ErrLeaseLost: the lease expired and another holder claimed the key.

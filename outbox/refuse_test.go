@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/syncbuf"
 	"github.com/busline/busline/outbox"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/memory"
@@ -247,7 +247,7 @@ func TestRelayStopsWhenItsSessionEnds(t *testing.T) {
 func TestCloseDuringPublish(t *testing.T) {
 	w, g := newRefusingWorld(t)
 	g.stallNext()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	reader := sdkmetric.NewManualReader()
 	ob := w.outbox(outbox.Options{
 		Logger:        slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -284,22 +284,4 @@ func TestCloseDuringPublish(t *testing.T) {
 			}
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,40 +1,25 @@
 package tracing_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/syncbuf"
 	"github.com/busline/busline/tracing"
 )
 
-// syncBuffer is a bytes.Buffer safe for the bus's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// records returns the JSON records logged so far.
-func (s *syncBuffer) records(t *testing.T) []map[string]any {
+// records returns the JSON records logged to buf so far.
+func records(t *testing.T, buf *syncbuf.Buffer) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -52,7 +37,7 @@ func (s *syncBuffer) records(t *testing.T) []map[string]any {
 // NewLogHandler, the trace of the handler's context.
 func TestDeliveryLog(t *testing.T) {
 	o := newOtel(t)
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	logger := slog.New(tracing.NewLogHandler(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	got := make(chan handled, 1)
 	var handlerTrace trace.SpanContext
@@ -71,7 +56,7 @@ func TestDeliveryLog(t *testing.T) {
 	receive(t, got)
 	var processed, handling map[string]any
 	waitFor(t, func() bool {
-		for _, r := range buf.records(t) {
+		for _, r := range records(t, &buf) {
 			switch r["msg"] {
 			case "event processed":
 				processed = r
@@ -98,10 +83,10 @@ func TestDeliveryLog(t *testing.T) {
 
 // TestLogHandlerWithoutSpan: records without a span pass unchanged.
 func TestLogHandlerWithoutSpan(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	logger := slog.New(tracing.NewLogHandler(slog.NewJSONHandler(&buf, nil))).With("a", 1).WithGroup("g")
 	logger.InfoContext(context.Background(), "plain", "b", 2)
-	r := buf.records(t)
+	r := records(t, &buf)
 	if len(r) != 1 || r[0]["trace_id"] != nil || r[0]["a"] != float64(1) {
 		t.Errorf("records %v", r)
 	}
@@ -109,10 +94,10 @@ func TestLogHandlerWithoutSpan(t *testing.T) {
 
 // TestWatermillLogger: Watermill's logs land in the slog handler.
 func TestWatermillLogger(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	wl := tracing.WatermillLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	wl.With(watermill.LogFields{"topic": "x"}).Info("Subscribing", watermill.LogFields{"n": 3})
-	r := buf.records(t)
+	r := records(t, &buf)
 	if len(r) != 1 || r[0]["msg"] != "Subscribing" || r[0]["topic"] != "x" || r[0]["n"] != float64(3) {
 		t.Errorf("records %v", r)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/internal/brokertest"
+	"github.com/busline/busline/internal/syncbuf"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/amqp"
 	"github.com/busline/busline/transports/memory"
@@ -42,24 +42,6 @@ type result struct {
 	stdout, stderr string
 }
 
-// syncBuffer is a buffer safe for a command writing while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // cleanEnv keeps the environment of the developer out of the command.
 func cleanEnv(t *testing.T) {
 	for _, k := range []string{"BUSLINE_TRANSPORT", "BUSLINE_CONFIG", "BUSLINE_SERVICE", "BUSLINE_PROCESS", "BUSLINE_IDEMPOTENCY"} {
@@ -75,7 +57,7 @@ func run(t *testing.T, args ...string) result {
 
 func runIn(t *testing.T, ctx context.Context, stdin string, args ...string) result {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	code := execute(ctx, args, strings.NewReader(stdin), &out, &errb)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }

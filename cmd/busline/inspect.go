@@ -125,13 +125,13 @@ func (a *app) printInspection(url string, res *transports.Inspection, sched []tr
 }
 
 // The JSON document of inspect. Counts and ages the broker does not report
-// are null, as is oldest_pending_ms when nothing is pending.
+// are null; the groups are transports.GroupDoc, the same as the dashboard's.
 type (
 	inspectDoc struct {
-		Transport string      `json:"transport"`
-		Streams   []streamDoc `json:"streams"`
-		Groups    []groupDoc  `json:"groups"`
-		Notes     []string    `json:"notes"`
+		Transport string                `json:"transport"`
+		Streams   []streamDoc           `json:"streams"`
+		Groups    []transports.GroupDoc `json:"groups"`
+		Notes     []string              `json:"notes"`
 		// Scheduled lists, per event name, the events waiting for their
 		// due time (fired WithDelay or WithDeliverAt).
 		Scheduled []scheduledDoc `json:"scheduled"`
@@ -143,26 +143,10 @@ type (
 		Groups      int     `json:"groups"`
 		LastEventAt *string `json:"last_event_at"`
 	}
-	groupDoc struct {
-		Group           string        `json:"group"`
-		Event           string        `json:"event"`
-		Queue           string        `json:"queue,omitempty"`
-		Consumers       int           `json:"consumers"`
-		Pending         *int64        `json:"pending"`
-		Lag             *int64        `json:"lag"`
-		OldestPendingMS *int64        `json:"oldest_pending_ms"`
-		DeadLetters     int64         `json:"dead_letters"`
-		Members         []consumerDoc `json:"members"`
-	}
-	consumerDoc struct {
-		Name    string `json:"name"`
-		Pending int64  `json:"pending"`
-		IdleMS  int64  `json:"idle_ms"`
-	}
 )
 
 func inspectJSON(url string, res *transports.Inspection) inspectDoc {
-	doc := inspectDoc{Transport: url, Streams: []streamDoc{}, Groups: []groupDoc{}, Notes: res.Notes}
+	doc := inspectDoc{Transport: url, Streams: []streamDoc{}, Groups: []transports.GroupDoc{}, Notes: res.Notes}
 	if doc.Notes == nil {
 		doc.Notes = []string{}
 	}
@@ -170,18 +154,7 @@ func inspectJSON(url string, res *transports.Inspection) inspectDoc {
 		doc.Streams = append(doc.Streams, streamDoc{Event: s.Event, Key: s.Key, Length: s.Length, Groups: s.Groups, LastEventAt: jsonTime(s.LastEntryAt)})
 	}
 	for _, g := range res.Groups {
-		gd := groupDoc{
-			Group: g.Group, Event: g.Event, Queue: g.Queue, Consumers: g.Consumers,
-			Pending: jsonCount(g.Pending), Lag: jsonCount(g.Lag), OldestPendingMS: jsonMillis(g.OldestPending),
-			DeadLetters: g.DeadLetters, Members: []consumerDoc{},
-		}
-		if g.Pending == 0 {
-			gd.OldestPendingMS = nil // nothing pending, no oldest
-		}
-		for _, m := range g.Members {
-			gd.Members = append(gd.Members, consumerDoc{Name: m.Name, Pending: m.Pending, IdleMS: m.Idle.Milliseconds()})
-		}
-		doc.Groups = append(doc.Groups, gd)
+		doc.Groups = append(doc.Groups, transports.NewGroupDoc(g, 0))
 	}
 	return doc
 }

@@ -58,14 +58,6 @@ func count(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// jsonCount is a count for JSON: null when unknown.
-func jsonCount(n int64) *int64 {
-	if n == transports.Unknown {
-		return nil
-	}
-	return &n
-}
-
 // age renders a duration for people: "-" for none, "?" when unknown.
 func age(d time.Duration) string {
 	switch {
@@ -83,15 +75,6 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-// jsonMillis is a duration for JSON in milliseconds: null when unknown.
-func jsonMillis(d time.Duration) *int64 {
-	if d == transports.Unknown {
-		return nil
-	}
-	ms := d.Milliseconds()
-	return &ms
 }
 
 // stamp renders a time for people; "-" for the zero time.

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/busline/busline/internal/syncbuf"
 )
 
 // started is a command running in the background.
 type started struct {
-	out, err *syncBuffer
+	out, err *syncbuf.Buffer
 	code     chan int
 	cancel   context.CancelFunc
 }
@@ -18,7 +20,7 @@ type started struct {
 func startCommand(t *testing.T, args ...string) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &started{out: &syncBuffer{}, err: &syncBuffer{}, code: make(chan int, 1), cancel: cancel}
+	s := &started{out: &syncbuf.Buffer{}, err: &syncbuf.Buffer{}, code: make(chan int, 1), cancel: cancel}
 	go func() { s.code <- execute(ctx, args, strings.NewReader(""), s.out, s.err) }()
 	t.Cleanup(func() {
 		cancel()

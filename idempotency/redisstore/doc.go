@@ -28,6 +28,12 @@
 //   - Calls made while another is on the wire are sent together as one
 //     pipeline when it returns (group commit, without a goroutine): under
 //     load one round trip serves many handlers.
+//   - The Redis transport's own store (the bus default on redis://) defers
+//     commits (Options.DeferCommits): the middleware queues the commit and
+//     returns, and the transport sends its XACKs through Store.Pipelined,
+//     which holds each one back until the commits queued before it are
+//     applied. A handler's slot takes its next event without waiting for
+//     the commit, and an event is never acknowledged before its commit.
 //
 // Redis decides expiry with its own clock; the done marker lives as long as
 // the retention (7 days by default), so memory grows with the number of

@@ -24,6 +24,13 @@ type Options struct {
 	// Prefix starts every key: "{Prefix}{group}:{event ID}". Default
 	// DefaultPrefix. URL: prefix.
 	Prefix string
+	// DeferCommits lets the idempotency middleware queue a commit and go
+	// on without waiting for its reply (idempotency.DeferredCommitter), so
+	// that a handler slot is free one round trip sooner. Set it only when
+	// every acknowledgement of the events the store guards is sent through
+	// Pipelined, which sends it once the commits deferred before it are
+	// applied: the Redis transport's own store (its IdempotencyStore) does.
+	DeferCommits bool
 }
 
 // Store is the Redis idempotency store. It is safe for concurrent use by
@@ -34,6 +41,7 @@ type Store struct {
 	ownClient bool
 	legacy    atomic.Bool // the server rejected SET NX GET: use beginScript
 	pipe      *pipeliner
+	deferring bool // Options.DeferCommits
 
 	tokenPrefix [8]byte
 	tokens      atomic.Uint64
@@ -45,7 +53,8 @@ type Store struct {
 }
 
 var (
-	_ idempotency.Store = (*Store)(nil)
+	_ idempotency.Store             = (*Store)(nil)
+	_ idempotency.DeferredCommitter = (*Store)(nil)
 )
 
 // New returns a store on client. Close does not close a client passed here.
@@ -53,7 +62,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
-	s := &Store{client: client, prefix: opts.Prefix}
+	s := &Store{client: client, prefix: opts.Prefix, deferring: opts.DeferCommits}
 	_, _ = rand.Read(s.tokenPrefix[:])
 	s.pipe = &pipeliner{client: client, legacy: s.legacy.Load}
 	return s
@@ -204,6 +213,47 @@ func (s *Store) Commit(ctx context.Context, l idempotency.Lease, retention time.
 		return fmt.Errorf("redisstore: commit %s: %w", l.Key, idempotency.ErrLeaseLost)
 	}
 	return nil
+}
+
+// CommitDeferred implements idempotency.DeferredCommitter when the store
+// was made with Options.DeferCommits (otherwise it reports false): it
+// queues the commit for the store's next pipeline and returns; done gets
+// Commit's result once the commit is applied. A commit that fails is sent
+// again, ahead of the next Pipelined call, and the Pipelined calls made
+// after it fail until it is applied: an acknowledgement sent through
+// Pipelined never reaches Redis before the commits deferred before it.
+func (s *Store) CommitDeferred(l idempotency.Lease, retention time.Duration, done func(error)) bool {
+	if !s.deferring {
+		return false
+	}
+	o := &op{kind: opCommit, key: s.RedisKey(l.Key), token: l.Token, ms: max(retention, time.Millisecond).Milliseconds()}
+	o.settled = func(o *op) {
+		if n, err := o.cmd.Int(); err != nil {
+			done(fmt.Errorf("redisstore: commit %s: %w", l.Key, err))
+		} else if n != 1 {
+			done(fmt.Errorf("redisstore: commit %s: %w", l.Key, idempotency.ErrLeaseLost))
+		} else {
+			done(nil)
+		}
+	}
+	s.pipe.deferOp(o)
+	return true
+}
+
+// Pipelined sends the commands fn queues on the pipeline in one of the
+// store's pipelines, once every commit deferred before the call is applied
+// (CommitDeferred), and returns the first error among them (redis.Nil is
+// not one). It fails without sending them while a deferred commit that
+// failed waits to be sent again; calling it again sends that commit
+// first. A transport acknowledges through it so that the middleware may
+// defer its commits (Options.DeferCommits).
+func (s *Store) Pipelined(ctx context.Context, fn func(redis.Pipeliner)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{kind: opFunc, fn: fn}
+	s.pipe.do(o)
+	return o.err
 }
 
 // Abort implements idempotency.Store in one round trip (a token-checked

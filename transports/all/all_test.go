@@ -1,14 +1,12 @@
 package all_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/internal/brokertest"
 	"github.com/busline/busline/internal/faults"
+	"github.com/busline/busline/internal/syncbuf"
 	"github.com/busline/busline/transports"
 	_ "github.com/busline/busline/transports/all"
 )
@@ -38,23 +37,6 @@ func TestEverySchemeRegistered(t *testing.T) {
 }
 
 const planted = "Pl4nted5ecret"
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestNewNeverPrintsSecrets opens buses whose transport or store URL
 // carries a planted secret in every position, on every error path of New
@@ -89,7 +71,7 @@ func TestNewNeverPrintsSecrets(t *testing.T) {
 		)
 	}
 	check := func(cfg bus.Config) {
-		var logs syncBuf
+		var logs syncbuf.Buffer
 		cfg.Service = "secrets"
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -162,7 +144,7 @@ func TestNewUnavailableIsNotInvalidConfig(t *testing.T) {
 func TestStartWarnsOfTraps(t *testing.T) {
 	brokertest.Reachable(t, brokertest.RedisAddr(), "start Redis on "+brokertest.RedisAddr())
 	prefix := "safetytest-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
-	var logs syncBuf
+	var logs syncbuf.Buffer
 	b, err := bus.New(bus.Config{
 		Service: "svc", Transport: brokertest.RedisURL() + "?prefix=" + prefix, Idempotency: "memory://",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),

@@ -49,8 +49,10 @@ type Subscription interface {
 	Claim(ctx context.Context, minIdle time.Duration, cursor string, max int) (msgs []*Message, next string, err error)
 
 	// KeepAlive tells the broker this member still holds ids, so that no
-	// other member claims them (it resets their idle time). A broker
-	// without a pending list does nothing.
+	// other member claims them (it resets their idle time) and the broker
+	// does not deliver them again (it restarts their AckWait). The engine
+	// calls it for every entry it holds on a broker with a pending list
+	// or an AckWait (Capabilities); other brokers do nothing.
 	KeepAlive(ctx context.Context, ids []AckID) error
 
 	// Record durably stores the attempt counts of messages the engine
@@ -81,10 +83,21 @@ type Capabilities struct {
 	// ends, hands it out again without a broker read, and calls Nack only
 	// for what it still holds when it stops.
 	//
-	// Without it (AMQP), the broker returns unacknowledged deliveries to
-	// the queue when the member goes: Pending and Claim return nothing,
+	// Without it (AMQP, NATS JetStream), the broker returns
+	// unacknowledged deliveries to the queue or the group when the member
+	// goes (or after AckWait): Pending and Claim return nothing,
 	// and the engine Nacks at once, leaving the delay to the broker.
 	PendingList bool
+
+	// AckWait, when not zero, is how long the broker itself lets a
+	// delivery go without an acknowledgement or a KeepAlive before it
+	// delivers it again to the group, pending list or not (JetStream's
+	// AckWait). The engine then calls KeepAlive for every entry it holds
+	// at least three times within it, so that a handler that runs longer
+	// keeps its delivery. Zero: the broker redelivers nothing by itself
+	// (AMQP), or only to a member that claims it (a pending list, whose
+	// claims the engine keeps alive every third of AckTimeout).
+	AckWait time.Duration
 
 	// AckLinger is how long the engine may hold acknowledgements back
 	// while other messages are in handlers, to send them as one batch

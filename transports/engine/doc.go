@@ -2,8 +2,9 @@
 // bus sees, written once above the narrow per-broker interface of
 // transports/driver.
 //
-// For each Subscribe it runs one reader, Concurrency slots, a settler and,
-// on brokers with a pending list, a scheduler and a keepalive loop:
+// For each Subscribe it runs one reader, Concurrency slots, a settler, a
+// scheduler on brokers with a pending list, and a keepalive loop on
+// brokers with a pending list or an AckWait of their own:
 //
 //   - The reader reads only what the slots can hand out: it takes a token
 //     per free slot and asks the driver for that many entries. The reader
@@ -24,6 +25,12 @@
 //     batches, retrying with backoff, and flushes them at Close with a
 //     fresh context, so settles made after Subscribe's context ended still
 //     reach the broker.
+//   - The keepalive loop calls the driver's KeepAlive for every entry the
+//     subscription holds (queued, in a handler, waiting for its
+//     redelivery or its ack) every KeepAliveInterval, and at least three
+//     times within the driver's AckWait, so that a handler may run
+//     longer than AckTimeout without its entry going to another member
+//     (item 5).
 //   - A nacked entry comes back after DeliveryInfo.RetryAfter, or
 //     DefaultNackDelay (1 s): never a hot loop. With a pending list
 //     the engine holds it (its claim kept alive) and hands it out again

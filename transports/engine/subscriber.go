@@ -40,7 +40,8 @@ type Options struct {
 	// between 20ms and 30s).
 	ClaimInterval time.Duration
 	// KeepAliveInterval is how often the claims of held entries are kept
-	// alive (AckTimeout/3 when zero).
+	// alive (AckTimeout/3 when zero; a third of the driver's AckWait
+	// when that is shorter).
 	KeepAliveInterval time.Duration
 	// FlushTimeout bounds the last flush at Close (DefaultFlushTimeout when zero).
 	FlushTimeout time.Duration

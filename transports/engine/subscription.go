@@ -22,8 +22,8 @@ import (
 //     closed) and stop waiting at Close.
 //   - the scheduler (pending-list brokers) queues nacked entries whose
 //     delay ended; it stops when reading stops.
-//   - keepalive (pending-list brokers) keeps the claims of held entries
-//     alive until Close.
+//   - keepalive (brokers with a pending list or an AckWait) keeps the
+//     claims of held entries alive until Close.
 //   - the settler sends acks, nacks and attempt records until Close, after
 //     a last flush.
 type subscription struct {
@@ -144,6 +144,8 @@ func (s *subscription) start(ctx context.Context) {
 	if s.caps.PendingList {
 		s.producers.Add(1)
 		go s.sched.run()
+	}
+	if s.caps.PendingList || s.caps.AckWait > 0 {
 		s.keeper.Add(1)
 		go s.keepalive()
 	}
@@ -329,10 +331,11 @@ func (s *subscription) ids() []driver.AckID {
 }
 
 // keepalive keeps the claims of every held entry alive, so that no other
-// member claims an entry in a handler or waiting for its redelivery.
+// member claims an entry in a handler or waiting for its redelivery, and
+// a broker with an AckWait does not deliver it again meanwhile.
 func (s *subscription) keepalive() {
 	defer s.keeper.Done()
-	t := time.NewTicker(s.opts.KeepAliveInterval)
+	t := time.NewTicker(s.keepEvery())
 	defer t.Stop()
 	for {
 		select {
@@ -348,4 +351,14 @@ func (s *subscription) keepalive() {
 		}
 		s.keepMu.Unlock()
 	}
+}
+
+// keepEvery is how often keepalive runs: Options.KeepAliveInterval, and
+// at least three times within the broker's own AckWait.
+func (s *subscription) keepEvery() time.Duration {
+	every := s.opts.KeepAliveInterval
+	if w := s.caps.AckWait; w > 0 {
+		every = min(every, max(w/3, minClaimInterval/2))
+	}
+	return every
 }

@@ -26,8 +26,9 @@
 // The subscriber is the delivery engine (transports/engine) over this
 // package's driver: it pulls only as many messages as it has free handler
 // slots, acks in batches, and returns a failed message with NakWithDelay,
-// which the server redelivers when the delay ends; the driver keeps the
-// messages a process holds with in-progress acks. Fire
+// which the server redelivers when the delay ends; the engine keeps the
+// messages a process holds alive within AckWait with the driver's
+// in-progress acks. Fire
 // returns once JetStream acknowledged the publish; a re-fire with the same
 // event ID within the duplicate window is stored once.
 //

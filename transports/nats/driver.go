@@ -69,11 +69,15 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 // whatever the subscription still holds so that the group gets it again
 // at once.
 //
-// The subscription keeps what it holds alive itself: every AckWait/3,
-// while it holds messages, a timer it owns (stopped by Close) sends an
-// in-progress ack (+WPI, which restarts AckWait) for each, so a handler
-// that runs longer than AckTimeout keeps its message. The engine keeps
-// claims alive only for brokers with a per-member pending list.
+// The subscription reports its AckWait (Capabilities), and the engine
+// calls KeepAlive, an in-progress ack (+WPI, which restarts AckWait), for
+// every message it holds at least three times within it, so that a
+// handler that runs longer than AckTimeout keeps its message.
+//
+// The subscription keeps the set of deliveries it holds (received,
+// neither acked nor nacked): it records it on the server before the
+// engine hands a read out (held.go) and naks what is still in it at
+// Close, so that the group gets it again at once.
 type subscription struct {
 	t        *Transport
 	topic    string
@@ -87,14 +91,13 @@ type subscription struct {
 
 	mu     sync.Mutex
 	held   map[*delivery]struct{} // received and neither acked nor nacked
-	keeper *time.Timer            // runs keepHeld while held is not empty
-	keepWG sync.WaitGroup         // 1 while keeper is armed or running
 	closed bool
 }
 
-// Capabilities: no pending list per member (see subscription).
+// Capabilities: no pending list per member, and the consumer's AckWait,
+// within which the engine keeps held messages alive (see subscription).
 func (s *subscription) Capabilities() driver.Capabilities {
-	return driver.Capabilities{PendingList: false}
+	return driver.Capabilities{PendingList: false, AckWait: s.ackWait}
 }
 
 // Receive returns what the consumer has for the group now, up to max
@@ -284,50 +287,12 @@ func (s *subscription) hold(d *delivery) {
 		s.held = map[*delivery]struct{}{}
 	}
 	s.held[d] = struct{}{}
-	if s.keeper == nil && !s.closed {
-		s.keepWG.Add(1)
-		s.keeper = time.AfterFunc(s.keepEvery(), s.keepHeld)
-	}
 }
 
 func (s *subscription) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed || s.t.isClosed()
-}
-
-// keepEvery is the interval of in-progress acks: a third of AckWait.
-func (s *subscription) keepEvery() time.Duration { return max(s.ackWait/3, 10*time.Millisecond) }
-
-// keepHeld sends an in-progress ack for every message held, and runs
-// again after keepEvery while any is held.
-func (s *subscription) keepHeld() {
-	s.mu.Lock()
-	if s.closed || len(s.held) == 0 {
-		s.keeper = nil
-		s.mu.Unlock()
-		s.keepWG.Done()
-		return
-	}
-	ids := make([]driver.AckID, 0, len(s.held))
-	for d := range s.held {
-		ids = append(ids, d)
-	}
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), s.keepEvery())
-	err := s.KeepAlive(ctx, ids)
-	cancel()
-	if err != nil && !s.isClosed() {
-		s.t.log.Warn("nats: in-progress acks failed", "group", s.group, "error", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		s.keeper = nil
-		s.keepWG.Done()
-		return
-	}
-	s.keeper.Reset(s.keepEvery())
 }
 
 func (s *subscription) release(d *delivery) {
@@ -354,8 +319,8 @@ func (s *subscription) Claim(context.Context, time.Duration, string, int) ([]*dr
 }
 
 // KeepAlive sends an in-progress acknowledgement for each delivery, which
-// restarts its AckWait on the server. The subscription calls it itself
-// for what it holds (see subscription).
+// restarts its AckWait on the server. The engine calls it for what it
+// holds, at least three times within AckWait (see Capabilities).
 func (s *subscription) KeepAlive(ctx context.Context, ids []driver.AckID) error {
 	if len(ids) == 0 {
 		return nil
@@ -470,15 +435,9 @@ func (s *subscription) Close() error {
 		return nil
 	}
 	s.closed = true
-	if s.keeper != nil && s.keeper.Stop() {
-		// Armed, not running: it never will.
-		s.keeper = nil
-		s.keepWG.Done()
-	}
 	held := s.held
 	s.held = nil
 	s.mu.Unlock()
-	s.keepWG.Wait()
 	var errs []error
 	for d := range held {
 		if err := d.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/idempotency/redisstore"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/engine"
 )
@@ -38,6 +41,11 @@ type Transport struct {
 	mover *mover
 
 	subs transports.Subscribers[*engine.Subscriber]
+
+	// dedup is the store IdempotencyStore made, nil before: acks go
+	// through its pipelines, behind the commits it deferred.
+	dedup     atomic.Pointer[redisstore.Store]
+	dedupOnce sync.Once
 }
 
 var (
