@@ -229,8 +229,11 @@ func killSameName(t *testing.T, tg *target, o killOptions) killReport {
 		rep.recoveryBoot = append(rep.recoveryBoot, last.Sub(c.boot()))
 		// With the Redis store too: the restarted process takes over the
 		// leases of its dead earlier run at once (idempotency.Holder).
-		if d := last.Sub(c.boot()); d >= time.Second {
-			t.Errorf("kill %d: the killed process's pending events came back %s after the restarted process started; want < 1s (AckTimeout is %s)", k+1, d, spec.AckTimeout)
+		// "At once" is judged against AckTimeout (a minute): a quiet
+		// machine takes 0.2-0.6 s, a CI machine loaded by -race runs of
+		// other packages took 1.3 s once, hence 2 s.
+		if d := last.Sub(c.boot()); d >= 2*time.Second {
+			t.Errorf("kill %d: the killed process's pending events came back %s after the restarted process started; want < 2s (AckTimeout is %s)", k+1, d, spec.AckTimeout)
 		}
 	}
 	if o.postgres {
