@@ -107,8 +107,9 @@ type entry struct {
 	// the next hand-out (a new read).
 	attempts int
 	recorded bool
-	due      time.Time // delayed: when it is handed out again
-	handed   bool      // m.Message was handed out once: later hand-outs use a copy
+	due      time.Time  // delayed: when it is handed out again
+	handed   bool       // m.Message was handed out once: later hand-outs use a copy
+	ctx      msgContext // the context of the first hand-out (one allocation less)
 }
 
 func (e *entry) is(st entryState) bool { return entryState(e.state.Load()) == st }
@@ -256,8 +257,10 @@ func (s *subscription) listReadStarts() {
 
 // admit takes the entries of one read: it returns the oldest for the
 // reading slot to hand out, queues the others, and reports how many it
-// took (each took one of the reader's tokens).
-func (s *subscription) admit(msgs []*driver.Message) (own *entry, used int) {
+// took (each took one of the reader's tokens). fresh says they come from
+// Receive: entries never delivered before, so neither held already nor
+// acknowledged (no lookups).
+func (s *subscription) admit(msgs []*driver.Message, fresh bool) (own *entry, used int) {
 	var foreign []*driver.Message
 	s.mu.Lock()
 	for _, m := range msgs {
@@ -265,14 +268,16 @@ func (s *subscription) admit(msgs []*driver.Message) (own *entry, used int) {
 			foreign = append(foreign, m)
 			continue
 		}
-		if _, acked := s.ackedAt[m.AckID]; acked {
-			// Acknowledged while this read was on its way: never again.
-			continue
-		}
-		if _, dup := s.held[m.AckID]; dup {
-			// Held already (an own-pending re-read, a claim racing a
-			// keepalive): never handed out twice. The read counted nothing.
-			continue
+		if !fresh {
+			if _, acked := s.ackedAt[m.AckID]; acked {
+				// Acknowledged while this read was on its way: never again.
+				continue
+			}
+			if _, dup := s.held[m.AckID]; dup {
+				// Held already (an own-pending re-read, a claim racing a
+				// keepalive): never handed out twice. The read counted nothing.
+				continue
+			}
 		}
 		e := &entry{id: m.AckID, m: m, attempts: m.Attempts, recorded: m.Recorded}
 		s.held[m.AckID] = e

@@ -41,7 +41,7 @@ type memSub struct {
 }
 
 func (s *memSub) Capabilities() driver.Capabilities {
-	return driver.Capabilities{PendingList: true}
+	return driver.Capabilities{PendingList: true, SettleInline: true}
 }
 
 // Receive implements driver.Subscription (XREADGROUP ... BLOCK wait ... >).
