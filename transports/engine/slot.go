@@ -185,7 +185,9 @@ func (sb *settleBuf) ack(s *subscription, id driver.AckID) bool {
 	if !settled(s.d.Ack(s.baseCtx, sb.ids[:])) {
 		return false
 	}
-	s.forget(sb.ids[:])
+	s.mu.Lock() // the acking entry is held: no lookup, as forget makes
+	s.forgetLocked(id)
+	s.mu.Unlock()
 	return true
 }
 

@@ -310,16 +310,22 @@ func (s *subscription) forget(ids []driver.AckID) {
 	defer s.mu.Unlock()
 	for _, id := range ids {
 		if e := s.held[id]; e != nil && e.is(acking) {
-			delete(s.held, id)
-			if !s.listReading {
-				continue
-			}
-			if s.ackedAt == nil {
-				s.ackedAt = map[driver.AckID]struct{}{}
-			}
-			s.ackedAt[id] = struct{}{}
+			s.forgetLocked(id)
 		}
 	}
+}
+
+// forgetLocked drops an acknowledged entry the subscription holds,
+// remembering its ack while a read of the pending list is on its way.
+func (s *subscription) forgetLocked(id driver.AckID) {
+	delete(s.held, id)
+	if !s.listReading {
+		return
+	}
+	if s.ackedAt == nil {
+		s.ackedAt = map[driver.AckID]struct{}{}
+	}
+	s.ackedAt[id] = struct{}{}
 }
 
 // ids returns the IDs of every held entry.

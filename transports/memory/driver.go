@@ -49,7 +49,7 @@ func (s *memSub) Receive(ctx context.Context, max int, wait time.Duration) ([]*d
 	var timer *time.Timer
 	// The entries of a small read stay on the stack: they are turned
 	// into messages before Receive returns.
-	var buf [8]entry
+	var buf [4]entry
 	for {
 		if s.closed.Load() {
 			return nil, transports.ErrClosed
