@@ -99,6 +99,15 @@ type Capabilities struct {
 	// claims the engine keeps alive every third of AckTimeout).
 	AckWait time.Duration
 
+	// SettleInline: Ack, Nack and Record are cheap calls that wait for no
+	// network (an in-process broker). The engine makes them in the slot
+	// that settles, one message at a time, as soon as the consumer acks
+	// or nacks, instead of batching them in its settler goroutine: the
+	// broker's and the engine's books of unacknowledged entries stay as
+	// small as the messages in flight. A call that fails goes to the
+	// settler, which retries it.
+	SettleInline bool
+
 	// AckLinger is how long the engine may hold acknowledgements back
 	// while other messages are in handlers, to send them as one batch
 	// (AMQP multiple acks). Zero sends each batch as soon as the previous

@@ -97,9 +97,16 @@ func (*brokenError) Error() string { return "connection reset" }
 // is not handed out again, though the read's snapshot, taken before the
 // ack, returns it (commit 7f1c3d0). The re-read (after a broken read)
 // blocks until x's ack has completed, the engine's bookkeeping of it
-// included: y's ack is sent by the settler after x's, one flush later.
+// included: y's ack is sent by the settler after x's, one flush later,
+// or by y's slot when the driver settles inline.
 func TestAckDuringPendingReRead(t *testing.T) {
+	t.Run("settler", func(t *testing.T) { ackDuringPendingReRead(t, false) })
+	t.Run("inline", func(t *testing.T) { ackDuringPendingReRead(t, true) })
+}
+
+func ackDuringPendingReRead(t *testing.T, inline bool) {
 	d := &raceDriver{
+		fakeDriver:     fakeDriver{inline: inline},
 		x:              &driver.Message{AckID: "x", Topic: "t", Message: message.NewMessage("x", nil), Recorded: true},
 		y:              &driver.Message{AckID: "y", Topic: "t", Message: message.NewMessage("y", nil), Recorded: true},
 		z:              &driver.Message{AckID: "z", Topic: "t", Message: message.NewMessage("z", nil), Recorded: true},

@@ -146,6 +146,7 @@ func TestLateSettles(t *testing.T) {
 
 // fakeDriver is a driver whose reads are scripted.
 type fakeDriver struct {
+	inline   bool // Capabilities.SettleInline
 	mu       sync.Mutex
 	receives []func() ([]*driver.Message, error)
 	pendings atomic.Int32
@@ -157,7 +158,7 @@ func (f *fakeDriver) Open(context.Context, string, transports.SubscriberConfig) 
 	return f, nil
 }
 func (f *fakeDriver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{PendingList: true}
+	return driver.Capabilities{PendingList: true, SettleInline: f.inline}
 }
 func (f *fakeDriver) Receive(ctx context.Context, n int, wait time.Duration) ([]*driver.Message, error) {
 	f.mu.Lock()

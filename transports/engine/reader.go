@@ -89,7 +89,7 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 		}
 		msgs, err = s.receive(n, max(wait, time.Millisecond))
 	}
-	own, used := s.admit(msgs)
+	own, used := s.admit(msgs, what == "read")
 	for range n - used {
 		s.tokens <- struct{}{}
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -14,6 +15,10 @@ import (
 // messages are out.
 func (s *subscription) slot() {
 	defer s.slots.Done()
+	var sb *settleBuf
+	if s.caps.SettleInline {
+		sb = new(settleBuf)
+	}
 	for {
 		e := s.next()
 		if e == nil {
@@ -26,19 +31,34 @@ func (s *subscription) slot() {
 			return
 		}
 		msg, mc := s.message(e)
-		select {
-		case s.out <- msg:
-			s.sendMu.RUnlock()
-		case <-s.readCtx.Done():
+		if !s.send(msg) {
 			s.sendMu.RUnlock()
 			mc.cancel()
 			s.giveBack(e)
 			return
 		}
-		s.handedOut(e, &mc.info)
-		if !s.await(e, msg, mc) {
+		s.sendMu.RUnlock()
+		s.handedOut(e, &mc.info, sb)
+		if !s.await(e, msg, mc, sb) {
 			return
 		}
+	}
+}
+
+// send hands msg to a reader of out; false when reading stopped first.
+// A reader is usually waiting: the send without a select is the cheaper
+// path then (selectgo locks every channel it waits on).
+func (s *subscription) send(msg *message.Message) bool {
+	select {
+	case s.out <- msg:
+		return true
+	default:
+	}
+	select {
+	case s.out <- msg:
+		return true
+	case <-s.readCtx.Done():
+		return false
 	}
 }
 
@@ -56,52 +76,62 @@ func (s *subscription) message(e *entry) (*message.Message, *msgContext) {
 	if e.handed {
 		msg = msg.Copy()
 	}
+	// The first hand-out's context is allocated with the entry.
+	ctx := &e.ctx
+	if e.handed {
+		ctx = new(msgContext)
+	}
 	e.handed = true
-	ctx := &msgContext{Context: s.baseCtx,
-		info: transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}}
+	ctx.Context = s.baseCtx
+	ctx.info = transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}
 	msg.SetContext(ctx)
 	return msg, ctx
 }
 
 // handedOut marks e out and records its attempt unless the broker counted it.
-func (s *subscription) handedOut(e *entry, info *transports.DeliveryInfo) {
+func (s *subscription) handedOut(e *entry, info *transports.DeliveryInfo, sb *settleBuf) {
 	s.inFlight.Add(1)
 	e.set(out)
 	record := !e.recorded
 	e.recorded = false
 	if record {
-		s.settler.record(driver.Attempt{AckID: e.id, Attempts: info.Attempt})
+		a := driver.Attempt{AckID: e.id, Attempts: info.Attempt}
+		if !sb.record(s, a) {
+			s.settler.record(a)
+		}
 	}
 }
 
 // await waits for the Ack or Nack of a handed-out message and settles it.
 // It reports false at Close: an Ack or Nack made before still counts; a
 // message neither acked nor nacked stays pending.
-func (s *subscription) await(e *entry, msg *message.Message, mc *msgContext) bool {
+func (s *subscription) await(e *entry, msg *message.Message, mc *msgContext, sb *settleBuf) bool {
 	defer mc.cancel()
 	info := &mc.info
 	select {
 	case <-msg.Acked():
-		s.acked(e)
+		s.acked(e, sb)
 		return true
 	case <-msg.Nacked():
-		s.nacked(e, info)
+		s.nacked(e, info, sb)
 		return true
 	case <-s.lifeCtx.Done():
 		select {
 		case <-msg.Acked():
-			s.acked(e)
+			s.acked(e, sb)
 		case <-msg.Nacked():
-			s.nacked(e, info)
+			s.nacked(e, info, sb)
 		default:
 		}
 		return false
 	}
 }
 
-func (s *subscription) acked(e *entry) {
+func (s *subscription) acked(e *entry, sb *settleBuf) {
 	e.set(acking) // held until the broker has the ack
-	s.settler.ack(e.id)
+	if !sb.ack(s, e.id) {
+		s.settler.ack(e.id)
+	}
 	s.inFlight.Add(-1)
 	s.tokens <- struct{}{}
 }
@@ -109,7 +139,7 @@ func (s *subscription) acked(e *entry) {
 // nacked sends e back for a redelivery after the consumer's delay
 // (DefaultNackDelay when it set none): on a pending-list broker the engine
 // holds it until then, otherwise the broker delays it.
-func (s *subscription) nacked(e *entry, info *transports.DeliveryInfo) {
+func (s *subscription) nacked(e *entry, info *transports.DeliveryInfo, sb *settleBuf) {
 	delay := info.RetryAfter
 	if delay <= 0 {
 		delay = DefaultNackDelay
@@ -124,8 +154,61 @@ func (s *subscription) nacked(e *entry, info *transports.DeliveryInfo) {
 		s.mu.Lock()
 		delete(s.held, e.id)
 		s.mu.Unlock()
-		s.settler.nack(driver.Nack{AckID: e.id, Delay: delay, Attempts: info.Attempt})
+		n := driver.Nack{AckID: e.id, Delay: delay, Attempts: info.Attempt}
+		if !sb.nack(s, n) {
+			s.settler.nack(n)
+		}
 	}
 	s.inFlight.Add(-1)
 	s.tokens <- struct{}{}
 }
+
+// settleBuf is a slot's room for settling inline, on a driver that says
+// its settlements are cheap (Capabilities.SettleInline): the one-entry
+// slices it hands the driver, allocated once per slot. A nil settleBuf
+// settles nothing: the settler batches everything. Each method reports
+// whether the broker has the settlement; one that failed is the
+// settler's to retry. A closed driver counts as settled, as in the
+// settler's flush: nothing reaches it any more.
+type settleBuf struct {
+	ids      [1]driver.AckID
+	attempts [1]driver.Attempt
+	nacks    [1]driver.Nack
+}
+
+func (sb *settleBuf) ack(s *subscription, id driver.AckID) bool {
+	if sb == nil {
+		return false
+	}
+	sb.ids[0] = id
+	defer func() { sb.ids[0] = nil }()
+	if !settled(s.d.Ack(s.baseCtx, sb.ids[:])) {
+		return false
+	}
+	s.mu.Lock() // the acking entry is held: no lookup, as forget makes
+	s.forgetLocked(id)
+	s.mu.Unlock()
+	return true
+}
+
+func (sb *settleBuf) nack(s *subscription, n driver.Nack) bool {
+	if sb == nil {
+		return false
+	}
+	sb.nacks[0] = n
+	defer func() { sb.nacks[0] = driver.Nack{} }()
+	s.keepMu.Lock() // after a keep-alive that may name it, as in the settler
+	defer s.keepMu.Unlock()
+	return settled(s.d.Nack(s.baseCtx, sb.nacks[:]))
+}
+
+func (sb *settleBuf) record(s *subscription, a driver.Attempt) bool {
+	if sb == nil {
+		return false
+	}
+	sb.attempts[0] = a
+	defer func() { sb.attempts[0] = driver.Attempt{} }()
+	return settled(s.d.Record(s.baseCtx, sb.attempts[:]))
+}
+
+func settled(err error) bool { return err == nil || errors.Is(err, transports.ErrClosed) }

@@ -107,8 +107,9 @@ type entry struct {
 	// the next hand-out (a new read).
 	attempts int
 	recorded bool
-	due      time.Time // delayed: when it is handed out again
-	handed   bool      // m.Message was handed out once: later hand-outs use a copy
+	due      time.Time  // delayed: when it is handed out again
+	handed   bool       // m.Message was handed out once: later hand-outs use a copy
+	ctx      msgContext // the context of the first hand-out (one allocation less)
 }
 
 func (e *entry) is(st entryState) bool { return entryState(e.state.Load()) == st }
@@ -258,8 +259,10 @@ func (s *subscription) listReadStarts() {
 
 // admit takes the entries of one read: it returns the oldest for the
 // reading slot to hand out, queues the others, and reports how many it
-// took (each took one of the reader's tokens).
-func (s *subscription) admit(msgs []*driver.Message) (own *entry, used int) {
+// took (each took one of the reader's tokens). fresh says they come from
+// Receive: entries never delivered before, so neither held already nor
+// acknowledged (no lookups).
+func (s *subscription) admit(msgs []*driver.Message, fresh bool) (own *entry, used int) {
 	var foreign []*driver.Message
 	s.mu.Lock()
 	for _, m := range msgs {
@@ -267,14 +270,16 @@ func (s *subscription) admit(msgs []*driver.Message) (own *entry, used int) {
 			foreign = append(foreign, m)
 			continue
 		}
-		if _, acked := s.ackedAt[m.AckID]; acked {
-			// Acknowledged while this read was on its way: never again.
-			continue
-		}
-		if _, dup := s.held[m.AckID]; dup {
-			// Held already (an own-pending re-read, a claim racing a
-			// keepalive): never handed out twice. The read counted nothing.
-			continue
+		if !fresh {
+			if _, acked := s.ackedAt[m.AckID]; acked {
+				// Acknowledged while this read was on its way: never again.
+				continue
+			}
+			if _, dup := s.held[m.AckID]; dup {
+				// Held already (an own-pending re-read, a claim racing a
+				// keepalive): never handed out twice. The read counted nothing.
+				continue
+			}
 		}
 		e := &entry{id: m.AckID, m: m, attempts: m.Attempts, recorded: m.Recorded}
 		s.held[m.AckID] = e
@@ -307,16 +312,22 @@ func (s *subscription) forget(ids []driver.AckID) {
 	defer s.mu.Unlock()
 	for _, id := range ids {
 		if e := s.held[id]; e != nil && e.is(acking) {
-			delete(s.held, id)
-			if !s.listReading {
-				continue
-			}
-			if s.ackedAt == nil {
-				s.ackedAt = map[driver.AckID]struct{}{}
-			}
-			s.ackedAt[id] = struct{}{}
+			s.forgetLocked(id)
 		}
 	}
+}
+
+// forgetLocked drops an acknowledged entry the subscription holds,
+// remembering its ack while a read of the pending list is on its way.
+func (s *subscription) forgetLocked(id driver.AckID) {
+	delete(s.held, id)
+	if !s.listReading {
+		return
+	}
+	if s.ackedAt == nil {
+		s.ackedAt = map[driver.AckID]struct{}{}
+	}
+	s.ackedAt[id] = struct{}{}
 }
 
 // ids returns the IDs of every held entry.

@@ -41,7 +41,7 @@ type memSub struct {
 }
 
 func (s *memSub) Capabilities() driver.Capabilities {
-	return driver.Capabilities{PendingList: true}
+	return driver.Capabilities{PendingList: true, SettleInline: true}
 }
 
 // Receive implements driver.Subscription (XREADGROUP ... BLOCK wait ... >).
@@ -49,7 +49,7 @@ func (s *memSub) Receive(ctx context.Context, max int, wait time.Duration) ([]*d
 	var timer *time.Timer
 	// The entries of a small read stay on the stack: they are turned
 	// into messages before Receive returns.
-	var buf [8]entry
+	var buf [4]entry
 	for {
 		if s.closed.Load() {
 			return nil, transports.ErrClosed
