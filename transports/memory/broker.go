@@ -100,8 +100,8 @@ func (s stored) message() *message.Message {
 type group struct {
 	name      string
 	stream    *stream
-	cursor    uint64 // seq of the next entry never delivered to the group
-	pending   map[uint64]*pendingEntry
+	cursor    uint64                  // seq of the next entry never delivered to the group
+	pending   map[uint64]pendingEntry // by value: no allocation per delivery
 	consumers map[string]*consumer
 }
 
@@ -149,8 +149,13 @@ func (b *Broker) streamLocked(name string) *stream {
 
 // append adds messages to a stream, trims it and wakes its readers (XADD).
 func (b *Broker) append(topic string, msgs []*message.Message) {
-	// Copy outside the lock, which readers and other publishers wait for.
-	copies := make([]stored, 0, len(msgs))
+	// Copy outside the lock, which readers and other publishers wait for;
+	// a single message's copy stays on the stack.
+	var one [1]stored
+	copies := one[:0]
+	if len(msgs) > 1 {
+		copies = make([]stored, 0, len(msgs))
+	}
 	for _, m := range msgs {
 		copies = append(copies, store(m))
 	}
@@ -180,7 +185,7 @@ func (b *Broker) createGroupLocked(topic, name string, since sinceSpec) *group {
 	if g != nil {
 		return g
 	}
-	g = &group{name: name, stream: s, pending: map[uint64]*pendingEntry{}, consumers: map[string]*consumer{}}
+	g = &group{name: name, stream: s, pending: map[uint64]pendingEntry{}, consumers: map[string]*consumer{}}
 	switch {
 	case since.beginning:
 		g.cursor = s.first
@@ -231,7 +236,7 @@ func (b *Broker) readNewLocked(g *group, c string, count int, out []entry) []ent
 			b.notifyLocked() // the group may be idle now
 			continue
 		}
-		g.pending[e.seq] = &pendingEntry{seq: e.seq, consumer: c, deliveries: 1, delivered: now}
+		g.pending[e.seq] = pendingEntry{seq: e.seq, consumer: c, deliveries: 1, delivered: now}
 		out = append(out, e)
 	}
 	return out
@@ -296,6 +301,7 @@ func (b *Broker) autoClaimLocked(g *group, c string, minIdle time.Duration, star
 			continue
 		}
 		pe.consumer, pe.delivered = c, now
+		g.pending[seq] = pe
 		out = append(out, e)
 		counts = append(counts, pe.deliveries)
 	}
@@ -306,15 +312,17 @@ func (b *Broker) autoClaimLocked(g *group, c string, minIdle time.Duration, star
 // (XCLAIM ... IDLE ms RETRYCOUNT n JUSTID); idle may be negative: the
 // entry is then not claimable until AckTimeout after now-idle.
 func (b *Broker) setCountLocked(g *group, c string, seq uint64, n int, idle time.Duration) {
-	if pe := g.pending[seq]; pe != nil {
+	if pe, ok := g.pending[seq]; ok {
 		pe.consumer, pe.deliveries, pe.delivered = c, n, b.now().Add(-idle)
+		g.pending[seq] = pe
 	}
 }
 
 // touchLocked resets the idle time of seq if c still owns it (a keepalive).
 func (b *Broker) touchLocked(g *group, c string, seq uint64, now time.Time) {
-	if pe := g.pending[seq]; pe != nil && pe.consumer == c {
+	if pe, ok := g.pending[seq]; ok && pe.consumer == c {
 		pe.delivered = now
+		g.pending[seq] = pe
 	}
 }
 

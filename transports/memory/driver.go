@@ -47,11 +47,18 @@ func (s *memSub) Capabilities() driver.Capabilities {
 // Receive implements driver.Subscription (XREADGROUP ... BLOCK wait ... >).
 func (s *memSub) Receive(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
 	var timer *time.Timer
+	// No defer: one in the loop would cost every read a deferreturn.
+	stop := func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}
 	// The entries of a small read stay on the stack: they are turned
 	// into messages before Receive returns.
 	var buf [4]entry
 	for {
 		if s.closed.Load() {
+			stop()
 			return nil, transports.ErrClosed
 		}
 		b := s.b
@@ -63,17 +70,18 @@ func (s *memSub) Receive(ctx context.Context, max int, wait time.Duration) ([]*d
 		}
 		b.mu.Unlock()
 		if len(entries) > 0 {
+			stop()
 			return s.messages(entries, nil, true), nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
-			defer timer.Stop()
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
 			return nil, nil
 		case <-ctx.Done():
+			stop()
 			return nil, ctx.Err()
 		}
 	}
