@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -113,5 +114,62 @@ func TestCommitDeferredOff(t *testing.T) {
 	s := redisstore.New(c, redisstore.Options{Prefix: prefix(t, c)})
 	if s.CommitDeferred(idempotency.Lease{Key: "g:e", Token: "t"}, time.Hour, func(error) { t.Error("done called") }) {
 		t.Fatal("CommitDeferred reported true without Options.DeferCommits")
+	}
+}
+
+// Deferred commits sent together (one script call for a pipeline's
+// commits) each get their own result: a key another holder took is left
+// to it and its commit reports the lease lost.
+func TestDeferredCommitsTogether(t *testing.T) {
+	c := client(t)
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix(t, c), DeferCommits: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 64
+	leases := make([]idempotency.Lease, n)
+	for i := range n {
+		key := fmt.Sprintf("k%d", i)
+		st, l, err := s.Begin(ctx, key, time.Minute)
+		if err != nil || st != idempotency.Fresh {
+			t.Fatalf("Begin %s = %v, %v", key, st, err)
+		}
+		leases[i] = l
+		if i%3 == 0 { // taken over by another holder
+			if err := c.Set(ctx, s.RedisKey(key), "other", time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	results := make([]chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		results[i] = make(chan error, 1)
+		wg.Go(func() {
+			if !s.CommitDeferred(leases[i], time.Hour, func(err error) { results[i] <- err }) {
+				results[i] <- fmt.Errorf("CommitDeferred reported false")
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Pipelined(ctx, func(redis.Pipeliner) {}); err != nil {
+		t.Fatalf("Pipelined: %v", err)
+	}
+	for i := range n {
+		var err error
+		select {
+		case err = <-results[i]:
+		case <-ctx.Done():
+			t.Fatalf("commit %d never settled", i)
+		}
+		val := c.Get(ctx, s.RedisKey(leases[i].Key)).Val()
+		if i%3 == 0 {
+			if !errors.Is(err, idempotency.ErrLeaseLost) || val != "other" {
+				t.Errorf("commit of a key taken over: %v, value %q; want ErrLeaseLost, other", err, val)
+			}
+			continue
+		}
+		if err != nil || val != "done" {
+			t.Errorf("commit %d: %v, value %q; want nil, done", i, err, val)
+		}
 	}
 }
