@@ -94,8 +94,10 @@ func (p *pipeliner) do(o *op) {
 	if o.kind == opFunc {
 		// The failed deferred commits go first; o waits for every
 		// deferred commit made so far.
-		p.queue = append(p.debt, p.queue...)
-		p.debt = nil
+		if len(p.debt) > 0 {
+			p.queue = append(p.debt, p.queue...)
+			p.debt = nil
+		}
 		o.after = p.lastSeq
 	}
 	p.queue = append(p.queue, o)
