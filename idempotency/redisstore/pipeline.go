@@ -87,9 +87,22 @@ type pipeliner struct {
 	debt      []*op    // deferred commits that failed, to send again
 }
 
+// wakes holds the channels callers wait on (one per call otherwise).
+var wakes = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
 // do runs o and returns once o.cmd (or o.err) holds its reply.
 func (p *pipeliner) do(o *op) {
-	o.wake = make(chan struct{}, 1)
+	o.wake = wakes.Get().(chan struct{})
+	defer func() {
+		// A leader may have signalled its own op (take): drain it, and
+		// nothing signals o once it is done.
+		select {
+		case <-o.wake:
+		default:
+		}
+		wakes.Put(o.wake)
+		o.wake = nil
+	}()
 	p.mu.Lock()
 	if o.kind == opFunc {
 		// The failed deferred commits go first; o waits for every
@@ -323,24 +336,23 @@ type doer interface {
 
 // run queues (pipelined) or sends o on c.
 func (p *pipeliner) run(ctx context.Context, c doer, o *op, legacy, pipelined bool) *redis.Cmd {
-	keys := []string{o.key}
-	script := func(s *redis.Script, args ...any) *redis.Cmd {
-		if pipelined {
-			return s.EvalSha(ctx, c, keys, args...)
-		}
-		return s.Run(ctx, c, keys, args...)
-	}
-	switch o.kind {
-	case opBegin:
-		if legacy {
-			return script(beginScript, o.token, o.ms)
-		}
+	var s *redis.Script
+	var args []any
+	switch {
+	case o.kind == opBegin && !legacy:
 		return c.Do(ctx, "SET", o.key, o.token, "NX", "PX", o.ms, "GET")
-	case opCommit:
-		return script(commitScript, o.token, o.ms)
+	case o.kind == opBegin:
+		s, args = beginScript, []any{o.token, o.ms}
+	case o.kind == opCommit:
+		s, args = commitScript, []any{o.token, o.ms}
 	default:
-		return script(abortScript, o.token)
+		s, args = abortScript, []any{o.token}
 	}
+	keys := []string{o.key}
+	if pipelined {
+		return s.EvalSha(ctx, c, keys, args...)
+	}
+	return s.Run(ctx, c, keys, args...)
 }
 
 // commits returns the commits of batch when there are at least two and one
