@@ -140,27 +140,8 @@ func TestDeferredCommitsTogether(t *testing.T) {
 			}
 		}
 	}
-	results := make([]chan error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		results[i] = make(chan error, 1)
-		wg.Go(func() {
-			if !s.CommitDeferred(leases[i], time.Hour, func(err error) { results[i] <- err }) {
-				results[i] <- fmt.Errorf("CommitDeferred reported false")
-			}
-		})
-	}
-	wg.Wait()
-	if err := s.Pipelined(ctx, func(redis.Pipeliner) {}); err != nil {
-		t.Fatalf("Pipelined: %v", err)
-	}
-	for i := range n {
-		var err error
-		select {
-		case err = <-results[i]:
-		case <-ctx.Done():
-			t.Fatalf("commit %d never settled", i)
-		}
+	errs := commitTogether(ctx, t, s, leases)
+	for i, err := range errs {
 		val := c.Get(ctx, s.RedisKey(leases[i].Key)).Val()
 		if i%3 == 0 {
 			if !errors.Is(err, idempotency.ErrLeaseLost) || val != "other" {
@@ -172,4 +153,43 @@ func TestDeferredCommitsTogether(t *testing.T) {
 			t.Errorf("commit %d: %v, value %q; want nil, done", i, err, val)
 		}
 	}
+}
+
+// commitTogether defers the commits of leases while a Pipelined call holds
+// the store's pipeline, so that they leave in one pipeline, and returns
+// their results once they are applied.
+func commitTogether(ctx context.Context, t *testing.T, s *redisstore.Store, leases []idempotency.Lease) []error {
+	t.Helper()
+	entered, gate := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- s.Pipelined(ctx, func(redis.Pipeliner) {
+			close(entered)
+			<-gate
+		})
+	}()
+	<-entered
+	results := make([]chan error, len(leases))
+	for i, l := range leases {
+		results[i] = make(chan error, 1)
+		if !s.CommitDeferred(l, time.Hour, func(err error) { results[i] <- err }) {
+			t.Fatal("CommitDeferred reported false")
+		}
+	}
+	close(gate)
+	if err := <-held; err != nil {
+		t.Fatalf("Pipelined: %v", err)
+	}
+	if err := s.Pipelined(ctx, func(redis.Pipeliner) {}); err != nil {
+		t.Fatalf("Pipelined after the commits: %v", err)
+	}
+	errs := make([]error, len(leases))
+	for i := range leases {
+		select {
+		case errs[i] = <-results[i]:
+		case <-ctx.Done():
+			t.Fatalf("commit %d never settled", i)
+		}
+	}
+	return errs
 }
