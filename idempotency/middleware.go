@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -93,6 +92,9 @@ func Middleware(opts Options) message.HandlerMiddleware {
 	m := &dedup{opts: opts, metrics: newMetrics(opts.Group, opts.MeterProvider)}
 	m.txStore, _ = opts.Store.(TxStore)
 	m.deferred, _ = opts.Store.(DeferredCommitter)
+	if ext, ok := opts.Store.(LeaseExtender); ok {
+		m.keeper = newKeeper(ext, opts.Lease)
+	}
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			return m.handle(h, msg)
@@ -105,6 +107,7 @@ type dedup struct {
 	txStore  TxStore
 	deferred DeferredCommitter
 	metrics  *metrics
+	keeper   *keeper // nil when the store's leases do not expire
 }
 
 func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.Message, error) {
@@ -200,19 +203,27 @@ func (m *dedup) awaitHolder(msg *message.Message, key string, state State, lease
 // failure or panic.
 func (m *dedup) run(h message.HandlerFunc, msg *message.Message, key string, lease Lease) (produced []*message.Message, herr error) {
 	finished := false
+	var alive *kept
 	defer func() {
 		if finished {
 			return
+		}
+		if alive != nil {
+			m.keeper.stop(alive)
 		}
 		// The handler panicked: release the key so the redelivery runs.
 		ctx, cancel := finishContext(msg.Context())
 		defer cancel()
 		_ = m.opts.Store.Abort(ctx, lease)
 	}()
-	stopKeepAlive := m.keepAlive(lease)
+	if m.keeper != nil {
+		alive = m.keeper.start(lease)
+	}
 	produced, herr = h(msg)
 	finished = true
-	stopKeepAlive()
+	if alive != nil {
+		m.keeper.stop(alive)
+	}
 	if herr == nil && m.deferred != nil && m.commitDeferred(msg, lease) {
 		// The store applies the commit before the event's ack: the slot
 		// need not wait for it.
@@ -237,38 +248,6 @@ func (m *dedup) run(h message.HandlerFunc, msg *message.Message, key string, lea
 		return produced, fmt.Errorf("idempotency: commit %s: %w", key, err)
 	}
 	return produced, nil
-}
-
-// keepAlive extends the lease every half lease while the handler runs, when
-// the store's leases expire (LeaseExtender); the returned func stops it.
-// Handlers shorter than half the lease cost one timer and no store call.
-func (m *dedup) keepAlive(lease Lease) (stop func()) {
-	ext, ok := m.opts.Store.(LeaseExtender)
-	if !ok {
-		return func() {}
-	}
-	every := max(m.opts.Lease/2, time.Millisecond)
-	var mu sync.Mutex
-	stopped := false
-	mu.Lock()
-	var t *time.Timer
-	t = time.AfterFunc(every, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), every)
-		err := ext.Extend(ctx, lease, m.opts.Lease)
-		cancel()
-		mu.Lock()
-		defer mu.Unlock()
-		if err == nil && !stopped {
-			t.Reset(every)
-		}
-	})
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		stopped = true
-		mu.Unlock()
-		t.Stop()
-	}
 }
 
 // runTx calls the handler inside the claim's transaction and commits it

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -114,4 +115,81 @@ func TestCommitDeferredOff(t *testing.T) {
 	if s.CommitDeferred(idempotency.Lease{Key: "g:e", Token: "t"}, time.Hour, func(error) { t.Error("done called") }) {
 		t.Fatal("CommitDeferred reported true without Options.DeferCommits")
 	}
+}
+
+// Deferred commits sent together (one script call for a pipeline's
+// commits) each get their own result: a key another holder took is left
+// to it and its commit reports the lease lost.
+func TestDeferredCommitsTogether(t *testing.T) {
+	c := client(t)
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix(t, c), DeferCommits: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 64
+	leases := make([]idempotency.Lease, n)
+	for i := range n {
+		key := fmt.Sprintf("k%d", i)
+		st, l, err := s.Begin(ctx, key, time.Minute)
+		if err != nil || st != idempotency.Fresh {
+			t.Fatalf("Begin %s = %v, %v", key, st, err)
+		}
+		leases[i] = l
+		if i%3 == 0 { // taken over by another holder
+			if err := c.Set(ctx, s.RedisKey(key), "other", time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	errs := commitTogether(ctx, t, s, leases)
+	for i, err := range errs {
+		val := c.Get(ctx, s.RedisKey(leases[i].Key)).Val()
+		if i%3 == 0 {
+			if !errors.Is(err, idempotency.ErrLeaseLost) || val != "other" {
+				t.Errorf("commit of a key taken over: %v, value %q; want ErrLeaseLost, other", err, val)
+			}
+			continue
+		}
+		if err != nil || val != "done" {
+			t.Errorf("commit %d: %v, value %q; want nil, done", i, err, val)
+		}
+	}
+}
+
+// commitTogether defers the commits of leases while a Pipelined call holds
+// the store's pipeline, so that they leave in one pipeline, and returns
+// their results once they are applied.
+func commitTogether(ctx context.Context, t *testing.T, s *redisstore.Store, leases []idempotency.Lease) []error {
+	t.Helper()
+	entered, gate := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- s.Pipelined(ctx, func(redis.Pipeliner) {
+			close(entered)
+			<-gate
+		})
+	}()
+	<-entered
+	results := make([]chan error, len(leases))
+	for i, l := range leases {
+		results[i] = make(chan error, 1)
+		if !s.CommitDeferred(l, time.Hour, func(err error) { results[i] <- err }) {
+			t.Fatal("CommitDeferred reported false")
+		}
+	}
+	close(gate)
+	if err := <-held; err != nil {
+		t.Fatalf("Pipelined: %v", err)
+	}
+	if err := s.Pipelined(ctx, func(redis.Pipeliner) {}); err != nil {
+		t.Fatalf("Pipelined after the commits: %v", err)
+	}
+	errs := make([]error, len(leases))
+	for i := range leases {
+		select {
+		case errs[i] = <-results[i]:
+		case <-ctx.Done():
+			t.Fatalf("commit %d never settled", i)
+		}
+	}
+	return errs
 }

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 
@@ -72,6 +73,9 @@ type op struct {
 type pipeliner struct {
 	client redis.UniversalClient
 	legacy func() bool // begin with beginScript (Redis < 7.0)
+	// cluster: the client is a Cluster's, whose commits are sent one
+	// script call each (their keys may live on different nodes).
+	cluster bool
 
 	mu    sync.Mutex
 	queue []*op
@@ -83,15 +87,30 @@ type pipeliner struct {
 	debt      []*op    // deferred commits that failed, to send again
 }
 
+// wakes holds the channels callers wait on (one per call otherwise).
+var wakes = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
 // do runs o and returns once o.cmd (or o.err) holds its reply.
 func (p *pipeliner) do(o *op) {
-	o.wake = make(chan struct{}, 1)
+	o.wake = wakes.Get().(chan struct{})
+	defer func() {
+		// A leader may have signalled its own op (take): drain it, and
+		// nothing signals o once it is done.
+		select {
+		case <-o.wake:
+		default:
+		}
+		wakes.Put(o.wake)
+		o.wake = nil
+	}()
 	p.mu.Lock()
 	if o.kind == opFunc {
 		// The failed deferred commits go first; o waits for every
 		// deferred commit made so far.
-		p.queue = append(p.debt, p.queue...)
-		p.debt = nil
+		if len(p.debt) > 0 {
+			p.queue = append(p.debt, p.queue...)
+			p.debt = nil
+		}
 		o.after = p.lastSeq
 	}
 	p.queue = append(p.queue, o)
@@ -262,16 +281,30 @@ func (p *pipeliner) exec(batch []*op) {
 		return
 	}
 	pipe := p.client.Pipeline()
+	commits := p.commits(batch)
+	var many *redis.Cmd
 	for _, o := range batch {
-		if o.kind == opFunc {
+		switch {
+		case o.kind == opFunc:
 			from := pipe.Len()
 			o.fn(pipe)
 			o.from, o.to = from, pipe.Len()
+			continue
+		case o.kind == opCommit && commits != nil:
+			if many == nil {
+				many = commitMany(ctx, pipe, commits, false)
+			}
 			continue
 		}
 		o.cmd = p.run(ctx, pipe, o, legacy, true)
 	}
 	cmds, _ := pipe.Exec(ctx) // errors are read from each command
+	if many != nil {
+		if redis.HasErrorPrefix(many.Err(), "NOSCRIPT") {
+			many = commitMany(ctx, p.client, commits, true)
+		}
+		spread(ctx, many, commits)
+	}
 	for _, o := range batch {
 		if o.kind == opFunc {
 			if o.to > len(cmds) {
@@ -287,7 +320,7 @@ func (p *pipeliner) exec(batch []*op) {
 			}
 			continue
 		}
-		if o.kind != opBegin || legacy {
+		if (o.kind != opBegin || legacy) && !(o.kind == opCommit && commits != nil) {
 			if redis.HasErrorPrefix(o.cmd.Err(), "NOSCRIPT") {
 				o.cmd = p.run(ctx, p.client, o, legacy, false)
 			}
@@ -303,22 +336,71 @@ type doer interface {
 
 // run queues (pipelined) or sends o on c.
 func (p *pipeliner) run(ctx context.Context, c doer, o *op, legacy, pipelined bool) *redis.Cmd {
-	keys := []string{o.key}
-	script := func(s *redis.Script, args ...any) *redis.Cmd {
-		if pipelined {
-			return s.EvalSha(ctx, c, keys, args...)
-		}
-		return s.Run(ctx, c, keys, args...)
-	}
-	switch o.kind {
-	case opBegin:
-		if legacy {
-			return script(beginScript, o.token, o.ms)
-		}
+	var s *redis.Script
+	var args []any
+	switch {
+	case o.kind == opBegin && !legacy:
 		return c.Do(ctx, "SET", o.key, o.token, "NX", "PX", o.ms, "GET")
-	case opCommit:
-		return script(commitScript, o.token, o.ms)
+	case o.kind == opBegin:
+		s, args = beginScript, []any{o.token, o.ms}
+	case o.kind == opCommit:
+		s, args = commitScript, []any{o.token, o.ms}
 	default:
-		return script(abortScript, o.token)
+		s, args = abortScript, []any{o.token}
+	}
+	keys := []string{o.key}
+	if pipelined {
+		return s.EvalSha(ctx, c, keys, args...)
+	}
+	return s.Run(ctx, c, keys, args...)
+}
+
+// commits returns the commits of batch when there are at least two and one
+// script call may carry them all (not on a Cluster, whose keys are spread
+// over nodes); otherwise nil.
+func (p *pipeliner) commits(batch []*op) []*op {
+	if p.cluster {
+		return nil
+	}
+	var commits []*op
+	for _, o := range batch {
+		if o.kind == opCommit {
+			commits = append(commits, o)
+		}
+	}
+	if len(commits) < 2 {
+		return nil
+	}
+	return commits
+}
+
+// commitMany queues (or, run, sends with EVALSHA falling back to EVAL)
+// commitManyScript for commits on c.
+func commitMany(ctx context.Context, c doer, commits []*op, run bool) *redis.Cmd {
+	keys := make([]string, len(commits))
+	args := make([]any, 0, 2*len(commits))
+	for i, o := range commits {
+		keys[i] = o.key
+		args = append(args, o.token, o.ms)
+	}
+	if run {
+		return commitManyScript.Run(ctx, c, keys, args...)
+	}
+	return commitManyScript.EvalSha(ctx, c, keys, args...)
+}
+
+// spread gives each commit its own reply from many, commitManyScript's.
+func spread(ctx context.Context, many *redis.Cmd, commits []*op) {
+	res, err := many.Int64Slice()
+	if err == nil && len(res) != len(commits) {
+		err = fmt.Errorf("redisstore: %d replies to %d commits", len(res), len(commits))
+	}
+	for i, o := range commits {
+		o.cmd = redis.NewCmd(ctx)
+		if err != nil {
+			o.cmd.SetErr(err)
+			continue
+		}
+		o.cmd.SetVal(res[i])
 	}
 }

@@ -64,7 +64,8 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	}
 	s := &Store{client: client, prefix: opts.Prefix, deferring: opts.DeferCommits}
 	_, _ = rand.Read(s.tokenPrefix[:])
-	s.pipe = &pipeliner{client: client, legacy: s.legacy.Load}
+	_, cluster := client.(*redis.ClusterClient)
+	s.pipe = &pipeliner{client: client, legacy: s.legacy.Load, cluster: cluster}
 	return s
 }
 

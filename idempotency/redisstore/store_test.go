@@ -190,6 +190,25 @@ func TestOwnServer(t *testing.T) {
 	if v := c.Get(ctx, redisstore.DefaultPrefix+"g:e1").Val(); v != "done" {
 		t.Fatalf("key holds %q, want done", v)
 	}
+
+	// Deferred commits sent together fall back to EVAL as well.
+	d := redisstore.New(c, redisstore.Options{Prefix: "deferred:", DeferCommits: true})
+	var leases []idempotency.Lease
+	for i := range 4 {
+		_, l, err := d.Begin(ctx, fmt.Sprint("g:e", i), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, l)
+	}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range commitTogether(ctx, t, d, leases) {
+		if err != nil {
+			t.Fatalf("deferred commit %d after SCRIPT FLUSH = %v, want the EVAL fallback", i, err)
+		}
+	}
 }
 
 func startRedis(t *testing.T, bin string) *redis.Client {
