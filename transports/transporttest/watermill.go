@@ -69,6 +69,11 @@ func RunWatermill(t *testing.T, url func(t testing.TB) string, features tests.Fe
 		if err != nil {
 			t.Fatalf("open transport: %v", err)
 		}
+		// The suite leaves some publishers and subscribers open: closed
+		// with the test, they stop before the caller's clean-up deletes
+		// what the test created (a subscriber still reading would make
+		// its group again).
+		t.Cleanup(func() { _ = tr.Close() })
 		return tr
 	}
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
