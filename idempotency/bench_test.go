@@ -42,23 +42,7 @@ func benchRedisURL(b *testing.B) string {
 		b.Skipf("Redis unreachable at %s: %v", addr, err)
 	}
 	prefix := "busline-bench:" + strings.ToLower(rand.Text()[:8]) + ":"
-	b.Cleanup(func() {
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		defer c.Close()
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-			if len(keys) == 1000 {
-				c.Del(ctx, keys...)
-				keys = keys[:0]
-			}
-		}
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
-		}
-	})
+	b.Cleanup(func() { brokertest.DeleteRedisPrefix(b, addr, prefix) })
 	return "redis://" + addr + "/0?prefix=" + prefix
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -67,7 +66,7 @@ func newBroker(t *testing.T, name string) broker {
 	switch name {
 	case "redis":
 		available(t, redisAddr, "redis-server --port 6379")
-		t.Cleanup(func() { cleanRedis(t, run) })
+		t.Cleanup(func() { brokertest.DeleteRedisPrefix(t, redisAddr, run+":") })
 		return broker{name: name, system: "redis", url: "redis://" + redisAddr + "/0?prefix=" + run + ":"}
 	case "amqp":
 		available(t, amqpAddr, "rabbitmq-server (guest/guest on 5672)")
@@ -76,24 +75,6 @@ func newBroker(t *testing.T, name string) broker {
 			url: "amqp://guest:guest@" + amqpAddr + "/?exchange=" + run + "&queue_prefix=" + run + ".&retry_delays=50ms"}
 	}
 	return broker{name: "memory", system: "memory", url: "memory://"}
-}
-
-// cleanRedis deletes every key under the prefix run.
-func cleanRedis(t *testing.T, run string) {
-	c := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	iter := c.Scan(ctx, 0, run+":*", 500).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if len(keys) > 0 {
-		if err := c.Del(ctx, keys...).Err(); err != nil {
-			t.Logf("cleanup %s: %v", run, err)
-		}
-	}
 }
 
 // testListeners are the listener names tests use: cleanAMQP deletes their queues.
