@@ -201,7 +201,26 @@ func TestCloseFlushesAcksAndReleasesUnhandled(t *testing.T) {
 	m := receive(t, ch, 5*time.Second)
 	eventually(t, 5*time.Second, "the second slot's read", func() bool { return pendingCount(t, tr, "e.x", "g") == 2 })
 	cancel()
+	// Nobody reads ch until the slot has given its entry back: a reader
+	// waiting on ch would race the slot's send against the cancelled
+	// context, and a send that wins hands the entry out (counted) to a
+	// loop that drops it. With no reader the slot can only give it back.
+	eventually(t, 5*time.Second, "the unhandled entry given back", func() bool {
+		p, err := tr.Client().XPendingExt(context.Background(), &redis.XPendingExtArgs{
+			Stream: tr.StreamKey("e.x"), Group: "g", Start: "-", End: "+", Count: 10,
+		}).Result()
+		if err != nil {
+			return false
+		}
+		for _, e := range p {
+			if e.Idle >= time.Hour {
+				return true
+			}
+		}
+		return false
+	})
 	for range ch { // the channel closes once reading stopped
+		t.Fatal("a message was handed out after the Subscribe context ended")
 	}
 	m.Ack()
 	if err := sub.Close(); err != nil {
