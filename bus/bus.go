@@ -194,14 +194,9 @@ func (b *Bus) Start(ctx context.Context) error {
 			return fmt.Errorf("bus: listener %q: %w", l.name, err)
 		}
 		b.subs = append(b.subs, sub)
-		msgs, err := sub.Subscribe(readCtx, l.topic)
-		if err != nil {
+		if err := b.subscribe(readCtx, l, sub, gate); err != nil {
 			b.abortStart()
 			return subscribeError(fmt.Errorf("listener %q: subscribe to %s: %w", l.name, l.topic, err))
-		}
-		l.reading.start(l.opts.Concurrency)
-		for range l.opts.Concurrency {
-			go b.read(l, msgs, gate)
 		}
 		b.log.Debug("listener started", slog.String("listener", l.name), slog.String("group", l.group), slog.String("event", l.topic))
 	}
@@ -218,6 +213,32 @@ func (b *Bus) abortStart() {
 	b.subs = nil
 }
 
+// subscribe starts the listener's Concurrency workers on sub: one per slot
+// when the transport's subscriber hands messages straight to them
+// (transports.SlotSubscriber), else all on the subscription's channel.
+func (b *Bus) subscribe(readCtx context.Context, l *listenerSpec, sub message.Subscriber, gate *handlerGate) error {
+	if ss, ok := sub.(transports.SlotSubscriber); ok {
+		slots, err := ss.SubscribeSlots(readCtx, l.topic)
+		if err != nil {
+			return err
+		}
+		l.reading.start(len(slots))
+		for _, sl := range slots {
+			go b.readSlot(l, sl, gate)
+		}
+		return nil
+	}
+	msgs, err := sub.Subscribe(readCtx, l.topic)
+	if err != nil {
+		return err
+	}
+	l.reading.start(l.opts.Concurrency)
+	for range l.opts.Concurrency {
+		go b.read(l, msgs, gate)
+	}
+	return nil
+}
+
 // read is one of a listener's Concurrency workers: it runs messages of the
 // subscription through the chain until the subscription ends or reading
 // stops. The transport bounds how many messages are in flight to the same
@@ -232,7 +253,25 @@ func (b *Bus) read(l *listenerSpec, msgs <-chan *message.Message, gate *handlerG
 			// stays pending for this consumer and is delivered again.
 			return
 		}
-		b.handle(l, msg)
+		b.handle(l, msg, nil)
+	}
+}
+
+// readSlot is read for one slot of a transports.SlotSubscriber: the
+// worker takes each message from its slot and settles it there once
+// handled, before the handler counts as finished (Close flushes what was
+// settled before it).
+func (b *Bus) readSlot(l *listenerSpec, sl transports.Slot, gate *handlerGate) {
+	defer l.reading.stop(&b.closed)
+	// Asked by Next before the message counts as delivered: once reading
+	// stopped it goes back to the broker uncounted.
+	admit := func() bool { return gate.enter(&b.inflight) }
+	for {
+		msg := sl.Next(admit)
+		if msg == nil {
+			return
+		}
+		b.handle(l, msg, sl)
 	}
 }
 
@@ -261,8 +300,12 @@ func (g *handlerGate) close() {
 
 // handle runs the chain and acks on success, nacks on failure; an event is
 // never acked while its handler has not returned nil or it was dead-lettered.
-func (b *Bus) handle(l *listenerSpec, msg *message.Message) {
+// A slot's message is settled on it once acked or nacked (or left out).
+func (b *Bus) handle(l *listenerSpec, msg *message.Message, sl transports.Slot) {
 	defer b.inflight.Done()
+	if sl != nil {
+		defer sl.Settle()
+	}
 	info := transports.Info(msg)
 	if info.Topic == "" {
 		info.Topic = l.topic

@@ -20,7 +20,10 @@
 //     twice at once.
 //   - A slot hands one message out, waits for its Ack or Nack, cancels its
 //     context (item 15) and passes the settlement to the settler. At most
-//     Concurrency messages are out at any time.
+//     Concurrency messages are out at any time. Subscribe runs the slots
+//     as goroutines that send on a channel; SubscribeSlots returns them
+//     for the caller's goroutines to run (Slot.Next, then Slot.Settle after
+//     the Ack or Nack), with no hand-off between goroutines.
 //   - The settler sends acknowledgements, nacks and attempt records in
 //     batches, retrying with backoff, and flushes them at Close with a
 //     fresh context, so settles made after Subscribe's context ended still

@@ -15,34 +15,42 @@ import (
 // messages are out.
 func (s *subscription) slot() {
 	defer s.slots.Done()
-	var sb *settleBuf
-	if s.caps.SettleInline {
-		sb = new(settleBuf)
-	}
+	sb := s.newSettleBuf()
 	for {
-		e := s.next()
-		if e == nil {
-			return
-		}
-		s.sendMu.RLock()
-		if s.outClosed {
-			s.sendMu.RUnlock()
-			s.giveBack(e)
-			return
-		}
-		msg, mc := s.message(e)
-		if !s.send(msg) {
-			s.sendMu.RUnlock()
-			mc.cancel()
-			s.giveBack(e)
-			return
-		}
-		s.sendMu.RUnlock()
-		s.handedOut(e, &mc.info, sb)
-		if !s.await(e, msg, mc, sb) {
+		e, msg, mc := s.handOut(sb, nil)
+		if e == nil || !s.await(e, msg, mc, sb) {
 			return
 		}
 	}
+}
+
+// handOut takes the next entry, makes it a message and marks it out: sent
+// on out by an engine slot (caller nil), or returned to a caller slot,
+// which hands it over itself once caller (Slot.Next's admit, when not
+// nil) agrees. It returns nils once reading stopped or the caller
+// refused; the entry goes back to the broker uncounted then. The hand-out
+// and its attempt record happen under sendMu, so Close, which waits for
+// it, finds the entry out and the record with the settler.
+func (s *subscription) handOut(sb *settleBuf, caller func() bool) (*entry, *message.Message, *msgContext) {
+	e := s.next()
+	if e == nil {
+		return nil, nil, nil
+	}
+	s.sendMu.RLock()
+	defer s.sendMu.RUnlock()
+	toOut := s.callerSlots == nil
+	if s.outClosed || (!toOut && (s.readCtx.Err() != nil || (caller != nil && !caller()))) {
+		s.giveBack(e)
+		return nil, nil, nil
+	}
+	msg, mc := s.message(e)
+	if toOut && !s.send(msg) {
+		mc.cancel()
+		s.giveBack(e)
+		return nil, nil, nil
+	}
+	s.handedOut(e, &mc.info, sb)
+	return e, msg, mc
 }
 
 // send hands msg to a reader of out; false when reading stopped first.
@@ -174,6 +182,14 @@ type settleBuf struct {
 	ids      [1]driver.AckID
 	attempts [1]driver.Attempt
 	nacks    [1]driver.Nack
+}
+
+// newSettleBuf returns a slot's settleBuf: nil unless the driver settles inline.
+func (s *subscription) newSettleBuf() *settleBuf {
+	if !s.caps.SettleInline {
+		return nil
+	}
+	return new(settleBuf)
 }
 
 func (sb *settleBuf) ack(s *subscription, id driver.AckID) bool {

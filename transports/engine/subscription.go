@@ -77,6 +77,13 @@ type subscription struct {
 	outClosed bool
 	outDone   chan struct{}
 
+	// callerSlots are the slots of SubscribeSlots, run by the caller's
+	// goroutines (none for Subscribe: the engine runs its own). Their
+	// settles hold settleMu for reading; Close sets settleClosed.
+	callerSlots  []*callerSlot
+	settleMu     sync.RWMutex
+	settleClosed bool
+
 	producers sync.WaitGroup // scheduler
 	slots     sync.WaitGroup
 	keeper    sync.WaitGroup
@@ -151,8 +158,10 @@ func (s *subscription) start(ctx context.Context) {
 		go s.keepalive()
 	}
 	s.slots.Add(s.cfg.Concurrency)
-	for range s.cfg.Concurrency {
-		go s.slot()
+	if s.callerSlots == nil {
+		for range s.cfg.Concurrency {
+			go s.slot()
+		}
 	}
 	go s.closeOutWhenStopped()
 	if !s.caps.PendingList {
@@ -185,6 +194,9 @@ func (s *subscription) close() error {
 		s.stopRead()
 		<-s.outDone
 		s.stopLife()
+		if s.callerSlots != nil {
+			s.endCallerSlots()
+		}
 		s.slots.Wait()
 		s.keeper.Wait()
 		s.releaseHeld()

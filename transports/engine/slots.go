@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+)
+
+var _ transports.SlotSubscriber = (*Subscriber)(nil)
+
+// SubscribeSlots joins the group on topic as Subscribe does and returns
+// Concurrency slots, each run by a goroutine of the caller, in place of a
+// channel and the engine's own slot goroutines: a message goes from the
+// read to its handler, and its settlement from the handler to the broker,
+// in the caller's goroutine. Reading, claims, keep-alives, redeliveries,
+// attempts and Close are those of Subscribe.
+func (s *Subscriber) SubscribeSlots(ctx context.Context, topic string) ([]transports.Slot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, transports.ErrClosed
+	}
+	if topic == "" {
+		return nil, fmt.Errorf("%w: subscribe: empty topic", transports.ErrInvalidConfig)
+	}
+	ds, err := s.d.Open(ctx, topic, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	sub := newSubscription(s, ds, topic)
+	sub.callerSlots = make([]*callerSlot, s.cfg.Concurrency)
+	slots := make([]transports.Slot, s.cfg.Concurrency)
+	for i := range slots {
+		sl := &callerSlot{s: sub, sb: sub.newSettleBuf()}
+		sub.callerSlots[i] = sl
+		slots[i] = sl
+	}
+	sub.start(ctx)
+	s.subs = append(s.subs, sub)
+	return slots, nil
+}
+
+// callerSlot is a slot run by a goroutine of SubscribeSlots' caller: the
+// engine's slot loop (slot.go) with the hand-out on a channel and the wait
+// for the Ack or Nack left to the caller.
+type callerSlot struct {
+	s     *subscription
+	sb    *settleBuf
+	e     *entry // handed out and not settled
+	msg   *message.Message
+	mc    *msgContext
+	ended atomic.Bool // Next returned nil, or Close ended the slot
+}
+
+// Next settles the message handed out before, if any, and hands out the
+// next one if admit agrees; nil once reading stopped.
+func (sl *callerSlot) Next(admit func() bool) *message.Message {
+	if sl.e != nil {
+		sl.Settle()
+	}
+	if !sl.ended.Load() {
+		if e, msg, mc := sl.s.handOut(sl.sb, admit); e != nil {
+			sl.e, sl.msg, sl.mc = e, msg, mc
+			return msg
+		}
+	}
+	sl.end()
+	return nil
+}
+
+// Settle settles the message Next returned once it was acked or nacked;
+// one that was neither stays out (pending for this member) until Close.
+func (sl *callerSlot) Settle() {
+	e, msg, mc := sl.e, sl.msg, sl.mc
+	if e == nil {
+		return
+	}
+	sl.e, sl.msg, sl.mc = nil, nil, nil
+	defer mc.cancel()
+	s := sl.s
+	s.settleMu.RLock()
+	defer s.settleMu.RUnlock()
+	if s.settleClosed {
+		return // after Close: the message stays pending
+	}
+	select {
+	case <-msg.Acked():
+		s.acked(e, sl.sb)
+	case <-msg.Nacked():
+		s.nacked(e, &mc.info, sl.sb)
+	default:
+	}
+}
+
+// end marks the slot done for the subscription's wait on its slots, once.
+func (sl *callerSlot) end() {
+	if sl.ended.CompareAndSwap(false, true) {
+		sl.s.slots.Done()
+	}
+}
+
+// endCallerSlots runs at Close, once nothing is handed out any more: it
+// stops the settles of caller slots (later ones leave their messages
+// pending, as a slot that stopped waiting does) and ends every slot.
+func (s *subscription) endCallerSlots() {
+	s.settleMu.Lock()
+	s.settleClosed = true
+	s.settleMu.Unlock()
+	for _, sl := range s.callerSlots {
+		sl.end()
+	}
+}

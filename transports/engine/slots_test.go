@@ -1,0 +1,167 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/memory"
+)
+
+func subscribeSlots(t *testing.T, b *memory.Broker, concurrency int) ([]transports.Slot, transports.SlotSubscriber, context.CancelFunc, *memory.Transport) {
+	t.Helper()
+	tr := memory.New(b)
+	t.Cleanup(func() { _ = tr.Close() })
+	sub, err := tr.NewSubscriber(transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: concurrency})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	ss, ok := sub.(transports.SlotSubscriber)
+	if !ok {
+		t.Fatalf("%T is not a transports.SlotSubscriber", sub)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	slots, err := ss.SubscribeSlots(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slots) != concurrency {
+		t.Fatalf("%d slots, want Concurrency %d", len(slots), concurrency)
+	}
+	return slots, ss, cancel, tr
+}
+
+func groupOf(t *testing.T, b *memory.Broker) memory.GroupInfo {
+	t.Helper()
+	gs := b.Groups("t")
+	if len(gs) != 1 {
+		t.Fatalf("groups %+v, want g", gs)
+	}
+	return gs[0]
+}
+
+// A slot hands out a message, settles its Ack or Nack on Settle (ending
+// its context) and reads only what the slots can hand out.
+func TestSlotsSettle(t *testing.T) {
+	b := memory.NewBroker(0)
+	slots, _, _, tr := subscribeSlots(t, b, 2)
+	publish(t, tr, 3)
+	x, y := slots[0].Next(nil), slots[1].Next(nil)
+	if g := groupOf(t, b); g.Pending != 2 || g.Lag != 1 {
+		t.Fatalf("pending %d lag %d with two slots out, want 2 and 1: read ahead of the slots", g.Pending, g.Lag)
+	}
+	for _, m := range []*message.Message{x, y} {
+		if info := transports.DeliveryInfoFrom(m.Context()); info == nil || info.Attempt != 1 || m.Context().Err() != nil {
+			t.Fatalf("handed out %s with info %+v, context error %v", m.UUID, info, m.Context().Err())
+		}
+	}
+	x.Ack()
+	slots[0].Settle()
+	if x.Context().Err() == nil {
+		t.Error("the context of a settled message is not cancelled")
+	}
+	if g := groupOf(t, b); g.Pending != 1 {
+		t.Fatalf("pending %d after an ack settled inline, want 1", g.Pending)
+	}
+	transports.Info(y).RetryAfter = 50 * time.Millisecond
+	y.Nack()
+	slots[1].Settle()
+	z := slots[1].Next(nil) // the third entry: y waits for its delay
+	if z.UUID == y.UUID {
+		t.Fatalf("nacked %s handed out again before its RetryAfter", y.UUID)
+	}
+	z.Ack()
+	again := slots[0].Next(nil)
+	if again.UUID != y.UUID || transports.Info(again).Attempt != 2 {
+		t.Fatalf("got %s attempt %d, want %s attempt 2", again.UUID, transports.Info(again).Attempt, y.UUID)
+	}
+	again.Ack()
+	slots[0].Settle()
+	slots[1].Settle()
+	if g := groupOf(t, b); g.Pending != 0 || g.Lag != 0 {
+		t.Fatalf("pending %d lag %d after every ack, want 0 and 0", g.Pending, g.Lag)
+	}
+}
+
+// Once the Subscribe context ends, Next returns nil and what was read
+// and not handed out goes back uncounted; a message handed out before can
+// still be acked and settled until Close.
+func TestSlotsStopAndLateSettle(t *testing.T) {
+	b := memory.NewBroker(0)
+	slots, ss, cancel, tr := subscribeSlots(t, b, 2)
+	publish(t, tr, 3)
+	x := slots[0].Next(nil)
+	cancel()
+	if m := slots[1].Next(nil); m != nil {
+		t.Fatalf("Next handed out %s after the Subscribe context ended", m.UUID)
+	}
+	x.Ack()
+	slots[0].Settle() // late, still before Close: counts
+	if m := slots[0].Next(nil); m != nil {
+		t.Fatalf("Next handed out %s after the Subscribe context ended", m.UUID)
+	}
+	if err := ss.(interface{ Close() error }).Close(); err != nil {
+		t.Fatal(err)
+	}
+	// x acked; the one read for slot 1 given back (pending, claimable at
+	// once, count unchanged); the third never read.
+	if g := groupOf(t, b); g.Pending != 1 || g.Lag != 1 {
+		t.Fatalf("pending %d lag %d after Close, want 1 and 1: the late ack lost or an entry not given back", g.Pending, g.Lag)
+	}
+	// The two never handed out come to the next member as first attempts.
+	slots2, _, _, _ := subscribeSlots(t, b, 2)
+	for i := range 2 {
+		m := slots2[i].Next(nil)
+		if m.UUID == x.UUID {
+			t.Fatalf("acked %s handed out again", x.UUID)
+		}
+		if a := transports.Info(m).Attempt; a != 1 {
+			t.Fatalf("%s attempt %d after a give-back, want 1", m.UUID, a)
+		}
+	}
+}
+
+// Settle after Close does nothing: the message stays pending for this
+// member; Close does not wait for a slot whose message is out.
+func TestSlotsSettleAfterClose(t *testing.T) {
+	b := memory.NewBroker(0)
+	slots, ss, _, tr := subscribeSlots(t, b, 1)
+	publish(t, tr, 1)
+	x := slots[0].Next(nil)
+	if err := ss.(interface{ Close() error }).Close(); err != nil {
+		t.Fatal(err)
+	}
+	x.Ack()
+	slots[0].Settle()
+	if m := slots[0].Next(nil); m != nil {
+		t.Fatalf("Next handed out %s after Close", m.UUID)
+	}
+	if g := groupOf(t, b); g.Pending != 1 {
+		t.Fatalf("pending %d, want 1: an ack settled after Close reached the broker", g.Pending)
+	}
+}
+
+// A message admit refuses goes back uncounted, and Next returns nil.
+func TestSlotsAdmitRefused(t *testing.T) {
+	b := memory.NewBroker(0)
+	slots, ss, _, tr := subscribeSlots(t, b, 1)
+	publish(t, tr, 1)
+	if m := slots[0].Next(func() bool { return false }); m != nil {
+		t.Fatalf("Next returned %s that admit refused", m.UUID)
+	}
+	if m := slots[0].Next(nil); m != nil {
+		t.Fatalf("Next handed out %s after a refusal ended the slot", m.UUID)
+	}
+	if err := ss.(interface{ Close() error }).Close(); err != nil { // flushes the give-back
+		t.Fatal(err)
+	}
+	slots2, _, _, _ := subscribeSlots(t, b, 1) // the same member: own pending first
+	m := slots2[0].Next(nil)
+	if a := transports.Info(m).Attempt; a != 1 {
+		t.Fatalf("attempt %d after a refused hand-out, want 1", a)
+	}
+}
