@@ -108,6 +108,14 @@ type Capabilities struct {
 	// settler, which retries it.
 	SettleInline bool
 
+	// ConcurrentReceive: Receive may run in several goroutines at once
+	// (never at once with Pending or Claim, which the engine runs alone),
+	// and a wait of 0 returns at once when no entry is there (an
+	// in-process broker). A slot that finds another slot reading then
+	// reads for itself instead of waiting for that read: no hand-off
+	// between goroutines. Its errors are handled as any broken read.
+	ConcurrentReceive bool
+
 	// AckLinger is how long the engine may hold acknowledgements back
 	// while other messages are in handlers, to send them as one batch
 	// (AMQP multiple acks). Zero sends each batch as soon as the previous

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/busline/busline/transports"
@@ -17,7 +18,17 @@ import (
 // any broken read), claims idle entries when due, new entries otherwise;
 // the driver's reads never run concurrently.
 type reader struct {
-	mu            sync.Mutex // held by the slot that reads
+	mu sync.Mutex // held by the slot that reads
+	// list is held for writing by a read of the pending list (own
+	// pending, claims) and for reading by a read of new entries: on a
+	// driver with ConcurrentReceive, slots read new entries alongside
+	// the reader (readAlongside), never during a read of the list, whose
+	// snapshot could name an entry a read alongside just took and not yet
+	// admitted.
+	list sync.RWMutex
+	// broken is set by a read alongside that failed: the reader reads
+	// own pending again, as after its own broken read.
+	broken        atomic.Bool
 	pending       bool       // own pending entries are to be read
 	pendingCursor string
 	claimCursor   string
@@ -50,9 +61,21 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 		what string
 	)
 	now := time.Now()
+	if r.broken.Swap(false) {
+		r.pending, r.pendingCursor = s.caps.PendingList, ""
+		if s.caps.PendingList {
+			r.pendingAgain = now.Add(pendingAgainAfter)
+		}
+	}
 	if !r.pendingAgain.IsZero() && !now.Before(r.pendingAgain) {
 		r.pendingAgain = time.Time{}
 		r.pending, r.pendingCursor = s.caps.PendingList, ""
+	}
+	fresh := !r.pending && !(s.caps.PendingList && !now.Before(r.nextClaim))
+	if fresh {
+		r.list.RLock()
+	} else {
+		r.list.Lock()
 	}
 	switch {
 	case r.pending:
@@ -90,6 +113,11 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 		msgs, err = s.receive(n, max(wait, time.Millisecond))
 	}
 	own, used := s.admit(msgs, what == "read")
+	if fresh {
+		r.list.RUnlock()
+	} else {
+		r.list.Unlock()
+	}
 	for range n - used {
 		s.tokens <- struct{}{}
 	}
@@ -123,13 +151,13 @@ func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, er
 		s.rctx, s.interrupt = context.WithCancel(s.readCtx)
 	}
 	ctx := s.rctx
-	s.receiving = true
+	s.receiving++
 	s.imu.Unlock()
 	msgs, err := s.d.Receive(ctx, n, wait)
 	s.imu.Lock()
-	s.receiving = false
+	s.receiving--
 	interrupted := ctx.Err() != nil && s.readCtx.Err() == nil
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && s.rctx == ctx {
 		s.rctx = nil
 	}
 	s.imu.Unlock()
@@ -142,7 +170,7 @@ func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, er
 // interruptRead cancels the Receive in progress, if any.
 func (s *subscription) interruptRead() {
 	s.imu.Lock()
-	if s.receiving {
+	if s.receiving > 0 {
 		s.interrupt()
 	}
 	s.imu.Unlock()
@@ -199,6 +227,11 @@ func (s *subscription) next() *entry {
 			if read {
 				continue
 			}
+		} else if s.caps.ConcurrentReceive {
+			e, ok := s.readAlongside()
+			if !ok || e != nil {
+				return e
+			}
 		}
 		select {
 		case e := <-s.queue:
@@ -216,4 +249,38 @@ func (s *subscription) readerFree() {
 	case s.readerIdle <- struct{}{}:
 	default:
 	}
+}
+
+// readAlongside reads new entries for the calling slot alone while
+// another slot reads (drivers with ConcurrentReceive), without waiting
+// for any: it returns the entry it read, if any, and false once reading
+// stopped. A read of the pending list excludes it (reader.list), and a
+// failed one is left to the reader, which reads own pending again.
+func (s *subscription) readAlongside() (*entry, bool) {
+	select {
+	case <-s.tokens:
+	default:
+		return nil, true // no slot free: the reader read for this one
+	}
+	r := &s.rd
+	if !r.list.TryRLock() {
+		s.tokens <- struct{}{}
+		return nil, true
+	}
+	msgs, err := s.receive(1, 0)
+	own, used := s.admit(msgs, true)
+	r.list.RUnlock()
+	if used == 0 {
+		s.tokens <- struct{}{}
+	}
+	if err != nil {
+		if s.readCtx.Err() != nil || errors.Is(err, transports.ErrClosed) {
+			if own != nil {
+				s.giveBack(own)
+			}
+			return nil, false
+		}
+		r.broken.Store(true)
+	}
+	return own, true
 }

@@ -2,12 +2,16 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+	"github.com/busline/busline/transports/engine"
 	"github.com/busline/busline/transports/memory"
 )
 
@@ -163,5 +167,82 @@ func TestSlotsAdmitRefused(t *testing.T) {
 	m := slots2[0].Next(nil)
 	if a := transports.Info(m).Attempt; a != 1 {
 		t.Fatalf("attempt %d after a refused hand-out, want 1", a)
+	}
+}
+
+// alongDriver reads one scripted entry per Receive: a read with a wait
+// (the reader's) blocks until released, one without (a read alongside,
+// ConcurrentReceive) returns at once.
+type alongDriver struct {
+	fakeDriver
+	release chan struct{}
+	readers atomic.Int32 // reads with a wait in progress
+	next    atomic.Int32
+}
+
+func (d *alongDriver) Open(context.Context, string, transports.SubscriberConfig) (driver.Subscription, error) {
+	return d, nil
+}
+
+func (d *alongDriver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{ConcurrentReceive: true}
+}
+
+func (d *alongDriver) Receive(ctx context.Context, n int, wait time.Duration) ([]*driver.Message, error) {
+	if wait > 0 && d.next.Load() > 0 {
+		d.readers.Add(1)
+		defer d.readers.Add(-1)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-d.release:
+			return nil, nil
+		}
+	}
+	id := fmt.Sprint("m", d.next.Add(1))
+	return []*driver.Message{{AckID: id, Topic: "t", Message: message.NewMessage(id, nil)}}, nil
+}
+
+// On a driver with ConcurrentReceive, a slot freed while another slot
+// waits in a read reads for itself at once instead of waiting for it.
+func TestSlotsReadAlongside(t *testing.T) {
+	d := &alongDriver{release: make(chan struct{})}
+	sub, err := engine.New(d, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 2}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	defer close(d.release)
+	slots, err := sub.SubscribeSlots(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := slots[0].Next(nil) // the reader's first read: m1
+	waiting := make(chan *message.Message, 1)
+	go func() { waiting <- slots[1].Next(nil) }() // the reader now, waiting in Receive
+	deadline := time.Now().Add(10 * time.Second)
+	for d.readers.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("slot 1 never waited in a read")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	first.Ack()
+	got := make(chan *message.Message, 1)
+	go func() { got <- slots[0].Next(nil) }()
+	select {
+	case m := <-got:
+		if m == nil || m.UUID != "m2" {
+			t.Fatalf("slot 0 got %v, want m2 read alongside", m)
+		}
+		m.Ack()
+		slots[0].Settle()
+	case <-time.After(10 * time.Second):
+		t.Fatal("slot 0 waited for the other slot's read instead of reading alongside it")
+	}
+	select {
+	case m := <-waiting:
+		t.Fatalf("the waiting read returned %v", m)
+	default:
 	}
 }

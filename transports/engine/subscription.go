@@ -64,7 +64,7 @@ type subscription struct {
 	imu       sync.Mutex
 	rctx      context.Context    // the context of reads, until interrupted
 	interrupt context.CancelFunc // cancels rctx
-	receiving bool               // a Receive runs with rctx
+	receiving int                // Receives running with rctx
 
 	rd         reader
 	readerIdle chan struct{} // a token when no slot is reading

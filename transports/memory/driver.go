@@ -41,7 +41,7 @@ type memSub struct {
 }
 
 func (s *memSub) Capabilities() driver.Capabilities {
-	return driver.Capabilities{PendingList: true, SettleInline: true}
+	return driver.Capabilities{PendingList: true, SettleInline: true, ConcurrentReceive: true}
 }
 
 // Receive implements driver.Subscription (XREADGROUP ... BLOCK wait ... >).
