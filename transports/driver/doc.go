@@ -15,9 +15,11 @@
 // # Who calls what
 //
 // The engine calls Receive, Pending and Claim from one goroutine, one at a
-// time, so a driver never reads the same entry twice at once; Ack, Nack,
-// Record and KeepAlive come from other goroutines, possibly concurrently
-// with a read. Close is called once, after every other call returned.
+// time, so a driver never reads the same entry twice at once; a driver
+// that reports Capabilities.ConcurrentReceive gets Receives side by side
+// (never alongside Pending or Claim). Ack, Nack, Record and KeepAlive come
+// from other goroutines, possibly concurrently with a read. Close is
+// called once, after every other call returned.
 //
 // # Attempts
 //

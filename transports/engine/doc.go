@@ -17,7 +17,9 @@
 //     more with every claim pass, for entries a dying connection took —
 //     then new entries. Pending,
 //     claims and new reads run one at a time, so an entry is never read
-//     twice at once.
+//     twice at once; on a driver with ConcurrentReceive a free slot that
+//     finds another slot reading new entries reads new entries for itself
+//     alongside it (never alongside a read of the pending list).
 //   - A slot hands one message out, waits for its Ack or Nack, cancels its
 //     context (item 15) and passes the settlement to the settler. At most
 //     Concurrency messages are out at any time. Subscribe runs the slots

@@ -29,7 +29,7 @@ type reader struct {
 	// broken is set by a read alongside that failed: the reader reads
 	// own pending again, as after its own broken read.
 	broken        atomic.Bool
-	pending       bool       // own pending entries are to be read
+	pending       bool // own pending entries are to be read
 	pendingCursor string
 	claimCursor   string
 	nextClaim     time.Time
