@@ -119,7 +119,7 @@ func amqpBroker(t *testing.T) broker {
 }
 
 // testGroups are the consumer groups tests create.
-var testGroups = []string{"shop-email", "shop-audit"}
+var testGroups = []string{"shop-email", "shop-audit", "alerts-notify"}
 
 // cleanAMQP deletes the queues of testGroups under prefix run and the exchange run.
 func cleanAMQP(run string) {
