@@ -209,6 +209,7 @@ func (s *subscription) takeTokens() (int, bool) {
 // slot; every other place that frees a slot either reads next (a slot
 // after an Ack or Nack) or wakes one (readerFree).
 func (s *subscription) next() *entry {
+	alongside := false // read alongside since the last wait, to no avail
 	for {
 		select {
 		case e := <-s.queue:
@@ -227,11 +228,17 @@ func (s *subscription) next() *entry {
 			if read {
 				continue
 			}
-		} else if s.caps.ConcurrentReceive {
+		} else if s.caps.ConcurrentReceive && !alongside {
 			e, ok := s.readAlongside()
 			if !ok || e != nil {
 				return e
 			}
+			// Nothing there. The reader may have finished meanwhile
+			// without seeing this slot's token, held for the read: try
+			// once more to read (or find the queue) before waiting. A
+			// reader still at work sees the token when it finishes.
+			alongside = true
+			continue
 		}
 		select {
 		case e := <-s.queue:
@@ -240,6 +247,7 @@ func (s *subscription) next() *entry {
 		case <-s.readCtx.Done():
 			return nil
 		}
+		alongside = false
 	}
 }
 
@@ -266,6 +274,11 @@ func (s *subscription) readAlongside() (*entry, bool) {
 	if !r.list.TryRLock() {
 		s.tokens <- struct{}{}
 		return nil, true
+	}
+	if s.readCtx.Err() != nil {
+		r.list.RUnlock()
+		s.tokens <- struct{}{}
+		return nil, false
 	}
 	msgs, err := s.receive(1, 0)
 	own, used := s.admit(msgs, true)

@@ -57,13 +57,19 @@ type callerSlot struct {
 }
 
 // Next settles the message handed out before, if any, and hands out the
-// next one if admit agrees; nil once reading stopped.
+// next one if admit agrees; nil once reading stopped. It runs under
+// settleMu (read), so that Close, which takes it, waits for every Next in
+// progress (its read, its give-back) before it returns entries and
+// flushes: nothing a slot does comes after.
 func (sl *callerSlot) Next(admit func() bool) *message.Message {
+	s := sl.s
+	s.settleMu.RLock()
+	defer s.settleMu.RUnlock()
 	if sl.e != nil {
-		sl.Settle()
+		sl.settleLocked()
 	}
-	if !sl.ended.Load() {
-		if e, msg, mc := sl.s.handOut(sl.sb, admit); e != nil {
+	if !sl.ended.Load() && !s.settleClosed {
+		if e, msg, mc := s.handOut(sl.sb, admit); e != nil {
 			sl.e, sl.msg, sl.mc = e, msg, mc
 			return msg
 		}
@@ -75,6 +81,14 @@ func (sl *callerSlot) Next(admit func() bool) *message.Message {
 // Settle settles the message Next returned once it was acked or nacked;
 // one that was neither stays out (pending for this member) until Close.
 func (sl *callerSlot) Settle() {
+	s := sl.s
+	s.settleMu.RLock()
+	defer s.settleMu.RUnlock()
+	sl.settleLocked()
+}
+
+// settleLocked is Settle under settleMu (read, or write at Close).
+func (sl *callerSlot) settleLocked() {
 	e, msg, mc := sl.e, sl.msg, sl.mc
 	if e == nil {
 		return
@@ -82,8 +96,6 @@ func (sl *callerSlot) Settle() {
 	sl.e, sl.msg, sl.mc = nil, nil, nil
 	defer mc.cancel()
 	s := sl.s
-	s.settleMu.RLock()
-	defer s.settleMu.RUnlock()
 	if s.settleClosed {
 		return // after Close: the message stays pending
 	}
@@ -103,11 +115,24 @@ func (sl *callerSlot) end() {
 	}
 }
 
-// endCallerSlots runs at Close, once nothing is handed out any more: it
-// stops the settles of caller slots (later ones leave their messages
-// pending, as a slot that stopped waiting does) and ends every slot.
+// endCallerSlots runs at Close, once reading stopped: it waits for every
+// Next and Settle in progress, settles the messages acked or nacked and
+// not settled yet (as an engine slot does when Close ends its wait), stops
+// later settles (their messages stay pending) and ends every slot.
 func (s *subscription) endCallerSlots() {
 	s.settleMu.Lock()
+	for _, sl := range s.callerSlots {
+		if sl.e == nil {
+			continue
+		}
+		select {
+		case <-sl.msg.Acked():
+		case <-sl.msg.Nacked():
+		default:
+			continue // neither: it stays pending
+		}
+		sl.settleLocked()
+	}
 	s.settleClosed = true
 	s.settleMu.Unlock()
 	for _, sl := range s.callerSlots {

@@ -246,3 +246,115 @@ func TestSlotsReadAlongside(t *testing.T) {
 	default:
 	}
 }
+
+// stepDriver hands each Receive to the test, which answers it.
+type stepDriver struct {
+	fakeDriver
+	calls chan stepCall
+}
+
+type stepCall struct {
+	wait  time.Duration
+	reply chan []*driver.Message
+}
+
+func (d *stepDriver) Open(context.Context, string, transports.SubscriberConfig) (driver.Subscription, error) {
+	return d, nil
+}
+
+func (d *stepDriver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{ConcurrentReceive: true}
+}
+
+func (d *stepDriver) Receive(ctx context.Context, n int, wait time.Duration) ([]*driver.Message, error) {
+	c := stepCall{wait: wait, reply: make(chan []*driver.Message, 1)}
+	select {
+	case d.calls <- c:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case msgs := <-c.reply:
+		return msgs, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func stepMsg(id string) []*driver.Message {
+	return []*driver.Message{{AckID: id, Topic: "t", Message: message.NewMessage(id, nil)}}
+}
+
+// A read alongside that finds nothing while the reader finishes (the
+// reader then sees no free slot: the read alongside holds its token) must
+// not leave the slot waiting for a reader that no longer reads.
+func TestSlotsReadAlongsideThenNoReader(t *testing.T) {
+	d := &stepDriver{calls: make(chan stepCall)}
+	sub, err := engine.New(d, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 2}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	slots, err := sub.SubscribeSlots(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(wantWait bool) stepCall {
+		t.Helper()
+		select {
+		case c := <-d.calls:
+			if (c.wait > 0) != wantWait {
+				t.Fatalf("Receive with wait %s, want a wait: %v", c.wait, wantWait)
+			}
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("no Receive came")
+		}
+		return stepCall{}
+	}
+	// Both slots out, after a read that took both free slots (so no slot
+	// was told a reader is free).
+	got0 := make(chan *message.Message, 1)
+	go func() { got0 <- slots[0].Next(nil) }()
+	call(true).reply <- append(stepMsg("m1"), stepMsg("m1b")...)
+	m1 := <-got0
+	m1b := slots[1].Next(nil)
+	m1b.Ack()
+	got1 := make(chan *message.Message, 1)
+	go func() { got1 <- slots[1].Next(nil) }()
+	reader := call(true) // slot 1 reads, waiting
+	m1.Ack()
+	go func() { got0 <- slots[0].Next(nil) }()
+	along := call(false)          // slot 0 reads alongside
+	reader.reply <- stepMsg("m2") // the reader finishes: no free slot seen
+	if m := <-got1; m == nil || m.UUID != "m2" {
+		t.Fatalf("slot 1 got %v, want m2", m)
+	}
+	along.reply <- nil // nothing alongside
+	call(true).reply <- stepMsg("m3")
+	select {
+	case m := <-got0:
+		if m == nil || m.UUID != "m3" {
+			t.Fatalf("slot 0 got %v, want m3", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("slot 0 never got m3")
+	}
+}
+
+// An Ack made before Close counts even when Settle comes only after it
+// (Close settles what was acked), as for a message of Subscribe.
+func TestSlotsAckBeforeCloseSettledAfter(t *testing.T) {
+	b := memory.NewBroker(0)
+	slots, ss, _, tr := subscribeSlots(t, b, 1)
+	publish(t, tr, 1)
+	x := slots[0].Next(nil)
+	x.Ack()
+	if err := ss.(interface{ Close() error }).Close(); err != nil {
+		t.Fatal(err)
+	}
+	slots[0].Settle() // too late to matter: Close settled it
+	if g := groupOf(t, b); g.Pending != 0 {
+		t.Fatalf("pending %d, want 0: an Ack made before Close was lost", g.Pending)
+	}
+}
