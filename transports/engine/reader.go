@@ -44,6 +44,16 @@ type reader struct {
 // entries are read a second time.
 const pendingAgainAfter = time.Second
 
+// afterBrokenRead makes the next reads read own pending first, as at
+// start, and once more pendingAgainAfter later: entries a broken read took
+// may be pending for this member (docs/transports.md, semantics item 12).
+func (r *reader) afterBrokenRead(caps driver.Capabilities, now time.Time) {
+	r.pending, r.pendingCursor = caps.PendingList, ""
+	if caps.PendingList {
+		r.pendingAgain = now.Add(pendingAgainAfter)
+	}
+}
+
 // readOnce reads once for the free slots and queues what it read but the
 // oldest entry, which it returns for the calling slot to hand out itself
 // (no hand-off to another goroutine). It reports whether it read (false:
@@ -62,16 +72,14 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 	)
 	now := time.Now()
 	if r.broken.Swap(false) {
-		r.pending, r.pendingCursor = s.caps.PendingList, ""
-		if s.caps.PendingList {
-			r.pendingAgain = now.Add(pendingAgainAfter)
-		}
+		r.afterBrokenRead(s.caps, now)
 	}
 	if !r.pendingAgain.IsZero() && !now.Before(r.pendingAgain) {
 		r.pendingAgain = time.Time{}
 		r.pending, r.pendingCursor = s.caps.PendingList, ""
 	}
-	fresh := !r.pending && !(s.caps.PendingList && !now.Before(r.nextClaim))
+	claimDue := s.caps.PendingList && !now.Before(r.nextClaim)
+	fresh := !r.pending && !claimDue // a read of new entries (the default case below)
 	if fresh {
 		r.list.RLock()
 	} else {
@@ -85,7 +93,7 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 		if err == nil && r.pendingCursor == "" {
 			r.pending = false
 		}
-	case s.caps.PendingList && !now.Before(r.nextClaim):
+	case claimDue:
 		what = "claim idle entries"
 		s.listReadStarts()
 		msgs, r.claimCursor, err = s.d.Claim(s.readCtx, s.cfg.AckTimeout, r.claimCursor, n)
@@ -130,12 +138,7 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 			return nil, true, false
 		}
 		s.log.Warn("engine: "+what+" failed; retrying", slog.Any("error", err))
-		// Entries a broken read took may be pending for this member:
-		// read them first, as at start (docs/transports.md, semantics item 12).
-		r.pending, r.pendingCursor = s.caps.PendingList, ""
-		if s.caps.PendingList {
-			r.pendingAgain = time.Now().Add(pendingAgainAfter)
-		}
+		r.afterBrokenRead(s.caps, time.Now())
 		return nil, true, r.bo.sleep(s.readCtx)
 	}
 	r.bo.reset()

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -19,28 +18,14 @@ var _ transports.SlotSubscriber = (*Subscriber)(nil)
 // in the caller's goroutine. Reading, claims, keep-alives, redeliveries,
 // attempts and Close are those of Subscribe.
 func (s *Subscriber) SubscribeSlots(ctx context.Context, topic string) ([]transports.Slot, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, transports.ErrClosed
-	}
-	if topic == "" {
-		return nil, fmt.Errorf("%w: subscribe: empty topic", transports.ErrInvalidConfig)
-	}
-	ds, err := s.d.Open(ctx, topic, s.cfg)
+	sub, err := s.subscribe(ctx, topic, true)
 	if err != nil {
 		return nil, err
 	}
-	sub := newSubscription(s, ds, topic)
-	sub.callerSlots = make([]*callerSlot, s.cfg.Concurrency)
-	slots := make([]transports.Slot, s.cfg.Concurrency)
-	for i := range slots {
-		sl := &callerSlot{s: sub, sb: sub.newSettleBuf()}
-		sub.callerSlots[i] = sl
+	slots := make([]transports.Slot, len(sub.callerSlots))
+	for i, sl := range sub.callerSlots {
 		slots[i] = sl
 	}
-	sub.start(ctx)
-	s.subs = append(s.subs, sub)
 	return slots, nil
 }
 

@@ -98,6 +98,17 @@ func New(d driver.Driver, cfg transports.SubscriberConfig, opts Options) (*Subsc
 // ctx is done or the subscriber closes. Messages handed out can be acked
 // or nacked until Close, also after ctx is done.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	sub, err := s.subscribe(ctx, topic, false)
+	if err != nil {
+		return nil, err
+	}
+	return sub.out, nil
+}
+
+// subscribe opens the driver's subscription to topic and starts reading:
+// with the engine's slot goroutines sending on sub.out, or with
+// Concurrency caller slots (sub.callerSlots) for SubscribeSlots.
+func (s *Subscriber) subscribe(ctx context.Context, topic string, callerSlots bool) (*subscription, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -111,9 +122,15 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, err
 	}
 	sub := newSubscription(s, ds, topic)
+	if callerSlots {
+		sub.callerSlots = make([]*callerSlot, s.cfg.Concurrency)
+		for i := range sub.callerSlots {
+			sub.callerSlots[i] = &callerSlot{s: sub, sb: sub.newSettleBuf()}
+		}
+	}
 	sub.start(ctx)
 	s.subs = append(s.subs, sub)
-	return sub.out, nil
+	return sub, nil
 }
 
 // Close stops every subscription: it stops reading, waits for the slots,
