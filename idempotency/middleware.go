@@ -92,6 +92,9 @@ func Middleware(opts Options) message.HandlerMiddleware {
 	m := &dedup{opts: opts, metrics: newMetrics(opts.Group, opts.MeterProvider)}
 	m.txStore, _ = opts.Store.(TxStore)
 	m.deferred, _ = opts.Store.(DeferredCommitter)
+	if a, ok := opts.Store.(AheadClaimer); ok && m.txStore == nil {
+		a.ExpectBegins(opts.Group, opts.Holder, opts.Lease)
+	}
 	if ext, ok := opts.Store.(LeaseExtender); ok {
 		m.keeper = newKeeper(ext, opts.Lease)
 	}

@@ -89,6 +89,20 @@ type DeferredCommitter interface {
 	CommitDeferred(lease Lease, retention time.Duration, done func(error)) bool
 }
 
+// AheadClaimer is implemented by stores that can claim an event's key
+// before the middleware asks for it: in the transport's own read of the
+// event, in the same round trip (the Redis store with the Redis
+// transport). The middleware announces the group, holder and lease its
+// Begin calls use; a Begin for a key claimed ahead returns Fresh at once,
+// and a transport releases a claim taken ahead whose event it settles
+// without a Begin (a poison entry, a give-back at a stop).
+type AheadClaimer interface {
+	// ExpectBegins says that Begin is called with the keys Key(group,
+	// event ID), for leases of lease, taken by holder. The last call for a
+	// group wins.
+	ExpectBegins(group string, holder Holder, lease time.Duration)
+}
+
 // Errors a Store returns; match them with errors.Is.
 var (
 	// ErrLeaseLost: the lease expired and another holder claimed the key.

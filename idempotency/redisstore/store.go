@@ -42,6 +42,7 @@ type Store struct {
 	legacy    atomic.Bool // the server rejected SET NX GET: use beginScript
 	pipe      *pipeliner
 	deferring bool // Options.DeferCommits
+	ahead     ahead
 
 	tokenPrefix [8]byte
 	tokens      atomic.Uint64
@@ -92,6 +93,10 @@ func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (
 	}
 	s.stray.lease(leaseFor)
 	rkey := s.RedisKey(key)
+	if c, ok := s.adopt(rkey); ok {
+		// The transport's read of the event claimed the key for us.
+		return idempotency.Fresh, idempotency.Lease{Key: key, Token: c.token, Expires: c.expires}, nil
+	}
 	token := idempotency.HolderToken(holderOf(ctx), s.newToken())
 	defer func() {
 		if err != nil {

@@ -71,6 +71,13 @@ type redisSub struct {
 	lost []window
 	// nextJanitor is when Claim next removes idle consumers.
 	nextJanitor time.Time
+	// ahead: the idempotency claims reads took that Ack or Nack may
+	// have to release, by entry ID.
+	ahead map[string]aheadRef
+
+	// readFull: the last read returned all it asked for, so the next one
+	// reads without blocking and claims ahead (receiveClaiming).
+	readFull atomic.Bool
 }
 
 // window is the time span of one broken read.
@@ -102,6 +109,19 @@ func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*d
 		block = min(block, b)
 	}
 	block = max(block, time.Millisecond)
+	asked := min(n, s.batch)
+	if s.readFull.Load() {
+		// The last read found more than it could take: entries are likely
+		// waiting, so read them without blocking and claim their
+		// idempotency keys in the same round trip.
+		if plan, ok := s.claimPlan(); ok {
+			out, err := s.receiveClaiming(ctx, plan, asked)
+			s.readFull.Store(err == nil && len(out) >= asked)
+			if err != nil || len(out) > 0 {
+				return out, err
+			}
+		}
+	}
 	start := time.Now()
 	s.blocking.Store(true)
 	stop := s.interruptOn(ctx)
@@ -123,15 +143,16 @@ func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*d
 			return nil, nil
 		}
 		s.dropReader()
-		s.mu.Lock()
-		s.lost = append(s.lost, window{start, time.Now()})
-		s.mu.Unlock()
+		s.markLost(start)
 		return nil, fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
 	}
 	var out []*driver.Message
+	read := 0
 	for _, st := range streams {
+		read += len(st.Messages)
 		out = s.messages(ctx, out, st.Messages, nil, true)
 	}
+	s.readFull.Store(read >= asked)
 	return out, nil
 }
 
@@ -416,6 +437,7 @@ func (s *redisSub) Ack(ctx context.Context, ids []driver.AckID) error {
 	if s.closed.Load() {
 		return transports.ErrClosed
 	}
+	s.settleAhead(ctx, ids)
 	xack := func(pipe redis.Pipeliner) {
 		for chunk := range chunks(ids, ackChunk) {
 			strs := make([]string, len(chunk))
@@ -448,6 +470,11 @@ func (s *redisSub) Nack(ctx context.Context, nacks []driver.Nack) error {
 	if s.closed.Load() {
 		return transports.ErrClosed
 	}
+	ids := make([]driver.AckID, len(nacks))
+	for i, n := range nacks {
+		ids[i] = n.AckID
+	}
+	s.settleAhead(ctx, ids)
 	pipe := s.client.Pipeline()
 	for _, n := range nacks {
 		idle := max(s.ackTimeout-n.Delay, 0)
@@ -465,6 +492,7 @@ func (s *redisSub) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.releaseAllAhead()
 	if s.own {
 		return s.rc.Close()
 	}

@@ -1,0 +1,104 @@
+package redisstore_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/busline/busline/idempotency"
+	"github.com/busline/busline/idempotency/redisstore"
+)
+
+// A claim a transport's read took ahead (here written by hand, as the
+// read's script does) is adopted by the first Begin of its key: Fresh,
+// with the read's token and no new write; a claim nobody adopted is
+// released (deleted), and releasing an adopted one changes nothing.
+func TestClaimTakenAheadIsAdoptedOrReleased(t *testing.T) {
+	c := client(t)
+	p := prefix(t, c)
+	s := redisstore.New(c, redisstore.Options{Prefix: p})
+	ctx := context.Background()
+	if _, ok := s.PlanAhead("g"); ok {
+		t.Fatal("PlanAhead before any middleware announced the group")
+	}
+	holder := idempotency.Holder{Process: "p1", Run: "r1"}
+	s.ExpectBegins("g", holder, time.Minute)
+	plan, ok := s.PlanAhead("g")
+	if !ok || plan.KeyPrefix != p+"g:" || plan.Lease != time.Minute {
+		t.Fatalf("PlanAhead = %+v, %v", plan, ok)
+	}
+	tokens := plan.Tokens(2)
+	if tokens[0] == tokens[1] || !strings.HasPrefix(tokens[0], "p=p1;r=r1;") {
+		t.Fatalf("tokens %q: want two distinct tokens recording the holder", tokens)
+	}
+	start := time.Now()
+	for i, id := range []string{"e1", "e2"} {
+		if err := c.Set(ctx, plan.KeyPrefix+id, tokens[i], time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k1 := plan.Claimed("e1", tokens[0], start)
+	k2 := plan.Claimed("e2", tokens[1], start)
+
+	hctx := idempotency.WithHolder(ctx, holder)
+	st, l, err := s.Begin(hctx, "g:e1", time.Minute)
+	if err != nil || st != idempotency.Fresh || l.Token != tokens[0] || l.Expires != start.Add(time.Minute) {
+		t.Fatalf("Begin of a key claimed ahead = %v, %+v, %v; want Fresh with the read's token", st, l, err)
+	}
+	if err := s.Release(ctx, k1, tokens[0]); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Get(ctx, k1).Val(); v != tokens[0] {
+		t.Fatalf("Release of an adopted claim changed the key to %q", v)
+	}
+	if err := s.Commit(ctx, l, time.Hour); err != nil {
+		t.Fatalf("Commit of the adopted lease: %v", err)
+	}
+	// A second Begin of e1 is a duplicate: nothing is adopted twice.
+	if st, _, err := s.Begin(hctx, "g:e1", time.Minute); err != nil || st != idempotency.Done {
+		t.Fatalf("Begin after the commit = %v, %v; want Done", st, err)
+	}
+
+	if err := s.Release(ctx, k2, "another token"); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Get(ctx, k2).Val(); v != tokens[1] {
+		t.Fatalf("Release with a wrong token changed the key to %q", v)
+	}
+	if err := s.Release(ctx, k2, tokens[1]); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Exists(ctx, k2).Val(); n != 0 {
+		t.Fatal("a claim nobody adopted is still held after Release")
+	}
+	// Released: the next Begin claims the key itself.
+	if st, l, err := s.Begin(hctx, "g:e2", time.Minute); err != nil || st != idempotency.Fresh || l.Token == tokens[1] {
+		t.Fatalf("Begin after Release = %v, %+v, %v; want a fresh claim of its own", st, l, err)
+	}
+}
+
+// A read whose reply was lost may have claimed keys with any of its
+// tokens: Begin in this store takes such a claim over at once, as it
+// does a lost Begin's, while another store still finds it held.
+func TestClaimOfALostReadIsTakenOver(t *testing.T) {
+	c := client(t)
+	p := prefix(t, c)
+	s := redisstore.New(c, redisstore.Options{Prefix: p})
+	other := redisstore.New(c, redisstore.Options{Prefix: p})
+	ctx := context.Background()
+	s.ExpectBegins("g", idempotency.Holder{}, time.Hour)
+	plan, _ := s.PlanAhead("g")
+	tokens := plan.Tokens(3)
+	if err := c.Set(ctx, plan.KeyPrefix+"e1", tokens[1], time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	plan.Unknown(tokens)
+	if st, _, err := other.Begin(ctx, "g:e1", time.Hour); err != nil || st != idempotency.Held {
+		t.Fatalf("Begin in another store = %v, %v; want Held", st, err)
+	}
+	st, l, err := s.Begin(ctx, "g:e1", time.Hour)
+	if err != nil || st != idempotency.Fresh || l.Token == tokens[1] {
+		t.Fatalf("Begin in the store whose read was lost = %v, %+v, %v; want Fresh at once", st, l, err)
+	}
+}

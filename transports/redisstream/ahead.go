@@ -1,0 +1,212 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/idempotency/redisstore"
+	"github.com/busline/busline/transports/driver"
+)
+
+// readClaiming is XREADGROUP ... COUNT ARGV[3] STREAMS KEYS[1] > (never
+// blocking), then, for each entry read, SET {ARGV[4]}{event ID} token NX
+// PX ARGV[5], with the entry's own token ARGV[6+i]: the idempotency
+// middleware's claim of the event, taken in the read's round trip. It
+// returns {entries, claimed}, claimed[i] 1 when the key of entry i was set.
+// The claim keys are not declared in KEYS: it runs only on a
+// single-node Redis, never on a Cluster.
+var readClaiming = redis.NewScript(`
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+if not r then return false end
+local entries = r[1][2]
+local claimed = {}
+for i, e in ipairs(entries) do
+  local f = e[2]
+  claimed[i] = 0
+  if f then
+    for j = 1, #f, 2 do
+      if f[j] == '` + fieldUUID + `' then
+        local id = f[j+1]
+        if id ~= '' and redis.call('SET', ARGV[4] .. id, ARGV[5+i], 'NX', 'PX', ARGV[5]) then
+          claimed[i] = 1
+        end
+        break
+      end
+    end
+  end
+end
+return {entries, claimed}
+`)
+
+// aheadRef is a claim a read took for the idempotency middleware: Ack and
+// Nack release it when no Begin adopted it.
+type aheadRef struct{ rkey, token string }
+
+// claimPlan returns how this subscription's reads claim ahead for the
+// transport's own idempotency store, when the bus's middleware announced
+// this group to it and the Redis is a single node.
+func (s *redisSub) claimPlan() (redisstore.AheadPlan, bool) {
+	st := s.t.dedup.Load()
+	if st == nil || !s.own {
+		// The reads must run on the subscription's own connection, which
+		// never retries a read whose reply was lost (a retried read would
+		// take other entries and claims); a Cluster has none.
+		return redisstore.AheadPlan{}, false
+	}
+	return st.PlanAhead(s.group)
+}
+
+// receiveClaiming reads up to n new entries without blocking and claims
+// their idempotency keys in the same round trip (readClaiming).
+func (s *redisSub) receiveClaiming(ctx context.Context, plan redisstore.AheadPlan, n int) ([]*driver.Message, error) {
+	n = min(n, s.batch)
+	tokens := plan.Tokens(n)
+	args := make([]any, 0, 5+n)
+	args = append(args, s.group, s.consumer, n, plan.KeyPrefix, plan.Lease.Milliseconds())
+	for _, t := range tokens {
+		args = append(args, t)
+	}
+	start := time.Now()
+	res, err := readClaiming.Run(ctx, s.rc, []string{s.stream}, args...).Slice()
+	if err == redis.Nil {
+		return nil, nil
+	}
+	if err != nil {
+		if isNoGroup(err) {
+			s.recreateGroup(ctx)
+			return nil, nil
+		}
+		// The read may have happened with its reply lost: its entries
+		// are pending, counted once, and its claims held by nobody.
+		plan.Unknown(tokens)
+		s.dropReader()
+		s.markLost(start)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
+	}
+	xms, claimed, err := parseClaimingReply(res)
+	if err != nil {
+		plan.Unknown(tokens)
+		s.markLost(start)
+		return nil, fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
+	}
+	refs := make(map[string]aheadRef, len(xms))
+	for i, xm := range xms {
+		if i < len(claimed) && claimed[i] && i < len(tokens) {
+			id, _ := xm.Values[fieldUUID].(string)
+			refs[xm.ID] = aheadRef{rkey: plan.Claimed(id, tokens[i], start), token: tokens[i]}
+		}
+	}
+	out := s.messages(ctx, nil, xms, nil, true)
+	s.mu.Lock()
+	if s.ahead == nil {
+		s.ahead = map[string]aheadRef{}
+	}
+	for _, m := range out {
+		id := m.AckID.(string)
+		if r, ok := refs[id]; ok {
+			s.ahead[id] = r
+			delete(refs, id)
+		}
+	}
+	s.mu.Unlock()
+	// What messages skipped (replays for another group) was acknowledged.
+	for _, r := range refs {
+		s.release(ctx, r)
+	}
+	return out, nil
+}
+
+// markLost records a read that broke after start: the entries it may have
+// delivered are in the pending list, counted, and never reached the engine.
+func (s *redisSub) markLost(start time.Time) {
+	s.mu.Lock()
+	s.lost = append(s.lost, window{start, time.Now()})
+	s.mu.Unlock()
+}
+
+// settleAhead releases the claims taken ahead for ids that no Begin
+// adopted (the store keeps the ones it adopted out of reach of Release).
+func (s *redisSub) settleAhead(ctx context.Context, ids []driver.AckID) {
+	s.mu.Lock()
+	if len(s.ahead) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	var refs []aheadRef
+	for _, id := range ids {
+		key, _ := id.(string)
+		if r, ok := s.ahead[key]; ok {
+			refs = append(refs, r)
+			delete(s.ahead, key)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range refs {
+		s.release(ctx, r)
+	}
+}
+
+// releaseAllAhead releases every claim still taken ahead (Close).
+func (s *redisSub) releaseAllAhead() {
+	s.mu.Lock()
+	refs := s.ahead
+	s.ahead = nil
+	s.mu.Unlock()
+	if len(refs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, r := range refs {
+		s.release(ctx, r)
+	}
+}
+
+func (s *redisSub) release(ctx context.Context, r aheadRef) {
+	st := s.t.dedup.Load()
+	if st == nil {
+		return
+	}
+	if err := st.Release(ctx, r.rkey, r.token); err != nil {
+		s.log.Debug("redisstream: release of an idempotency claim taken ahead failed; its lease expires",
+			slog.String("key", r.rkey), slog.Any("error", err))
+	}
+}
+
+// parseClaimingReply turns readClaiming's reply into stream entries and
+// which of them had their key claimed.
+func parseClaimingReply(res []any) ([]redis.XMessage, []bool, error) {
+	if len(res) != 2 {
+		return nil, nil, fmt.Errorf("unexpected read reply of %d elements", len(res))
+	}
+	entries, _ := res[0].([]any)
+	flags, _ := res[1].([]any)
+	xms := make([]redis.XMessage, 0, len(entries))
+	claimed := make([]bool, len(entries))
+	for i, e := range entries {
+		pair, ok := e.([]any)
+		if !ok || len(pair) != 2 {
+			return nil, nil, fmt.Errorf("unexpected stream entry %v", e)
+		}
+		id, _ := pair[0].(string)
+		fields, _ := pair[1].([]any)
+		values := make(map[string]any, len(fields)/2)
+		for j := 0; j+1 < len(fields); j += 2 {
+			k, _ := fields[j].(string)
+			values[k] = fields[j+1]
+		}
+		xms = append(xms, redis.XMessage{ID: id, Values: values})
+		if i < len(flags) {
+			n, _ := flags[i].(int64)
+			claimed[i] = n == 1
+		}
+	}
+	return xms, claimed, nil
+}
