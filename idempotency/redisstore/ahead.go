@@ -26,6 +26,7 @@ type ahead struct {
 type aheadClaim struct {
 	token   string
 	expires time.Time
+	lease   time.Duration
 }
 
 // ExpectBegins implements idempotency.AheadClaimer: the idempotency
@@ -82,7 +83,7 @@ func (p AheadPlan) Tokens(n int) []string {
 func (p AheadPlan) Claimed(eventID, token string, start time.Time) string {
 	rkey := p.KeyPrefix + eventID
 	p.s.ahead.any.Store(true)
-	p.s.ahead.claims.Store(rkey, aheadClaim{token: token, expires: start.Add(p.Lease)})
+	p.s.ahead.claims.Store(rkey, aheadClaim{token: token, expires: start.Add(p.Lease), lease: p.Lease})
 	return rkey
 }
 
@@ -98,15 +99,25 @@ func (p AheadPlan) Unknown(tokens []string) {
 // Release gives up the claim taken ahead on rkey with token when no Begin
 // adopted it: its event was settled without reaching the middleware (a
 // poison entry, a give-back). The key is deleted if it still holds token.
+// When that fails the claim stays recorded, so that the caller can retry
+// the release (and settle the entry only then).
 func (s *Store) Release(ctx context.Context, rkey, token string) error {
 	v, ok := s.ahead.claims.Load(rkey)
 	if !ok || v.(aheadClaim).token != token || !s.ahead.claims.CompareAndDelete(rkey, v) {
 		return nil // adopted by a Begin, or replaced by a later read's claim
 	}
-	return s.Abort(ctx, idempotency.Lease{Key: rkey[len(s.prefix):], Token: token})
+	if err := s.Abort(ctx, idempotency.Lease{Key: rkey[len(s.prefix):], Token: token}); err != nil {
+		s.ahead.claims.LoadOrStore(rkey, v)
+		return err
+	}
+	return nil
 }
 
-// adopt returns the claim taken ahead on rkey, if any, and forgets it.
+// adopt returns the claim taken ahead on rkey, if any, and forgets it. A
+// claim with less than half its lease left is not adopted (a handler
+// would start under a lease about to end, or ended, which another holder
+// may have taken over): its token is remembered as stray, and Begin claims
+// the key the usual way, taking the lease over if it is still this one.
 func (s *Store) adopt(rkey string) (aheadClaim, bool) {
 	if !s.ahead.any.Load() {
 		return aheadClaim{}, false
@@ -115,5 +126,10 @@ func (s *Store) adopt(rkey string) (aheadClaim, bool) {
 	if !ok {
 		return aheadClaim{}, false
 	}
-	return v.(aheadClaim), true
+	c := v.(aheadClaim)
+	if time.Until(c.expires) < c.lease/2 {
+		s.stray.add(c.token)
+		return aheadClaim{}, false
+	}
+	return c, true
 }

@@ -102,3 +102,36 @@ func TestClaimOfALostReadIsTakenOver(t *testing.T) {
 		t.Fatalf("Begin in the store whose read was lost = %v, %+v, %v; want Fresh at once", st, l, err)
 	}
 }
+
+// A claim with less than half its lease left is not adopted: Begin claims
+// the key the usual way. It takes the lease over when the key still holds
+// the read's token, and finds the key held when another holder took it
+// after the read's lease ran out.
+func TestClaimTakenAheadNearItsExpiryIsNotAdopted(t *testing.T) {
+	c := client(t)
+	p := prefix(t, c)
+	s := redisstore.New(c, redisstore.Options{Prefix: p})
+	other := redisstore.New(c, redisstore.Options{Prefix: p})
+	ctx := context.Background()
+	s.ExpectBegins("g", idempotency.Holder{}, time.Minute)
+	plan, _ := s.PlanAhead("g")
+	tokens := plan.Tokens(2)
+	longAgo := time.Now().Add(-45 * time.Second) // a quarter of the lease left
+	if err := c.Set(ctx, plan.KeyPrefix+"e1", tokens[0], 15*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	plan.Claimed("e1", tokens[0], longAgo)
+	st, l, err := s.Begin(ctx, "g:e1", time.Minute)
+	if err != nil || st != idempotency.Fresh || l.Token == tokens[0] || time.Until(l.Expires) < 50*time.Second {
+		t.Fatalf("Begin of a claim near its expiry = %v, %+v, %v; want a fresh lease of its own", st, l, err)
+	}
+
+	// e2: the read's lease ran out and another store took the key.
+	plan.Claimed("e2", tokens[1], time.Now().Add(-2*time.Minute))
+	if st, _, err := other.Begin(ctx, "g:e2", time.Minute); err != nil || st != idempotency.Fresh {
+		t.Fatalf("Begin in the other store = %v, %v", st, err)
+	}
+	if st, _, err := s.Begin(ctx, "g:e2", time.Minute); err != nil || st != idempotency.Held {
+		t.Fatalf("Begin of an expired claim another holder took = %v, %v; want Held", st, err)
+	}
+}

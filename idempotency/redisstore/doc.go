@@ -34,6 +34,16 @@
 //     which holds each one back until the commits queued before it are
 //     applied. A handler's slot takes its next event without waiting for
 //     the commit, and an event is never acknowledged before its commit.
+//   - With that store, the transport's reads also take the claims
+//     (idempotency.AheadClaimer): once the middleware announced its group,
+//     a read made while entries are waiting (the previous read was full)
+//     runs XREADGROUP and the SET ... NX PX of each entry's key in one
+//     script, and Begin adopts the claim without a round trip. A claim no
+//     Begin adopted (a poison entry, an entry given back at a stop) is
+//     released when the entry is settled; the tokens of a read whose reply
+//     was lost are taken over at once by Begin in this store. Not on a
+//     Cluster (the claim keys are not the script's declared keys), nor on a
+//     transport made with redisstream.New on a caller's client.
 //
 // Redis decides expiry with its own clock; the done marker lives as long as
 // the retention (7 days by default), so memory grows with the number of

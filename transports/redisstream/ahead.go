@@ -2,8 +2,10 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,7 +16,7 @@ import (
 
 // readClaiming is XREADGROUP ... COUNT ARGV[3] STREAMS KEYS[1] > (never
 // blocking), then, for each entry read, SET {ARGV[4]}{event ID} token NX
-// PX ARGV[5], with the entry's own token ARGV[6+i]: the idempotency
+// PX ARGV[5], with the entry's own token ARGV[5+i]: the idempotency
 // middleware's claim of the event, taken in the read's round trip. It
 // returns {entries, claimed}, claimed[i] 1 when the key of entry i was set.
 // The claim keys are not declared in KEYS: it runs only on a
@@ -51,7 +53,7 @@ type aheadRef struct{ rkey, token string }
 // this group to it and the Redis is a single node.
 func (s *redisSub) claimPlan() (redisstore.AheadPlan, bool) {
 	st := s.t.dedup.Load()
-	if st == nil || !s.own {
+	if st == nil || !s.own || s.noAhead.Load() {
 		// The reads must run on the subscription's own connection, which
 		// never retries a read whose reply was lost (a retried read would
 		// take other entries and claims); a Cluster has none.
@@ -70,25 +72,16 @@ func (s *redisSub) receiveClaiming(ctx context.Context, plan redisstore.AheadPla
 	for _, t := range tokens {
 		args = append(args, t)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // interrupted before it was sent
+	}
 	start := time.Now()
 	res, err := readClaiming.Run(ctx, s.rc, []string{s.stream}, args...).Slice()
 	if err == redis.Nil {
 		return nil, nil
 	}
 	if err != nil {
-		if isNoGroup(err) {
-			s.recreateGroup(ctx)
-			return nil, nil
-		}
-		// The read may have happened with its reply lost: its entries
-		// are pending, counted once, and its claims held by nobody.
-		plan.Unknown(tokens)
-		s.dropReader()
-		s.markLost(start)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
+		return nil, s.claimingFailed(ctx, plan, tokens, start, err)
 	}
 	xms, claimed, err := parseClaimingReply(res)
 	if err != nil {
@@ -118,9 +111,46 @@ func (s *redisSub) receiveClaiming(ctx context.Context, plan redisstore.AheadPla
 	s.mu.Unlock()
 	// What messages skipped (replays for another group) was acknowledged.
 	for _, r := range refs {
-		s.release(ctx, r)
+		if err := s.release(ctx, r); err != nil {
+			s.log.Debug("redisstream: release of an idempotency claim taken ahead failed; its lease expires",
+				slog.String("key", r.rkey), slog.Any("error", err))
+		}
 	}
 	return out, nil
+}
+
+// claimingFailed handles an error of readClaiming. A cancelled context
+// stops go-redis before it sends (it never abandons a reply it waits for);
+// NOGROUP fails the script's first command, which applied nothing. Any
+// other failure may have read entries (pending, counted once, never
+// handed out) and claimed their keys for nobody: the read is lost, and
+// its tokens stray. A server error that is not NOGROUP (an OOM on a SET,
+// a server or proxy that refuses keys a script does not declare) would
+// come back at every read: reads stop claiming ahead for this
+// subscription, and its connection, which is sound, is kept.
+func (s *redisSub) claimingFailed(ctx context.Context, plan redisstore.AheadPlan, tokens []string, start time.Time, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return ctx.Err()
+	}
+	if strings.Contains(err.Error(), "NOGROUP") {
+		// Before Redis 7.0 a script's error reads "ERR Error running
+		// script ... NOGROUP ...".
+		s.recreateGroup(ctx)
+		return nil
+	}
+	plan.Unknown(tokens)
+	s.markLost(start)
+	var serverErr redis.Error
+	if errors.As(err, &serverErr) {
+		s.noAhead.Store(true)
+		s.log.Warn("redisstream: reading with the idempotency claims failed on the server; this subscription reads without them from now on", slog.Any("error", err))
+	} else {
+		s.dropReader()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
 }
 
 // markLost records a read that broke after start: the entries it may have
@@ -132,25 +162,41 @@ func (s *redisSub) markLost(start time.Time) {
 }
 
 // settleAhead releases the claims taken ahead for ids that no Begin
-// adopted (the store keeps the ones it adopted out of reach of Release).
-func (s *redisSub) settleAhead(ctx context.Context, ids []driver.AckID) {
+// adopted (the store keeps the ones it adopted out of reach of Release),
+// before their entries are acknowledged or given back. A claim whose
+// release failed stays recorded and the error is returned: the engine
+// retries the Ack or Nack, and with it the release, so that an entry is
+// never given back to other consumers with its key still held.
+func (s *redisSub) settleAhead(ctx context.Context, ids []driver.AckID) error {
 	s.mu.Lock()
 	if len(s.ahead) == 0 {
 		s.mu.Unlock()
-		return
+		return nil
 	}
+	var keys []string
 	var refs []aheadRef
 	for _, id := range ids {
 		key, _ := id.(string)
 		if r, ok := s.ahead[key]; ok {
+			keys = append(keys, key)
 			refs = append(refs, r)
-			delete(s.ahead, key)
 		}
 	}
 	s.mu.Unlock()
-	for _, r := range refs {
-		s.release(ctx, r)
+	var failed error
+	for i, r := range refs {
+		if err := s.release(ctx, r); err != nil {
+			failed = err
+			continue
+		}
+		s.mu.Lock()
+		delete(s.ahead, keys[i])
+		s.mu.Unlock()
 	}
+	if failed != nil {
+		return fmt.Errorf("redisstream: release an idempotency claim taken by a read: %w", failed)
+	}
+	return nil
 }
 
 // releaseAllAhead releases every claim still taken ahead (Close).
@@ -165,19 +211,19 @@ func (s *redisSub) releaseAllAhead() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, r := range refs {
-		s.release(ctx, r)
+		if err := s.release(ctx, r); err != nil {
+			s.log.Debug("redisstream: release of an idempotency claim taken ahead failed; its lease expires",
+				slog.String("key", r.rkey), slog.Any("error", err))
+		}
 	}
 }
 
-func (s *redisSub) release(ctx context.Context, r aheadRef) {
+func (s *redisSub) release(ctx context.Context, r aheadRef) error {
 	st := s.t.dedup.Load()
 	if st == nil {
-		return
+		return nil
 	}
-	if err := st.Release(ctx, r.rkey, r.token); err != nil {
-		s.log.Debug("redisstream: release of an idempotency claim taken ahead failed; its lease expires",
-			slog.String("key", r.rkey), slog.Any("error", err))
-	}
+	return st.Release(ctx, r.rkey, r.token)
 }
 
 // parseClaimingReply turns readClaiming's reply into stream entries and

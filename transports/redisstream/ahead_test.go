@@ -79,6 +79,16 @@ func TestReadClaimsAhead(t *testing.T) {
 	if n := c.Exists(ctx, key(ids[3])).Val(); n != 1 {
 		t.Fatal("the second read after a full one claimed nothing")
 	}
+	// A release that fails fails the Nack, which the engine retries: the
+	// entry is never given back with its key still held.
+	cancelled, cancelNow := context.WithCancel(ctx)
+	cancelNow()
+	if err := sub.Nack(cancelled, []driver.Nack{{AckID: m4.AckID, Attempts: 1}}); err == nil {
+		t.Fatal("Nack whose release could not be sent succeeded")
+	}
+	if n := c.Exists(ctx, key(ids[3])).Val(); n != 1 {
+		t.Fatal("the claim is gone though its release failed")
+	}
 	if err := sub.Nack(ctx, []driver.Nack{{AckID: m4.AckID, Attempts: 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,4 +118,58 @@ func eventMessage(id, payload string) *message.Message {
 	m := message.NewMessage(id, []byte(payload))
 	m.Metadata.Set("ce-type", "ahead")
 	return m
+}
+
+// A read with claims that finds its group gone creates it again and reads
+// from the start of the stream, as a plain read does; a server error other than NOGROUP turns claiming ahead
+// off for the subscription, keeps its sound connection, and counts the
+// read as lost (it may have taken entries).
+func TestReadClaimingErrors(t *testing.T) {
+	raw := testURL(t, "")
+	tr := openTransport(t, raw)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, _ := tr.IdempotencyStore(ctx)
+	store := st.(*redisstore.Store)
+	store.ExpectBegins("g", idempotency.Holder{}, time.Minute)
+	d, err := tr.Driver().Open(ctx, "ahead", transports.SubscriberConfig{Group: "g", Consumer: "p1", AckTimeout: time.Minute, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	sub := d.(*redisSub)
+	publish(t, tr, "ahead", "a", "b")
+	if msgs, err := sub.Receive(ctx, 1, time.Second); err != nil || len(msgs) != 1 {
+		t.Fatalf("Receive = %d, %v", len(msgs), err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: testAddr()})
+	defer c.Close()
+	if err := c.XGroupDestroy(ctx, tr.StreamKey("ahead"), "g").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := sub.Receive(ctx, 2, time.Second); err != nil || len(msgs) != 2 {
+		t.Fatalf("Receive after the group was destroyed = %d, %v; want both entries from the group made again", len(msgs), err)
+	}
+
+	plan, ok := sub.claimPlan()
+	if !ok {
+		t.Fatal("no claim plan")
+	}
+	serverErr := c.Do(ctx, "NO-SUCH-COMMAND").Err()
+	id := sub.connID.Load()
+	if err := sub.claimingFailed(ctx, plan, plan.Tokens(1), time.Now(), serverErr); err == nil {
+		t.Fatal("claimingFailed returned nil for a server error")
+	}
+	if _, ok := sub.claimPlan(); ok {
+		t.Fatal("still claiming ahead after a server error")
+	}
+	if sub.connID.Load() != id || id == 0 {
+		t.Fatalf("the reader's connection was dropped (%d -> %d) for a server error", id, sub.connID.Load())
+	}
+	sub.mu.Lock()
+	lost := len(sub.lost)
+	sub.mu.Unlock()
+	if lost != 1 {
+		t.Fatalf("%d lost reads recorded, want 1", lost)
+	}
 }

@@ -78,6 +78,8 @@ type redisSub struct {
 	// readFull: the last read returned all it asked for, so the next one
 	// reads without blocking and claims ahead (receiveClaiming).
 	readFull atomic.Bool
+	// noAhead: the server refused a read with claims; read without them.
+	noAhead atomic.Bool
 }
 
 // window is the time span of one broken read.
@@ -437,7 +439,9 @@ func (s *redisSub) Ack(ctx context.Context, ids []driver.AckID) error {
 	if s.closed.Load() {
 		return transports.ErrClosed
 	}
-	s.settleAhead(ctx, ids)
+	if err := s.settleAhead(ctx, ids); err != nil {
+		return err
+	}
 	xack := func(pipe redis.Pipeliner) {
 		for chunk := range chunks(ids, ackChunk) {
 			strs := make([]string, len(chunk))
@@ -474,7 +478,9 @@ func (s *redisSub) Nack(ctx context.Context, nacks []driver.Nack) error {
 	for i, n := range nacks {
 		ids[i] = n.AckID
 	}
-	s.settleAhead(ctx, ids)
+	if err := s.settleAhead(ctx, ids); err != nil {
+		return err
+	}
 	pipe := s.client.Pipeline()
 	for _, n := range nacks {
 		idle := max(s.ackTimeout-n.Delay, 0)
