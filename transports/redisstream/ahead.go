@@ -129,7 +129,7 @@ func (s *redisSub) receiveClaiming(ctx context.Context, plan redisstore.AheadPla
 // come back at every read: reads stop claiming ahead for this
 // subscription, and its connection, which is sound, is kept.
 func (s *redisSub) claimingFailed(ctx context.Context, plan redisstore.AheadPlan, tokens []string, start time.Time, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return ctx.Err()
 	}
 	if strings.Contains(err.Error(), "NOGROUP") {
