@@ -33,9 +33,16 @@ func newKeeper(ext LeaseExtender, lease time.Duration) *keeper {
 	return &keeper{ext: ext, lease: lease, every: max(lease/2, time.Millisecond), held: make(map[*kept]struct{})}
 }
 
-// start keeps l alive until stop.
+// start keeps l alive until stop. The first extension is due when half
+// the lease is left: half a lease from now for a lease just taken, sooner
+// for one taken earlier (a claim a transport's read took, which Begin
+// adopted).
 func (k *keeper) start(l Lease) *kept {
-	e := &kept{lease: l, due: time.Now().Add(k.every)}
+	due := time.Now().Add(k.every)
+	if !l.Expires.IsZero() {
+		due = minTime(due, l.Expires.Add(-(k.lease - k.every)))
+	}
+	e := &kept{lease: l, due: due}
 	k.mu.Lock()
 	k.held[e] = struct{}{}
 	k.armFor(e.due)
@@ -105,4 +112,11 @@ func (k *keeper) extend(e *kept) {
 	}
 	e.due = time.Now().Add(k.every)
 	k.armFor(e.due)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

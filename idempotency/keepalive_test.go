@@ -84,3 +84,22 @@ func TestKeeperExtendsRunningHandlers(t *testing.T) {
 		}
 	}
 }
+
+// A lease taken before Begin (a claim a transport's read took) is first
+// extended when half of it is left, not half a lease after Begin, which
+// could be after it expired.
+func TestKeeperExtendsAnEarlierLeaseInTime(t *testing.T) {
+	const lease = time.Hour
+	k := newKeeper(NewMemoryStore(), lease)
+	now := time.Now()
+	fresh := k.start(Lease{Key: "g:a", Expires: now.Add(lease)})
+	earlier := k.start(Lease{Key: "g:b", Expires: now.Add(lease * 6 / 10)})
+	defer k.stop(fresh)
+	defer k.stop(earlier)
+	if d := fresh.due.Sub(now); d < lease/2-time.Minute || d > lease/2+time.Minute {
+		t.Errorf("a lease just taken is first extended after %v, want half the lease (%v)", d, lease/2)
+	}
+	if d := earlier.due.Sub(now); d < lease/10-time.Minute || d > lease/10+time.Minute {
+		t.Errorf("a lease with 60%% left is first extended after %v, want when half is left (%v)", d, lease/10)
+	}
+}
