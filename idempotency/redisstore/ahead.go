@@ -77,14 +77,18 @@ func (p AheadPlan) Tokens(n int) []string {
 	return out
 }
 
+// AheadClaim names a claim a transport's read took (AheadPlan.Claimed),
+// for Release.
+type AheadClaim struct{ RedisKey, Token string }
+
 // Claimed records that the read which started at start set the key of
 // eventID to token: the next Begin of that key returns Fresh with this
-// lease, without a round trip. It returns the Redis key for Release.
-func (p AheadPlan) Claimed(eventID, token string, start time.Time) string {
+// lease, without a round trip.
+func (p AheadPlan) Claimed(eventID, token string, start time.Time) AheadClaim {
 	rkey := p.KeyPrefix + eventID
 	p.s.ahead.any.Store(true)
 	p.s.ahead.claims.Store(rkey, aheadClaim{token: token, expires: start.Add(p.Lease), lease: p.Lease})
-	return rkey
+	return AheadClaim{RedisKey: rkey, Token: token}
 }
 
 // Unknown records that a read's reply was lost: any of tokens may hold a
@@ -96,21 +100,44 @@ func (p AheadPlan) Unknown(tokens []string) {
 	}
 }
 
-// Release gives up the claim taken ahead on rkey with token when no Begin
-// adopted it: its event was settled without reaching the middleware (a
-// poison entry, a give-back). The key is deleted if it still holds token.
-// When that fails the claim stays recorded, so that the caller can retry
-// the release (and settle the entry only then).
-func (s *Store) Release(ctx context.Context, rkey, token string) error {
-	v, ok := s.ahead.claims.Load(rkey)
-	if !ok || v.(aheadClaim).token != token || !s.ahead.claims.CompareAndDelete(rkey, v) {
-		return nil // adopted by a Begin, or replaced by a later read's claim
+// Release gives up the claims taken ahead that no Begin adopted: their
+// events were settled without reaching the middleware (a poison entry, a
+// give-back). Each key is deleted if it still holds its claim's token;
+// the aborts of several claims go in one round trip. It returns each
+// claim's error (nil for one a Begin adopted or a later read replaced). A
+// claim whose release failed stays recorded, so that the caller can retry
+// it (and settle the entry only then).
+func (s *Store) Release(ctx context.Context, claims []AheadClaim) []error {
+	errs := make([]error, len(claims))
+	var todo []int
+	var taken []any
+	for i, c := range claims {
+		v, ok := s.ahead.claims.Load(c.RedisKey)
+		if ok && v.(aheadClaim).token == c.Token && s.ahead.claims.CompareAndDelete(c.RedisKey, v) {
+			todo = append(todo, i)
+			taken = append(taken, v)
+		}
 	}
-	if err := s.Abort(ctx, idempotency.Lease{Key: rkey[len(s.prefix):], Token: token}); err != nil {
-		s.ahead.claims.LoadOrStore(rkey, v)
-		return err
+	abort := func(k int) {
+		c := claims[todo[k]]
+		err := s.Abort(ctx, idempotency.Lease{Key: c.RedisKey[len(s.prefix):], Token: c.Token})
+		if err != nil {
+			s.ahead.claims.LoadOrStore(c.RedisKey, taken[k])
+		}
+		errs[todo[k]] = err
 	}
-	return nil
+	if len(todo) == 1 {
+		abort(0)
+		return errs
+	}
+	// Side by side: the store's pipeliner sends calls made while one is on
+	// the wire together.
+	var wg sync.WaitGroup
+	for k := range todo {
+		wg.Go(func() { abort(k) })
+	}
+	wg.Wait()
+	return errs
 }
 
 // adopt returns the claim taken ahead on rkey, if any, and forgets it. A

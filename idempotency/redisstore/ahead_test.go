@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/idempotency/redisstore"
 )
@@ -46,10 +48,10 @@ func TestClaimTakenAheadIsAdoptedOrReleased(t *testing.T) {
 	if err != nil || st != idempotency.Fresh || l.Token != tokens[0] || l.Expires != start.Add(time.Minute) {
 		t.Fatalf("Begin of a key claimed ahead = %v, %+v, %v; want Fresh with the read's token", st, l, err)
 	}
-	if err := s.Release(ctx, k1, tokens[0]); err != nil {
+	if err := s.Release(ctx, []redisstore.AheadClaim{k1})[0]; err != nil {
 		t.Fatal(err)
 	}
-	if v := c.Get(ctx, k1).Val(); v != tokens[0] {
+	if v := c.Get(ctx, k1.RedisKey).Val(); v != tokens[0] {
 		t.Fatalf("Release of an adopted claim changed the key to %q", v)
 	}
 	if err := s.Commit(ctx, l, time.Hour); err != nil {
@@ -60,16 +62,16 @@ func TestClaimTakenAheadIsAdoptedOrReleased(t *testing.T) {
 		t.Fatalf("Begin after the commit = %v, %v; want Done", st, err)
 	}
 
-	if err := s.Release(ctx, k2, "another token"); err != nil {
+	if err := s.Release(ctx, []redisstore.AheadClaim{{RedisKey: k2.RedisKey, Token: "another token"}})[0]; err != nil {
 		t.Fatal(err)
 	}
-	if v := c.Get(ctx, k2).Val(); v != tokens[1] {
+	if v := c.Get(ctx, k2.RedisKey).Val(); v != tokens[1] {
 		t.Fatalf("Release with a wrong token changed the key to %q", v)
 	}
-	if err := s.Release(ctx, k2, tokens[1]); err != nil {
+	if err := s.Release(ctx, []redisstore.AheadClaim{k2})[0]; err != nil {
 		t.Fatal(err)
 	}
-	if n := c.Exists(ctx, k2).Val(); n != 0 {
+	if n := c.Exists(ctx, k2.RedisKey).Val(); n != 0 {
 		t.Fatal("a claim nobody adopted is still held after Release")
 	}
 	// Released: the next Begin claims the key itself.
@@ -82,13 +84,8 @@ func TestClaimTakenAheadIsAdoptedOrReleased(t *testing.T) {
 // tokens: Begin in this store takes such a claim over at once, as it
 // does a lost Begin's, while another store still finds it held.
 func TestClaimOfALostReadIsTakenOver(t *testing.T) {
-	c := client(t)
-	p := prefix(t, c)
-	s := redisstore.New(c, redisstore.Options{Prefix: p})
-	other := redisstore.New(c, redisstore.Options{Prefix: p})
+	c, s, other, plan := twoStoresPlanning(t, time.Hour)
 	ctx := context.Background()
-	s.ExpectBegins("g", idempotency.Holder{}, time.Hour)
-	plan, _ := s.PlanAhead("g")
 	tokens := plan.Tokens(3)
 	if err := c.Set(ctx, plan.KeyPrefix+"e1", tokens[1], time.Hour).Err(); err != nil {
 		t.Fatal(err)
@@ -108,13 +105,8 @@ func TestClaimOfALostReadIsTakenOver(t *testing.T) {
 // the read's token, and finds the key held when another holder took it
 // after the read's lease ran out.
 func TestClaimTakenAheadNearItsExpiryIsNotAdopted(t *testing.T) {
-	c := client(t)
-	p := prefix(t, c)
-	s := redisstore.New(c, redisstore.Options{Prefix: p})
-	other := redisstore.New(c, redisstore.Options{Prefix: p})
+	c, s, other, plan := twoStoresPlanning(t, time.Minute)
 	ctx := context.Background()
-	s.ExpectBegins("g", idempotency.Holder{}, time.Minute)
-	plan, _ := s.PlanAhead("g")
 	tokens := plan.Tokens(2)
 	longAgo := time.Now().Add(-45 * time.Second) // a quarter of the lease left
 	if err := c.Set(ctx, plan.KeyPrefix+"e1", tokens[0], 15*time.Second).Err(); err != nil {
@@ -134,4 +126,21 @@ func TestClaimTakenAheadNearItsExpiryIsNotAdopted(t *testing.T) {
 	if st, _, err := s.Begin(ctx, "g:e2", time.Minute); err != nil || st != idempotency.Held {
 		t.Fatalf("Begin of an expired claim another holder took = %v, %v; want Held", st, err)
 	}
+}
+
+// twoStoresPlanning returns two stores on one key prefix of the test's own
+// (two processes) and the plan of the first for group "g", as after its
+// middleware announced the group with a lease of lease.
+func twoStoresPlanning(t *testing.T, lease time.Duration) (*redis.Client, *redisstore.Store, *redisstore.Store, redisstore.AheadPlan) {
+	t.Helper()
+	c := client(t)
+	p := prefix(t, c)
+	s := redisstore.New(c, redisstore.Options{Prefix: p})
+	other := redisstore.New(c, redisstore.Options{Prefix: p})
+	s.ExpectBegins("g", idempotency.Holder{}, lease)
+	plan, ok := s.PlanAhead("g")
+	if !ok {
+		t.Fatal("no plan after ExpectBegins")
+	}
+	return c, s, other, plan
 }

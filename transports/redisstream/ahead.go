@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,10 +45,6 @@ for i, e in ipairs(entries) do
 end
 return {entries, claimed}
 `)
-
-// aheadRef is a claim a read took for the idempotency middleware: Ack and
-// Nack release it when no Begin adopted it.
-type aheadRef struct{ rkey, token string }
 
 // claimPlan returns how this subscription's reads claim ahead for the
 // transport's own idempotency store, when the bus's middleware announced
@@ -89,17 +87,17 @@ func (s *redisSub) receiveClaiming(ctx context.Context, plan redisstore.AheadPla
 		s.markLost(start)
 		return nil, fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
 	}
-	refs := make(map[string]aheadRef, len(xms))
+	refs := make(map[string]redisstore.AheadClaim, len(xms))
 	for i, xm := range xms {
 		if i < len(claimed) && claimed[i] && i < len(tokens) {
 			id, _ := xm.Values[fieldUUID].(string)
-			refs[xm.ID] = aheadRef{rkey: plan.Claimed(id, tokens[i], start), token: tokens[i]}
+			refs[xm.ID] = plan.Claimed(id, tokens[i], start)
 		}
 	}
 	out := s.messages(ctx, nil, xms, nil, true)
 	s.mu.Lock()
 	if s.ahead == nil {
-		s.ahead = map[string]aheadRef{}
+		s.ahead = map[string]redisstore.AheadClaim{}
 	}
 	for _, m := range out {
 		id := m.AckID.(string)
@@ -110,11 +108,8 @@ func (s *redisSub) receiveClaiming(ctx context.Context, plan redisstore.AheadPla
 	}
 	s.mu.Unlock()
 	// What messages skipped (replays for another group) was acknowledged.
-	for _, r := range refs {
-		if err := s.release(ctx, r); err != nil {
-			s.log.Debug("redisstream: release of an idempotency claim taken ahead failed; its lease expires",
-				slog.String("key", r.rkey), slog.Any("error", err))
-		}
+	if len(refs) > 0 {
+		s.releaseLogged(ctx, slices.Collect(maps.Values(refs)))
 	}
 	return out, nil
 }
@@ -174,7 +169,7 @@ func (s *redisSub) settleAhead(ctx context.Context, ids []driver.AckID) error {
 		return nil
 	}
 	var keys []string
-	var refs []aheadRef
+	var refs []redisstore.AheadClaim
 	for _, id := range ids {
 		key, _ := id.(string)
 		if r, ok := s.ahead[key]; ok {
@@ -183,16 +178,20 @@ func (s *redisSub) settleAhead(ctx context.Context, ids []driver.AckID) error {
 		}
 	}
 	s.mu.Unlock()
+	if len(refs) == 0 {
+		return nil
+	}
+	errs := s.release(ctx, refs)
 	var failed error
-	for i, r := range refs {
-		if err := s.release(ctx, r); err != nil {
+	s.mu.Lock()
+	for i, err := range errs {
+		if err != nil {
 			failed = err
 			continue
 		}
-		s.mu.Lock()
 		delete(s.ahead, keys[i])
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	if failed != nil {
 		return fmt.Errorf("redisstream: release an idempotency claim taken by a read: %w", failed)
 	}
@@ -210,20 +209,27 @@ func (s *redisSub) releaseAllAhead() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, r := range refs {
-		if err := s.release(ctx, r); err != nil {
+	s.releaseLogged(ctx, slices.Collect(maps.Values(refs)))
+}
+
+// releaseLogged releases refs where nothing retries a failure: such a
+// claim is held until its lease expires.
+func (s *redisSub) releaseLogged(ctx context.Context, refs []redisstore.AheadClaim) {
+	for i, err := range s.release(ctx, refs) {
+		if err != nil {
 			s.log.Debug("redisstream: release of an idempotency claim taken ahead failed; its lease expires",
-				slog.String("key", r.rkey), slog.Any("error", err))
+				slog.String("key", refs[i].RedisKey), slog.Any("error", err))
 		}
 	}
 }
 
-func (s *redisSub) release(ctx context.Context, r aheadRef) error {
-	st := s.t.dedup.Load()
-	if st == nil {
-		return nil
+// release gives up the claims refs no Begin adopted
+// (redisstore.Store.Release) and returns each one's error.
+func (s *redisSub) release(ctx context.Context, refs []redisstore.AheadClaim) []error {
+	if st := s.t.dedup.Load(); st != nil {
+		return st.Release(ctx, refs)
 	}
-	return st.Release(ctx, r.rkey, r.token)
+	return make([]error, len(refs))
 }
 
 // parseClaimingReply turns readClaiming's reply into stream entries and

@@ -21,19 +21,10 @@ import (
 // Nack of an entry that never reached Begin releases it, and a duplicate
 // whose key is done is not claimed.
 func TestReadClaimsAhead(t *testing.T) {
-	raw := testURL(t, "")
-	tr := openTransport(t, raw)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, _ := tr.IdempotencyStore(ctx)
-	store := st.(*redisstore.Store)
 	holder := idempotency.Holder{Process: "p1", Run: "r1"}
-	store.ExpectBegins("g", holder, time.Minute)
-	sub, err := tr.Driver().Open(ctx, "ahead", transports.SubscriberConfig{Group: "g", Consumer: "p1", AckTimeout: time.Minute, Concurrency: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	tr, store, sub := claimingSub(ctx, t, holder)
 	ids := publish(t, tr, "ahead", "a", "b", "c", "d")
 	c := redis.NewClient(&redis.Options{Addr: testAddr()})
 	defer c.Close()
@@ -112,6 +103,30 @@ func TestReadClaimsAhead(t *testing.T) {
 	if state, _, err := store.Begin(idempotency.WithHolder(ctx, holder), idempotency.Key("g", ids[2]), time.Minute); err != nil || state != idempotency.Done {
 		t.Fatalf("Begin of the duplicate = %v, %v; want Done", state, err)
 	}
+
+	// Several claims released by one Nack: every key is free after it.
+	more := publish(t, tr, "ahead", "g", "h")
+	msgs, err := sub.Receive(ctx, 3, time.Second) // "e", then g and h
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("Receive(3) = %d messages, %v", len(msgs), err)
+	}
+	var nacks []driver.Nack
+	for _, m := range msgs {
+		nacks = append(nacks, driver.Nack{AckID: m.AckID, Attempts: 1})
+	}
+	for _, id := range more {
+		if n := c.Exists(ctx, key(id)).Val(); n != 1 {
+			t.Fatalf("the read after a full one did not claim %s", id)
+		}
+	}
+	if err := sub.Nack(ctx, nacks); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range more {
+		if n := c.Exists(ctx, key(id)).Val(); n != 0 {
+			t.Fatalf("the Nack of three entries left the claim of %s held", id)
+		}
+	}
 }
 
 func eventMessage(id, payload string) *message.Message {
@@ -121,23 +136,14 @@ func eventMessage(id, payload string) *message.Message {
 }
 
 // A read with claims that finds its group gone creates it again and reads
-// from the start of the stream, as a plain read does; a server error other than NOGROUP turns claiming ahead
-// off for the subscription, keeps its sound connection, and counts the
-// read as lost (it may have taken entries).
+// from the start of the stream, as a plain read does; a server error other
+// than NOGROUP turns claiming ahead off for the subscription, keeps its
+// sound connection, and counts the read as lost (it may have taken
+// entries).
 func TestReadClaimingErrors(t *testing.T) {
-	raw := testURL(t, "")
-	tr := openTransport(t, raw)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, _ := tr.IdempotencyStore(ctx)
-	store := st.(*redisstore.Store)
-	store.ExpectBegins("g", idempotency.Holder{}, time.Minute)
-	d, err := tr.Driver().Open(ctx, "ahead", transports.SubscriberConfig{Group: "g", Consumer: "p1", AckTimeout: time.Minute, Concurrency: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	sub := d.(*redisSub)
+	tr, _, sub := claimingSub(ctx, t, idempotency.Holder{})
 	publish(t, tr, "ahead", "a", "b")
 	if msgs, err := sub.Receive(ctx, 1, time.Second); err != nil || len(msgs) != 1 {
 		t.Fatalf("Receive = %d, %v", len(msgs), err)
@@ -172,4 +178,24 @@ func TestReadClaimingErrors(t *testing.T) {
 	if lost != 1 {
 		t.Fatalf("%d lost reads recorded, want 1", lost)
 	}
+}
+
+// claimingSub opens a subscription of group "g" to topic "ahead" on a
+// transport of its own, whose store the middleware of group "g" announced
+// itself to (as the bus does), so that its reads may claim ahead.
+func claimingSub(ctx context.Context, t *testing.T, holder idempotency.Holder) (*Transport, *redisstore.Store, *redisSub) {
+	t.Helper()
+	tr := openTransport(t, testURL(t, ""))
+	st, err := tr.IdempotencyStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := st.(*redisstore.Store)
+	store.ExpectBegins("g", holder, time.Minute)
+	d, err := tr.Driver().Open(ctx, "ahead", transports.SubscriberConfig{Group: "g", Consumer: "p1", AckTimeout: time.Minute, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return tr, store, d.(*redisSub)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/idempotency/redisstore"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/driver"
 )
@@ -73,7 +74,7 @@ type redisSub struct {
 	nextJanitor time.Time
 	// ahead: the idempotency claims reads took that Ack or Nack may
 	// have to release, by entry ID.
-	ahead map[string]aheadRef
+	ahead map[string]redisstore.AheadClaim
 
 	// readFull: the last read returned all it asked for, so the next one
 	// reads without blocking and claims ahead (receiveClaiming).
