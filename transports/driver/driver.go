@@ -130,6 +130,27 @@ type Capabilities struct {
 	// coming) or AckLinger has passed, so that the driver sends what the
 	// engine settles at once.
 	AckWindow int
+
+	// ReadAhead is how many entries, beyond its free slots, the engine
+	// may read and hold queued for the next slot that frees, so that
+	// fewer, larger reads keep the slots busy where each read costs a
+	// round trip. Zero: reads ask only for free slots. A driver that
+	// reports it implements AheadReceiver, and the engine reads new
+	// entries with ReceiveAhead.
+	ReadAhead int
+}
+
+// AheadReceiver is a Subscription that reads ahead of its free slots
+// (Capabilities.ReadAhead).
+type AheadReceiver interface {
+	// ReceiveAhead is Receive for up to free+ahead new entries, free of
+	// them for slots that hand them out at once and the rest to wait
+	// in the engine's queue. Entries beyond the first free must come
+	// back uncounted (Recorded false, Attempts the count before the read:
+	// the engine records the attempt when it hands one out), so that a
+	// crash before their hand-out counts no attempt (semantics item 6). A
+	// driver that cannot leave them uncounted reads only free entries.
+	ReceiveAhead(ctx context.Context, free, ahead int, wait time.Duration) ([]*Message, error)
 }
 
 // AckID identifies one delivery to the driver that made it. It must be

@@ -6,8 +6,12 @@
 // scheduler on brokers with a pending list, and a keepalive loop on
 // brokers with a pending list or an AckWait of their own:
 //
-//   - The reader reads only what the slots can hand out: it takes a token
-//     per free slot and asks the driver for that many entries. The reader
+//   - The reader reads what the slots can hand out: it takes a token per
+//     free slot and asks the driver for that many entries. On a driver
+//     that reads ahead (Capabilities.ReadAhead, driver.AheadReceiver) it
+//     also holds ReadAhead tokens more, and asks for those entries
+//     uncounted: they wait queued for the next slot that frees, and their
+//     attempt is recorded when one is handed out. The reader
 //     is a free slot that found nothing queued: it hands out the oldest
 //     entry it read itself and queues the others. It reads
 //     this member's own pending entries first, at start and again after

@@ -118,7 +118,23 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 				wait = min(wait, r.pendingAgain.Sub(now))
 			}
 		}
-		msgs, err = s.receive(n, max(wait, time.Millisecond))
+		free := n
+		if s.ahead != nil {
+			// The slots that wait for an entry now: the rest is read
+			// ahead. None when the queue has an entry for each (a
+			// redelivery came due): this slot takes one instead of
+			// waiting in a read.
+			idle := s.cfg.Concurrency - int(s.inFlight.Load()) - len(s.queue)
+			if idle < 1 {
+				r.list.RUnlock()
+				for range n {
+					s.tokens <- struct{}{}
+				}
+				return nil, false, true
+			}
+			free = min(n, idle)
+		}
+		msgs, err = s.receive(free, n-free, max(wait, time.Millisecond))
 	}
 	own, used := s.admit(msgs, what == "read")
 	if fresh {
@@ -145,10 +161,11 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 	return own, true, true
 }
 
-// receive reads new entries; the scheduler may interrupt it to get a slot
+// receive reads new entries for n free slots and, on a driver that
+// reads ahead, ahead more; the scheduler may interrupt it to get a slot
 // for a redelivery that came due, which is not an error. The context of
 // the reads is made once and again only after an interruption.
-func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, error) {
+func (s *subscription) receive(n, ahead int, wait time.Duration) ([]*driver.Message, error) {
 	s.imu.Lock()
 	if s.rctx == nil {
 		s.rctx, s.interrupt = context.WithCancel(s.readCtx)
@@ -156,7 +173,13 @@ func (s *subscription) receive(n int, wait time.Duration) ([]*driver.Message, er
 	ctx := s.rctx
 	s.receiving++
 	s.imu.Unlock()
-	msgs, err := s.d.Receive(ctx, n, wait)
+	var msgs []*driver.Message
+	var err error
+	if ahead > 0 {
+		msgs, err = s.ahead.ReceiveAhead(ctx, n, ahead, wait)
+	} else {
+		msgs, err = s.d.Receive(ctx, n, wait)
+	}
 	s.imu.Lock()
 	s.receiving--
 	interrupted := ctx.Err() != nil && s.readCtx.Err() == nil
@@ -283,7 +306,7 @@ func (s *subscription) readAlongside() (*entry, bool) {
 		s.tokens <- struct{}{}
 		return nil, false
 	}
-	msgs, err := s.receive(1, 0)
+	msgs, err := s.receive(1, 0, 0)
 	own, used := s.admit(msgs, true)
 	r.list.RUnlock()
 	if used == 0 {

@@ -75,6 +75,11 @@ func (sc *scheduler) run() {
 			continue
 		}
 		s.queue <- next // never blocks: it holds a token
+		if s.ahead != nil {
+			// A token read ahead may have been free: the reader may be
+			// waiting for new entries while this one waits in the queue.
+			s.interruptRead()
+		}
 	}
 }
 

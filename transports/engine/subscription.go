@@ -27,8 +27,10 @@ import (
 //   - the settler sends acks, nacks and attempt records until Close, after
 //     a last flush.
 type subscription struct {
-	s     *Subscriber
-	d     driver.Subscription
+	s *Subscriber
+	d driver.Subscription
+	// ahead is d when it reads ahead of the free slots (Capabilities.ReadAhead).
+	ahead driver.AheadReceiver
 	caps  driver.Capabilities
 	topic string
 	cfg   transports.SubscriberConfig
@@ -42,7 +44,7 @@ type subscription struct {
 
 	out    chan *message.Message
 	queue  chan *entry   // entries ready to hand out; each holds a token
-	tokens chan struct{} // one per free slot: the reader reads only this many
+	tokens chan struct{} // one per free slot and read-ahead entry: the reader reads only this many
 
 	baseCtx  context.Context // parent of every message context
 	readCtx  context.Context // reading: ends with Subscribe's context or Close
@@ -124,8 +126,15 @@ func (e *entry) set(st entryState)     { e.state.Store(uint32(st)) }
 
 func newSubscription(s *Subscriber, d driver.Subscription, topic string) *subscription {
 	n := s.cfg.Concurrency
-	sub := &subscription{
-		s: s, d: d, caps: d.Capabilities(), topic: topic, cfg: s.cfg, opts: s.opts,
+	caps := d.Capabilities()
+	ahead, _ := d.(driver.AheadReceiver)
+	if ahead != nil && caps.ReadAhead > 0 {
+		n += caps.ReadAhead
+	} else {
+		ahead = nil
+	}
+	sub := &subscription{ahead: ahead,
+		s: s, d: d, caps: caps, topic: topic, cfg: s.cfg, opts: s.opts,
 		log: s.opts.Logger.With(slog.String("event", topic), slog.String("group", s.cfg.Group),
 			slog.String("consumer", s.cfg.Consumer)),
 		out:        make(chan *message.Message),

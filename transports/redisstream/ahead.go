@@ -16,18 +16,37 @@ import (
 	"github.com/busline/busline/transports/driver"
 )
 
-// readClaiming is XREADGROUP ... COUNT ARGV[3] STREAMS KEYS[1] > (never
-// blocking), then, for each entry read, SET {ARGV[4]}{event ID} token NX
-// PX ARGV[5], with the entry's own token ARGV[5+i]: the idempotency
-// middleware's claim of the event, taken in the read's round trip. It
-// returns {entries, claimed}, claimed[i] 1 when the key of entry i was set.
-// The claim keys are not declared in KEYS: it runs only on a
+// readScript is XREADGROUP ... COUNT ARGV[3] STREAMS KEYS[1] > (never
+// blocking) for a read that follows a full one, with two more steps in the
+// same round trip:
+//
+//   - the entries beyond the first ARGV[4] (read ahead of the free slots)
+//     are given back their count (XCLAIM ... RETRYCOUNT 0 JUSTID), so that
+//     a crash before their hand-out counts no attempt; the engine records
+//     the attempt when it hands one out;
+//   - when ARGV[5] is not empty, each entry's idempotency key, ARGV[5]
+//     followed by the event ID, is claimed for ARGV[6] ms with the entry's
+//     own token ARGV[6+i] (SET ... NX PX): the middleware's Begin adopts
+//     the claim without a round trip of its own.
+//
+// It returns {entries, claimed}, claimed[i] 1 when the key of entry i was
+// set. The claim keys are not declared in KEYS: it runs only on a
 // single-node Redis, never on a Cluster.
-var readClaiming = redis.NewScript(`
+var readScript = redis.NewScript(`
 local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 if not r then return false end
 local entries = r[1][2]
+local free = tonumber(ARGV[4])
+if #entries > free then
+  local args = {KEYS[1], ARGV[1], ARGV[2], 0}
+  for i = free + 1, #entries do args[#args+1] = entries[i][1] end
+  args[#args+1] = 'RETRYCOUNT'
+  args[#args+1] = 0
+  args[#args+1] = 'JUSTID'
+  redis.call('XCLAIM', unpack(args))
+end
 local claimed = {}
+if ARGV[5] == '' then return {entries, claimed} end
 for i, e in ipairs(entries) do
   local f = e[2]
   claimed[i] = 0
@@ -35,7 +54,7 @@ for i, e in ipairs(entries) do
     for j = 1, #f, 2 do
       if f[j] == '` + fieldUUID + `' then
         local id = f[j+1]
-        if id ~= '' and redis.call('SET', ARGV[4] .. id, ARGV[5+i], 'NX', 'PX', ARGV[5]) then
+        if id ~= '' and redis.call('SET', ARGV[5] .. id, ARGV[6+i], 'NX', 'PX', ARGV[6]) then
           claimed[i] = 1
         end
         break
@@ -46,55 +65,79 @@ end
 return {entries, claimed}
 `)
 
+// scripted reports whether this subscription's reads that follow a full
+// one run readScript: on its own connection, which never retries a read
+// whose reply was lost (a retried script would take other entries and
+// claims), while the server accepts the script. A Cluster has none.
+func (s *redisSub) scripted() bool { return s.own && !s.noScript.Load() }
+
 // claimPlan returns how this subscription's reads claim ahead for the
 // transport's own idempotency store, when the bus's middleware announced
-// this group to it and the Redis is a single node.
+// this group to it.
 func (s *redisSub) claimPlan() (redisstore.AheadPlan, bool) {
 	st := s.t.dedup.Load()
-	if st == nil || !s.own || s.noAhead.Load() {
-		// The reads must run on the subscription's own connection, which
-		// never retries a read whose reply was lost (a retried read would
-		// take other entries and claims); a Cluster has none.
+	if st == nil {
 		return redisstore.AheadPlan{}, false
 	}
 	return st.PlanAhead(s.group)
 }
 
-// receiveClaiming reads up to n new entries without blocking and claims
-// their idempotency keys in the same round trip (readClaiming).
-func (s *redisSub) receiveClaiming(ctx context.Context, plan redisstore.AheadPlan, n int) ([]*driver.Message, error) {
-	n = min(n, s.batch)
-	tokens := plan.Tokens(n)
-	args := make([]any, 0, 5+n)
-	args = append(args, s.group, s.consumer, n, plan.KeyPrefix, plan.Lease.Milliseconds())
-	for _, t := range tokens {
-		args = append(args, t)
+// receiveScripted reads up to free+ahead new entries without blocking
+// (readScript): those beyond free come back uncounted, and the keys of
+// all are claimed when the bus's idempotency middleware uses the
+// transport's store.
+func (s *redisSub) receiveScripted(ctx context.Context, free, ahead int) ([]*driver.Message, error) {
+	n := min(free+ahead, s.batch)
+	plan, claiming := s.claimPlan()
+	var tokens []string
+	args := make([]any, 0, 6+n)
+	args = append(args, s.group, s.consumer, n, free)
+	if claiming {
+		tokens = plan.Tokens(n)
+		args = append(args, plan.KeyPrefix, plan.Lease.Milliseconds())
+		for _, t := range tokens {
+			args = append(args, t)
+		}
+	} else {
+		args = append(args, "", 0)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // interrupted before it was sent
 	}
 	start := time.Now()
-	res, err := readClaiming.Run(ctx, s.rc, []string{s.stream}, args...).Slice()
+	res, err := readScript.Run(ctx, s.rc, []string{s.stream}, args...).Slice()
 	if err == redis.Nil {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, s.claimingFailed(ctx, plan, tokens, start, err)
+		return nil, s.scriptFailed(ctx, plan, tokens, start, err)
 	}
-	xms, claimed, err := parseClaimingReply(res)
+	xms, claimed, err := parseScriptReply(res)
 	if err != nil {
 		plan.Unknown(tokens)
 		s.markLost(start)
 		return nil, fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
 	}
 	refs := make(map[string]redisstore.AheadClaim, len(xms))
+	uncounted := make(map[string]bool, max(len(xms)-free, 0))
 	for i, xm := range xms {
-		if i < len(claimed) && claimed[i] && i < len(tokens) {
+		if i >= free {
+			uncounted[xm.ID] = true
+		}
+		if claiming && i < len(claimed) && claimed[i] && i < len(tokens) {
 			id, _ := xm.Values[fieldUUID].(string)
 			refs[xm.ID] = plan.Claimed(id, tokens[i], start)
 		}
 	}
 	out := s.messages(ctx, nil, xms, nil, true)
+	for _, m := range out {
+		if uncounted[m.AckID.(string)] {
+			m.Recorded = false // Attempts 0: the count before the read
+		}
+	}
+	if len(refs) == 0 {
+		return out, nil
+	}
 	s.mu.Lock()
 	if s.ahead == nil {
 		s.ahead = map[string]redisstore.AheadClaim{}
@@ -114,16 +157,17 @@ func (s *redisSub) receiveClaiming(ctx context.Context, plan redisstore.AheadPla
 	return out, nil
 }
 
-// claimingFailed handles an error of readClaiming. A cancelled context
+// scriptFailed handles an error of readScript. A cancelled context
 // stops go-redis before it sends (it never abandons a reply it waits for);
 // NOGROUP fails the script's first command, which applied nothing. Any
-// other failure may have read entries (pending, counted once, never
-// handed out) and claimed their keys for nobody: the read is lost, and
-// its tokens stray. A server error that is not NOGROUP (an OOM on a SET,
-// a server or proxy that refuses keys a script does not declare) would
-// come back at every read: reads stop claiming ahead for this
-// subscription, and its connection, which is sound, is kept.
-func (s *redisSub) claimingFailed(ctx context.Context, plan redisstore.AheadPlan, tokens []string, start time.Time, err error) error {
+// other failure may have read entries (pending, counted at most once,
+// never handed out) and claimed their keys for nobody: the read is lost,
+// and its tokens stray. A server error that is not NOGROUP (an OOM on a
+// SET, a server or proxy that refuses keys a script does not declare)
+// would come back at every read: this subscription reads with plain
+// XREADGROUP from now on (for its free slots only, claiming nothing
+// ahead), and its connection, which is sound, is kept.
+func (s *redisSub) scriptFailed(ctx context.Context, plan redisstore.AheadPlan, tokens []string, start time.Time, err error) error {
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return ctx.Err()
 	}
@@ -137,8 +181,8 @@ func (s *redisSub) claimingFailed(ctx context.Context, plan redisstore.AheadPlan
 	s.markLost(start)
 	var serverErr redis.Error
 	if errors.As(err, &serverErr) {
-		s.noAhead.Store(true)
-		s.log.Warn("redisstream: reading with the idempotency claims failed on the server; this subscription reads without them from now on", slog.Any("error", err))
+		s.noScript.Store(true)
+		s.log.Warn("redisstream: reading ahead with a script failed on the server; this subscription reads with plain XREADGROUP, for its free slots, from now on", slog.Any("error", err))
 	} else {
 		s.dropReader()
 	}
@@ -232,9 +276,9 @@ func (s *redisSub) release(ctx context.Context, refs []redisstore.AheadClaim) []
 	return make([]error, len(refs))
 }
 
-// parseClaimingReply turns readClaiming's reply into stream entries and
+// parseScriptReply turns readScript's reply into stream entries and
 // which of them had their key claimed.
-func parseClaimingReply(res []any) ([]redis.XMessage, []bool, error) {
+func parseScriptReply(res []any) ([]redis.XMessage, []bool, error) {
 	if len(res) != 2 {
 		return nil, nil, fmt.Errorf("unexpected read reply of %d elements", len(res))
 	}

@@ -163,11 +163,11 @@ func TestReadClaimingErrors(t *testing.T) {
 	}
 	serverErr := c.Do(ctx, "NO-SUCH-COMMAND").Err()
 	id := sub.connID.Load()
-	if err := sub.claimingFailed(ctx, plan, plan.Tokens(1), time.Now(), serverErr); err == nil {
-		t.Fatal("claimingFailed returned nil for a server error")
+	if err := sub.scriptFailed(ctx, plan, plan.Tokens(1), time.Now(), serverErr); err == nil {
+		t.Fatal("scriptFailed returned nil for a server error")
 	}
-	if _, ok := sub.claimPlan(); ok {
-		t.Fatal("still claiming ahead after a server error")
+	if sub.scripted() {
+		t.Fatal("still reading with the script after a server error")
 	}
 	if sub.connID.Load() != id || id == 0 {
 		t.Fatalf("the reader's connection was dropped (%d -> %d) for a server error", id, sub.connID.Load())
@@ -198,4 +198,60 @@ func claimingSub(ctx context.Context, t *testing.T, holder idempotency.Holder) (
 	}
 	t.Cleanup(func() { _ = d.Close() })
 	return tr, store, d.(*redisSub)
+}
+
+// A read that follows a full one reads ahead of the free slots: Redis
+// counts the entries for the free slots (the read), not those read
+// ahead, until Record counts one handed out; after a crash (a reopen
+// without Close's give-back), own pending shows each entry's attempts.
+func TestReadAheadLeavesEntriesUncounted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tr := openTransport(t, testURL(t, ""))
+	open := func() *redisSub {
+		d, err := tr.Driver().Open(ctx, "ahead", transports.SubscriberConfig{Group: "g", Consumer: "p1", AckTimeout: time.Minute, Concurrency: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.(*redisSub)
+	}
+	sub := open()
+	if ra := sub.Capabilities().ReadAhead; ra != 4 {
+		t.Fatalf("ReadAhead %d at concurrency 2, want 4 (twice the concurrency)", ra)
+	}
+	ids := publish(t, tr, "ahead", "a", "b", "c", "d", "e", "f", "g")
+	first, err := sub.ReceiveAhead(ctx, 1, 4, time.Second)
+	if err != nil || len(first) != 1 || !first[0].Recorded {
+		t.Fatalf("first read = %d messages, %v; want one counted (a blocking read reads only the free slots)", len(first), err)
+	}
+	more, err := sub.ReceiveAhead(ctx, 1, 4, time.Second)
+	if err != nil || len(more) != 5 {
+		t.Fatalf("read after a full one = %d messages, %v; want 1 free + 4 ahead", len(more), err)
+	}
+	for i, m := range more {
+		if m.Recorded != (i == 0) || m.Attempts != 0 {
+			t.Errorf("entry %d of the read: Recorded %v Attempts %d; want only the first counted", i, m.Recorded, m.Attempts)
+		}
+	}
+	if err := sub.Record(ctx, []driver.Attempt{{AckID: more[1].AckID, Attempts: 1}, {AckID: more[2].AckID, Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// A crash: the subscription goes without giving anything back.
+	sub.closed.Store(true)
+	_ = sub.rc.Close()
+	re := open()
+	t.Cleanup(func() { _ = re.Close() })
+	pending, _, err := re.Pending(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{ids[0]: 1, ids[1]: 1, ids[2]: 1, ids[3]: 1, ids[4]: 0, ids[5]: 0}
+	if len(pending) != len(want) {
+		t.Fatalf("own pending after the crash: %d entries, want %d", len(pending), len(want))
+	}
+	for _, m := range pending {
+		if n, ok := want[m.Message.UUID]; !ok || m.Attempts != n {
+			t.Errorf("own pending %s: Attempts %d, want %d (read ahead and never handed out: 0)", m.Message.UUID, m.Attempts, n)
+		}
+	}
 }

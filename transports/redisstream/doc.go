@@ -17,13 +17,16 @@
 //
 // # Semantics
 //
-// A subscriber first reads its own pending entries (XREADGROUP ... 0), so a
-// process restarted with the same name resumes at once, then reads new
-// entries in batches (XREADGROUP COUNT n BLOCK t) and hands out at most
-// Concurrency messages at a time. The delivery count Redis keeps is the
-// attempt number. A nack leaves the entry pending; after the delay the
-// consumer asked for, the subscriber claims it again with XCLAIM, which Redis
-// counts as a delivery. Entries idle longer than AckTimeout are taken from
+// A subscriber first reads its own pending entries (XPENDING, then XRANGE:
+// no delivery counted), so a process restarted with the same name resumes
+// at once, then reads new entries in batches (XREADGROUP COUNT n BLOCK t,
+// n its free slots) and hands out at most Concurrency messages at a time.
+// While entries are waiting it also reads ahead (Options.ReadAhead), in a
+// script that leaves the entries read ahead uncounted until a handler gets
+// one. The delivery count Redis keeps is the attempt number. A nacked
+// entry stays pending, held by the subscriber until its delay ends (its
+// claim kept alive), and its next hand-out is recorded (XCLAIM ...
+// RETRYCOUNT n JUSTID). Entries idle longer than AckTimeout are taken from
 // stopped consumers with XAUTOCLAIM; the subscriber resets the idle time of
 // the entries it holds (XCLAIM ... JUSTID), so a slow handler keeps them.
 // Acknowledgements are batched into one XACK per round trip, and concurrent

@@ -44,6 +44,9 @@ func (d redisDriver) Open(ctx context.Context, topic string, cfg transports.Subs
 	if t.newReader != nil {
 		s.rc = t.newReader(func(id int64) { s.connID.Store(id) })
 		s.own = true
+		// Reads ahead leave their entries uncounted in readScript, which
+		// runs only on the subscription's own connection.
+		s.readAhead = t.opts.readAheadFor(cfg.Concurrency)
 	}
 	return s, nil
 }
@@ -77,10 +80,12 @@ type redisSub struct {
 	ahead map[string]redisstore.AheadClaim
 
 	// readFull: the last read returned all it asked for, so the next one
-	// reads without blocking and claims ahead (receiveClaiming).
+	// reads without blocking, ahead, and claims (receiveScripted).
 	readFull atomic.Bool
-	// noAhead: the server refused a read with claims; read without them.
-	noAhead atomic.Bool
+	// noScript: the server refused readScript; read without it.
+	noScript atomic.Bool
+	// readAhead is Capabilities.ReadAhead.
+	readAhead int
 }
 
 // window is the time span of one broken read.
@@ -98,12 +103,21 @@ const lostSlack = 2 * time.Second
 const ackLinger = 500 * time.Microsecond
 
 func (s *redisSub) Capabilities() driver.Capabilities {
-	return driver.Capabilities{PendingList: true, AckLinger: ackLinger}
+	return driver.Capabilities{PendingList: true, AckLinger: ackLinger, ReadAhead: s.readAhead}
 }
 
 // Receive implements driver.Subscription: XREADGROUP ... COUNT max BLOCK
 // wait STREAMS stream >. Redis counts each entry's first delivery itself.
 func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*driver.Message, error) {
+	return s.ReceiveAhead(ctx, n, 0, wait)
+}
+
+// ReceiveAhead implements driver.AheadReceiver. A read that follows a
+// full one (entries are waiting) runs readScript: it does not block, reads
+// free+ahead entries and leaves those beyond free uncounted. Any other
+// read is a blocking XREADGROUP for the free slots only, which Redis
+// counts.
+func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.Duration) ([]*driver.Message, error) {
 	if s.closed.Load() {
 		return nil, transports.ErrClosed
 	}
@@ -112,17 +126,13 @@ func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*d
 		block = min(block, b)
 	}
 	block = max(block, time.Millisecond)
-	asked := min(n, s.batch)
-	if s.readFull.Load() {
-		// The last read found more than it could take: entries are likely
-		// waiting, so read them without blocking and claim their
-		// idempotency keys in the same round trip.
-		if plan, ok := s.claimPlan(); ok {
-			out, err := s.receiveClaiming(ctx, plan, asked)
-			s.readFull.Store(err == nil && len(out) >= asked)
-			if err != nil || len(out) > 0 {
-				return out, err
-			}
+	free = max(min(free, s.batch), 1)
+	if s.readFull.Load() && s.scripted() {
+		asked := min(free+ahead, s.batch)
+		out, err := s.receiveScripted(ctx, free, asked-free)
+		s.readFull.Store(err == nil && len(out) >= asked)
+		if err != nil || len(out) > 0 {
+			return out, err
 		}
 	}
 	start := time.Now()
@@ -130,7 +140,7 @@ func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*d
 	stop := s.interruptOn(ctx)
 	streams, err := s.rc.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: s.group, Consumer: s.consumer, Streams: []string{s.stream, ">"},
-		Count: int64(min(n, s.batch)), Block: block,
+		Count: int64(free), Block: block,
 	}).Result()
 	s.blocking.Store(false)
 	stop()
@@ -155,7 +165,7 @@ func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*d
 		read += len(st.Messages)
 		out = s.messages(ctx, out, st.Messages, nil, true)
 	}
-	s.readFull.Store(read >= asked)
+	s.readFull.Store(read >= free)
 	return out, nil
 }
 
@@ -420,14 +430,26 @@ func (s *redisSub) KeepAlive(ctx context.Context, ids []driver.AckID) error {
 	return nil
 }
 
-// Record implements driver.Subscription: XCLAIM ... RETRYCOUNT n JUSTID.
+// Record implements driver.Subscription: XCLAIM ... RETRYCOUNT n JUSTID,
+// one command for the entries of each count (entries read ahead are
+// recorded as attempt 1 when they are handed out).
 func (s *redisSub) Record(ctx context.Context, attempts []driver.Attempt) error {
 	if s.closed.Load() {
 		return transports.ErrClosed
 	}
-	pipe := s.client.Pipeline()
+	byCount := map[int][]any{}
 	for _, a := range attempts {
-		pipe.Do(ctx, "XCLAIM", s.stream, s.group, s.consumer, 0, a.AckID, "RETRYCOUNT", a.Attempts, "JUSTID")
+		byCount[a.Attempts] = append(byCount[a.Attempts], a.AckID)
+	}
+	pipe := s.client.Pipeline()
+	for n, ids := range byCount {
+		for chunk := range chunks(ids, ackChunk) {
+			args := make([]any, 0, 9+len(chunk))
+			args = append(args, "XCLAIM", s.stream, s.group, s.consumer, 0)
+			args = append(args, chunk...)
+			args = append(args, "RETRYCOUNT", n, "JUSTID")
+			pipe.Do(ctx, args...)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return fmt.Errorf("redisstream: record attempts on %s: %w", s.stream, err)

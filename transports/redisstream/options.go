@@ -22,6 +22,7 @@ const (
 	DefaultPublishBatch    = 256
 	DefaultPublishPipes    = 1
 	maxBatch               = 1000
+	defaultReadAhead       = 2 // times the listener's Concurrency
 	maxConsumerCheckPeriod = 10 * time.Minute
 )
 
@@ -42,10 +43,17 @@ type Options struct {
 	// keeps every dead letter until it is replayed or purged. URL: dead_maxlen.
 	DeadMaxLen int64
 	// Batch caps the entries one XREADGROUP, XPENDING or XAUTOCLAIM asks
-	// for. A subscriber never reads ahead of its handlers: each read asks
-	// for as many entries as the listener has free slots (its
-	// Concurrency at most). 0 means 1000. URL: batch.
+	// for. 0 means 1000. URL: batch.
 	Batch int
+	// ReadAhead is how many entries, beyond its free slots, a listener
+	// reads while entries are waiting, to hold for the next slot that
+	// frees: fewer, larger reads. Entries read ahead are left uncounted
+	// until a handler gets them, so a crash counts no attempt for them.
+	// A read into an empty stream asks only for the free slots. 0 means
+	// twice the listener's Concurrency; a negative value reads only for
+	// free slots (URL: -1). No read ahead on a Cluster or on a client given to New.
+	// URL: read_ahead.
+	ReadAhead int
 	// Block is the longest a read waits for new entries (XREADGROUP BLOCK).
 	// A standalone or Sentinel client interrupts the wait at once on
 	// close (CLIENT UNBLOCK); on a Cluster, close waits for it to end.
@@ -142,6 +150,7 @@ func parseURL(u *url.URL) (config, error) {
 		func() error { return q.Int("maxlen", 0, urlopts.Into(&c.opts.MaxLen)) },
 		func() error { return q.Int("dead_maxlen", 0, urlopts.Into(&c.opts.DeadMaxLen)) },
 		func() error { return q.Int("batch", 0, urlopts.Into(&c.opts.Batch)) },
+		func() error { return q.Int("read_ahead", -1, urlopts.Into(&c.opts.ReadAhead)) },
 		func() error { return q.Int("publish_batch", 0, urlopts.Into(&c.opts.PublishBatch)) },
 		func() error { return q.Int("publish_pipes", 0, urlopts.Into(&c.opts.PublishPipes)) },
 		func() error { return q.Duration("block", urlopts.NonNegative, urlopts.IntoDuration(&c.opts.Block)) },
@@ -235,4 +244,15 @@ func parseURLString(raw string) (config, error) {
 		return config{}, err
 	}
 	return parseURL(u)
+}
+
+// readAheadFor returns ReadAhead for a listener of the given concurrency.
+func (o Options) readAheadFor(concurrency int) int {
+	switch {
+	case o.ReadAhead < 0:
+		return 0
+	case o.ReadAhead == 0:
+		return defaultReadAhead * concurrency
+	}
+	return o.ReadAhead
 }

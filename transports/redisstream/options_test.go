@@ -26,18 +26,30 @@ func TestParseURLDefaults(t *testing.T) {
 
 func TestParseURLOptions(t *testing.T) {
 	c, err := parseURLString("rediss://u:secret@h:6380/0?prefix=app:&maxlen=10&maxlen.a.b=0&dead_maxlen=7&batch=32&block=250ms" +
-		"&claim_interval=2s&consumer_idle=-1s&publish_batch=8&publish_pipes=3&dial_timeout=3s")
+		"&claim_interval=2s&consumer_idle=-1s&publish_batch=8&publish_pipes=3&read_ahead=5&dial_timeout=3s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := c.opts
 	if o.Prefix != "app:" || o.MaxLen != 10 || o.maxLen("a.b") != 0 || o.maxLen("c.d") != 10 || o.DeadMaxLen != 7 ||
 		o.Batch != 32 || o.Block != 250*time.Millisecond || o.ClaimInterval != 2*time.Second || o.ConsumerIdle >= 0 ||
-		o.PublishBatch != 8 || o.PublishPipes != 3 {
+		o.PublishBatch != 8 || o.PublishPipes != 3 || o.readAheadFor(16) != 5 {
 		t.Fatalf("options = %+v", o)
 	}
 	if c.single.TLSConfig == nil || c.single.Password != "secret" || c.single.DialTimeout != 3*time.Second {
 		t.Fatalf("go-redis options = %+v", c.single)
+	}
+}
+
+func TestReadAheadOption(t *testing.T) {
+	for q, want := range map[string]int{"": 32, "read_ahead=-1": 0, "read_ahead=0": 32, "read_ahead=3": 3} {
+		c, err := parseURLString("redis://h/0?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.opts.readAheadFor(16); got != want {
+			t.Errorf("%q: read ahead %d for a listener of concurrency 16, want %d", q, got, want)
+		}
 	}
 }
 
@@ -59,6 +71,7 @@ func TestParseURLErrors(t *testing.T) {
 		"redis://u:hunter2@h/0?maxlen=-1",
 		"redis://u:hunter2@h/0?block=soon",
 		"redis://u:hunter2@h/0?batch=x",
+		"redis://u:hunter2@h/0?read_ahead=-2",
 		"redis://u:hunter2@h/0?no_such_option=1",
 		"redis://u:hunter2@h/0?cluster=maybe",
 		"redis://u:hunter2@h/0?maxlen.e.x=many",

@@ -1,0 +1,126 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+	"github.com/busline/busline/transports/engine"
+)
+
+// aheadDriver is a fakeDriver that reads ahead: its first ReceiveAhead
+// returns free+ahead entries, those beyond free uncounted, as a driver
+// must (driver.AheadReceiver).
+type aheadDriver struct {
+	*fakeDriver
+	readAhead int
+
+	amu     sync.Mutex
+	asked   [][2]int // free, ahead of each ReceiveAhead
+	records []driver.Attempt
+}
+
+func (a *aheadDriver) Open(context.Context, string, transports.SubscriberConfig) (driver.Subscription, error) {
+	return a, nil
+}
+
+func (a *aheadDriver) Capabilities() driver.Capabilities {
+	c := a.fakeDriver.Capabilities()
+	c.ReadAhead = a.readAhead
+	return c
+}
+
+func (a *aheadDriver) ReceiveAhead(ctx context.Context, free, ahead int, wait time.Duration) ([]*driver.Message, error) {
+	a.amu.Lock()
+	first := len(a.asked) == 0
+	a.asked = append(a.asked, [2]int{free, ahead})
+	a.amu.Unlock()
+	if !first {
+		return a.Receive(ctx, free, wait)
+	}
+	var out []*driver.Message
+	for i := range free + ahead {
+		id := fmt.Sprintf("m%d", i)
+		out = append(out, &driver.Message{AckID: id, Topic: "t", Message: message.NewMessage(id, nil), Recorded: i < free})
+	}
+	return out, nil
+}
+
+func (a *aheadDriver) Record(_ context.Context, at []driver.Attempt) error {
+	a.amu.Lock()
+	defer a.amu.Unlock()
+	a.records = append(a.records, at...)
+	return nil
+}
+
+func (a *aheadDriver) recorded() []driver.Attempt {
+	a.amu.Lock()
+	defer a.amu.Unlock()
+	return slices.Clone(a.records)
+}
+
+// A driver that reads ahead is asked for its free slots and ReadAhead
+// more; at most Concurrency messages are out at once, each entry read
+// ahead is recorded as attempt 1 when it is handed out (the read left it
+// uncounted), and Close gives back the entries still queued with their
+// count unchanged.
+func TestReadAhead(t *testing.T) {
+	f := &aheadDriver{fakeDriver: &fakeDriver{}, readAhead: 4}
+	sub, err := engine.New(f, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 2}, engine.Options{ReceiveWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := sub.Subscribe(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0, m1 := next(t, ch), next(t, ch)
+	f.amu.Lock()
+	asked := f.asked[0]
+	f.amu.Unlock()
+	if asked != [2]int{2, 4} {
+		t.Fatalf("first read asked for %d free and %d ahead, want 2 and 4", asked[0], asked[1])
+	}
+	select {
+	case m := <-ch:
+		t.Fatalf("%s handed out while Concurrency (2) messages were out", m.UUID)
+	case <-time.After(50 * time.Millisecond):
+	}
+	m0.Ack()
+	m2 := next(t, ch)
+	if m2.UUID != "m2" || transports.Info(m2).Attempt != 1 {
+		t.Fatalf("after an ack, handed out %s attempt %d; want m2, attempt 1", m2.UUID, transports.Info(m2).Attempt)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.recorded()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if r := f.recorded(); len(r) != 1 || r[0] != (driver.Attempt{AckID: "m2", Attempts: 1}) {
+		t.Fatalf("records %+v, want m2 recorded as attempt 1 (read ahead, uncounted) and none for m0, m1", r)
+	}
+	m1.Ack()
+	m2.Ack()
+	out := next(t, ch) // m3 or m4: two slots hand them out
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var back []string
+	for _, n := range f.nacks {
+		if n.Attempts != 0 {
+			t.Errorf("queued entry %v given back with %d attempts, want 0 (never handed out)", n.AckID, n.Attempts)
+		}
+		back = append(back, n.AckID.(string))
+	}
+	if !slices.Contains(back, "m5") || slices.Contains(back, out.UUID) {
+		t.Errorf("given back %v at Close; want the entries still queued (m5 among them), not %s (handed out)", back, out.UUID)
+	}
+}
