@@ -124,7 +124,7 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 			// ahead. None when the queue has an entry for each (a
 			// redelivery came due): this slot takes one instead of
 			// waiting in a read.
-			idle := s.cfg.Concurrency - int(s.inFlight.Load()) - len(s.queue)
+			idle := s.idleSlots()
 			if idle < 1 {
 				r.list.RUnlock()
 				for range n {
@@ -171,6 +171,12 @@ func (s *subscription) receive(n, ahead int, wait time.Duration) ([]*driver.Mess
 		s.rctx, s.interrupt = context.WithCancel(s.readCtx)
 	}
 	ctx := s.rctx
+	if s.ahead != nil && s.idleSlots() < 1 {
+		// A redelivery was queued since the read was planned, before the
+		// scheduler could see this read to interrupt it: take it instead.
+		s.imu.Unlock()
+		return nil, nil
+	}
 	s.receiving++
 	s.imu.Unlock()
 	var msgs []*driver.Message
@@ -191,6 +197,13 @@ func (s *subscription) receive(n, ahead int, wait time.Duration) ([]*driver.Mess
 		err = nil
 	}
 	return msgs, err
+}
+
+// idleSlots is, on a driver that reads ahead, how many slots wait for an
+// entry that nothing queued covers: the slots that want an entry from
+// the read now. Entries read beyond them are read ahead.
+func (s *subscription) idleSlots() int {
+	return int(s.waiting.Load()) - len(s.queue)
 }
 
 // interruptRead cancels the Receive in progress, if any.
@@ -235,6 +248,10 @@ func (s *subscription) takeTokens() (int, bool) {
 // slot; every other place that frees a slot either reads next (a slot
 // after an Ack or Nack) or wakes one (readerFree).
 func (s *subscription) next() *entry {
+	if s.ahead != nil {
+		s.waiting.Add(1)
+		defer s.waiting.Add(-1)
+	}
 	alongside := false // read alongside since the last wait, to no avail
 	for {
 		select {

@@ -75,9 +75,10 @@ func (sc *scheduler) run() {
 			continue
 		}
 		s.queue <- next // never blocks: it holds a token
-		if s.ahead != nil {
+		if s.ahead != nil && s.idleSlots() < 1 {
 			// A token read ahead may have been free: the reader may be
-			// waiting for new entries while this one waits in the queue.
+			// the only slot that waits, in a read for new entries, while
+			// this entry waits in the queue.
 			s.interruptRead()
 		}
 	}

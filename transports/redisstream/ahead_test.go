@@ -233,7 +233,12 @@ func TestReadAheadLeavesEntriesUncounted(t *testing.T) {
 			t.Errorf("entry %d of the read: Recorded %v Attempts %d; want only the first counted", i, m.Recorded, m.Attempts)
 		}
 	}
-	if err := sub.Record(ctx, []driver.Attempt{{AckID: more[1].AckID, Attempts: 1}, {AckID: more[2].AckID, Attempts: 1}}); err != nil {
+	// One batch may record an entry twice (a retried record, then a
+	// redelivery): the highest count stays.
+	if err := sub.Record(ctx, []driver.Attempt{
+		{AckID: more[1].AckID, Attempts: 1}, {AckID: more[2].AckID, Attempts: 1},
+		{AckID: more[1].AckID, Attempts: 3}, {AckID: more[1].AckID, Attempts: 2},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	// A crash: the subscription goes without giving anything back.
@@ -245,7 +250,7 @@ func TestReadAheadLeavesEntriesUncounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{ids[0]: 1, ids[1]: 1, ids[2]: 1, ids[3]: 1, ids[4]: 0, ids[5]: 0}
+	want := map[string]int{ids[0]: 1, ids[1]: 1, ids[2]: 3, ids[3]: 1, ids[4]: 0, ids[5]: 0}
 	if len(pending) != len(want) {
 		t.Fatalf("own pending after the crash: %d entries, want %d", len(pending), len(want))
 	}

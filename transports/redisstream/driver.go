@@ -46,7 +46,7 @@ func (d redisDriver) Open(ctx context.Context, topic string, cfg transports.Subs
 		s.own = true
 		// Reads ahead leave their entries uncounted in readScript, which
 		// runs only on the subscription's own connection.
-		s.readAhead = t.opts.readAheadFor(cfg.Concurrency)
+		s.readAhead = min(t.opts.readAheadFor(cfg.Concurrency), s.batch)
 	}
 	return s, nil
 }
@@ -432,14 +432,22 @@ func (s *redisSub) KeepAlive(ctx context.Context, ids []driver.AckID) error {
 
 // Record implements driver.Subscription: XCLAIM ... RETRYCOUNT n JUSTID,
 // one command for the entries of each count (entries read ahead are
-// recorded as attempt 1 when they are handed out).
+// recorded as attempt 1 when they are handed out). An entry recorded more
+// than once in the batch (a retried record, then a redelivery) gets the
+// highest count.
 func (s *redisSub) Record(ctx context.Context, attempts []driver.Attempt) error {
 	if s.closed.Load() {
 		return transports.ErrClosed
 	}
-	byCount := map[int][]any{}
+	highest := make(map[driver.AckID]int, len(attempts))
 	for _, a := range attempts {
-		byCount[a.Attempts] = append(byCount[a.Attempts], a.AckID)
+		if n, ok := highest[a.AckID]; !ok || a.Attempts > n {
+			highest[a.AckID] = a.Attempts
+		}
+	}
+	byCount := map[int][]any{}
+	for id, n := range highest {
+		byCount[n] = append(byCount[n], id)
 	}
 	pipe := s.client.Pipeline()
 	for n, ids := range byCount {

@@ -51,7 +51,7 @@ type Options struct {
 	// until a handler gets them, so a crash counts no attempt for them.
 	// A read into an empty stream asks only for the free slots. 0 means
 	// twice the listener's Concurrency; a negative value reads only for
-	// free slots (URL: -1). No read ahead on a Cluster or on a client given to New.
+	// free slots (URL: -1). At most Batch. No read ahead on a Cluster or on a client given to New.
 	// URL: read_ahead.
 	ReadAhead int
 	// Block is the longest a read waits for new entries (XREADGROUP BLOCK).
