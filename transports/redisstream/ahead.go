@@ -17,7 +17,8 @@ import (
 )
 
 // readScript is XREADGROUP ... COUNT ARGV[3] STREAMS KEYS[1] > (never
-// blocking) for a read that follows a full one, with two more steps in the
+// blocking) for a read that follows a busy one (more entries are likely
+// waiting: redisSub.busy), with two more steps in the
 // same round trip:
 //
 //   - the entries beyond the first ARGV[4] (read ahead of the free slots)

@@ -79,9 +79,11 @@ type redisSub struct {
 	// have to release, by entry ID.
 	ahead map[string]redisstore.AheadClaim
 
-	// readFull: the last read returned all it asked for, so the next one
-	// reads without blocking, ahead, and claims (receiveScripted).
-	readFull atomic.Bool
+	// busy: the last read found all it asked for, or more than one
+	// entry: more are likely waiting, and the next read runs readScript
+	// first (receiveScripted). Otherwise (a read that found nothing or
+	// a lone entry, as at low rates) the next read blocks at once.
+	busy atomic.Bool
 	// noScript: the server refused readScript; read without it.
 	noScript atomic.Bool
 	// readAhead is Capabilities.ReadAhead.
@@ -112,11 +114,13 @@ func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*d
 	return s.ReceiveAhead(ctx, n, 0, wait)
 }
 
-// ReceiveAhead implements driver.AheadReceiver. A read that follows a
-// full one (entries are waiting) runs readScript: it does not block, reads
-// free+ahead entries and leaves those beyond free uncounted. Any other
-// read is a blocking XREADGROUP for the free slots only, which Redis
-// counts.
+// ReceiveAhead implements driver.AheadReceiver. After a read that found
+// all it asked for or more than one entry, a read first runs readScript:
+// it does not block, reads
+// free+ahead entries and leaves those beyond free uncounted (and claims
+// their idempotency keys). When that finds nothing, or after a read that
+// found nothing or a lone entry, it is a blocking XREADGROUP for the free
+// slots only, which Redis counts.
 func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.Duration) ([]*driver.Message, error) {
 	if s.closed.Load() {
 		return nil, transports.ErrClosed
@@ -127,10 +131,8 @@ func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.
 	}
 	block = max(block, time.Millisecond)
 	free = max(min(free, s.batch), 1)
-	if s.readFull.Load() && s.scripted() {
-		asked := min(free+ahead, s.batch)
-		out, err := s.receiveScripted(ctx, free, asked-free)
-		s.readFull.Store(err == nil && len(out) >= asked)
+	if s.busy.Load() && s.scripted() {
+		out, err := s.receiveScripted(ctx, free, ahead)
 		if err != nil || len(out) > 0 {
 			return out, err
 		}
@@ -165,7 +167,7 @@ func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.
 		read += len(st.Messages)
 		out = s.messages(ctx, out, st.Messages, nil, true)
 	}
-	s.readFull.Store(read >= free)
+	s.busy.Store(read > 0 && (read >= free || read > 1))
 	return out, nil
 }
 
