@@ -171,11 +171,19 @@ func (s *subscription) receive(n, ahead int, wait time.Duration) ([]*driver.Mess
 		s.rctx, s.interrupt = context.WithCancel(s.readCtx)
 	}
 	ctx := s.rctx
-	if s.ahead != nil && s.idleSlots() < 1 {
-		// A redelivery was queued since the read was planned, before the
-		// scheduler could see this read to interrupt it: take it instead.
-		s.imu.Unlock()
-		return nil, nil
+	if s.ahead != nil {
+		// Redeliveries queued since the read was planned, before the
+		// scheduler could see this read to interrupt it, go to slots it
+		// counted as free: those slots are not free any more.
+		idle := s.idleSlots()
+		if idle < 1 {
+			s.imu.Unlock()
+			return nil, nil // this slot takes a queued one instead
+		}
+		if n > idle {
+			n, ahead = idle, ahead+n-idle
+		}
+		s.readFree = n
 	}
 	s.receiving++
 	s.imu.Unlock()
@@ -204,6 +212,17 @@ func (s *subscription) receive(n, ahead int, wait time.Duration) ([]*driver.Mess
 // the read now. Entries read beyond them are read ahead.
 func (s *subscription) idleSlots() int {
 	return int(s.waiting.Load()) - len(s.queue)
+}
+
+// interruptIfCounted interrupts, on a driver that reads ahead, a read in
+// progress that counts more entries than slots still wait (a queued
+// redelivery went to one): it starts again for those that do.
+func (s *subscription) interruptIfCounted() {
+	s.imu.Lock()
+	if s.receiving > 0 && s.idleSlots() < s.readFree {
+		s.interrupt()
+	}
+	s.imu.Unlock()
 }
 
 // interruptRead cancels the Receive in progress, if any.

@@ -75,11 +75,11 @@ func (sc *scheduler) run() {
 			continue
 		}
 		s.queue <- next // never blocks: it holds a token
-		if s.ahead != nil && s.idleSlots() < 1 {
-			// A token read ahead may have been free: the reader may be
-			// the only slot that waits, in a read for new entries, while
-			// this entry waits in the queue.
-			s.interruptRead()
+		if s.ahead != nil {
+			// A token read ahead may have been free: a read in progress
+			// may count an entry for the slot that takes this one (or
+			// wait, as the one slot waiting, while this one is queued).
+			s.interruptIfCounted()
 		}
 	}
 }

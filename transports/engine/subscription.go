@@ -67,6 +67,7 @@ type subscription struct {
 	rctx      context.Context    // the context of reads, until interrupted
 	interrupt context.CancelFunc // cancels rctx
 	receiving int                // Receives running with rctx
+	readFree  int                // free slots of the last read, on a driver that reads ahead
 
 	rd         reader
 	readerIdle chan struct{} // a token when no slot is reading

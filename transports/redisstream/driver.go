@@ -81,8 +81,10 @@ type redisSub struct {
 
 	// busy: the last read found all it asked for, or more than one
 	// entry: more are likely waiting, and the next read runs readScript
-	// first (receiveScripted). Otherwise (a read that found nothing or
-	// a lone entry, as at low rates) the next read blocks at once.
+	// first (receiveScripted). Otherwise (a read that found nothing, or
+	// a lone entry for more than one free slot, as at low rates) the next
+	// read blocks at once. With one free slot (Concurrency 1) every entry
+	// read makes the next read run the script first.
 	busy atomic.Bool
 	// noScript: the server refused readScript; read without it.
 	noScript atomic.Bool
@@ -136,6 +138,7 @@ func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.
 		if err != nil || len(out) > 0 {
 			return out, err
 		}
+		s.busy.Store(false) // nothing waits after all
 	}
 	start := time.Now()
 	s.blocking.Store(true)
@@ -147,6 +150,7 @@ func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.
 	s.blocking.Store(false)
 	stop()
 	if err == redis.Nil {
+		s.busy.Store(false)
 		return nil, ctx.Err()
 	}
 	if err != nil {
