@@ -11,14 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/redisstream"
 )
-
-// buslineRedisOptions are the query parameters the Busline transport reads
-// itself; the rest of the query goes to go-redis.
-var buslineRedisOptions = []string{
-	"prefix", "maxlen", "dead_maxlen", "batch", "block", "claim_interval",
-	"consumer_idle", "publish_batch", "publish_pipes",
-}
 
 // redisBroker runs both sides on one Redis: Busline under the key prefix
 // "{run}:", watermill-redisstream on the stream "{run}:watermill".
@@ -40,7 +34,7 @@ func newRedisBroker(u *url.URL) (*redisBroker, error) {
 			q.Del(k)
 		}
 	}
-	for _, k := range buslineRedisOptions {
+	for _, k := range redisstream.OptionNames { // Busline's, not go-redis's
 		q.Del(k)
 	}
 	plain := *u

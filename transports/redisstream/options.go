@@ -127,6 +127,15 @@ const (
 	failover   = clientKind(redisurl.Failover)
 )
 
+// OptionNames are the query parameters of a redis:// URL that Busline
+// reads itself (besides the per-event maxlen.{event}); the rest of the
+// query goes to go-redis. For tools that hand the same URL to another
+// Redis client.
+var OptionNames = []string{
+	"prefix", "maxlen", "dead_maxlen", "batch", "read_ahead", "block", "claim_interval",
+	"consumer_idle", "publish_batch", "publish_pipes", "no_schedule_mover",
+}
+
 // config is a parsed URL: the Busline options and the go-redis options of
 // the client kind the URL asks for.
 type config struct {

@@ -41,6 +41,21 @@ func TestParseURLOptions(t *testing.T) {
 	}
 }
 
+// Every name in OptionNames is one the URL parser reads (a tool that
+// strips them before handing the URL to go-redis strips only those).
+func TestOptionNames(t *testing.T) {
+	valid := map[string]string{"prefix": "p:", "block": "1s", "claim_interval": "1s", "consumer_idle": "1h", "no_schedule_mover": "true"}
+	for _, name := range OptionNames {
+		v, ok := valid[name]
+		if !ok {
+			v = "1"
+		}
+		if _, err := parseURLString("redis://h/0?" + name + "=" + v); err != nil {
+			t.Errorf("option %s=%s: %v", name, v, err)
+		}
+	}
+}
+
 func TestReadAheadOption(t *testing.T) {
 	for q, want := range map[string]int{"": 32, "read_ahead=-1": 0, "read_ahead=0": 32, "read_ahead=3": 3} {
 		c, err := parseURLString("redis://h/0?" + q)
