@@ -142,3 +142,45 @@ func TestReadAhead(t *testing.T) {
 		t.Errorf("given back %v at Close; want the entries still queued (m5 among them), not %s (handed out)", back, out.UUID)
 	}
 }
+
+// A slot blocked handing its entry out (nobody reads the channel yet) is
+// not free: a read made while two of three slots are so blocked counts
+// one entry, for the one slot that waits, and asks for the rest ahead,
+// uncounted.
+func TestReadAheadCountsOnlyWaitingSlots(t *testing.T) {
+	f := &aheadDriver{fakeDriver: &fakeDriver{}, readAhead: 3}
+	sub, err := engine.New(f, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 3}, engine.Options{ReceiveWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	ch, err := sub.Subscribe(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first read brings six entries: three slots take one each and
+	// block sending it, three wait queued. Each ack frees a slot, which
+	// takes the next queued entry; the fourth finds the queue empty and
+	// reads while the other two are blocked sending.
+	for range 4 {
+		next(t, ch).Ack()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.amu.Lock()
+		asked := slices.Clone(f.asked)
+		f.amu.Unlock()
+		if len(asked) >= 2 {
+			for _, a := range asked[1:] {
+				if a[0] != 1 || a[1] != 3 {
+					t.Fatalf("reads after the queue drained asked for %v (free, ahead); want 1 free (one slot waits, two are blocked sending) and 3 ahead", asked[1:])
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no second read: %v", asked)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
