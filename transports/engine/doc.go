@@ -11,7 +11,9 @@
 //     that reads ahead (Capabilities.ReadAhead, driver.AheadReceiver) it
 //     also holds ReadAhead tokens more, and asks for those entries
 //     uncounted: they wait queued for the next slot that frees, and their
-//     attempt is recorded when one is handed out. The reader
+//     attempt is recorded when one is handed out. It reads no more ahead
+//     than the slots hand out within Options.ReadAheadHorizon (20 ms) at
+//     their recent rate, so slow handlers read nothing ahead. The reader
 //     is a free slot that found nothing queued: it hands out the oldest
 //     entry it read itself and queues the others. It reads
 //     this member's own pending entries first, at start and again after

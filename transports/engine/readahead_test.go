@@ -74,7 +74,7 @@ func (a *aheadDriver) recorded() []driver.Attempt {
 // count unchanged.
 func TestReadAhead(t *testing.T) {
 	f := &aheadDriver{fakeDriver: &fakeDriver{}, readAhead: 4}
-	sub, err := engine.New(f, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 2}, engine.Options{ReceiveWait: 10 * time.Millisecond})
+	sub, err := engine.New(f, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 2}, engine.Options{ReceiveWait: 10 * time.Millisecond, ReadAheadHorizon: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestReadAhead(t *testing.T) {
 // uncounted.
 func TestReadAheadCountsOnlyWaitingSlots(t *testing.T) {
 	f := &aheadDriver{fakeDriver: &fakeDriver{}, readAhead: 3}
-	sub, err := engine.New(f, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 3}, engine.Options{ReceiveWait: 10 * time.Millisecond})
+	sub, err := engine.New(f, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 3}, engine.Options{ReceiveWait: 10 * time.Millisecond, ReadAheadHorizon: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,36 @@ type reader struct {
 	// after the read failed.
 	pendingAgain time.Time
 	bo           backoff
+	// The hand-out rate a read ahead is sized by (aheadBudget).
+	rateAt     time.Time
+	rateHanded int64
+	perSec     float64
+}
+
+// rateEvery is the shortest span over which aheadBudget measures the
+// hand-out rate.
+const rateEvery = 10 * time.Millisecond
+
+// aheadBudget is how many entries a read may take ahead of the free
+// slots: as many as the slots hand out within horizon at their recent
+// rate (handed is the count of hand-outs so far), so that entries read
+// ahead wait briefly, and slow handlers (a rate of a few per second)
+// read nothing ahead: their entries stay in the broker for the other
+// members of the group. A negative horizon sets no bound.
+func (r *reader) aheadBudget(now time.Time, handed int64, horizon time.Duration) int {
+	if horizon < 0 {
+		return math.MaxInt
+	}
+	if r.rateAt.IsZero() {
+		r.rateAt, r.rateHanded = now, handed
+		return 0
+	}
+	if dt := now.Sub(r.rateAt); dt >= rateEvery {
+		inst := float64(handed-r.rateHanded) / dt.Seconds()
+		r.perSec = (r.perSec + inst) / 2
+		r.rateAt, r.rateHanded = now, handed
+	}
+	return int(r.perSec * horizon.Seconds())
 }
 
 // pendingAgainAfter is how long after a broken read the own pending
@@ -134,7 +165,11 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 			}
 			free = min(n, idle)
 		}
-		msgs, err = s.receive(free, n-free, max(wait, time.Millisecond))
+		ahead := n - free
+		if ahead > 0 {
+			ahead = min(ahead, r.aheadBudget(now, s.handed.Load(), s.opts.ReadAheadHorizon))
+		}
+		msgs, err = s.receive(free, ahead, max(wait, time.Millisecond))
 	}
 	own, used := s.admit(msgs, what == "read")
 	if fresh {

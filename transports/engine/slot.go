@@ -99,6 +99,9 @@ func (s *subscription) message(e *entry) (*message.Message, *msgContext) {
 // handedOut marks e out and records its attempt unless the broker counted it.
 func (s *subscription) handedOut(e *entry, info *transports.DeliveryInfo, sb *settleBuf) {
 	s.inFlight.Add(1)
+	if s.ahead != nil {
+		s.handed.Add(1)
+	}
 	e.set(out)
 	record := !e.recorded
 	e.recorded = false

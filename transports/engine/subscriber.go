@@ -18,6 +18,9 @@ import (
 const (
 	// DefaultReceiveWait is how long one read waits for new entries.
 	DefaultReceiveWait = 5 * time.Second
+	// DefaultReadAheadHorizon: an entry read ahead of the free slots
+	// waits about this long, at most, for a slot (Options.ReadAheadHorizon).
+	DefaultReadAheadHorizon = 20 * time.Millisecond
 	// DefaultFlushTimeout bounds the last flush of settlements at Close.
 	DefaultFlushTimeout = 5 * time.Second
 	// MismatchDelay is how long a delivery of another topic waits before
@@ -43,6 +46,11 @@ type Options struct {
 	// alive (AckTimeout/3 when zero; a third of the driver's AckWait
 	// when that is shorter).
 	KeepAliveInterval time.Duration
+	// ReadAheadHorizon sizes reads ahead of the free slots, on a driver
+	// that reads ahead: at most the entries the slots hand out within it
+	// at their recent rate (DefaultReadAheadHorizon when zero; negative:
+	// the driver's Capabilities.ReadAhead alone).
+	ReadAheadHorizon time.Duration
 	// FlushTimeout bounds the last flush at Close (DefaultFlushTimeout when zero).
 	FlushTimeout time.Duration
 	// OnClose is called once when the subscriber has closed (a transport
@@ -65,6 +73,9 @@ func (o Options) withDefaults(cfg transports.SubscriberConfig) Options {
 	}
 	if o.FlushTimeout <= 0 {
 		o.FlushTimeout = DefaultFlushTimeout
+	}
+	if o.ReadAheadHorizon == 0 {
+		o.ReadAheadHorizon = DefaultReadAheadHorizon
 	}
 	return o
 }

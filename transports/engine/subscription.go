@@ -76,6 +76,7 @@ type subscription struct {
 	settler  *settler
 	inFlight atomic.Int32 // messages handed out and not settled
 	waiting  atomic.Int32 // slots in next(), on a driver that reads ahead
+	handed   atomic.Int64 // hand-outs so far, on a driver that reads ahead
 
 	sendMu    sync.RWMutex // held for reading while a slot may send on out
 	outClosed bool
