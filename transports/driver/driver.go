@@ -56,7 +56,8 @@ type Subscription interface {
 	KeepAlive(ctx context.Context, ids []AckID) error
 
 	// Record durably stores the attempt counts of messages the engine
-	// handed out whose Recorded flag was false.
+	// handed out whose Recorded flag was false. A batch names each entry
+	// once, so the driver may send it in any order.
 	Record(ctx context.Context, attempts []Attempt) error
 
 	// Ack removes the entries from the group: they are never delivered

@@ -149,27 +149,7 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 				wait = min(wait, r.pendingAgain.Sub(now))
 			}
 		}
-		free := n
-		if s.ahead != nil {
-			// The slots that wait for an entry now: the rest is read
-			// ahead. None when the queue has an entry for each (a
-			// redelivery came due): this slot takes one instead of
-			// waiting in a read.
-			idle := s.idleSlots()
-			if idle < 1 {
-				r.list.RUnlock()
-				for range n {
-					s.tokens <- struct{}{}
-				}
-				return nil, false, true
-			}
-			free = min(n, idle)
-		}
-		ahead := n - free
-		if ahead > 0 {
-			ahead = min(ahead, r.aheadBudget(now, s.handed.Load(), s.opts.ReadAheadHorizon))
-		}
-		msgs, err = s.receive(free, ahead, max(wait, time.Millisecond))
+		msgs, err = s.receive(n, true, max(wait, time.Millisecond))
 	}
 	own, used := s.admit(msgs, what == "read")
 	if fresh {
@@ -196,29 +176,35 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 	return own, true, true
 }
 
-// receive reads new entries for n free slots and, on a driver that
-// reads ahead, ahead more; the scheduler may interrupt it to get a slot
-// for a redelivery that came due, which is not an error. The context of
-// the reads is made once and again only after an interruption.
-func (s *subscription) receive(n, ahead int, wait time.Duration) ([]*driver.Message, error) {
+// receive reads up to n new entries (n tokens taken); the scheduler may
+// interrupt it to get a slot for a redelivery that came due, which is
+// not an error. The context of the reads is made once and again only
+// after an interruption.
+//
+// On a driver that reads ahead, the entries for the slots waiting now
+// (idleSlots, checked under imu so that a redelivery the scheduler queued
+// before this read registered is seen) are read counted, and, when
+// mayAhead (the reader, which holds rd.mu), the rest of n up to
+// aheadBudget uncounted. When the queue covers every waiting slot it
+// reads nothing: the caller takes a queued entry.
+func (s *subscription) receive(n int, mayAhead bool, wait time.Duration) ([]*driver.Message, error) {
 	s.imu.Lock()
 	if s.rctx == nil {
 		s.rctx, s.interrupt = context.WithCancel(s.readCtx)
 	}
 	ctx := s.rctx
+	ahead := 0
 	if s.ahead != nil {
-		// Redeliveries queued since the read was planned, before the
-		// scheduler could see this read to interrupt it, go to slots it
-		// counted as free: those slots are not free any more.
 		idle := s.idleSlots()
 		if idle < 1 {
 			s.imu.Unlock()
-			return nil, nil // this slot takes a queued one instead
+			return nil, nil
 		}
-		if n > idle {
-			n, ahead = idle, ahead+n-idle
+		free := min(n, idle)
+		if mayAhead && n > free {
+			ahead = min(n-free, s.rd.aheadBudget(time.Now(), s.handed.Load(), s.opts.ReadAheadHorizon))
 		}
-		s.readFree = n
+		n, s.readFree = free, free
 	}
 	s.receiving++
 	s.imu.Unlock()
@@ -377,7 +363,7 @@ func (s *subscription) readAlongside() (*entry, bool) {
 		s.tokens <- struct{}{}
 		return nil, false
 	}
-	msgs, err := s.receive(1, 0, 0)
+	msgs, err := s.receive(1, false, 0)
 	own, used := s.admit(msgs, true)
 	r.list.RUnlock()
 	if used == 0 {

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/busline/busline/transports/driver"
 )
 
 // A read ahead is sized by the recent hand-out rate: nothing before a
@@ -38,5 +41,19 @@ func TestAheadBudget(t *testing.T) {
 	var unbounded reader
 	if n := unbounded.aheadBudget(t0, 0, -1); n != math.MaxInt {
 		t.Fatalf("budget with a negative horizon = %d, want no bound", n)
+	}
+}
+
+// A batch of records names each entry once, with its highest count: a
+// record put back after a failed flush and a later one for the same
+// entry must not let the driver store the lower one last.
+func TestHighestRecords(t *testing.T) {
+	got := highestRecords([]driver.Attempt{
+		{AckID: "a", Attempts: 1}, {AckID: "b", Attempts: 1},
+		{AckID: "a", Attempts: 3}, {AckID: "a", Attempts: 2},
+	})
+	want := []driver.Attempt{{AckID: "a", Attempts: 3}, {AckID: "b", Attempts: 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("highestRecords = %v, want %v", got, want)
 	}
 }

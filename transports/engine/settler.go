@@ -143,6 +143,26 @@ func (st *settler) run() {
 	}
 }
 
+// highestRecords keeps one record per entry, its highest count: a record
+// put back after a failed flush and a later one (a redelivery) may name
+// the same entry, and the driver may send a batch in any order.
+func highestRecords(records []driver.Attempt) []driver.Attempt {
+	if len(records) < 2 {
+		return records
+	}
+	at := make(map[driver.AckID]int, len(records))
+	out := records[:0:0]
+	for _, r := range records {
+		if i, ok := at[r.AckID]; ok {
+			out[i].Attempts = max(out[i].Attempts, r.Attempts)
+			continue
+		}
+		at[r.AckID] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
+
 // flush sends what is queued: attempt records, nacks, then acks. What
 // fails is put back, unless the driver is closed.
 func (st *settler) flush(ctx context.Context) error {
@@ -152,6 +172,7 @@ func (st *settler) flush(ctx context.Context) error {
 	st.mu.Unlock()
 	d := st.s.d
 	var errs []error
+	records = highestRecords(records)
 	if len(records) > 0 {
 		if err := d.Record(ctx, records); err != nil && !errors.Is(err, transports.ErrClosed) {
 			errs = append(errs, err)

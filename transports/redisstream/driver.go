@@ -438,22 +438,14 @@ func (s *redisSub) KeepAlive(ctx context.Context, ids []driver.AckID) error {
 
 // Record implements driver.Subscription: XCLAIM ... RETRYCOUNT n JUSTID,
 // one command for the entries of each count (entries read ahead are
-// recorded as attempt 1 when they are handed out). An entry recorded more
-// than once in the batch (a retried record, then a redelivery) gets the
-// highest count.
+// recorded as attempt 1 when they are handed out).
 func (s *redisSub) Record(ctx context.Context, attempts []driver.Attempt) error {
 	if s.closed.Load() {
 		return transports.ErrClosed
 	}
-	highest := make(map[driver.AckID]int, len(attempts))
-	for _, a := range attempts {
-		if n, ok := highest[a.AckID]; !ok || a.Attempts > n {
-			highest[a.AckID] = a.Attempts
-		}
-	}
 	byCount := map[int][]any{}
-	for id, n := range highest {
-		byCount[n] = append(byCount[n], id)
+	for _, a := range attempts {
+		byCount[a.Attempts] = append(byCount[a.Attempts], a.AckID)
 	}
 	pipe := s.client.Pipeline()
 	for n, ids := range byCount {
