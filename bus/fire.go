@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // FireOption changes one Fire call.
@@ -13,6 +15,7 @@ type FireOption func(*fireOptions)
 type fireOptions struct {
 	metadata map[string]string
 	id       string
+	ids      []string      // WithEventIDs
 	publish  PublishFunc   // FireTo: instead of the transport
 	due      time.Time     // WithDeliverAt
 	delay    time.Duration // WithDelay
@@ -45,42 +48,26 @@ func WithEventID(id string) FireOption { return func(o *fireOptions) { o.id = id
 // memory and Redis): events older than that are trimmed before a group that
 // far behind reads them. Size retention for your slowest listener.
 func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...FireOption) (string, error) {
-	if b == nil {
-		return "", fmt.Errorf("%w: nil *Bus", ErrInvalidConfig)
-	}
-	topic := e.Name()
-	if topic == "" {
-		return "", fmt.Errorf("%w: zero Event; define events with NewEvent", ErrInvalidEvent)
-	}
-	if err := ctx.Err(); err != nil {
+	topic, err := b.checkFire(ctx, e.Name())
+	if err != nil {
 		return "", err
 	}
-	if b.closed.Load() {
-		return "", ErrClosed
-	}
-	data, err := b.cfg.Codec.Marshal(payload)
+	data, err := encodePayload(b, topic, payload)
 	if err != nil {
-		return "", fmt.Errorf("bus: encode %s payload: %w", topic, err)
-	}
-	if len(data) > b.cfg.MaxPayloadBytes {
-		return "", fmt.Errorf("%w: %s payload is %d bytes, the maximum is %d (Config.MaxPayloadBytes)", ErrPayloadTooLarge, topic, len(data), b.cfg.MaxPayloadBytes)
-	}
-	if b.cfg.ValidatePayloads {
-		if err := b.validateFire(topic, reflect.TypeFor[T](), data); err != nil {
-			return "", err
-		}
+		return "", err
 	}
 	var o fireOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	msg := newEnvelope(o.id, b.cfg.Service, topic, b.cfg.Codec.ContentType(), data, time.Now())
-	id := msg.UUID
-	for k, v := range o.metadata {
-		if _, reserved := msg.Metadata[k]; !reserved {
-			msg.Metadata[k] = v
+	if o.ids != nil {
+		if len(o.ids) != 1 {
+			return "", fmt.Errorf("%w: Fire got %d IDs from WithEventIDs, want 1", ErrInvalidEvent, len(o.ids))
 		}
+		o.id = o.ids[0]
 	}
+	msg := b.newMessage(o.id, topic, data, &o, time.Now())
+	id := msg.UUID
 	ctx, span := b.tel.StartFire(ctx, topic, msg)
 	msg.SetContext(ctx)
 	err = b.publish(ctx, topic, msg, &o)
@@ -89,4 +76,53 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 		return "", fmt.Errorf("bus: fire %s: %w", topic, err)
 	}
 	return id, nil
+}
+
+// checkFire returns the topic of an event named name once the bus, the
+// event and ctx allow firing it.
+func (b *Bus) checkFire(ctx context.Context, name string) (string, error) {
+	if b == nil {
+		return "", fmt.Errorf("%w: nil *Bus", ErrInvalidConfig)
+	}
+	if name == "" {
+		return "", fmt.Errorf("%w: zero Event; define events with NewEvent", ErrInvalidEvent)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if b.closed.Load() {
+		return "", ErrClosed
+	}
+	return name, nil
+}
+
+// encodePayload encodes the payload of an event on topic with the bus's
+// codec, and checks its size and (Config.ValidatePayloads) its schema.
+func encodePayload[T any](b *Bus, topic string, payload T) ([]byte, error) {
+	data, err := b.cfg.Codec.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("bus: encode %s payload: %w", topic, err)
+	}
+	if len(data) > b.cfg.MaxPayloadBytes {
+		return nil, fmt.Errorf("%w: %s payload is %d bytes, the maximum is %d (Config.MaxPayloadBytes)", ErrPayloadTooLarge, topic, len(data), b.cfg.MaxPayloadBytes)
+	}
+	if b.cfg.ValidatePayloads {
+		if err := b.validateFire(topic, reflect.TypeFor[T](), data); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// newMessage builds the message of one event: its envelope (ID id, or a
+// new UUIDv7 when empty) and the metadata of WithMetadata, which cannot
+// override the envelope's keys.
+func (b *Bus) newMessage(id, topic string, data []byte, o *fireOptions, now time.Time) *message.Message {
+	msg := newEnvelope(id, b.cfg.Service, topic, b.cfg.Codec.ContentType(), data, now)
+	for k, v := range o.metadata {
+		if _, reserved := msg.Metadata[k]; !reserved {
+			msg.Metadata[k] = v
+		}
+	}
+	return msg
 }

@@ -61,7 +61,10 @@ steady load. --rounds R runs each side R times, the sides taking turns, and
 reports each side's median round, so that a burst of outside load on a shared
 machine does not land on one side only. The Busline side uses the bus's default
 dedup store (on redis:// the same Redis); --idempotency memory:// or redis://...
-gives it that store instead. --sides runs a subset; --cpuprofile FILE writes a CPU profile of
+gives it that store instead. --fire-batch N makes every firing call of the
+Busline and Watermill sides fire N events: Busline through bus.FireBatch,
+Watermill through one Publish of N messages (--fire-batch 32 --raw-batch 32
+puts as many events in flight on every side). --sides runs a subset; --cpuprofile FILE writes a CPU profile of
 the Busline side.
 
 With --json it prints one line, a JSON object with the keys transport, events,
@@ -134,6 +137,7 @@ memory:// when none is configured.`,
 	f.IntVar(&cfg.Rounds, "rounds", 1, "run each side this many times, the sides taking turns, and report each side's median round (by end-to-end rate)")
 	f.StringVar(&cfg.Idempotency, "idempotency", "", "dedup store of the Busline side: memory:// or redis://... (default: the bus default); a Redis store is isolated and emptied")
 	f.IntVar(&cfg.RawBatch, "raw-batch", bench.DefaultRawBatch, "events each firing goroutine of the raw loop sends before waiting for the replies (1: as many in flight as the other sides)")
+	f.IntVar(&cfg.FireBatch, "fire-batch", 1, "events each firing call of the Busline side (bus.FireBatch) and the Watermill sides (one Publish) fires (1: bus.Fire)")
 	f.IntVar(&cfg.TunedSubscribers, "watermill-subscribers", 0, "subscribers (router handlers sharing the work) of the tuned Watermill side (0: 4, the best measured on Redis and AMQP)")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the Busline side to this file")
 	return cmd

@@ -59,5 +59,6 @@ func TestBenchUsage(t *testing.T) {
 	run(t, "bench", "--sides", "busline,nope").expect(t, exitUsage)
 	run(t, "bench", "--rounds", "-1").expect(t, exitUsage)
 	run(t, "bench", "--raw-batch", "-1").expect(t, exitUsage)
+	run(t, "bench", "--fire-batch", "-1").expect(t, exitUsage)
 	run(t, "--transport", "redis://127.0.0.1:1/0", "bench").expect(t, exitUnavailable)
 }

@@ -58,6 +58,12 @@ type Config struct {
 	// publishes before their confirms). Default 32; 1 gives the raw loop
 	// the same number of events in flight as the other sides.
 	RawBatch int
+	// FireBatch is how many events one call of a firing goroutine of the
+	// Busline and Watermill sides fires: Busline through bus.FireBatch,
+	// Watermill through one Publish call with that many messages. Default
+	// 1: bus.Fire and a Publish of one message, what most code does.
+	// With Rate set, every call fires one event.
+	FireBatch int
 	// TunedSubscribers is the number of subscribers (router handlers
 	// sharing the work) of the tuned Watermill side on Redis and AMQP. 0
 	// uses the best count measured on our 2-core machine for the broker
@@ -134,6 +140,9 @@ func (c Config) withDefaults() Config {
 	if c.RawBatch == 0 {
 		c.RawBatch = DefaultRawBatch
 	}
+	if c.FireBatch == 0 {
+		c.FireBatch = 1
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -158,6 +167,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: rounds must be at least 1", ErrInvalidConfig)
 	case c.RawBatch < 1:
 		return fmt.Errorf("%w: raw batch must be at least 1", ErrInvalidConfig)
+	case c.FireBatch < 1:
+		return fmt.Errorf("%w: fire batch must be at least 1", ErrInvalidConfig)
 	}
 	for _, side := range c.Sides {
 		if !slices.Contains(AllSides, side) {

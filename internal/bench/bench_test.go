@@ -101,6 +101,19 @@ func TestRunMemory(t *testing.T) {
 	}
 }
 
+// TestRunFireBatch fires in batches on the Busline and Watermill sides;
+// 1001 events in batches of 8 leave a short last batch.
+func TestRunFireBatch(t *testing.T) {
+	res, err := Run(context.Background(), Config{Transport: "memory://", Events: 1001, Size: 64, Concurrency: 3, FireBatch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, "memory", 1001)
+	if !strings.Contains(res.Busline.Name, "FireBatch of 8") || !strings.Contains(res.WatermillTuned.Name, "Publish of 8") {
+		t.Fatalf("side names %q, %q do not say the batch", res.Busline.Name, res.WatermillTuned.Name)
+	}
+}
+
 func TestRunRedisCleansUp(t *testing.T) {
 	need(t, redisAddr, "redis-server --port 6379")
 	names := captureRunNames(t)
@@ -237,6 +250,7 @@ func TestConfigErrors(t *testing.T) {
 		{Transport: "memory://", Size: 5},
 		{Transport: "memory://", Events: -1},
 		{Transport: "memory://", Concurrency: -2},
+		{Transport: "memory://", FireBatch: -1},
 	} {
 		if _, err := Run(context.Background(), c); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%+v: %v", c, err)

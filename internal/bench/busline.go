@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,6 +119,14 @@ func runBusline(ctx context.Context, cfg Config, b broker) (side Side, err error
 	name := buslineName
 	if cfg.Idempotency != "" {
 		name = fmt.Sprintf("busline (default chain, %s:// dedup store)", strings.SplitN(cfg.Idempotency, ":", 2)[0])
+	}
+	if cfg.FireBatch > 1 {
+		name = strings.TrimSuffix(name, ")") + fmt.Sprintf(", FireBatch of %d)", cfg.FireBatch)
+		batch := slices.Repeat([]payload{p}, cfg.FireBatch)
+		return measureBatches(ctx, cfg, name, rec, cfg.FireBatch, func(ctx context.Context, n int) error {
+			_, err := bus.FireBatch(ctx, bs, event, batch[:n])
+			return err
+		})
 	}
 	return measure(ctx, cfg, name, rec, func(ctx context.Context) error {
 		_, err := bus.Fire(ctx, bs, event, p)

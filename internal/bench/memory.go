@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -112,9 +113,16 @@ func runRouterN(ctx context.Context, cfg Config, name, topic string, pub message
 	if err != nil {
 		return Side{}, err
 	}
-	return measure(ctx, cfg, name, rec, func(context.Context) error {
-		msg := message.NewMessage(watermill.NewUUID(), body)
-		msg.Metadata.Set(sentAtKey, strconv.FormatInt(time.Now().UnixNano(), 10))
-		return pub.Publish(topic, msg)
+	if cfg.FireBatch > 1 {
+		name = strings.TrimSuffix(name, ")") + fmt.Sprintf(", Publish of %d)", cfg.FireBatch)
+	}
+	return measureBatches(ctx, cfg, name, rec, cfg.FireBatch, func(_ context.Context, n int) error {
+		msgs := make([]*message.Message, n)
+		sent := strconv.FormatInt(time.Now().UnixNano(), 10)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(watermill.NewUUID(), body)
+			msgs[i].Metadata.Set(sentAtKey, sent)
+		}
+		return pub.Publish(topic, msgs...)
 	})
 }

@@ -24,6 +24,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Names", s.names)
 	t.Run("FanOutAcrossGroups", s.fanOut)
 	t.Run("WorkSharingWithinGroup", s.workSharing)
+	t.Run("PublishBatch", s.publishBatch)
 	t.Run("AtLeastOnce", s.atLeastOnce)
 	t.Run("OwnPendingFirst", s.ownPendingFirst)
 	t.Run("ReclaimAfterAckTimeout", s.reclaim)
@@ -77,6 +78,40 @@ func (s *suite) workSharing(t *testing.T) {
 		}
 	}
 	t.Logf("shared: p1 handled %d, p2 handled %d", per[0].Load(), per[1].Load())
+}
+
+// 2b. The messages of one Publish call (bus.FireBatch) are each stored
+// and delivered like the messages of single calls, each under its own ID.
+func (s *suite) publishBatch(t *testing.T) {
+	url := s.h.URL(t)
+	b := newBus(t, url, "svc", "p1")
+	r := newRecorder()
+	listen(t, b, itemEvent, "batch", r.handler)
+	start(t, b)
+	items := make([]Item, size(50, 300))
+	for i := range items {
+		items[i] = Item{N: i}
+	}
+	ids, err := bus.FireBatch(context.Background(), b, itemEvent, items)
+	if err != nil {
+		t.Fatalf("FireBatch of %d: %v", len(items), err)
+	}
+	if len(ids) != len(items) || len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {
+		t.Fatalf("FireBatch returned %d IDs (distinct: want %d)", len(ids), len(items))
+	}
+	eventually(t, s.h.scale(20*time.Second), "the listener to get every event of the batch", func() bool { return r.has(ids...) })
+	for _, id := range ids {
+		if n := r.get(id); n != 1 {
+			t.Errorf("event %s handled %d times, want 1", id, n)
+		}
+	}
+	seen := r.seq()
+	slices.Sort(seen)
+	for i, n := range seen {
+		if n != i {
+			t.Fatalf("payloads handled %v, want 0..%d once each", seen, len(items)-1)
+		}
+	}
 }
 
 // 3. Nothing is acked on a handler error, a panic or a timeout.
