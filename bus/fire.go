@@ -36,8 +36,9 @@ func WithMetadata(md map[string]string) FireOption {
 
 // WithEventID fires the event with the given ID instead of a new UUIDv7.
 // Firing twice with the same ID makes the second a duplicate that
-// idempotent listeners skip.
-func WithEventID(id string) FireOption { return func(o *fireOptions) { o.id = id } }
+// idempotent listeners skip. Of WithEventID and WithEventIDs, the last one
+// given applies.
+func WithEventID(id string) FireOption { return func(o *fireOptions) { o.id, o.ids = id, nil } }
 
 // Fire places the event on the bus and returns its ID once the transport has
 // accepted it durably (Redis XADD reply, AMQP publisher confirm, memory

@@ -195,6 +195,9 @@ func TestFireBatchRefused(t *testing.T) {
 	if _, err := bus.FireBatch(ctx, b, ev, []string{"a", "b"}, bus.WithEventIDs("x")); !errors.Is(err, bus.ErrInvalidEvent) {
 		t.Fatalf("1 ID for 2 payloads: %v, want ErrInvalidEvent", err)
 	}
+	if _, err := bus.FireBatch(ctx, b, ev, []string{"a", "b", "c"}, bus.WithEventIDs("x", "", "x")); !errors.Is(err, bus.ErrInvalidEvent) {
+		t.Fatalf("a repeated ID: %v, want ErrInvalidEvent", err)
+	}
 	if _, err := bus.Fire(ctx, b, ev, "a", bus.WithEventIDs("x", "y")); !errors.Is(err, bus.ErrInvalidEvent) {
 		t.Fatalf("Fire with 2 IDs: %v, want ErrInvalidEvent", err)
 	}
@@ -206,6 +209,13 @@ func TestFireBatchRefused(t *testing.T) {
 	}
 	if id, err := bus.Fire(ctx, b, ev, "a", bus.WithEventIDs("given")); err != nil || id != "given" {
 		t.Fatalf("Fire WithEventIDs(given) = %q, %v", id, err)
+	}
+	// Of WithEventID and WithEventIDs, the last one applies.
+	if id, err := bus.Fire(ctx, b, ev, "a", bus.WithEventIDs("x", "y"), bus.WithEventID("last")); err != nil || id != "last" {
+		t.Fatalf("Fire WithEventIDs then WithEventID = %q, %v; want last", id, err)
+	}
+	if ids, err := bus.FireBatch(ctx, b, ev, []string{"a"}, bus.WithEventID("x"), bus.WithEventIDs("last")); err != nil || ids[0] != "last" {
+		t.Fatalf("FireBatch WithEventID then WithEventIDs = %v, %v; want [last]", ids, err)
 	}
 	_ = b.Close()
 	if _, err := bus.FireBatch(ctx, b, ev, []string{"a"}); !errors.Is(err, bus.ErrClosed) {
@@ -271,6 +281,33 @@ func TestFireBatchRetry(t *testing.T) {
 		if handled[id] != 1 {
 			t.Errorf("event %s handled %d times, want once (handled: %v)", id, handled[id], handled)
 		}
+	}
+}
+
+// TestFireBatchCalls: a batch larger than MaxBatchCall goes to the
+// transport in calls of that many; a failing call stops the batch and the
+// error says how many were stored before it.
+func TestFireBatchCalls(t *testing.T) {
+	b, tr := newCountingBus(t, bus.Config{Service: "orders"})
+	ev := bus.NewEvent[int]("orders", "bulk")
+	ctx := context.Background()
+	n := 2*bus.MaxBatchCall + 500
+	ids, err := bus.FireBatch(ctx, b, ev, make([]int, n))
+	if err != nil || len(ids) != n {
+		t.Fatalf("FireBatch of %d = %d IDs, %v", n, len(ids), err)
+	}
+	if calls := tr.takeCalls(); !slices.Equal(calls, []int{bus.MaxBatchCall, bus.MaxBatchCall, 500}) {
+		t.Fatalf("Publish calls %v, want %d, %d, 500", calls, bus.MaxBatchCall, bus.MaxBatchCall)
+	}
+	// The first call stores 10 and fails: the rest is not sent.
+	tr.mu.Lock()
+	tr.failAfter = 10
+	tr.mu.Unlock()
+	if _, err := bus.FireBatch(ctx, b, ev, make([]int, n)); !errors.Is(err, errPartial) {
+		t.Fatalf("failing first call: %v", err)
+	}
+	if calls := tr.takeCalls(); !slices.Equal(calls, []int{bus.MaxBatchCall}) {
+		t.Fatalf("Publish calls %v after a failed first call, want only it", calls)
 	}
 }
 

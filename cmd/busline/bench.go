@@ -62,9 +62,10 @@ reports each side's median round, so that a burst of outside load on a shared
 machine does not land on one side only. The Busline side uses the bus's default
 dedup store (on redis:// the same Redis); --idempotency memory:// or redis://...
 gives it that store instead. --fire-batch N makes every firing call of the
-Busline and Watermill sides fire N events: Busline through bus.FireBatch,
-Watermill through one Publish of N messages (--fire-batch 32 --raw-batch 32
-puts as many events in flight on every side). --sides runs a subset; --cpuprofile FILE writes a CPU profile of
+Busline and Watermill sides fire N events: Busline through bus.FireBatch
+(as many events in flight as the raw loop's --raw-batch 32 at N = 32),
+Watermill through one Publish of N messages, which the Watermill publishers
+send one after the other; not with --rate. --sides runs a subset; --cpuprofile FILE writes a CPU profile of
 the Busline side.
 
 With --json it prints one line, a JSON object with the keys transport, events,

@@ -60,9 +60,10 @@ type Config struct {
 	RawBatch int
 	// FireBatch is how many events one call of a firing goroutine of the
 	// Busline and Watermill sides fires: Busline through bus.FireBatch,
-	// Watermill through one Publish call with that many messages. Default
-	// 1: bus.Fire and a Publish of one message, what most code does.
-	// With Rate set, every call fires one event.
+	// Watermill through one Publish call with that many messages (which
+	// watermill-redisstream, watermill-amqp and watermill-nats send one
+	// after the other, each waiting for its reply). Default 1: bus.Fire and
+	// a Publish of one message, what most code does. Not with Rate.
 	FireBatch int
 	// TunedSubscribers is the number of subscribers (router handlers
 	// sharing the work) of the tuned Watermill side on Redis and AMQP. 0
@@ -169,6 +170,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: raw batch must be at least 1", ErrInvalidConfig)
 	case c.FireBatch < 1:
 		return fmt.Errorf("%w: fire batch must be at least 1", ErrInvalidConfig)
+	case c.FireBatch > 1 && c.Rate > 0:
+		return fmt.Errorf("%w: a paced run (rate) fires one event per call; fire batch must be 1", ErrInvalidConfig)
 	}
 	for _, side := range c.Sides {
 		if !slices.Contains(AllSides, side) {

@@ -251,6 +251,7 @@ func TestConfigErrors(t *testing.T) {
 		{Transport: "memory://", Events: -1},
 		{Transport: "memory://", Concurrency: -2},
 		{Transport: "memory://", FireBatch: -1},
+		{Transport: "memory://", FireBatch: 2, Rate: 100},
 	} {
 		if _, err := Run(context.Background(), c); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%+v: %v", c, err)

@@ -88,7 +88,9 @@ func (s *suite) publishBatch(t *testing.T) {
 	r := newRecorder()
 	listen(t, b, itemEvent, "batch", r.handler)
 	start(t, b)
-	items := make([]Item, size(50, 300))
+	// The long size crosses Redis's pipeline of 256 XADDs and
+	// bus.MaxBatchCall.
+	items := make([]Item, size(50, 1200))
 	for i := range items {
 		items[i] = Item{N: i}
 	}
