@@ -18,11 +18,15 @@ const MaxBatchCall = 1000
 
 // WithEventIDs gives the events of a FireBatch call their IDs, in payload
 // order, instead of new UUIDv7s: one distinct ID per payload (an empty ID
-// gets a new one). Firing a batch again with the IDs a failed call
+// gets a new one; no IDs at all, as WithEventIDs(nil...), leaves every
+// event a new one). Firing a batch again with the IDs a failed call
 // returned makes the events it had stored duplicates that idempotent
 // listeners skip. On Fire it takes exactly one ID, as WithEventID; of the
 // two, the last one given applies.
 func WithEventIDs(ids ...string) FireOption {
+	if len(ids) == 0 {
+		ids = nil
+	}
 	return func(o *fireOptions) { o.ids, o.id = ids, "" }
 }
 
@@ -141,7 +145,11 @@ func (b *Bus) publishBatch(topic string, msgs []*message.Message, o *fireOptions
 		return len(msgs), nil
 	}
 	for i := 0; i < len(msgs); i += MaxBatchCall {
-		if err := b.transport.Publish(topic, msgs[i:min(i+MaxBatchCall, len(msgs))]...); err != nil {
+		err := msgs[i].Context().Err() // the caller's context, under the span
+		if err == nil {
+			err = b.transport.Publish(topic, msgs[i:min(i+MaxBatchCall, len(msgs))]...)
+		}
+		if err != nil {
 			return i, withStored(i, len(msgs), err)
 		}
 	}

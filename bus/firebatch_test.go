@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports"
@@ -65,6 +69,7 @@ type countingTransport struct {
 	mu        sync.Mutex
 	calls     []int
 	failAfter int
+	failCall  int // when > 0, the call of this number (1-based) fails before storing anything
 }
 
 var errPartial = errors.New("the broker went away mid-batch")
@@ -74,6 +79,10 @@ func (c *countingTransport) Publish(topic string, msgs ...*message.Message) erro
 	c.calls = append(c.calls, len(msgs))
 	fail := c.failAfter
 	c.failAfter = -1
+	if c.failCall > 0 && len(c.calls) == c.failCall {
+		c.failCall = 0
+		fail = 0
+	}
 	c.mu.Unlock()
 	if fail >= 0 && fail < len(msgs) {
 		if err := c.Transport.Publish(topic, msgs[:fail]...); err != nil {
@@ -217,6 +226,10 @@ func TestFireBatchRefused(t *testing.T) {
 	if ids, err := bus.FireBatch(ctx, b, ev, []string{"a"}, bus.WithEventID("x"), bus.WithEventIDs("last")); err != nil || ids[0] != "last" {
 		t.Fatalf("FireBatch WithEventID then WithEventIDs = %v, %v; want [last]", ids, err)
 	}
+	// No IDs at all: new ones, as without the option.
+	if ids, err := bus.FireBatch(ctx, b, ev, []string{"a", "b"}, bus.WithEventIDs([]string{}...)); err != nil || len(ids) != 2 || ids[0] == "" {
+		t.Fatalf("FireBatch WithEventIDs() = %v, %v; want two new IDs", ids, err)
+	}
 	_ = b.Close()
 	if _, err := bus.FireBatch(ctx, b, ev, []string{"a"}); !errors.Is(err, bus.ErrClosed) {
 		t.Fatalf("FireBatch on a closed bus: %v, want ErrClosed", err)
@@ -308,6 +321,59 @@ func TestFireBatchCalls(t *testing.T) {
 	}
 	if calls := tr.takeCalls(); !slices.Equal(calls, []int{bus.MaxBatchCall}) {
 		t.Fatalf("Publish calls %v after a failed first call, want only it", calls)
+	}
+	// The second call fails: the error says the first call's events are stored.
+	tr.mu.Lock()
+	tr.failCall = 2
+	tr.mu.Unlock()
+	_, err = bus.FireBatch(ctx, b, ev, make([]int, n))
+	want := fmt.Sprintf("the first %d of %d stored", bus.MaxBatchCall, n)
+	if !errors.Is(err, errPartial) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("failing second call: %v, want %q", err, want)
+	}
+	if calls := tr.takeCalls(); !slices.Equal(calls, []int{bus.MaxBatchCall, bus.MaxBatchCall}) {
+		t.Fatalf("Publish calls %v, want two", calls)
+	}
+	// An ended context fires nothing.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := bus.FireBatch(cctx, b, ev, []int{1}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("FireBatch with an ended context: %v", err)
+	}
+	if calls := tr.takeCalls(); len(calls) != 0 {
+		t.Fatalf("Publish calls %v with an ended context, want none", calls)
+	}
+}
+
+// TestFireBatchSpans: when a later call of a batch fails, the PRODUCER
+// spans of the events stored by the earlier calls end clean and the others
+// end with the error.
+func TestFireBatchSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	b, tr := newCountingBus(t, bus.Config{Service: "orders", TracerProvider: tp})
+	ev := bus.NewEvent[int]("orders", "traced")
+	tr.mu.Lock()
+	tr.failCall = 2
+	tr.mu.Unlock()
+	n := bus.MaxBatchCall + 10
+	if _, err := bus.FireBatch(context.Background(), b, ev, make([]int, n)); !errors.Is(err, errPartial) {
+		t.Fatalf("FireBatch: %v, want the second call's error", err)
+	}
+	var ok, failed int
+	for _, s := range rec.Ended() {
+		if s.SpanKind() != trace.SpanKindProducer {
+			continue
+		}
+		if s.Status().Code == codes.Error {
+			failed++
+		} else {
+			ok++
+		}
+	}
+	if ok != bus.MaxBatchCall || failed != 10 {
+		t.Fatalf("PRODUCER spans: %d clean, %d failed; want %d and 10", ok, failed, bus.MaxBatchCall)
 	}
 }
 
