@@ -32,8 +32,8 @@ func WithEventIDs(ids ...string) FireOption {
 
 // FireBatch fires one event e for each payload and returns their IDs in
 // payload order once the transport has accepted all of them durably. The
-// events go to the transport in one call (up to MaxBatchCall events per
-// call), which sends them in as few round trips as it can: pipelines of
+// events go to the transport together, up to MaxBatchCall per call, and
+// it sends them in as few round trips as it can: pipelines of
 // XADDs on Redis (up to its publish_batch, 256, per pipeline), publishes
 // sent back to back and confirmed together on RabbitMQ, asynchronous
 // publishes on NATS. Each event is the one Fire would make of its payload
