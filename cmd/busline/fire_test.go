@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -68,6 +70,59 @@ func TestFire(t *testing.T) {
 	})
 }
 
+// TestFireLines fires a JSON Lines file and checks that the listener gets
+// every line, under the IDs printed in line order.
+func TestFireLines(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		got := make(chan bus.Delivery[json.RawMessage], 8)
+		bs, err := bus.New(bus.Config{Service: "shop", Process: "p1", Transport: b.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = bs.Close() })
+		ev := bus.NewEvent[json.RawMessage]("orders", "imported")
+		if err := bus.Listen(bs, ev, "audit", func(_ context.Context, d bus.Delivery[json.RawMessage]) error {
+			got <- d
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := bs.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "orders.jsonl")
+		if err := os.WriteFile(file, []byte("{\"id\":1}\n\n  [2]  \n\"three\""), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := run(t, "--transport", b.url, "fire", "orders.imported", "--lines", file).expect(t, exitOK)
+		ids := strings.Fields(r.stdout)
+		if len(ids) != 3 || !uuidV7.MatchString(ids[0]) || ids[0] == ids[1] || ids[1] == ids[2] {
+			t.Fatalf("stdout %q, want 3 distinct IDs", r.stdout)
+		}
+		want := map[string]string{ids[0]: `{"id":1}`, ids[1]: `[2]`, ids[2]: `"three"`}
+		for range 3 {
+			d := <-got
+			if want[d.ID] != string(d.Payload) {
+				t.Errorf("delivery %s: payload %s, want %s", d.ID, d.Payload, want[d.ID])
+			}
+			delete(want, d.ID)
+		}
+		// --json: one object per line, with the line number.
+		r = runIn(t, context.Background(), "{\"id\":4}\n", "--transport", b.url, "--json", "fire", "orders.imported", "--lines", "-").expect(t, exitOK)
+		var doc struct {
+			ID    string `json:"id"`
+			Event string `json:"event"`
+			Line  int    `json:"line"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.Event != "orders.imported" || doc.Line != 1 || !uuidV7.MatchString(doc.ID) {
+			t.Fatalf("--json output %q: %+v, %v", r.stdout, doc, err)
+		}
+		if d := <-got; d.ID != doc.ID {
+			t.Fatalf("delivery %s, want %s", d.ID, doc.ID)
+		}
+	})
+}
+
 func TestFireUsage(t *testing.T) {
 	cleanEnv(t)
 	url := memoryBroker(t).url
@@ -82,12 +137,24 @@ func TestFireUsage(t *testing.T) {
 		{[]string{"--transport", url, "fire", "placed", "--data", `1`}, "want {api}.{name}"},
 		{[]string{"--transport", url, "fire", "--data", `1`}, "takes 1 argument"},
 		{[]string{"--transport", url, "fire", "orders.placed", "--data", `1`, "--id", ""}, "--id must not be empty"},
+		{[]string{"--transport", url, "fire", "orders.placed", "--data", `1`, "--lines", "-"}, "not both"},
+		{[]string{"--transport", url, "fire", "orders.placed", "--lines", "-", "--id", "x"}, "cannot go with --lines"},
+		{[]string{"--transport", url, "fire", "orders.placed", "--lines", "/nonexistent/file.jsonl"}, "--lines: open"},
 		{[]string{"fire", "orders.placed", "--data", `1`}, "no transport"},
 		{[]string{"--transport", "kafka://x", "fire", "orders.placed", "--data", `1`}, "unknown URL scheme"},
 	} {
 		r := run(t, tc.args...).expect(t, exitUsage)
 		if !strings.Contains(r.stderr, tc.msg) || r.stdout != "" {
 			t.Errorf("%v: stderr %q, want %q", tc.args, r.stderr, tc.msg)
+		}
+	}
+	for stdin, msg := range map[string]string{
+		"1\n{\"id\":\n": "line 2 is not valid JSON",
+		"\n  \n":        "no payload",
+	} {
+		r := runIn(t, context.Background(), stdin, "--transport", url, "fire", "orders.placed", "--lines", "-").expect(t, exitUsage)
+		if !strings.Contains(r.stderr, msg) || r.stdout != "" {
+			t.Errorf("--lines of %q: stderr %q, want %q", stdin, r.stderr, msg)
 		}
 	}
 }

@@ -172,6 +172,12 @@ func TestSchemaCommands(t *testing.T) {
 		run(t, "--transport", b.url, "fire", "stock.priced", "--data", `[1,2,3]`).expect(t, exitFailure)
 		run(t, "--transport", b.url, "fire", "stock.priced", "--data", `{"sku":"a","price":"12"}`, "--no-validate").expect(t, exitOK)
 		run(t, "--transport", b.url, "fire", "stock.priced", "--data", `{"sku":"a","price":12}`).expect(t, exitOK)
+		// --lines: every line is checked, and a bad one fires nothing.
+		r = runIn(t, context.Background(), "{\"sku\":\"a\",\"price\":1}\n{\"sku\":\"b\",\"price\":\"2\"}\n",
+			"--transport", b.url, "fire", "stock.priced", "--lines", "-").expect(t, exitFailure)
+		if !strings.Contains(r.stderr, "line 2: --lines does not match the schema") || r.stdout != "" {
+			t.Errorf("fire --lines of an invalid line: stdout %q, stderr %s", r.stdout, r.stderr)
+		}
 		r = run(t, "--transport", b.url, "fire", "stock.unknown", "--data", `{}`).expect(t, exitOK)
 		if !strings.Contains(r.stderr, "not validated") {
 			t.Errorf("fire of an event without a schema: %s", r.stderr)
