@@ -44,7 +44,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Codec encodes payloads. Default JSONCodec.
 	Codec Codec
-	// MaxPayloadBytes is the largest encoded payload Fire accepts. Default 1 MiB.
+	// MaxPayloadBytes is the largest encoded payload Fire accepts. Default
+	// DefaultMaxPayloadBytes.
 	MaxPayloadBytes int
 	// ShutdownTimeout bounds how long Close waits for in-flight handlers.
 	// Default 30s. Events whose handler has not finished by then are not
@@ -206,6 +207,9 @@ func (o ListenerOptions) validate() error {
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
+// DefaultMaxPayloadBytes is Config.MaxPayloadBytes when it is 0: 1 MiB.
+const DefaultMaxPayloadBytes = 1 << 20
+
 func (c Config) withDefaults() Config {
 	if c.Process == "" {
 		c.Process = "{random4}"
@@ -223,7 +227,7 @@ func (c Config) withDefaults() Config {
 		c.Codec = JSONCodec{}
 	}
 	if c.MaxPayloadBytes == 0 {
-		c.MaxPayloadBytes = 1 << 20
+		c.MaxPayloadBytes = DefaultMaxPayloadBytes
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,15 +34,18 @@ JSON payload (JSON Lines; blank lines are skipped), through bus.FireBatch: the
 events go to the broker together rather than one round trip each. Every line
 is checked before any event is fired; the IDs are printed one per line, in
 the order of the lines (with --json, one object per line with its line
-number). When the broker fails part way, the error says how many events
-were stored before the failure; the rest may or may not be.
+number). The file is read whole before firing. Events are fired 1000 at a
+time (bus.MaxBatchCall), and the IDs of each batch are printed once the
+broker has stored it: when the broker fails part way, the IDs printed are
+of the events stored, and the error names the first line whose event may
+or may not be stored.
 
 The source (ce-source) is "/{service}" with the service of the configuration
 (BUSLINE_SERVICE), "busline" when none is set.
 
-Before firing, --data is validated against the JSON Schemas that services
-published for the event (see busline schema): each listener's, or the
-firers' when no one listens. A mismatch is refused with the JSON pointer of
+Before firing, --data (or every line of --lines) is validated against the
+JSON Schemas that services published for the event (see busline schema):
+each listener's, or the firers' when no one listens. A mismatch is refused with the JSON pointer of
 the offending value and exit code 1; --no-validate skips the check.`,
 		Args: exactArgs("EVENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,14 +64,10 @@ the offending value and exit code 1; --no-validate skips the check.`,
 				return usagef("fire needs --data JSON (inline, @FILE or - for stdin) or --lines FILE")
 			}
 			var payload []byte
-			var payloads []jsonLine
-			if batch {
-				payloads, err = a.readLines(lines)
-			} else {
-				payload, err = a.readData(data)
-			}
-			if err != nil {
-				return err
+			if !batch {
+				if payload, err = a.readData(data); err != nil {
+					return err
+				}
 			}
 			var opts []bus.FireOption
 			if cmd.Flags().Changed("id") {
@@ -94,6 +94,16 @@ the offending value and exit code 1; --no-validate skips the check.`,
 			cfg.Logger = a.logger()
 			if err := cfg.Validate(); err != nil {
 				return withCode(exitUsage, err)
+			}
+			var payloads []jsonLine
+			if batch {
+				maxBytes := cfg.MaxPayloadBytes
+				if maxBytes == 0 {
+					maxBytes = bus.DefaultMaxPayloadBytes
+				}
+				if payloads, err = a.readLines(lines, maxBytes); err != nil {
+					return err
+				}
 			}
 			b, err := bus.New(cfg)
 			if err != nil {
@@ -161,47 +171,58 @@ type jsonLine struct {
 }
 
 // readLines returns the payloads of the JSON Lines file path (- for
-// stdin), every one checked to be JSON; blank lines are skipped.
-func (a *app) readLines(path string) ([]jsonLine, error) {
+// stdin), every one checked to be JSON of at most maxBytes once compact;
+// blank lines are skipped.
+func (a *app) readLines(path string, maxBytes int) ([]jsonLine, error) {
 	var in io.Reader = a.stdin
+	name := "stdin"
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, usagef("--lines: %v", err)
 		}
 		defer f.Close()
-		in = f
+		in, name = f, path
 	}
-	r := bufio.NewReader(in)
+	sc := bufio.NewScanner(in)
+	// Room for a payload of maxBytes with some white space around it.
+	sc.Buffer(make([]byte, 0, 64<<10), maxBytes+64<<10)
 	var out []jsonLine
-	for n := 1; ; n++ {
-		line, err := r.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, usagef("--lines: %v", err)
+	n := 0
+	for sc.Scan() {
+		n++
+		t := bytes.TrimSpace(sc.Bytes())
+		if n == 1 {
+			t = bytes.TrimPrefix(t, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 		}
-		if t := bytes.TrimSpace(line); len(t) > 0 {
-			if !json.Valid(t) {
-				return nil, usagef("--lines: line %d is not valid JSON", n)
-			}
-			out = append(out, jsonLine{n: n, payload: json.RawMessage(t)})
+		if len(t) == 0 {
+			continue
 		}
-		if err != nil {
-			break
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, t); err != nil {
+			return nil, usagef("--lines: line %d is not valid JSON: %v", n, err)
 		}
+		if compact.Len() > maxBytes {
+			return nil, usagef("--lines: line %d is a payload of %d bytes, the maximum is %d (MaxPayloadBytes)", n, compact.Len(), maxBytes)
+		}
+		out = append(out, jsonLine{n: n, payload: json.RawMessage(compact.Bytes())})
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, usagef("--lines: line %d is longer than the largest payload (%d bytes, MaxPayloadBytes)", n+1, maxBytes)
+		}
+		return nil, usagef("--lines: %v", err)
 	}
 	if len(out) == 0 {
-		return nil, usagef("--lines: no payload in %s", path)
+		return nil, usagef("--lines: no payload in %s", name)
 	}
 	return out, nil
 }
 
 // fireLines checks every payload (validate: against the published
-// schemas), fires them with bus.FireBatch and prints their IDs.
+// schemas), then fires them with bus.FireBatch, bus.MaxBatchCall at a
+// time, printing the IDs of each batch once the broker stored it.
 func (a *app) fireLines(ctx context.Context, b *bus.Bus, ev bus.Event[json.RawMessage], lines []jsonLine, validate bool, opts []bus.FireOption) error {
-	payloads := make([]json.RawMessage, len(lines))
-	for i, l := range lines {
-		payloads[i] = l.payload
-	}
 	if validate {
 		check, err := a.dataValidator(ctx, b.Transport(), ev.Name(), "--lines")
 		if err != nil {
@@ -213,24 +234,33 @@ func (a *app) fireLines(ctx context.Context, b *bus.Bus, ev bus.Event[json.RawMe
 			}
 		}
 	}
-	ids, err := bus.FireBatch(ctx, b, ev, payloads, opts...)
-	if err != nil {
-		return failed(err)
-	}
-	for i, id := range ids {
-		if a.json {
-			if err := writeJSONLine(a.stdout, struct {
-				ID    string `json:"id"`
-				Event string `json:"event"`
-				Line  int    `json:"line"`
-			}{id, ev.Name(), lines[i].n}); err != nil {
+	for chunk := range slices.Chunk(lines, bus.MaxBatchCall) {
+		payloads := make([]json.RawMessage, len(chunk))
+		for i, l := range chunk {
+			payloads[i] = l.payload
+		}
+		ids, err := bus.FireBatch(ctx, b, ev, payloads, opts...)
+		if err != nil {
+			return failed(fmt.Errorf("from line %d on, the events may or may not be stored (the IDs printed are of those stored): %w", chunk[0].n, err))
+		}
+		for i, id := range ids {
+			if err := a.printFired(id, ev.Name(), chunk[i].n); err != nil {
 				return err
 			}
-			continue
-		}
-		if _, err := fmt.Fprintln(a.stdout, id); err != nil {
-			return err
 		}
 	}
 	return nil
+}
+
+// printFired prints the ID of an event fired from line n of --lines.
+func (a *app) printFired(id, event string, n int) error {
+	if a.json {
+		return writeJSONLine(a.stdout, struct {
+			ID    string `json:"id"`
+			Event string `json:"event"`
+			Line  int    `json:"line"`
+		}{id, event, n})
+	}
+	_, err := fmt.Fprintln(a.stdout, id)
+	return err
 }

@@ -91,7 +91,7 @@ func TestFireLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		file := filepath.Join(t.TempDir(), "orders.jsonl")
-		if err := os.WriteFile(file, []byte("{\"id\":1}\n\n  [2]  \n\"three\""), 0o600); err != nil {
+		if err := os.WriteFile(file, []byte("\xef\xbb\xbf{\"id\": 1}\r\n\r\n  [2]  \n\"three\""), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		r := run(t, "--transport", b.url, "fire", "orders.imported", "--lines", file).expect(t, exitOK)
@@ -148,13 +148,16 @@ func TestFireUsage(t *testing.T) {
 			t.Errorf("%v: stderr %q, want %q", tc.args, r.stderr, tc.msg)
 		}
 	}
+	big := func(n int) string { return `"` + strings.Repeat("x", n) + `"` }
 	for stdin, msg := range map[string]string{
-		"1\n{\"id\":\n": "line 2 is not valid JSON",
-		"\n  \n":        "no payload",
+		"1\n{\"id\":\n":                  "line 2 is not valid JSON",
+		"\n  \n":                         "no payload in stdin",
+		"1\n" + big(1_050_000) + "\n3\n": "line 2 is a payload of 1050002 bytes, the maximum is 1048576",
+		"1\n\n" + big(1_200_000) + "\n":  "line 3 is longer than the largest payload",
 	} {
 		r := runIn(t, context.Background(), stdin, "--transport", url, "fire", "orders.placed", "--lines", "-").expect(t, exitUsage)
 		if !strings.Contains(r.stderr, msg) || r.stdout != "" {
-			t.Errorf("--lines of %q: stderr %q, want %q", stdin, r.stderr, msg)
+			t.Errorf("--lines of %.40q: stderr %.200q, want %q", stdin, r.stderr, msg)
 		}
 	}
 }

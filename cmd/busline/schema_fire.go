@@ -24,7 +24,7 @@ func (a *app) validateData(ctx context.Context, t transports.Transport, event st
 
 // dataValidator reads and compiles the schemas validateData checks
 // against, once, and returns the check of one payload; what names the
-// payload in errors ("--data", "line 3").
+// payloads in errors ("--data", "--lines").
 func (a *app) dataValidator(ctx context.Context, t transports.Transport, event, what string) (func(payload []byte) error, error) {
 	none := func([]byte) error { return nil }
 	rs, ok := t.(transports.RecordStore)
