@@ -14,26 +14,34 @@ import (
 
 var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
+// rawListener starts a bus of service "shop" on url whose listener "audit"
+// sends every delivery of the event api.name to the channel it returns.
+func rawListener(t *testing.T, url, api, name string) <-chan bus.Delivery[json.RawMessage] {
+	t.Helper()
+	got := make(chan bus.Delivery[json.RawMessage], 16)
+	bs, err := bus.New(bus.Config{Service: "shop", Process: "p1", Transport: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	ev := bus.NewEvent[json.RawMessage](api, name)
+	if err := bus.Listen(bs, ev, "audit", func(_ context.Context, d bus.Delivery[json.RawMessage]) error {
+		got <- d
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestFire fires with the command and checks what a listener gets: the
 // ID printed, the raw payload, the Busline envelope.
 func TestFire(t *testing.T) {
 	eachBroker(t, func(t *testing.T, b broker) {
-		got := make(chan bus.Delivery[json.RawMessage], 4)
-		bs, err := bus.New(bus.Config{Service: "shop", Process: "p1", Transport: b.url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = bs.Close() })
-		ev := bus.NewEvent[json.RawMessage]("orders", "placed")
-		if err := bus.Listen(bs, ev, "audit", func(_ context.Context, d bus.Delivery[json.RawMessage]) error {
-			got <- d
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := bs.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		got := rawListener(t, b.url, "orders", "placed")
 
 		r := run(t, "--transport", b.url, "fire", "orders.placed", "--data", `{"id": 7, "items": ["a"]}`).expect(t, exitOK)
 		id := strings.TrimSpace(r.stdout)
@@ -74,22 +82,7 @@ func TestFire(t *testing.T) {
 // every line, under the IDs printed in line order.
 func TestFireLines(t *testing.T) {
 	eachBroker(t, func(t *testing.T, b broker) {
-		got := make(chan bus.Delivery[json.RawMessage], 8)
-		bs, err := bus.New(bus.Config{Service: "shop", Process: "p1", Transport: b.url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = bs.Close() })
-		ev := bus.NewEvent[json.RawMessage]("orders", "imported")
-		if err := bus.Listen(bs, ev, "audit", func(_ context.Context, d bus.Delivery[json.RawMessage]) error {
-			got <- d
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := bs.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		got := rawListener(t, b.url, "orders", "imported")
 		file := filepath.Join(t.TempDir(), "orders.jsonl")
 		if err := os.WriteFile(file, []byte("\xef\xbb\xbf{\"id\": 1}\r\n\r\n  [2]  \n\"three\""), 0o600); err != nil {
 			t.Fatal(err)
