@@ -47,10 +47,20 @@ type Options struct {
 	// CleanupInterval is how often the relay deletes rows older than
 	// Retention. Default 1 minute.
 	CleanupInterval time.Duration
-	// PublishTimeout bounds one publish to the transport (through the
-	// message's context, which the Redis and AMQP transports honour); a
+	// PublishTimeout bounds one publish call to the transport (through the
+	// messages' context, which the Redis and AMQP transports honour); a
 	// publish that times out is tried again. Default 30s.
 	PublishTimeout time.Duration
+	// PublishRun is the most consecutive rows of one event name the relay
+	// hands to the transport in one publish call (pipelined XADDs,
+	// publishes confirmed together), instead of one round trip per event.
+	// Default 1: one event per call, which keeps the order guarantees of
+	// docs/outbox.md without exception. Above 1, a broker that fails part
+	// way through a run may have stored a later event of the run and not
+	// an earlier one; the relay then publishes the run again from its
+	// first event (same event IDs: duplicates idempotent listeners skip),
+	// so that earlier event arrives after the later one.
+	PublishRun int
 	// MaxBackoff bounds the wait before the relay tries again after the
 	// transport refused an event or the database failed. Default 5s.
 	MaxBackoff time.Duration
@@ -85,6 +95,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second
+	}
+	if o.PublishRun <= 0 {
+		o.PublishRun = 1
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

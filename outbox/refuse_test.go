@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,7 @@ import (
 // closed.
 type gate struct {
 	mu        sync.Mutex
+	calls     []int // the size of each publish call that went through
 	refuse    bool
 	attempts  []attempt
 	published []string
@@ -77,6 +79,7 @@ func (r refusing) Publish(topic string, msgs ...*message.Message) error {
 	}
 	r.g.mu.Lock()
 	defer r.g.mu.Unlock()
+	r.g.calls = append(r.g.calls, len(msgs))
 	for _, m := range msgs {
 		r.g.published = append(r.g.published, m.UUID)
 	}
@@ -283,5 +286,46 @@ func TestCloseDuringPublish(t *testing.T) {
 				t.Errorf("%s recorded for a publish cut short by Close: %+v", m.Name, m.Data)
 			}
 		}
+	}
+}
+
+// TestPublishRun: with PublishRun, consecutive events go to the transport
+// in calls of up to that many, in order; a refused run is tried again from
+// its first event, and nothing after it goes out first.
+func TestPublishRun(t *testing.T) {
+	w, g := newRefusingWorld(t)
+	ob := w.outbox(outbox.Options{PublishRun: 10, MaxBackoff: 50 * time.Millisecond})
+	payloads := make([]int, 25)
+	for i := range payloads {
+		payloads[i] = i
+	}
+	ids := w.fire(ob, true, payloads...)
+	if err := ob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the relay to try the first run", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.attempts) >= 20 // two refused runs of 10
+	})
+	g.mu.Lock()
+	for i, a := range g.attempts[:20] {
+		if a.id != ids[i%10] {
+			g.mu.Unlock()
+			t.Fatalf("refused attempt %d was %s, want the first run again (%s)", i, a.id, ids[i%10])
+		}
+	}
+	g.refuse = false
+	g.mu.Unlock()
+	d := w.waitDeliveries(25, 30*time.Second)
+	for i, x := range d {
+		if x.id != ids[i] {
+			t.Fatalf("deliveries %s, want 0..24 in order", ns(d))
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !slices.Equal(g.calls, []int{10, 10, 5}) {
+		t.Fatalf("publish calls of %v events, want 10, 10, 5", g.calls)
 	}
 }

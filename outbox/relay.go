@@ -250,7 +250,7 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	pctx, span := o.tel.startBatch(ctx, batch)
 	done := make([]int64, 0, len(batch))
 	contact := time.Now() // the database last answered
-	for i, r := range batch {
+	for i := 0; i < len(batch); {
 		if i > 0 && time.Since(contact) > o.opts.PollInterval {
 			// Publishing is slow: if the session ended meanwhile, a
 			// standby may hold the lock and publish these very rows.
@@ -260,20 +260,18 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 			}
 			contact = time.Now()
 		}
-		msg := &message.Message{UUID: r.eventID, Metadata: r.metadata, Payload: r.payload}
-		mctx, cancel := context.WithTimeout(pctx, o.opts.PublishTimeout)
-		msg.SetContext(mctx)
-		pubErr = o.bus.Transport().Publish(r.event, msg)
-		cancel()
-		if pubErr != nil {
-			pubErr = fmt.Errorf("outbox: publish %s %s: %w", r.event, r.eventID, pubErr)
+		run := nextRun(batch[i:], o.opts.PublishRun)
+		if pubErr = o.publishRun(pctx, run); pubErr != nil {
 			if ctx.Err() == nil { // not cut short by Close
-				o.tel.failed(pctx, r.event, pubErr)
+				o.tel.failed(pctx, run[0].event, pubErr)
 			}
 			break
 		}
-		o.tel.published(pctx, r)
-		done = append(done, r.id)
+		for _, r := range run {
+			o.tel.published(pctx, r)
+			done = append(done, r.id)
+		}
+		i += len(run)
 	}
 	if o.afterPublish != nil {
 		o.afterPublish(conn)
@@ -290,6 +288,36 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	}
 	span.end(len(done), pubErr, err)
 	return len(batch), pubErr, err
+}
+
+// nextRun returns the first rows of rows that share the first one's event
+// name, at most limit of them.
+func nextRun(rows []row, limit int) []row {
+	n := 1
+	for n < len(rows) && n < limit && rows[n].event == rows[0].event {
+		n++
+	}
+	return rows[:n]
+}
+
+// publishRun publishes the events of run, which share one event name, in
+// one call to the transport, bounded by PublishTimeout.
+func (o *Outbox) publishRun(ctx context.Context, run []row) error {
+	ctx, cancel := context.WithTimeout(ctx, o.opts.PublishTimeout)
+	defer cancel()
+	msgs := make([]*message.Message, len(run))
+	for i, r := range run {
+		msgs[i] = &message.Message{UUID: r.eventID, Metadata: r.metadata, Payload: r.payload}
+		msgs[i].SetContext(ctx)
+	}
+	err := o.bus.Transport().Publish(run[0].event, msgs...)
+	switch {
+	case err == nil:
+		return nil
+	case len(run) == 1:
+		return fmt.Errorf("outbox: publish %s %s: %w", run[0].event, run[0].eventID, err)
+	}
+	return fmt.Errorf("outbox: publish %d %s events from %s: %w", len(run), run[0].event, run[0].eventID, err)
 }
 
 // ping checks that the relay's session lives.
