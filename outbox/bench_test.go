@@ -26,7 +26,7 @@ func BenchmarkRelay(b *testing.B) {
 			brokertest.Reachable(b, brokertest.RedisAddr(), "redis-server --port 6379")
 			prefix := "outbox-bench-" + rand.Text()[:8] + ":"
 			b.Cleanup(func() { brokertest.DeleteRedisPrefix(b, brokertest.RedisAddr(), prefix) })
-			return brokertest.RedisURL() + "?prefix=" + prefix
+			return "redis://" + brokertest.RedisAddr() + "/0?prefix=" + prefix
 		},
 	}
 	for _, tr := range []string{"memory", "redis"} {

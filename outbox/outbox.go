@@ -55,11 +55,14 @@ type Options struct {
 	// hands to the transport in one publish call (pipelined XADDs,
 	// publishes confirmed together), instead of one round trip per event.
 	// Default 1: one event per call, which keeps the order guarantees of
-	// docs/outbox.md without exception. Above 1, a broker that fails part
-	// way through a run may have stored a later event of the run and not
-	// an earlier one; the relay then publishes the run again from its
-	// first event (same event IDs: duplicates idempotent listeners skip),
-	// so that earlier event arrives after the later one.
+	// docs/outbox.md without exception. Above 1, a publish call that fails
+	// part way (a broker error, a lost connection, PublishTimeout) may
+	// have stored a later event of the run and not an earlier one; the
+	// relay then publishes those rows again one per call (same event IDs:
+	// the stored ones are duplicates idempotent listeners skip), so that
+	// earlier event arrives after the later one. On Redis, keep the
+	// transport's publish_pipes at 1 (its default) with it: several pipes
+	// may store the events of one call in any order.
 	PublishRun int
 	// MaxBackoff bounds the wait before the relay tries again after the
 	// transport refused an event or the database failed. Default 5s.
@@ -127,6 +130,12 @@ type Outbox struct {
 	// active and connects again, instead of waiting for TCP to give up
 	// (a quarter of an hour and more).
 	dbTimeout time.Duration
+
+	// singleUntil: rows up to this id go one per publish call, after a
+	// run of rows up to it failed (PublishRun above 1), so that an event
+	// the broker refuses for good does not take the earlier events of its
+	// run down with it on every retry. Only the relay goroutine uses it.
+	singleUntil int64
 
 	// afterPublish, when set (tests), runs after a batch was published
 	// and before it is marked.

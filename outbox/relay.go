@@ -260,10 +260,17 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 			}
 			contact = time.Now()
 		}
-		run := nextRun(batch[i:], o.opts.PublishRun)
+		limit := o.opts.PublishRun
+		if batch[i].id <= o.singleUntil {
+			limit = 1
+		}
+		run := nextRun(batch[i:], limit)
 		if pubErr = o.publishRun(pctx, run); pubErr != nil {
 			if ctx.Err() == nil { // not cut short by Close
 				o.tel.failed(pctx, run[0].event, pubErr)
+			}
+			if len(run) > 1 {
+				o.singleUntil = run[len(run)-1].id
 			}
 			break
 		}

@@ -68,3 +68,17 @@ func TestSessionStartupParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestNextRun: a run is the leading rows of one event name, at most limit.
+func TestNextRun(t *testing.T) {
+	rows := []row{{id: 1, event: "a.x"}, {id: 2, event: "a.x"}, {id: 3, event: "a.x"}, {id: 4, event: "b.y"}, {id: 5, event: "a.x"}}
+	for _, tc := range []struct {
+		from, limit, want int
+	}{
+		{0, 10, 3}, {0, 2, 2}, {0, 1, 1}, {3, 10, 1}, {4, 10, 1},
+	} {
+		if got := len(nextRun(rows[tc.from:], tc.limit)); got != tc.want {
+			t.Errorf("nextRun(rows[%d:], %d) has %d rows, want %d", tc.from, tc.limit, got, tc.want)
+		}
+	}
+}
