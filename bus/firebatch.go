@@ -56,9 +56,7 @@ func WithEventIDs(ids ...string) FireOption {
 //
 // With WithDelay or WithDeliverAt the events are scheduled one after the
 // other (no transport schedules a batch in one call). The events of a
-// batch reach the broker in payload order on every transport except Redis
-// with its publish_pipes option above 1 (default 1), whose pipes share
-// them among connections.
+// batch reach the broker in payload order.
 func FireBatch[T any](ctx context.Context, b *Bus, e Event[T], payloads []T, opts ...FireOption) ([]string, error) {
 	topic, err := b.checkFire(ctx, e.Name())
 	if err != nil {

@@ -60,9 +60,7 @@ type Options struct {
 	// have stored a later event of the run and not an earlier one; the
 	// relay then publishes those rows again one per call (same event IDs:
 	// the stored ones are duplicates idempotent listeners skip), so that
-	// earlier event arrives after the later one. On Redis, keep the
-	// transport's publish_pipes at 1 (its default) with it: several pipes
-	// may store the events of one call in any order.
+	// earlier event arrives after the later one.
 	PublishRun int
 	// MaxBackoff bounds the wait before the relay tries again after the
 	// transport refused an event or the database failed. Default 5s.

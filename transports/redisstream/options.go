@@ -74,6 +74,8 @@ type Options struct {
 	// PublishPipes is how many pipelines of Publish calls may be in flight
 	// at once. URL: publish_pipes. Default 1: one pipeline in flight
 	// gathers every XADD queued meanwhile, which costs the least CPU.
+	// The messages of one Publish call (bus.FireBatch) always go through
+	// one pipe, in order.
 	PublishPipes int
 	// NoScheduleMover keeps this transport from moving due scheduled
 	// events into their streams (it still schedules them): for processes

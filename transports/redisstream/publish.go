@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
@@ -16,11 +17,15 @@ import (
 // waiting (up to PublishBatch), lets runnable publishers join
 // (transports.Gather), and sends them in one round trip. A lone Publish goes out at once as a single
 // XADD; under load, the requests that queue while a round trip is in flight
-// form the next batch, with no timer adding latency.
+// form the next batch, with no timer adding latency. With several pipes,
+// the messages of one Publish call go to one pipe together (groups), so
+// that they reach the stream in the order of the call.
 type publisher struct {
 	client   redis.UniversalClient
 	maxBatch int
 	reqs     chan *pubReq
+	groups   []chan []*pubReq // one per pipe when there are several
+	next     atomic.Uint32    // the pipe of the next group
 
 	mu       sync.RWMutex // held for reading by each Publish in flight
 	closed   bool
@@ -45,9 +50,17 @@ func newPublisher(client redis.UniversalClient, o Options) *publisher {
 		stop:     make(chan struct{}),
 	}
 	p.reqsPool.New = func() any { return &pubReq{done: make(chan error, 1)} }
+	if o.PublishPipes > 1 {
+		p.groups = make([]chan []*pubReq, o.PublishPipes)
+	}
 	p.pipes.Add(o.PublishPipes)
-	for range o.PublishPipes {
-		go p.pipe()
+	for i := range o.PublishPipes {
+		var group chan []*pubReq
+		if p.groups != nil {
+			group = make(chan []*pubReq)
+			p.groups[i] = group
+		}
+		go p.pipe(group)
 	}
 	return p
 }
@@ -75,15 +88,8 @@ func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message
 		r.ctx, r.stream, r.maxLen, r.values = msg.Context(), stream, maxLen, values
 		reqs = append(reqs, r)
 	}
-	for _, r := range reqs {
-		select {
-		case p.reqs <- r:
-		case <-r.ctx.Done():
-			// Requests already queued still complete: wait for them so
-			// that none is reused while a pipe holds it.
-			p.waitQueued(reqs, r)
-			return fmt.Errorf("redisstream: publish to %s: %w", stream, r.ctx.Err())
-		}
+	if err := p.queue(reqs); err != nil {
+		return fmt.Errorf("redisstream: publish to %s: %w", stream, err)
 	}
 	var firstErr error
 	for i, r := range reqs {
@@ -92,6 +98,33 @@ func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message
 		}
 	}
 	return firstErr
+}
+
+// queue hands reqs to the pipes: one by one to whichever pipe takes them,
+// or, with several pipes and several requests, all to one pipe, which
+// sends them in order. A request whose context ends before it was queued
+// is not sent; queue then waits for those queued before it and returns
+// the context's error.
+func (p *publisher) queue(reqs []*pubReq) error {
+	if p.groups != nil && len(reqs) > 1 {
+		select {
+		case p.groups[p.next.Add(1)%uint32(len(p.groups))] <- reqs:
+			return nil
+		case <-reqs[0].ctx.Done():
+			return reqs[0].ctx.Err()
+		}
+	}
+	for _, r := range reqs {
+		select {
+		case p.reqs <- r:
+		case <-r.ctx.Done():
+			// Requests already queued still complete: wait for them so
+			// that none is reused while a pipe holds it.
+			p.waitQueued(reqs, r)
+			return r.ctx.Err()
+		}
+	}
+	return nil
 }
 
 // waitQueued waits for the requests queued before stopAt.
@@ -104,7 +137,7 @@ func (p *publisher) waitQueued(reqs []*pubReq, stopAt *pubReq) {
 	}
 }
 
-func (p *publisher) pipe() {
+func (p *publisher) pipe(group <-chan []*pubReq) {
 	defer p.pipes.Done()
 	batch := make([]*pubReq, 0, p.maxBatch)
 	cmds := make([]*redis.StringCmd, 0, p.maxBatch)
@@ -113,28 +146,44 @@ func (p *publisher) pipe() {
 		select {
 		case r := <-p.reqs:
 			batch = append(batch[:0], r)
+			batch = transports.Gather(p.reqs, batch, p.maxBatch, last > 1)
+			last = len(batch)
+			cmds = p.send(batch, cmds)
+		case g := <-group:
+			// One Publish call's messages, in order: pipelines of up to
+			// maxBatch, one after the other.
+			for len(g) > 0 {
+				n := min(len(g), p.maxBatch)
+				cmds = p.send(g[:n], cmds)
+				g, last = g[n:], n
+			}
 		case <-p.stop:
 			return
 		}
-		batch = transports.Gather(p.reqs, batch, p.maxBatch, last > 1)
-		last = len(batch)
-		if len(batch) == 1 {
-			r := batch[0]
-			r.done <- p.client.XAdd(r.ctx, xaddArgs(r)).Err()
-			continue
-		}
-		// One pipeline for the batch. Its context is not any single
-		// caller's: a caller whose context ends stops waiting on its own.
-		pipe := p.client.Pipeline()
-		cmds = cmds[:0]
-		for _, r := range batch {
-			cmds = append(cmds, pipe.XAdd(context.WithoutCancel(r.ctx), xaddArgs(r)))
-		}
-		_, _ = pipe.Exec(context.Background())
-		for i, r := range batch {
-			r.done <- cmds[i].Err()
-		}
 	}
+}
+
+// send sends the XADDs of batch in one round trip (a lone one as a single
+// command) and answers each request; cmds is scratch space, returned for
+// reuse.
+func (p *publisher) send(batch []*pubReq, cmds []*redis.StringCmd) []*redis.StringCmd {
+	if len(batch) == 1 {
+		r := batch[0]
+		r.done <- p.client.XAdd(r.ctx, xaddArgs(r)).Err()
+		return cmds
+	}
+	// One pipeline for the batch. Its context is not any single
+	// caller's: a caller whose context ends stops waiting on its own.
+	pipe := p.client.Pipeline()
+	cmds = cmds[:0]
+	for _, r := range batch {
+		cmds = append(cmds, pipe.XAdd(context.WithoutCancel(r.ctx), xaddArgs(r)))
+	}
+	_, _ = pipe.Exec(context.Background())
+	for i, r := range batch {
+		r.done <- cmds[i].Err()
+	}
+	return cmds
 }
 
 func xaddArgs(r *pubReq) *redis.XAddArgs {
