@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
@@ -24,8 +23,7 @@ type publisher struct {
 	client   redis.UniversalClient
 	maxBatch int
 	reqs     chan *pubReq
-	groups   []chan []*pubReq // one per pipe when there are several
-	next     atomic.Uint32    // the pipe of the next group
+	groups   chan []*pubReq // with several pipes: the messages of one call, for one pipe
 
 	mu       sync.RWMutex // held for reading by each Publish in flight
 	closed   bool
@@ -51,16 +49,11 @@ func newPublisher(client redis.UniversalClient, o Options) *publisher {
 	}
 	p.reqsPool.New = func() any { return &pubReq{done: make(chan error, 1)} }
 	if o.PublishPipes > 1 {
-		p.groups = make([]chan []*pubReq, o.PublishPipes)
+		p.groups = make(chan []*pubReq)
 	}
 	p.pipes.Add(o.PublishPipes)
-	for i := range o.PublishPipes {
-		var group chan []*pubReq
-		if p.groups != nil {
-			group = make(chan []*pubReq)
-			p.groups[i] = group
-		}
-		go p.pipe(group)
+	for range o.PublishPipes {
+		go p.pipe()
 	}
 	return p
 }
@@ -107,14 +100,31 @@ func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message
 // the context's error.
 func (p *publisher) queue(reqs []*pubReq) error {
 	if p.groups != nil && len(reqs) > 1 {
-		select {
-		case p.groups[p.next.Add(1)%uint32(len(p.groups))] <- reqs:
-			return nil
-		case <-reqs[0].ctx.Done():
-			return reqs[0].ctx.Err()
+		// The requests up to the first whose context has ended.
+		n := 0
+		for n < len(reqs) && reqs[n].ctx.Err() == nil {
+			n++
 		}
+		if n > 0 {
+			select {
+			case p.groups <- reqs[:n]:
+			case <-reqs[0].ctx.Done():
+				return reqs[0].ctx.Err()
+			}
+		}
+		if n < len(reqs) {
+			// Wait for those sent, so that none is reused while a pipe
+			// holds it.
+			p.waitQueued(reqs, reqs[n])
+			return reqs[n].ctx.Err()
+		}
+		return nil
 	}
 	for _, r := range reqs {
+		if r.ctx.Err() != nil { // ended already: do not let select pick the send
+			p.waitQueued(reqs, r)
+			return r.ctx.Err()
+		}
 		select {
 		case p.reqs <- r:
 		case <-r.ctx.Done():
@@ -137,7 +147,7 @@ func (p *publisher) waitQueued(reqs []*pubReq, stopAt *pubReq) {
 	}
 }
 
-func (p *publisher) pipe(group <-chan []*pubReq) {
+func (p *publisher) pipe() {
 	defer p.pipes.Done()
 	batch := make([]*pubReq, 0, p.maxBatch)
 	cmds := make([]*redis.StringCmd, 0, p.maxBatch)
@@ -149,13 +159,21 @@ func (p *publisher) pipe(group <-chan []*pubReq) {
 			batch = transports.Gather(p.reqs, batch, p.maxBatch, last > 1)
 			last = len(batch)
 			cmds = p.send(batch, cmds)
-		case g := <-group:
+		case g := <-p.groups:
 			// One Publish call's messages, in order: pipelines of up to
-			// maxBatch, one after the other.
+			// maxBatch, one after the other; after a failed one, the rest
+			// are not sent (they get its error).
 			for len(g) > 0 {
 				n := min(len(g), p.maxBatch)
-				cmds = p.send(g[:n], cmds)
-				g, last = g[n:], n
+				var err error
+				cmds, err = p.sendFailed(g[:n], cmds)
+				g = g[n:]
+				if err != nil {
+					for _, r := range g {
+						r.done <- err
+					}
+					break
+				}
 			}
 		case <-p.stop:
 			return
@@ -167,10 +185,17 @@ func (p *publisher) pipe(group <-chan []*pubReq) {
 // command) and answers each request; cmds is scratch space, returned for
 // reuse.
 func (p *publisher) send(batch []*pubReq, cmds []*redis.StringCmd) []*redis.StringCmd {
+	cmds, _ = p.sendFailed(batch, cmds)
+	return cmds
+}
+
+// sendFailed is send that also returns the first error of the batch.
+func (p *publisher) sendFailed(batch []*pubReq, cmds []*redis.StringCmd) ([]*redis.StringCmd, error) {
 	if len(batch) == 1 {
 		r := batch[0]
-		r.done <- p.client.XAdd(r.ctx, xaddArgs(r)).Err()
-		return cmds
+		err := p.client.XAdd(r.ctx, xaddArgs(r)).Err()
+		r.done <- err
+		return cmds, err
 	}
 	// One pipeline for the batch. Its context is not any single
 	// caller's: a caller whose context ends stops waiting on its own.
@@ -180,10 +205,15 @@ func (p *publisher) send(batch []*pubReq, cmds []*redis.StringCmd) []*redis.Stri
 		cmds = append(cmds, pipe.XAdd(context.WithoutCancel(r.ctx), xaddArgs(r)))
 	}
 	_, _ = pipe.Exec(context.Background())
+	var first error
 	for i, r := range batch {
-		r.done <- cmds[i].Err()
+		err := cmds[i].Err()
+		if err != nil && first == nil {
+			first = err
+		}
+		r.done <- err
 	}
-	return cmds
+	return cmds, first
 }
 
 func xaddArgs(r *pubReq) *redis.XAddArgs {

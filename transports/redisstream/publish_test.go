@@ -2,6 +2,8 @@ package redisstream
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -64,4 +66,41 @@ func cut(id string) (string, int, bool) {
 		}
 	}
 	return id, 0, false
+}
+
+// TestPublishStopsAtEndedContext: a message whose context has ended is not
+// sent, nor those after it in the call; the ones before it are, and the
+// call returns the context's error (with one pipe and with several).
+func TestPublishStopsAtEndedContext(t *testing.T) {
+	for _, pipes := range []int{1, 4} {
+		t.Run("publish_pipes="+strconv.Itoa(pipes), func(t *testing.T) {
+			tr := openTransport(t, testURL(t, "publish_pipes="+strconv.Itoa(pipes)))
+			ended, cancel := context.WithCancel(context.Background())
+			cancel()
+			msgs := make([]*message.Message, 6)
+			for i := range msgs {
+				msgs[i] = message.NewMessage("m-"+strconv.Itoa(i), []byte("{}"))
+			}
+			msgs[3].SetContext(ended)
+			if err := tr.Publish("orders.placed", msgs...); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Publish = %v, want context.Canceled", err)
+			}
+			entries, err := tr.Client().XRange(context.Background(), tr.StreamKey("orders.placed"), "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range entries {
+				id, _ := e.Values[fieldUUID].(string)
+				got = append(got, id)
+			}
+			if !slices.Equal(got, []string{"m-0", "m-1", "m-2"}) {
+				t.Fatalf("stream holds %v, want m-0 m-1 m-2", got)
+			}
+			// The transport still publishes (no request was left held).
+			if err := tr.Publish("orders.placed", message.NewMessage("after", []byte("{}"))); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
