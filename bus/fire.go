@@ -49,8 +49,8 @@ func WithEventID(id string) FireOption { return func(o *fireOptions) { o.id, o.i
 // memory and Redis): events older than that are trimmed before a group that
 // far behind reads them. Size retention for your slowest listener.
 func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...FireOption) (string, error) {
-	topic, err := b.checkFire(ctx, e.Name())
-	if err != nil {
+	topic := e.Name()
+	if err := b.checkFire(ctx, topic); err != nil {
 		return "", err
 	}
 	data, err := encodePayload(b, topic, payload)
@@ -79,22 +79,20 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	return id, nil
 }
 
-// checkFire returns the topic of an event named name once the bus, the
-// event and ctx allow firing it.
-func (b *Bus) checkFire(ctx context.Context, name string) (string, error) {
-	if b == nil {
-		return "", fmt.Errorf("%w: nil *Bus", ErrInvalidConfig)
+// checkFire reports whether the bus, the event named name and ctx allow
+// firing.
+func (b *Bus) checkFire(ctx context.Context, name string) error {
+	switch {
+	case b == nil:
+		return fmt.Errorf("%w: nil *Bus", ErrInvalidConfig)
+	case name == "":
+		return fmt.Errorf("%w: zero Event; define events with NewEvent", ErrInvalidEvent)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case b.closed.Load():
+		return ErrClosed
 	}
-	if name == "" {
-		return "", fmt.Errorf("%w: zero Event; define events with NewEvent", ErrInvalidEvent)
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	if b.closed.Load() {
-		return "", ErrClosed
-	}
-	return name, nil
+	return nil
 }
 
 // encodePayload encodes the payload of an event on topic with the bus's

@@ -58,8 +58,8 @@ func WithEventIDs(ids ...string) FireOption {
 // other (no transport schedules a batch in one call). The events of a
 // batch reach the broker in payload order.
 func FireBatch[T any](ctx context.Context, b *Bus, e Event[T], payloads []T, opts ...FireOption) ([]string, error) {
-	topic, err := b.checkFire(ctx, e.Name())
-	if err != nil {
+	topic := e.Name()
+	if err := b.checkFire(ctx, topic); err != nil {
 		return nil, err
 	}
 	var o fireOptions
@@ -74,6 +74,7 @@ func FireBatch[T any](ctx context.Context, b *Bus, e Event[T], payloads []T, opt
 	}
 	data := make([][]byte, len(payloads))
 	for i, p := range payloads {
+		var err error
 		if data[i], err = encodePayload(b, topic, p); err != nil {
 			return nil, fmt.Errorf("bus: fire batch of %s: payload %d: %w", topic, i, err)
 		}

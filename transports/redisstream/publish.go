@@ -158,7 +158,7 @@ func (p *publisher) pipe() {
 			batch = append(batch[:0], r)
 			batch = transports.Gather(p.reqs, batch, p.maxBatch, last > 1)
 			last = len(batch)
-			cmds = p.send(batch, cmds)
+			cmds, _ = p.send(batch, cmds) // each caller got its own error
 		case g := <-p.groups:
 			// One Publish call's messages, in order: pipelines of up to
 			// maxBatch, one after the other; after a failed one, the rest
@@ -166,7 +166,7 @@ func (p *publisher) pipe() {
 			for len(g) > 0 {
 				n := min(len(g), p.maxBatch)
 				var err error
-				cmds, err = p.sendFailed(g[:n], cmds)
+				cmds, err = p.send(g[:n], cmds)
 				g = g[n:]
 				if err != nil {
 					for _, r := range g {
@@ -182,15 +182,9 @@ func (p *publisher) pipe() {
 }
 
 // send sends the XADDs of batch in one round trip (a lone one as a single
-// command) and answers each request; cmds is scratch space, returned for
-// reuse.
-func (p *publisher) send(batch []*pubReq, cmds []*redis.StringCmd) []*redis.StringCmd {
-	cmds, _ = p.sendFailed(batch, cmds)
-	return cmds
-}
-
-// sendFailed is send that also returns the first error of the batch.
-func (p *publisher) sendFailed(batch []*pubReq, cmds []*redis.StringCmd) ([]*redis.StringCmd, error) {
+// command), answers each request and returns the batch's first error;
+// cmds is scratch space, returned for reuse.
+func (p *publisher) send(batch []*pubReq, cmds []*redis.StringCmd) ([]*redis.StringCmd, error) {
 	if len(batch) == 1 {
 		r := batch[0]
 		err := p.client.XAdd(r.ctx, xaddArgs(r)).Err()
