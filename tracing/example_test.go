@@ -73,6 +73,6 @@ func ExampleNewLogHandler() {
 }
 
 func ExampleSystemForScheme() {
-	fmt.Println(tracing.SystemForScheme("rediss"), tracing.SystemForScheme("amqp"))
-	// Output: redis rabbitmq
+	fmt.Println(tracing.SystemForScheme("rediss"), tracing.SystemForScheme("amqp"), tracing.SystemForScheme("tls"))
+	// Output: redis rabbitmq nats
 }

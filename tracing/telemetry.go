@@ -30,7 +30,7 @@ type Config struct {
 	// sets one.
 	Propagator propagation.TextMapPropagator
 	// System is the messaging.system attribute: "memory", "redis",
-	// "rabbitmq" (see SystemForScheme).
+	// "rabbitmq", "nats" (see SystemForScheme).
 	System string
 	// Process is the messaging.client.id attribute: the bus's process name.
 	Process string
@@ -106,14 +106,17 @@ func (t *Telemetry) Close() error {
 }
 
 // SystemForScheme returns the messaging.system value for a transport URL
-// scheme: "memory", "redis" (redis, rediss), "rabbitmq" (amqp, amqps); any
-// other scheme is returned as it is.
+// scheme: "memory", "redis" (redis, rediss), "rabbitmq" (amqp, amqps),
+// "nats" (nats, and tls, the NATS transport's TLS scheme); any other
+// scheme is returned as it is.
 func SystemForScheme(scheme string) string {
 	switch scheme {
 	case "redis", "rediss":
 		return "redis"
 	case "amqp", "amqps":
 		return "rabbitmq"
+	case "nats", "tls": // tls:// is the NATS transport over TLS
+		return "nats"
 	}
 	return scheme
 }

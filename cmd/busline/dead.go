@@ -226,6 +226,11 @@ them from the dead letters. Give the ID of one (see dead list) or --all.`,
 				if todo, err = ds.DeadLetters(ctx, group, 0); err != nil {
 					return failed(fmt.Errorf("list dead letters of %s on %s: %w", group, url, err))
 				}
+				if len(todo) == 0 {
+					if err := groupExists(ctx, ds, group); err != nil {
+						return failed(err) // a mistyped group is not "0 replayed"
+					}
+				}
 			} else {
 				d, err := findDead(ctx, ds, group, args[1])
 				if err != nil {
@@ -286,11 +291,21 @@ func (a *app) deadPurgeCommand() *cobra.Command {
 				if err != nil {
 					return failed(fmt.Errorf("list dead letters of %s on %s: %w", group, url, err))
 				}
+				if len(list) == 0 {
+					if err := groupExists(cmd.Context(), ds, group); err != nil {
+						return failed(err)
+					}
+				}
 				return usagef("refusing to delete the %d dead letters of group %s without --yes", len(list), group)
 			}
 			n, err := ds.PurgeDeadLetters(cmd.Context(), group)
 			if err != nil {
 				return failed(fmt.Errorf("purge dead letters of %s on %s: %w", group, url, err))
+			}
+			if n == 0 {
+				if err := groupExists(cmd.Context(), ds, group); err != nil {
+					return failed(err) // a mistyped group is not "0 purged"
+				}
 			}
 			if a.json {
 				return writeJSON(a.stdout, struct {

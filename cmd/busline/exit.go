@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/internal/bench"
@@ -92,6 +96,25 @@ func unavailable(err error) error {
 		return withCode(exitUsage, err)
 	case errors.Is(err, context.Canceled):
 		return withCode(exitInterrupted, err)
+	case credentialsRefused(err):
+		// The broker was reached and said no: not "out of reach".
+		return withCode(exitFailure, fmt.Errorf("%w (check the user and password of the transport URL)", err))
 	}
 	return withCode(exitUnavailable, err)
+}
+
+// credentialsRefused reports whether err is a broker refusing the
+// credentials it was given: RabbitMQ's ACCESS_REFUSED, Redis's WRONGPASS
+// or NOAUTH, NATS's authorization errors.
+func credentialsRefused(err error) bool {
+	var ae *amqp091.Error
+	if errors.As(err, &ae) && ae.Code == amqp091.AccessRefused {
+		return true
+	}
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") ||
+		strings.Contains(msg, "username or password not allowed") || strings.Contains(msg, "Authorization Violation")
 }

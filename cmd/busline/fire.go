@@ -110,6 +110,7 @@ the offending value and exit code 1; --no-validate skips the check.`,
 				return unavailable(err)
 			}
 			defer b.Close()
+			a.noteMemory(cfg.Transport, "no other process sees this event, and it is gone when busline exits")
 			noValidate, _ := cmd.Flags().GetBool("no-validate")
 			ev := bus.NewEvent[json.RawMessage](api, name)
 			if batch {

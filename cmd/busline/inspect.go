@@ -51,7 +51,7 @@ letters, not pending deliveries. memory:// only sees brokers of this process.`,
 				res.Notes = append(res.Notes, note)
 			}
 			if strings.HasPrefix(url, "memory:") {
-				res.Notes = append(res.Notes, "memory:// brokers live inside one process: busline sees only the brokers it opened itself")
+				res.Notes = append(res.Notes, memoryNote)
 			}
 			if a.json {
 				doc := inspectJSON(url, res)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,6 +173,19 @@ func (a *app) logger() *slog.Logger {
 // progressf writes a line of progress to stderr.
 func (a *app) progressf(format string, args ...any) {
 	fmt.Fprintf(a.stderr, format+"\n", args...)
+}
+
+// memoryNote is what inspect, tail and fire say (inspect as a note, the
+// others on stderr) when url is a memory:// broker: it lives inside one
+// process, so a busline command run from a shell sees only its own.
+const memoryNote = "memory:// brokers live inside one process: busline sees only the brokers it opened itself"
+
+// noteMemory prints memoryNote with what follows from it, when url is a
+// memory:// broker.
+func (a *app) noteMemory(url, consequence string) {
+	if strings.HasPrefix(url, "memory:") {
+		a.progressf("note: %s; %s", memoryNote, consequence)
+	}
 }
 
 // exactArgs is cobra.ExactArgs with a usage exit code and the names of the arguments.

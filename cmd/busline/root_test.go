@@ -79,3 +79,23 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 }
+
+// A broker that refuses the credentials was reached: the command failed
+// (1) with a hint at the URL's user and password, not "unavailable" (5).
+func TestCredentialsRefused(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		var url string
+		switch b.name {
+		case "redis":
+			url = "redis://busline-nobody:s3cret@" + redisAddr + "/0?prefix=" + b.run + ":"
+		case "amqp":
+			url = "amqp://guest:s3cret@" + amqpAddr + "/?exchange=" + b.run
+		default:
+			t.Skip("the memory transport has no credentials")
+		}
+		r := run(t, "--transport", url, "inspect", "--group", "shop-email").expect(t, exitFailure)
+		if strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "check the user and password of the transport URL") {
+			t.Fatalf("stderr %q", r.stderr)
+		}
+	})
+}

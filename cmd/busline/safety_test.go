@@ -19,6 +19,23 @@ func TestDeadListUnknownGroup(t *testing.T) {
 		if !strings.Contains(r.stdout, "No dead letters in group shop-email") {
 			t.Errorf("stdout %q", r.stdout)
 		}
+		// So do replay --all and purge, with or without --yes: a mistyped
+		// group in a script is not "0 replayed" or "0 purged".
+		for _, args := range [][]string{
+			{"dead", "replay", "shop-emial", "--all"},
+			{"dead", "purge", "shop-emial", "--yes"},
+			{"dead", "purge", "shop-emial"},
+		} {
+			r = run(t, append([]string{"--transport", b.url}, args...)...).expect(t, exitNotFound)
+			if !strings.Contains(r.stderr, `no consumer group "shop-emial"`) {
+				t.Errorf("%v: stderr %q", args, r.stderr)
+			}
+		}
+		r = run(t, "--transport", b.url, "dead", "purge", "shop-email", "--yes").expect(t, exitOK)
+		if r.stdout != "Purged 0 dead letters of group shop-email.\n" {
+			t.Errorf("purge of a known group: stdout %q", r.stdout)
+		}
+		run(t, "--transport", b.url, "dead", "replay", "shop-email", "--all").expect(t, exitOK)
 	})
 }
 

@@ -59,6 +59,7 @@ one JSON object per line.`,
 				Since: from,
 				Ready: func() {
 					a.progressf("Following %s on %s from %s (Ctrl-C to stop).", event, url, sinceWords(from))
+					a.noteMemory(url, "events fired from another process never show here")
 				},
 			}, func(ev transports.TailedEvent) error {
 				if err := a.printTailed(ev); err != nil {

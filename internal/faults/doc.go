@@ -29,7 +29,7 @@
 // (more events, more kills, both kinds of broker restart) are behind the
 // build tag faultslong:
 //
-//	go test -tags faultslong -timeout 30m ./internal/faults/
+//	go test -tags faultslong -timeout 40m ./internal/faults/
 //
 // The soak benchmark pushes one million events through the memory and the
 // Redis transports and reports the peak RSS and the goroutine counts:
