@@ -72,3 +72,21 @@ func TestRedactError(t *testing.T) {
 		t.Fatal("an error without secrets is returned as is")
 	}
 }
+
+// ParseURL's errors show a URL without a scheme as it was typed (its
+// secrets masked) and say what a transport URL starts with.
+func TestParseURLErrors(t *testing.T) {
+	for _, c := range []struct{ in, want, not string }{
+		{"not a url", `"not a url" has no scheme (want memory://`, "%20"},
+		{"127.0.0.1:6379", "(want memory://, redis://", ""},
+		{"//:S3CRET@host:6379", "has no scheme", "S3CRET"},
+	} {
+		_, err := transports.ParseURL(c.in)
+		if !errors.Is(err, transports.ErrInvalidURL) {
+			t.Fatalf("%q: %v, want ErrInvalidURL", c.in, err)
+		}
+		if !strings.Contains(err.Error(), c.want) || (c.not != "" && strings.Contains(err.Error(), c.not)) {
+			t.Errorf("%q: %v, want %q and not %q", c.in, err, c.want, c.not)
+		}
+	}
+}

@@ -83,10 +83,17 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		if errors.As(err, &ue) {
 			msg = ue.Err.Error()
 		}
+		if !strings.Contains(rawURL, "://") {
+			msg += " (want memory://, redis://, amqp://, ...)" // "127.0.0.1:6379" lands here
+		}
 		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, msg)
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: %s has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, Redact(u))
+		shown := Redact(u) // secrets masked; the rest as typed, not percent-encoded
+		if plain, err := url.PathUnescape(shown); err == nil {
+			shown = plain
+		}
+		return nil, fmt.Errorf("%w: %q has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, shown)
 	}
 	return u, nil
 }
