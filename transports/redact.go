@@ -58,6 +58,12 @@ func Redact(u *url.URL) string {
 			c.User = url.User(Mask)
 		}
 	}
+	if u.Host == "" {
+		// "redis:/u:pass@h" puts the userinfo in the path.
+		if i := strings.LastIndex(u.Path, "@"); i >= 0 {
+			c.Path, c.RawPath = Mask+u.Path[i:], ""
+		}
+	}
 	c.RawQuery = redactQuery(u.RawQuery)
 	c.ForceQuery = false
 	if c.Fragment != "" {

@@ -18,6 +18,7 @@ func TestRedactURL(t *testing.T) {
 		{"redis://:S3CRET@h:6379/0", "redis://:xxxxx@h:6379/0"},
 		{"amqp://guest:S3CRET@h:5672/", "amqp://guest:xxxxx@h:5672/"},
 		{"amqp://T0KEN@h/", "amqp://xxxxx@h/"},
+		{"redis:/u:S3CRET@h", "redis://xxxxx@h"}, // the userinfo in the path
 		{"redis://h/0?master_name=m&password=S3CRET&addr=h2", "redis://h/0?master_name=m&password=xxxxx&addr=h2"},
 		{"redis://h/0?Sentinel_Password=S3CRET", "redis://h/0?Sentinel_Password=xxxxx"},
 		{"postgres://u@h/db?sslpassword=S3CRET&sslmode=require", "postgres://xxxxx@h/db?sslpassword=xxxxx&sslmode=require"},
@@ -80,6 +81,14 @@ func TestParseURLErrors(t *testing.T) {
 		{"not a url", `"not a url" has no scheme (want memory://`, "%20"},
 		{"127.0.0.1:6379", "(want memory://, redis://", ""},
 		{"//:S3CRET@host:6379", "has no scheme", "S3CRET"},
+		{"redis//u:S3CRET@h", "user and password in the path", "S3CRET"},
+		{"redis:/u:S3CRET@h", "user and password in the path", "S3CRET"},
+		{"redis:u:S3CRET@h", `without "//"`, "S3CRET"},
+		{"redis://u:S3CRET", "invalid port after host", "S3CRET"},
+		{"amqp://guest:S3CRET/", "invalid port after host", "S3CRET"},
+		{"//u:%S3CRET@h", "invalid URL escape", "S3"},
+		{"localhost:6379", `"localhost:6379" is a host and port`, ""},
+		{"redis:6379", `"redis:6379" is a host and port`, ""},
 	} {
 		_, err := transports.ParseURL(c.in)
 		if !errors.Is(err, transports.ErrInvalidURL) {

@@ -77,16 +77,34 @@ func ParseURL(rawURL string) (*url.URL, error) {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		// url.Error repeats the input, which may hold a password.
+		// url.Error repeats the input, which may hold a password; so do
+		// its port and escape errors, the part they quote.
 		var ue *url.Error
+		var ee url.EscapeError
 		msg := err.Error()
 		if errors.As(err, &ue) {
 			msg = ue.Err.Error()
+		}
+		switch {
+		case errors.As(err, &ee):
+			msg = "invalid URL escape (a % starts a %XX escape: write a literal % as %25)"
+		case strings.HasPrefix(msg, "invalid port"):
+			msg = "invalid port after host (percent-encode a password that holds ':', '@' or '/')"
 		}
 		if !strings.Contains(rawURL, "://") {
 			msg += " (want memory://, redis://, amqp://, ...)" // "127.0.0.1:6379" lands here
 		}
 		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, msg)
+	}
+	if u.Opaque != "" && strings.Trim(u.Opaque, "0123456789") == "" {
+		// "localhost:6379", "redis:6379": a host and port without "//".
+		return nil, fmt.Errorf("%w: %q is a host and port, not a URL (want redis://HOST:PORT, amqp://..., ...)", ErrInvalidURL, u.Scheme+":"+u.Opaque)
+	}
+	if strings.Contains(u.Opaque, "@") {
+		return nil, fmt.Errorf("%w: %s has a user and password without \"//\" (want %s://user:password@host)", ErrInvalidURL, Redact(u), u.Scheme)
+	}
+	if u.Host == "" && strings.Contains(u.Path, "@") {
+		return nil, fmt.Errorf("%w: %s has its user and password in the path (want scheme://user:password@host)", ErrInvalidURL, Redact(u))
 	}
 	if u.Scheme == "" {
 		shown := Redact(u) // secrets masked; the rest as typed, not percent-encoded

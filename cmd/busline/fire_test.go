@@ -48,6 +48,10 @@ func TestFire(t *testing.T) {
 		if !uuidV7.MatchString(id) {
 			t.Fatalf("stdout %q is not a UUIDv7", r.stdout)
 		}
+		// On memory, a note on stderr (stdout stays the ID alone).
+		if noted := strings.Contains(r.stderr, "memory:// brokers live inside one process"); noted != (b.name == "memory") {
+			t.Errorf("%s: stderr %q", b.name, r.stderr)
+		}
 		d := <-got
 		if d.ID != id || d.Event != "orders.placed" || string(d.Payload) != `{"id":7,"items":["a"]}` {
 			t.Fatalf("delivery %+v", d)

@@ -183,7 +183,7 @@ const memoryNote = "memory:// brokers live inside one process: busline sees only
 // noteMemory prints memoryNote with what follows from it, when url is a
 // memory:// broker.
 func (a *app) noteMemory(url, consequence string) {
-	if strings.HasPrefix(url, "memory:") {
+	if strings.HasPrefix(strings.ToLower(url), "memory:") {
 		a.progressf("note: %s; %s", memoryNote, consequence)
 	}
 }

@@ -94,8 +94,11 @@ func TestCredentialsRefused(t *testing.T) {
 			t.Skip("the memory transport has no credentials")
 		}
 		r := run(t, "--transport", url, "inspect", "--group", "shop-email").expect(t, exitFailure)
-		if strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "check the user and password of the transport URL") {
+		if strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "check the user, password and permissions of the transport URL") {
 			t.Fatalf("stderr %q", r.stderr)
 		}
 	})
+	// The words of an auth error in the URL itself do not make an
+	// unreachable broker a refusal.
+	run(t, "--transport", "redis://127.0.0.1:1/0?prefix=NOAUTH:WRONGPASS:", "inspect").expect(t, exitUnavailable)
 }

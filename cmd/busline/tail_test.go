@@ -80,6 +80,9 @@ func TestTailFollows(t *testing.T) {
 		if !strings.Contains(tl.err.String(), "from now") || strings.Contains(tl.err.String(), "guest:guest") {
 			t.Fatalf("stderr %q", tl.err.String())
 		}
+		if noted := strings.Contains(tl.err.String(), "memory:// brokers live inside one process"); noted != (b.name == "memory") {
+			t.Errorf("%s: stderr %q", b.name, tl.err.String())
+		}
 		for _, id := range ids {
 			eventually(t, "the listener to handle "+id, func() bool { return s.handledCount(id) == 1 })
 		}
