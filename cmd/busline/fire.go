@@ -91,6 +91,7 @@ the offending value and exit code 1; --no-validate skips the check.`,
 				cfg.Service = "busline"
 			}
 			cfg.Idempotency = "memory://" // fire never deduplicates; do not open the configured store
+			cfg.Transport = toolURL(cfg.Transport)
 			cfg.Logger = a.logger()
 			if err := cfg.Validate(); err != nil {
 				return withCode(exitUsage, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -145,11 +146,37 @@ func (a *app) openURL(ctx context.Context, raw string) (transports.Transport, st
 	}
 	octx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	t, err := transports.Open(octx, raw, transports.OpenOptions{Service: "busline", Logger: a.logger()})
+	t, err := transports.Open(octx, toolURL(raw), transports.OpenOptions{Service: "busline", Logger: a.logger()})
 	if err != nil {
 		return nil, "", unavailable(err)
 	}
 	return t, transports.Redact(u), nil
+}
+
+// toolURL returns raw with no_schedule_mover=true on the transports that
+// move due scheduled events into their streams (redis, rediss, nats, tls),
+// unless raw sets it: moving belongs to the services, and a command that
+// took the mover's lease would index the schedule for nothing before
+// giving it up on exit. A URL that does not parse is returned as it is
+// (opening it reports why).
+func toolURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "nats", "tls":
+	default:
+		return raw
+	}
+	if u.Query().Has("no_schedule_mover") {
+		return raw
+	}
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += "no_schedule_mover=true"
+	return u.String()
 }
 
 // discardLogger drops every record (shell completion must print nothing).

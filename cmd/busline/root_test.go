@@ -102,3 +102,22 @@ func TestCredentialsRefused(t *testing.T) {
 	// unreachable broker a refusal.
 	run(t, "--transport", "redis://127.0.0.1:1/0?prefix=NOAUTH:WRONGPASS:", "inspect").expect(t, exitUnavailable)
 }
+
+// Commands open redis and nats transports without a mover of scheduled
+// events (the services move them); other URLs pass unchanged.
+func TestToolURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://127.0.0.1:6379/0":             "redis://127.0.0.1:6379/0?no_schedule_mover=true",
+		"rediss://u:p%40ss@h:6380/1?prefix=a:": "rediss://u:p%40ss@h:6380/1?prefix=a:&no_schedule_mover=true",
+		"nats://127.0.0.1:4222":                "nats://127.0.0.1:4222?no_schedule_mover=true",
+		"tls://h:4222?stream_prefix=x":         "tls://h:4222?stream_prefix=x&no_schedule_mover=true",
+		"redis://h/0?no_schedule_mover=false":  "redis://h/0?no_schedule_mover=false",
+		"amqp://guest:guest@127.0.0.1:5672/":   "amqp://guest:guest@127.0.0.1:5672/",
+		"memory://shop":                        "memory://shop",
+		"::":                                   "::",
+	} {
+		if got := toolURL(in); got != want {
+			t.Errorf("toolURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -615,6 +615,9 @@ func (ss *session) becomeHolder(ctx context.Context) {
 			}
 		}, jetstream.ConsumeErrHandler(ss.consumeErr))
 	}
+	if err != nil && ctx.Err() != nil {
+		return // closing, not failing: close gives the lease up
+	}
 	if err != nil {
 		// Without an index this transport cannot move: let another try.
 		ss.t.log.Warn("nats: cannot read the schedule stream; giving the mover lease up", "error", err)
