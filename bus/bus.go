@@ -20,7 +20,11 @@ import (
 
 // Bus fires events and runs listeners on one transport. Make one with New,
 // register listeners with Listen, then Start (or Run) it; Close it when done.
-// Fire may be called before Start and from any goroutine.
+// Fire may be called before Start and from any goroutine. An event fired
+// before Start reaches the consumer groups that exist already; the groups
+// this bus creates at Start (a listener's first run) begin with the events
+// fired after it (ListenerOptions.Since), so on memory:// and on a first
+// deployment its own listeners do not see what it fired before Start.
 type Bus struct {
 	cfg       Config
 	process   string
@@ -83,11 +87,23 @@ func (b *Bus) Transport() transports.Transport { return b.transport }
 
 // Use adds Watermill middleware around every listener's handler, outermost
 // first. It runs inside the default chain, right around the handler, so it
-// sees every handler call (each in-process retry included). Call it before Start.
-func (b *Bus) Use(m ...message.HandlerMiddleware) {
+// sees every handler call that returns (each in-process retry included).
+// A handler's panic passes through it to the recovery middleware outside
+// the retries: the panic becomes an error, the delivery is not retried in
+// process, and the broker delivers the event again (MaxDeliveries then
+// dead-letters it). Call it before Start: after Start it fails with
+// ErrStarted (after Close, ErrClosed) and adds nothing.
+func (b *Bus) Use(m ...message.HandlerMiddleware) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	switch {
+	case b.closed.Load():
+		return ErrClosed
+	case b.started:
+		return fmt.Errorf("%w: add middleware before Start", ErrStarted)
+	}
 	b.userMW = append(b.userMW, m...)
+	return nil
 }
 
 func (b *Bus) addListener(l *listenerSpec) error {
@@ -343,8 +359,12 @@ func (b *Bus) Run(ctx context.Context) error {
 
 // Close stops taking new events, waits for in-flight handlers (at most
 // Config.ShutdownTimeout), flushes their acknowledgements with a live
-// context and closes the transport. Events whose handlers did not finish
-// stay unacknowledged and are delivered again. Close is idempotent.
+// context and closes the transport. When the timeout passes, the contexts
+// of the handlers still running are cancelled and Close waits at most one
+// more second for them to return, so that their events are released at
+// once: allow ShutdownTimeout plus a second (plus closing the transport)
+// in a grace period. Events whose handlers did not finish stay
+// unacknowledged and are delivered again. Close is idempotent.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/bus/bustest"
 )
@@ -47,6 +49,15 @@ func TestListenErrors(t *testing.T) {
 	}
 	if err := b.Bus.Start(context.Background()); !errors.Is(err, bus.ErrStarted) {
 		t.Errorf("second Start: %v", err)
+	}
+	if err := b.Bus.Use(func(h message.HandlerFunc) message.HandlerFunc { return h }); !errors.Is(err, bus.ErrStarted) {
+		t.Errorf("Use after Start: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Bus.Use(func(h message.HandlerFunc) message.HandlerFunc { return h }); !errors.Is(err, bus.ErrClosed) {
+		t.Errorf("Use after Close: %v", err)
 	}
 }
 

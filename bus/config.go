@@ -32,7 +32,8 @@ type Config struct {
 	// name (for example "{hostname}") to resume at once.
 	Process string
 	// Transport is the broker URL: memory://, memory://NAME, redis://,
-	// rediss://, amqp://, amqps://. Default "memory://".
+	// rediss://, amqp://, amqps://, nats://, tls:// (NATS over TLS).
+	// Default "memory://".
 	Transport string
 	// Idempotency is the URL of the dedup store. Default: with a redis://
 	// or rediss:// transport, the same Redis (dedup across processes);
@@ -48,8 +49,10 @@ type Config struct {
 	// DefaultMaxPayloadBytes.
 	MaxPayloadBytes int
 	// ShutdownTimeout bounds how long Close waits for in-flight handlers.
-	// Default 30s. Events whose handler has not finished by then are not
-	// acknowledged and are delivered again.
+	// Default 30s. Then their contexts are cancelled and Close waits at
+	// most one more second for them to return (see Bus.Close). Events
+	// whose handler has not finished are not acknowledged and are
+	// delivered again.
 	ShutdownTimeout time.Duration
 	// TracerProvider makes the PRODUCER span of Fire and the CONSUMER span
 	// of every delivery attempt. Default otel.GetTracerProvider(), a no-op
@@ -131,7 +134,8 @@ func WithConcurrency(n int) ListenOption { return func(o *ListenerOptions) { o.C
 // WithMaxDeliveries sets ListenerOptions.MaxDeliveries.
 func WithMaxDeliveries(n int) ListenOption { return func(o *ListenerOptions) { o.MaxDeliveries = n } }
 
-// WithRetry sets ListenerOptions.Retry.
+// WithRetry sets ListenerOptions.Retry. Its zero fields come from
+// Config.Listener.Retry, then from the defaults.
 func WithRetry(p RetryPolicy) ListenOption { return func(o *ListenerOptions) { o.Retry = p } }
 
 // WithSince sets ListenerOptions.Since.
@@ -170,10 +174,7 @@ func (o ListenerOptions) withDefaults(base ListenerOptions) ListenerOptions {
 	if o.MaxDeliveries == 0 {
 		o.MaxDeliveries = cmp(base.MaxDeliveries, 10)
 	}
-	if isZeroRetry(o.Retry) {
-		o.Retry = base.Retry
-	}
-	o.Retry = o.Retry.WithDefaults()
+	o.Retry = mergeRetry(o.Retry, base.Retry).WithDefaults()
 	if o.Since.IsNew() {
 		o.Since = base.Since
 	}
@@ -181,9 +182,30 @@ func (o ListenerOptions) withDefaults(base ListenerOptions) ListenerOptions {
 	return o
 }
 
-func isZeroRetry(p RetryPolicy) bool {
-	return p.Tries == 0 && p.InitialInterval == 0 && p.MaxInterval == 0 &&
-		p.Multiplier == 0 && p.Jitter == 0 && p.RedeliveryDelay == nil
+// mergeRetry fills each zero field of p from base (a listener's own
+// policy over the service's Config.Listener.Retry), field by field: a
+// listener that sets only InitialInterval keeps the service's Tries and
+// RedeliveryDelay.
+func mergeRetry(p, base RetryPolicy) RetryPolicy {
+	if p.Tries == 0 {
+		p.Tries = base.Tries
+	}
+	if p.InitialInterval == 0 {
+		p.InitialInterval = base.InitialInterval
+	}
+	if p.MaxInterval == 0 {
+		p.MaxInterval = base.MaxInterval
+	}
+	if p.Multiplier == 0 {
+		p.Multiplier = base.Multiplier
+	}
+	if p.Jitter == 0 {
+		p.Jitter = base.Jitter
+	}
+	if p.RedeliveryDelay == nil {
+		p.RedeliveryDelay = base.RedeliveryDelay
+	}
+	return p
 }
 
 func cmp(v, d int) int {

@@ -16,6 +16,6 @@
 //	tracing → recover → dead-letter → idempotency → retry → timeout → handler
 //
 // returned nil or the event was dead-lettered. The transport is chosen by
-// URL (memory://, redis://, amqp://); a driver registers its scheme when its
+// URL (memory://, redis://, amqp://, nats://); a driver registers its scheme when its
 // package is imported (import transports/all for every scheme).
 package bus

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/busline/busline/bus"
 	_ "github.com/busline/busline/transports/memory"
@@ -66,13 +67,13 @@ func ExamplePermanent() {
 }
 
 func ExampleConfigFromEnv() {
-	// BUSLINE_SERVICE=price-monitor BUSLINE_TRANSPORT=redis://127.0.0.1:6379/0 ./service
+	// What the shell does for: BUSLINE_SERVICE=price-monitor ./service
+	os.Setenv("BUSLINE_SERVICE", "price-monitor")
+	defer os.Unsetenv("BUSLINE_SERVICE")
+
 	cfg, err := bus.ConfigFromEnv()
 	if err != nil {
 		log.Fatal(err)
-	}
-	if cfg.Service == "" {
-		cfg.Service = "price-monitor"
 	}
 	fmt.Println(cfg.Service)
 	// Output: price-monitor

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/tracing"
@@ -68,8 +69,26 @@ func Example() {
 // NewLogHandler adds trace_id and span_id to every log record written with
 // a context that holds a span, such as a handler's ctx.
 func ExampleNewLogHandler() {
-	logger := slog.New(tracing.NewLogHandler(slog.NewJSONHandler(os.Stdout, nil)))
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	logger := slog.New(tracing.NewLogHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: noTime})))
+
+	// In a handler, ctx holds the delivery's CONSUMER span; here, one by hand.
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		TraceFlags: trace.FlagsSampled,
+	})
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	logger.InfoContext(ctx, "order stored", "order", "o-1")
 	logger.InfoContext(context.Background(), "no span here")
+	// Output:
+	// {"level":"INFO","msg":"order stored","order":"o-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7"}
+	// {"level":"INFO","msg":"no span here"}
 }
 
 func ExampleSystemForScheme() {

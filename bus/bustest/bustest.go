@@ -49,7 +49,8 @@ type Fired struct {
 
 // New returns a bus on a new private memory broker. cfg may be the zero
 // Config: Service defaults to "test", Process to "test-process" and the
-// logger discards below warnings. Transport is always the private broker.
+// logger discards every record (set cfg.Logger to see the bus's warnings,
+// such as dead-lettered events). Transport is always the private broker.
 // The bus is closed when the test ends.
 func New(t testing.TB, cfg bus.Config) *Bus {
 	t.Helper()
@@ -77,7 +78,9 @@ func New(t testing.TB, cfg bus.Config) *Bus {
 		codec = bus.JSONCodec{}
 	}
 	tb := &Bus{Bus: b, broker: memory.Named(name, 0), url: url, codec: codec}
-	b.Use(tb.record)
+	if err := b.Use(tb.record); err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
 	t.Cleanup(func() {
 		_ = b.Close()
 		memory.Forget(name)
@@ -92,16 +95,31 @@ func (b *Bus) URL() string { return b.url }
 // Broker returns the memory broker, for inspection.
 func (b *Bus) Broker() *memory.Broker { return b.broker }
 
-// record is the middleware that sees every handler call.
+// record is the middleware that sees every handler call: one that panics
+// is recorded with an error naming the panic, and the panic goes on to the
+// bus's recovery middleware.
 func (b *Bus) record(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		out, err := h(msg)
-		info := transports.Info(msg)
-		b.mu.Lock()
-		b.handled = append(b.handled, Handled{ID: msg.UUID, Event: info.Topic, Group: info.Group, Attempt: info.Attempt, Err: err})
-		b.mu.Unlock()
+	return func(msg *message.Message) (out []*message.Message, err error) {
+		panicked := true
+		defer func() {
+			if panicked {
+				r := recover()
+				b.add(msg, fmt.Errorf("bustest: handler panicked: %v", r))
+				panic(r)
+			}
+		}()
+		out, err = h(msg)
+		panicked = false
+		b.add(msg, err)
 		return out, err
 	}
+}
+
+func (b *Bus) add(msg *message.Message, err error) {
+	info := transports.Info(msg)
+	b.mu.Lock()
+	b.handled = append(b.handled, Handled{ID: msg.UUID, Event: info.Topic, Group: info.Group, Attempt: info.Attempt, Err: err})
+	b.mu.Unlock()
 }
 
 // Start starts the bus or fails the test.
@@ -114,8 +132,10 @@ func (b *Bus) Start(t testing.TB) {
 
 // WaitIdle blocks until every fired event has been acknowledged or
 // dead-lettered by every consumer group (redeliveries after a backoff
-// included), or fails the test when ctx is done first. It waits on the
-// broker's change notifications, never on sleeps.
+// included), or returns an error when ctx is done first. It waits on the
+// broker's change notifications, never on sleeps. An event fired with a
+// delay (bus.WithDelay) counts once it is due: WaitIdle does not wait for
+// the delay (Scheduled counts the events still waiting for theirs).
 func (b *Bus) WaitIdle(ctx context.Context) error {
 	for {
 		changed := b.broker.Changed()
@@ -140,7 +160,13 @@ func (b *Bus) MustWaitIdle(t testing.TB) {
 	}
 }
 
-// Fired returns the events fired on event (all events when event is ""), oldest first.
+// Scheduled reports, per event name, the events fired with a delay that
+// are not due yet (they are in Fired once due).
+func (b *Bus) Scheduled() []transports.ScheduledInfo { return b.broker.Scheduled() }
+
+// Fired returns the events fired on event (all events when event is ""),
+// oldest first: the events on the broker, which a delayed event reaches
+// when it is due (see Scheduled).
 func (b *Bus) Fired(event string) []Fired {
 	topics := []string{event}
 	if event == "" {

@@ -3,6 +3,7 @@ package bustest_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,4 +77,45 @@ func TestURLSharesTheBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.AssertFired(t, pinged.Name(), 1)
+}
+
+// A handler that panics is in Handled, with an error naming the panic; the
+// bus's recovery middleware turns the panic into a failed delivery (dead
+// at once here, with MaxDeliveries 1).
+func TestHandledRecordsPanics(t *testing.T) {
+	b := bustest.New(t, bus.Config{Listener: bus.ListenerOptions{MaxDeliveries: 1}})
+	if err := bus.Listen(b.Bus, pinged, "crashy", func(context.Context, bus.Delivery[ping]) error {
+		panic("boom")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t)
+	id, err := bus.Fire(context.Background(), b.Bus, pinged, ping{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.MustWaitIdle(t)
+	h := b.Handled("test-crashy")
+	if len(h) != 1 || h[0].ID != id || h[0].Err == nil || !strings.Contains(h[0].Err.Error(), "panicked: boom") {
+		t.Fatalf("Handled = %+v, want the one panicking call", h)
+	}
+	if d := b.DeadLetters("test-crashy"); len(d) != 1 || d[0].Message.UUID != id {
+		t.Fatalf("dead letters %+v", d)
+	}
+}
+
+// A delayed event is counted by Scheduled until it is due, and Fired lists
+// it once it is.
+func TestScheduled(t *testing.T) {
+	b := bustest.New(t, bus.Config{})
+	b.Start(t)
+	if _, err := bus.Fire(context.Background(), b.Bus, pinged, ping{1}, bus.WithDelay(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s := b.Scheduled()
+	if len(s) != 1 || s[0].Event != pinged.Name() || s[0].Count != 1 {
+		t.Fatalf("Scheduled = %+v", s)
+	}
+	b.AssertFired(t, pinged.Name(), 0)
+	b.MustWaitIdle(t) // does not wait for the hour
 }

@@ -13,6 +13,6 @@
 //	bustest.AssertFired(t, b, prices, 1)
 //	b.AssertSucceeded(t, b.Group("update-db"), 1)
 //
-// Example (in example_test.go) is this test, compiled and run.
+// ExampleAssertFired (in example_test.go) runs these steps, compiled and run.
 // New registers cleanup with t, so the bus is closed when the test ends.
 package bustest

@@ -18,10 +18,12 @@ var SignedUp = bus.NewEvent[Signup]("accounts", "signed_up")
 // A test of a handler: fire, wait until the bus is idle (no sleeps), then
 // assert on what the handler did and what the bus recorded.
 func Example() {
-	// In a real test this is the *testing.T of the test function.
+	// In a real test this is the *testing.T of the test function, whose
+	// end closes the bus; this stand-in runs no cleanup, so close it here.
 	t := &testing.T{}
 
 	b := bustest.New(t, bus.Config{Service: "mailer"})
+	defer b.Close()
 	var sent []string
 	err := bus.Listen(b.Bus, SignedUp, "send-welcome", func(ctx context.Context, d bus.Delivery[Signup]) error {
 		sent = append(sent, d.Payload.Email)
@@ -48,8 +50,9 @@ func Example() {
 // The assertions take the event value and the listener name, so a renamed
 // event or service needs no change in the test.
 func ExampleAssertFired() {
-	t := &testing.T{}
+	t := &testing.T{} // a real test's t; see Example
 	b := bustest.New(t, bus.Config{Service: "mailer"})
+	defer b.Close()
 	if err := bus.Listen(b.Bus, SignedUp, "send-welcome", func(context.Context, bus.Delivery[Signup]) error { return nil }); err != nil {
 		fmt.Println(err)
 		return
