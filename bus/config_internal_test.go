@@ -28,6 +28,15 @@ func TestListenerRetryMergesWithService(t *testing.T) {
 		t.Fatalf("merged policy %+v", got)
 	}
 
+	// Values WithDefaults would replace count as unset: the service's win.
+	service = ListenerOptions{Retry: RetryPolicy{Tries: 1, Multiplier: 1.5, Jitter: -1}}
+	own = ListenerOptions{}
+	WithRetry(RetryPolicy{Tries: -1, Multiplier: 0.5, Jitter: 1})(&own)
+	if got := own.withDefaults(service).Retry; got.Tries != 1 || got.Multiplier != 1.5 || got.Jitter != -1 {
+		t.Fatalf("merged policy %+v: want the service's Tries 1, Multiplier 1.5, Jitter -1", got)
+	}
+	service = ListenerOptions{Retry: RetryPolicy{Tries: 1, RedeliveryDelay: redeliver}}
+
 	// No policy of its own: the service's, with the defaults.
 	if got := (ListenerOptions{}).withDefaults(service).Retry; got.Tries != 1 || got.InitialInterval != 100*time.Millisecond {
 		t.Fatalf("service policy %+v", got)

@@ -68,8 +68,12 @@ func ExamplePermanent() {
 
 func ExampleConfigFromEnv() {
 	// What the shell does for: BUSLINE_SERVICE=price-monitor ./service
+	if old, ok := os.LookupEnv("BUSLINE_SERVICE"); ok {
+		defer os.Setenv("BUSLINE_SERVICE", old)
+	} else {
+		defer os.Unsetenv("BUSLINE_SERVICE")
+	}
 	os.Setenv("BUSLINE_SERVICE", "price-monitor")
-	defer os.Unsetenv("BUSLINE_SERVICE")
 
 	cfg, err := bus.ConfigFromEnv()
 	if err != nil {

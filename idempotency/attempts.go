@@ -13,7 +13,7 @@ import (
 // runs the handler inside a TxStore transaction: a call that fails has its
 // writes undone before the next in-process retry, so that only the
 // successful call's writes commit with the done mark. It must sit inside
-// the retry middleware (bus.Use places middleware there); outside a
+// the retry middleware (the bus's chain has it there already); outside a
 // transaction, or when the store's Tx cannot scope calls, it does nothing.
 // Nested Attempts scopes collapse into the outermost one.
 func Attempts() message.HandlerMiddleware {

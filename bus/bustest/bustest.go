@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/memory"
 )
@@ -102,9 +103,13 @@ func (b *Bus) record(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (out []*message.Message, err error) {
 		panicked := true
 		defer func() {
-			if panicked {
-				r := recover()
-				b.add(msg, fmt.Errorf("bustest: handler panicked: %v", r))
+			if !panicked {
+				return
+			}
+			// recover is nil while runtime.Goexit (t.FailNow in a
+			// handler) unwinds: that goes on as it is, unrecorded.
+			if r := recover(); r != nil {
+				b.add(msg, fmt.Errorf("bustest: %w: %v", middleware.ErrPanic, r))
 				panic(r)
 			}
 		}()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/bus/bustest"
+	"github.com/busline/busline/middleware"
 )
 
 type ping struct{ N int }
@@ -96,7 +97,7 @@ func TestHandledRecordsPanics(t *testing.T) {
 	}
 	b.MustWaitIdle(t)
 	h := b.Handled("test-crashy")
-	if len(h) != 1 || h[0].ID != id || h[0].Err == nil || !strings.Contains(h[0].Err.Error(), "panicked: boom") {
+	if len(h) != 1 || h[0].ID != id || !errors.Is(h[0].Err, middleware.ErrPanic) || !strings.Contains(h[0].Err.Error(), "panicked: boom") {
 		t.Fatalf("Handled = %+v, want the one panicking call", h)
 	}
 	if d := b.DeadLetters("test-crashy"); len(d) != 1 || d[0].Message.UUID != id {

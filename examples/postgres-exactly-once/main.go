@@ -37,7 +37,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/busline/busline/bus"
-	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/idempotency/pgstore"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/memory"
@@ -104,9 +103,9 @@ func run(keep bool) error {
 		return err
 	}
 	defer b.Close()
-	// Each in-process retry rolls back to a savepoint, so the writes of a
+	// Each in-process retry rolls back to a savepoint (the bus's chain
+	// scopes every attempt with idempotency.Attempts), so the writes of a
 	// failed attempt never commit with those of the successful one.
-	b.Use(idempotency.Attempts())
 
 	var mu sync.Mutex
 	attempts := map[string]int{}
