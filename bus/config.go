@@ -273,7 +273,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ValidatePayloads checks JSON payloads; the codec writes %s", ErrInvalidConfig, c.Codec.ContentType())
 	}
 	if err := ValidateName("service", c.Service); err != nil {
-		return fmt.Errorf("Service: %w", err)
+		// "bus: invalid configuration: Service: service name ...", as the
+		// other fields' errors read (not "Service: bus: invalid ...").
+		return fmt.Errorf("%w: Service: %s", ErrInvalidConfig, strings.TrimPrefix(err.Error(), ErrInvalidConfig.Error()+": "))
 	}
 	if _, err := ExpandProcessName(c.Process); err != nil {
 		return err
