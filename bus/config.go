@@ -134,8 +134,8 @@ func WithConcurrency(n int) ListenOption { return func(o *ListenerOptions) { o.C
 // WithMaxDeliveries sets ListenerOptions.MaxDeliveries.
 func WithMaxDeliveries(n int) ListenOption { return func(o *ListenerOptions) { o.MaxDeliveries = n } }
 
-// WithRetry sets ListenerOptions.Retry. Its unset fields (those
-// RetryPolicy.WithDefaults would default) come from Config.Listener.Retry,
+// WithRetry sets ListenerOptions.Retry. Its unset fields (see
+// RetryPolicy.Or) come from Config.Listener.Retry,
 // then from the defaults; to get a default back that the service
 // overrode, set it explicitly (Tries 3, Jitter 0.2, ...).
 func WithRetry(p RetryPolicy) ListenOption { return func(o *ListenerOptions) { o.Retry = p } }
@@ -176,38 +176,12 @@ func (o ListenerOptions) withDefaults(base ListenerOptions) ListenerOptions {
 	if o.MaxDeliveries == 0 {
 		o.MaxDeliveries = cmp(base.MaxDeliveries, 10)
 	}
-	o.Retry = mergeRetry(o.Retry, base.Retry).WithDefaults()
+	o.Retry = o.Retry.Or(base.Retry).WithDefaults()
 	if o.Since.IsNew() {
 		o.Since = base.Since
 	}
 	o.DisableIdempotency = o.DisableIdempotency || base.DisableIdempotency
 	return o
-}
-
-// mergeRetry fills each field of p that WithDefaults would default from
-// base (a listener's own policy over the service's
-// Config.Listener.Retry), field by field: a listener that sets only
-// InitialInterval keeps the service's Tries and RedeliveryDelay.
-func mergeRetry(p, base RetryPolicy) RetryPolicy {
-	if p.Tries <= 0 {
-		p.Tries = base.Tries
-	}
-	if p.InitialInterval <= 0 {
-		p.InitialInterval = base.InitialInterval
-	}
-	if p.MaxInterval <= 0 {
-		p.MaxInterval = base.MaxInterval
-	}
-	if p.Multiplier < 1 {
-		p.Multiplier = base.Multiplier
-	}
-	if p.Jitter == 0 || p.Jitter >= 1 { // negative is a value: no jitter
-		p.Jitter = base.Jitter
-	}
-	if p.RedeliveryDelay == nil {
-		p.RedeliveryDelay = base.RedeliveryDelay
-	}
-	return p
 }
 
 func cmp(v, d int) int {

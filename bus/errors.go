@@ -11,7 +11,9 @@ var (
 	// ErrInvalidConfig: Config is missing something or has a bad value.
 	ErrInvalidConfig = errors.New("bus: invalid configuration")
 	// ErrUnavailable: the broker or the dedup store cannot be reached (New,
-	// NewContext, Start). Unlike ErrInvalidConfig, trying again later may work.
+	// NewContext, Start). Unlike ErrInvalidConfig, trying again later may work
+	// — except when the broker refused the URL's credentials: that error
+	// also matches transports.ErrAccessRefused.
 	ErrUnavailable = errors.New("bus: broker unavailable")
 	// ErrGroupConflict: another (service, listener) pair owns the consumer
 	// group this listener's pair spells (see GroupName); Start refuses it.

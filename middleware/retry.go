@@ -32,28 +32,44 @@ type RetryPolicy struct {
 	RedeliveryDelay func(attempt int) time.Duration
 }
 
-// WithDefaults returns p with every zero field set to its default.
-func (p RetryPolicy) WithDefaults() RetryPolicy {
+// defaultRetry holds what WithDefaults fills in.
+var defaultRetry = RetryPolicy{
+	Tries: 3, InitialInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second,
+	Multiplier: 2, Jitter: 0.2, RedeliveryDelay: transports.DefaultRetryAfter,
+}
+
+// Or returns p with every unset field taken from base, field by field:
+// Tries ≤ 0, intervals ≤ 0, Multiplier < 1, Jitter 0 or ≥ 1 (a negative
+// Jitter is a value: no jitter) and a nil RedeliveryDelay are unset. A
+// listener's own policy over its service's is p.Or(service).
+func (p RetryPolicy) Or(base RetryPolicy) RetryPolicy {
 	if p.Tries <= 0 {
-		p.Tries = 3
+		p.Tries = base.Tries
 	}
 	if p.InitialInterval <= 0 {
-		p.InitialInterval = 100 * time.Millisecond
+		p.InitialInterval = base.InitialInterval
 	}
 	if p.MaxInterval <= 0 {
-		p.MaxInterval = 2 * time.Second
+		p.MaxInterval = base.MaxInterval
 	}
 	if p.Multiplier < 1 {
-		p.Multiplier = 2
+		p.Multiplier = base.Multiplier
 	}
-	switch {
-	case p.Jitter == 0 || p.Jitter >= 1:
-		p.Jitter = 0.2
-	case p.Jitter < 0:
-		p.Jitter = -1 // no jitter; stays so when defaults are applied again
+	if p.Jitter == 0 || p.Jitter >= 1 {
+		p.Jitter = base.Jitter
 	}
 	if p.RedeliveryDelay == nil {
-		p.RedeliveryDelay = transports.DefaultRetryAfter
+		p.RedeliveryDelay = base.RedeliveryDelay
+	}
+	return p
+}
+
+// WithDefaults returns p with every unset field (see Or) set to its
+// default.
+func (p RetryPolicy) WithDefaults() RetryPolicy {
+	p = p.Or(defaultRetry)
+	if p.Jitter < 0 {
+		p.Jitter = -1 // no jitter; stays so when defaults are applied again
 	}
 	return p
 }

@@ -24,6 +24,11 @@ var (
 	ErrNotFound = errors.New("transports: not found")
 	// ErrClosed is returned by a closed transport or subscriber.
 	ErrClosed = errors.New("transports: closed")
+	// ErrAccessRefused is matched by every driver's error for a broker
+	// that was reached and refused the credentials (or permissions) the
+	// URL gave: nothing to retry until the URL or the broker's users
+	// change.
+	ErrAccessRefused = errors.New("transports: access refused (check the user, password and permissions of the URL)")
 )
 
 type sentinel string

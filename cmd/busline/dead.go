@@ -96,10 +96,8 @@ func (a *app) deadListCommand() *cobra.Command {
 			if err != nil {
 				return failed(fmt.Errorf("list dead letters of %s on %s: %w", group, url, err))
 			}
-			if len(list) == 0 {
-				if err := groupExists(cmd.Context(), ds, group); err != nil {
-					return failed(err)
-				}
+			if err := knownIfNone(cmd.Context(), ds, group, len(list)); err != nil {
+				return err
 			}
 			if a.json {
 				docs := make([]deadDoc, 0, len(list))
@@ -226,10 +224,8 @@ them from the dead letters. Give the ID of one (see dead list) or --all.`,
 				if todo, err = ds.DeadLetters(ctx, group, 0); err != nil {
 					return failed(fmt.Errorf("list dead letters of %s on %s: %w", group, url, err))
 				}
-				if len(todo) == 0 {
-					if err := groupExists(ctx, ds, group); err != nil {
-						return failed(err) // a mistyped group is not "0 replayed"
-					}
+				if err := knownIfNone(ctx, ds, group, len(todo)); err != nil {
+					return err // a mistyped group is not "0 replayed"
 				}
 			} else {
 				d, err := findDead(ctx, ds, group, args[1])
@@ -291,10 +287,8 @@ func (a *app) deadPurgeCommand() *cobra.Command {
 				if err != nil {
 					return failed(fmt.Errorf("list dead letters of %s on %s: %w", group, url, err))
 				}
-				if len(list) == 0 {
-					if err := groupExists(cmd.Context(), ds, group); err != nil {
-						return failed(err)
-					}
+				if err := knownIfNone(cmd.Context(), ds, group, len(list)); err != nil {
+					return err
 				}
 				return usagef("refusing to delete the %d dead letters of group %s without --yes", len(list), group)
 			}
@@ -302,10 +296,8 @@ func (a *app) deadPurgeCommand() *cobra.Command {
 			if err != nil {
 				return failed(fmt.Errorf("purge dead letters of %s on %s: %w", group, url, err))
 			}
-			if n == 0 {
-				if err := groupExists(cmd.Context(), ds, group); err != nil {
-					return failed(err) // a mistyped group is not "0 purged"
-				}
+			if err := knownIfNone(cmd.Context(), ds, group, n); err != nil {
+				return err // a mistyped group is not "0 purged"
 			}
 			if a.json {
 				return writeJSON(a.stdout, struct {

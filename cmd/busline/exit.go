@@ -4,11 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-
-	"github.com/nats-io/nats.go"
-	amqp091 "github.com/rabbitmq/amqp091-go"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/internal/bench"
@@ -97,29 +92,9 @@ func unavailable(err error) error {
 		return withCode(exitUsage, err)
 	case errors.Is(err, context.Canceled):
 		return withCode(exitInterrupted, err)
-	case credentialsRefused(err):
+	case errors.Is(err, transports.ErrAccessRefused):
 		// The broker was reached and said no: not "out of reach".
-		return withCode(exitFailure, fmt.Errorf("%w (check the user, password and permissions of the transport URL)", err))
+		return withCode(exitFailure, err)
 	}
 	return withCode(exitUnavailable, err)
-}
-
-// credentialsRefused reports whether err is a broker refusing the
-// credentials it was given: RabbitMQ's ACCESS_REFUSED, Redis's WRONGPASS
-// or NOAUTH, NATS's authorization errors. Only the broker's own error is
-// looked at, never the messages wrapping it (which hold the URL).
-func credentialsRefused(err error) bool {
-	var ae *amqp091.Error
-	if errors.As(err, &ae) && ae.Code == amqp091.AccessRefused {
-		return true
-	}
-	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
-		return true
-	}
-	var re redis.Error
-	if errors.As(err, &re) {
-		msg := re.Error()
-		return strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH")
-	}
-	return false
 }

@@ -41,3 +41,16 @@ func groupExists(ctx context.Context, t any, group string) error {
 	}
 	return fmt.Errorf("%w: no consumer group %q on this broker (busline inspect lists the groups)", transports.ErrNotFound, group)
 }
+
+// knownIfNone is what a dead command does after finding n dead letters of
+// group: none in a group the broker does not know is a not-found error
+// (exit 3), not "0 listed/replayed/purged".
+func knownIfNone(ctx context.Context, t any, group string, n int) error {
+	if n > 0 {
+		return nil
+	}
+	if err := groupExists(ctx, t, group); err != nil {
+		return failed(err)
+	}
+	return nil
+}

@@ -50,7 +50,7 @@ letters, not pending deliveries. memory:// only sees brokers of this process.`,
 			if note != "" {
 				res.Notes = append(res.Notes, note)
 			}
-			if strings.HasPrefix(url, "memory:") {
+			if isMemory(url) {
 				res.Notes = append(res.Notes, memoryNote)
 			}
 			if a.json {

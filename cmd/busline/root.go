@@ -207,10 +207,13 @@ func (a *app) progressf(format string, args ...any) {
 // process, so a busline command run from a shell sees only its own.
 const memoryNote = "memory:// brokers live inside one process: busline sees only the brokers it opened itself"
 
+// isMemory reports whether url names a memory:// broker.
+func isMemory(url string) bool { return strings.HasPrefix(strings.ToLower(url), "memory:") }
+
 // noteMemory prints memoryNote with what follows from it, when url is a
 // memory:// broker.
 func (a *app) noteMemory(url, consequence string) {
-	if strings.HasPrefix(strings.ToLower(url), "memory:") {
+	if isMemory(url) {
 		a.progressf("note: %s; %s", memoryNote, consequence)
 	}
 }

@@ -94,7 +94,7 @@ func TestCredentialsRefused(t *testing.T) {
 			t.Skip("the memory transport has no credentials")
 		}
 		r := run(t, "--transport", url, "inspect", "--group", "shop-email").expect(t, exitFailure)
-		if strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "check the user, password and permissions of the transport URL") {
+		if strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "access refused (check the user, password and permissions of the URL)") {
 			t.Fatalf("stderr %q", r.stderr)
 		}
 	})

@@ -39,7 +39,7 @@ type connection struct {
 func openConnection(name string, dial func(string) (*amqp091.Connection, error), maxGap time.Duration, log *slog.Logger) (*connection, error) {
 	first, err := dial(name)
 	if err != nil {
-		return nil, fmt.Errorf("amqp: connect: %w", err)
+		return nil, fmt.Errorf("amqp: connect: %w", accessRefused(err))
 	}
 	c := &connection{
 		name: name, dial: dial, log: log, maxGap: maxGap,
@@ -165,5 +165,15 @@ func (c *connection) close() error {
 			}
 		}
 	})
+	return err
+}
+
+// accessRefused marks err with transports.ErrAccessRefused when the broker
+// refused the connection's credentials or virtual host (ACCESS_REFUSED).
+func accessRefused(err error) error {
+	var ae *amqp091.Error
+	if errors.As(err, &ae) && ae.Code == amqp091.AccessRefused {
+		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
+	}
 	return err
 }

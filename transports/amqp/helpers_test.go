@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/internal/brokertest"
 	"github.com/busline/busline/internal/faults"
+	"github.com/busline/busline/transports"
 )
 
 // brokerURL is the RabbitMQ the tests use: BUSLINE_AMQP_URL or the local one.
@@ -297,5 +299,20 @@ func (p *proxy) start(t testing.TB) {
 	t.Helper()
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Opening with a password RabbitMQ refuses fails with ErrAccessRefused,
+// and the password is not in the error.
+func TestOpenAccessRefused(t *testing.T) {
+	requireBroker(t)
+	u, err := url.Parse(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "s3cret-wrong")
+	_, err = transports.Open(context.Background(), u.String(), transports.OpenOptions{})
+	if !errors.Is(err, transports.ErrAccessRefused) || strings.Contains(err.Error(), "s3cret-wrong") {
+		t.Fatalf("Open: %v, want ErrAccessRefused without the password", err)
 	}
 }

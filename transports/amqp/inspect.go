@@ -92,7 +92,7 @@ func (t *Transport) dialOwn(name string) (*amqp091.Connection, error) {
 	props.SetClientConnectionName(name)
 	conn, err := amqp091.DialConfig(t.dialURL, amqp091.Config{Properties: props})
 	if err != nil {
-		return nil, fmt.Errorf("amqp: connect to %s: %w", t.redacted, err)
+		return nil, fmt.Errorf("amqp: connect to %s: %w", t.redacted, accessRefused(err))
 	}
 	return conn, nil
 }

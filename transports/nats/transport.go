@@ -95,6 +95,9 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 	)
 	nc, err := natsgo.Connect(joinServers(cfg.servers), opts...)
 	if err != nil {
+		if errors.Is(err, natsgo.ErrAuthorization) || errors.Is(err, natsgo.ErrAuthExpired) || errors.Is(err, natsgo.ErrAuthRevoked) {
+			err = fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
+		}
 		return nil, fmt.Errorf("nats: connect: %w", transports.RedactError(err, u.String()))
 	}
 	cfg.opts.Process = o.Process

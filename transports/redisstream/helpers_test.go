@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,3 +160,13 @@ func pendingCount(t testing.TB, tr *Transport, topic, group string) int64 {
 }
 
 func attempt(m *message.Message) int { return transports.Info(m).Attempt }
+
+// Opening with credentials Redis refuses fails with ErrAccessRefused, and
+// the password is not in the error.
+func TestOpenAccessRefused(t *testing.T) {
+	needRedis(t)
+	_, err := transports.Open(context.Background(), "redis://busline-nobody:s3cret@"+testAddr()+"/0", transports.OpenOptions{})
+	if !errors.Is(err, transports.ErrAccessRefused) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Open: %v, want ErrAccessRefused without the password", err)
+	}
+}
