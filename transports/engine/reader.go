@@ -162,7 +162,10 @@ func (s *subscription) readOnce() (own *entry, read, ok bool) {
 	}
 	if err != nil {
 		if own != nil {
-			s.queue <- own // never blocks: it holds a token
+			// Back in the queue for this slot or another: the slot wants
+			// an entry again and one is queued, so the count admit took
+			// the slot off by stands. Never blocks: it holds a token.
+			s.queue <- own
 			own = nil
 		}
 		if s.readCtx.Err() != nil || errors.Is(err, transports.ErrClosed) {
@@ -232,7 +235,7 @@ func (s *subscription) receive(n int, mayAhead bool, wait time.Duration) ([]*dri
 // entry that nothing queued covers: the slots that want an entry from
 // the read now. Entries read beyond them are read ahead.
 func (s *subscription) idleSlots() int {
-	return int(s.waiting.Load()) - len(s.queue)
+	return int(s.wanting.Load())
 }
 
 // interruptIfCounted interrupts, on a driver that reads ahead, a read in
@@ -288,10 +291,17 @@ func (s *subscription) takeTokens() (int, bool) {
 // slot; every other place that frees a slot either reads next (a slot
 // after an Ack or Nack) or wakes one (readerFree).
 func (s *subscription) next() *entry {
-	if s.ahead != nil {
-		s.waiting.Add(1)
-		defer s.waiting.Add(-1)
+	s.wants()
+	e := s.nextEntry()
+	if e == nil {
+		s.served() // stopped: leaves with none
 	}
+	return e
+}
+
+// nextEntry is next without the count of wanting slots: an entry it
+// returns was taken off the count as it was queued or admitted.
+func (s *subscription) nextEntry() *entry {
 	alongside := false // read alongside since the last wait, to no avail
 	for {
 		select {
@@ -373,6 +383,7 @@ func (s *subscription) readAlongside() (*entry, bool) {
 		if s.readCtx.Err() != nil || errors.Is(err, transports.ErrClosed) {
 			if own != nil {
 				s.giveBack(own)
+				s.wants() // admit took the slot off; next() does as it leaves with none
 			}
 			return nil, false
 		}

@@ -74,7 +74,7 @@ func (sc *scheduler) run() {
 			s.readerFree()
 			continue
 		}
-		s.queue <- next // never blocks: it holds a token
+		s.queueEntry(next) // it holds a token
 		if s.ahead != nil {
 			// A token read ahead may have been free: a read in progress
 			// may count an entry for the slot that takes this one (or

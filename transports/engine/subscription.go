@@ -75,8 +75,14 @@ type subscription struct {
 	sched    *scheduler
 	settler  *settler
 	inFlight atomic.Int32 // messages handed out and not settled
-	waiting  atomic.Int32 // slots in next(), on a driver that reads ahead
-	handed   atomic.Int64 // hand-outs so far, on a driver that reads ahead
+	// wanting is, on a driver that reads ahead, the slots in next()
+	// without an entry less the entries queued: a slot adds itself as it
+	// enters, and is taken off by the entry it gets — a queued one was
+	// taken off as it was queued (queueEntry), one a read gives it as the
+	// read admits it (admit). So a slot taking a queued entry changes
+	// nothing, and no instant counts it twice.
+	wanting atomic.Int32
+	handed  atomic.Int64 // hand-outs so far, on a driver that reads ahead
 
 	sendMu    sync.RWMutex // held for reading while a slot may send on out
 	outClosed bool
@@ -232,6 +238,7 @@ func (s *subscription) closeOutWhenStopped() {
 	for {
 		select {
 		case e := <-s.queue:
+			s.unqueued()
 			s.giveBack(e)
 			continue
 		default:
@@ -273,6 +280,39 @@ func (s *subscription) giveBack(e *entry) {
 	s.readerFree()
 }
 
+// queueEntry queues e for a slot; the caller holds a token for it, so
+// it never blocks. The count of wanting slots drops first: for an
+// instant it is one short, never one over (a slot could take e at once).
+func (s *subscription) queueEntry(e *entry) {
+	if s.ahead != nil {
+		s.wanting.Add(-1)
+	}
+	s.queue <- e
+}
+
+// unqueued undoes queueEntry's count for an entry taken off the queue by
+// something other than a slot (Close gives it back).
+func (s *subscription) unqueued() {
+	if s.ahead != nil {
+		s.wanting.Add(1)
+	}
+}
+
+// wants counts the calling slot, entering next(), as wanting an entry.
+func (s *subscription) wants() {
+	if s.ahead != nil {
+		s.wanting.Add(1)
+	}
+}
+
+// served takes the calling slot off the wanting count: a read gave it its
+// entry (admit), or it leaves next() with none.
+func (s *subscription) served() {
+	if s.ahead != nil {
+		s.wanting.Add(-1)
+	}
+}
+
 // listReadStarts marks a read of the pending list on its way: acks that
 // complete until its admit are remembered (ackedAt).
 func (s *subscription) listReadStarts() {
@@ -310,9 +350,10 @@ func (s *subscription) admit(msgs []*driver.Message, fresh bool) (own *entry, us
 		used++
 		if own == nil {
 			own = e
+			s.served()
 			continue
 		}
-		s.queue <- e // never blocks: one token per queued entry
+		s.queueEntry(e) // never blocks: one token per queued entry
 	}
 	// Reads run one at a time: the next one starts after every ack
 	// completed so far.
