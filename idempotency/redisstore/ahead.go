@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,10 +47,12 @@ func (s *Store) ExpectBegins(group string, holder idempotency.Holder, lease time
 
 // AheadPlan says how a transport claims, in its own read, the keys of
 // events the idempotency middleware of one group will Begin: the Redis key
-// of an event is KeyPrefix followed by its ID, claimed for Lease with one
-// of Tokens. Every claim written must be reported: Claimed when it was
-// set (Begin then adopts it, or Release gives it up), Unknown when the
-// read's reply was lost.
+// of an event is KeyPrefix followed by its ID, claimed for Lease with the
+// token ClaimToken(base, i) for the read's i-th entry, base coming from
+// TokenBase (one per read, so a read sends one token, not one per entry it
+// may take). Every claim written must be reported: Claimed when it was set
+// (Begin then adopts it, or Release gives it up), Unknown when the read's
+// reply was lost.
 type AheadPlan struct {
 	s         *Store
 	KeyPrefix string
@@ -67,14 +70,18 @@ func (s *Store) PlanAhead(group string) (AheadPlan, bool) {
 	return p, ok
 }
 
-// Tokens returns n new lease tokens, one for each entry a read may claim.
-func (p AheadPlan) Tokens(n int) []string {
+// TokenBase returns the base of the lease tokens of one read: a token no
+// other lease holds, which ClaimToken extends with each entry's number.
+func (p AheadPlan) TokenBase() string {
 	p.s.stray.lease(p.Lease)
-	out := make([]string, n)
-	for i := range out {
-		out[i] = idempotency.HolderToken(p.holder, p.s.newToken())
-	}
-	return out
+	return idempotency.HolderToken(p.holder, p.s.newToken()) + "."
+}
+
+// ClaimToken is the lease token of the i-th entry (from 1) of the read
+// whose tokens extend base: base followed by i in decimal, as a Lua
+// script writes it with base .. i.
+func ClaimToken(base string, i int) string {
+	return base + strconv.Itoa(i)
 }
 
 // AheadClaim names a claim a transport's read took (AheadPlan.Claimed),
@@ -91,12 +98,13 @@ func (p AheadPlan) Claimed(eventID, token string, start time.Time) AheadClaim {
 	return AheadClaim{RedisKey: rkey, Token: token}
 }
 
-// Unknown records that a read's reply was lost: any of tokens may hold a
-// key that nobody will finish. Begin in this store takes such a lease
-// over at once, as it does a lost Begin's.
-func (p AheadPlan) Unknown(tokens []string) {
-	for _, t := range tokens {
-		p.s.stray.add(t)
+// Unknown records that a read's reply was lost: the tokens of its first
+// n entries (ClaimToken(base, 1) to ClaimToken(base, n)) may hold keys
+// that nobody will finish. Begin in this store takes such a lease over at
+// once, as it does a lost Begin's.
+func (p AheadPlan) Unknown(base string, n int) {
+	for i := 1; i <= n; i++ {
+		p.s.stray.add(ClaimToken(base, i))
 	}
 }
 

@@ -30,9 +30,10 @@ func TestClaimTakenAheadIsAdoptedOrReleased(t *testing.T) {
 	if !ok || plan.KeyPrefix != p+"g:" || plan.Lease != time.Minute {
 		t.Fatalf("PlanAhead = %+v, %v", plan, ok)
 	}
-	tokens := plan.Tokens(2)
-	if tokens[0] == tokens[1] || !strings.HasPrefix(tokens[0], "p=p1;r=r1;") {
-		t.Fatalf("tokens %q: want two distinct tokens recording the holder", tokens)
+	base := plan.TokenBase()
+	tokens := []string{redisstore.ClaimToken(base, 1), redisstore.ClaimToken(base, 2)}
+	if tokens[0] == tokens[1] || !strings.HasPrefix(tokens[0], "p=p1;r=r1;") || plan.TokenBase() == base {
+		t.Fatalf("tokens %q (base %q): want two distinct tokens recording the holder, and a new base for each read", tokens, base)
 	}
 	start := time.Now()
 	for i, id := range []string{"e1", "e2"} {
@@ -86,11 +87,12 @@ func TestClaimTakenAheadIsAdoptedOrReleased(t *testing.T) {
 func TestClaimOfALostReadIsTakenOver(t *testing.T) {
 	c, s, other, plan := twoStoresPlanning(t, time.Hour)
 	ctx := context.Background()
-	tokens := plan.Tokens(3)
+	base := plan.TokenBase()
+	tokens := []string{redisstore.ClaimToken(base, 1), redisstore.ClaimToken(base, 2), redisstore.ClaimToken(base, 3)}
 	if err := c.Set(ctx, plan.KeyPrefix+"e1", tokens[1], time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	plan.Unknown(tokens)
+	plan.Unknown(base, 3)
 	if st, _, err := other.Begin(ctx, "g:e1", time.Hour); err != nil || st != idempotency.Held {
 		t.Fatalf("Begin in another store = %v, %v; want Held", st, err)
 	}
@@ -107,7 +109,8 @@ func TestClaimOfALostReadIsTakenOver(t *testing.T) {
 func TestClaimTakenAheadNearItsExpiryIsNotAdopted(t *testing.T) {
 	c, s, other, plan := twoStoresPlanning(t, time.Minute)
 	ctx := context.Background()
-	tokens := plan.Tokens(2)
+	base := plan.TokenBase()
+	tokens := []string{redisstore.ClaimToken(base, 1), redisstore.ClaimToken(base, 2)}
 	longAgo := time.Now().Add(-45 * time.Second) // a quarter of the lease left
 	if err := c.Set(ctx, plan.KeyPrefix+"e1", tokens[0], 15*time.Second).Err(); err != nil {
 		t.Fatal(err)

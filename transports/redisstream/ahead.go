@@ -27,8 +27,9 @@ import (
 //     the attempt when it hands one out;
 //   - when ARGV[5] is not empty, each entry's idempotency key, ARGV[5]
 //     followed by the event ID, is claimed for ARGV[6] ms with the entry's
-//     own token ARGV[6+i] (SET ... NX PX): the middleware's Begin adopts
-//     the claim without a round trip of its own.
+//     own token, ARGV[7] followed by i (SET ... NX PX;
+//     redisstore.ClaimToken): the middleware's Begin adopts the claim
+//     without a round trip of its own.
 //
 // It returns {entries, claimed}, claimed[i] 1 when the key of entry i was
 // set. The claim keys are not declared in KEYS: it runs only on a
@@ -55,7 +56,7 @@ for i, e in ipairs(entries) do
     for j = 1, #f, 2 do
       if f[j] == '` + fieldUUID + `' then
         local id = f[j+1]
-        if id ~= '' and redis.call('SET', ARGV[5] .. id, ARGV[6+i], 'NX', 'PX', ARGV[6]) then
+        if id ~= '' and redis.call('SET', ARGV[5] .. id, ARGV[7] .. i, 'NX', 'PX', ARGV[6]) then
           claimed[i] = 1
         end
         break
@@ -90,17 +91,13 @@ func (s *redisSub) claimPlan() (redisstore.AheadPlan, bool) {
 func (s *redisSub) receiveScripted(ctx context.Context, free, ahead int) ([]*driver.Message, error) {
 	n := min(free+ahead, s.batch)
 	plan, claiming := s.claimPlan()
-	var tokens []string
-	args := make([]any, 0, 6+n)
-	args = append(args, s.group, s.consumer, n, free)
+	var base string
 	if claiming {
-		tokens = plan.Tokens(n)
-		args = append(args, plan.KeyPrefix, plan.Lease.Milliseconds())
-		for _, t := range tokens {
-			args = append(args, t)
-		}
-	} else {
-		args = append(args, "", 0)
+		base = plan.TokenBase()
+	}
+	args := []any{s.group, s.consumer, n, free, "", 0, base}
+	if claiming {
+		args[4], args[5] = plan.KeyPrefix, plan.Lease.Milliseconds()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // interrupted before it was sent
@@ -111,11 +108,13 @@ func (s *redisSub) receiveScripted(ctx context.Context, free, ahead int) ([]*dri
 		return nil, nil
 	}
 	if err != nil {
-		return nil, s.scriptFailed(ctx, plan, tokens, start, err)
+		return nil, s.scriptFailed(ctx, plan, base, n, start, err)
 	}
 	xms, claimed, err := parseScriptReply(res)
 	if err != nil {
-		plan.Unknown(tokens)
+		if claiming {
+			plan.Unknown(base, n)
+		}
 		s.markLost(start)
 		return nil, fmt.Errorf("redisstream: XREADGROUP %s: %w", s.stream, err)
 	}
@@ -125,9 +124,9 @@ func (s *redisSub) receiveScripted(ctx context.Context, free, ahead int) ([]*dri
 		if i >= free {
 			uncounted[xm.ID] = true
 		}
-		if claiming && i < len(claimed) && claimed[i] && i < len(tokens) {
+		if claiming && i < len(claimed) && claimed[i] {
 			id, _ := xm.Values[fieldUUID].(string)
-			refs[xm.ID] = plan.Claimed(id, tokens[i], start)
+			refs[xm.ID] = plan.Claimed(id, redisstore.ClaimToken(base, i+1), start)
 		}
 	}
 	out := s.messages(ctx, nil, xms, nil, true)
@@ -168,7 +167,7 @@ func (s *redisSub) receiveScripted(ctx context.Context, free, ahead int) ([]*dri
 // would come back at every read: this subscription reads with plain
 // XREADGROUP from now on (for its free slots only, claiming nothing
 // ahead), and its connection, which is sound, is kept.
-func (s *redisSub) scriptFailed(ctx context.Context, plan redisstore.AheadPlan, tokens []string, start time.Time, err error) error {
+func (s *redisSub) scriptFailed(ctx context.Context, plan redisstore.AheadPlan, base string, n int, start time.Time, err error) error {
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return ctx.Err()
 	}
@@ -178,7 +177,9 @@ func (s *redisSub) scriptFailed(ctx context.Context, plan redisstore.AheadPlan, 
 		s.recreateGroup(ctx)
 		return nil
 	}
-	plan.Unknown(tokens)
+	if base != "" {
+		plan.Unknown(base, n)
+	}
 	s.markLost(start)
 	var serverErr redis.Error
 	if errors.As(err, &serverErr) {

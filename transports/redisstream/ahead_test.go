@@ -163,7 +163,7 @@ func TestReadClaimingErrors(t *testing.T) {
 	}
 	serverErr := c.Do(ctx, "NO-SUCH-COMMAND").Err()
 	id := sub.connID.Load()
-	if err := sub.scriptFailed(ctx, plan, plan.Tokens(1), time.Now(), serverErr); err == nil {
+	if err := sub.scriptFailed(ctx, plan, plan.TokenBase(), 1, time.Now(), serverErr); err == nil {
 		t.Fatal("scriptFailed returned nil for a server error")
 	}
 	if sub.scripted() {
