@@ -27,7 +27,7 @@ var (
 	// ErrAccessRefused is matched by every driver's error for a broker
 	// that was reached and refused the credentials (or permissions) the
 	// URL gave: nothing to retry until the URL or the broker's users
-	// change.
+	// change. The Redis and PostgreSQL dedup stores match it too.
 	ErrAccessRefused = errors.New("transports: access refused (check the user, password and permissions of the URL)")
 )
 

@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/idempotency/pgstore"
 	"github.com/busline/busline/idempotency/storetest"
+	"github.com/busline/busline/transports"
 )
 
 func TestConformance(t *testing.T) {
@@ -84,6 +86,25 @@ func TestOpenURLOptions(t *testing.T) {
 	}
 	if _, err := pgstore.Schema("x; DROP TABLE y"); err == nil {
 		t.Fatal("Schema accepted an injected table name")
+	}
+}
+
+// A user the server refuses is transports.ErrAccessRefused, not an
+// unreachable server, and its password is never shown.
+func TestOpenAccessRefused(t *testing.T) {
+	pool(t) // skips (or fails) without the database
+	u, err := url.Parse(pgURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("busline_nobody", "s3cret")
+	s, err := idempotency.Open(context.Background(), u.String(), nil)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open as an unknown user succeeded")
+	}
+	if !errors.Is(err, transports.ErrAccessRefused) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Open as an unknown user: %v; want transports.ErrAccessRefused without the password", err)
 	}
 }
 

@@ -2,15 +2,19 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/busline/busline/idempotency"
+	"github.com/busline/busline/transports"
 )
 
 func init() {
@@ -74,8 +78,19 @@ func Open(ctx context.Context, u *url.URL, logger *slog.Logger) (idempotency.Sto
 	s, err := New(ctx, pool, opts)
 	if err != nil {
 		pool.Close()
-		return nil, err
+		return nil, markRefused(err)
 	}
 	s.ownPool = true
 	return s, nil
+}
+
+// markRefused wraps err with transports.ErrAccessRefused when the server
+// refused the URL's user or password (SQLSTATE class 28: invalid
+// authorization), and returns any other error as it is.
+func markRefused(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "28") {
+		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
+	}
+	return err
 }

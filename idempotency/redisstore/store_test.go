@@ -3,8 +3,10 @@ package redisstore_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/busline/busline/idempotency/redisstore"
 	"github.com/busline/busline/idempotency/storetest"
 	"github.com/busline/busline/internal/brokertest"
+	"github.com/busline/busline/transports"
 )
 
 // redisURL is the broker the tests use: BUSLINE_REDIS_URL or the local default.
@@ -163,6 +166,15 @@ func TestOpenURL(t *testing.T) {
 	_, err = idempotency.Open(ctx, "redis://:s3cret@127.0.0.1:1/0", nil)
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("unreachable Redis: err = %v; want an error without the password", err)
+	}
+	refused, err := url.Parse(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused.User = url.UserPassword("busline-nobody", "s3cret")
+	_, err = idempotency.Open(ctx, refused.String(), nil)
+	if !errors.Is(err, transports.ErrAccessRefused) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("refused credentials: err = %v; want transports.ErrAccessRefused without the password", err)
 	}
 }
 

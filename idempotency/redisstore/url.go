@@ -44,7 +44,7 @@ func Open(ctx context.Context, u *url.URL, _ *slog.Logger) (idempotency.Store, e
 	client := rc.NewClient()
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("redisstore: ping: %w", err)
+		return nil, fmt.Errorf("redisstore: ping: %w", redisurl.MarkRefused(err))
 	}
 	s := New(client, opts)
 	s.ownClient = true

@@ -9,9 +9,11 @@
 package redisurl
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -101,4 +103,15 @@ func (c Config) NewClient() redis.UniversalClient {
 	default:
 		return redis.NewClient(c.Single)
 	}
+}
+
+// MarkRefused wraps err with transports.ErrAccessRefused when the server
+// refused the URL's credentials (WRONGPASS, NOAUTH), and returns any other
+// error as it is.
+func MarkRefused(err error) error {
+	var re redis.Error
+	if errors.As(err, &re) && (strings.HasPrefix(re.Error(), "WRONGPASS") || strings.HasPrefix(re.Error(), "NOAUTH")) {
+		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
+	}
+	return err
 }

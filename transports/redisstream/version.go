@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/busline/busline/transports"
+	"github.com/busline/busline/internal/redisurl"
 )
 
 // ErrRedisVersion is returned when opening a transport on a server older
@@ -22,11 +22,7 @@ var ErrRedisVersion = errors.New("redisstream: Redis 6.2 or newer is required")
 func checkVersion(ctx context.Context, client redis.UniversalClient) error {
 	info, err := client.Info(ctx, "server").Result()
 	if err != nil {
-		var re redis.Error
-		if errors.As(err, &re) && (strings.HasPrefix(re.Error(), "WRONGPASS") || strings.HasPrefix(re.Error(), "NOAUTH")) {
-			return fmt.Errorf("redisstream: reach Redis: %w: %w", transports.ErrAccessRefused, err)
-		}
-		return fmt.Errorf("redisstream: reach Redis: %w", err)
+		return fmt.Errorf("redisstream: reach Redis: %w", redisurl.MarkRefused(err))
 	}
 	v := infoField(info, "redis_version")
 	if v == "" {
