@@ -25,6 +25,12 @@ type OpenOptions struct {
 	Process string
 	// Logger receives the driver's logs. Never nil when set by the bus.
 	Logger *slog.Logger
+	// NoScheduleMover says the caller only fires or inspects, for a
+	// short time (a command-line tool): a driver that moves due scheduled
+	// events into their streams (Redis, NATS) leaves that to the services'
+	// processes, as with the URL option no_schedule_mover=true. Drivers
+	// without a mover ignore it.
+	NoScheduleMover bool
 }
 
 var drivers = registry.New[Opener]("transports", map[string]string{

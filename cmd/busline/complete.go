@@ -73,7 +73,7 @@ func (a *app) inspectNames(ctx context.Context, fn func(transports.Transport, *t
 	if err != nil {
 		return nil
 	}
-	t, err := transports.Open(ctx, toolURL(raw), transports.OpenOptions{Service: "busline", Logger: discardLogger()})
+	t, err := transports.Open(ctx, raw, toolOptions("busline", discardLogger()))
 	if err != nil {
 		return nil
 	}

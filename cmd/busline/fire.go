@@ -91,7 +91,6 @@ the offending value and exit code 1; --no-validate skips the check.`,
 				cfg.Service = "busline"
 			}
 			cfg.Idempotency = "memory://" // fire never deduplicates; do not open the configured store
-			cfg.Transport = toolURL(cfg.Transport)
 			cfg.Logger = a.logger()
 			if err := cfg.Validate(); err != nil {
 				return withCode(exitUsage, err)
@@ -106,7 +105,13 @@ the offending value and exit code 1; --no-validate skips the check.`,
 					return err
 				}
 			}
-			b, err := bus.New(cfg)
+			// The command opens the transport itself, as a tool
+			// (toolOptions); the bus owns it from then on.
+			t, _, err := a.openURLAs(cmd.Context(), cfg.Transport, cfg.Service)
+			if err != nil {
+				return err
+			}
+			b, err := bus.NewContext(cmd.Context(), cfg, bus.WithTransport(t))
 			if err != nil {
 				return unavailable(err)
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -140,43 +139,30 @@ func (a *app) openTransport(ctx context.Context) (transports.Transport, string, 
 
 // openURL opens the transport of raw and returns it with its redacted URL.
 func (a *app) openURL(ctx context.Context, raw string) (transports.Transport, string, error) {
+	return a.openURLAs(ctx, raw, "busline")
+}
+
+// openURLAs is openURL for the named service.
+func (a *app) openURLAs(ctx context.Context, raw, service string) (transports.Transport, string, error) {
 	u, err := transports.ParseURL(raw)
 	if err != nil {
 		return nil, "", withCode(exitUsage, err)
 	}
 	octx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	t, err := transports.Open(octx, toolURL(raw), transports.OpenOptions{Service: "busline", Logger: a.logger()})
+	t, err := transports.Open(octx, raw, toolOptions(service, a.logger()))
 	if err != nil {
 		return nil, "", unavailable(err)
 	}
 	return t, transports.Redact(u), nil
 }
 
-// toolURL returns raw with no_schedule_mover=true on the transports that
-// move due scheduled events into their streams (redis, rediss, nats, tls),
-// unless raw sets it: moving belongs to the services, and a command that
-// took the mover's lease would index the schedule for nothing before
-// giving it up on exit. A URL that does not parse is returned as it is
-// (opening it reports why).
-func toolURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	switch u.Scheme {
-	case "redis", "rediss", "nats", "tls":
-	default:
-		return raw
-	}
-	if u.Query().Has("no_schedule_mover") {
-		return raw
-	}
-	if u.RawQuery != "" {
-		u.RawQuery += "&"
-	}
-	u.RawQuery += "no_schedule_mover=true"
-	return u.String()
+// toolOptions are the options every command opens a transport with. A
+// command never moves due scheduled events (NoScheduleMover): moving
+// belongs to the services, and a command that took the mover's lease
+// would index the schedule for nothing before giving it up on exit.
+func toolOptions(service string, logger *slog.Logger) transports.OpenOptions {
+	return transports.OpenOptions{Service: service, Logger: logger, NoScheduleMover: true}
 }
 
 // discardLogger drops every record (shell completion must print nothing).

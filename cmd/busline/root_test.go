@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/busline/busline/transports/redisstream"
 )
 
 // transportOf returns the transport inspect --json reports for args.
@@ -103,21 +107,21 @@ func TestCredentialsRefused(t *testing.T) {
 	run(t, "--transport", "redis://127.0.0.1:1/0?prefix=NOAUTH:WRONGPASS:", "inspect").expect(t, exitUnavailable)
 }
 
-// Commands open redis and nats transports without a mover of scheduled
-// events (the services move them); other URLs pass unchanged.
-func TestToolURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"redis://127.0.0.1:6379/0":             "redis://127.0.0.1:6379/0?no_schedule_mover=true",
-		"rediss://u:p%40ss@h:6380/1?prefix=a:": "rediss://u:p%40ss@h:6380/1?prefix=a:&no_schedule_mover=true",
-		"nats://127.0.0.1:4222":                "nats://127.0.0.1:4222?no_schedule_mover=true",
-		"tls://h:4222?stream_prefix=x":         "tls://h:4222?stream_prefix=x&no_schedule_mover=true",
-		"redis://h/0?no_schedule_mover=false":  "redis://h/0?no_schedule_mover=false",
-		"amqp://guest:guest@127.0.0.1:5672/":   "amqp://guest:guest@127.0.0.1:5672/",
-		"memory://shop":                        "memory://shop",
-		"::":                                   "::",
-	} {
-		if got := toolURL(in); got != want {
-			t.Errorf("toolURL(%q) = %q, want %q", in, got, want)
-		}
+// Commands open a transport without a mover of scheduled events
+// (transports.OpenOptions.NoScheduleMover): the services move them, and a
+// command that took the mover's lease would index the schedule for
+// nothing before giving it up on exit.
+func TestCommandsOpenWithoutScheduleMover(t *testing.T) {
+	cleanEnv(t)
+	b := redisBroker(t)
+	b.available(t)
+	a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+	tr, _, err := a.openURL(context.Background(), b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if !tr.(*redisstream.Transport).Options().NoScheduleMover {
+		t.Fatal("a command opened Redis with a mover of scheduled events")
 	}
 }

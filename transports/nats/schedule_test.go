@@ -3,6 +3,8 @@ package nats
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,6 +163,20 @@ func TestScheduleReplace(t *testing.T) {
 	})
 	if err := tr.CancelScheduled(ctx, id2); !errors.Is(err, transports.ErrNotScheduled) {
 		t.Fatalf("cancel after the move: %v", err)
+	}
+}
+
+// transports.OpenOptions.NoScheduleMover (what the CLI opens with) is
+// the URL's no_schedule_mover=true.
+func TestOpenOptionsNoScheduleMover(t *testing.T) {
+	raw := testURL(t, "", "")
+	tr, err := transports.Open(context.Background(), raw, transports.OpenOptions{Service: "test", NoScheduleMover: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if !tr.(*Transport).Options().NoScheduleMover {
+		t.Fatal("OpenOptions.NoScheduleMover not honoured")
 	}
 }
 

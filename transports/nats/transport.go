@@ -101,6 +101,7 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 		return nil, fmt.Errorf("nats: connect: %w", transports.RedactError(err, u.String()))
 	}
 	cfg.opts.Process = o.Process
+	cfg.opts.NoScheduleMover = cfg.opts.NoScheduleMover || o.NoScheduleMover
 	t, err := New(ctx, nc, cfg.opts, logger)
 	if err != nil {
 		nc.Close()

@@ -59,6 +59,7 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 	if err != nil {
 		return nil, err
 	}
+	cfg.opts.NoScheduleMover = cfg.opts.NoScheduleMover || o.NoScheduleMover
 	client := cfg.newClient()
 	t, err := newTransport(ctx, client, cfg.opts, cfg.readerFactory(), o.Logger)
 	if err != nil {
