@@ -73,7 +73,7 @@ func (b *Bus) publish(ctx context.Context, topic string, msg *message.Message, o
 	}
 	if o.publish != nil {
 		// The other path would deliver it at once: early.
-		return fmt.Errorf("%w: FireTo cannot schedule (WithDelay, WithDeliverAt)", transports.ErrUnsupported)
+		return fmt.Errorf("%w: WithDelay and WithDeliverAt cannot be used when the event goes to a PublishFunc (bus.FireTo, outbox.Fire), which would deliver it at once", transports.ErrUnsupported)
 	}
 	if err := transports.CheckDue(now, due); err != nil {
 		return err

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -65,7 +66,37 @@ func (h *handler) deadStore(w http.ResponseWriter) (transports.DeadLetterStore, 
 	return h.o.DeadLetters, true
 }
 
-func validGroup(g string) bool { return g != "" && len(g) <= 512 }
+// maxGroupLen bounds the group names the dead-letter endpoints accept.
+const maxGroupLen = 512
+
+// checkGroup answers a missing or overlong group name with 400.
+func checkGroup(w http.ResponseWriter, g string) bool {
+	switch {
+	case g == "":
+		writeError(w, http.StatusBadRequest, "name the group: ?group=NAME, or \"group\" in the body")
+	case len(g) > maxGroupLen:
+		writeError(w, http.StatusBadRequest, "the group name is "+strconv.Itoa(len(g))+" bytes; at most "+strconv.Itoa(maxGroupLen)+" are accepted")
+	default:
+		return true
+	}
+	return false
+}
+
+// storeStatus is the status of a dead-letter store's error: 404 for a
+// group or dead letter that does not exist (a name no group can have, an
+// ID that names no dead letter), 400 for a name the broker cannot carry,
+// 502 for the broker's failures.
+func storeStatus(err error) int {
+	switch {
+	case errors.Is(err, transports.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, transports.ErrInvalidConfig):
+		return http.StatusBadRequest
+	case errors.Is(err, transports.ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
+}
 
 func (h *handler) deadList(w http.ResponseWriter, r *http.Request) {
 	ds, ok := h.deadStore(w)
@@ -73,8 +104,7 @@ func (h *handler) deadList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	group := r.URL.Query().Get("group")
-	if !validGroup(group) {
-		writeError(w, http.StatusBadRequest, "name the group: ?group=NAME")
+	if !checkGroup(w, group) {
 		return
 	}
 	limit := h.o.DeadLimit
@@ -83,7 +113,7 @@ func (h *handler) deadList(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := ds.DeadLetters(r.Context(), group, limit)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, "list dead letters of "+group+": "+err.Error())
+		writeError(w, storeStatus(err), "list dead letters of "+group+": "+err.Error())
 		return
 	}
 	out := make([]deadView, 0, len(list))
@@ -116,8 +146,7 @@ func (h *handler) readAction(w http.ResponseWriter, r *http.Request) (transports
 		writeError(w, http.StatusBadRequest, "the body must be JSON: "+err.Error())
 		return nil, req, false
 	}
-	if !validGroup(req.Group) {
-		writeError(w, http.StatusBadRequest, "name the group")
+	if !checkGroup(w, req.Group) {
 		return nil, req, false
 	}
 	return ds, req, true
@@ -139,7 +168,7 @@ func (h *handler) deadReplay(w http.ResponseWriter, r *http.Request) {
 	case req.All:
 		list, err := ds.DeadLetters(ctx, req.Group, 0)
 		if err != nil {
-			writeError(w, http.StatusBadGateway, "list dead letters of "+req.Group+": "+err.Error())
+			writeError(w, storeStatus(err), "list dead letters of "+req.Group+": "+err.Error())
 			return
 		}
 		ids = ids[:0]
@@ -153,7 +182,7 @@ func (h *handler) deadReplay(w http.ResponseWriter, r *http.Request) {
 	for i, id := range ids {
 		if err := ds.ReplayDeadLetter(ctx, req.Group, id); err != nil {
 			h.o.Logger.Warn("dashboard: replay failed", slog.String("group", req.Group), slog.String("id", id), slog.Any("error", err))
-			writeError(w, http.StatusBadGateway, "replayed "+strconv.Itoa(i)+" of "+strconv.Itoa(len(ids))+"; "+id+": "+err.Error())
+			writeError(w, storeStatus(err), "replayed "+strconv.Itoa(i)+" of "+strconv.Itoa(len(ids))+"; "+id+": "+err.Error())
 			return
 		}
 	}
@@ -170,7 +199,7 @@ func (h *handler) deadPurge(w http.ResponseWriter, r *http.Request) {
 	n, err := ds.PurgeDeadLetters(r.Context(), req.Group)
 	if err != nil {
 		h.o.Logger.Warn("dashboard: purge failed", slog.String("group", req.Group), slog.Any("error", err))
-		writeError(w, http.StatusBadGateway, "purge dead letters of "+req.Group+": "+err.Error())
+		writeError(w, storeStatus(err), "purge dead letters of "+req.Group+": "+err.Error())
 		return
 	}
 	h.o.Logger.Info("dashboard: dead letters purged", slog.String("group", req.Group), slog.Int("count", n))

@@ -155,6 +155,13 @@ func TestDeadLettersListReplayPurge(t *testing.T) {
 	if code, doc := post(t, c, srv.URL+"/api/dead/replay", s.CSRF, srv.URL, body); code != http.StatusOK || doc["replayed"] != 1.0 {
 		t.Fatalf("replay: %d %v", code, doc)
 	}
+	// A dead letter that is not there (any more) is 404, not a broker failure.
+	if code, doc := post(t, c, srv.URL+"/api/dead/replay", s.CSRF, srv.URL, body); code != http.StatusNotFound {
+		t.Errorf("replay of a dead letter replayed already: %d %v, want 404", code, doc)
+	}
+	if code := getJSON(t, c, srv.URL+"/api/dead?group="+strings.Repeat("x", 600), nil); code != http.StatusBadRequest {
+		t.Errorf("a 600-byte group: %d, want 400", code)
+	}
 	b.MustWaitIdle(t)
 	if later.Load() != 1 || len(b.DeadLetters("shop-billing")) != 1 {
 		t.Fatalf("after replay: handler got %d replays, %d dead letters left", later.Load(), len(b.DeadLetters("shop-billing")))

@@ -230,7 +230,8 @@ func (o *Outbox) Active() bool { return o.active.Load() }
 // a new UUIDv7, or bus.WithEventID — is decided here and is the ID every
 // listener will see, the metadata carries the CloudEvents attributes,
 // bus.WithMetadata and the trace context of ctx (the PRODUCER span of this
-// call).
+// call). A delay (bus.WithDelay, bus.WithDeliverAt) fails with
+// transports.ErrUnsupported: the relay publishes as soon as tx commits.
 //
 // The event is published by the relay only if tx commits, and at least
 // once if it does: with listeners that deduplicate by event ID (the

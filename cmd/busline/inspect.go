@@ -55,7 +55,9 @@ letters, not pending deliveries. memory:// only sees brokers of this process.`,
 			}
 			if a.json {
 				doc := inspectJSON(url, res)
-				doc.Scheduled = scheduledJSON(sched)
+				if note == "" { // else not counted: null
+					doc.Scheduled = scheduledJSON(sched)
+				}
 				return writeJSON(a.stdout, doc)
 			}
 			return a.printInspection(url, res, sched)
@@ -133,7 +135,8 @@ type (
 		Groups    []transports.GroupDoc `json:"groups"`
 		Notes     []string              `json:"notes"`
 		// Scheduled lists, per event name, the events waiting for their
-		// due time (fired WithDelay or WithDeliverAt).
+		// due time (fired WithDelay or WithDeliverAt); null on a transport
+		// that does not count them (AMQP).
 		Scheduled []scheduledDoc `json:"scheduled"`
 	}
 	streamDoc struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,13 @@ func TestInspectScheduled(t *testing.T) {
 			r := run(t, inspectArgs(b)...).expect(t, exitOK)
 			if !strings.Contains(r.stdout, "scheduled events (fired with a delay) are not counted") {
 				t.Fatalf("no note on scheduled events:\n%s", r.stdout)
+			}
+			// and --json says null (not counted), not [] (none).
+			r = run(t, inspectArgs(b, "--json")...).expect(t, exitOK)
+			var raw map[string]json.RawMessage
+			mustJSON(t, r.stdout, &raw)
+			if s, ok := raw["scheduled"]; !ok || string(s) != "null" {
+				t.Fatalf("inspect --json on AMQP: want \"scheduled\": null:\n%s", r.stdout)
 			}
 			return
 		}

@@ -204,9 +204,22 @@ func (a *app) noteMemory(url, consequence string) {
 	}
 }
 
-// exactArgs is cobra.ExactArgs with a usage exit code and the names of the arguments.
+// exactArgs is cobra.ExactArgs with a usage exit code and the names of the
+// arguments. On a command with subcommands, a first argument that names
+// none is an unknown subcommand (with cobra's suggestions), not a count of
+// arguments.
 func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
+		if len(names) == 0 && len(args) > 0 && cmd.HasAvailableSubCommands() {
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2 // as cobra's root does
+			}
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usagef("%s", msg)
+		}
 		if len(args) != len(names) {
 			return usagef("%s takes %d argument(s): %v; got %d", cmd.CommandPath(), len(names), names, len(args))
 		}

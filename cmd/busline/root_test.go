@@ -125,3 +125,15 @@ func TestCommandsOpenWithoutScheduleMover(t *testing.T) {
 		t.Fatal("a command opened Redis with a mover of scheduled events")
 	}
 }
+
+// A mistyped subcommand is an unknown command with a suggestion, not a
+// count of arguments.
+func TestUnknownSubcommand(t *testing.T) {
+	cleanEnv(t)
+	for _, args := range [][]string{{"dead", "lst", "g"}, {"schema", "lst"}} {
+		r := run(t, args...).expect(t, exitUsage)
+		if !strings.Contains(r.stderr, `unknown command "lst"`) || !strings.Contains(r.stderr, "did you mean list?") {
+			t.Errorf("busline %v: %s", args, r.stderr)
+		}
+	}
+}

@@ -133,6 +133,9 @@ func (s *confirmSlot) closeReason() error {
 // returns once the broker confirmed all of them. ctx bounds the send and
 // the wait; without a deadline the pool's confirm timeout applies.
 func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ...amqp091.Publishing) error {
+	if err := checkPublishings(key, pubs); err != nil {
+		return err
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)

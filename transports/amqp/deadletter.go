@@ -24,6 +24,9 @@ func (t *Transport) DeadLetter(ctx context.Context, group string, msg *message.M
 	if t.isClosed() {
 		return transports.ErrClosed
 	}
+	if err := t.tp.checkGroup(group); err != nil {
+		return err
+	}
 	pub, err := Marshaler{}.Marshal(msg)
 	if err != nil {
 		return fmt.Errorf("amqp: marshal dead letter %s: %w", msg.UUID, err)
@@ -107,6 +110,9 @@ func (t *Transport) PurgeDeadLetters(ctx context.Context, group string) (int, er
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if err := t.tp.checkDeadGroup(group); err != nil {
+		return 0, err
+	}
 	n := 0
 	q := t.tp.deadQueue(group)
 	err := t.admin.do(func(ch *amqp091.Channel, _ map[string]bool) error {
@@ -132,6 +138,9 @@ func (t *Transport) PurgeDeadLetters(ctx context.Context, group string) (int, er
 func (t *Transport) browse(ctx context.Context, group string, fn func(*amqp091.Channel, amqp091.Delivery) (bool, error)) error {
 	if t.isClosed() {
 		return transports.ErrClosed
+	}
+	if err := t.tp.checkDeadGroup(group); err != nil {
+		return err
 	}
 	conn, err := t.pubConn.current()
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
 )
 
 // testHookDeclared, when set by a test, is told every queue the transport
@@ -28,6 +30,34 @@ func (tp topology) deadQueue(group string) string { return tp.o.QueuePrefix + gr
 // delayQueue is the delay queue of group for one step of the retry ladder.
 func (tp topology) delayQueue(group string, step time.Duration) string {
 	return tp.o.QueuePrefix + group + ".retry." + stepName(step)
+}
+
+// checkGroup reports a group whose queues (its own, its dead-letter
+// queue, its delay queues) would have names longer than AMQP allows
+// (ErrTooLong). It is checked before any such name reaches a channel: the
+// client closes the whole connection, and every publish on it, on a name
+// it cannot encode.
+func (tp topology) checkGroup(group string) error {
+	longest := tp.deadQueue(group)
+	for _, s := range tp.o.RetryLadder {
+		if q := tp.delayQueue(group, s); len(q) > len(longest) {
+			longest = q
+		}
+	}
+	if err := checkShort("queue name", longest); err != nil {
+		return fmt.Errorf("group %.40q... (%d bytes): %w", group, len(group), err)
+	}
+	return nil
+}
+
+// checkDeadGroup is checkGroup for the dead-letter commands, which take
+// names from users: no queue has such a name, so its dead letters are not
+// found.
+func (tp topology) checkDeadGroup(group string) error {
+	if err := tp.checkGroup(group); err != nil {
+		return fmt.Errorf("%w: %w", transports.ErrNotFound, err)
+	}
+	return nil
 }
 
 // step returns the smallest ladder step that is at least d, or the largest.

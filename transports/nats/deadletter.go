@@ -68,6 +68,9 @@ func (t *Transport) DeadLetters(ctx context.Context, group string, limit int) ([
 	if t.isClosed() {
 		return nil, transports.ErrClosed
 	}
+	if err := checkDeadGroup(group); err != nil {
+		return nil, err
+	}
 	s, err := t.deadStream(ctx)
 	if s == nil || err != nil {
 		return nil, err
@@ -96,6 +99,9 @@ func (t *Transport) DeadLetters(ctx context.Context, group string, limit int) ([
 func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) error {
 	if t.isClosed() {
 		return transports.ErrClosed
+	}
+	if err := checkDeadGroup(group); err != nil {
+		return err
 	}
 	seq, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
@@ -147,6 +153,9 @@ func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) erro
 func (t *Transport) PurgeDeadLetters(ctx context.Context, group string) (int, error) {
 	if t.isClosed() {
 		return 0, transports.ErrClosed
+	}
+	if err := checkDeadGroup(group); err != nil {
+		return 0, err
 	}
 	s, err := t.deadStream(ctx)
 	if s == nil || err != nil {

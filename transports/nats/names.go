@@ -35,6 +35,17 @@ func checkGroup(group string) error {
 	return nil
 }
 
+// checkDeadGroup reports a group name no consumer group can have, for the
+// dead-letter commands, which take names from users: its dead letters
+// cannot exist, and a wildcard ('*', '>') in it would otherwise make the
+// subject of every group's dead letters.
+func checkDeadGroup(group string) error {
+	if !groupRE.MatchString(group) {
+		return fmt.Errorf("%w: nats: no consumer group can be named %q", transports.ErrNotFound, group)
+	}
+	return nil
+}
+
 // StreamName returns the stream of event: "{prefix}_{event}" with the dots
 // of event as '-' ("busline_competitor_prices-changed").
 func (o Options) StreamName(event string) string {

@@ -3,6 +3,7 @@ package redisstream
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -103,6 +104,10 @@ func parseDeadLetter(group string, xm redis.XMessage) transports.DeadLetter {
 	}
 }
 
+// entryIDRE matches a stream entry ID: milliseconds, then optionally a
+// dash and a sequence number.
+var entryIDRE = regexp.MustCompile(`^[0-9]+(-[0-9]+)?$`)
+
 // ReplayDeadLetter appends the dead letter id back to its event's stream
 // with the original event ID, marked so that only group handles it (the
 // other groups of the event acknowledge it unseen), then deletes it from
@@ -110,6 +115,9 @@ func parseDeadLetter(group string, xm redis.XMessage) transports.DeadLetter {
 // delivery (attempt 1).
 func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) error {
 	key := t.DeadLetterKey(group)
+	if !entryIDRE.MatchString(id) {
+		return fmt.Errorf("%w: %q in %s (want a stream entry ID such as 1700000000000-0)", ErrDeadLetterNotFound, id, key)
+	}
 	xms, err := t.client.XRangeN(ctx, key, id, id, 1).Result()
 	if err != nil {
 		return fmt.Errorf("redisstream: read dead letter %s of %s: %w", id, group, err)

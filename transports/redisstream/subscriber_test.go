@@ -2,8 +2,10 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -377,8 +379,11 @@ func TestDeadLetterStore(t *testing.T) {
 	if dls, _ := tr.DeadLetters(ctx, "svc-one", 0); len(dls) != 0 {
 		t.Fatalf("replayed dead letter still listed: %+v", dls)
 	}
-	if err := tr.ReplayDeadLetter(ctx, "svc-one", dl.ID); err == nil {
-		t.Fatal("replaying a missing dead letter succeeded")
+	if err := tr.ReplayDeadLetter(ctx, "svc-one", dl.ID); !errors.Is(err, transports.ErrNotFound) {
+		t.Fatalf("replaying a missing dead letter: %v; want ErrNotFound", err)
+	}
+	if err := tr.ReplayDeadLetter(ctx, "svc-one", "garbage"); !errors.Is(err, transports.ErrNotFound) || strings.Contains(err.Error(), "ERR") {
+		t.Fatalf("replaying an ID that is no stream entry ID: %v; want ErrNotFound, not the server's error", err)
 	}
 
 	for range 3 {
