@@ -43,6 +43,9 @@ purge. AMQP cannot list its queues: name the groups to show with --group.`,
 			if err := dashboard.CheckListen(listen, opts.Token); err != nil {
 				return withCode(exitUsage, err)
 			}
+			if opts.Refresh <= 0 || opts.StaleAfter <= 0 {
+				return usagef("--refresh and --stale want a positive duration such as 2s (got %s and %s)", opts.Refresh, opts.StaleAfter)
+			}
 			ctx := cmd.Context()
 			t, url, err := a.openTransport(ctx)
 			if err != nil {
@@ -61,7 +64,7 @@ purge. AMQP cannot list its queues: name the groups to show with --group.`,
 				h = dashboard.LoopbackHostOnly(h) // against DNS rebinding
 			}
 			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-			a.progressf("Dashboard of %s on http://%s/ (Ctrl-C to stop).", url, ln.Addr())
+			a.progressf("Dashboard of %s on %s (Ctrl-C to stop).", url, servedAt(ln.Addr()))
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
 			select {
@@ -87,4 +90,15 @@ purge. AMQP cannot list its queues: name the groups to show with --group.`,
 	f.DurationVar(&opts.Refresh, "refresh", dashboard.DefaultRefresh, "how often the page refreshes its figures")
 	f.DurationVar(&opts.StaleAfter, "stale", dashboard.DefaultStaleAfter, "idle time after which a consumer is shown as stale")
 	return cmd
+}
+
+// servedAt is the address to open in a browser for a listener on addr:
+// its own address, or, for one on every interface (0.0.0.0, [::]), the
+// loopback one with a word on the rest.
+func servedAt(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return "http://" + addr.String() + "/"
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d/ (and every other address of this host)", tcp.Port)
 }

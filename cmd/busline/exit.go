@@ -76,7 +76,7 @@ func failed(err error) error {
 		return withCode(exitNotFound, err)
 	case errors.Is(err, transports.ErrInvalidURL), errors.Is(err, transports.ErrUnknownScheme),
 		errors.Is(err, bench.ErrInvalidConfig), errors.Is(err, bus.ErrInvalidEvent),
-		errors.Is(err, bus.ErrPayloadTooLarge):
+		errors.Is(err, bus.ErrPayloadTooLarge), errors.Is(err, bus.ErrDelayTooLong):
 		return withCode(exitUsage, err)
 	}
 	return withCode(exitFailure, err)

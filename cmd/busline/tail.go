@@ -146,6 +146,9 @@ func (a *app) printTailed(ev transports.TailedEvent) error {
 	if ev.Err != nil {
 		body = "! " + ev.Err.Error()
 	}
+	if g := ev.Message.Metadata.Get(transports.MetaReplayGroup); g != "" {
+		body = "(replayed from the dead letters of " + g + ") " + body
+	}
 	_, err := fmt.Fprintf(a.stdout, "%s  %s  %s\n", stamp(when), ev.Message.UUID, body)
 	return err
 }

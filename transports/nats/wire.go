@@ -8,6 +8,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/busline/busline/transports"
 )
 
 // Headers of a JetStream message. The layout is watermill-nats's
@@ -21,7 +23,7 @@ const (
 	// HeaderReplayGroup marks a message replayed from a dead-letter
 	// destination: only that consumer group handles it; the others
 	// acknowledge it without handing it out.
-	HeaderReplayGroup = "busline-replay-group"
+	HeaderReplayGroup = transports.MetaReplayGroup
 	// Headers of a dead letter.
 	HeaderDeadReason   = "busline-dead-reason"
 	HeaderDeadAttempts = "busline-dead-attempts"

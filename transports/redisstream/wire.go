@@ -6,6 +6,8 @@ import (
 
 	wrs "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
 )
 
 // Fields of a stream entry: the layout of watermill-redisstream's
@@ -19,7 +21,7 @@ const (
 // metaReplayGroup marks an entry replayed from a dead-letter stream: only
 // the named consumer group handles it; the other groups acknowledge it
 // without handing it out.
-const metaReplayGroup = "busline-replay-group"
+const metaReplayGroup = transports.MetaReplayGroup
 
 // ErrDecode is wrapped by DeliveryInfo.Poison for an entry that does not
 // decode into a message.
