@@ -27,8 +27,8 @@ func TestDashboardPeriodsMustBePositive(t *testing.T) {
 // open.
 func TestServedAt(t *testing.T) {
 	for addr, want := range map[*net.TCPAddr]string{
-		{IP: net.IPv6unspecified, Port: 18097}:  "http://127.0.0.1:18097/ (and every other address of this host)",
-		{IP: net.IPv4zero, Port: 18097}:         "http://127.0.0.1:18097/ (and every other address of this host)",
+		{IP: net.IPv6unspecified, Port: 18097}:   "http://127.0.0.1:18097/ (and every other address of this host)",
+		{IP: net.IPv4zero, Port: 18097}:          "http://127.0.0.1:18097/ (and every other address of this host)",
 		{IP: net.IPv4(127, 0, 0, 1), Port: 8089}: "http://127.0.0.1:8089/",
 	} {
 		if got := servedAt(addr); got != want {
