@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
 )
 
 func (a *app) fireCommand() *cobra.Command {
@@ -77,6 +78,9 @@ the offending value and exit code 1; --no-validate skips the check.`,
 				opts = append(opts, bus.WithEventID(id))
 			}
 			if delay != 0 {
+				if delay > transports.MaxScheduleAhead {
+					return usagef("--delay %s is too far ahead: at most %s (30 days)", delay, transports.MaxScheduleAhead)
+				}
 				opts = append(opts, bus.WithDelay(delay))
 			}
 			cfg, err := a.busConfig()
@@ -247,6 +251,11 @@ func (a *app) fireLines(ctx context.Context, b *bus.Bus, ev bus.Event[json.RawMe
 			payloads[i] = l.payload
 		}
 		ids, err := bus.FireBatch(ctx, b, ev, payloads, opts...)
+		if err != nil && ids == nil {
+			// Refused before anything was sent (FireBatch returns the IDs
+			// with any error of the transport).
+			return failed(fmt.Errorf("from line %d on, nothing was fired: %w", chunk[0].n, err))
+		}
 		if err != nil {
 			return failed(fmt.Errorf("from line %d on, the events may or may not be stored (the IDs printed are of those stored): %w", chunk[0].n, err))
 		}

@@ -42,6 +42,10 @@ func (t *Transport) Inspect(ctx context.Context, opts transports.InspectOptions)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if t.tp.checkDeadGroup(g) != nil {
+			out.Notes = append(out.Notes, fmt.Sprintf("group %.40q...: no queue can have a name this long (AMQP allows %d bytes)", g, maxShortString))
+			continue
+		}
 		q, qok, err := passiveDeclare(conn, t.o.QueuePrefix+g)
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,34 @@ func TestTooLongPublishLeavesPublishingAlone(t *testing.T) {
 	after, err := tr.pubConn.current()
 	if err != nil || after != before || after.IsClosed() {
 		t.Fatalf("the publishing connection changed or closed (%v)", err)
+	}
+}
+
+// The transport's own names are checked at Open (a queue_prefix or
+// exchange that makes them too long is a bad URL), and the other names a
+// caller gives (a scheduled event's name, a consumer name, a group to
+// inspect) before they reach a channel.
+func TestNamesTooLongAreRefusedEarly(t *testing.T) {
+	long := strings.Repeat("z", 240)
+	u, err := url.Parse(testURL(t, "", "") + "&queue_prefix=" + long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), u, transports.OpenOptions{}); !errors.Is(err, transports.ErrInvalidURL) || !errors.Is(err, ErrTooLong) {
+		t.Errorf("Open with a 240-byte queue_prefix: %v; want ErrInvalidURL and ErrTooLong", err)
+	}
+
+	tr := openForTest(t, testURL(t, "", ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tr.Schedule(ctx, "names."+strings.Repeat("y", 300), time.Now().Add(time.Hour), message.NewMessage("s", []byte(`{}`))); !errors.Is(err, ErrTooLong) {
+		t.Errorf("Schedule of a 300-byte event name: %v; want ErrTooLong", err)
+	}
+	if _, err := tr.NewSubscriber(transports.SubscriberConfig{Group: "g", Consumer: strings.Repeat("c", 300), AckTimeout: time.Minute, Concurrency: 1}); !errors.Is(err, transports.ErrInvalidConfig) {
+		t.Errorf("NewSubscriber with a 300-byte consumer: %v; want ErrInvalidConfig", err)
+	}
+	in, err := tr.Inspect(ctx, transports.InspectOptions{Groups: []string{strings.Repeat("x", 300)}})
+	if err != nil || len(in.Groups) != 0 || len(in.Notes) == 0 {
+		t.Errorf("Inspect of a 300-byte group = %+v, %v; want no group and a note", in, err)
 	}
 }

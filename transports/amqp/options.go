@@ -171,7 +171,11 @@ func ParseURL(u *url.URL) (dialURL string, o Options, err error) {
 	d := *u
 	d.RawQuery = pass.Encode()
 	d.Fragment = ""
-	return d.String(), o.withDefaults(), nil
+	o = o.withDefaults()
+	if err := checkNames(o); err != nil {
+		return "", o, fmt.Errorf("%w: %w (shorten exchange or queue_prefix)", transports.ErrInvalidURL, err)
+	}
+	return d.String(), o, nil
 }
 
 func nonNegative(v string) (int, error) {

@@ -32,8 +32,10 @@ type recordOp struct {
 }
 
 // RecordsQueue returns the name of the stream queue that holds the records of kind.
-func (t *Transport) RecordsQueue(kind string) string {
-	return t.o.QueuePrefix + t.o.Exchange + ".records." + kind
+func (t *Transport) RecordsQueue(kind string) string { return t.o.recordsQueue(kind) }
+
+func (o Options) recordsQueue(kind string) string {
+	return o.QueuePrefix + o.Exchange + ".records." + kind
 }
 
 // recordsSession is one records operation on a connection of its own:

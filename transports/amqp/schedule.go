@@ -82,6 +82,9 @@ func (t *Transport) Schedule(ctx context.Context, topic string, due time.Time, m
 	if t.isClosed() {
 		return transports.ErrClosed
 	}
+	if err := checkShort("routing key (event name)", topic); err != nil {
+		return err // the mover could never publish it
+	}
 	if now, err := transports.DueNow(time.Now(), due); err != nil || now {
 		if err != nil {
 			return err

@@ -50,12 +50,31 @@ func (tp topology) checkGroup(group string) error {
 	return nil
 }
 
-// checkDeadGroup is checkGroup for the dead-letter commands, which take
-// names from users: no queue has such a name, so its dead letters are not
-// found.
+// checkNames reports options whose own names AMQP cannot carry: the
+// exchange, the queues of scheduled events, the records queues (a long
+// exchange or queue_prefix). Found at Open, not when a delayed Fire or a
+// Start closes a connection.
+func checkNames(o Options) error {
+	if err := checkShort("exchange", o.Exchange); err != nil {
+		return err
+	}
+	if err := (topology{o}).checkGroup(scheduleGroup); err != nil {
+		return err
+	}
+	for _, kind := range []string{transports.RecordKindOwners, transports.RecordKindSchemas} {
+		if err := checkShort("records queue", o.recordsQueue(kind)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDeadGroup checks, for the dead-letter commands, which take names
+// from users, the two queues they touch (the group's and its dead-letter
+// queue): no queue has a longer name, so its dead letters are not found.
 func (tp topology) checkDeadGroup(group string) error {
-	if err := tp.checkGroup(group); err != nil {
-		return fmt.Errorf("%w: %w", transports.ErrNotFound, err)
+	if err := checkShort("queue name", tp.deadQueue(group)); err != nil {
+		return fmt.Errorf("%w: group %.40q... (%d bytes): %w", transports.ErrNotFound, group, len(group), err)
 	}
 	return nil
 }
@@ -126,6 +145,9 @@ func (tp topology) declareExchange(ch *amqp091.Channel) error {
 }
 
 func (tp topology) declareQueue(ch *amqp091.Channel, name string, args amqp091.Table) error {
+	if err := checkShort("queue name", name); err != nil {
+		return err // the client would close the connection
+	}
 	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
 		return fmt.Errorf("amqp: declare queue %q: %w", name, err)
 	}
@@ -143,6 +165,9 @@ func (tp topology) declareGroup(ch *amqp091.Channel, group, topic string) error 
 	}
 	q := tp.groupQueue(group)
 	if err := tp.declareQueue(ch, q, tp.groupArgs(group)); err != nil {
+		return err
+	}
+	if err := checkShort("routing key (event name)", topic); err != nil {
 		return err
 	}
 	if err := ch.QueueBind(q, topic, tp.o.Exchange, false, nil); err != nil {

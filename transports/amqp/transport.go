@@ -204,6 +204,9 @@ func (t *Transport) newSubscriber(cfg transports.SubscriberConfig, d amqpDriver)
 	if err := t.tp.checkGroup(cfg.Group); err != nil {
 		return nil, fmt.Errorf("%w: %w", transports.ErrInvalidConfig, err)
 	}
+	if err := checkShort("consumer name (the consumer tag)", cfg.Consumer); err != nil {
+		return nil, fmt.Errorf("%w: %w", transports.ErrInvalidConfig, err)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.consumerConnLocked(cfg.Consumer); err != nil {

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/transports"
 )
@@ -25,5 +29,51 @@ func TestDeadLettersOfAnImpossibleGroup(t *testing.T) {
 		if n, err := tr.PurgeDeadLetters(ctx, g); !errors.Is(err, transports.ErrNotFound) || n != 0 {
 			t.Errorf("PurgeDeadLetters(%q) = %d, %v; want 0, ErrNotFound", g, n, err)
 		}
+	}
+}
+
+// A copy replayed from the dead letters carries its group to a tail
+// (transports.MetaReplayGroup), so that busline tail shows it as a replay.
+func TestTailShowsReplays(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The event's stream exists before the tail starts.
+	if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{"n":1}`))
+	msg.Metadata.Set("ce-type", testEvent)
+	if err := tr.DeadLetter(ctx, "svc-replayed", msg, "failed", 3); err != nil {
+		t.Fatal(err)
+	}
+	list, err := tr.DeadLetters(ctx, "svc-replayed", 0)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("DeadLetters = %d, %v", len(list), err)
+	}
+	stop := errors.New("stop")
+	replayed := make(chan error, 1)
+	defer func() {
+		select {
+		case err := <-replayed:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-ctx.Done(): // the tail failed before it was ready
+		}
+	}()
+	err = tr.Tail(ctx, testEvent, transports.TailOptions{Ready: func() {
+		go func() { replayed <- tr.ReplayDeadLetter(ctx, "svc-replayed", list[0].ID) }()
+	}}, func(ev transports.TailedEvent) error {
+		if ev.Message.UUID != msg.UUID {
+			return nil
+		}
+		if g := ev.Message.Metadata.Get(transports.MetaReplayGroup); g != "svc-replayed" {
+			t.Errorf("tailed replay has %s %q, want svc-replayed", transports.MetaReplayGroup, g)
+		}
+		return stop
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("Tail: %v", err)
 	}
 }

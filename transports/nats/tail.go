@@ -75,6 +75,10 @@ func (t *Transport) Tail(ctx context.Context, topic string, opts transports.Tail
 			ev.At = md.Timestamp
 		}
 		ev.Message, ev.Err = decode(m.Headers(), m.Data())
+		if g := first(m.Headers(), HeaderReplayGroup); g != "" {
+			// Not metadata of the event, but what a tail shows of the copy.
+			ev.Message.Metadata.Set(transports.MetaReplayGroup, g)
+		}
 		if err := fn(ev); err != nil {
 			return err
 		}

@@ -3,8 +3,8 @@ package redisstream
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -104,9 +104,18 @@ func parseDeadLetter(group string, xm redis.XMessage) transports.DeadLetter {
 	}
 }
 
-// entryIDRE matches a stream entry ID: milliseconds, then optionally a
-// dash and a sequence number.
-var entryIDRE = regexp.MustCompile(`^[0-9]+(-[0-9]+)?$`)
+// isEntryID reports whether id is a full stream entry ID,
+// milliseconds-sequence, each a 64-bit number: "ms" alone would name the
+// first entry of that millisecond to XRANGE and the entry ms-0 to XDEL.
+func isEntryID(id string) bool {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok {
+		return false
+	}
+	_, err1 := strconv.ParseUint(ms, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	return err1 == nil && err2 == nil
+}
 
 // ReplayDeadLetter appends the dead letter id back to its event's stream
 // with the original event ID, marked so that only group handles it (the
@@ -115,14 +124,14 @@ var entryIDRE = regexp.MustCompile(`^[0-9]+(-[0-9]+)?$`)
 // delivery (attempt 1).
 func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) error {
 	key := t.DeadLetterKey(group)
-	if !entryIDRE.MatchString(id) {
+	if !isEntryID(id) {
 		return fmt.Errorf("%w: %q in %s (want a stream entry ID such as 1700000000000-0)", ErrDeadLetterNotFound, id, key)
 	}
 	xms, err := t.client.XRangeN(ctx, key, id, id, 1).Result()
 	if err != nil {
 		return fmt.Errorf("redisstream: read dead letter %s of %s: %w", id, group, err)
 	}
-	if len(xms) == 0 {
+	if len(xms) == 0 || xms[0].ID != id {
 		return fmt.Errorf("%w: %s in %s", ErrDeadLetterNotFound, id, key)
 	}
 	dl := parseDeadLetter(group, xms[0])

@@ -382,8 +382,11 @@ func TestDeadLetterStore(t *testing.T) {
 	if err := tr.ReplayDeadLetter(ctx, "svc-one", dl.ID); !errors.Is(err, transports.ErrNotFound) {
 		t.Fatalf("replaying a missing dead letter: %v; want ErrNotFound", err)
 	}
-	if err := tr.ReplayDeadLetter(ctx, "svc-one", "garbage"); !errors.Is(err, transports.ErrNotFound) || strings.Contains(err.Error(), "ERR") {
-		t.Fatalf("replaying an ID that is no stream entry ID: %v; want ErrNotFound, not the server's error", err)
+	for _, bad := range []string{"garbage", strings.Split(dl.ID, "-")[0], "99999999999999999999-0"} {
+		// The millisecond alone would replay one entry and delete another.
+		if err := tr.ReplayDeadLetter(ctx, "svc-one", bad); !errors.Is(err, transports.ErrNotFound) || strings.Contains(err.Error(), "ERR") {
+			t.Fatalf("replaying %q, no full stream entry ID: %v; want ErrNotFound, not the server's error", bad, err)
+		}
 	}
 
 	for range 3 {
