@@ -16,10 +16,19 @@ import (
 // already exists is left as it is.
 func createGroup(ctx context.Context, client redis.UniversalClient, stream, group, start string) error {
 	err := client.XGroupCreateMkStream(ctx, stream, group, start).Err()
-	if err != nil && !isBusyGroup(err) {
-		return fmt.Errorf("redisstream: create consumer group %s on %s: %w", group, stream, err)
+	switch {
+	case err == nil || isBusyGroup(err):
+		return nil
+	case isWrongType(err):
+		// Not an outage: trying again later will not help.
+		return fmt.Errorf("%w: redisstream: the key %s holds something other than a stream (another program uses it? set another prefix): %w", transports.ErrInvalidConfig, stream, err)
 	}
-	return nil
+	return fmt.Errorf("redisstream: create consumer group %s on %s: %w", group, stream, err)
+}
+
+func isWrongType(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
 }
 
 func isBusyGroup(err error) bool {

@@ -446,3 +446,17 @@ func TestStreamDeletedUnderSubscriber(t *testing.T) {
 	}
 	m.Ack()
 }
+
+// A stream key that holds another type (another program's key under the
+// prefix) is a configuration to change, not an outage to wait out.
+func TestSubscribeToAKeyOfAnotherType(t *testing.T) {
+	tr := openTransport(t, testURL(t, ""))
+	ctx := context.Background()
+	if err := tr.Client().Set(ctx, tr.StreamKey("wrong.type"), "not a stream", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sub := newSub(t, tr, "svc-wrong", "proc-1", time.Minute, 1, transports.Since{})
+	if _, err := sub.Subscribe(ctx, "wrong.type"); !errors.Is(err, transports.ErrInvalidConfig) {
+		t.Fatalf("Subscribe to a string key: %v; want ErrInvalidConfig", err)
+	}
+}
