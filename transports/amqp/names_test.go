@@ -22,13 +22,7 @@ func TestGroupTooLongLeavesPublishingAlone(t *testing.T) {
 	tr := openForTest(t, testURL(t, "", ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := tr.Publish("names.checked", message.NewMessage("before", []byte(`{}`))); err != nil {
-		t.Fatal(err)
-	}
-	before, err := tr.pubConn.current()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stillPublishing := publishingConnection(t, tr)
 	long := strings.Repeat("x", 300)
 	if _, err := tr.DeadLetters(ctx, long, 0); !errors.Is(err, transports.ErrNotFound) {
 		t.Errorf("DeadLetters of a 300-byte group: %v; want ErrNotFound", err)
@@ -42,13 +36,7 @@ func TestGroupTooLongLeavesPublishingAlone(t *testing.T) {
 	if _, err := tr.NewSubscriber(transports.SubscriberConfig{Group: long, Consumer: "c", AckTimeout: time.Minute, Concurrency: 1}); !errors.Is(err, transports.ErrInvalidConfig) {
 		t.Errorf("NewSubscriber of a 300-byte group: %v; want ErrInvalidConfig", err)
 	}
-	if err := tr.Publish("names.checked", message.NewMessage("after", []byte(`{}`))); err != nil {
-		t.Fatalf("publish after the long names: %v", err)
-	}
-	after, err := tr.pubConn.current()
-	if err != nil || after != before || after.IsClosed() {
-		t.Fatalf("the publishing connection changed or closed (%v)", err)
-	}
+	stillPublishing()
 }
 
 // A publish holding a short string AMQP cannot carry (an event name, an
@@ -57,13 +45,7 @@ func TestGroupTooLongLeavesPublishingAlone(t *testing.T) {
 // publishes of everyone else.
 func TestTooLongPublishLeavesPublishingAlone(t *testing.T) {
 	tr := openForTest(t, testURL(t, "", ""))
-	if err := tr.Publish("names.checked", message.NewMessage("before", []byte(`{}`))); err != nil {
-		t.Fatal(err)
-	}
-	before, err := tr.pubConn.current()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stillPublishing := publishingConnection(t, tr)
 	long := strings.Repeat("y", 300)
 	withMeta := func(k, v string) *message.Message {
 		m := message.NewMessage("m", []byte(`{}`))
@@ -80,13 +62,7 @@ func TestTooLongPublishLeavesPublishingAlone(t *testing.T) {
 			t.Errorf("publish with a 300-byte %s: %v; want ErrTooLong", what, err)
 		}
 	}
-	if err := tr.Publish("names.checked", message.NewMessage("after", []byte(`{}`))); err != nil {
-		t.Fatalf("publish after the long names: %v", err)
-	}
-	after, err := tr.pubConn.current()
-	if err != nil || after != before || after.IsClosed() {
-		t.Fatalf("the publishing connection changed or closed (%v)", err)
-	}
+	stillPublishing()
 }
 
 // The transport's own names are checked at Open (a queue_prefix or
@@ -115,5 +91,28 @@ func TestNamesTooLongAreRefusedEarly(t *testing.T) {
 	in, err := tr.Inspect(ctx, transports.InspectOptions{Groups: []string{strings.Repeat("x", 300)}})
 	if err != nil || len(in.Groups) != 0 || len(in.Notes) == 0 {
 		t.Errorf("Inspect of a 300-byte group = %+v, %v; want no group and a note", in, err)
+	}
+}
+
+// publishingConnection publishes once and returns a check that the
+// transport still publishes, on the same connection, still open.
+func publishingConnection(t *testing.T, tr *Transport) func() {
+	t.Helper()
+	if err := tr.Publish("names.checked", message.NewMessage("before", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	before, err := tr.pubConn.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := tr.Publish("names.checked", message.NewMessage("after", []byte(`{}`))); err != nil {
+			t.Fatalf("publish after the long names: %v", err)
+		}
+		after, err := tr.pubConn.current()
+		if err != nil || after != before || after.IsClosed() {
+			t.Fatalf("the publishing connection changed or closed (%v)", err)
+		}
 	}
 }
