@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -82,6 +83,13 @@ func checkGroup(w http.ResponseWriter, g string) bool {
 	return false
 }
 
+// knownGroup tells, when a group has no dead letters, a group the broker
+// does not know (a typo: 404) from an empty one (transports.CheckGroupKnown
+// on the dashboard's transport).
+func (h *handler) knownGroup(ctx context.Context, group string) error {
+	return transports.CheckGroupKnown(ctx, h.o.Transport, group)
+}
+
 // storeStatus is the status of a dead-letter store's error: 404 for a
 // group or dead letter that does not exist (a name no group can have, an
 // ID that names no dead letter), 400 for a name the broker cannot carry,
@@ -112,6 +120,9 @@ func (h *handler) deadList(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	list, err := ds.DeadLetters(r.Context(), group, limit)
+	if err == nil && len(list) == 0 {
+		err = h.knownGroup(r.Context(), group)
+	}
 	if err != nil {
 		writeError(w, storeStatus(err), "list dead letters of "+group+": "+err.Error())
 		return
@@ -167,6 +178,9 @@ func (h *handler) deadReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	case req.All:
 		list, err := ds.DeadLetters(ctx, req.Group, 0)
+		if err == nil && len(list) == 0 {
+			err = h.knownGroup(ctx, req.Group)
+		}
 		if err != nil {
 			writeError(w, storeStatus(err), "list dead letters of "+req.Group+": "+err.Error())
 			return
@@ -197,6 +211,9 @@ func (h *handler) deadPurge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := ds.PurgeDeadLetters(r.Context(), req.Group)
+	if err == nil && n == 0 {
+		err = h.knownGroup(r.Context(), req.Group)
+	}
 	if err != nil {
 		h.o.Logger.Warn("dashboard: purge failed", slog.String("group", req.Group), slog.Any("error", err))
 		writeError(w, storeStatus(err), "purge dead letters of "+req.Group+": "+err.Error())

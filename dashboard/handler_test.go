@@ -162,6 +162,15 @@ func TestDeadLettersListReplayPurge(t *testing.T) {
 	if code := getJSON(t, c, srv.URL+"/api/dead?group="+strings.Repeat("x", 600), nil); code != http.StatusBadRequest {
 		t.Errorf("a 600-byte group: %d, want 400", code)
 	}
+	// A group the broker does not know (a typo) is 404, not an empty group.
+	if code := getJSON(t, c, srv.URL+"/api/dead?group=shop-bil--ling", nil); code != http.StatusNotFound {
+		t.Errorf("dead letters of an unknown group: %d, want 404", code)
+	}
+	for _, path := range []string{"/api/dead/purge", "/api/dead/replay"} {
+		if code, doc := post(t, c, srv.URL+path, s.CSRF, srv.URL, `{"group":"shop-bilng","all":true}`); code != http.StatusNotFound {
+			t.Errorf("%s of an unknown group: %d %v, want 404", path, code, doc)
+		}
+	}
 	b.MustWaitIdle(t)
 	if later.Load() != 1 || len(b.DeadLetters("shop-billing")) != 1 {
 		t.Fatalf("after replay: handler got %d replays, %d dead letters left", later.Load(), len(b.DeadLetters("shop-billing")))
