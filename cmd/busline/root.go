@@ -19,8 +19,9 @@ import (
 	_ "github.com/busline/busline/transports/all" // every scheme
 )
 
-// openTimeout bounds connecting to the broker.
-const openTimeout = 30 * time.Second
+// openTimeout bounds connecting to the broker: a command on a wrong host or
+// port (one that accepts and says nothing) gives up after it.
+const openTimeout = 10 * time.Second
 
 // quietRedis silences go-redis's own logger, which writes connection
 // retries to stderr; the command reports the error once, itself.

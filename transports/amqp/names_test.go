@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"errors"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -114,5 +115,37 @@ func publishingConnection(t *testing.T, tr *Transport) func() {
 		if err != nil || after != before || after.IsClosed() {
 			t.Fatalf("the publishing connection changed or closed (%v)", err)
 		}
+	}
+}
+
+// Opening a URL whose port accepts connections but does not speak AMQP
+// ends when ctx does, not after the client's 30 s handshake timeout.
+func TestOpenHonoursContextOnASilentPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the listener closes
+		}
+	}()
+	u, err := url.Parse("amqp://guest:guest@" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := Open(ctx, u, transports.OpenOptions{}); err == nil {
+		t.Fatal("Open of a silent port succeeded")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("Open of a silent port took %v with a 500ms context", took)
 	}
 }

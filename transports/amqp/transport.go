@@ -80,8 +80,20 @@ func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transp
 		return nil, err
 	}
 	t.pool = newConfirmPool(o.ChannelPoolSize, o.ConfirmTimeout)
-	corking := t.pool.dialer(t.connectionTimeout())
+	// The first connection is bounded by ctx as well (a port that is not
+	// RabbitMQ's would hold the handshake for the whole timeout);
+	// reconnections get the full timeout.
+	timeout := t.connectionTimeout()
+	first := timeout
+	if d, ok := ctx.Deadline(); ok {
+		first = max(min(timeout, time.Until(d)), time.Millisecond)
+	}
+	corkingFirst, corking := t.pool.dialer(first), t.pool.dialer(timeout)
+	var dialed atomic.Bool
 	t.pubConn, err = openConnection(t.connName("publish"), func(name string) (*amqp091.Connection, error) {
+		if !dialed.Swap(true) {
+			return t.dialWith(name, corkingFirst)
+		}
 		return t.dialWith(name, corking)
 	}, o.ReconnectMax, t.log)
 	if err != nil {
