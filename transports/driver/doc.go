@@ -29,7 +29,10 @@
 // never count, a new read counts at most the one attempt its Recorded flag
 // says, Record sets the count once the engine handed a message out, and
 // Nack stores the count the engine gives. A count may be lower than the
-// truth (a crash before Record), never higher.
+// truth (a crash before Record), never higher; the engine calls Record
+// before the hand-out of a delivery made before (a Pending or Claim read,
+// its own redelivery), so that a crash in the handler counts, and only the
+// first attempt of an event can be lost so.
 //
 // docs/transports.md walks through writing a new driver.
 package driver

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -36,6 +37,7 @@ func (s *subscription) handOut(sb *settleBuf, caller func() bool) (*entry, *mess
 	if e == nil {
 		return nil, nil, nil
 	}
+	s.recordFirst(e)
 	s.sendMu.RLock()
 	defer s.sendMu.RUnlock()
 	toOut := s.callerSlots == nil
@@ -94,6 +96,28 @@ func (s *subscription) message(e *entry) (*message.Message, *msgContext) {
 	ctx.info = transports.DeliveryInfo{Attempt: e.attempts + 1, Topic: s.topic, Group: s.cfg.Group, Poison: e.m.Poison}
 	msg.SetContext(ctx)
 	return msg, ctx
+}
+
+// recordFirst records the attempt of a hand-out before the handler
+// starts, when e was delivered before (a re-read of the pending list, or
+// a redelivery by the engine after a failure): a handler that kills its
+// process on such an event would otherwise end each run before the
+// batched record, and the broker's count would never reach MaxDeliveries
+// (a crash loop). A first delivery keeps the batched record: a crash loses
+// at most its one attempt, and the event is a re-read from then on. When
+// the record fails, the batched record is the fallback.
+func (s *subscription) recordFirst(e *entry) {
+	if e.recorded || (!e.reread && !e.handed) {
+		return
+	}
+	a := driver.Attempt{AckID: e.id, Attempts: e.attempts + 1}
+	if err := s.d.Record(s.readCtx, []driver.Attempt{a}); err != nil {
+		if s.readCtx.Err() == nil {
+			s.log.Debug("engine: recording an attempt before its hand-out failed; it is recorded after", slog.Any("error", err))
+		}
+		return
+	}
+	e.recorded = true
 }
 
 // handedOut marks e out and records its attempt unless the broker counted it.

@@ -125,9 +125,13 @@ type entry struct {
 	// the next hand-out (a new read).
 	attempts int
 	recorded bool
-	due      time.Time  // delayed: when it is handed out again
-	handed   bool       // m.Message was handed out once: later hand-outs use a copy
-	ctx      msgContext // the context of the first hand-out (one allocation less)
+	// reread: read from the pending list (own pending, a claim), so
+	// delivered before; its next attempt is recorded before the hand-out
+	// (recordFirst).
+	reread bool
+	due    time.Time  // delayed: when it is handed out again
+	handed bool       // m.Message was handed out once: later hand-outs use a copy
+	ctx    msgContext // the context of the first hand-out (one allocation less)
 }
 
 func (e *entry) is(st entryState) bool { return entryState(e.state.Load()) == st }
@@ -345,7 +349,7 @@ func (s *subscription) admit(msgs []*driver.Message, fresh bool) (own *entry, us
 				continue
 			}
 		}
-		e := &entry{id: m.AckID, m: m, attempts: m.Attempts, recorded: m.Recorded}
+		e := &entry{id: m.AckID, m: m, attempts: m.Attempts, recorded: m.Recorded, reread: !fresh}
 		s.held[m.AckID] = e
 		used++
 		if own == nil {

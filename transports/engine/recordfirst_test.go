@@ -1,0 +1,89 @@
+package engine_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/driver"
+	"github.com/busline/busline/transports/engine"
+)
+
+// pendingDriver's own pending list holds one entry delivered once
+// before (a process restarted after its handler crashed). Record reports
+// each call on called and returns only when the test lets it (release).
+type pendingDriver struct {
+	*fakeDriver
+	once    sync.Once
+	called  chan driver.Attempt
+	release chan struct{}
+}
+
+func (p *pendingDriver) Open(context.Context, string, transports.SubscriberConfig) (driver.Subscription, error) {
+	return p, nil
+}
+
+func (p *pendingDriver) Pending(context.Context, string, int) ([]*driver.Message, string, error) {
+	var out []*driver.Message
+	p.once.Do(func() {
+		out = []*driver.Message{{AckID: "e1", Message: message.NewMessage("e1", nil), Attempts: 1}}
+	})
+	return out, "", nil
+}
+
+func (p *pendingDriver) Record(ctx context.Context, a []driver.Attempt) error {
+	for _, x := range a {
+		p.called <- x
+	}
+	select {
+	case <-p.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// An entry delivered before (re-read from the pending list, or redelivered
+// after a failure) has its attempt recorded before the handler gets it: a
+// handler that kills its process would otherwise die before the batched
+// record each time, and the count would never reach MaxDeliveries.
+func TestAttemptOfARedeliveryIsRecordedBeforeTheHandler(t *testing.T) {
+	p := &pendingDriver{fakeDriver: &fakeDriver{}, called: make(chan driver.Attempt, 4), release: make(chan struct{}, 4)}
+	sub, err := engine.New(p, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 1}, engine.Options{ReceiveWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The record is made, and must complete, before the hand-out.
+	recordedBefore := func(attempt int) *message.Message {
+		t.Helper()
+		select {
+		case m := <-ch:
+			t.Fatalf("%s handed out as attempt %d before its attempt was recorded", m.UUID, transports.Info(m).Attempt)
+		case a := <-p.called:
+			if a != (driver.Attempt{AckID: "e1", Attempts: attempt}) {
+				t.Fatalf("recorded %+v, want e1 attempt %d", a, attempt)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing recorded or handed out")
+		}
+		p.release <- struct{}{}
+		m := next(t, ch)
+		if got := transports.Info(m).Attempt; got != attempt {
+			t.Fatalf("handed out as attempt %d, want %d", got, attempt)
+		}
+		return m
+	}
+	m := recordedBefore(2) // re-read from the pending list
+	transports.Info(m).RetryAfter = time.Millisecond
+	m.Nack()
+	recordedBefore(3).Ack() // redelivered by the engine after a failure
+}
