@@ -3,6 +3,7 @@ package bustest_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -119,4 +120,32 @@ func TestScheduled(t *testing.T) {
 	}
 	b.AssertFired(t, pinged.Name(), 0)
 	b.MustWaitIdle(t) // does not wait for the hour
+}
+
+// A delayed event whose due time passed is waited for by WaitIdle, even
+// before the broker's timer moved it into its stream (on one CPU the timer
+// often runs after WaitIdle looked).
+func TestWaitIdleWaitsForADueEvent(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	b := bustest.New(t, bus.Config{})
+	var calls atomic.Int64
+	if err := bus.Listen(b.Bus, pinged, "due", func(context.Context, bus.Delivery[ping]) error {
+		calls.Add(1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t)
+	for i := range 50 {
+		if _, err := bus.Fire(context.Background(), b.Bus, pinged, ping{i}, bus.WithDelay(time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		for due := time.Now().Add(2 * time.Millisecond); time.Now().Before(due); {
+			// busy: the timer's goroutine does not get the one CPU
+		}
+		b.MustWaitIdle(t)
+		if got := calls.Load(); got != int64(i+1) {
+			t.Fatalf("WaitIdle returned with %d of %d due events handled", got, i+1)
+		}
+	}
 }

@@ -161,6 +161,11 @@ func (b *Broker) append(topic string, msgs []*message.Message) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.appendLocked(topic, copies)
+}
+
+// appendLocked appends copies to the stream of topic; b.mu is held.
+func (b *Broker) appendLocked(topic string, copies []stored) {
 	s := b.streamLocked(topic)
 	now := b.now()
 	for _, c := range copies {

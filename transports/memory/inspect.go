@@ -19,10 +19,15 @@ func (b *Broker) Changed() <-chan struct{} {
 }
 
 // Idle reports whether every group has been delivered every event and holds
-// no pending entry: everything fired was acknowledged or dead-lettered.
+// no pending entry: everything fired was acknowledged or dead-lettered, and
+// no scheduled event is due (one due counts from its due time, even before
+// the timer moved it into its stream).
 func (b *Broker) Idle() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.dueLocked() {
+		return false
+	}
 	for _, s := range b.streams {
 		for _, g := range s.groups {
 			if g.cursor < s.next || len(g.pending) > 0 {

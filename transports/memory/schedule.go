@@ -183,17 +183,21 @@ func (b *Broker) moveDue() {
 		return
 	}
 	now := b.now()
-	var ready []*waiting
+	// Appended under the same lock that takes them off the schedule: at
+	// no instant is a due event in neither place (Idle would say so).
 	for len(s.due) > 0 && !s.due[0].at.After(now) {
 		w := heap.Pop(&s.due).(*waiting)
 		delete(s.byID, w.id)
-		ready = append(ready, w)
+		b.appendLocked(w.topic, []stored{store(w.msg)})
 	}
 	b.armLocked(now)
 	b.mu.Unlock()
-	for _, w := range ready {
-		b.append(w.topic, []*message.Message{w.msg})
-	}
+}
+
+// dueLocked reports whether a scheduled event's due time passed while
+// the timer has not moved it yet.
+func (b *Broker) dueLocked() bool {
+	return len(b.sched.due) > 0 && !b.sched.due[0].at.After(b.now())
 }
 
 // Close stops moving scheduled events: those still waiting are dropped
