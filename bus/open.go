@@ -152,7 +152,8 @@ func schemeOf(t transports.Transport, scheme string) string {
 }
 
 // isRandomProcess reports whether a process name pattern changes at every
-// start ({random4}, {random8}, or the default).
+// start ({random4}, {random8}, {pid}, or the default): a restart cannot
+// take its events back at once.
 func isRandomProcess(pattern string) bool {
-	return strings.Contains(pattern, "{random4}") || strings.Contains(pattern, "{random8}")
+	return strings.Contains(pattern, "{random4}") || strings.Contains(pattern, "{random8}") || strings.Contains(pattern, "{pid}")
 }

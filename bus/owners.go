@@ -60,7 +60,7 @@ func (b *Bus) warnTraps() {
 		return
 	}
 	if b.randomProcess {
-		b.log.Warn("the process name is random: after a restart, events this process took but did not acknowledge wait for AckTimeout before another process gets them; set Config.Process (BUSLINE_PROCESS) to a stable name such as \"{hostname}\" to resume them at once",
+		b.log.Warn("the process name changes at every start ({random4}, {random8}, {pid}): after a restart, events this process took but did not acknowledge wait for AckTimeout before another process gets them; set Config.Process (BUSLINE_PROCESS) to a stable name such as \"{hostname}\" to resume them at once",
 			slog.String("process_pattern", b.cfg.Process))
 	}
 	if !b.dedupShared {

@@ -169,7 +169,7 @@ func TestStartWarnsOfTraps(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := logs.String()
-	for _, want := range []string{"the process name is random", "duplicates are dropped only within this process"} {
+	for _, want := range []string{"the process name changes at every start", "duplicates are dropped only within this process"} {
 		if strings.Count(out, want) != 1 {
 			t.Errorf("logs have %q %d times, want once:\n%s", want, strings.Count(out, want), out)
 		}

@@ -104,7 +104,7 @@ func (s *subscription) returnEarlierHeld(ctx context.Context) error {
 	}
 	if n > 0 {
 		s.t.log.Info("nats: returned what this process name held before a crash to its group",
-			"group", s.group, "process", s.consumer, "messages", n)
+			"group", s.group, "consumer", s.consumer, "messages", n)
 	}
 	return s.t.DeleteRecord(gctx, kindHeld, s.heldKey())
 }
