@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,9 +151,29 @@ func (b *Bus) WaitIdle(ctx context.Context) error {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("bustest: bus not idle: %w", ctx.Err())
+			return fmt.Errorf("bustest: bus not idle%s: %w", b.busy(), ctx.Err())
 		}
 	}
+}
+
+// busy names the groups that still hold events, for WaitIdle's error: a
+// handler that keeps failing waits for its redelivery delays (a test can
+// shorten them with a listener's WithRetry RedeliveryDelay).
+func (b *Bus) busy() string {
+	var parts []string
+	topics := b.broker.Topics()
+	slices.Sort(topics)
+	for _, topic := range topics {
+		for _, g := range b.broker.Groups(topic) {
+			if g.Pending > 0 || g.Lag > 0 {
+				parts = append(parts, fmt.Sprintf("%s on %s: %d pending, %d not delivered", g.Group, topic, g.Pending, g.Lag))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + "; a failing handler waits for its redelivery delay, which a test can shorten with WithRetry)"
 }
 
 // MustWaitIdle is WaitIdle with a 10-second limit that fails the test.

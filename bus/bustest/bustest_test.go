@@ -62,8 +62,13 @@ func TestWaitIdleStopsWithContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := b.WaitIdle(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	err := b.WaitIdle(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitIdle = %v, want the context's error while an event is unacknowledged", err)
+	}
+	// The error names what holds the bus.
+	if !strings.Contains(err.Error(), "test-stuck on bustest.pinged: 1 pending") {
+		t.Errorf("WaitIdle's error does not name the busy group: %v", err)
 	}
 }
 
