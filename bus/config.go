@@ -192,9 +192,15 @@ func cmp(v, d int) int {
 }
 
 func (o ListenerOptions) validate() error {
+	for _, d := range [...]struct {
+		name string
+		v    time.Duration
+	}{{"AckTimeout", o.AckTimeout}, {"Timeout", o.Timeout}, {"Retention", o.Retention}} {
+		if d.v < 0 {
+			return fmt.Errorf("%w: %s is %s; durations must not be negative", ErrInvalidConfig, d.name, d.v)
+		}
+	}
 	switch {
-	case o.AckTimeout < 0, o.Timeout < 0, o.Retention < 0:
-		return fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
 	case o.Concurrency < 0:
 		return fmt.Errorf("%w: Concurrency must be at least 1", ErrInvalidConfig)
 	case o.MaxDeliveries < 0:

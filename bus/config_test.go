@@ -29,6 +29,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"bad memory option", bus.Config{Service: "s", Transport: "memory://?nope=1"}, []string{"nope"}, transports.ErrInvalidURL},
 		{"unknown store", bus.Config{Service: "s", Idempotency: "mongo://x"}, []string{`"mongo"`}, nil},
 		{"negative concurrency", bus.Config{Service: "s", Listener: bus.ListenerOptions{Concurrency: -1}}, []string{"Concurrency"}, bus.ErrInvalidConfig},
+		{"negative ack timeout", bus.Config{Service: "s", Listener: bus.ListenerOptions{AckTimeout: -5 * time.Second}}, []string{"AckTimeout is -5s"}, bus.ErrInvalidConfig},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
