@@ -127,7 +127,12 @@ func (b *Bus) addListener(l *listenerSpec) error {
 func (b *Bus) buildChain(l *listenerSpec) message.HandlerFunc {
 	o := l.opts
 	var dedup, attempts message.HandlerMiddleware
+	var done func(context.Context, *message.Message) (bool, error)
 	if !o.DisableIdempotency {
+		// An event over MaxDeliveries this group handled before is acked.
+		done = func(ctx context.Context, msg *message.Message) (bool, error) {
+			return idempotency.IsDone(ctx, b.store, idempotency.Key(l.group, msg.UUID))
+		}
 		// Each in-process try in its own savepoint when the store runs the
 		// handler in a transaction (Postgres): a failed try leaves no writes.
 		attempts = idempotency.Attempts()
@@ -141,7 +146,7 @@ func (b *Bus) buildChain(l *listenerSpec) message.HandlerFunc {
 		b.tel.Middleware(l.group, l.topic),
 		middleware.Recover,
 		middleware.DeadLetter(middleware.DeadLetterOptions{
-			MaxDeliveries: o.MaxDeliveries, Sink: b.deadLetterSink(l), Logger: b.log,
+			MaxDeliveries: o.MaxDeliveries, Sink: b.deadLetterSink(l), Logger: b.log, Done: done,
 		}),
 		dedup,
 		middleware.Retry(o.Retry),

@@ -109,3 +109,29 @@ func TestMemorySweepBoundsMemory(t *testing.T) {
 		t.Fatalf("Len = %d after every committed key expired: expired keys are never swept", n)
 	}
 }
+
+// IsDone tells a committed key from a free or leased one, and leaves no
+// claim on a free key.
+func TestIsDone(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemoryStore()
+	if done, err := IsDone(ctx, s, "g:free"); err != nil || done {
+		t.Fatalf("IsDone of a free key = %v, %v", done, err)
+	}
+	if st, _, err := s.Begin(ctx, "g:free", time.Minute); err != nil || st != Fresh {
+		t.Fatalf("Begin after IsDone = %v, %v; want Fresh (no claim left)", st, err)
+	}
+	if done, err := IsDone(ctx, s, "g:free"); err != nil || done {
+		t.Fatalf("IsDone of a leased key = %v, %v; want not done", done, err)
+	}
+	_, l, err := s.Begin(ctx, "g:committed", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, l, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := IsDone(ctx, s, "g:committed"); err != nil || !done {
+		t.Fatalf("IsDone of a committed key = %v, %v; want done", done, err)
+	}
+}

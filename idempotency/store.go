@@ -164,3 +164,22 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (Store, error
 
 // Schemes returns the URL schemes of the registered stores, sorted.
 func Schemes() []string { return stores.Names() }
+
+// IsDone reports whether key is committed in s, without leaving a claim:
+// it begins key and aborts at once when the key was free. A key another
+// holder leases now is not done.
+func IsDone(ctx context.Context, s Store, key string) (bool, error) {
+	st, lease, err := s.Begin(ctx, key, time.Second)
+	if err != nil {
+		return false, err
+	}
+	switch st {
+	case Done:
+		return true, nil
+	case Fresh:
+		if err := s.Abort(ctx, lease); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}

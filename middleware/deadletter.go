@@ -29,6 +29,13 @@ type DeadLetterOptions struct {
 	Logger *slog.Logger
 	// OnDeadLetter is called after an event was dead-lettered (for metrics and tests).
 	OnDeadLetter func(msg *message.Message, reason string, attempts int)
+	// Done, when set, reports whether the group already handled the event
+	// (its idempotency record is done). An event over MaxDeliveries that is
+	// done is acknowledged, not dead-lettered: it was handled, and only its
+	// acknowledgements were lost (the process crashed after the handler,
+	// for example while another event killed it). An error of Done leaves
+	// the decision to dead-letter as without it.
+	Done func(ctx context.Context, msg *message.Message) (bool, error)
 }
 
 // DeadLetter sends an event to the dead-letter destination and returns nil
@@ -64,6 +71,10 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 			case info.Poison != nil:
 				reason = "poison: " + info.Poison.Error()
 			case info.Attempt > opts.MaxDeliveries:
+				if handledBefore(msg, opts) {
+					info.Outcome = transports.OutcomeDuplicateSkipped
+					return nil, nil
+				}
 				reason = fmt.Sprintf("exceeded %d deliveries without an acknowledgement", opts.MaxDeliveries)
 			default:
 				out, err := Recover(h)(msg) // a panic on the last delivery is dead-lettered too
@@ -96,6 +107,25 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 			return nil, nil
 		}
 	}
+}
+
+// handledBefore reports whether opts.Done says the group handled msg
+// already; false when there is no Done or it failed.
+func handledBefore(msg *message.Message, opts DeadLetterOptions) bool {
+	if opts.Done == nil {
+		return false
+	}
+	done, err := opts.Done(msg.Context(), msg)
+	if err != nil {
+		opts.Logger.Warn("could not tell whether an event over MaxDeliveries was handled before; dead-lettering it",
+			slog.String("event_id", msg.UUID), slog.Any("error", err))
+		return false
+	}
+	if done {
+		opts.Logger.Info("event over MaxDeliveries was handled before (its acknowledgements were lost); acknowledged, not dead-lettered",
+			slog.String("event_id", msg.UUID))
+	}
+	return done
 }
 
 // recordDeadLetter notes the dead letter on the delivery's span, when one is

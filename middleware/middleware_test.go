@@ -255,3 +255,37 @@ func TestDeadLetterIgnoresFailuresAfterShutdown(t *testing.T) {
 		t.Errorf("dead letters = %q", s.reasons)
 	}
 }
+
+// An event over MaxDeliveries that the group handled before (its acks were
+// lost in crashes) is acknowledged, not dead-lettered; one not handled, or
+// whose check failed, is dead-lettered as without Done.
+func TestDeadLetterSparesAnEventHandledBefore(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		done bool
+		err  error
+		dead int
+	}{
+		{"handled before", true, nil, 0},
+		{"never handled", false, nil, 1},
+		{"check failed", false, errors.New("store down"), 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &sink{}
+			calls := 0
+			msg, info := newMsg(4)
+			h := middleware.DeadLetter(middleware.DeadLetterOptions{MaxDeliveries: 3, Sink: s.store,
+				Done: func(context.Context, *message.Message) (bool, error) { return c.done, c.err },
+			})(handlerReturning(&calls))
+			if _, err := h(msg); err != nil {
+				t.Fatal(err)
+			}
+			if calls != 0 || len(s.reasons) != c.dead {
+				t.Fatalf("handler calls %d, dead letters %q; want 0 calls and %d dead letters", calls, s.reasons, c.dead)
+			}
+			if c.done && info.Outcome != transports.OutcomeDuplicateSkipped {
+				t.Errorf("outcome %q, want %q", info.Outcome, transports.OutcomeDuplicateSkipped)
+			}
+		})
+	}
+}
