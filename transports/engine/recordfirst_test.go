@@ -2,6 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -86,4 +89,70 @@ func TestAttemptOfARedeliveryIsRecordedBeforeTheHandler(t *testing.T) {
 	transports.Info(m).RetryAfter = time.Millisecond
 	m.Nack()
 	recordedBefore(3).Ack() // redelivered by the engine after a failure
+}
+
+// countDriver's Record and Nack set an entry's count, as Redis's XCLAIM
+// RETRYCOUNT does; its first Record call fails.
+type countDriver struct {
+	*fakeDriver
+	mu     sync.Mutex
+	once   sync.Once
+	failed bool
+	log    []string
+}
+
+func (d *countDriver) Open(context.Context, string, transports.SubscriberConfig) (driver.Subscription, error) {
+	return d, nil
+}
+
+func (d *countDriver) Receive(ctx context.Context, n int, wait time.Duration) ([]*driver.Message, error) {
+	var out []*driver.Message
+	d.once.Do(func() { // read ahead: uncounted, recorded when handed out
+		out = []*driver.Message{{AckID: "a", Message: message.NewMessage("a", nil)}}
+	})
+	if out != nil {
+		return out, nil
+	}
+	return d.fakeDriver.Receive(ctx, n, wait)
+}
+
+func (d *countDriver) Record(_ context.Context, as []driver.Attempt) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.failed {
+		d.failed = true
+		return errors.New("broker blip")
+	}
+	for _, a := range as {
+		d.log = append(d.log, fmt.Sprintf("record %d", a.Attempts))
+	}
+	return nil
+}
+
+// A batched record that failed, retried after the record made before a
+// later hand-out, would set the count back below the attempt in the
+// handler: the record made first drops it.
+func TestStaleRecordNeverFollowsARecordMadeFirst(t *testing.T) {
+	d := &countDriver{fakeDriver: &fakeDriver{}}
+	sub, err := engine.New(d, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 1}, engine.Options{ReceiveWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := sub.Subscribe(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := next(t, ch) // attempt 1, its batched record fails
+	transports.Info(m).RetryAfter = time.Millisecond
+	m.Nack()
+	m2 := next(t, ch) // attempt 2, recorded before the hand-out
+	m2.Ack()
+	if err := sub.Close(); err != nil { // flushes what is left
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i := slices.Index(d.log, "record 2"); i < 0 || slices.Contains(d.log[i:], "record 1") {
+		t.Fatalf("records %v: want attempt 2 recorded and no record of attempt 1 after it", d.log)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,7 +18,11 @@ import (
 // and adds no delay when idle. Failed calls are retried with backoff;
 // close makes a last flush with a fresh context.
 type settler struct {
-	s       *subscription
+	s *subscription
+	// recMu makes Record calls one at a time, so that a record made
+	// before a hand-out (recordNow) is never overwritten by an older
+	// batched one still on its way or retried after a failure.
+	recMu   sync.Mutex
 	mu      sync.Mutex
 	acks    []driver.AckID
 	nacks   []driver.Nack
@@ -60,6 +65,19 @@ func (st *settler) record(a driver.Attempt) {
 	st.records = append(st.records, a)
 	st.mu.Unlock()
 	st.poke()
+}
+
+// recordNow records a at once, after dropping the queued records of the
+// same entry it supersedes (they name fewer attempts).
+func (st *settler) recordNow(ctx context.Context, a driver.Attempt) error {
+	st.recMu.Lock()
+	defer st.recMu.Unlock()
+	st.mu.Lock()
+	st.records = slices.DeleteFunc(st.records, func(r driver.Attempt) bool {
+		return r.AckID == a.AckID && r.Attempts <= a.Attempts
+	})
+	st.mu.Unlock()
+	return st.s.d.Record(ctx, []driver.Attempt{a})
 }
 
 func (st *settler) poke() {
@@ -174,12 +192,14 @@ func (st *settler) flush(ctx context.Context) error {
 	var errs []error
 	records = highestRecords(records)
 	if len(records) > 0 {
+		st.recMu.Lock()
 		if err := d.Record(ctx, records); err != nil && !errors.Is(err, transports.ErrClosed) {
 			errs = append(errs, err)
 			st.mu.Lock()
 			st.records = append(records, st.records...)
 			st.mu.Unlock()
 		}
+		st.recMu.Unlock()
 	}
 	if len(nacks) > 0 {
 		st.s.keepMu.Lock() // after a keep-alive that may name them
