@@ -209,6 +209,8 @@ func (b *Bus) Fired(event string) []Fired {
 }
 
 // Handled returns the handler calls of group (all groups when group is ""), in order.
+// It records the handlers of this bus only: a second bus opened on URL()
+// (another process of the deployment) has its handlers to itself.
 func (b *Bus) Handled(group string) []Handled {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -212,4 +212,8 @@ func (b *Broker) Close() {
 		s.timer.Stop()
 	}
 	s.timerAt = time.Time{}
+	// Dropped: nothing moves them any more, and Idle must not wait for
+	// them once they are due.
+	s.due, s.byID = nil, nil
+	b.notifyLocked()
 }

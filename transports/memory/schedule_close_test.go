@@ -1,0 +1,30 @@
+package memory_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports/memory"
+)
+
+// A closed broker drops the events still scheduled: once their due time
+// passes, nothing holds it busy (Idle), and none is listed as waiting.
+func TestCloseDropsScheduledEvents(t *testing.T) {
+	b := memory.NewBroker(0)
+	tr := memory.New(b)
+	due := time.Now().Add(20 * time.Millisecond)
+	if err := tr.Schedule(context.Background(), "t.closed", due, message.NewMessage("s1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	for time.Now().Before(due.Add(time.Millisecond)) {
+		time.Sleep(time.Millisecond) // until the dropped event would be due
+	}
+	if !b.Idle() || len(b.Scheduled()) != 0 {
+		t.Fatalf("closed broker: Idle %v, Scheduled %+v; want idle and nothing waiting", b.Idle(), b.Scheduled())
+	}
+	_ = tr.Close()
+}
