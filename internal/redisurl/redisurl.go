@@ -109,9 +109,24 @@ func (c Config) NewClient() redis.UniversalClient {
 // refused the URL's credentials (WRONGPASS, NOAUTH), and returns any other
 // error as it is.
 func MarkRefused(err error) error {
-	var re redis.Error
-	if errors.As(err, &re) && (strings.HasPrefix(re.Error(), "WRONGPASS") || strings.HasPrefix(re.Error(), "NOAUTH")) {
+	if IsServerError(err, "WRONGPASS", "NOAUTH") {
 		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
 	}
 	return err
+}
+
+// IsServerError reports whether err is an error reply of the server whose
+// code (its first word: NOGROUP, WRONGTYPE, ...) is one of codes.
+func IsServerError(err error, codes ...string) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	code, _, _ := strings.Cut(re.Error(), " ")
+	for _, c := range codes {
+		if code == c {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package redisurl_test
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -56,3 +57,21 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// IsServerError matches the code of a server's error reply, not any
+// error whose text starts alike.
+func TestIsServerError(t *testing.T) {
+	reply := serverReply("NOGROUP No such key 'x' or consumer group 'g'")
+	if !redisurl.IsServerError(fmt.Errorf("read: %w", reply), "BUSYGROUP", "NOGROUP") {
+		t.Error("a wrapped NOGROUP reply not matched")
+	}
+	if redisurl.IsServerError(reply, "NOGROUPS") || redisurl.IsServerError(errors.New("NOGROUP"), "NOGROUP") {
+		t.Error("matched another code, or an error that is no server reply")
+	}
+}
+
+// serverReply is an error reply as go-redis returns it (a redis.Error).
+type serverReply string
+
+func (r serverReply) Error() string { return string(r) }
+func (serverReply) RedisError()     {}

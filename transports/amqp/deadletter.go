@@ -24,9 +24,6 @@ func (t *Transport) DeadLetter(ctx context.Context, group string, msg *message.M
 	if t.isClosed() {
 		return transports.ErrClosed
 	}
-	if err := t.tp.checkGroup(group); err != nil {
-		return err
-	}
 	pub, err := Marshaler{}.Marshal(msg)
 	if err != nil {
 		return fmt.Errorf("amqp: marshal dead letter %s: %w", msg.UUID, err)

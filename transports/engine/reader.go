@@ -291,10 +291,10 @@ func (s *subscription) takeTokens() (int, bool) {
 // slot; every other place that frees a slot either reads next (a slot
 // after an Ack or Nack) or wakes one (readerFree).
 func (s *subscription) next() *entry {
-	s.wants()
+	s.want(+1)
 	e := s.nextEntry()
 	if e == nil {
-		s.served() // stopped: leaves with none
+		s.want(-1) // stopped: leaves with none
 	}
 	return e
 }
@@ -383,7 +383,7 @@ func (s *subscription) readAlongside() (*entry, bool) {
 		if s.readCtx.Err() != nil || errors.Is(err, transports.ErrClosed) {
 			if own != nil {
 				s.giveBack(own)
-				s.wants() // admit took the slot off; next() does as it leaves with none
+				s.want(+1) // admit took the slot off; next() does as it leaves with none
 			}
 			return nil, false
 		}

@@ -242,7 +242,7 @@ func (s *subscription) closeOutWhenStopped() {
 	for {
 		select {
 		case e := <-s.queue:
-			s.unqueued()
+			s.want(+1) // off the queue, not to a slot
 			s.giveBack(e)
 			continue
 		default:
@@ -288,32 +288,18 @@ func (s *subscription) giveBack(e *entry) {
 // it never blocks. The count of wanting slots drops first: for an
 // instant it is one short, never one over (a slot could take e at once).
 func (s *subscription) queueEntry(e *entry) {
-	if s.ahead != nil {
-		s.wanting.Add(-1)
-	}
+	s.want(-1)
 	s.queue <- e
 }
 
-// unqueued undoes queueEntry's count for an entry taken off the queue by
-// something other than a slot (Close gives it back).
-func (s *subscription) unqueued() {
+// want changes the count of wanting slots (subscription.wanting), on a
+// driver that reads ahead: +1 for a slot entering next() or an entry taken
+// off the queue by something other than a slot (Close gives it back), -1
+// for an entry queued or a slot that got its entry from a read (admit) or
+// leaves next() with none.
+func (s *subscription) want(delta int32) {
 	if s.ahead != nil {
-		s.wanting.Add(1)
-	}
-}
-
-// wants counts the calling slot, entering next(), as wanting an entry.
-func (s *subscription) wants() {
-	if s.ahead != nil {
-		s.wanting.Add(1)
-	}
-}
-
-// served takes the calling slot off the wanting count: a read gave it its
-// entry (admit), or it leaves next() with none.
-func (s *subscription) served() {
-	if s.ahead != nil {
-		s.wanting.Add(-1)
+		s.wanting.Add(delta)
 	}
 }
 
@@ -354,7 +340,7 @@ func (s *subscription) admit(msgs []*driver.Message, fresh bool) (own *entry, us
 		used++
 		if own == nil {
 			own = e
-			s.served()
+			s.want(-1) // the reading slot is served
 			continue
 		}
 		s.queueEntry(e) // never blocks: one token per queued entry

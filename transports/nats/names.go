@@ -40,7 +40,7 @@ func checkGroup(group string) error {
 // cannot exist, and a wildcard ('*', '>') in it would otherwise make the
 // subject of every group's dead letters.
 func checkDeadGroup(group string) error {
-	if !groupRE.MatchString(group) {
+	if checkGroup(group) != nil {
 		return fmt.Errorf("%w: nats: no consumer group can be named %q", transports.ErrNotFound, group)
 	}
 	return nil

@@ -2,13 +2,12 @@ package redisstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/internal/redisurl"
 	"github.com/busline/busline/transports"
 )
 
@@ -26,20 +25,11 @@ func createGroup(ctx context.Context, client redis.UniversalClient, stream, grou
 	return fmt.Errorf("redisstream: create consumer group %s on %s: %w", group, stream, err)
 }
 
-func isWrongType(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
-}
+func isWrongType(err error) bool { return redisurl.IsServerError(err, "WRONGTYPE") }
 
-func isBusyGroup(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "BUSYGROUP")
-}
+func isBusyGroup(err error) bool { return redisurl.IsServerError(err, "BUSYGROUP") }
 
-func isNoGroup(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOGROUP")
-}
+func isNoGroup(err error) bool { return redisurl.IsServerError(err, "NOGROUP") }
 
 // startID is the last-delivered ID a new group starts at: "$" for only new
 // events, "0" for the whole retained stream, and for a time t the largest
