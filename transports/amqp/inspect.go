@@ -105,3 +105,31 @@ func isNotFoundErr(err error) bool {
 	e, ok := err.(*amqp091.Error)
 	return ok && e.Code == amqp091.NotFound
 }
+
+var _ transports.GroupFinder = (*Transport)(nil)
+
+// FindGroup implements transports.GroupFinder: it reports whether the
+// queue of group, or its dead-letter queue, exists, with passive
+// declarations that change nothing. transports.CheckGroupKnown asks it
+// before reading the owner records, whose every read appends a sync
+// marker to their log.
+func (t *Transport) FindGroup(ctx context.Context, group string) (bool, error) {
+	if t.tp.checkDeadGroup(group) != nil {
+		return false, nil
+	}
+	conn, err := t.dialOwn("busline inspect")
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = conn.Close() }()
+	for _, q := range []string{t.o.QueuePrefix + group, t.o.QueuePrefix + group + ".dead"} {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		_, ok, err := passiveDeclare(conn, q)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
