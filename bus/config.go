@@ -319,7 +319,7 @@ type fileConfig struct {
 		Concurrency        int           `yaml:"concurrency"`
 		MaxDeliveries      int           `yaml:"max_deliveries"`
 		Timeout            time.Duration `yaml:"timeout"`
-		Since              string        `yaml:"since"`
+		Since              sinceField    `yaml:"since"`
 		DisableIdempotency bool          `yaml:"disable_idempotency"`
 		Retention          time.Duration `yaml:"retention"`
 		Retry              struct {
@@ -346,17 +346,13 @@ func LoadConfig(path string) (Config, error) {
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, yamlError(path, err)
 	}
-	since, err := ParseSince(fc.Listener.Since)
-	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
-	}
 	cfg := Config{
 		Service: fc.Service, Process: fc.Process, Transport: fc.Transport, Idempotency: fc.Idempotency,
 		MaxPayloadBytes: fc.MaxPayloadBytes, ShutdownTimeout: fc.ShutdownTimeout,
 		ValidatePayloads: fc.ValidatePayloads,
 		Listener: ListenerOptions{
 			AckTimeout: fc.Listener.AckTimeout, Concurrency: fc.Listener.Concurrency,
-			MaxDeliveries: fc.Listener.MaxDeliveries, Timeout: fc.Listener.Timeout, Since: since,
+			MaxDeliveries: fc.Listener.MaxDeliveries, Timeout: fc.Listener.Timeout, Since: fc.Listener.Since.Since,
 			DisableIdempotency: fc.Listener.DisableIdempotency, Retention: fc.Listener.Retention,
 			Retry: RetryPolicy{
 				Tries: fc.Listener.Retry.Tries, InitialInterval: fc.Listener.Retry.InitialInterval,
@@ -368,6 +364,27 @@ func LoadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
+// sinceField is the listener's since key of a configuration file, parsed
+// as it is decoded so that its error names the line.
+type sinceField struct{ Since }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (f *sinceField) UnmarshalYAML(v *yaml.Node) error {
+	var s string
+	if v.Kind != yaml.ScalarNode || v.Decode(&s) != nil {
+		return fmt.Errorf("line %d: since is not %s", v.Line, sinceWords)
+	}
+	since, err := ParseSince(s)
+	if err != nil {
+		return fmt.Errorf("line %d: since %q is not %s", v.Line, s, sinceWords)
+	}
+	f.Since = since
+	return nil
+}
+
+// sinceWords says what a since value may be.
+const sinceWords = `"new", "beginning" or an RFC 3339 time`
+
 // ParseSince parses "", "new", "beginning" or an RFC 3339 time.
 func ParseSince(s string) (Since, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -378,7 +395,7 @@ func ParseSince(s string) (Since, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return Since{}, fmt.Errorf("%w: since %q is not \"new\", \"beginning\" or an RFC 3339 time", ErrInvalidConfig, s)
+		return Since{}, fmt.Errorf("%w: since %q is not %s", ErrInvalidConfig, s, sinceWords)
 	}
 	return SinceTime(t), nil
 }

@@ -132,19 +132,30 @@ listener:
 	}
 }
 
+// A configuration file's error is ErrInvalidConfig and names the line and
+// what is wrong in the terms of the file, never the Go types it is
+// decoded into.
 func TestLoadConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	for name, content := range map[string]string{
-		"unknown key":  "service: s\nservise: typo\n",
-		"bad duration": "service: s\nlistener:\n  ack_timeout: soon\n",
-		"bad since":    "service: s\nlistener:\n  since: yesterday\n",
+	for name, c := range map[string]struct{ content, want string }{
+		"unknown key":      {"service: s\nservise: typo\n", `line 2: unknown key "servise"`},
+		"bad duration":     {"service: s\nlistener:\n  ack_timeout: soon\n", `line 3: "soon" is not a duration`},
+		"bad since":        {"service: s\nlistener:\n  since: yesterday\n", `line 3: since "yesterday" is not "new", "beginning" or an RFC 3339 time`},
+		"since as a list":  {"service: s\nlistener:\n  since: [new]\n", `line 3: since is not "new"`},
+		"listener as list": {"service: s\nlistener:\n  - concurrency: 4\n", "line 3: a list where a mapping of keys"},
+		"service as list":  {"service: [s]\n", "line 1: a list where a string is expected"},
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(c.content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := bus.LoadConfig(path); !errors.Is(err, bus.ErrInvalidConfig) {
+		_, err := bus.LoadConfig(path)
+		if !errors.Is(err, bus.ErrInvalidConfig) {
 			t.Errorf("%s: LoadConfig error = %v, want ErrInvalidConfig", name, err)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, c.want) || strings.Contains(msg, "struct") || strings.Count(msg, "invalid configuration") != 1 {
+			t.Errorf("%s: LoadConfig error %q, want it to say %q once, with no Go types", name, msg, c.want)
 		}
 	}
 	if _, err := bus.LoadConfig(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {

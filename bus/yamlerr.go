@@ -15,6 +15,7 @@ import (
 var (
 	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type .*$`)
 	yamlBadValue     = regexp.MustCompile("^line (\\d+): cannot unmarshal !!\\w+ `(.*)` into (\\S+)$")
+	yamlBadShape     = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(seq|map) into (.*)$`)
 )
 
 // yamlError rewrites a YAML decoding error of the configuration file at
@@ -44,9 +45,29 @@ func yamlError(path string, err error) error {
 			msgs = append(msgs, fmt.Sprintf("line %s: %q is not %s", m[1], v, yamlTypeWords(m[3])))
 			continue
 		}
+		if m := yamlBadShape.FindStringSubmatch(e); m != nil {
+			msgs = append(msgs, fmt.Sprintf("line %s: %s where %s is expected", m[1], yamlShapeWords(m[2]), yamlTargetWords(m[3])))
+			continue
+		}
 		msgs = append(msgs, e)
 	}
 	return fmt.Errorf("%w: %s: %s (docs/configuration.md lists the keys)", ErrInvalidConfig, path, strings.Join(msgs, "; "))
+}
+
+func yamlShapeWords(tag string) string {
+	if tag == "seq" {
+		return "a list"
+	}
+	return "a mapping of keys"
+}
+
+// yamlTargetWords says what a key of the given Go type takes: a mapping of
+// keys for a struct (a section such as listener or retry), else a value.
+func yamlTargetWords(goType string) string {
+	if strings.HasPrefix(goType, "struct") {
+		return "a mapping of keys (key: value lines, indented)"
+	}
+	return yamlTypeWords(goType)
 }
 
 func yamlTypeWords(goType string) string {

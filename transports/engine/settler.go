@@ -21,15 +21,19 @@ type settler struct {
 	s *subscription
 	// recMu makes Record calls one at a time, so that a record made
 	// before a hand-out (recordNow) is never overwritten by an older
-	// batched one still on its way or retried after a failure.
+	// batched one still on its way or retried after a failure. Batched
+	// records are taken from the queue under it too.
 	recMu   sync.Mutex
 	mu      sync.Mutex
 	acks    []driver.AckID
 	nacks   []driver.Nack
 	records []driver.Attempt
-	kick    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	// now holds the records made before a hand-out that wait for recMu:
+	// the next holder sends them all in one Record call.
+	now  []*nowRecord
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
 }
 
 func newSettler(s *subscription) *settler {
@@ -67,17 +71,48 @@ func (st *settler) record(a driver.Attempt) {
 	st.poke()
 }
 
+// nowRecord is one recordNow call waiting for its record to be sent.
+type nowRecord struct {
+	a    driver.Attempt
+	done chan error // buffered: the sender never waits
+}
+
 // recordNow records a at once, after dropping the queued records of the
-// same entry it supersedes (they name fewer attempts).
+// same entry it supersedes (they name fewer attempts). Calls that arrive
+// while a Record call is on its way are sent together in the next one:
+// the slots re-reading a pending list at a restart, each recording its
+// entry, make a few round trips rather than one each. All callers pass
+// the subscription's read context.
 func (st *settler) recordNow(ctx context.Context, a driver.Attempt) error {
+	w := &nowRecord{a: a, done: make(chan error, 1)}
+	st.mu.Lock()
+	st.now = append(st.now, w)
+	st.mu.Unlock()
 	st.recMu.Lock()
 	defer st.recMu.Unlock()
+	select {
+	case err := <-w.done: // sent with an earlier caller's batch
+		return err
+	default:
+	}
 	st.mu.Lock()
+	batch := st.now
+	st.now = nil
+	attempts := make([]driver.Attempt, len(batch))
+	for i, b := range batch {
+		attempts[i] = b.a
+	}
 	st.records = slices.DeleteFunc(st.records, func(r driver.Attempt) bool {
-		return r.AckID == a.AckID && r.Attempts <= a.Attempts
+		return slices.ContainsFunc(attempts, func(n driver.Attempt) bool {
+			return r.AckID == n.AckID && r.Attempts <= n.Attempts
+		})
 	})
 	st.mu.Unlock()
-	return st.s.d.Record(ctx, []driver.Attempt{a})
+	err := st.s.d.Record(ctx, highestRecords(attempts))
+	for _, b := range batch {
+		b.done <- err
+	}
+	return <-w.done
 }
 
 func (st *settler) poke() {
@@ -183,7 +218,12 @@ func highestRecords(records []driver.Attempt) []driver.Attempt {
 
 // flush sends what is queued: attempt records, nacks, then acks. What
 // fails is put back, unless the driver is closed.
+//
+// The batch is taken under recMu: a recordNow on its way when the flush
+// began has dropped the older records of its entries first, so none is
+// sent after it.
 func (st *settler) flush(ctx context.Context) error {
+	st.recMu.Lock()
 	st.mu.Lock()
 	records, nacks, acks := st.records, st.nacks, st.acks
 	st.records, st.nacks, st.acks = nil, nil, nil
@@ -192,15 +232,14 @@ func (st *settler) flush(ctx context.Context) error {
 	var errs []error
 	records = highestRecords(records)
 	if len(records) > 0 {
-		st.recMu.Lock()
 		if err := d.Record(ctx, records); err != nil && !errors.Is(err, transports.ErrClosed) {
 			errs = append(errs, err)
 			st.mu.Lock()
 			st.records = append(records, st.records...)
 			st.mu.Unlock()
 		}
-		st.recMu.Unlock()
 	}
+	st.recMu.Unlock()
 	if len(nacks) > 0 {
 		st.s.keepMu.Lock() // after a keep-alive that may name them
 		err := d.Nack(ctx, nacks)
