@@ -43,8 +43,9 @@ type Bus struct {
 	subs      []message.Subscriber
 	schemas   schemaState // events fired and listened to, their validators (schema.go)
 
-	randomProcess bool // the process name changes at every start
-	dedupShared   bool // the dedup store is shared by processes
+	randomProcess bool       // the process name changes at every start
+	dedupShared   bool       // the dedup store is shared by processes
+	guard         *nameGuard // holds the process name's lease while started
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -194,6 +195,11 @@ func (b *Bus) Start(ctx context.Context) error {
 		return err
 	}
 	b.warnTraps()
+	if b.dedupShared && len(b.listeners) > 0 {
+		if b.guard = newNameGuard(b.store, b.cfg.Service, b.process, b.log); b.guard != nil {
+			b.guard.start(nameLeaseEvery)
+		}
+	}
 	b.started = true
 	readCtx, stop := context.WithCancel(context.Background())
 	gate := &handlerGate{}
@@ -228,6 +234,10 @@ func (b *Bus) Start(ctx context.Context) error {
 func (b *Bus) abortStart() {
 	b.started = false // Start may be called again
 	b.stopReading()
+	if b.guard != nil {
+		b.guard.close()
+		b.guard = nil
+	}
 	for _, s := range b.subs {
 		_ = s.Close()
 	}
@@ -376,6 +386,7 @@ func (b *Bus) Close() error {
 		b.closed.Store(true)
 		subs := b.subs
 		started := b.started
+		guard := b.guard
 		b.mu.Unlock()
 		var errs []error
 		if started {
@@ -395,6 +406,9 @@ func (b *Bus) Close() error {
 			}
 			for _, s := range subs {
 				errs = append(errs, s.Close())
+			}
+			if guard != nil {
+				guard.close() // the name is free for a restart at once
 			}
 		}
 		b.cancelHandler()
