@@ -370,13 +370,15 @@ type sinceField struct{ Since }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (f *sinceField) UnmarshalYAML(v *yaml.Node) error {
+	// A *yaml.TypeError lets the decoder go on and report the file's
+	// other errors with this one.
 	var s string
 	if v.Kind != yaml.ScalarNode || v.Decode(&s) != nil {
-		return fmt.Errorf("line %d: since is not %s", v.Line, sinceWords)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: since is not %s", v.Line, sinceWords)}}
 	}
 	since, err := ParseSince(s)
 	if err != nil {
-		return fmt.Errorf("line %d: since %q is not %s", v.Line, s, sinceWords)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: since %q is not %s", v.Line, redactValue(s), sinceWords)}}
 	}
 	f.Since = since
 	return nil

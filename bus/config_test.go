@@ -138,12 +138,15 @@ listener:
 func TestLoadConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	for name, c := range map[string]struct{ content, want string }{
-		"unknown key":      {"service: s\nservise: typo\n", `line 2: unknown key "servise"`},
-		"bad duration":     {"service: s\nlistener:\n  ack_timeout: soon\n", `line 3: "soon" is not a duration`},
-		"bad since":        {"service: s\nlistener:\n  since: yesterday\n", `line 3: since "yesterday" is not "new", "beginning" or an RFC 3339 time`},
-		"since as a list":  {"service: s\nlistener:\n  since: [new]\n", `line 3: since is not "new"`},
-		"listener as list": {"service: s\nlistener:\n  - concurrency: 4\n", "line 3: a list where a mapping of keys"},
-		"service as list":  {"service: [s]\n", "line 1: a list where a string is expected"},
+		"unknown key":       {"service: s\nservise: typo\n", `line 2: unknown key "servise"`},
+		"bad duration":      {"service: s\nlistener:\n  ack_timeout: soon\n", `line 3: "soon" is not a duration`},
+		"bad since":         {"service: s\nlistener:\n  since: yesterday\n", `line 3: since "yesterday" is not "new", "beginning" or an RFC 3339 time`},
+		"since as a list":   {"service: s\nlistener:\n  since: [new]\n", `line 3: since is not "new"`},
+		"listener as list":  {"service: s\nlistener:\n  - concurrency: 4\n", "line 3: a list where a mapping of keys"},
+		"service as list":   {"service: [s]\n", "line 1: a list where a string is expected"},
+		"listener as value": {"service: s\nlistener: 4\n", `line 2: "4" is not a mapping of keys`},
+		"three errors": {"servise: s\nlistener:\n  since: yesterday\n  timeout: soon\n",
+			`line 1: unknown key "servise" (did you mean "service"?); line 3: since "yesterday" is not "new", "beginning" or an RFC 3339 time; line 4: "soon" is not a duration`},
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
 		if err := os.WriteFile(path, []byte(c.content), 0o600); err != nil {

@@ -14,7 +14,7 @@ import (
 
 var (
 	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type .*$`)
-	yamlBadValue     = regexp.MustCompile("^line (\\d+): cannot unmarshal !!\\w+ `(.*)` into (\\S+)$")
+	yamlBadValue     = regexp.MustCompile("^line (\\d+): cannot unmarshal !!\\w+ `(.*)` into (.+)$")
 	yamlBadShape     = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(seq|map) into (.*)$`)
 )
 
@@ -38,11 +38,7 @@ func yamlError(path string, err error) error {
 			continue
 		}
 		if m := yamlBadValue.FindStringSubmatch(e); m != nil {
-			v := m[2]
-			if strings.Contains(v, "://") || strings.Contains(v, "@") {
-				v = transports.RedactURL(v) // a URL in the wrong place may carry a password
-			}
-			msgs = append(msgs, fmt.Sprintf("line %s: %q is not %s", m[1], v, yamlTypeWords(m[3])))
+			msgs = append(msgs, fmt.Sprintf("line %s: %q is not %s", m[1], redactValue(m[2]), yamlTargetWords(m[3])))
 			continue
 		}
 		if m := yamlBadShape.FindStringSubmatch(e); m != nil {
@@ -52,6 +48,15 @@ func yamlError(path string, err error) error {
 		msgs = append(msgs, e)
 	}
 	return fmt.Errorf("%w: %s: %s (docs/configuration.md lists the keys)", ErrInvalidConfig, path, strings.Join(msgs, "; "))
+}
+
+// redactValue hides the secrets of a value that looks like a URL: a URL in
+// the wrong place may carry a password.
+func redactValue(v string) string {
+	if strings.Contains(v, "://") || strings.Contains(v, "@") {
+		return transports.RedactURL(v)
+	}
+	return v
 }
 
 func yamlShapeWords(tag string) string {

@@ -25,7 +25,10 @@ type GroupFinder interface {
 func CheckGroupKnown(ctx context.Context, t any, group string) error {
 	if gf, ok := t.(GroupFinder); ok {
 		found, err := gf.FindGroup(ctx, group)
-		if err != nil || found {
+		if found {
+			return nil
+		}
+		if err != nil {
 			return ctx.Err()
 		}
 	}

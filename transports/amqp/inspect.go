@@ -114,6 +114,9 @@ var _ transports.GroupFinder = (*Transport)(nil)
 // before reading the owner records, whose every read appends a sync
 // marker to their log.
 func (t *Transport) FindGroup(ctx context.Context, group string) (bool, error) {
+	if t.isClosed() {
+		return false, transports.ErrClosed
+	}
 	if t.tp.checkDeadGroup(group) != nil {
 		return false, nil
 	}

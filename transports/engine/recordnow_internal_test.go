@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +13,8 @@ import (
 	"github.com/busline/busline/transports/driver"
 )
 
-// recordingSub logs each Record call; the first one waits for release.
+// recordingSub logs each Record call; the first one waits for release
+// and succeeds, the later ones return err.
 type recordingSub struct {
 	driver.Subscription // only Record is called
 	mu                  sync.Mutex
@@ -28,6 +31,7 @@ func (r *recordingSub) Record(_ context.Context, as []driver.Attempt) error {
 	if first {
 		close(r.started)
 		<-r.release
+		return nil
 	}
 	return r.err
 }
@@ -43,15 +47,18 @@ func TestRecordNowSendsWaitingRecordsTogether(t *testing.T) {
 			if fail {
 				rec.err = errors.New("broker blip")
 			}
-			st := &settler{s: &subscription{d: rec}}
+			st := &settler{s: &subscription{d: rec, readCtx: context.Background()}}
 			st.records = []driver.Attempt{{AckID: "e2", Attempts: 1}, {AckID: "e9", Attempts: 1}}
-			ctx := context.Background()
 			const n = 8
-			errs := make(chan error, n)
-			go func() { errs <- st.recordNow(ctx, driver.Attempt{AckID: "e1", Attempts: 2}) }()
+			first := make(chan error, 1)
+			go func() { first <- st.recordNow(driver.Attempt{AckID: "e1", Attempts: 2}) }()
 			<-rec.started
+			errs := make(chan error, n-1)
+			var later []driver.Attempt
 			for i := 2; i <= n; i++ {
-				go func() { errs <- st.recordNow(ctx, driver.Attempt{AckID: fmt.Sprintf("e%d", i), Attempts: 2}) }()
+				a := driver.Attempt{AckID: fmt.Sprintf("e%d", i), Attempts: 2}
+				later = append(later, a)
+				go func() { errs <- st.recordNow(a) }()
 			}
 			deadline := time.Now().Add(10 * time.Second)
 			for {
@@ -67,15 +74,22 @@ func TestRecordNowSendsWaitingRecordsTogether(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			close(rec.release)
-			for range n {
+			if err := <-first; err != nil {
+				t.Errorf("the first recordNow: %v, want the first call's nil", err)
+			}
+			for range n - 1 {
 				if err := <-errs; (err != nil) != fail {
-					t.Errorf("recordNow: %v, want error %v", err, fail)
+					t.Errorf("a later recordNow: %v, want the second call's error (%v)", err, fail)
 				}
 			}
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
-			if len(rec.calls) != 2 || len(rec.calls[0]) != 1 || len(rec.calls[1]) != n-1 {
-				t.Fatalf("Record calls %v: want one of 1 record, then one of %d", rec.calls, n-1)
+			if len(rec.calls) != 2 || len(rec.calls[0]) != 1 || rec.calls[0][0].AckID != "e1" {
+				t.Fatalf("Record calls %v: want one of e1 alone, then one of e2..e%d", rec.calls, n)
+			}
+			slices.SortFunc(rec.calls[1], func(a, b driver.Attempt) int { return strings.Compare(a.AckID.(string), b.AckID.(string)) })
+			if !slices.Equal(rec.calls[1], later) {
+				t.Fatalf("second Record call %v, want %v", rec.calls[1], later)
 			}
 			if want := []driver.Attempt{{AckID: "e9", Attempts: 1}}; len(st.records) != 1 || st.records[0] != want[0] {
 				t.Errorf("queued batched records %v, want %v (e2's attempt 1 dropped)", st.records, want)

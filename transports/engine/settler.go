@@ -81,9 +81,9 @@ type nowRecord struct {
 // same entry it supersedes (they name fewer attempts). Calls that arrive
 // while a Record call is on its way are sent together in the next one:
 // the slots re-reading a pending list at a restart, each recording its
-// entry, make a few round trips rather than one each. All callers pass
+// entry, make a few round trips rather than one each. The calls run with
 // the subscription's read context.
-func (st *settler) recordNow(ctx context.Context, a driver.Attempt) error {
+func (st *settler) recordNow(a driver.Attempt) error {
 	w := &nowRecord{a: a, done: make(chan error, 1)}
 	st.mu.Lock()
 	st.now = append(st.now, w)
@@ -108,7 +108,7 @@ func (st *settler) recordNow(ctx context.Context, a driver.Attempt) error {
 		})
 	})
 	st.mu.Unlock()
-	err := st.s.d.Record(ctx, highestRecords(attempts))
+	err := st.s.d.Record(st.s.readCtx, highestRecords(attempts))
 	for _, b := range batch {
 		b.done <- err
 	}
@@ -219,18 +219,23 @@ func highestRecords(records []driver.Attempt) []driver.Attempt {
 // flush sends what is queued: attempt records, nacks, then acks. What
 // fails is put back, unless the driver is closed.
 //
-// The batch is taken under recMu: a recordNow on its way when the flush
-// began has dropped the older records of its entries first, so none is
-// sent after it.
+// The records are taken under recMu: a recordNow on its way when the
+// flush began has dropped the older records of its entries first, so none
+// is sent after it. Nacks and acks are taken first, so that they never
+// wait for it; every record queued before them (at a hand-out, before
+// its handler ran) is taken after them, and sent before them.
 func (st *settler) flush(ctx context.Context) error {
-	st.recMu.Lock()
 	st.mu.Lock()
-	records, nacks, acks := st.records, st.nacks, st.acks
-	st.records, st.nacks, st.acks = nil, nil, nil
+	nacks, acks := st.nacks, st.acks
+	st.nacks, st.acks = nil, nil
 	st.mu.Unlock()
 	d := st.s.d
 	var errs []error
-	records = highestRecords(records)
+	st.recMu.Lock()
+	st.mu.Lock()
+	records := highestRecords(st.records)
+	st.records = nil
+	st.mu.Unlock()
 	if len(records) > 0 {
 		if err := d.Record(ctx, records); err != nil && !errors.Is(err, transports.ErrClosed) {
 			errs = append(errs, err)

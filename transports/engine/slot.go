@@ -111,7 +111,7 @@ func (s *subscription) recordFirst(e *entry) {
 		return
 	}
 	a := driver.Attempt{AckID: e.id, Attempts: e.attempts + 1}
-	if err := s.settler.recordNow(s.readCtx, a); err != nil {
+	if err := s.settler.recordNow(a); err != nil {
 		if s.readCtx.Err() == nil {
 			s.log.Debug("engine: recording an attempt before its hand-out failed; it is recorded after", slog.Any("error", err))
 		}
