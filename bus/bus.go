@@ -46,6 +46,8 @@ type Bus struct {
 	randomProcess bool       // the process name changes at every start
 	dedupShared   bool       // the dedup store is shared by processes
 	guard         *nameGuard // holds the process name's lease while started
+	maxPayload    int        // Config.MaxPayloadBytes, or less below a broker's message limit
+	payloadLimit  string     // what sets maxPayload, for ErrPayloadTooLarge
 
 	closed    atomic.Bool
 	closeOnce sync.Once

@@ -46,7 +46,10 @@ type Config struct {
 	// Codec encodes payloads. Default JSONCodec.
 	Codec Codec
 	// MaxPayloadBytes is the largest encoded payload Fire accepts. Default
-	// DefaultMaxPayloadBytes.
+	// DefaultMaxPayloadBytes. On a transport whose broker limits a message
+	// with its headers (transports.MessageLimiter: NATS's max_payload, 1 MiB
+	// by default), the bus accepts at most that limit less
+	// transports.MessageHeadroom, when it is lower.
 	MaxPayloadBytes int
 	// ShutdownTimeout bounds how long Close waits for in-flight handlers.
 	// Default 30s. Then their contexts are cancelled and Close waits at

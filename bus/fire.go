@@ -102,8 +102,8 @@ func encodePayload[T any](b *Bus, topic string, payload T) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: encode %s payload: %w", topic, err)
 	}
-	if len(data) > b.cfg.MaxPayloadBytes {
-		return nil, fmt.Errorf("%w: %s payload is %d bytes, the maximum is %d (Config.MaxPayloadBytes)", ErrPayloadTooLarge, topic, len(data), b.cfg.MaxPayloadBytes)
+	if len(data) > b.maxPayload {
+		return nil, fmt.Errorf("%w: %s payload is %d bytes, the maximum is %d (%s)", ErrPayloadTooLarge, topic, len(data), b.maxPayload, b.payloadLimit)
 	}
 	if b.cfg.ValidatePayloads {
 		if err := b.validateFire(topic, reflect.TypeFor[T](), data); err != nil {

@@ -115,7 +115,15 @@ func NewContext(ctx context.Context, cfg Config, opts ...Option) (_ *Bus, err er
 		Logger: log, Inspector: ins,
 	})
 	handlerCtx, cancelHandler := context.WithCancel(context.Background())
+	maxPayload, payloadLimit := cfg.MaxPayloadBytes, "Config.MaxPayloadBytes"
+	if ml, ok := o.transport.(transports.MessageLimiter); ok {
+		if n := ml.MaxMessageBytes(); n > 0 && n-transports.MessageHeadroom < maxPayload {
+			maxPayload = max(n-transports.MessageHeadroom, 1)
+			payloadLimit = fmt.Sprintf("the broker's limit of %d bytes a message, less %d for metadata", n, transports.MessageHeadroom)
+		}
+	}
 	return &Bus{
+		maxPayload: maxPayload, payloadLimit: payloadLimit,
 		cfg: cfg, process: process, run: randomName(8), scheme: scheme, transport: o.transport, store: o.store, log: log, tel: tel,
 		names: map[string]bool{}, handlerCtx: handlerCtx, cancelHandler: cancelHandler,
 		randomProcess: isRandomProcess(cfg.Process), dedupShared: dedupShared,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
@@ -75,7 +76,7 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 					info.Outcome = transports.OutcomeDuplicateSkipped
 					return nil, nil
 				}
-				reason = fmt.Sprintf("exceeded %d deliveries without an acknowledgement", opts.MaxDeliveries)
+				reason = fmt.Sprintf("exceeded %d deliveries without an acknowledgement (delivery %d was not handed to the handler)", opts.MaxDeliveries, info.Attempt)
 			default:
 				out, err := Recover(h)(msg) // a panic on the last delivery is dead-lettered too
 				if err == nil {
@@ -91,9 +92,16 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 				}
 				reason, cause = err.Error(), err
 			}
+			reason = cutReason(reason)
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), 10*time.Second)
 			defer cancel()
 			if err := opts.Sink(ctx, msg, reason, info.Attempt); err != nil {
+				// The event is redelivered after its delay and tried
+				// again: never dropped, but never done either until the
+				// dead-letter destination takes it.
+				opts.Logger.LogAttrs(ctx, slog.LevelError, "dead-lettering an event failed; it will be delivered again",
+					slog.String("event_id", msg.UUID), slog.String("event", info.Topic), slog.String("group", info.Group),
+					slog.Int("attempt", info.Attempt), slog.String("reason", reason), slog.Any("error", err))
 				return nil, fmt.Errorf("dead-letter event %s: %w (original failure: %s)", msg.UUID, err, reason)
 			}
 			info.Outcome = transports.OutcomeDeadLettered
@@ -107,6 +115,21 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 			return nil, nil
 		}
 	}
+}
+
+// cutReason keeps a dead letter's reason within
+// transports.MaxReasonBytes (a panic's stack trace can be longer), on a
+// UTF-8 boundary, and says how much was cut.
+func cutReason(reason string) string {
+	if len(reason) <= transports.MaxReasonBytes {
+		return reason
+	}
+	const note = " … (%d bytes cut)"
+	keep := transports.MaxReasonBytes - len(note) - 8
+	for keep > 0 && !utf8.RuneStart(reason[keep]) {
+		keep--
+	}
+	return reason[:keep] + fmt.Sprintf(note, len(reason)-keep)
 }
 
 // handledBefore reports whether opts.Done says the group handled msg

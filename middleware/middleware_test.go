@@ -1,11 +1,14 @@
 package middleware_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -206,13 +209,40 @@ func TestDeadLetter(t *testing.T) {
 	}
 }
 
+// A dead letter that could not be stored is not acked (the event comes
+// back), and the failure is an error in the log, not only a failed try.
 func TestDeadLetterSinkFailureIsNotAcked(t *testing.T) {
 	s := &sink{fail: errors.New("dead-letter store down")}
 	calls := 0
 	msg, _ := newMsg(1)
-	_, err := middleware.DeadLetter(middleware.DeadLetterOptions{MaxDeliveries: 3, Sink: s.store})(handlerReturning(&calls, middleware.Permanent(errors.New("x"))))(msg)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	_, err := middleware.DeadLetter(middleware.DeadLetterOptions{MaxDeliveries: 3, Sink: s.store, Logger: log})(handlerReturning(&calls, middleware.Permanent(errors.New("x"))))(msg)
 	if err == nil || !strings.Contains(err.Error(), "dead-letter store down") {
 		t.Errorf("err = %v: a dead letter that could not be stored must not be acked", err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "dead-lettering an event failed") {
+		t.Errorf("logs %q: want the failed dead letter at level ERROR", logs.String())
+	}
+}
+
+// A reason longer than transports.MaxReasonBytes (a panic's stack) is cut
+// to fit, says so, and stays valid UTF-8.
+func TestDeadLetterReasonIsCut(t *testing.T) {
+	s := &sink{}
+	msg, _ := newMsg(1)
+	long := strings.Repeat("é", transports.MaxReasonBytes)
+	if _, err := middleware.DeadLetter(middleware.DeadLetterOptions{MaxDeliveries: 3, Sink: s.store})(func(*message.Message) ([]*message.Message, error) {
+		return nil, middleware.Permanent(errors.New(long))
+	})(msg); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.reasons) != 1 {
+		t.Fatalf("dead letters %d, want 1", len(s.reasons))
+	}
+	r := s.reasons[0]
+	if len(r) > transports.MaxReasonBytes || !strings.HasPrefix(r, "permanent: éé") || !strings.HasSuffix(r, "bytes cut)") || !utf8.ValidString(r) {
+		t.Errorf("reason of %d bytes (valid UTF-8 %v), ending %q: want at most %d, the start kept and the cut said", len(r), utf8.ValidString(r), r[max(0, len(r)-40):], transports.MaxReasonBytes)
 	}
 }
 

@@ -193,3 +193,9 @@ func (t *Transport) timeout(ctx context.Context) (context.Context, context.Cance
 	}
 	return context.WithTimeout(ctx, t.opts.Timeout)
 }
+
+var _ transports.MessageLimiter = (*Transport)(nil)
+
+// MaxMessageBytes implements transports.MessageLimiter: the server's
+// max_payload, which counts a message's headers with its body.
+func (t *Transport) MaxMessageBytes() int { return int(t.nc.MaxPayload()) }
