@@ -197,8 +197,12 @@ func (b *Bus) Start(ctx context.Context) error {
 		return err
 	}
 	b.warnTraps()
-	if b.dedupShared && len(b.listeners) > 0 {
-		if b.guard = newNameGuard(b.store, b.cfg.Service, b.process, b.log); b.guard != nil {
+	if b.dedupShared {
+		groups := make([]string, 0, len(b.listeners))
+		for _, l := range b.listeners {
+			groups = append(groups, l.group)
+		}
+		if b.guard = newNameGuard(b.store, b.process, groups, b.log); b.guard != nil {
 			b.guard.start(nameLeaseEvery)
 		}
 	}

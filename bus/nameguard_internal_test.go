@@ -30,47 +30,58 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func testGuard(t *testing.T, store idempotency.Store, leaseFor time.Duration) (*nameGuard, *syncBuffer) {
+// testGuard guards process "worker-1" in group on store, with a lease of
+// leaseFor and a slack of a fifth of it.
+func testGuard(t *testing.T, store idempotency.Store, group string, leaseFor time.Duration) (*nameGuard, *syncBuffer) {
 	t.Helper()
 	var logs syncBuffer
-	g := newNameGuard(store, "billing", "worker-1", slog.New(slog.NewTextHandler(&logs, nil)))
+	g := newNameGuard(store, "worker-1", []string{group}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if g == nil {
 		t.Fatal("no guard on a store that extends leases")
 	}
-	g.leaseFor, g.renewedMore = leaseFor, time.Millisecond
+	g.leaseFor, g.slack = leaseFor, leaseFor/5
 	return g, &logs
 }
 
-// waitPast returns once the clock is past t.
-func waitPast(t time.Time) {
-	for !time.Now().After(t) {
-		time.Sleep(time.Until(t) + time.Millisecond)
+func (g *nameGuard) state() (held, duplicate bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.names[0].held != nil, g.names[0].duplicate
+}
+
+// checkUntil runs the checks of the guards in turn, a few milliseconds
+// apart, until done holds; it fails the test after 10 s.
+func checkUntil(t *testing.T, what string, done func() bool, guards ...*nameGuard) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		for _, g := range guards {
+			g.check(context.Background())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// Two live processes of one name: the one that came second sees the
-// other's lease renewed and reports it, once; when the other gives the
-// name back, it takes the name and says the other is gone.
+// Two live processes of one name in one group: the one that came second
+// sees the other's lease held past its end (renewed) and reports it,
+// once; the holder reports nothing; once the other gives the name back,
+// the second takes it and says the other is gone.
 func TestNameGuardReportsALiveDuplicate(t *testing.T) {
-	ctx := context.Background()
 	store := idempotency.NewMemoryStore()
-	first, firstLogs := testGuard(t, store, time.Hour)
-	second, logs := testGuard(t, store, time.Hour)
-
-	first.check(ctx)
-	second.check(ctx)
-	if second.duplicate.Load() || second.held != nil {
-		t.Fatalf("after one look: duplicate %v, held %v; want neither (it may be a dead run's lease)", second.duplicate.Load(), second.held)
+	first, firstLogs := testGuard(t, store, "billing-invoice", 200*time.Millisecond)
+	second, logs := testGuard(t, store, "billing-invoice", 200*time.Millisecond)
+	first.check(context.Background())
+	checkUntil(t, "the duplicate reported", func() bool { _, dup := second.state(); return dup }, first, second)
+	if !strings.Contains(logs.String(), "another live process uses this process name") {
+		t.Fatalf("logs %q", logs.String())
 	}
-	waitPast(time.Now().Add(2 * second.renewedMore))
-	first.check(ctx) // renews
-	second.check(ctx)
-	if !second.duplicate.Load() || !strings.Contains(logs.String(), "another live process uses this process name") {
-		t.Fatalf("renewed lease not reported: duplicate %v, logs %q", second.duplicate.Load(), logs.String())
+	for range 5 {
+		first.check(context.Background())
+		second.check(context.Background())
 	}
-	waitPast(time.Now().Add(2 * second.renewedMore))
-	first.check(ctx)
-	second.check(ctx)
 	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
 		t.Errorf("%d error lines, want 1: %s", n, logs.String())
 	}
@@ -80,30 +91,61 @@ func TestNameGuardReportsALiveDuplicate(t *testing.T) {
 
 	first.start(time.Hour) // as Start does: a check, then Close gives the name back
 	first.close()
-	second.check(ctx)
-	if second.held == nil || second.duplicate.Load() || !strings.Contains(logs.String(), "is gone") {
-		t.Fatalf("after the other closed: held %v, duplicate %v, logs %q; want the name taken", second.held, second.duplicate.Load(), logs.String())
+	second.check(context.Background())
+	if held, dup := second.state(); !held || dup || !strings.Contains(logs.String(), "is gone") {
+		t.Fatalf("after the other closed: held %v, duplicate %v, logs %q; want the name taken", held, dup, logs.String())
 	}
 }
 
 // A lease left by a run that died (never renewed) is not a duplicate: the
-// restarted process takes the name once the lease expires, reporting
+// restarted process takes the name once the lease ends, reporting nothing.
+// The name is per group: processes of one name in other groups share
 // nothing.
 func TestNameGuardWaitsOutADeadRun(t *testing.T) {
-	ctx := context.Background()
 	store := idempotency.NewMemoryStore()
-	dead, _ := testGuard(t, store, 50*time.Millisecond)
-	dead.check(ctx) // then killed: never renewed, never given back
-	restarted, logs := testGuard(t, store, 50*time.Millisecond)
-	deadline := time.Now().Add(10 * time.Second)
-	for restarted.held == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the dead run's lease was never taken")
-		}
-		restarted.check(ctx)
-		time.Sleep(5 * time.Millisecond)
-	}
-	if restarted.duplicate.Load() || strings.Contains(logs.String(), "level=ERROR") {
+	dead, _ := testGuard(t, store, "billing-invoice", 100*time.Millisecond)
+	dead.check(context.Background()) // then killed: never renewed, never given back
+	other, otherLogs := testGuard(t, store, "billing-refund", 100*time.Millisecond)
+	restarted, logs := testGuard(t, store, "billing-invoice", 100*time.Millisecond)
+	checkUntil(t, "the dead run's lease taken", func() bool { held, _ := restarted.state(); return held }, restarted, other)
+	if _, dup := restarted.state(); dup || strings.Contains(logs.String(), "level=ERROR") {
 		t.Fatalf("a dead run reported as a live duplicate: %s", logs.String())
+	}
+	if held, dup := other.state(); !held || dup || strings.Contains(otherLogs.String(), "level=ERROR") {
+		t.Fatalf("the same name in another group: held %v, duplicate %v, logs %s", held, dup, otherLogs.String())
+	}
+}
+
+// lateStore answers Begin late, with a Held lease's end as early as the
+// Redis store reports it after a slow round trip (its start plus the
+// PTTL read at the end), while slow is set.
+type lateStore struct {
+	*idempotency.MemoryStore
+	delay time.Duration
+	slow  bool
+}
+
+func (s *lateStore) Begin(ctx context.Context, key string, d time.Duration) (idempotency.State, idempotency.Lease, error) {
+	st, l, err := s.MemoryStore.Begin(ctx, key, d)
+	if s.slow {
+		time.Sleep(s.delay)
+		l.Expires = l.Expires.Add(-10 * s.delay)
+	}
+	return st, l, err
+}
+
+// A check too slow to date the lease it saw is not used: a dead run's
+// lease, misdated early by a slow first check, is not taken for renewed.
+func TestNameGuardIgnoresASlowCheck(t *testing.T) {
+	store := &lateStore{MemoryStore: idempotency.NewMemoryStore()}
+	dead, _ := testGuard(t, store, "billing-invoice", 500*time.Millisecond)
+	dead.check(context.Background())
+	restarted, logs := testGuard(t, store, "billing-invoice", 500*time.Millisecond)
+	store.delay, store.slow = restarted.slack, true // more than half the slack
+	restarted.check(context.Background())
+	store.slow = false
+	checkUntil(t, "the dead run's lease taken", func() bool { held, _ := restarted.state(); return held }, restarted)
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("a dead run reported after a slow check: %s", logs.String())
 	}
 }

@@ -86,11 +86,17 @@ func Open(ctx context.Context, u *url.URL, logger *slog.Logger) (idempotency.Sto
 
 // markRefused wraps err with transports.ErrAccessRefused when the server
 // refused the URL's user or password (SQLSTATE class 28: invalid
-// authorization), and returns any other error as it is.
+// authorization), with transports.ErrInvalidConfig when the URL's
+// database does not exist (3D000: a fix of the URL, not a wait), and
+// returns any other error as it is.
 func markRefused(err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "28") {
+	switch {
+	case !errors.As(err, &pe):
+	case strings.HasPrefix(pe.Code, "28"):
 		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
+	case pe.Code == "3D000":
+		return fmt.Errorf("%w: %w", transports.ErrInvalidConfig, err)
 	}
 	return err
 }

@@ -21,7 +21,8 @@ const DefaultPrefix = "busline:dedup:"
 
 // Options configure a Store.
 type Options struct {
-	// Prefix starts every key: "{Prefix}{group}:{event ID}". Default
+	// Prefix starts every key: "{Prefix}{group}:{event ID}", and the bus's
+	// process-name leases, "{Prefix}busline.process:{group}/{process}". Default
 	// DefaultPrefix. URL: prefix.
 	Prefix string
 	// DeferCommits lets the idempotency middleware queue a commit and go

@@ -106,11 +106,16 @@ func (c Config) NewClient() redis.UniversalClient {
 }
 
 // MarkRefused wraps err with transports.ErrAccessRefused when the server
-// refused the URL's credentials (WRONGPASS, NOAUTH), and returns any other
-// error as it is.
+// refused the URL's credentials (WRONGPASS, NOAUTH), with
+// transports.ErrInvalidConfig when the URL's database number is beyond the
+// server's (a fix of the URL, not a wait), and returns any other error as
+// it is.
 func MarkRefused(err error) error {
-	if IsServerError(err, "WRONGPASS", "NOAUTH") {
+	switch {
+	case IsServerError(err, "WRONGPASS", "NOAUTH"):
 		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
+	case IsServerError(err, "ERR") && strings.Contains(err.Error(), "DB index is out of range"):
+		return fmt.Errorf("%w: %w", transports.ErrInvalidConfig, err)
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -118,6 +119,9 @@ func All(readers ...func() error) error {
 	return nil
 }
 
+// eventName is the full name of an event, "{api}.{name}" (bus.NewEvent).
+var eventName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
+
 // MaxLenByEvent reads every option "maxlen.{event}" as an integer of at
 // least 0 into *dst (made when the first is found): the per-event stream
 // caps both stream transports accept.
@@ -126,6 +130,9 @@ func (q Query) MaxLenByEvent(dst *map[string]int64) error {
 		event, ok := strings.CutPrefix(key, "maxlen.")
 		if !ok {
 			continue
+		}
+		if !eventName.MatchString(event) {
+			return q.Bad(key, q.Values.Get(key), fmt.Errorf("no event is named %q: event names are api.name, in lower case letters, digits and _", event))
 		}
 		if err := q.Int(key, 0, func(n int64) {
 			if *dst == nil {

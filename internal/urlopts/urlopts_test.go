@@ -11,7 +11,7 @@ import (
 )
 
 func TestReadAndRemove(t *testing.T) {
-	v, _ := url.ParseQuery("n=5&n=7&d=2s&b=true&maxlen.a=3&maxlen.b=4&other=x")
+	v, _ := url.ParseQuery("n=5&n=7&d=2s&b=true&maxlen.x.a=3&maxlen.x.b=4&other=x")
 	q := Query{Transport: "test", Values: v}
 	var n int
 	var d time.Duration
@@ -27,7 +27,7 @@ func TestReadAndRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 7 || d != 2*time.Second || !b || caps["a"] != 3 || caps["b"] != 4 || len(caps) != 2 {
+	if n != 7 || d != 2*time.Second || !b || caps["x.a"] != 3 || caps["x.b"] != 4 || len(caps) != 2 {
 		t.Fatalf("read n=%d d=%s b=%v caps=%v", n, d, b, caps)
 	}
 	if got := q.Values.Encode(); got != "other=x" {
@@ -46,7 +46,8 @@ func TestBadValues(t *testing.T) {
 		{"d=0s", func(q Query) error { return q.Duration("d", Positive, IntoDuration(new(time.Duration))) }, "must be positive"},
 		{"d=-1s", func(q Query) error { return q.Duration("d", NonNegative, IntoDuration(new(time.Duration))) }, "must not be negative"},
 		{"b=maybe", func(q Query) error { return q.Bool("b", func(bool) {}) }, `test option b="maybe"`},
-		{"maxlen.e=-1", func(q Query) error { return q.MaxLenByEvent(new(map[string]int64)) }, "must be at least 0"},
+		{"maxlen.x.e=-1", func(q Query) error { return q.MaxLenByEvent(new(map[string]int64)) }, "must be at least 0"},
+		{"maxlen.Bad-Event=5", func(q Query) error { return q.MaxLenByEvent(new(map[string]int64)) }, "no event is named \"Bad-Event\""},
 	} {
 		v, _ := url.ParseQuery(tc.query)
 		err := tc.read(Query{Transport: "test", Values: v})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -169,11 +170,18 @@ func (c *connection) close() error {
 }
 
 // accessRefused marks err with transports.ErrAccessRefused when the broker
-// refused the connection's credentials or virtual host (ACCESS_REFUSED).
+// refused the connection's credentials or virtual host (ACCESS_REFUSED),
+// and with transports.ErrInvalidConfig when the virtual host does not
+// exist (NOT_ALLOWED "vhost ... not found").
 func accessRefused(err error) error {
 	var ae *amqp091.Error
-	if errors.As(err, &ae) && ae.Code == amqp091.AccessRefused {
+	switch {
+	case !errors.As(err, &ae):
+	case ae.Code == amqp091.AccessRefused:
 		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
+	case ae.Code == amqp091.NotAllowed && strings.Contains(ae.Reason, "vhost"):
+		// "vhost x not found": a fix of the URL, not a wait.
+		return fmt.Errorf("%w: %w", transports.ErrInvalidConfig, err)
 	}
 	return err
 }

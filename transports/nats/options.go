@@ -229,6 +229,9 @@ func parseURL(u *url.URL) (config, error) {
 		}
 	}
 	if credsFile != "" {
+		if _, err := os.Stat(credsFile); err != nil {
+			return config{}, fmt.Errorf("%w: nats option creds: %w", transports.ErrInvalidURL, err)
+		}
 		c.conn = append(c.conn, natsgo.UserCredentials(credsFile))
 	}
 	if nkeyFile != "" {

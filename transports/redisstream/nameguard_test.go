@@ -60,7 +60,7 @@ func TestSecondLiveProcessOfOneNameIsReported(t *testing.T) {
 	var firstLogs, secondLogs lockedBuffer
 	first := start(&firstLogs)
 	start(&secondLogs)
-	eventually(t, 30*time.Second, "the second process reports the first", func() bool {
+	eventually(t, 60*time.Second, "the second process reports the first", func() bool {
 		return strings.Contains(secondLogs.String(), "another live process uses this process name")
 	})
 	if strings.Contains(firstLogs.String(), "level=ERROR") {
@@ -68,7 +68,7 @@ func TestSecondLiveProcessOfOneNameIsReported(t *testing.T) {
 	}
 	c := redis.NewClient(&redis.Options{Addr: testAddr()})
 	defer c.Close()
-	key := prefix + "dedup:busline.process:svc/same"
+	key := prefix + "dedup:busline.process:svc-l/same"
 	if n, err := c.Exists(context.Background(), key).Result(); err != nil || n != 1 {
 		t.Fatalf("EXISTS %s = %d, %v; want the name's lease", key, n, err)
 	}
