@@ -178,3 +178,21 @@ func TestCleanupLoopRunsAndStopsOnClose(t *testing.T) {
 		t.Fatalf("Close closed a pool the store did not open: %v", err)
 	}
 }
+
+// A database that does not exist is a fix of the URL, not a wait.
+func TestOpenMissingDatabaseIsInvalidConfig(t *testing.T) {
+	pool(t) // skips (or fails) without the database
+	u, err := url.Parse(pgURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/busline_no_such_database"
+	s, err := idempotency.Open(context.Background(), u.String(), nil)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open of a missing database succeeded")
+	}
+	if !errors.Is(err, transports.ErrInvalidConfig) {
+		t.Fatalf("Open of a missing database: %v; want transports.ErrInvalidConfig", err)
+	}
+}

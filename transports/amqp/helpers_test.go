@@ -304,6 +304,19 @@ func (p *proxy) start(t testing.TB) {
 
 // Opening with a password RabbitMQ refuses fails with ErrAccessRefused,
 // and the password is not in the error.
+// A virtual host that does not exist is a fix of the URL, not a wait.
+func TestOpenMissingVhost(t *testing.T) {
+	requireBroker(t)
+	u, err := url.Parse(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/busline-no-such-vhost"
+	if _, err := transports.Open(context.Background(), u.String(), transports.OpenOptions{}); !errors.Is(err, transports.ErrInvalidConfig) {
+		t.Fatalf("Open of a missing vhost: %v, want ErrInvalidConfig", err)
+	}
+}
+
 func TestOpenAccessRefused(t *testing.T) {
 	requireBroker(t)
 	u, err := url.Parse(brokerURL())

@@ -688,6 +688,14 @@ func (ss *session) indexed(im indexMsg) {
 		if im.seq > ss.rebuildUpTo {
 			e.due = now.Add(markerGrace) // another mover's, published while this one held the lease
 		}
+		// A mover claims events up to scheduleClaimAhead before they are
+		// due: one killed while it waited left markers of events not due
+		// yet, which keep their due time.
+		if ms, err := strconv.ParseInt(im.hdr.Get(HeaderScheduleDue), 10, 64); err == nil {
+			if due := time.UnixMilli(ms); due.After(e.due) {
+				e.due = due
+			}
+		}
 	default:
 		ms, err := strconv.ParseInt(im.hdr.Get(HeaderScheduleDue), 10, 64)
 		if err != nil || e.topic == "" {

@@ -72,7 +72,8 @@ func TestParseURLErrors(t *testing.T) {
 	for _, raw := range []string{
 		"nats://h?maxlen=x", "nats://h?maxlen=-1", "nats://h?storage=disk", "nats://h?unknown=1",
 		"nats://h?prefix=a.b", "nats://h?dedup_window=0s", "nats://h?tls_cert=/x", "nats://h?tls_ca=/does/not/exist",
-		"nats://h?replicas=0", "nats://tok@h?nkey=/does/not/exist",
+		"nats://h?replicas=0", "nats://tok@h?nkey=/does/not/exist", "nats://h?creds=/does/not/exist.creds",
+		"nats://h?maxlen.Bad-Event=5",
 	} {
 		_, err := parseURLString(raw)
 		if !errors.Is(err, transports.ErrInvalidURL) {

@@ -170,3 +170,12 @@ func TestOpenAccessRefused(t *testing.T) {
 		t.Fatalf("Open: %v, want ErrAccessRefused without the password", err)
 	}
 }
+
+// A database number beyond the server's is a fix of the URL, not a wait.
+func TestOpenDatabaseOutOfRange(t *testing.T) {
+	needRedis(t)
+	_, err := transports.Open(context.Background(), "redis://"+testAddr()+"/4000", transports.OpenOptions{})
+	if !errors.Is(err, transports.ErrInvalidConfig) {
+		t.Fatalf("Open of database 4000: %v, want ErrInvalidConfig", err)
+	}
+}
