@@ -351,6 +351,12 @@ func (b *Bus) handle(l *listenerSpec, msg *message.Message, sl transports.Slot) 
 	msg.SetContext(transports.WithDeliveryInfo(b.handlerCtx, info))
 	_, err := l.chain(msg)
 	if err == nil {
+		if b.closed.Load() && b.handlerCtx.Err() != nil {
+			// Past ShutdownTimeout the subscriptions are closed: the ack
+			// cannot reach the broker.
+			b.log.LogAttrs(context.Background(), slog.LevelWarn, "a handler returned after the shutdown timeout: its event is not acknowledged and will be delivered again (the idempotency middleware skips it if its store recorded it done)",
+				slog.String("event_id", msg.UUID), slog.String("event", l.topic), slog.String("group", l.group))
+		}
 		msg.Ack()
 		return
 	}

@@ -209,6 +209,26 @@ func (o ListenerOptions) validate() error {
 	case o.MaxDeliveries < 0:
 		return fmt.Errorf("%w: MaxDeliveries must be at least 1", ErrInvalidConfig)
 	}
+	return validateRetry(o.Retry)
+}
+
+// validateRetry refuses a retry policy value that can only be a mistake;
+// zero fields are unset (they take the service's or the default).
+func validateRetry(p RetryPolicy) error {
+	switch {
+	case p.Tries < 0:
+		return fmt.Errorf("%w: Retry.Tries is %d; at least 1 (1: no in-process retry), or 0 for the default", ErrInvalidConfig, p.Tries)
+	case p.InitialInterval < 0:
+		return fmt.Errorf("%w: Retry.InitialInterval is %s; durations must not be negative", ErrInvalidConfig, p.InitialInterval)
+	case p.MaxInterval < 0:
+		return fmt.Errorf("%w: Retry.MaxInterval is %s; durations must not be negative", ErrInvalidConfig, p.MaxInterval)
+	case p.MaxInterval > 0 && p.InitialInterval > p.MaxInterval:
+		return fmt.Errorf("%w: Retry.InitialInterval %s is above Retry.MaxInterval %s", ErrInvalidConfig, p.InitialInterval, p.MaxInterval)
+	case p.Multiplier < 0 || (p.Multiplier > 0 && p.Multiplier < 1):
+		return fmt.Errorf("%w: Retry.Multiplier is %g; at least 1 (1: the same wait each time), or 0 for the default", ErrInvalidConfig, p.Multiplier)
+	case p.Jitter >= 1:
+		return fmt.Errorf("%w: Retry.Jitter is %g; a fraction below 1 (negative: no jitter), or 0 for the default", ErrInvalidConfig, p.Jitter)
+	}
 	return nil
 }
 
@@ -244,6 +264,7 @@ func (c Config) withDefaults() Config {
 
 // Validate reports what is wrong with c, with defaults applied.
 func (c Config) Validate() error {
+	raw := c.Listener // before the defaults replace what is unset
 	c = c.withDefaults()
 	switch {
 	case c.Service == "":
@@ -263,7 +284,7 @@ func (c Config) Validate() error {
 	if _, err := ExpandProcessName(c.Process); err != nil {
 		return err
 	}
-	return c.Listener.validate()
+	return raw.validate()
 }
 
 var placeholder = regexp.MustCompile(`\{[^}]*\}`)
@@ -330,6 +351,7 @@ type fileConfig struct {
 			InitialInterval time.Duration `yaml:"initial_interval"`
 			MaxInterval     time.Duration `yaml:"max_interval"`
 			Multiplier      float64       `yaml:"multiplier"`
+			Jitter          float64       `yaml:"jitter"`
 		} `yaml:"retry"`
 	} `yaml:"listener"`
 	ValidatePayloads bool `yaml:"validate_payloads"`
@@ -360,6 +382,7 @@ func LoadConfig(path string) (Config, error) {
 			Retry: RetryPolicy{
 				Tries: fc.Listener.Retry.Tries, InitialInterval: fc.Listener.Retry.InitialInterval,
 				MaxInterval: fc.Listener.Retry.MaxInterval, Multiplier: fc.Listener.Retry.Multiplier,
+				Jitter: fc.Listener.Retry.Jitter,
 			},
 		},
 	}

@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -138,13 +139,17 @@ listener:
 func TestLoadConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	for name, c := range map[string]struct{ content, want string }{
-		"unknown key":       {"service: s\nservise: typo\n", `line 2: unknown key "servise"`},
-		"bad duration":      {"service: s\nlistener:\n  ack_timeout: soon\n", `line 3: "soon" is not a duration`},
-		"bad since":         {"service: s\nlistener:\n  since: yesterday\n", `line 3: since "yesterday" is not "new", "beginning" or an RFC 3339 time`},
-		"since as a list":   {"service: s\nlistener:\n  since: [new]\n", `line 3: since is not "new"`},
-		"listener as list":  {"service: s\nlistener:\n  - concurrency: 4\n", "line 3: a list where a mapping of keys"},
-		"service as list":   {"service: [s]\n", "line 1: a list where a string is expected"},
-		"listener as value": {"service: s\nlistener: 4\n", `line 2: "4" is not a mapping of keys`},
+		"unknown key":        {"service: s\nservise: typo\n", `line 2: unknown key "servise"`},
+		"bad duration":       {"service: s\nlistener:\n  ack_timeout: soon\n", `line 3: "soon" is not a duration`},
+		"bad since":          {"service: s\nlistener:\n  since: yesterday\n", `line 3: since "yesterday" is not "new", "beginning" or an RFC 3339 time`},
+		"since as a list":    {"service: s\nlistener:\n  since: [new]\n", `line 3: since is not "new"`},
+		"listener as list":   {"service: s\nlistener:\n  - concurrency: 4\n", "line 3: a list where a mapping of keys"},
+		"service as list":    {"service: [s]\n", "line 1: a list where a string is expected"},
+		"listener as value":  {"service: s\nlistener: 4\n", `line 2: "4" is not a mapping of keys`},
+		"negative tries":     {"service: s\nlistener:\n  retry:\n    tries: -3\n", "Retry.Tries is -3"},
+		"multiplier below 1": {"service: s\nlistener:\n  retry:\n    multiplier: 0.5\n", "Retry.Multiplier is 0.5"},
+		"initial above max":  {"service: s\nlistener:\n  retry:\n    initial_interval: 5s\n    max_interval: 1ms\n", "Retry.InitialInterval 5s is above Retry.MaxInterval 1ms"},
+		"jitter of 1":        {"service: s\nlistener:\n  retry:\n    jitter: 1\n", "Retry.Jitter is 1"},
 		"three errors": {"servise: s\nlistener:\n  since: yesterday\n  timeout: soon\n",
 			`line 1: unknown key "servise" (did you mean "service"?); line 3: since "yesterday" is not "new", "beginning" or an RFC 3339 time; line 4: "soon" is not a duration`},
 	} {
@@ -152,7 +157,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		if err := os.WriteFile(path, []byte(c.content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := bus.LoadConfig(path)
+		cfg, err := bus.LoadConfig(path)
+		if err == nil {
+			err = cfg.Validate() // what New does with it
+		}
 		if !errors.Is(err, bus.ErrInvalidConfig) {
 			t.Errorf("%s: LoadConfig error = %v, want ErrInvalidConfig", name, err)
 			continue
@@ -178,5 +186,20 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if cfg.Service != "svc" || cfg.Process != "{hostname}" || cfg.Transport != "memory://x" || cfg.Idempotency != "memory://" {
 		t.Errorf("ConfigFromEnv = %+v", cfg)
+	}
+}
+
+// A listener's retry policy is checked as the service's is.
+func TestListenRefusesABadRetryPolicy(t *testing.T) {
+	b, err := bus.New(bus.Config{Service: "s", Transport: "memory://"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ev := bus.NewEvent[int]("retry", "checked")
+	err = bus.Listen(b, ev, "l", func(context.Context, bus.Delivery[int]) error { return nil },
+		bus.WithRetry(bus.RetryPolicy{Multiplier: 0.5}))
+	if !errors.Is(err, bus.ErrInvalidConfig) || !strings.Contains(err.Error(), "Retry.Multiplier") {
+		t.Fatalf("Listen with Multiplier 0.5: %v; want ErrInvalidConfig naming Retry.Multiplier", err)
 	}
 }

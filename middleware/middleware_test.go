@@ -93,8 +93,8 @@ func TestTimeoutSetsAndRestoresDeadline(t *testing.T) {
 		<-m.Context().Done()
 		return nil, m.Context().Err()
 	})
-	if _, err := h(msg); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("err = %v", err)
+	if _, err := h(msg); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "handler timed out after 20ms (the listener's Timeout)") {
+		t.Errorf("err = %v; want DeadlineExceeded, saying the listener's Timeout passed", err)
 	}
 	if msg.Context() != orig {
 		t.Error("original context not restored")
