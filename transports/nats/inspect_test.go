@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/driver"
@@ -89,5 +90,31 @@ func TestTail(t *testing.T) {
 		if since.IsNew() && len(got) != 1 {
 			t.Errorf("since new: %v, want only the event fired after Ready", got)
 		}
+	}
+}
+
+// A tail of an event never fired creates nothing (a typo would otherwise
+// leave a stream for good): it waits for the stream, and reads the first
+// event fired once it is made.
+func TestTailOfAnEventNeverFiredCreatesNothing(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	const event = "tail.never_fired"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first := message.NewMessage(watermill.NewUUID(), []byte(`{"n":1}`))
+	stop := errors.New("stop")
+	err := tr.Tail(ctx, event, transports.TailOptions{Ready: func() {
+		if _, err := tr.js.Stream(ctx, tr.opts.StreamName(event)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("the stream of %s after the tail began: %v, want none", event, err)
+		}
+		go func() { _ = tr.Publish(event, first) }()
+	}}, func(ev transports.TailedEvent) error {
+		if ev.Message.UUID != first.UUID {
+			t.Errorf("tailed %s, want the first event %s", ev.Message.UUID, first.UUID)
+		}
+		return stop
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("Tail: %v", err)
 	}
 }

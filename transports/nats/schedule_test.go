@@ -216,9 +216,16 @@ func TestScheduleDeadMoversMarker(t *testing.T) {
 	raw := testURL(t, "", "")
 	quiet := openTransport(t, raw+"&no_schedule_mover=true")
 	ctx := context.Background()
+	// A mover claims events shortly before they are due: the markers of
+	// one that died are finished at their due time, not before.
+	due := time.Now().Add(time.Second)
+	var movedID string
 	for i, published := range []bool{false, true} {
 		m := newMsg(strconv.Itoa(i))
-		if err := quiet.Schedule(ctx, testEvent, time.Now().Add(time.Hour), m); err != nil {
+		if !published {
+			movedID = m.UUID
+		}
+		if err := quiet.Schedule(ctx, testEvent, due, m); err != nil {
 			t.Fatal(err)
 		}
 		s, err := quiet.scheduleStream(ctx, false)
@@ -252,9 +259,20 @@ func TestScheduleDeadMoversMarker(t *testing.T) {
 	waitFor(t, "both events moved and their markers deleted", func() bool {
 		return len(streamMsgs(t, quiet, testEvent)) == 2 && len(scheduleMsgs(t, quiet)) == 0
 	})
-	for id, ms := range streamMsgs(t, quiet, testEvent) {
+	stored := streamMsgs(t, quiet, testEvent)
+	for id, ms := range stored {
 		if len(ms) != 1 {
 			t.Errorf("event %s stored %d times", id, len(ms))
+		}
+	}
+	// The event the test did not publish itself was moved by the mover.
+	if ms := stored[movedID]; len(ms) == 1 {
+		md, err := ms[0].Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md.Timestamp.Before(due.Truncate(time.Millisecond)) {
+			t.Errorf("the dead mover's marker was finished %s before the event's due time", due.Sub(md.Timestamp))
 		}
 	}
 }

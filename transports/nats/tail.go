@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -14,20 +16,26 @@ import (
 
 // Tail implements transports.Tailer with an ordered consumer: ephemeral,
 // unacknowledged, flow-controlled, and deleted by the server once Tail
-// stops. It joins no group and leaves nothing pending. The stream of topic
-// is created when it does not exist yet. A message without an event ID is
-// passed to fn with Err set.
+// stops. It joins no group and leaves nothing pending, and creates
+// nothing: until the stream of topic exists (its first event), it waits
+// for it, and then reads it from its start. A message without an event ID
+// is passed to fn with Err set.
 func (t *Transport) Tail(ctx context.Context, topic string, opts transports.TailOptions, fn func(transports.TailedEvent) error) error {
 	if t.isClosed() {
 		return transports.ErrClosed
 	}
-	s, err := t.ensureStream(ctx, topic)
+	if err := checkEvent(topic); err != nil {
+		return err
+	}
+	s, waited, err := t.awaitStream(ctx, topic, opts.Ready)
 	if err != nil {
 		return err
 	}
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
 	switch at, isTime := opts.Since.Time(); {
-	case opts.Since.IsBeginning():
+	case opts.Since.IsBeginning() || waited:
+		// A stream made while this tail waited holds only events fired
+		// since it began.
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	case isTime:
 		at = at.UTC()
@@ -55,7 +63,7 @@ func (t *Transport) Tail(ctx context.Context, topic string, opts transports.Tail
 		case <-done:
 		}
 	}()
-	if opts.Ready != nil {
+	if opts.Ready != nil && !waited {
 		opts.Ready()
 	}
 	for {
@@ -81,6 +89,43 @@ func (t *Transport) Tail(ctx context.Context, topic string, opts transports.Tail
 		}
 		if err := fn(ev); err != nil {
 			return err
+		}
+	}
+}
+
+// tailPoll is how often a tail looks for the stream of an event never
+// fired yet.
+const tailPoll = 500 * time.Millisecond
+
+// awaitStream returns the stream of topic, waiting for it to be made when
+// it does not exist yet (waited true; ready, when not nil, is called
+// before the wait: an event fired from then on is read).
+func (t *Transport) awaitStream(ctx context.Context, topic string, ready func()) (s jetstream.Stream, waited bool, err error) {
+	name := t.opts.StreamName(topic)
+	for {
+		lctx, cancel := t.timeout(ctx)
+		s, err = t.js.Stream(lctx, name)
+		cancel()
+		switch {
+		case err == nil:
+			return s, waited, nil
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			if ctx.Err() != nil {
+				return nil, waited, ctx.Err()
+			}
+			return nil, waited, fmt.Errorf("nats: tail %s: %w", topic, err)
+		}
+		if !waited {
+			waited = true
+			t.log.Info("nats: no event of this name was fired yet; the tail waits for the first", slog.String("event", topic))
+			if ready != nil {
+				ready()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, waited, ctx.Err()
+		case <-time.After(tailPoll):
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,17 +57,38 @@ func (t *Transport) ensureStream(ctx context.Context, event string) (jetstream.S
 			s, err = t.js.Stream(ctx, cfg.Name)
 		}
 	case err == nil:
-		cur := s.CachedInfo().Config
-		if cur.MaxMsgs != cfg.MaxMsgs || cur.Duplicates != cfg.Duplicates {
-			cur.MaxMsgs, cur.Duplicates = cfg.MaxMsgs, cfg.Duplicates
-			s, err = t.js.UpdateStream(ctx, cur)
-		}
+		s, err = t.reconcile(ctx, s, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %s: %w", cfg.Name, err)
 	}
 	t.streams.Store(event, s)
 	return s, nil
+}
+
+// reconcile brings the existing stream s to the limits the URL asks for
+// in want (maxlen, dedup_window, dead_maxlen, replicas), which JetStream
+// can change in place. The storage it cannot change: a stream kept in
+// another storage than the URL's is used as it is, with a warning.
+func (t *Transport) reconcile(ctx context.Context, s jetstream.Stream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	cur := s.CachedInfo().Config
+	if cur.Storage != want.Storage {
+		t.log.Warn("nats: the stream exists with another storage than the URL asks for, and JetStream cannot change it: it is used as it is (delete the stream to recreate it)",
+			slog.String("stream", cur.Name), slog.String("storage", cur.Storage.String()), slog.String("url_storage", want.Storage.String()))
+	}
+	next := cur
+	next.MaxMsgs, next.MaxMsgsPerSubject = want.MaxMsgs, want.MaxMsgsPerSubject
+	if want.Duplicates > 0 { // 0: the server's default
+		next.Duplicates = want.Duplicates
+	}
+	if want.Replicas > 0 {
+		next.Replicas = want.Replicas
+	}
+	if next.MaxMsgs == cur.MaxMsgs && next.MaxMsgsPerSubject == cur.MaxMsgsPerSubject &&
+		next.Duplicates == cur.Duplicates && next.Replicas == cur.Replicas {
+		return s, nil
+	}
+	return t.js.UpdateStream(ctx, next)
 }
 
 // forgetStream makes the next ensureStream of event ask the server again
@@ -102,11 +124,14 @@ func (t *Transport) ensureDeadStream(ctx context.Context) (jetstream.Stream, err
 		AllowDirect:       true,
 	}
 	s, err := t.js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
 		s, err = t.js.CreateStream(ctx, cfg)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = t.js.Stream(ctx, name)
 		}
+	case err == nil:
+		s, err = t.reconcile(ctx, s, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %s: %w", name, err)

@@ -90,9 +90,13 @@ func (t *Transport) inspectKeys(ctx context.Context, named []string) (events, de
 		return nil, nil, err
 	}
 	for _, k := range keys {
+		// No event or group name holds a ':': a key that does is under a
+		// longer prefix (another deployment's "{prefix}eu:"), not ours.
 		if g, ok := strings.CutPrefix(k, deadPrefix); ok {
-			deadGroups = append(deadGroups, g)
-		} else if e, ok := strings.CutPrefix(k, t.opts.Prefix); ok {
+			if !strings.Contains(g, ":") {
+				deadGroups = append(deadGroups, g)
+			}
+		} else if e, ok := strings.CutPrefix(k, t.opts.Prefix); ok && !strings.Contains(e, ":") {
 			events = append(events, e)
 		}
 	}

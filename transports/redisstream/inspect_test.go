@@ -1,0 +1,34 @@
+package redisstream
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/busline/busline/transports"
+)
+
+// Keys under a longer prefix (another deployment's "{prefix}eu:") are not
+// events of this one.
+func TestInspectSkipsKeysOfALongerPrefix(t *testing.T) {
+	raw := testURL(t, "")
+	outer := openTransport(t, raw)
+	inner := openTransport(t, strings.Replace(raw, "prefix="+url.QueryEscape(outer.Options().Prefix), "prefix="+url.QueryEscape(outer.Options().Prefix+"eu:"), 1))
+	if inner.Options().Prefix != outer.Options().Prefix+"eu:" {
+		t.Fatalf("inner prefix %q", inner.Options().Prefix)
+	}
+	publish(t, inner, "orders.placed", `{}`)
+	publish(t, outer, "orders.paid", `{}`)
+	in, err := outer.Inspect(context.Background(), transports.InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, s := range in.Streams {
+		events = append(events, s.Event)
+	}
+	if len(events) != 1 || events[0] != "orders.paid" {
+		t.Fatalf("events %v, want only orders.paid", events)
+	}
+}
