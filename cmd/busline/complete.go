@@ -16,14 +16,14 @@ const completeTimeout = 3 * time.Second
 
 // addCompletions makes the shell completion (busline completion bash|zsh|
 // fish|powershell, from cobra) complete consumer groups and event names
-// from the broker: the GROUP of the dead commands, the EVENT of tail, fire
+// from the broker: the GROUP of the dead and group commands, the EVENT of tail, fire
 // and schema show, and the --group and --event flags of inspect.
 func (a *app) addCompletions(root *cobra.Command) {
 	for _, c := range root.Commands() {
 		switch c.Name() {
 		case "tail", "fire":
 			c.ValidArgsFunction = a.completeFirst(a.eventNames)
-		case "dead":
+		case "dead", "group":
 			for _, d := range c.Commands() {
 				d.ValidArgsFunction = a.completeFirst(a.groupNames)
 			}

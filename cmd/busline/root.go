@@ -94,7 +94,7 @@ transport, 5 broker unreachable, 130 interrupted.`,
 	f.BoolVar(&a.json, "json", false, "print one JSON document for scripts instead of tables")
 	root.AddCommand(a.schemaCommand())
 	root.AddCommand(a.inspectCommand(), a.tailCommand(), a.deadCommand(), a.fireCommand(), a.benchCommand())
-	root.AddCommand(a.dashboardCommand())
+	root.AddCommand(a.dashboardCommand(), a.groupCommand())
 	return root
 }
 

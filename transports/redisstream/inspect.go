@@ -107,9 +107,19 @@ func (t *Transport) inspectKeys(ctx context.Context, named []string) (events, de
 
 // scanKeys returns the stream keys starting with prefix (SCAN ... TYPE stream).
 func (t *Transport) scanKeys(ctx context.Context, prefix string, errp *error) []string {
+	return t.scan(ctx, prefix, "stream", errp)
+}
+
+// scanAll returns the keys of any type starting with prefix.
+func (t *Transport) scanAll(ctx context.Context, prefix string, errp *error) []string {
+	return t.scan(ctx, prefix, "", errp)
+}
+
+// scan returns the keys of type keyType (any when "") starting with prefix.
+func (t *Transport) scan(ctx context.Context, prefix, keyType string, errp *error) []string {
 	var out []string
 	collect := func(ctx context.Context, c redis.Cmdable) error {
-		it := c.ScanType(ctx, 0, globEscape(prefix)+"*", 1000, "stream").Iterator()
+		it := c.ScanType(ctx, 0, globEscape(prefix)+"*", 1000, keyType).Iterator()
 		for it.Next(ctx) {
 			out = append(out, it.Val())
 		}

@@ -33,6 +33,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("DurableAttempt", s.durableAttempt)
 	t.Run("Poison", s.poison)
 	t.Run("StaleConsumers", s.staleConsumers)
+	t.Run("RemoveGroup", s.removeGroup)
 	t.Run("GracefulClose", s.gracefulClose)
 	t.Run("Replay", s.replay)
 	t.Run("Retention", s.retention)
@@ -400,6 +401,45 @@ func (s *suite) staleConsumers(t *testing.T) {
 		removed, err := cr.RemoveIdleConsumers(context.Background(), itemEvent.Name(), "svc-work", 0)
 		return err == nil && slices.Contains(removed, "stale")
 	})
+}
+
+// 8b. A retired group is removed: refused while a process reads it, then
+// gone (unknown to the broker, its owner record too), and a second
+// removal is ErrNotFound.
+func (s *suite) removeGroup(t *testing.T) {
+	url := s.h.URL(t)
+	b := newBus(t, url, "svc", "p1")
+	gr, ok := b.Transport().(transports.GroupRemover)
+	if !ok {
+		t.Skipf("%T does not implement transports.GroupRemover", b.Transport())
+	}
+	r := newRecorder()
+	listen(t, b, itemEvent, "old", r.handler)
+	start(t, b)
+	ids := fire(t, b, 0, 1)
+	eventually(t, s.h.scale(20*time.Second), "the event handled", func() bool { return r.has(ids...) })
+	ctx := context.Background()
+	eventually(t, s.h.scale(20*time.Second), "the group refused while read", func() bool {
+		return errors.Is(gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{}), transports.ErrGroupInUse)
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other := newBus(t, url, "svc", "p2")
+	gr = other.Transport().(transports.GroupRemover)
+	// Force: on Redis a consumer that read within a minute looks in use.
+	if err := gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{Force: true}); err != nil {
+		t.Fatalf("RemoveGroup: %v", err)
+	}
+	if err := transports.CheckGroupKnown(ctx, other.Transport(), "svc-old"); !errors.Is(err, transports.ErrNotFound) {
+		t.Errorf("after RemoveGroup the broker still knows the group: %v", err)
+	}
+	if err := gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{}); !errors.Is(err, transports.ErrNotFound) {
+		t.Errorf("second RemoveGroup: %v, want ErrNotFound", err)
+	}
+	if err := gr.RemoveGroup(ctx, "svc-never", transports.RemoveGroupOptions{}); !errors.Is(err, transports.ErrNotFound) {
+		t.Errorf("RemoveGroup of a group never made: %v, want ErrNotFound", err)
+	}
 }
 
 // 9. Close waits for in-flight handlers and flushes their acks.

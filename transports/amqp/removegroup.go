@@ -1,0 +1,95 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
+)
+
+var _ transports.GroupRemover = (*Transport)(nil)
+
+// RemoveGroup implements transports.GroupRemover: it deletes the group's
+// queue, with the events it holds, and its delay queues (those of the
+// URL's retry ladder), and its dead-letter queue when it is empty or
+// opts.DeadLetters says the dead letters go too.
+// A queue with a consumer attached is in use; without opts.Force it is
+// deleted only while unused (RabbitMQ checks at the deletion itself).
+func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transports.RemoveGroupOptions) error {
+	if t.isClosed() {
+		return transports.ErrClosed
+	}
+	if t.tp.checkDeadGroup(group) != nil {
+		return fmt.Errorf("%w: amqp: no consumer group %q (no queue can have a name this long)", transports.ErrNotFound, group)
+	}
+	conn, err := t.dialOwn("busline group remove")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	q, found, err := passiveDeclare(conn, t.tp.groupQueue(group))
+	if err != nil {
+		return err
+	}
+	dq, dead, err := passiveDeclare(conn, t.tp.deadQueue(group))
+	if err != nil {
+		return err
+	}
+	owners, err := t.Records(ctx, transports.RecordKindOwners)
+	if err != nil && !errors.Is(err, transports.ErrUnsupported) {
+		return err
+	}
+	if _, owned := owners[group]; !found && !dead && !owned {
+		return fmt.Errorf("%w: amqp: no consumer group %q (no queue %q)", transports.ErrNotFound, group, t.tp.groupQueue(group))
+	}
+	if found && q.Consumers > 0 && !opts.Force {
+		return fmt.Errorf("%w: amqp: queue %q has %d consumers", transports.ErrGroupInUse, q.Name, q.Consumers)
+	}
+	if found {
+		if err := deleteQueue(conn, t.tp.groupQueue(group), !opts.Force); err != nil {
+			return err
+		}
+	}
+	for _, step := range t.o.RetryLadder {
+		if err := deleteQueue(conn, t.tp.delayQueue(group, step), false); err != nil {
+			return err
+		}
+	}
+	if dead && (opts.DeadLetters || dq.Messages == 0) {
+		// Kept when it holds dead letters, unless they go too. (Quorum
+		// queues cannot be deleted if empty: the count is read first; no
+		// process reads the group now to add one.)
+		if err := deleteQueue(conn, t.tp.deadQueue(group), false); err != nil {
+			return err
+		}
+	}
+	if err := t.DeleteRecord(ctx, transports.RecordKindOwners, group); err != nil && !errors.Is(err, transports.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+// deleteQueue deletes name on a channel of its own (a failed deletion
+// closes the channel). With ifUnused, RabbitMQ refuses a queue that has
+// consumers: ErrGroupInUse. A queue that does not exist is no error.
+func deleteQueue(conn *amqp091.Connection, name string, ifUnused bool) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("amqp: remove group: open channel: %w", err)
+	}
+	defer func() { _ = ch.Close() }()
+	if _, err := ch.QueueDelete(name, ifUnused, false, false); err != nil {
+		var ae *amqp091.Error
+		switch {
+		case isNotFoundErr(err):
+			return nil
+		case errors.As(err, &ae) && ae.Code == amqp091.PreconditionFailed:
+			return fmt.Errorf("%w: amqp: queue %q: %w", transports.ErrGroupInUse, name, err)
+		}
+		return fmt.Errorf("amqp: delete queue %q: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/busline/busline/transports"
+)
+
+var _ transports.GroupRemover = (*Transport)(nil)
+
+// RemoveGroup implements transports.GroupRemover with XGROUP DESTROY on
+// every stream the group reads (its pending entries go with it). A group
+// is in use when a consumer took an entry within transports.GroupIdleFor,
+// or a process holds its name in the group in the transport's own dedup
+// store (the bus does while it listens). A process that took nothing for
+// a minute and keeps its dedup records elsewhere is not seen: stop the
+// listener first.
+func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transports.RemoveGroupOptions) error {
+	var err error
+	var streams []string
+	deadPrefix := t.DeadLetterKey("")
+	for _, key := range t.scanKeys(ctx, t.opts.Prefix, &err) {
+		event, ok := strings.CutPrefix(key, t.opts.Prefix)
+		if !ok || strings.HasPrefix(key, deadPrefix) || strings.Contains(event, ":") {
+			continue
+		}
+		groups, gerr := t.client.XInfoGroups(ctx, key).Result()
+		if gerr != nil {
+			return fmt.Errorf("redisstream: remove group %s: XINFO GROUPS %s: %w", group, key, gerr)
+		}
+		for _, g := range groups {
+			if g.Name == group {
+				streams = append(streams, key)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, key := range streams {
+		consumers, cerr := t.client.XInfoConsumers(ctx, key, group).Result()
+		if cerr != nil {
+			return fmt.Errorf("redisstream: remove group %s: XINFO CONSUMERS %s: %w", group, key, cerr)
+		}
+		for _, c := range consumers {
+			if c.Idle < transports.GroupIdleFor && !opts.Force {
+				return fmt.Errorf("%w: redisstream: consumer %q of group %q read %s %s ago", transports.ErrGroupInUse, c.Name, group, key, c.Idle.Round(time.Millisecond))
+			}
+		}
+	}
+	// A live process with the transport's own dedup store (the default)
+	// holds a lease on its name in the group (the bus's name guard), even
+	// when it has read nothing for long: Redis before 7.2 does not count
+	// an empty read as activity.
+	if !opts.Force {
+		leases := t.scanAll(ctx, t.opts.Prefix+"dedup:busline.process:"+group+"/", &err)
+		if err != nil {
+			return err
+		}
+		if len(leases) > 0 {
+			return fmt.Errorf("%w: redisstream: a process holds a name in group %q (%s)", transports.ErrGroupInUse, group, strings.TrimPrefix(leases[0], t.opts.Prefix+"dedup:"))
+		}
+	}
+	deadKey := t.DeadLetterKey(group)
+	dead, err := t.client.Exists(ctx, deadKey).Result()
+	if err != nil {
+		return fmt.Errorf("redisstream: remove group %s: %w", group, err)
+	}
+	owners, err := t.Records(ctx, transports.RecordKindOwners)
+	if err != nil {
+		return err
+	}
+	if _, owned := owners[group]; len(streams) == 0 && dead == 0 && !owned {
+		return fmt.Errorf("%w: redisstream: no consumer group %q", transports.ErrNotFound, group)
+	}
+	for _, key := range streams {
+		if err := t.client.XGroupDestroy(ctx, key, group).Err(); err != nil {
+			return fmt.Errorf("redisstream: remove group %s: XGROUP DESTROY %s: %w", group, key, err)
+		}
+	}
+	if opts.DeadLetters && dead > 0 {
+		if err := t.client.Del(ctx, deadKey).Err(); err != nil {
+			return fmt.Errorf("redisstream: remove group %s: %w", group, err)
+		}
+	}
+	return t.DeleteRecord(ctx, transports.RecordKindOwners, group)
+}
