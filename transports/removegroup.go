@@ -3,6 +3,9 @@ package transports
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -39,3 +42,31 @@ type GroupRemover interface {
 // for RemoveGroup to take the group as unused, on brokers that report a
 // consumer's idle time (Redis).
 const GroupIdleFor = time.Minute
+
+// groupName is what "{service}-{listener}" can spell (bus.ValidateName).
+var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// CheckGroupName returns an error wrapping ErrNotFound for a name no
+// consumer group can have: one a service and listener cannot spell, or
+// one holding the parts transports give their own queues and keys
+// (".dead" at the end, ".retry.", ".records."), which would name another
+// group's dead letters or delay queues, or the records. A tool that
+// deletes by group name checks it first.
+func CheckGroupName(group string) error {
+	ok := len(group) <= 201 && groupName.MatchString(group) && strings.Contains(group, "-") &&
+		!strings.HasSuffix(group, ".dead") && !strings.Contains(group, ".retry.") && !strings.Contains(group, ".records.")
+	if !ok {
+		return fmt.Errorf("%w: no consumer group can be named %.60q (groups are \"{service}-{listener}\")", ErrNotFound, group)
+	}
+	return nil
+}
+
+// GroupGone is RemoveGroup's error for a group the broker keeps nothing
+// of to remove: an error wrapping ErrNotFound, which says so when its dead
+// letters are left (RemoveGroupOptions.DeadLetters removes them).
+func GroupGone(driver, group string, deadLetters bool) error {
+	if deadLetters {
+		return fmt.Errorf("%w: %s: no consumer group %q; only its dead letters are left (remove them too to forget it)", ErrNotFound, driver, group)
+	}
+	return fmt.Errorf("%w: %s: no consumer group %q", ErrNotFound, driver, group)
+}

@@ -170,16 +170,18 @@ func (c *connection) close() error {
 }
 
 // accessRefused marks err with transports.ErrAccessRefused when the broker
-// refused the connection's credentials or virtual host (ACCESS_REFUSED),
+// refused the connection's credentials (ACCESS_REFUSED) or the user's
+// access to the virtual host (NOT_ALLOWED "access to vhost ... refused"),
 // and with transports.ErrInvalidConfig when the virtual host does not
 // exist (NOT_ALLOWED "vhost ... not found").
 func accessRefused(err error) error {
 	var ae *amqp091.Error
 	switch {
 	case !errors.As(err, &ae):
-	case ae.Code == amqp091.AccessRefused:
+	case ae.Code == amqp091.AccessRefused,
+		ae.Code == amqp091.NotAllowed && strings.Contains(ae.Reason, "refused"):
 		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
-	case ae.Code == amqp091.NotAllowed && strings.Contains(ae.Reason, "vhost"):
+	case ae.Code == amqp091.NotAllowed && strings.Contains(ae.Reason, "vhost") && strings.Contains(ae.Reason, "not found"):
 		// "vhost x not found": a fix of the URL, not a wait.
 		return fmt.Errorf("%w: %w", transports.ErrInvalidConfig, err)
 	}

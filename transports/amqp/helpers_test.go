@@ -302,8 +302,6 @@ func (p *proxy) start(t testing.TB) {
 	}
 }
 
-// Opening with a password RabbitMQ refuses fails with ErrAccessRefused,
-// and the password is not in the error.
 // A virtual host that does not exist is a fix of the URL, not a wait.
 func TestOpenMissingVhost(t *testing.T) {
 	requireBroker(t)
@@ -317,6 +315,8 @@ func TestOpenMissingVhost(t *testing.T) {
 	}
 }
 
+// Opening with a password RabbitMQ refuses fails with ErrAccessRefused,
+// and the password is not in the error.
 func TestOpenAccessRefused(t *testing.T) {
 	requireBroker(t)
 	u, err := url.Parse(brokerURL())

@@ -22,6 +22,9 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	if t.isClosed() {
 		return transports.ErrClosed
 	}
+	if err := transports.CheckGroupName(group); err != nil {
+		return err
+	}
 	if t.tp.checkDeadGroup(group) != nil {
 		return fmt.Errorf("%w: amqp: no consumer group %q (no queue can have a name this long)", transports.ErrNotFound, group)
 	}
@@ -38,24 +41,50 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	if err != nil {
 		return err
 	}
-	owners, err := t.Records(ctx, transports.RecordKindOwners)
-	if err != nil && !errors.Is(err, transports.ErrUnsupported) {
-		return err
+	owned := false
+	if !found {
+		// Read only when needed: every read of the records appends to
+		// their log.
+		owners, err := t.Records(ctx, transports.RecordKindOwners)
+		if err != nil && !errors.Is(err, transports.ErrUnsupported) {
+			return err
+		}
+		_, owned = owners[group]
+		if !owned && (!dead || (dq.Messages > 0 && !opts.DeadLetters)) {
+			return transports.GroupGone("amqp", group, dead && dq.Messages > 0)
+		}
 	}
-	if _, owned := owners[group]; !found && !dead && !owned {
-		return fmt.Errorf("%w: amqp: no consumer group %q (no queue %q)", transports.ErrNotFound, group, t.tp.groupQueue(group))
-	}
-	if found && q.Consumers > 0 && !opts.Force {
+	live := found && q.Consumers > 0
+	if live && !opts.Force {
 		return fmt.Errorf("%w: amqp: queue %q has %d consumers", transports.ErrGroupInUse, q.Name, q.Consumers)
 	}
 	if found {
-		if err := deleteQueue(conn, t.tp.groupQueue(group), !opts.Force); err != nil {
+		// RabbitMQ checks "unused" at the deletion itself, but a quorum
+		// queue cannot be deleted so (a connection error): for one, the
+		// consumer count read above is the check.
+		ifUnused := !opts.Force && t.o.QueueType != QueueQuorum
+		err := deleteQueue(conn, t.tp.groupQueue(group), ifUnused)
+		var ae *amqp091.Error
+		if ifUnused && errors.As(err, &ae) && ae.Code == amqp091.NotImplemented {
+			// A quorum queue made under another URL: on a new connection.
+			_ = conn.Close()
+			if conn, err = t.dialOwn("busline group remove"); err != nil {
+				return err
+			}
+			err = deleteQueue(conn, t.tp.groupQueue(group), false)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	for _, step := range t.o.RetryLadder {
-		if err := deleteQueue(conn, t.tp.delayQueue(group, step), false); err != nil {
-			return err
+	// A bus still reading the group (--force) made its delay queues once
+	// per connection and publishes to them by name: they stay, or its
+	// retries would be dropped; a removal once it stopped takes them.
+	if !live {
+		for _, step := range t.o.RetryLadder {
+			if err := deleteQueue(conn, t.tp.delayQueue(group, step), false); err != nil {
+				return err
+			}
 		}
 	}
 	if dead && (opts.DeadLetters || dq.Messages == 0) {
@@ -66,8 +95,10 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 			return err
 		}
 	}
-	if err := t.DeleteRecord(ctx, transports.RecordKindOwners, group); err != nil && !errors.Is(err, transports.ErrUnsupported) {
-		return err
+	if found || owned {
+		if err := t.DeleteRecord(ctx, transports.RecordKindOwners, group); err != nil && !errors.Is(err, transports.ErrUnsupported) {
+			return err
+		}
 	}
 	return nil
 }

@@ -16,6 +16,9 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	if t.subs.Closed() {
 		return transports.ErrClosed
 	}
+	if err := transports.CheckGroupName(group); err != nil {
+		return err
+	}
 	if err := t.broker.removeGroup(group, opts.Force); err != nil {
 		if opts.DeadLetters && err == errNoGroup && len(t.broker.DeadLetters(group, 1)) > 0 {
 			t.broker.PurgeDeadLetters(group) // only dead letters were left

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,12 +16,16 @@ var _ transports.GroupRemover = (*Transport)(nil)
 
 // RemoveGroup implements transports.GroupRemover: it deletes the group's
 // durable consumer on the stream of every event it reads (what it had not
-// acknowledged goes with it), the held records of its processes and,
-// with opts.DeadLetters, its dead letters. A consumer with pull requests
-// waiting (a process reading it) is in use.
+// acknowledged goes with it), the held records and attempt corrections of
+// its processes and, with opts.DeadLetters, its dead letters. A consumer
+// with pull requests waiting, messages out, or a delivery within
+// transports.GroupIdleFor is in use.
 func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transports.RemoveGroupOptions) error {
 	if t.isClosed() {
 		return transports.ErrClosed
+	}
+	if err := transports.CheckGroupName(group); err != nil {
+		return err
 	}
 	if err := checkDeadGroup(group); err != nil {
 		return err
@@ -46,8 +51,12 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 		if err != nil {
 			return fmt.Errorf("nats: remove group %s: consumer on %s: %w", group, stream, err)
 		}
-		if n := c.CachedInfo().NumWaiting; n > 0 && !opts.Force {
-			return fmt.Errorf("%w: nats: %d pull requests wait on the consumer of %q on %s", transports.ErrGroupInUse, n, group, stream)
+		// Read by a process: pull requests wait (an idle reader), messages
+		// are out (a busy one), or one was delivered within a minute.
+		info := c.CachedInfo()
+		last := info.Delivered.Last
+		if !opts.Force && (info.NumWaiting > 0 || info.NumAckPending > 0 || (last != nil && time.Since(*last) < transports.GroupIdleFor)) {
+			return fmt.Errorf("%w: nats: the consumer of %q on %s has %d pull requests waiting and %d messages out", transports.ErrGroupInUse, group, stream, info.NumWaiting, info.NumAckPending)
 		}
 		consumers = append(consumers, stream)
 	}
@@ -63,18 +72,28 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 		}
 		dead = int(counts[t.opts.DeadSubject(group)])
 	}
-	if _, owned := owners[group]; len(consumers) == 0 && dead == 0 && !owned {
-		return fmt.Errorf("%w: nats: no consumer group %q", transports.ErrNotFound, group)
+	if _, owned := owners[group]; len(consumers) == 0 && !owned {
+		// Nothing but dead letters, if any, is left of the group.
+		if dead == 0 || !opts.DeadLetters {
+			return transports.GroupGone("nats", group, dead > 0)
+		}
 	}
 	for _, stream := range consumers {
 		if err := t.js.DeleteConsumer(lctx, stream, ConsumerName(group)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("nats: remove group %s: delete consumer on %s: %w", group, stream, err)
 		}
 	}
-	if held, err := t.Records(ctx, kindHeld); err == nil {
-		for key := range held {
-			if strings.Contains(key, "/"+group+"/") { // "{stream}/{group}/{process}"
-				_ = t.DeleteRecord(ctx, kindHeld, key)
+	// The held sets of its processes ("{stream}/{group}/{process}") and
+	// its attempt corrections ("{stream}/{group}/{seq}"): a group made
+	// again under the name must not inherit them.
+	for _, kind := range []string{kindHeld, kindAttempts} {
+		records, err := t.Records(ctx, kind)
+		if err != nil {
+			continue
+		}
+		for key := range records {
+			if strings.Contains(key, "/"+group+"/") {
+				_ = t.DeleteRecord(ctx, kind, key)
 			}
 		}
 	}

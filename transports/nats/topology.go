@@ -67,8 +67,8 @@ func (t *Transport) ensureStream(ctx context.Context, event string) (jetstream.S
 }
 
 // reconcile brings the existing stream s to the limits the URL asks for
-// in want (maxlen, dedup_window, dead_maxlen, replicas), which JetStream
-// can change in place. The storage it cannot change: a stream kept in
+// in want (maxlen, dedup_window, dead_maxlen; replicas when more than the
+// stream has), which JetStream can change in place. The storage it cannot change: a stream kept in
 // another storage than the URL's is used as it is, with a warning.
 func (t *Transport) reconcile(ctx context.Context, s jetstream.Stream, want jetstream.StreamConfig) (jetstream.Stream, error) {
 	cur := s.CachedInfo().Config
@@ -81,7 +81,9 @@ func (t *Transport) reconcile(ctx context.Context, s jetstream.Stream, want jets
 	if want.Duplicates > 0 { // 0: the server's default
 		next.Duplicates = want.Duplicates
 	}
-	if want.Replicas > 0 {
+	if want.Replicas > cur.Replicas {
+		// Up only: a URL without replicas= (1 by default) must not scale
+		// down a stream another process made with more.
 		next.Replicas = want.Replicas
 	}
 	if next.MaxMsgs == cur.MaxMsgs && next.MaxMsgsPerSubject == cur.MaxMsgsPerSubject &&

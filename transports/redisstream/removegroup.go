@@ -19,6 +19,12 @@ var _ transports.GroupRemover = (*Transport)(nil)
 // a minute and keeps its dedup records elsewhere is not seen: stop the
 // listener first.
 func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transports.RemoveGroupOptions) error {
+	if t.subs.Closed() {
+		return transports.ErrClosed
+	}
+	if err := transports.CheckGroupName(group); err != nil {
+		return err
+	}
 	var err error
 	var streams []string
 	deadPrefix := t.DeadLetterKey("")
@@ -73,8 +79,11 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	if err != nil {
 		return err
 	}
-	if _, owned := owners[group]; len(streams) == 0 && dead == 0 && !owned {
-		return fmt.Errorf("%w: redisstream: no consumer group %q", transports.ErrNotFound, group)
+	if _, owned := owners[group]; len(streams) == 0 && !owned {
+		// Nothing but dead letters, if any, is left of the group.
+		if dead == 0 || !opts.DeadLetters {
+			return transports.GroupGone("redisstream", group, dead > 0)
+		}
 	}
 	for _, key := range streams {
 		if err := t.client.XGroupDestroy(ctx, key, group).Err(); err != nil {

@@ -422,6 +422,13 @@ func (s *suite) removeGroup(t *testing.T) {
 	eventually(t, s.h.scale(20*time.Second), "the group refused while read", func() bool {
 		return errors.Is(gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{}), transports.ErrGroupInUse)
 	})
+	// Names of a group's own dead letters, delay queues or the records are
+	// no group's: nothing of svc-old goes.
+	for _, name := range []string{"svc-old.dead", "svc-old.retry.1s", "svc.records.owners", "old", "svc-old:x"} {
+		if err := gr.RemoveGroup(ctx, name, transports.RemoveGroupOptions{Force: true, DeadLetters: true}); !errors.Is(err, transports.ErrNotFound) {
+			t.Errorf("RemoveGroup(%q): %v, want ErrNotFound", name, err)
+		}
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
