@@ -154,3 +154,39 @@ func TestWaitIdleWaitsForADueEvent(t *testing.T) {
 		}
 	}
 }
+
+// DeliverScheduled moves delayed events due within the given time, in due
+// order, without waiting out their delays; later ones stay scheduled.
+func TestDeliverScheduled(t *testing.T) {
+	b := bustest.New(t, bus.Config{})
+	var got []int
+	if err := bus.Listen(b.Bus, pinged, "later", func(_ context.Context, d bus.Delivery[ping]) error {
+		got = append(got, d.Payload.N)
+		return nil
+	}, bus.WithConcurrency(1)); err != nil {
+		t.Fatal(err)
+	}
+	b.Start(t)
+	ctx := context.Background()
+	for _, p := range []struct {
+		n     int
+		delay time.Duration
+	}{{2, 2 * time.Hour}, {1, time.Hour}, {3, 48 * time.Hour}} {
+		if _, err := bus.Fire(ctx, b.Bus, pinged, ping{p.n}, bus.WithDelay(p.delay)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.DeliverScheduled(30 * time.Minute); n != 0 {
+		t.Fatalf("DeliverScheduled(30m) moved %d, want 0", n)
+	}
+	if n := b.DeliverScheduled(3 * time.Hour); n != 2 {
+		t.Fatalf("DeliverScheduled(3h) moved %d, want 2", n)
+	}
+	b.MustWaitIdle(t)
+	if len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Fatalf("handled %v, want [1 2] (in due order)", got)
+	}
+	if s := b.Scheduled(); len(s) != 1 || s[0].Count != 1 {
+		t.Fatalf("still scheduled %+v, want the 48 h event", s)
+	}
+}

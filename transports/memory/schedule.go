@@ -194,6 +194,30 @@ func (b *Broker) moveDue() {
 	b.mu.Unlock()
 }
 
+// MoveScheduled appends the events waiting with a due time at or before
+// until to their streams now, in due order, as if the clock had reached
+// until, and returns how many it moved. Tests use it (bustest's
+// DeliverScheduled) rather than wait out a delay; an event keeps its
+// metadata, the due time included.
+func (b *Broker) MoveScheduled(until time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &b.sched
+	if s.closed {
+		return 0
+	}
+	n := 0
+	for len(s.due) > 0 && !s.due[0].at.After(until) {
+		w := heap.Pop(&s.due).(*waiting)
+		delete(s.byID, w.id)
+		b.appendLocked(w.topic, []stored{store(w.msg)})
+		n++
+	}
+	b.armLocked(b.now())
+	b.notifyLocked()
+	return n
+}
+
 // dueLocked reports whether a scheduled event's due time passed while
 // the timer has not moved it yet.
 func (b *Broker) dueLocked() bool {
