@@ -215,21 +215,43 @@ func (o ListenerOptions) validate() error {
 // validateRetry refuses a retry policy value that can only be a mistake;
 // zero fields are unset (they take the service's or the default).
 func validateRetry(p RetryPolicy) error {
-	switch {
-	case p.Tries < 0:
-		return fmt.Errorf("%w: Retry.Tries is %d; at least 1 (1: no in-process retry), or 0 for the default", ErrInvalidConfig, p.Tries)
-	case p.InitialInterval < 0:
-		return fmt.Errorf("%w: Retry.InitialInterval is %s; durations must not be negative", ErrInvalidConfig, p.InitialInterval)
-	case p.MaxInterval < 0:
-		return fmt.Errorf("%w: Retry.MaxInterval is %s; durations must not be negative", ErrInvalidConfig, p.MaxInterval)
-	case p.MaxInterval > 0 && p.InitialInterval > p.MaxInterval:
-		return fmt.Errorf("%w: Retry.InitialInterval %s is above Retry.MaxInterval %s", ErrInvalidConfig, p.InitialInterval, p.MaxInterval)
-	case p.Multiplier < 0 || (p.Multiplier > 0 && p.Multiplier < 1):
-		return fmt.Errorf("%w: Retry.Multiplier is %g; at least 1 (1: the same wait each time), or 0 for the default", ErrInvalidConfig, p.Multiplier)
-	case p.Jitter >= 1:
-		return fmt.Errorf("%w: Retry.Jitter is %g; a fraction below 1 (negative: no jitter), or 0 for the default", ErrInvalidConfig, p.Jitter)
+	if problems := retryProblems(p, retryGoNames); len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// retryGoNames and retryFileNames name a RetryPolicy's fields in Go and
+// in a configuration file.
+var (
+	retryGoNames = map[string]string{"tries": "Retry.Tries", "initial": "Retry.InitialInterval",
+		"max": "Retry.MaxInterval", "multiplier": "Retry.Multiplier", "jitter": "Retry.Jitter"}
+	retryFileNames = map[string]string{"tries": "listener.retry.tries", "initial": "listener.retry.initial_interval",
+		"max": "listener.retry.max_interval", "multiplier": "listener.retry.multiplier", "jitter": "listener.retry.jitter"}
+)
+
+// retryProblems says what is wrong with p, every field, in names' words.
+func retryProblems(p RetryPolicy, names map[string]string) []string {
+	var out []string
+	if p.Tries < 0 {
+		out = append(out, fmt.Sprintf("%s is %d; at least 1 (1: no in-process retry), or 0 for the default", names["tries"], p.Tries))
+	}
+	if p.InitialInterval < 0 {
+		out = append(out, fmt.Sprintf("%s is %s; durations must not be negative", names["initial"], p.InitialInterval))
+	}
+	if p.MaxInterval < 0 {
+		out = append(out, fmt.Sprintf("%s is %s; durations must not be negative", names["max"], p.MaxInterval))
+	}
+	if p.MaxInterval > 0 && p.InitialInterval > p.MaxInterval {
+		out = append(out, fmt.Sprintf("%s %s is above %s %s", names["initial"], p.InitialInterval, names["max"], p.MaxInterval))
+	}
+	if p.Multiplier < 0 || (p.Multiplier > 0 && p.Multiplier < 1) {
+		out = append(out, fmt.Sprintf("%s is %g; at least 1 (1: the same wait each time), or 0 for the default", names["multiplier"], p.Multiplier))
+	}
+	if p.Jitter >= 1 {
+		out = append(out, fmt.Sprintf("%s is %g; a fraction below 1 (negative: no jitter), or 0 for the default", names["jitter"], p.Jitter))
+	}
+	return out
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -368,8 +390,19 @@ func LoadConfig(path string) (Config, error) {
 	var fc fileConfig
 	dec := yaml.NewDecoder(f)
 	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, yamlError(path, err)
+	err = dec.Decode(&fc)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	// The retry values that can only be mistakes are reported with the
+	// file's other errors, in its words.
+	retry := RetryPolicy{
+		Tries: fc.Listener.Retry.Tries, InitialInterval: fc.Listener.Retry.InitialInterval,
+		MaxInterval: fc.Listener.Retry.MaxInterval, Multiplier: fc.Listener.Retry.Multiplier,
+		Jitter: fc.Listener.Retry.Jitter,
+	}
+	if err != nil || len(retryProblems(retry, retryFileNames)) > 0 {
+		return Config{}, yamlError(path, err, retryProblems(retry, retryFileNames)...)
 	}
 	cfg := Config{
 		Service: fc.Service, Process: fc.Process, Transport: fc.Transport, Idempotency: fc.Idempotency,
@@ -379,11 +412,7 @@ func LoadConfig(path string) (Config, error) {
 			AckTimeout: fc.Listener.AckTimeout, Concurrency: fc.Listener.Concurrency,
 			MaxDeliveries: fc.Listener.MaxDeliveries, Timeout: fc.Listener.Timeout, Since: fc.Listener.Since.Since,
 			DisableIdempotency: fc.Listener.DisableIdempotency, Retention: fc.Listener.Retention,
-			Retry: RetryPolicy{
-				Tries: fc.Listener.Retry.Tries, InitialInterval: fc.Listener.Retry.InitialInterval,
-				MaxInterval: fc.Listener.Retry.MaxInterval, Multiplier: fc.Listener.Retry.Multiplier,
-				Jitter: fc.Listener.Retry.Jitter,
-			},
+			Retry: retry,
 		},
 	}
 	applyEnv(&cfg)

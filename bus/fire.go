@@ -95,6 +95,11 @@ func (b *Bus) checkFire(ctx context.Context, name string) error {
 	return nil
 }
 
+// MaxPayloadBytes returns the largest encoded payload Fire accepts:
+// Config.MaxPayloadBytes, or less on a broker that limits a message with
+// its headers (transports.MessageLimiter), and what sets it.
+func (b *Bus) MaxPayloadBytes() (int, string) { return b.maxPayload, b.payloadLimit }
+
 // encodePayload encodes the payload of an event on topic with the bus's
 // codec, and checks its size and (Config.ValidatePayloads) its schema.
 func encodePayload[T any](b *Bus, topic string, payload T) ([]byte, error) {

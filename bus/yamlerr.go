@@ -18,17 +18,22 @@ var (
 	yamlBadShape     = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(seq|map) into (.*)$`)
 )
 
-// yamlError rewrites a YAML decoding error of the configuration file at
-// path in the terms of the file: the key that is unknown (with the known
+// yamlError rewrites a YAML decoding error (nil: none) of the
+// configuration file at path, followed by the problems in more, in the
+// terms of the file: the key that is unknown (with the known
 // key it most resembles) or the value that does not fit, and the line —
 // never the Go types the file is decoded into.
-func yamlError(path string, err error) error {
+func yamlError(path string, err error, more ...string) error {
 	var te *yaml.TypeError
-	if !errors.As(err, &te) {
+	if err != nil && !errors.As(err, &te) {
 		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, path, err)
 	}
-	msgs := make([]string, 0, len(te.Errors))
-	for _, e := range te.Errors {
+	var errs []string
+	if te != nil {
+		errs = te.Errors
+	}
+	msgs := make([]string, 0, len(errs)+len(more))
+	for _, e := range errs {
 		if m := yamlUnknownField.FindStringSubmatch(e); m != nil {
 			msg := fmt.Sprintf("line %s: unknown key %q", m[1], m[2])
 			if s := closestKey(m[2]); s != "" {
@@ -47,6 +52,7 @@ func yamlError(path string, err error) error {
 		}
 		msgs = append(msgs, e)
 	}
+	msgs = append(msgs, more...)
 	return fmt.Errorf("%w: %s: %s (docs/configuration.md lists the keys)", ErrInvalidConfig, path, strings.Join(msgs, "; "))
 }
 

@@ -31,6 +31,12 @@ type OpenOptions struct {
 	// processes, as with the URL option no_schedule_mover=true. Drivers
 	// without a mover ignore it.
 	NoScheduleMover bool
+	// KeepLimits says the caller is a tool that must leave the limits of
+	// the streams as the services' URLs set them: a driver neither trims
+	// a stream as it appends (Redis MAXLEN) nor changes an existing
+	// stream's limits (NATS), whatever its own URL says. A stream it has
+	// to make gets the URL's limits.
+	KeepLimits bool
 }
 
 var drivers = registry.New[Opener]("transports", map[string]string{

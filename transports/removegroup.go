@@ -70,3 +70,11 @@ func GroupGone(driver, group string, deadLetters bool) error {
 	}
 	return fmt.Errorf("%w: %s: no consumer group %q", ErrNotFound, driver, group)
 }
+
+// GroupNotReading is ReplayDeadLetter's error for a dead letter whose
+// group no longer reads its event (removed, or never made on this
+// broker): the event would reach nobody, so the dead letter is kept. It
+// wraps ErrNotFound.
+func GroupNotReading(driver, group, event string) error {
+	return fmt.Errorf("%w: %s: consumer group %q does not read %s (removed?): the dead letter is kept; purge it, or fire the event again", ErrNotFound, driver, group, event)
+}

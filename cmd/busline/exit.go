@@ -88,7 +88,9 @@ func unavailable(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, transports.ErrInvalidURL), errors.Is(err, transports.ErrUnknownScheme):
+	case errors.Is(err, transports.ErrInvalidURL), errors.Is(err, transports.ErrUnknownScheme),
+		errors.Is(err, transports.ErrInvalidConfig):
+		// A database, vhost or file the URL names that does not exist.
 		return withCode(exitUsage, err)
 	case errors.Is(err, context.Canceled):
 		return withCode(exitInterrupted, err)

@@ -234,6 +234,14 @@ func (a *app) readLines(path string, maxBytes int) ([]jsonLine, error) {
 // schemas), then fires them with bus.FireBatch, bus.MaxBatchCall at a
 // time, printing the IDs of each batch once the broker stored it.
 func (a *app) fireLines(ctx context.Context, b *bus.Bus, ev bus.Event[json.RawMessage], lines []jsonLine, validate bool, opts []bus.FireOption) error {
+	// Below the broker's own limit too (NATS), before anything is fired.
+	if most, why := b.MaxPayloadBytes(); most > 0 {
+		for _, l := range lines {
+			if len(l.payload) > most {
+				return usagef("--lines: line %d is a payload of %d bytes, the maximum is %d (%s); nothing was fired", l.n, len(l.payload), most, why)
+			}
+		}
+	}
 	if validate {
 		check, err := a.dataValidator(ctx, b.Transport(), ev.Name(), "--lines")
 		if err != nil {

@@ -161,9 +161,11 @@ func (a *app) openURLAs(ctx context.Context, raw, service string) (transports.Tr
 // toolOptions are the options every command opens a transport with. A
 // command never moves due scheduled events (NoScheduleMover): moving
 // belongs to the services, and a command that took the mover's lease
-// would index the schedule for nothing before giving it up on exit.
+// would index the schedule for nothing before giving it up on exit. Nor
+// does it trim or reconfigure streams (KeepLimits): a URL without the
+// deployment's maxlen would cut events the services have not read.
 func toolOptions(service string, logger *slog.Logger) transports.OpenOptions {
-	return transports.OpenOptions{Service: service, Logger: logger, NoScheduleMover: true}
+	return transports.OpenOptions{Service: service, Logger: logger, NoScheduleMover: true, KeepLimits: true}
 }
 
 // discardLogger drops every record (shell completion must print nothing).

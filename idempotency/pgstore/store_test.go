@@ -196,3 +196,23 @@ func TestOpenMissingDatabaseIsInvalidConfig(t *testing.T) {
 		t.Fatalf("Open of a missing database: %v; want transports.ErrInvalidConfig", err)
 	}
 }
+
+// A URL parameter the server does not know is a fix of the URL too.
+func TestOpenUnknownParameterIsInvalidConfig(t *testing.T) {
+	pool(t) // skips (or fails) without the database
+	u, err := url.Parse(pgURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("busline_no_such_parameter", "1")
+	u.RawQuery = q.Encode()
+	s, err := idempotency.Open(context.Background(), u.String(), nil)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open with an unknown parameter succeeded")
+	}
+	if !errors.Is(err, transports.ErrInvalidConfig) {
+		t.Fatalf("Open with an unknown parameter: %v; want transports.ErrInvalidConfig", err)
+	}
+}

@@ -95,7 +95,9 @@ func markRefused(err error) error {
 	case !errors.As(err, &pe):
 	case strings.HasPrefix(pe.Code, "28"):
 		return fmt.Errorf("%w: %w", transports.ErrAccessRefused, err)
-	case pe.Code == "3D000":
+	case pe.Code == "3D000", pe.Code == "42704":
+		// A database that does not exist; a URL parameter the server does
+		// not know (unrecognized configuration parameter).
 		return fmt.Errorf("%w: %w", transports.ErrInvalidConfig, err)
 	}
 	return err

@@ -73,6 +73,9 @@ func (t *Transport) DeadLetters(ctx context.Context, group string, limit int) ([
 // from the dead-letter queue. An unknown id is an error wrapping
 // ErrDeadLetterNotFound.
 func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) error {
+	if err := t.groupQueueExists(group); err != nil {
+		return err
+	}
 	found := false
 	err := t.browse(ctx, group, func(ch *amqp091.Channel, d amqp091.Delivery) (bool, error) {
 		if headerString(d.Headers[HeaderDeadID]) != id {
@@ -190,4 +193,23 @@ func toDeadLetter(group string, d amqp091.Delivery) transports.DeadLetter {
 		Topic:    headerString(d.Headers[HeaderTopic]),
 		Message:  msg,
 	}
+}
+
+// groupQueueExists returns nil when the queue of group exists, and
+// transports.GroupNotReading when it does not (a replay published to it
+// by name would be dropped).
+func (t *Transport) groupQueueExists(group string) error {
+	conn, err := t.dialOwn("busline replay")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	_, ok, err := passiveDeclare(conn, t.tp.groupQueue(group))
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return transports.GroupNotReading("amqp", group, "its events (no queue "+t.tp.groupQueue(group)+")")
+	}
+	return nil
 }

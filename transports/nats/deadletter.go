@@ -125,8 +125,14 @@ func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) erro
 	if dl.Topic == "" {
 		return fmt.Errorf("nats: dead letter %s of %s names no event", id, group)
 	}
-	if _, err := t.ensureStream(ctx, dl.Topic); err != nil {
-		return err
+	cctx, ccancel := t.timeout(ctx)
+	_, err = t.js.Consumer(cctx, t.opts.StreamName(dl.Topic), ConsumerName(group))
+	ccancel()
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return transports.GroupNotReading("nats", group, dl.Topic)
+	case err != nil:
+		return fmt.Errorf("nats: replay dead letter %s of %s: %w", id, group, err)
 	}
 	h := natsgo.Header{}
 	for k, vs := range m.Header {

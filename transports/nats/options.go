@@ -81,6 +81,10 @@ type Options struct {
 	// mover must run for scheduled events to be delivered. URL:
 	// no_schedule_mover=true.
 	NoScheduleMover bool
+	// KeepLimits leaves the limits of existing streams as they are
+	// (transports.OpenOptions.KeepLimits: a tool); streams it makes get
+	// the options'.
+	KeepLimits bool
 	// Process is the process name the mover writes in its lease, so that
 	// a process restarted under the same name after a crash takes the
 	// lease of its dead incarnation over at once instead of after the

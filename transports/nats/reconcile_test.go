@@ -3,6 +3,7 @@ package nats
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -72,5 +73,32 @@ func TestURLLimitsApplyToExistingStreams(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "another storage than the URL asks for") {
 		t.Errorf("no warning of the storage the stream keeps; logs:\n%s", logs.String())
+	}
+}
+
+// A tool (transports.OpenOptions.KeepLimits) leaves an existing stream's
+// limits as the services set them.
+func TestKeepLimitsLeavesStreams(t *testing.T) {
+	raw := testURL(t, "", "")
+	ctx := context.Background()
+	first := openTransport(t, raw+"&maxlen=0")
+	if err := first.Publish("limits.kept", message.NewMessage("e1", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := transports.Open(ctx, raw, transports.OpenOptions{KeepLimits: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	tool := tr.(*Transport)
+	if err := tool.Publish("limits.kept", message.NewMessage("e2", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	s, err := tool.js.Stream(ctx, tool.opts.StreamName("limits.kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxMsgs; got != -1 {
+		t.Errorf("MaxMsgs = %d after a tool fired, want the service's -1 (no cap)", got)
 	}
 }

@@ -56,7 +56,12 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 		info := c.CachedInfo()
 		last := info.Delivered.Last
 		if !opts.Force && (info.NumWaiting > 0 || info.NumAckPending > 0 || (last != nil && time.Since(*last) < transports.GroupIdleFor)) {
-			return fmt.Errorf("%w: nats: the consumer of %q on %s has %d pull requests waiting and %d messages out", transports.ErrGroupInUse, group, stream, info.NumWaiting, info.NumAckPending)
+			why := fmt.Sprintf("%d pull requests waiting and %d messages out", info.NumWaiting, info.NumAckPending)
+			if info.NumWaiting == 0 && info.NumAckPending == 0 {
+				ago := time.Since(*last)
+				why = fmt.Sprintf("a delivery %s ago (a group is taken as unused %s after its last delivery)", ago.Round(time.Second), transports.GroupIdleFor)
+			}
+			return fmt.Errorf("%w: nats: the consumer of %q on %s has %s", transports.ErrGroupInUse, group, stream, why)
 		}
 		consumers = append(consumers, stream)
 	}

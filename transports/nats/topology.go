@@ -71,6 +71,9 @@ func (t *Transport) ensureStream(ctx context.Context, event string) (jetstream.S
 // stream has), which JetStream can change in place. The storage it cannot change: a stream kept in
 // another storage than the URL's is used as it is, with a warning.
 func (t *Transport) reconcile(ctx context.Context, s jetstream.Stream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	if t.opts.KeepLimits {
+		return s, nil // a tool: the services' URLs set the limits
+	}
 	cur := s.CachedInfo().Config
 	if cur.Storage != want.Storage {
 		t.log.Warn("nats: the stream exists with another storage than the URL asks for, and JetStream cannot change it: it is used as it is (delete the stream to recreate it)",

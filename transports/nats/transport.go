@@ -102,6 +102,7 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 	}
 	cfg.opts.Process = o.Process
 	cfg.opts.NoScheduleMover = cfg.opts.NoScheduleMover || o.NoScheduleMover
+	cfg.opts.KeepLimits = cfg.opts.KeepLimits || o.KeepLimits
 	t, err := New(ctx, nc, cfg.opts, logger)
 	if err != nil {
 		nc.Close()

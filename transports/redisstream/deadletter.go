@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/internal/redisurl"
 	"github.com/busline/busline/transports"
 )
 
@@ -138,6 +139,11 @@ func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) erro
 	if dl.Topic == "" {
 		return fmt.Errorf("redisstream: dead letter %s of %s names no event", id, group)
 	}
+	if reads, err := t.groupReads(ctx, dl.Topic, group); err != nil {
+		return err
+	} else if !reads {
+		return transports.GroupNotReading("redisstream", group, dl.Topic)
+	}
 	var values []any
 	if _, err := decode(id, xms[0].Values); err == nil {
 		msg := dl.Message.Copy()
@@ -177,4 +183,21 @@ func (t *Transport) PurgeDeadLetters(ctx context.Context, group string) (int, er
 		return 0, fmt.Errorf("redisstream: purge dead letters of %s: %w", group, err)
 	}
 	return int(n.Val()), nil
+}
+
+// groupReads reports whether group exists on the stream of event.
+func (t *Transport) groupReads(ctx context.Context, event, group string) (bool, error) {
+	groups, err := t.client.XInfoGroups(ctx, t.StreamKey(event)).Result()
+	if err != nil {
+		if redisurl.IsServerError(err, "ERR") && strings.Contains(err.Error(), "no such key") {
+			return false, nil
+		}
+		return false, fmt.Errorf("redisstream: groups of %s: %w", t.StreamKey(event), err)
+	}
+	for _, g := range groups {
+		if g.Name == group {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -32,3 +32,21 @@ func TestInspectSkipsKeysOfALongerPrefix(t *testing.T) {
 		t.Fatalf("events %v, want only orders.paid", events)
 	}
 }
+
+// A tool (transports.OpenOptions.KeepLimits) appends without trimming: a
+// URL without the deployment's maxlen must not cut unread events.
+func TestKeepLimitsDoesNotTrim(t *testing.T) {
+	raw := testURL(t, "maxlen=2")
+	tr, err := transports.Open(context.Background(), raw, transports.OpenOptions{KeepLimits: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for range 5 {
+		publish(t, tr.(*Transport), "orders.kept", `{}`)
+	}
+	n, err := tr.(*Transport).client.XLen(context.Background(), tr.(*Transport).StreamKey("orders.kept")).Result()
+	if err != nil || n != 5 {
+		t.Fatalf("XLEN = %d, %v; want all 5 entries kept", n, err)
+	}
+}

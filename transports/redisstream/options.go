@@ -81,6 +81,9 @@ type Options struct {
 	// events into their streams (it still schedules them): for processes
 	// that only fire, when others run movers. URL: no_schedule_mover=true.
 	NoScheduleMover bool
+	// KeepLimits appends without trimming (transports.OpenOptions.KeepLimits:
+	// a tool leaves the streams as the services trim them).
+	KeepLimits bool
 }
 
 // DefaultOptions returns the options a redis:// URL without Busline
@@ -114,6 +117,9 @@ func (o Options) withDefaults() Options {
 
 // maxLen is the trimming threshold of one event stream.
 func (o Options) maxLen(event string) int64 {
+	if o.KeepLimits {
+		return 0
+	}
 	if n, ok := o.MaxLenByEvent[event]; ok {
 		return n
 	}

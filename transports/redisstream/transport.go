@@ -60,6 +60,7 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 		return nil, err
 	}
 	cfg.opts.NoScheduleMover = cfg.opts.NoScheduleMover || o.NoScheduleMover
+	cfg.opts.KeepLimits = cfg.opts.KeepLimits || o.KeepLimits
 	client := cfg.newClient()
 	t, err := newTransport(ctx, client, cfg.opts, cfg.readerFactory(), o.Logger)
 	if err != nil {

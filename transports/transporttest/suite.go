@@ -414,10 +414,16 @@ func (s *suite) removeGroup(t *testing.T) {
 		t.Skipf("%T does not implement transports.GroupRemover", b.Transport())
 	}
 	r := newRecorder()
-	listen(t, b, itemEvent, "old", r.handler)
+	listen(t, b, itemEvent, "old", func(ctx context.Context, d bus.Delivery[Item]) error {
+		if d.Payload.N == 1 {
+			return bus.Permanent(errors.New("refused"))
+		}
+		return r.handler(ctx, d)
+	})
 	start(t, b)
-	ids := fire(t, b, 0, 1)
-	eventually(t, s.h.scale(20*time.Second), "the event handled", func() bool { return r.has(ids...) })
+	ids := fire(t, b, 0, 2)
+	eventually(t, s.h.scale(20*time.Second), "the event handled", func() bool { return r.has(ids[0]) })
+	eventually(t, s.h.scale(20*time.Second), "the other dead-lettered", func() bool { return len(deadLetters(t, b, "svc-old")) == 1 })
 	ctx := context.Background()
 	eventually(t, s.h.scale(20*time.Second), "the group refused while read", func() bool {
 		return errors.Is(gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{}), transports.ErrGroupInUse)
@@ -438,11 +444,30 @@ func (s *suite) removeGroup(t *testing.T) {
 	if err := gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{Force: true}); err != nil {
 		t.Fatalf("RemoveGroup: %v", err)
 	}
+	// Its dead letters are kept, and replaying one is refused: no group
+	// reads the event any more, and the dead letter stays.
+	dead := deadLetters(t, other, "svc-old")
+	if len(dead) != 1 {
+		t.Fatalf("after RemoveGroup %d dead letters, want the one kept", len(dead))
+	}
+	ds := other.Transport().(transports.DeadLetterStore)
+	if err := ds.ReplayDeadLetter(ctx, "svc-old", dead[0].ID); !errors.Is(err, transports.ErrNotFound) {
+		t.Errorf("replay of a removed group's dead letter: %v, want ErrNotFound", err)
+	}
+	if n := len(deadLetters(t, other, "svc-old")); n != 1 {
+		t.Errorf("after the refused replay %d dead letters, want 1", n)
+	}
+	if err := gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{}); !errors.Is(err, transports.ErrNotFound) {
+		t.Errorf("second RemoveGroup, only dead letters left: %v, want ErrNotFound", err)
+	}
+	if err := gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{DeadLetters: true}); err != nil {
+		t.Errorf("RemoveGroup of the dead letters left: %v", err)
+	}
 	if err := transports.CheckGroupKnown(ctx, other.Transport(), "svc-old"); !errors.Is(err, transports.ErrNotFound) {
 		t.Errorf("after RemoveGroup the broker still knows the group: %v", err)
 	}
 	if err := gr.RemoveGroup(ctx, "svc-old", transports.RemoveGroupOptions{}); !errors.Is(err, transports.ErrNotFound) {
-		t.Errorf("second RemoveGroup: %v, want ErrNotFound", err)
+		t.Errorf("last RemoveGroup: %v, want ErrNotFound", err)
 	}
 	if err := gr.RemoveGroup(ctx, "svc-never", transports.RemoveGroupOptions{}); !errors.Is(err, transports.ErrNotFound) {
 		t.Errorf("RemoveGroup of a group never made: %v, want ErrNotFound", err)
