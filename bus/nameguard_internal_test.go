@@ -1,40 +1,21 @@
 package bus
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/busline/busline/idempotency"
+	"github.com/busline/busline/internal/syncbuf"
 )
-
-// syncBuffer is a log destination safe for the guard's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testGuard guards process "worker-1" in group on store, with a lease of
 // leaseFor and a slack of a fifth of it.
-func testGuard(t *testing.T, store idempotency.Store, group string, leaseFor time.Duration) (*nameGuard, *syncBuffer) {
+func testGuard(t *testing.T, store idempotency.Store, group string, leaseFor time.Duration) (*nameGuard, *syncbuf.Buffer) {
 	t.Helper()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	g := newNameGuard(store, "worker-1", []string{group}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if g == nil {
 		t.Fatal("no guard on a store that extends leases")

@@ -1,39 +1,21 @@
 package bus_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/syncbuf"
 )
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A handler that ignores its context and returns nil after the shutdown
 // timeout is not acknowledged (the subscriptions are closed): the log
 // says so rather than only that the event was processed.
 func TestHandlerReturningAfterShutdownTimeoutIsLogged(t *testing.T) {
-	var logs lockedLog
+	var logs syncbuf.Buffer
 	b, err := bus.New(bus.Config{Service: "s", Transport: "memory://", ShutdownTimeout: 10 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

@@ -1,35 +1,17 @@
 package nats
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busline/busline/internal/syncbuf"
 	"github.com/busline/busline/transports"
 )
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A URL's limits apply to streams that exist already (the dead-letter
 // stream's dead_maxlen too); a storage JetStream cannot change is said in
@@ -44,7 +26,7 @@ func TestURLLimitsApplyToExistingStreams(t *testing.T) {
 	if err := first.DeadLetter(ctx, "svc-l", message.NewMessage("e2", []byte(`{}`)), "test", 1); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncLog
+	var logs syncbuf.Buffer
 	tr, err := transports.Open(ctx, raw+"&maxlen=5&dead_maxlen=2&storage=memory", transports.OpenOptions{Service: "test", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -1,37 +1,18 @@
 package redisstream
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/internal/syncbuf"
 )
-
-// lockedBuffer collects a bus's logs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Two live processes started with one process name share a Redis
 // consumer and take over each other's idempotency leases: the second one
@@ -57,7 +38,7 @@ func TestSecondLiveProcessOfOneNameIsReported(t *testing.T) {
 		}
 		return b
 	}
-	var firstLogs, secondLogs lockedBuffer
+	var firstLogs, secondLogs syncbuf.Buffer
 	first := start(&firstLogs)
 	start(&secondLogs)
 	eventually(t, 60*time.Second, "the second process reports the first", func() bool {
