@@ -76,5 +76,5 @@ func GroupGone(driver, group string, deadLetters bool) error {
 // broker): the event would reach nobody, so the dead letter is kept. It
 // wraps ErrNotFound.
 func GroupNotReading(driver, group, event string) error {
-	return fmt.Errorf("%w: %s: consumer group %q does not read %s (removed?): the dead letter is kept; purge it, or fire the event again", ErrNotFound, driver, group, event)
+	return fmt.Errorf("%w: %s: consumer group %q no longer reads %s (removed?): the dead letter is kept; purge it, or fire the event again", ErrNotFound, driver, group, event)
 }

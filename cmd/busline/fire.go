@@ -179,6 +179,7 @@ func (a *app) readData(data string) ([]byte, error) {
 type jsonLine struct {
 	n       int
 	payload json.RawMessage
+	size    int // encoded, as the bus fires it: JSON escapes <, > and & as \u003c...
 }
 
 // readLines returns the payloads of the JSON Lines file path (- for
@@ -213,10 +214,14 @@ func (a *app) readLines(path string, maxBytes int) ([]jsonLine, error) {
 		if err := json.Compact(&compact, t); err != nil {
 			return nil, usagef("--lines: line %d is not valid JSON: %v", n, err)
 		}
-		if compact.Len() > maxBytes {
-			return nil, usagef("--lines: line %d is a payload of %d bytes, the maximum is %d (MaxPayloadBytes)", n, compact.Len(), maxBytes)
+		enc, err := bus.JSONCodec{}.Marshal(json.RawMessage(compact.Bytes()))
+		if err != nil {
+			return nil, usagef("--lines: line %d: %v", n, err)
 		}
-		out = append(out, jsonLine{n: n, payload: json.RawMessage(compact.Bytes())})
+		if len(enc) > maxBytes {
+			return nil, usagef("--lines: line %d is a payload of %d bytes once encoded, the maximum is %d (MaxPayloadBytes)", n, len(enc), maxBytes)
+		}
+		out = append(out, jsonLine{n: n, payload: json.RawMessage(compact.Bytes()), size: len(enc)})
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -237,8 +242,8 @@ func (a *app) fireLines(ctx context.Context, b *bus.Bus, ev bus.Event[json.RawMe
 	// Below the broker's own limit too (NATS), before anything is fired.
 	if most, why := b.MaxPayloadBytes(); most > 0 {
 		for _, l := range lines {
-			if len(l.payload) > most {
-				return usagef("--lines: line %d is a payload of %d bytes, the maximum is %d (%s); nothing was fired", l.n, len(l.payload), most, why)
+			if l.size > most {
+				return usagef("--lines: line %d is a payload of %d bytes once encoded, the maximum is %d (%s); nothing was fired", l.n, l.size, most, why)
 			}
 		}
 	}

@@ -149,8 +149,11 @@ func TestFireUsage(t *testing.T) {
 	for stdin, msg := range map[string]string{
 		"1\n{\"id\":\n":                  "line 2 is not valid JSON",
 		"\n  \n":                         "no payload in stdin",
-		"1\n" + big(1_050_000) + "\n3\n": "line 2 is a payload of 1050002 bytes, the maximum is 1048576",
-		"1\n\n" + big(1_200_000) + "\n":  "line 3 is longer than the largest payload",
+		"1\n" + big(1_050_000) + "\n3\n": "line 2 is a payload of 1050002 bytes once encoded, the maximum is 1048576",
+		// JSON escapes < as \u003c: the encoded payload is what counts,
+		// checked before the first of 1,001 lines is fired.
+		strings.Repeat("1\n", 1001) + `"` + strings.Repeat("<", 200_000) + `"` + "\n": "line 1002 is a payload of 1200002 bytes once encoded",
+		"1\n\n" + big(1_200_000) + "\n":                                               "line 3 is longer than the largest payload",
 	} {
 		r := runIn(t, context.Background(), stdin, "--transport", url, "fire", "orders.placed", "--lines", "-").expect(t, exitUsage)
 		if !strings.Contains(r.stderr, msg) || r.stdout != "" {

@@ -12,7 +12,10 @@ func TestGroupRemove(t *testing.T) {
 	eachBroker(t, func(t *testing.T, b broker) {
 		s := newShop(t, b)
 		id := s.fire(t, Order{ID: 1})
+		s.fire(t, Order{ID: 2, Fail: true})
 		eventually(t, "the order handled", func() bool { return s.handledCount(id) == 1 })
+		eventually(t, "the refused order dead-lettered", func() bool { return len(s.deadLetters(t, "shop-email")) == 1 })
+		dead := s.deadLetters(t, "shop-email")[0]
 
 		run(t, "--transport", b.url, "group", "remove", "shop-email").expect(t, exitUsage)
 		var r result
@@ -29,10 +32,18 @@ func TestGroupRemove(t *testing.T) {
 		if doc["group"] != "shop-email" || doc["removed"] != true {
 			t.Fatalf("json %v", doc)
 		}
+		// Its dead letter is kept, and a replay to a group that no longer
+		// reads the event is refused and keeps it.
+		r = run(t, "--transport", b.url, "dead", "replay", "shop-email", dead.ID).expect(t, exitNotFound)
+		if !strings.Contains(r.stderr, "no longer reads") {
+			t.Errorf("refused replay: stderr %q", r.stderr)
+		}
+		run(t, "--transport", b.url, "dead", "show", "shop-email", dead.ID).expect(t, exitOK)
 		r = run(t, "--transport", b.url, "group", "remove", "shop-email", "--yes").expect(t, exitNotFound)
 		if !strings.Contains(r.stderr, "shop-email") {
 			t.Errorf("stderr %q does not name the group", r.stderr)
 		}
+		run(t, "--transport", b.url, "group", "remove", "shop-email", "--yes", "--dead-letters").expect(t, exitOK)
 		run(t, "--transport", b.url, "dead", "list", "shop-email").expect(t, exitNotFound)
 	})
 }

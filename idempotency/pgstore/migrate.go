@@ -2,13 +2,13 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/busline/busline/internal/pgident"
-	"github.com/busline/busline/transports"
 )
 
 // DefaultTable is the table the store uses unless told otherwise.
@@ -16,7 +16,7 @@ const DefaultTable = "busline_dedup"
 
 // ErrNoTable: the dedup table does not exist; run Migrate or open the store
 // with migrate=true.
-var ErrNoTable = fmt.Errorf("%w: pgstore: dedup table does not exist", transports.ErrInvalidConfig)
+var ErrNoTable = errors.New("pgstore: dedup table does not exist")
 
 // Execer runs SQL: a *pgxpool.Pool, *pgx.Conn or pgx.Tx.
 type Execer interface {

@@ -199,17 +199,22 @@ func toDeadLetter(group string, d amqp091.Delivery) transports.DeadLetter {
 // transports.GroupNotReading when it does not (a replay published to it
 // by name would be dropped).
 func (t *Transport) groupQueueExists(group string) error {
-	conn, err := t.dialOwn("busline replay")
+	if t.isClosed() {
+		return transports.ErrClosed
+	}
+	if err := t.tp.checkDeadGroup(group); err != nil {
+		return err
+	}
+	conn, err := t.pubConn.current() // a channel of its own on it
 	if err != nil {
 		return err
 	}
-	defer func() { _ = conn.Close() }()
 	_, ok, err := passiveDeclare(conn, t.tp.groupQueue(group))
 	switch {
 	case err != nil:
 		return err
 	case !ok:
-		return transports.GroupNotReading("amqp", group, "its events (no queue "+t.tp.groupQueue(group)+")")
+		return transports.GroupNotReading("amqp", group, "the events routed to queue "+t.tp.groupQueue(group))
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
 )
 
 // DefaultMaxLen is the number of entries kept per event stream.
@@ -356,12 +358,12 @@ func (b *Broker) replay(groupName, id string) error {
 	list := b.dead[groupName]
 	i := slices.IndexFunc(list, func(d deadEntry) bool { return d.id == id })
 	if i < 0 {
-		return fmt.Errorf("memory: no dead letter %q in group %q", id, groupName)
+		return fmt.Errorf("%w: memory: no dead letter %q in group %q", transports.ErrNotFound, id, groupName)
 	}
 	d := list[i]
 	s := b.streams[d.topic]
 	if s == nil || s.groups[groupName] == nil {
-		return fmt.Errorf("memory: group %q of %s does not exist", groupName, d.topic)
+		return transports.GroupNotReading("memory", groupName, d.topic)
 	}
 	s.push(d.msg, b.now(), groupName)
 	b.dead[groupName] = slices.Delete(list, i, i+1)

@@ -152,11 +152,9 @@ func (t *Transport) DeadLetters(_ context.Context, group string, limit int) ([]t
 
 // ReplayDeadLetter implements transports.DeadLetterStore.
 func (t *Transport) ReplayDeadLetter(_ context.Context, group, id string) error {
-	if err := t.broker.replay(group, id); err != nil {
-		// replay fails only for a dead letter or a group that is not there.
-		return fmt.Errorf("%w: %w", transports.ErrNotFound, err)
-	}
-	return nil
+	// It fails only for a dead letter or a group that is not there
+	// (ErrNotFound).
+	return t.broker.replay(group, id)
 }
 
 // PurgeDeadLetters implements transports.DeadLetterStore.

@@ -42,6 +42,9 @@ func TestTailShowsReplays(t *testing.T) {
 	if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
 		t.Fatal(err)
 	}
+	// The group still reads the event (a replay to a group that does not
+	// is refused).
+	openSub(t, tr, "svc-replayed", time.Minute)
 	msg := message.NewMessage(watermill.NewUUID(), []byte(`{"n":1}`))
 	msg.Metadata.Set("ce-type", testEvent)
 	if err := tr.DeadLetter(ctx, "svc-replayed", msg, "failed", 3); err != nil {
