@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -242,7 +243,12 @@ them from the dead letters. Give the ID of one (see dead list) or --all.`,
 			last := time.Now()
 			for i, d := range todo {
 				if err := ds.ReplayDeadLetter(ctx, group, d.ID); err != nil {
-					return failed(fmt.Errorf("replayed %d of %d dead letters of %s; %s: %w", i, len(todo), group, d.ID, err))
+					err = fmt.Errorf("replayed %d of %d dead letters of %s; %s: %w", i, len(todo), group, d.ID, err)
+					if i > 0 && !errors.Is(err, context.Canceled) {
+						// Stopped half-way: some were replayed (exit 1).
+						return withCode(exitFailure, err)
+					}
+					return failed(err)
 				}
 				out = append(out, replayed{ID: d.ID, EventID: eventID(d)})
 				if len(todo) > 1 && time.Since(last) >= time.Second {
