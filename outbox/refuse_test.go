@@ -331,6 +331,17 @@ func TestPublishRun(t *testing.T) {
 			t.Fatalf("deliveries %s, want 0..24 in order", ns(d))
 		}
 	}
+	// A call is recorded once the inner transport returned, which may be
+	// after its events were delivered.
+	waitFor(t, 10*time.Second, "every publish call recorded", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		n := 0
+		for _, c := range g.calls {
+			n += c
+		}
+		return n >= 25
+	})
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	// The refused run goes again one event per call, then runs again.
