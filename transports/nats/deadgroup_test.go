@@ -80,3 +80,27 @@ func TestTailShowsReplays(t *testing.T) {
 		t.Fatalf("Tail: %v", err)
 	}
 }
+
+// A message without an event ID (written by another client) is poison
+// with the same ID in every group, so that its dead letters can be
+// matched up.
+func TestPoisonWithoutIDHasOneIDInEveryGroup(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	a := openSub(t, tr, "svc-a", time.Minute)
+	b := openSub(t, tr, "svc-b", time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := tr.js.Publish(ctx, tr.opts.Subject(testEvent), []byte(`{"raw":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	ma, mb := receive(t, a, 1, 10*time.Second), receive(t, b, 1, 10*time.Second)
+	if len(ma) != 1 || len(mb) != 1 {
+		t.Fatalf("received %d and %d, want one each", len(ma), len(mb))
+	}
+	if ma[0].Poison == nil || mb[0].Poison == nil {
+		t.Fatalf("not poison: %v, %v", ma[0].Poison, mb[0].Poison)
+	}
+	if ma[0].Message.UUID != mb[0].Message.UUID || ma[0].Message.UUID == "" {
+		t.Fatalf("IDs %q and %q, want one ID in both groups", ma[0].Message.UUID, mb[0].Message.UUID)
+	}
+}

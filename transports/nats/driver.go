@@ -262,7 +262,7 @@ func (s *subscription) toMessage(ctx context.Context, m jetstream.Msg) (d *deliv
 	if g := first(h, HeaderReplayGroup); g != "" && g != s.group {
 		return d, nil
 	}
-	msg, perr := decode(h, m.Data())
+	msg, perr := decodeStored(h, m.Data(), md.Stream, md.Sequence.Stream)
 	topic, _ := strings.CutPrefix(m.Subject(), s.t.opts.Prefix+".")
 	attempts := int(md.NumDelivered) - 1
 	if md.NumDelivered > 1 {

@@ -78,11 +78,14 @@ func (t *Transport) Tail(ctx context.Context, topic string, opts transports.Tail
 			return fmt.Errorf("nats: tail %s: %w", topic, err)
 		}
 		ev := transports.TailedEvent{Topic: topic}
+		var stream string
+		var seq uint64
 		if md, err := m.Metadata(); err == nil {
 			ev.Position = strconv.FormatUint(md.Sequence.Stream, 10)
 			ev.At = md.Timestamp
+			stream, seq = md.Stream, md.Sequence.Stream
 		}
-		ev.Message, ev.Err = decode(m.Headers(), m.Data())
+		ev.Message, ev.Err = decodeStored(m.Headers(), m.Data(), stream, seq)
 		if g := first(m.Headers(), HeaderReplayGroup); g != "" {
 			// Not metadata of the event, but what a tail shows of the copy.
 			ev.Message.Metadata.Set(transports.MetaReplayGroup, g)

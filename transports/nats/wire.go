@@ -3,10 +3,12 @@ package nats
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/busline/busline/transports"
@@ -62,7 +64,7 @@ func reservedHeader(k string) bool {
 
 // decode turns headers and body into a message. Without an event ID it
 // returns a message with a fresh UUID holding the raw body, and an error
-// wrapping ErrDecode.
+// wrapping ErrDecode (decodeStored gives a stored message a stable one).
 func decode(h natsgo.Header, data []byte) (*message.Message, error) {
 	id := first(h, HeaderUUID)
 	if id == "" {
@@ -89,3 +91,18 @@ func first(h natsgo.Header, k string) string {
 	}
 	return ""
 }
+
+// decodeStored is decode for the message seq of stream: one without an
+// event ID gets an ID made of its place in the stream, the same for every
+// group that reads it, its dead letters and a tail, so that they can be
+// matched up.
+func decodeStored(h natsgo.Header, data []byte, stream string, seq uint64) (*message.Message, error) {
+	msg, err := decode(h, data)
+	if err != nil && first(h, HeaderUUID) == "" && first(h, natsgo.MsgIdHdr) == "" && stream != "" {
+		msg.UUID = uuid.NewSHA1(storedIDSpace, []byte(stream+"/"+strconv.FormatUint(seq, 10))).String()
+	}
+	return msg, err
+}
+
+// storedIDSpace is the UUID name space of decodeStored's IDs.
+var storedIDSpace = uuid.MustParse("6f1c1d2e-5b0a-4f43-9d7e-3b2f8a9c0b41")
