@@ -254,8 +254,6 @@ func retryProblems(p RetryPolicy, names map[string]string) []string {
 	return out
 }
 
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
 // DefaultMaxPayloadBytes is Config.MaxPayloadBytes when it is 0: 1 MiB.
 const DefaultMaxPayloadBytes = 1 << 20
 

@@ -44,8 +44,9 @@ type nameGuard struct {
 	mu    sync.Mutex
 	names []*leasedName
 
-	stop chan struct{}
-	done chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	cancel context.CancelFunc // ends a check under way at close
 }
 
 // leasedName is the lease of the process name in one group.
@@ -70,7 +71,7 @@ func newNameGuard(store idempotency.Store, process string, groups []string, log 
 	}
 	g := &nameGuard{store: store, ext: ext, log: log, leaseFor: nameLeaseFor, slack: nameLeaseSlack}
 	for _, group := range groups {
-		g.names = append(g.names, &leasedName{group: group, key: idempotency.Key("busline.process", group+"/"+process)})
+		g.names = append(g.names, &leasedName{group: group, key: idempotency.ProcessNameKey(group, process)})
 	}
 	return g
 }
@@ -78,11 +79,8 @@ func newNameGuard(store idempotency.Store, process string, groups []string, log 
 // start checks the names now and then every interval until close.
 func (g *nameGuard) start(every time.Duration) {
 	g.stop, g.done = make(chan struct{}), make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-g.stop
-		cancel()
-	}()
+	var ctx context.Context
+	ctx, g.cancel = context.WithCancel(context.Background())
 	go func() {
 		defer close(g.done)
 		t := time.NewTicker(every)
@@ -105,6 +103,7 @@ func (g *nameGuard) close() {
 		return
 	}
 	close(g.stop)
+	g.cancel()
 	<-g.done
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -3,6 +3,8 @@ package bus
 import (
 	"fmt"
 	"strings"
+
+	"github.com/busline/busline/transports"
 )
 
 // Name limits, the same on every transport, so that a name valid on one
@@ -25,16 +27,6 @@ const (
 // refuses the second pair with ErrGroupConflict.
 func GroupName(service, listener string) string { return service + "-" + listener }
 
-// reservedSuffix and reservedInfix are parts of the names transports give
-// their own queues and keys: a group spelled with them would read another
-// group's dead letters or delay queues (AMQP "{group}.dead",
-// "{group}.retry.{step}", "{exchange}.records.{kind}"). They are refused on
-// every transport.
-var (
-	reservedSuffixes = []string{".dead"}
-	reservedInfixes  = []string{".retry.", ".records."}
-)
-
 // ValidateName checks a service, listener or process name (kind says
 // which) with the one rule every transport shares: 1 to 100 bytes of
 // letters, digits, '.', '_' and '-', starting with a letter or digit, and
@@ -54,20 +46,18 @@ func ValidateName(kind, name string) error {
 		return fmt.Errorf("%w: the %s name is empty", sentinel, kind)
 	case len(name) > limit:
 		return fmt.Errorf("%w: the %s name %.40q... is %d bytes long; at most %d are allowed on every transport", sentinel, kind, name, len(name), limit)
-	case !namePattern.MatchString(name):
+	case !transports.NameChars(name):
 		return fmt.Errorf("%w: %s name %q may hold only letters, digits, '.', '_' and '-', and starts with a letter or digit", sentinel, kind, name)
 	}
-	for _, s := range reservedInfixes {
-		if strings.Contains(name, s) {
-			return fmt.Errorf("%w: %s name %q contains %q, which transports use for their own queues (AMQP \"{group}%s...\"); rename it", sentinel, kind, name, s, s)
-		}
+	// Parts of the names transports give their own queues and keys: a
+	// group spelled with them would read another group's dead letters or
+	// delay queues (AMQP "{group}.dead", "{group}.retry.{step}",
+	// "{exchange}.records.{kind}").
+	if s := transports.ReservedInfix(name); s != "" {
+		return fmt.Errorf("%w: %s name %q contains %q, which transports use for their own queues (AMQP \"{group}%s...\"); rename it", sentinel, kind, name, s, s)
 	}
-	if kind == "listener" {
-		for _, s := range reservedSuffixes {
-			if strings.HasSuffix(name, s) {
-				return fmt.Errorf("%w: listener name %q ends in %q: the group %q would be the dead-letter queue of the listener %q (AMQP \"{group}%s\"); rename it", sentinel, name, s, "{service}-"+name, strings.TrimSuffix(name, s), s)
-			}
-		}
+	if s := transports.ReservedSuffix(name); s != "" && kind == "listener" {
+		return fmt.Errorf("%w: listener name %q ends in %q: the group %q would be the dead-letter queue of the listener %q (AMQP \"{group}%s\"); rename it", sentinel, name, s, "{service}-"+name, strings.TrimSuffix(name, s), s)
 	}
 	return nil
 }

@@ -66,3 +66,12 @@ func EarlierRun(ctx context.Context, token string) bool {
 	them, ok := TokenHolder(token)
 	return ok && them.Process == me.Process && them.Run != me.Run
 }
+
+// ProcessNameKey is the key of the lease a bus holds on its process name
+// in a consumer group while it listens (in a shared store that extends
+// leases): "busline.process:{group}/{process}". A tool that must know
+// whether a group is read looks for ProcessNameKey(group, "") followed by
+// any process.
+func ProcessNameKey(group, process string) string {
+	return Key("busline.process", group+"/"+process)
+}

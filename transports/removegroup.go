@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -43,9 +42,6 @@ type GroupRemover interface {
 // consumer's idle time (Redis).
 const GroupIdleFor = time.Minute
 
-// groupName is what "{service}-{listener}" can spell (bus.ValidateName).
-var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
 // CheckGroupName returns an error wrapping ErrNotFound for a name no
 // consumer group can have: one a service and listener cannot spell, or
 // one holding the parts transports give their own queues and keys
@@ -53,8 +49,8 @@ var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // group's dead letters or delay queues, or the records. A tool that
 // deletes by group name checks it first.
 func CheckGroupName(group string) error {
-	ok := len(group) <= 201 && groupName.MatchString(group) && strings.Contains(group, "-") &&
-		!strings.HasSuffix(group, ".dead") && !strings.Contains(group, ".retry.") && !strings.Contains(group, ".records.")
+	ok := len(group) <= 201 && NameChars(group) && strings.Contains(group, "-") &&
+		ReservedSuffix(group) == "" && ReservedInfix(group) == ""
 	if !ok {
 		return fmt.Errorf("%w: no consumer group can be named %.60q (groups are \"{service}-{listener}\")", ErrNotFound, group)
 	}

@@ -31,13 +31,13 @@ func (s *subscription) slot() {
 // nil) agrees. It returns nils once reading stopped or the caller
 // refused; the entry goes back to the broker uncounted then. The hand-out
 // and its attempt record happen under sendMu, so Close, which waits for
-// it, finds the entry out and the record with the settler.
+// it, finds the entry out and the record with the settler (a record made
+// before the hand-out, one round trip, holds Close that long).
 func (s *subscription) handOut(sb *settleBuf, caller func() bool) (*entry, *message.Message, *msgContext) {
 	e := s.next()
 	if e == nil {
 		return nil, nil, nil
 	}
-	s.recordFirst(e)
 	s.sendMu.RLock()
 	defer s.sendMu.RUnlock()
 	toOut := s.callerSlots == nil
@@ -45,6 +45,10 @@ func (s *subscription) handOut(sb *settleBuf, caller func() bool) (*entry, *mess
 		s.giveBack(e)
 		return nil, nil, nil
 	}
+	// After the refusals: a record made for an entry given back would
+	// count a delivery no handler got. (A send refused below, as reading
+	// stops, still can: the count is one high for that entry then.)
+	s.recordFirst(e)
 	msg, mc := s.message(e)
 	if toOut && !s.send(msg) {
 		mc.cancel()

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/busline/busline/transports"
@@ -19,14 +20,16 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	if err := transports.CheckGroupName(group); err != nil {
 		return err
 	}
-	if err := t.broker.removeGroup(group, opts.Force); err != nil {
-		if opts.DeadLetters && err == errNoGroup && len(t.broker.DeadLetters(group, 1)) > 0 {
-			t.broker.PurgeDeadLetters(group) // only dead letters were left
-			return t.DeleteRecord(ctx, transports.RecordKindOwners, group)
+	err := t.broker.removeGroup(group, opts.Force)
+	if errors.Is(err, errNoGroup) {
+		// Nothing but dead letters, if any, is left of the group.
+		dead := len(t.broker.DeadLetters(group, 1)) > 0
+		if !dead || !opts.DeadLetters {
+			return transports.GroupGone("memory", group, dead)
 		}
-		if err == errNoGroup {
-			return fmt.Errorf("%w: memory: no consumer group %q", transports.ErrNotFound, group)
-		}
+		err = nil
+	}
+	if err != nil {
 		return err
 	}
 	if opts.DeadLetters {
@@ -35,7 +38,7 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	return t.DeleteRecord(ctx, transports.RecordKindOwners, group)
 }
 
-var errNoGroup = fmt.Errorf("no such group")
+var errNoGroup = errors.New("no such group")
 
 // removeGroup deletes group from every stream, unless one of its
 // consumers has a live subscription and force is false.

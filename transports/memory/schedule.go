@@ -183,15 +183,25 @@ func (b *Broker) moveDue() {
 		return
 	}
 	now := b.now()
-	// Appended under the same lock that takes them off the schedule: at
-	// no instant is a due event in neither place (Idle would say so).
-	for len(s.due) > 0 && !s.due[0].at.After(now) {
+	b.moveDueLocked(now)
+	b.armLocked(now)
+	b.mu.Unlock()
+}
+
+// moveDueLocked appends every waiting event due at or before until to its
+// stream, in due order, and returns how many. Appended under the same lock
+// that takes them off the schedule: at no instant is a due event in
+// neither place (Idle would say so).
+func (b *Broker) moveDueLocked(until time.Time) int {
+	s := &b.sched
+	n := 0
+	for len(s.due) > 0 && !s.due[0].at.After(until) {
 		w := heap.Pop(&s.due).(*waiting)
 		delete(s.byID, w.id)
 		b.appendLocked(w.topic, []stored{store(w.msg)})
+		n++
 	}
-	b.armLocked(now)
-	b.mu.Unlock()
+	return n
 }
 
 // MoveScheduled appends the events waiting with a due time at or before
@@ -202,19 +212,11 @@ func (b *Broker) moveDue() {
 func (b *Broker) MoveScheduled(until time.Time) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := &b.sched
-	if s.closed {
+	if b.sched.closed {
 		return 0
 	}
-	n := 0
-	for len(s.due) > 0 && !s.due[0].at.After(until) {
-		w := heap.Pop(&s.due).(*waiting)
-		delete(s.byID, w.id)
-		b.appendLocked(w.topic, []stored{store(w.msg)})
-		n++
-	}
+	n := b.moveDueLocked(until)
 	b.armLocked(b.now())
-	b.notifyLocked()
 	return n
 }
 

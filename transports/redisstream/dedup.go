@@ -23,7 +23,10 @@ import (
 // transport's subscriptions.
 func (t *Transport) IdempotencyStore(context.Context) (idempotency.Store, error) {
 	t.dedupOnce.Do(func() {
-		t.dedup.Store(redisstore.New(t.client, redisstore.Options{Prefix: t.opts.Prefix + "dedup:", DeferCommits: true}))
+		t.dedup.Store(redisstore.New(t.client, redisstore.Options{Prefix: t.dedupPrefix(), DeferCommits: true}))
 	})
 	return t.dedup.Load(), nil
 }
+
+// dedupPrefix starts the keys of the transport's own dedup store.
+func (t *Transport) dedupPrefix() string { return t.opts.Prefix + "dedup:" }

@@ -42,11 +42,16 @@ func TestKeepLimitsDoesNotTrim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	for range 5 {
-		publish(t, tr.(*Transport), "orders.kept", `{}`)
+	// Trimming is approximate (whole nodes of 100 entries): enough
+	// entries that MAXLEN ~ 2 would cut some.
+	const n = 400
+	payloads := make([]string, n)
+	for i := range payloads {
+		payloads[i] = `{}`
 	}
-	n, err := tr.(*Transport).client.XLen(context.Background(), tr.(*Transport).StreamKey("orders.kept")).Result()
-	if err != nil || n != 5 {
-		t.Fatalf("XLEN = %d, %v; want all 5 entries kept", n, err)
+	publish(t, tr.(*Transport), "orders.kept", payloads...)
+	got, err := tr.(*Transport).client.XLen(context.Background(), tr.(*Transport).StreamKey("orders.kept")).Result()
+	if err != nil || got != n {
+		t.Fatalf("XLEN = %d, %v; want all %d entries kept", got, err, n)
 	}
 }

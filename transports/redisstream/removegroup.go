@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/transports"
 )
 
@@ -25,26 +26,19 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	if err := transports.CheckGroupName(group); err != nil {
 		return err
 	}
-	var err error
-	var streams []string
-	deadPrefix := t.DeadLetterKey("")
-	for _, key := range t.scanKeys(ctx, t.opts.Prefix, &err) {
-		event, ok := strings.CutPrefix(key, t.opts.Prefix)
-		if !ok || strings.HasPrefix(key, deadPrefix) || strings.Contains(event, ":") {
-			continue
-		}
-		groups, gerr := t.client.XInfoGroups(ctx, key).Result()
-		if gerr != nil {
-			return fmt.Errorf("redisstream: remove group %s: XINFO GROUPS %s: %w", group, key, gerr)
-		}
-		for _, g := range groups {
-			if g.Name == group {
-				streams = append(streams, key)
-			}
-		}
-	}
+	events, _, err := t.inspectKeys(ctx, nil) // the event streams, as inspect finds them
 	if err != nil {
 		return err
+	}
+	var streams []string
+	for _, event := range events {
+		reads, err := t.groupReads(ctx, event, group)
+		if err != nil {
+			return err
+		}
+		if reads {
+			streams = append(streams, t.StreamKey(event))
+		}
 	}
 	for _, key := range streams {
 		consumers, cerr := t.client.XInfoConsumers(ctx, key, group).Result()
@@ -62,12 +56,12 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	// when it has read nothing for long: Redis before 7.2 does not count
 	// an empty read as activity.
 	if !opts.Force {
-		leases := t.scanAll(ctx, t.opts.Prefix+"dedup:busline.process:"+group+"/", &err)
+		leases := t.scanAll(ctx, t.dedupPrefix()+idempotency.ProcessNameKey(group, ""), &err)
 		if err != nil {
 			return err
 		}
 		if len(leases) > 0 {
-			return fmt.Errorf("%w: redisstream: a process holds a name in group %q (%s)", transports.ErrGroupInUse, group, strings.TrimPrefix(leases[0], t.opts.Prefix+"dedup:"))
+			return fmt.Errorf("%w: redisstream: a process holds a name in group %q (%s)", transports.ErrGroupInUse, group, strings.TrimPrefix(leases[0], t.dedupPrefix()))
 		}
 	}
 	deadKey := t.DeadLetterKey(group)
