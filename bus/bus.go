@@ -203,7 +203,7 @@ func (b *Bus) Start(ctx context.Context) error {
 			groups = append(groups, l.group)
 		}
 		if b.guard = newNameGuard(b.store, b.process, groups, b.log); b.guard != nil {
-			b.guard.start(nameLeaseEvery)
+			b.guard.start(ctx, nameLeaseEvery)
 		}
 	}
 	b.started = true

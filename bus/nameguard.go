@@ -76,8 +76,12 @@ func newNameGuard(store idempotency.Store, process string, groups []string, log 
 	return g
 }
 
-// start checks the names now and then every interval until close.
-func (g *nameGuard) start(every time.Duration) {
+// start checks the names now, within startCtx, and then every interval
+// until close. The first check is made before start returns, so a bus
+// that has started holds its name (or has seen its holder) before another
+// process of the name starts: the later one is the one that reports.
+func (g *nameGuard) start(startCtx context.Context, every time.Duration) {
+	g.check(startCtx)
 	g.stop, g.done = make(chan struct{}), make(chan struct{})
 	var ctx context.Context
 	ctx, g.cancel = context.WithCancel(context.Background())
@@ -86,12 +90,12 @@ func (g *nameGuard) start(every time.Duration) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			g.check(ctx)
 			select {
 			case <-g.stop:
 				return
 			case <-t.C:
 			}
+			g.check(ctx)
 		}
 	}()
 }

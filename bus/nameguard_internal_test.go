@@ -70,7 +70,7 @@ func TestNameGuardReportsALiveDuplicate(t *testing.T) {
 		t.Errorf("the holder logged an error: %s", firstLogs.String())
 	}
 
-	first.start(time.Hour) // as Start does: a check, then Close gives the name back
+	first.start(context.Background(), time.Hour) // as Start does: a check, then Close gives the name back
 	first.close()
 	second.check(context.Background())
 	if held, dup := second.state(); !held || dup || !strings.Contains(logs.String(), "is gone") {
