@@ -132,18 +132,18 @@ func (b *Bus) buildChain(l *listenerSpec) message.HandlerFunc {
 	var dedup, attempts message.HandlerMiddleware
 	var done func(context.Context, *message.Message) (bool, error)
 	if !o.DisableIdempotency {
-		// An event over MaxDeliveries this group handled before is acked.
-		done = func(ctx context.Context, msg *message.Message) (bool, error) {
-			return idempotency.IsDone(ctx, b.store, idempotency.Key(l.group, msg.UUID))
-		}
-		// Each in-process try in its own savepoint when the store runs the
-		// handler in a transaction (Postgres): a failed try leaves no writes.
-		attempts = idempotency.Attempts()
-		dedup = idempotency.Middleware(idempotency.Options{
+		opts := idempotency.Options{
 			Store: b.store, Group: l.group, Lease: o.AckTimeout, Retention: o.Retention, Logger: b.log,
 			Holder:        idempotency.Holder{Process: b.process, Run: b.run},
 			MeterProvider: b.cfg.MeterProvider,
-		})
+		}
+		// An event over MaxDeliveries this group handled before is acked
+		// (and counted as a duplicate).
+		done = idempotency.DoneCheck(opts)
+		// Each in-process try in its own savepoint when the store runs the
+		// handler in a transaction (Postgres): a failed try leaves no writes.
+		attempts = idempotency.Attempts()
+		dedup = idempotency.Middleware(opts)
 	}
 	return middleware.Chain(
 		b.tel.Middleware(l.group, l.topic),
