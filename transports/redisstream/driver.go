@@ -90,6 +90,9 @@ type redisSub struct {
 	noScript atomic.Bool
 	// readAhead is Capabilities.ReadAhead.
 	readAhead int
+	// nextLive is when (Unix ns) markLive next refreshes the liveness
+	// key; 0 until the first refresh.
+	nextLive atomic.Int64
 }
 
 // window is the time span of one broken read.
@@ -133,6 +136,7 @@ func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.
 	}
 	block = max(block, time.Millisecond)
 	free = max(min(free, s.batch), 1)
+	s.markLive(ctx)
 	if s.busy.Load() && s.scripted() {
 		out, err := s.receiveScripted(ctx, free, ahead)
 		if err != nil || len(out) > 0 {
@@ -528,6 +532,7 @@ func (s *redisSub) Close() error {
 		return nil
 	}
 	s.releaseAllAhead()
+	s.dropLive()
 	if s.own {
 		return s.rc.Close()
 	}

@@ -15,10 +15,10 @@ var _ transports.GroupRemover = (*Transport)(nil)
 // RemoveGroup implements transports.GroupRemover with XGROUP DESTROY on
 // every stream the group reads (its pending entries go with it). A group
 // is in use when a consumer took an entry within transports.GroupIdleFor,
-// or a process holds its name in the group in the transport's own dedup
-// store (the bus does while it listens). A process that took nothing for
-// a minute and keeps its dedup records elsewhere is not seen: stop the
-// listener first.
+// a subscription of the group refreshed its liveness key within that
+// time (each does every 15 s while it reads, and deletes it at Close), or
+// a process holds its name in the group in the transport's own dedup
+// store (the bus does while it listens).
 func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transports.RemoveGroupOptions) error {
 	if t.subs.Closed() {
 		return transports.ErrClosed
@@ -51,11 +51,19 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 			}
 		}
 	}
-	// A live process with the transport's own dedup store (the default)
-	// holds a lease on its name in the group (the bus's name guard), even
-	// when it has read nothing for long: Redis before 7.2 does not count
-	// an empty read as activity.
+	// A subscription that has read nothing for long is still seen (Redis
+	// before 7.2 does not count an empty read as activity): by its
+	// liveness key, and, with the transport's own dedup store (the
+	// default), by the lease on its process name in the group (the bus's
+	// name guard; a bus of an older version writes no liveness key).
 	if !opts.Force {
+		live := t.scanAll(ctx, t.liveKeyPrefix(group), &err)
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			return fmt.Errorf("%w: redisstream: a subscription of group %q is reading (%s)", transports.ErrGroupInUse, group, strings.TrimPrefix(live[0], t.liveKeyPrefix(group)))
+		}
 		leases := t.scanAll(ctx, t.dedupPrefix()+idempotency.ProcessNameKey(group, ""), &err)
 		if err != nil {
 			return err
