@@ -71,6 +71,15 @@ func (s *MemoryStore) Begin(_ context.Context, key string, leaseFor time.Duratio
 	return Fresh, Lease{Key: key, Token: strconv.FormatUint(s.seq, 36), Expires: s.base.Add(at + leaseFor)}, nil
 }
 
+// KeyDone implements DoneReader.
+func (s *MemoryStore) KeyDone(_ context.Context, key string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.clockLocked()
+	e, ok := s.keys.get(s.keys.locate(key))
+	return ok && e.done && at < e.expires, nil
+}
+
 // Commit implements Store.
 func (s *MemoryStore) Commit(_ context.Context, l Lease, retention time.Duration) error {
 	s.mu.Lock()

@@ -73,6 +73,14 @@ type LeaseExtender interface {
 	Extend(ctx context.Context, lease Lease, d time.Duration) error
 }
 
+// DoneReader is implemented by stores that can tell whether a key is
+// committed by reading alone; IsDone uses it rather than a claim it gives
+// back at once.
+type DoneReader interface {
+	// KeyDone reports whether key is committed (done and not expired).
+	KeyDone(ctx context.Context, key string) (bool, error)
+}
+
 // DeferredCommitter is implemented by stores that can apply a commit after
 // the middleware returned, yet before the event is acknowledged: the
 // transport sends its acknowledgements through the store, which sends each
@@ -166,9 +174,13 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (Store, error
 func Schemes() []string { return stores.Names() }
 
 // IsDone reports whether key is committed in s, without leaving a claim:
-// it begins key and aborts at once when the key was free. A key another
-// holder leases now is not done.
+// it reads the key when s is a DoneReader, else it begins key and aborts
+// at once when the key was free. A key another holder leases now is not
+// done.
 func IsDone(ctx context.Context, s Store, key string) (bool, error) {
+	if r, ok := s.(DoneReader); ok {
+		return r.KeyDone(ctx, key)
+	}
 	st, lease, err := s.Begin(ctx, key, time.Second)
 	if err != nil {
 		return false, err

@@ -156,6 +156,18 @@ func (s *Store) Begin(ctx context.Context, key string, leaseFor time.Duration) (
 	return idempotency.Held, idempotency.Lease{Key: key, Expires: time.Now().Add(100 * time.Millisecond)}, nil
 }
 
+// KeyDone implements idempotency.DoneReader with one GET.
+func (s *Store) KeyDone(ctx context.Context, key string) (bool, error) {
+	v, err := s.client.Get(ctx, s.RedisKey(key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("redisstore: read %s: %w", key, err)
+	}
+	return v == doneMarker, nil
+}
+
 // setNX sets rkey to token for lease unless it exists; found reports that
 // it existed, with its value.
 func (s *Store) setNX(ctx context.Context, rkey, token string, lease time.Duration) (old string, found bool, err error) {

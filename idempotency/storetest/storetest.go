@@ -39,6 +39,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("LeaseExpiryTakeover", func(t *testing.T) { testTakeover(t, h) })
 	t.Run("TokenStopsLateCommit", func(t *testing.T) { testLateCommit(t, h) })
 	t.Run("RetentionExpiry", func(t *testing.T) { testRetention(t, h) })
+	t.Run("IsDone", func(t *testing.T) { testIsDone(t, h) })
 	t.Run("Middleware", func(t *testing.T) { runMiddleware(t, h) })
 	t.Run("Bus", func(t *testing.T) { runBus(t, h) })
 }
@@ -119,6 +120,36 @@ func testFreshThenDone(t *testing.T, h Harness) {
 		t.Fatalf("second Commit = %v, want ErrLeaseLost", err)
 	}
 	wantState(t, s, "g:e1", idempotency.Done)
+}
+
+// testIsDone: idempotency.IsDone tells a committed key from a free or a
+// leased one (a handler still working is not done), in this store and in
+// another process's, and leaves no claim on a free key.
+func testIsDone(t *testing.T, h Harness) {
+	ss := stores(t, h, 2)
+	for _, s := range ss {
+		if done, err := idempotency.IsDone(ctx(t), s, "g:free"); err != nil || done {
+			t.Fatalf("IsDone of a free key = %v, %v; want false", done, err)
+		}
+	}
+	wantState(t, ss[1], "g:free", idempotency.Fresh) // no claim left
+	for _, s := range ss {
+		if done, err := idempotency.IsDone(ctx(t), s, "g:free"); err != nil || done {
+			t.Fatalf("IsDone of a leased key = %v, %v; want false", done, err)
+		}
+	}
+	l := wantState(t, ss[0], "g:e1", idempotency.Fresh)
+	if err := ss[0].Commit(ctx(t), l, time.Hour); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	for _, s := range ss {
+		if done, err := idempotency.IsDone(ctx(t), s, "g:e1"); err != nil || !done {
+			t.Fatalf("IsDone of a committed key = %v, %v; want true", done, err)
+		}
+	}
+	if done, err := idempotency.IsDone(ctx(t), ss[1], "other:e1"); err != nil || done {
+		t.Fatalf("IsDone of the event in another group = %v, %v; want false", done, err)
+	}
 }
 
 func testAbort(t *testing.T, h Harness) {
