@@ -76,12 +76,16 @@ func newNameGuard(store idempotency.Store, process string, groups []string, log 
 	return g
 }
 
-// start checks the names now, within startCtx, and then every interval
-// until close. The first check is made before start returns, so a bus
-// that has started holds its name (or has seen its holder) before another
-// process of the name starts: the later one is the one that reports.
+// start checks the names now, within startCtx and at most a third of a
+// lease in all (a slow store does not hold Start up longer), and then
+// every interval until close. The first check is made before start
+// returns, so a bus that has started holds its name (or has seen its
+// holder) before another process of the name starts: the later one is the
+// one that reports.
 func (g *nameGuard) start(startCtx context.Context, every time.Duration) {
-	g.check(startCtx)
+	first, cancel := context.WithTimeout(startCtx, g.leaseFor/3)
+	g.check(first)
+	cancel()
 	g.stop, g.done = make(chan struct{}), make(chan struct{})
 	var ctx context.Context
 	ctx, g.cancel = context.WithCancel(context.Background())

@@ -130,3 +130,25 @@ func TestNameGuardIgnoresASlowCheck(t *testing.T) {
 		t.Fatalf("a dead run reported after a slow check: %s", logs.String())
 	}
 }
+
+// start takes the name before it returns, so of two guards started one
+// after the other the first holds the name and the later one sees it
+// held; close gives it back.
+func TestNameGuardStartTakesTheNameFirst(t *testing.T) {
+	store := idempotency.NewMemoryStore()
+	first, _ := testGuard(t, store, "billing-invoice", time.Minute)
+	second, _ := testGuard(t, store, "billing-invoice", time.Minute)
+	first.start(context.Background(), time.Hour)
+	if held, _ := first.state(); !held {
+		t.Fatal("the first guard does not hold the name when start returns")
+	}
+	second.start(context.Background(), time.Hour)
+	if held, _ := second.state(); held {
+		t.Fatal("the later guard took a name that is held")
+	}
+	first.close()
+	second.close()
+	if st, _, err := store.Begin(context.Background(), idempotency.ProcessNameKey("billing-invoice", "worker-1"), time.Minute); err != nil || st != idempotency.Fresh {
+		t.Fatalf("after close the name is %v, %v; want free", st, err)
+	}
+}

@@ -53,9 +53,9 @@ owner record, so that the name can be used again. Its dead letters are kept
 
 A group a process still reads is refused (exit 1): a consumer attached
 (RabbitMQ), pull requests waiting, messages out or a delivery within the
-last minute (NATS), a consumer that took an event within the last minute
-or a process holding its name in the Redis dedup store (Redis). Stop the
-listener first. --force removes it anyway, and a bus still listening makes
+last minute (NATS), a consumer that took an event within the last minute,
+an open subscription (its liveness key) or a process holding its name in
+the Redis dedup store (Redis). Stop the listener first. --force removes it anyway, and a bus still listening makes
 the group again (Redis, NATS: from the start of the stream, so the events
 the stream holds run again). Exit 3 when the broker knows no such group.`,
 		Args: exactArgs("GROUP"),

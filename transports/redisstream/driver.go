@@ -48,6 +48,7 @@ func (d redisDriver) Open(ctx context.Context, topic string, cfg transports.Subs
 		// runs only on the subscription's own connection.
 		s.readAhead = min(t.opts.readAheadFor(cfg.Concurrency), s.batch)
 	}
+	s.liveKey = t.live.add(ctx, t.liveKeyPrefix(s.group), topic, s.consumer)
 	return s, nil
 }
 
@@ -90,9 +91,8 @@ type redisSub struct {
 	noScript atomic.Bool
 	// readAhead is Capabilities.ReadAhead.
 	readAhead int
-	// nextLive is when (Unix ns) markLive next refreshes the liveness
-	// key; 0 until the first refresh.
-	nextLive atomic.Int64
+	// liveKey is this subscription's liveness key (live.go).
+	liveKey string
 }
 
 // window is the time span of one broken read.
@@ -136,7 +136,6 @@ func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.
 	}
 	block = max(block, time.Millisecond)
 	free = max(min(free, s.batch), 1)
-	s.markLive(ctx)
 	if s.busy.Load() && s.scripted() {
 		out, err := s.receiveScripted(ctx, free, ahead)
 		if err != nil || len(out) > 0 {
@@ -532,7 +531,7 @@ func (s *redisSub) Close() error {
 		return nil
 	}
 	s.releaseAllAhead()
-	s.dropLive()
+	s.t.live.remove(s.liveKey)
 	if s.own {
 		return s.rc.Close()
 	}

@@ -15,8 +15,8 @@ var _ transports.GroupRemover = (*Transport)(nil)
 // RemoveGroup implements transports.GroupRemover with XGROUP DESTROY on
 // every stream the group reads (its pending entries go with it). A group
 // is in use when a consumer took an entry within transports.GroupIdleFor,
-// a subscription of the group refreshed its liveness key within that
-// time (each does every 15 s while it reads, and deletes it at Close), or
+// a subscription of the group is open (its liveness key, refreshed every
+// 15 s and deleted at Close, is set), or
 // a process holds its name in the group in the transport's own dedup
 // store (the bus does while it listens).
 func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transports.RemoveGroupOptions) error {
@@ -62,7 +62,7 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 			return err
 		}
 		if len(live) > 0 {
-			return fmt.Errorf("%w: redisstream: a subscription of group %q is reading (%s)", transports.ErrGroupInUse, group, strings.TrimPrefix(live[0], t.liveKeyPrefix(group)))
+			return fmt.Errorf("%w: redisstream: a subscription of group %q is open (%s)", transports.ErrGroupInUse, group, liveName(live[0], t.liveKeyPrefix(group)))
 		}
 		leases := t.scanAll(ctx, t.dedupPrefix()+idempotency.ProcessNameKey(group, ""), &err)
 		if err != nil {

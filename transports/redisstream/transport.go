@@ -41,6 +41,8 @@ type Transport struct {
 	mover *mover
 
 	subs transports.Subscribers[*engine.Subscriber]
+	// live refreshes the liveness keys of the open subscriptions.
+	live *liveness
 
 	// dedup is the store IdempotencyStore made, nil before: acks go
 	// through its pipelines, behind the commits it deferred.
@@ -104,6 +106,7 @@ func newTransport(ctx context.Context, client redis.UniversalClient, opts Option
 		newReader: newReader,
 	}
 	t.pub = newPublisher(client, opts)
+	t.live = newLiveness(client, logger)
 	t.mover = startMover(t)
 	return t, nil
 }
@@ -159,6 +162,7 @@ func (t *Transport) Close() error {
 	errs := []error{err}
 	defer removeRedisLogTarget(t.log)
 	t.mover.stop()
+	t.live.close()
 	t.pub.close()
 	if t.ownClient {
 		errs = append(errs, t.client.Close())
