@@ -20,17 +20,7 @@ func TestRemoveGroupSeesAQuietListener(t *testing.T) {
 	raw := testURL(t, "")
 	tr := openTransport(t, raw)
 	ctx := context.Background()
-	b, err := bus.New(bus.Config{Service: "svc", Process: "quiet", Transport: raw, Idempotency: "memory://"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := bus.Listen(b, bus.NewEvent[int]("orders", "archived"), "archive", func(context.Context, bus.Delivery[int]) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := startArchiver(t, raw, "quiet")
 	var last error
 	eventually(t, 20*time.Second, "the quiet group refused as in use", func() bool {
 		last = tr.RemoveGroup(ctx, "svc-archive", transports.RemoveGroupOptions{})
@@ -45,7 +35,7 @@ func TestRemoveGroupSeesAQuietListener(t *testing.T) {
 	if keys, err := tr.client.Keys(ctx, tr.liveKeyPrefix("svc-archive")+"*").Result(); err != nil || len(keys) != 0 {
 		t.Fatalf("liveness keys after Close: %v, %v; want none", keys, err)
 	}
-	err = tr.RemoveGroup(ctx, "svc-archive", transports.RemoveGroupOptions{})
+	err := tr.RemoveGroup(ctx, "svc-archive", transports.RemoveGroupOptions{})
 	info, _ := tr.client.Info(ctx, "server").Result()
 	if versionAtLeast(infoField(info, "redis_version"), 7, 2) {
 		// From 7.2 an empty read counts as the consumer's activity: the
@@ -70,18 +60,7 @@ func TestLivenessKeyPerSubscription(t *testing.T) {
 	prefix := tr.liveKeyPrefix("svc-archive")
 	var buses []*bus.Bus
 	for range 2 {
-		b, err := bus.New(bus.Config{Service: "svc", Process: "same", Transport: raw, Idempotency: "memory://"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		if err := bus.Listen(b, bus.NewEvent[int]("orders", "archived"), "archive", func(context.Context, bus.Delivery[int]) error { return nil }); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		buses = append(buses, b)
+		buses = append(buses, startArchiver(t, raw, "same"))
 	}
 	keys := func() []string {
 		k, err := tr.client.Keys(ctx, prefix+"*").Result()
@@ -102,4 +81,23 @@ func TestLivenessKeyPerSubscription(t *testing.T) {
 	if err := tr.RemoveGroup(ctx, "svc-archive", transports.RemoveGroupOptions{}); !errors.Is(err, transports.ErrGroupInUse) {
 		t.Fatalf("RemoveGroup with one subscription open: %v; want ErrGroupInUse", err)
 	}
+}
+
+// startArchiver starts a bus of service svc, with its dedup records in
+// memory (so it holds no name lease in Redis), whose listener "archive"
+// waits for orders.archived events.
+func startArchiver(t *testing.T, raw, process string) *bus.Bus {
+	t.Helper()
+	b, err := bus.New(bus.Config{Service: "svc", Process: process, Transport: raw, Idempotency: "memory://"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := bus.Listen(b, bus.NewEvent[int]("orders", "archived"), "archive", func(context.Context, bus.Delivery[int]) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
