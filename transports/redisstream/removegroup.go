@@ -62,7 +62,7 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 			return err
 		}
 		if len(live) > 0 {
-			return fmt.Errorf("%w: redisstream: a subscription of group %q is open (%s)", transports.ErrGroupInUse, group, liveName(live[0], t.liveKeyPrefix(group)))
+			return fmt.Errorf("%w: redisstream: a subscription of group %q is open (%s; the key of a killed process lapses within a minute)", transports.ErrGroupInUse, group, liveName(live[0], t.liveKeyPrefix(group)))
 		}
 		leases := t.scanAll(ctx, t.dedupPrefix()+idempotency.ProcessNameKey(group, ""), &err)
 		if err != nil {
