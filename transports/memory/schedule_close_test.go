@@ -2,11 +2,13 @@ package memory_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/memory"
 )
 
@@ -25,6 +27,17 @@ func TestCloseDropsScheduledEvents(t *testing.T) {
 	}
 	if !b.Idle() || len(b.Scheduled()) != 0 {
 		t.Fatalf("closed broker: Idle %v, Scheduled %+v; want idle and nothing waiting", b.Idle(), b.Scheduled())
+	}
+	// Nothing is scheduled or moved after Close: the dropped event never
+	// reaches its stream, and a new one is refused.
+	if err := tr.Schedule(context.Background(), "t.closed", time.Now().Add(time.Millisecond), message.NewMessage("s2", nil)); !errors.Is(err, transports.ErrClosed) {
+		t.Fatalf("Schedule after Close: %v; want ErrClosed", err)
+	}
+	if n := b.MoveScheduled(time.Now().Add(time.Hour)); n != 0 {
+		t.Fatalf("MoveScheduled after Close moved %d", n)
+	}
+	if msgs := b.Messages("t.closed"); len(msgs) != 0 {
+		t.Fatalf("a dropped scheduled event reached its stream: %d messages", len(msgs))
 	}
 	_ = tr.Close()
 }
