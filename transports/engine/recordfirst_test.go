@@ -156,3 +156,40 @@ func TestStaleRecordNeverFollowsARecordMadeFirst(t *testing.T) {
 		t.Fatalf("records %v: want attempt 2 recorded and no record of attempt 1 after it", d.log)
 	}
 }
+
+// A re-read entry that a caller slot refuses (admit false) goes back
+// uncounted: its attempt is not recorded before the refusal, or the
+// broker would count a delivery no handler got.
+func TestRefusedHandOutRecordsNoAttempt(t *testing.T) {
+	p := &pendingDriver{fakeDriver: &fakeDriver{}, called: make(chan driver.Attempt, 4), release: make(chan struct{}, 4)}
+	sub, err := engine.New(p, transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 1}, engine.Options{ReceiveWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	slots, err := sub.SubscribeSlots(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan struct{}, 1)
+	next := make(chan *message.Message, 1)
+	go func() {
+		next <- slots[0].Next(func() bool { asked <- struct{}{}; return false })
+	}()
+	select {
+	case a := <-p.called:
+		p.release <- struct{}{}
+		t.Fatalf("attempt %+v recorded for a hand-out the caller refused", a)
+	case m := <-next:
+		if m != nil {
+			t.Fatalf("Next handed out %s though admit refused it", m.UUID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Next neither returned nor recorded")
+	}
+	select {
+	case <-asked:
+	default:
+		t.Fatal("Next returned before asking admit: the refusal was not tested")
+	}
+}
