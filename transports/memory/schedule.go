@@ -93,10 +93,16 @@ func (t *Transport) Scheduled(context.Context) ([]transports.ScheduledInfo, erro
 func (b *Broker) schedule(topic string, due time.Time, msg *message.Message) error {
 	now := b.now()
 	if at, err := transports.DueNow(now, due); err != nil || at {
-		if err == nil {
-			b.append(topic, []*message.Message{msg})
+		if err != nil {
+			return err
 		}
-		return err
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.sched.closed {
+			return transports.ErrClosed
+		}
+		b.appendLocked(topic, []stored{store(msg)})
+		return nil
 	}
 	w := &waiting{id: msg.UUID, topic: topic, at: due, msg: store(msg).message()}
 	b.mu.Lock()

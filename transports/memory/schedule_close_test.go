@@ -29,9 +29,11 @@ func TestCloseDropsScheduledEvents(t *testing.T) {
 		t.Fatalf("closed broker: Idle %v, Scheduled %+v; want idle and nothing waiting", b.Idle(), b.Scheduled())
 	}
 	// Nothing is scheduled or moved after Close: the dropped event never
-	// reaches its stream, and a new one is refused.
-	if err := tr.Schedule(context.Background(), "t.closed", time.Now().Add(time.Millisecond), message.NewMessage("s2", nil)); !errors.Is(err, transports.ErrClosed) {
-		t.Fatalf("Schedule after Close: %v; want ErrClosed", err)
+	// reaches its stream, and a new one is refused, also one already due.
+	for _, due := range []time.Time{time.Now().Add(time.Hour), time.Now().Add(-time.Second)} {
+		if err := tr.Schedule(context.Background(), "t.closed", due, message.NewMessage("s2", nil)); !errors.Is(err, transports.ErrClosed) {
+			t.Fatalf("Schedule after Close, due %s: %v; want ErrClosed", due.Format(time.RFC3339Nano), err)
+		}
 	}
 	if n := b.MoveScheduled(time.Now().Add(time.Hour)); n != 0 {
 		t.Fatalf("MoveScheduled after Close moved %d", n)

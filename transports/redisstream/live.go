@@ -45,12 +45,20 @@ type liveness struct {
 	keys    map[string]struct{}
 	closed  bool
 	running bool
-	stop    chan struct{}
-	done    chan struct{}
+	// sendMu is held by a refresh while it sets the keys, and by remove
+	// while it deletes one: a refresh that read the keys before a remove
+	// would otherwise set a deleted key again.
+	sendMu sync.Mutex
+	ctx    context.Context // ends at close: a refresh under way gives up
+	cancel context.CancelFunc
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func newLiveness(client redis.UniversalClient, log *slog.Logger) *liveness {
-	return &liveness{client: client, log: log, every: liveEvery, keys: map[string]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &liveness{client: client, log: log, every: liveEvery, keys: map[string]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	return l
 }
 
 // add sets a new liveness key for a subscription of group on topic as
@@ -76,6 +84,8 @@ func (l *liveness) remove(key string) {
 	l.mu.Lock()
 	delete(l.keys, key)
 	l.mu.Unlock()
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = l.client.Del(ctx, key).Err()
@@ -95,8 +105,11 @@ func (l *liveness) run() {
 	}
 }
 
-// refresh sets every open subscription's key again, in one pipeline.
+// refresh sets every open subscription's key again, in one pipeline,
+// giving up after a few seconds or at close.
 func (l *liveness) refresh() {
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	l.mu.Lock()
 	keys := make([]string, 0, len(l.keys))
 	for k := range l.keys {
@@ -106,7 +119,7 @@ func (l *liveness) refresh() {
 	if len(keys) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), liveEvery)
+	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
 	defer cancel()
 	_, err := l.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
@@ -120,12 +133,16 @@ func (l *liveness) refresh() {
 }
 
 // close stops the refreshes (the transport is closing; its subscriptions
-// deleted their keys as they closed).
+// deleted their keys as they closed). Only the first call does anything.
 func (l *liveness) close() {
 	l.mu.Lock()
-	running := l.running
+	running, already := l.running, l.closed
 	l.closed = true
 	l.mu.Unlock()
+	if already {
+		return
+	}
+	l.cancel()
 	close(l.stop)
 	if running {
 		<-l.done

@@ -35,3 +35,32 @@ func TestLivenessRefreshesOpenKeys(t *testing.T) {
 		t.Fatal("the refresher still runs after close")
 	}
 }
+
+// A refresh under way when a subscription closes does not set its key
+// again: refreshes and removals take turns.
+func TestLivenessRemoveDuringRefreshes(t *testing.T) {
+	tr := openTransport(t, testURL(t, ""))
+	ctx := context.Background()
+	l := newLiveness(tr.client, tr.log)
+	l.every = time.Millisecond
+	defer l.close()
+	prefix := tr.liveKeyPrefix("svc-churn")
+	for range 20 {
+		k := l.add(ctx, prefix, "orders.archived", "bg")
+		t.Cleanup(func() { l.remove(k) })
+	}
+	var removed []string
+	for range 300 {
+		k := l.add(ctx, prefix, "orders.archived", "p1")
+		l.remove(k)
+		removed = append(removed, k)
+	}
+	l.close() // waits for a refresh under way
+	n, err := tr.client.Exists(ctx, removed...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d removed liveness keys set again by a refresh", n)
+	}
+}
