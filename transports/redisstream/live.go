@@ -49,14 +49,13 @@ type liveness struct {
 	// while it deletes one: a refresh that read the keys before a remove
 	// would otherwise set a deleted key again.
 	sendMu sync.Mutex
-	ctx    context.Context // ends at close: a refresh under way gives up
+	ctx    context.Context // ends at close: the refresher stops, a refresh under way gives up
 	cancel context.CancelFunc
-	stop   chan struct{}
 	done   chan struct{}
 }
 
 func newLiveness(client redis.UniversalClient, log *slog.Logger) *liveness {
-	l := &liveness{client: client, log: log, every: liveEvery, keys: map[string]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &liveness{client: client, log: log, every: liveEvery, keys: map[string]struct{}{}, done: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	return l
 }
@@ -97,7 +96,7 @@ func (l *liveness) run() {
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-l.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -143,7 +142,6 @@ func (l *liveness) close() {
 		return
 	}
 	l.cancel()
-	close(l.stop)
 	if running {
 		<-l.done
 	}
