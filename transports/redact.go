@@ -63,6 +63,11 @@ func Redact(u *url.URL) string {
 		if i := strings.LastIndex(u.Path, "@"); i >= 0 {
 			c.Path, c.RawPath = Mask+u.Path[i:], ""
 		}
+		// "host=db password=pass" (a keyword/value connection string
+		// given where a URL belongs) parses as a path.
+		if masked := redactKeywords(c.Path); masked != c.Path {
+			c.Path, c.RawPath = masked, ""
+		}
 	}
 	c.RawQuery = redactQuery(u.RawQuery)
 	c.ForceQuery = false
@@ -73,7 +78,49 @@ func Redact(u *url.URL) string {
 	if u.Scheme != "" && u.Host == "" && !strings.HasPrefix(s, u.Scheme+"://") {
 		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
 	}
+	if u.Scheme == "" {
+		// Not a URL at all ("host=db dbname=x"): show it as typed, not
+		// percent-encoded.
+		if plain, err := url.PathUnescape(s); err == nil {
+			s = plain
+		}
+	}
 	return s
+}
+
+// keywordRE matches one "name=value" of a keyword/value connection string
+// (PostgreSQL's "host=h password='p w'", ODBC's "Pwd=p;"): the value is
+// quoted, or runs to the next space, ';', ',' or '&'.
+var keywordRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_.-]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s;,&]*)`)
+
+// redactKeywords masks the values of secret keywords (see IsSecretParam)
+// in s, a connection string of "name=value" words.
+func redactKeywords(s string) string {
+	if !strings.Contains(s, "=") {
+		return s
+	}
+	return keywordRE.ReplaceAllStringFunc(s, func(m string) string {
+		sub := keywordRE.FindStringSubmatch(m)
+		if !IsSecretParam(sub[1]) || sub[3] == "" {
+			return m
+		}
+		return sub[1] + sub[2] + Mask
+	})
+}
+
+// keywordSecrets returns the values redactKeywords masks in s, unquoted
+// and as written.
+func keywordSecrets(s string) []string {
+	var out []string
+	for _, sub := range keywordRE.FindAllStringSubmatch(s, -1) {
+		if IsSecretParam(sub[1]) && sub[3] != "" {
+			out = append(out, sub[3])
+			if uq := strings.Trim(sub[3], "'"); uq != sub[3] && uq != "" {
+				out = append(out, uq)
+			}
+		}
+	}
+	return out
 }
 
 // redactQuery masks the values of secret parameters, keeping the order and
@@ -99,12 +146,12 @@ func redactQuery(raw string) string {
 
 // IsSecretParam reports whether a URL query parameter carries a secret and
 // must be masked: password, sentinel_password, sslpassword, passwd, pwd,
-// token, secret, key, access_key, api_key, auth, credentials, signature, sslcert/sslkey and
+// token, secret, key, access_key, api_key, nkey, auth, creds, credentials, signature, sslcert/sslkey and
 // their kind, in any case, with "_" or "-" or neither between the words.
 func IsSecretParam(name string) bool {
 	n := strings.ToLower(name)
 	n = strings.NewReplacer("_", "", "-", "", ".", "").Replace(n)
-	for _, s := range []string{"pass", "pwd", "secret", "token", "auth", "credential", "signature", "cert"} {
+	for _, s := range []string{"pass", "pwd", "secret", "token", "auth", "cred", "signature", "cert"} {
 		if strings.Contains(n, s) {
 			return true
 		}
@@ -161,6 +208,11 @@ func URLSecrets(rawURL string) []string {
 	}
 	if u.Opaque != "" {
 		add(u.Opaque)
+	}
+	if u.Host == "" {
+		for _, v := range keywordSecrets(u.Path) {
+			add(v)
+		}
 	}
 	if u.User != nil {
 		if p, has := u.User.Password(); has {

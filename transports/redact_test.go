@@ -31,6 +31,11 @@ func TestRedactURL(t *testing.T) {
 		{"redis:u:S3CRET@h", "redis:xxxxx"},
 		{"::S3CRET", "xxxxx"},
 		{"redis://h/0#S3CRET", "redis://h/0#xxxxx"},
+		// A keyword/value connection string given where a URL belongs.
+		{"host=db password=S3CRET dbname=shop", "host=db password=xxxxx dbname=shop"},
+		{"host=db password='S3 CRET' user=u", "host=db password=xxxxx user=u"},
+		{"Server=db;Pwd=S3CRET;Database=shop", "Server=db;Pwd=xxxxx;Database=shop"},
+		{"nats://h:4222?creds=/etc/S3CRET.creds", "nats://h:4222?creds=xxxxx"},
 	} {
 		got := transports.RedactURL(c.in)
 		if got != c.want {
@@ -44,7 +49,7 @@ func TestRedactURL(t *testing.T) {
 
 func TestIsSecretParam(t *testing.T) {
 	for _, k := range []string{"password", "PASSWORD", "sentinel_password", "sslpassword", "passwd", "pwd", "token",
-		"access_token", "secret", "client-secret", "key", "access_key", "api_key", "apikey", "sslkey", "auth"} {
+		"access_token", "secret", "client-secret", "key", "access_key", "api_key", "apikey", "sslkey", "auth", "creds", "nkey"} {
 		if !transports.IsSecretParam(k) {
 			t.Errorf("%s is not secret", k)
 		}
@@ -65,6 +70,10 @@ func TestRedactError(t *testing.T) {
 	}
 	if !errors.Is(got, base) {
 		t.Fatal("chain lost")
+	}
+	dsn := "host=db password='S3 CRET' user=u"
+	if got := transports.RedactError(fmt.Errorf("connect %s: bad password S3 CRET", dsn), dsn); strings.Contains(got.Error(), "S3") {
+		t.Fatalf("leaks a keyword/value secret: %v", got)
 	}
 	if transports.RedactError(nil, "x://") != nil {
 		t.Fatal("nil")
@@ -88,6 +97,8 @@ func TestParseURLErrors(t *testing.T) {
 		{"amqp://guest:S3CRET/", "invalid port after host", "S3CRET"},
 		{"//u:%S3CRET@h", "invalid URL escape", "S3"},
 		{"localhost:6379", `"localhost:6379" is a host and port`, ""},
+		{"host=db password=S3CRET dbname=shop", `"host=db password=xxxxx dbname=shop" has no scheme`, "S3CRET"},
+		{"host=db password='S3 CRET'", "has no scheme", "S3"},
 		{"redis:6379", `"redis:6379" is a host and port`, ""},
 	} {
 		_, err := transports.ParseURL(c.in)

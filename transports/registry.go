@@ -119,11 +119,8 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: %s has its user and password in the path (want scheme://user:password@host)", ErrInvalidURL, Redact(u))
 	}
 	if u.Scheme == "" {
-		shown := Redact(u) // secrets masked; the rest as typed, not percent-encoded
-		if plain, err := url.PathUnescape(shown); err == nil {
-			shown = plain
-		}
-		return nil, fmt.Errorf("%w: %q has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, shown)
+		// Redact shows it as typed, its secrets masked.
+		return nil, fmt.Errorf("%w: %q has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, Redact(u))
 	}
 	return u, nil
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/idempotency/pgstore"
 	"github.com/busline/busline/outbox"
+	"github.com/busline/busline/transports"
 	_ "github.com/busline/busline/transports/all"
 )
 
@@ -263,10 +264,4 @@ func withQuery(raw, q string) string {
 	return u.String()
 }
 
-func redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+func redacted(raw string) string { return transports.RedactURL(raw) }

@@ -10,6 +10,8 @@ import (
 
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
 )
 
 // tunedPrefetch is the prefetch of each tuned watermill-amqp subscription.
@@ -65,7 +67,7 @@ func (a *amqpBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 	return a.withQueue(ctx, queue, func() (Side, error) {
 		conn, err := amqp091.Dial(a.dialURL)
 		if err != nil {
-			return Side{}, fmt.Errorf("bench: raw amqp: connect to %s: %w", a.u.Redacted(), err)
+			return Side{}, fmt.Errorf("bench: raw amqp: connect to %s: %w", transports.Redact(a.u), err)
 		}
 		defer conn.Close()
 		ch, err := conn.Channel()
