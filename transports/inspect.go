@@ -88,8 +88,14 @@ type ConsumerInfo struct {
 	Name string
 	// Pending is the number of events it holds unacknowledged.
 	Pending int64
-	// Idle is the time since it last read or acknowledged.
+	// Idle is the time since it last read or acknowledged, or Unknown.
 	Idle time.Duration
+	// Live is set when the transport knows that a process of this name
+	// holds an open subscription of the group now (memory: an open
+	// subscription; Redis: the subscription's liveness key). A live
+	// consumer that has read nothing for long is quiet, not stale. False
+	// says nothing where the transport cannot tell.
+	Live bool
 }
 
 // Tailer is the capability of following the events fired on a topic

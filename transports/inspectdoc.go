@@ -21,11 +21,16 @@ type GroupDoc struct {
 	Members []ConsumerDoc `json:"members"`
 }
 
-// ConsumerDoc is the JSON document of one consumer of a group.
+// ConsumerDoc is the JSON document of one consumer of a group. A live
+// consumer is never stale.
 type ConsumerDoc struct {
 	Name    string `json:"name"`
 	Pending int64  `json:"pending"`
-	IdleMS  int64  `json:"idle_ms"`
+	// IdleMS is the time since it last read or acknowledged; null when
+	// the broker does not say (a live consumer that has not read yet).
+	IdleMS *int64 `json:"idle_ms"`
+	// Live is whether the transport knows it holds an open subscription.
+	Live bool `json:"live"`
 	// Stale is set when the viewer judges staleness: whether the consumer
 	// has been idle for at least its limit. Nil, it is absent from the JSON.
 	Stale *bool `json:"stale,omitempty"`
@@ -46,9 +51,13 @@ func NewGroupDoc(g GroupInfo, staleAfter time.Duration) GroupDoc {
 	}
 	stale := 0
 	for _, m := range g.Members {
-		c := ConsumerDoc{Name: m.Name, Pending: m.Pending, IdleMS: m.Idle.Milliseconds()}
+		c := ConsumerDoc{Name: m.Name, Pending: m.Pending, Live: m.Live}
+		if m.Idle != Unknown {
+			ms := m.Idle.Milliseconds()
+			c.IdleMS = &ms
+		}
 		if staleAfter > 0 {
-			s := m.Idle >= staleAfter
+			s := !m.Live && m.Idle >= staleAfter
 			c.Stale = &s
 			if s {
 				stale++

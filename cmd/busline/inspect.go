@@ -104,10 +104,14 @@ func (a *app) printInspection(url string, res *transports.Inspection, sched []tr
 	}
 	if members > 0 {
 		fmt.Fprintln(a.stdout)
-		t := newTable(a.stdout, "GROUP", "CONSUMER", "PENDING", "IDLE")
+		t := newTable(a.stdout, "GROUP", "CONSUMER", "PENDING", "IDLE", "LIVE")
 		for _, g := range res.Groups {
 			for _, m := range g.Members {
-				t.row(g.Group, m.Name, strconv.FormatInt(m.Pending, 10), age(m.Idle))
+				live := "-"
+				if m.Live {
+					live = "yes"
+				}
+				t.row(g.Group, m.Name, strconv.FormatInt(m.Pending, 10), age(m.Idle), live)
 			}
 		}
 		if err := t.flush(); err != nil {

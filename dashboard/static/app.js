@@ -190,7 +190,7 @@ function groupRows(groups) {
       let m = "";
       for (const c of g.members) {
         m += `<div class="member ${c.stale ? "stale" : ""}" data-consumer="${esc(c.name)}"><span class="name">${esc(c.name)}</span>
-          <span>pending <b>${count(c.pending)}</b></span><span>idle <b>${duration(c.idle_ms)}</b></span>${c.stale ? '<span class="tag">stale</span>' : ""}</div>`;
+          <span>pending <b>${count(c.pending)}</b></span><span>idle <b>${duration(c.idle_ms)}</b></span>${c.live ? '<span class="tag live" title="holds an open subscription now">live</span>' : ""}${c.stale ? '<span class="tag">stale</span>' : ""}</div>`;
       }
       if (!m) m = `<span class="muted">${g.consumers > 0 ? g.consumers + " consumer(s); the broker does not describe them" : "no consumers"}</span>`;
       h += `<tr class="members"><td colspan="6"><div class="members-list">${m}</div></td></tr>`;

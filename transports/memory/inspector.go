@@ -90,7 +90,7 @@ func inspectGroupLocked(s *stream, g *group, now time.Time, dead int64) transpor
 		gi.OldestPending = max(now.Sub(oldest), 0)
 	}
 	for _, c := range g.consumers {
-		gi.Members = append(gi.Members, transports.ConsumerInfo{Name: c.name, Pending: per[c.name], Idle: max(now.Sub(c.lastSeen), 0)})
+		gi.Members = append(gi.Members, transports.ConsumerInfo{Name: c.name, Pending: per[c.name], Idle: max(now.Sub(c.lastSeen), 0), Live: c.open > 0})
 	}
 	slices.SortFunc(gi.Members, func(a, b transports.ConsumerInfo) int { return compareStrings(a.Name, b.Name) })
 	return gi

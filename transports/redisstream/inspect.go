@@ -19,7 +19,8 @@ var _ transports.Inspector = (*Transport)(nil)
 // Inspect implements transports.Inspector with read-only commands: SCAN for
 // the streams under the prefix (or the events named in opts), XLEN, XINFO
 // GROUPS (pending, lag), XINFO CONSUMERS, XPENDING (the oldest pending
-// entry) and XLEN of the dead-letter streams. Nothing is created or changed.
+// entry), XLEN of the dead-letter streams and SCAN for the liveness keys
+// of open subscriptions. Nothing is created or changed.
 func (t *Transport) Inspect(ctx context.Context, opts transports.InspectOptions) (*transports.Inspection, error) {
 	events, deadGroups, err := t.inspectKeys(ctx, opts.Events)
 	if err != nil {
@@ -61,6 +62,9 @@ func (t *Transport) Inspect(ctx context.Context, opts transports.InspectOptions)
 		out.Groups = append(out.Groups, gi)
 	}
 	if err := t.countDeadLetters(ctx, out.Groups); err != nil {
+		return nil, err
+	}
+	if err := t.markLive(ctx, out.Groups); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(out.Streams, func(a, b transports.StreamInfo) int { return strings.Compare(a.Event, b.Event) })
@@ -194,6 +198,53 @@ func (t *Transport) inspectStream(ctx context.Context, event string, now time.Ti
 		out = append(out, gi)
 	}
 	return si, out, nil
+}
+
+// markLive sets Live on the members of groups that hold an open
+// subscription, from the liveness keys, and adds those Redis does not
+// list yet: a consumer appears in XINFO CONSUMERS only once it has read,
+// and a quiet listener may not have. Consumers counts them too.
+func (t *Transport) markLive(ctx context.Context, groups []transports.GroupInfo) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	var err error
+	prefix := t.opts.Prefix + "live:"
+	keys := t.scanAll(ctx, prefix, &err)
+	if err != nil {
+		return err
+	}
+	live := map[[2]string]map[string]bool{} // {group, event} -> consumer names
+	for _, k := range keys {
+		parts := strings.Split(strings.TrimPrefix(k, prefix), "/")
+		if len(parts) != 4 {
+			continue // "{group}/{event}/{consumer}/{token}"; not ours otherwise
+		}
+		ge := [2]string{parts[0], parts[1]}
+		if live[ge] == nil {
+			live[ge] = map[string]bool{}
+		}
+		live[ge][parts[2]] = true
+	}
+	for i := range groups {
+		g := &groups[i]
+		names := live[[2]string{g.Group, g.Event}]
+		if len(names) == 0 {
+			continue
+		}
+		for j := range g.Members {
+			if names[g.Members[j].Name] {
+				g.Members[j].Live = true
+				delete(names, g.Members[j].Name)
+			}
+		}
+		for name := range names {
+			g.Members = append(g.Members, transports.ConsumerInfo{Name: name, Idle: transports.Unknown, Live: true})
+		}
+		slices.SortFunc(g.Members, func(a, b transports.ConsumerInfo) int { return strings.Compare(a.Name, b.Name) })
+		g.Consumers = max(g.Consumers, len(g.Members))
+	}
+	return nil
 }
 
 // countDeadLetters fills DeadLetters of every group with XLEN of its dead-letter stream.

@@ -101,3 +101,41 @@ func startArchiver(t *testing.T, raw, process string) *bus.Bus {
 	}
 	return b
 }
+
+// A running listener that has read nothing yet is a live member of its
+// group in Inspect, although Redis lists no consumer for it until it
+// reads; after its bus closes it is no longer live.
+func TestInspectShowsAQuietListenerLive(t *testing.T) {
+	raw := testURL(t, "")
+	tr := openTransport(t, raw)
+	ctx := context.Background()
+	b := startArchiver(t, raw, "quiet-1")
+	member := func() (transports.GroupInfo, bool) {
+		res, err := tr.Inspect(ctx, transports.InspectOptions{Groups: []string{"svc-archive"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range res.Groups {
+			if g.Group == "svc-archive" && g.Event == "orders.archived" {
+				return g, true
+			}
+		}
+		return transports.GroupInfo{}, false
+	}
+	g, ok := member()
+	if !ok {
+		t.Fatal("no group svc-archive in Inspect")
+	}
+	if g.Consumers != 1 || len(g.Members) != 1 || g.Members[0].Name != "quiet-1" || !g.Members[0].Live {
+		t.Fatalf("group of a running quiet listener: %d consumers, members %+v; want quiet-1, live", g.Consumers, g.Members)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g, _ = member()
+	for _, m := range g.Members {
+		if m.Live {
+			t.Fatalf("member %+v live after its bus closed", m)
+		}
+	}
+}
