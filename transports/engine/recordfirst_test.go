@@ -192,4 +192,14 @@ func TestRefusedHandOutRecordsNoAttempt(t *testing.T) {
 	default:
 		t.Fatal("Next returned before asking admit: the refusal was not tested")
 	}
+	// It went back to the broker with its count as read (1), so its next
+	// delivery is attempt 2, not 3.
+	if err := sub.Close(); err != nil { // flushes the settlements
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !slices.Contains(p.nacks, driver.Nack{AckID: "e1", Attempts: 1}) {
+		t.Fatalf("settlements after the refusal: nacks %+v; want e1 given back with attempts 1", p.nacks)
+	}
 }
