@@ -21,6 +21,9 @@ func RedactURL(rawURL string) string {
 	if strings.TrimSpace(rawURL) == "" {
 		return ""
 	}
+	if isKeywordValue(rawURL) {
+		return redactKeywordValue(rawURL)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return redactUnparsable(rawURL)
@@ -45,6 +48,13 @@ func Redact(u *url.URL) string {
 	if u == nil {
 		return ""
 	}
+	if u.Scheme == "" && u.Host == "" {
+		// "host=db password=pw": a keyword/value string given where a URL
+		// belongs, parsed into path, query and fragment.
+		if raw := u.String(); isKeywordValue(raw) {
+			return redactKeywordValue(unescapeOrSelf(raw))
+		}
+	}
 	c := *u
 	if u.Opaque != "" {
 		// "redis:user:pass@host" parses as opaque: nothing in it can be
@@ -63,11 +73,6 @@ func Redact(u *url.URL) string {
 		if i := strings.LastIndex(u.Path, "@"); i >= 0 {
 			c.Path, c.RawPath = Mask+u.Path[i:], ""
 		}
-		// "host=db password=pass" (a keyword/value connection string
-		// given where a URL belongs) parses as a path.
-		if masked := redactKeywords(c.Path); masked != c.Path {
-			c.Path, c.RawPath = masked, ""
-		}
 	}
 	c.RawQuery = redactQuery(u.RawQuery)
 	c.ForceQuery = false
@@ -79,48 +84,19 @@ func Redact(u *url.URL) string {
 		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
 	}
 	if u.Scheme == "" {
-		// Not a URL at all ("host=db dbname=x"): show it as typed, not
+		// Not a URL at all ("db dbname"): show it as typed, not
 		// percent-encoded.
-		if plain, err := url.PathUnescape(s); err == nil {
-			s = plain
-		}
+		s = unescapeOrSelf(s)
 	}
 	return s
 }
 
-// keywordRE matches one "name=value" of a keyword/value connection string
-// (PostgreSQL's "host=h password='p w'", ODBC's "Pwd=p;"): the value is
-// quoted, or runs to the next space, ';', ',' or '&'.
-var keywordRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_.-]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s;,&]*)`)
-
-// redactKeywords masks the values of secret keywords (see IsSecretParam)
-// in s, a connection string of "name=value" words.
-func redactKeywords(s string) string {
-	if !strings.Contains(s, "=") {
-		return s
+// unescapeOrSelf undoes the percent-encoding of s, or returns s as it is.
+func unescapeOrSelf(s string) string {
+	if plain, err := url.PathUnescape(s); err == nil {
+		return plain
 	}
-	return keywordRE.ReplaceAllStringFunc(s, func(m string) string {
-		sub := keywordRE.FindStringSubmatch(m)
-		if !IsSecretParam(sub[1]) || sub[3] == "" {
-			return m
-		}
-		return sub[1] + sub[2] + Mask
-	})
-}
-
-// keywordSecrets returns the values redactKeywords masks in s, unquoted
-// and as written.
-func keywordSecrets(s string) []string {
-	var out []string
-	for _, sub := range keywordRE.FindAllStringSubmatch(s, -1) {
-		if IsSecretParam(sub[1]) && sub[3] != "" {
-			out = append(out, sub[3])
-			if uq := strings.Trim(sub[3], "'"); uq != sub[3] && uq != "" {
-				out = append(out, uq)
-			}
-		}
-	}
-	return out
+	return s
 }
 
 // redactQuery masks the values of secret parameters, keeping the order and
@@ -186,6 +162,15 @@ func RedactError(err error, rawURLs ...string) error {
 // decoded form: the userinfo password (or lone user name) and the values
 // of secret query parameters. An unparsable URL yields the whole string.
 func URLSecrets(rawURL string) []string {
+	if isKeywordValue(rawURL) {
+		var out []string
+		for _, v := range keywordSecrets(rawURL) {
+			if len(v) >= 3 {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		if rawURL == "" {
@@ -208,11 +193,6 @@ func URLSecrets(rawURL string) []string {
 	}
 	if u.Opaque != "" {
 		add(u.Opaque)
-	}
-	if u.Host == "" {
-		for _, v := range keywordSecrets(u.Path) {
-			add(v)
-		}
 	}
 	if u.User != nil {
 		if p, has := u.User.Password(); has {

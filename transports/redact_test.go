@@ -35,6 +35,15 @@ func TestRedactURL(t *testing.T) {
 		{"host=db password=S3CRET dbname=shop", "host=db password=xxxxx dbname=shop"},
 		{"host=db password='S3 CRET' user=u", "host=db password=xxxxx user=u"},
 		{"Server=db;Pwd=S3CRET;Database=shop", "Server=db;Pwd=xxxxx;Database=shop"},
+		{"host=db password=S3&CRET dbname=x", "host=db password=xxxxx dbname=x"},
+		{"host=db password=S3;CRET", "host=db password=xxxxx"},
+		{"host=db password=S3?CRET#frag dbname=x", "host=db password=xxxxx dbname=x"},
+		{"host=db password=S3@CRET dbname=x", "host=db password=xxxxx dbname=x"},
+		{`host=db password="S3 CRET" dbname=x`, "host=db password=xxxxx dbname=x"},
+		{`host=db password='S3 \'CRET' dbname=x`, "host=db password=xxxxx dbname=x"},
+		{"Server=db;Pwd={S3 CRET;X};Database=shop", "Server=db;Pwd=xxxxx;Database=shop"},
+		{"host=db password = S3CRET", "host=db password = xxxxx"},
+		{"password='S3CRET", "password=xxxxx"},
 		{"nats://h:4222?creds=/etc/S3CRET.creds", "nats://h:4222?creds=xxxxx"},
 	} {
 		got := transports.RedactURL(c.in)
@@ -71,9 +80,17 @@ func TestRedactError(t *testing.T) {
 	if !errors.Is(got, base) {
 		t.Fatal("chain lost")
 	}
-	dsn := "host=db password='S3 CRET' user=u"
-	if got := transports.RedactError(fmt.Errorf("connect %s: bad password S3 CRET", dsn), dsn); strings.Contains(got.Error(), "S3") {
-		t.Fatalf("leaks a keyword/value secret: %v", got)
+	for _, c := range []struct{ dsn, secret string }{
+		{"host=db password='S3 CRET' user=u", "S3 CRET"},
+		{"host=db password=S3?CRET dbname=x", "S3?CRET"},
+		{"host=db password=S3CRET#frag", "S3CRET#frag"},
+		{"host=db password=ab;S3CRET", "ab;S3CRET"},
+		{`password="S3 \"CRET"`, `S3 "CRET`},
+	} {
+		got := transports.RedactError(fmt.Errorf("connect %s: bad password %s", c.dsn, c.secret), c.dsn)
+		if strings.Contains(got.Error(), "S3") || strings.Contains(got.Error(), "CRET") {
+			t.Errorf("RedactError leaks a keyword/value secret of %q: %v", c.dsn, got)
+		}
 	}
 	if transports.RedactError(nil, "x://") != nil {
 		t.Fatal("nil")
@@ -97,8 +114,10 @@ func TestParseURLErrors(t *testing.T) {
 		{"amqp://guest:S3CRET/", "invalid port after host", "S3CRET"},
 		{"//u:%S3CRET@h", "invalid URL escape", "S3"},
 		{"localhost:6379", `"localhost:6379" is a host and port`, ""},
-		{"host=db password=S3CRET dbname=shop", `"host=db password=xxxxx dbname=shop" has no scheme`, "S3CRET"},
-		{"host=db password='S3 CRET'", "has no scheme", "S3"},
+		{"host=db password=S3CRET dbname=shop", `"host=db password=xxxxx dbname=shop" is a keyword/value connection string`, "S3CRET"},
+		{"host=db password='S3 CRET'", "keyword/value", "S3"},
+		{"host=db password=S3@CRET dbname=x", "keyword/value", "CRET"},
+		{"host=db password=S3?CRET#x dbname=x", "keyword/value", "CRET"},
 		{"redis:6379", `"redis:6379" is a host and port`, ""},
 	} {
 		_, err := transports.ParseURL(c.in)

@@ -87,6 +87,9 @@ func ParseURL(rawURL string) (*url.URL, error) {
 	if strings.TrimSpace(rawURL) == "" {
 		return nil, fmt.Errorf("%w: empty URL", ErrInvalidURL)
 	}
+	if isKeywordValue(rawURL) {
+		return nil, fmt.Errorf("%w: %q is a keyword/value connection string, not a URL (want postgres://user:password@host:5432/db, redis://HOST:PORT, ...)", ErrInvalidURL, redactKeywordValue(rawURL))
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Error repeats the input, which may hold a password; so do
