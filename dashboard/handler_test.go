@@ -318,7 +318,7 @@ func TestMetrics(t *testing.T) {
 		Streams: []transports.StreamInfo{{Event: "shop.order_paid", Length: 42, Groups: 2}},
 		Groups: []transports.GroupInfo{
 			{Group: "shop-billing", Event: "shop.order_paid", Consumers: 2, Pending: 3, Lag: 5, OldestPending: 1500 * time.Millisecond, DeadLetters: 1,
-				Members: []transports.ConsumerInfo{{Name: `p"1`, Pending: 3, Idle: 2 * time.Second}}},
+				Members: []transports.ConsumerInfo{{Name: `p"1`, Pending: 3, Idle: 2 * time.Second}, {Name: "p2", Idle: transports.Unknown, Live: true}}},
 			{Group: "mail-send", Event: "", Queue: "busline.mail-send", Consumers: 1, Pending: transports.Unknown, Lag: 7, OldestPending: transports.Unknown},
 		},
 	}}
@@ -336,13 +336,16 @@ func TestMetrics(t *testing.T) {
 		`busline_group_dead_letters{group="shop-billing",event="shop.order_paid"} 1` + "\n",
 		`busline_consumer_pending{group="shop-billing",event="shop.order_paid",consumer="p\"1"} 3` + "\n",
 		`busline_consumer_idle_seconds{group="shop-billing",event="shop.order_paid",consumer="p\"1"} 2` + "\n",
+		`busline_consumer_live{group="shop-billing",event="shop.order_paid",consumer="p\"1"} 0` + "\n",
+		`busline_consumer_live{group="shop-billing",event="shop.order_paid",consumer="p2"} 1` + "\n",
 		`busline_group_lag{group="mail-send",event=""} 7` + "\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q:\n%s", want, text)
 		}
 	}
-	if strings.Contains(text, `busline_group_pending{group="mail-send"`) || strings.Contains(text, `oldest_pending_seconds{group="mail-send"`) {
+	if strings.Contains(text, `busline_group_pending{group="mail-send"`) || strings.Contains(text, `oldest_pending_seconds{group="mail-send"`) ||
+		strings.Contains(text, `busline_consumer_idle_seconds{group="shop-billing",event="shop.order_paid",consumer="p2"}`) {
 		t.Errorf("unknown figures exported:\n%s", text)
 	}
 	if n := strings.Count(text, "# TYPE busline_group_lag gauge"); n != 1 {

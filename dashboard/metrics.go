@@ -26,6 +26,7 @@ const (
 	metricGroupDead     = "busline_group_dead_letters"
 	metricConsumerPend  = "busline_consumer_pending"
 	metricConsumerIdle  = "busline_consumer_idle_seconds"
+	metricConsumerLive  = "busline_consumer_live"
 	metricScheduled     = "busline_event_scheduled"
 	metricNextDue       = "busline_event_next_due_timestamp_seconds"
 )
@@ -157,5 +158,11 @@ func writeMetrics(w *bufio.Writer, ov *overview) {
 	members(metricConsumerPend, "Events a consumer holds unacknowledged.", func(m transports.ConsumerInfo) (float64, bool) { return known(m.Pending) })
 	members(metricConsumerIdle, "Time since a consumer last read or acknowledged.", func(m transports.ConsumerInfo) (float64, bool) {
 		return m.Idle.Seconds(), m.Idle != transports.Unknown
+	})
+	members(metricConsumerLive, "1 when the consumer holds an open subscription now (memory, Redis), else 0.", func(m transports.ConsumerInfo) (float64, bool) {
+		if m.Live {
+			return 1, true
+		}
+		return 0, true
 	})
 }

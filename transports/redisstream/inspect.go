@@ -47,6 +47,11 @@ func (t *Transport) Inspect(ctx context.Context, opts transports.InspectOptions)
 		}
 		out.Groups = append(out.Groups, groups...)
 	}
+	// Before the groups that only have dead letters left: no subscription
+	// reads those, whatever liveness key a killed process left.
+	if err := t.markLive(ctx, out.Groups); err != nil {
+		return nil, err
+	}
 	for _, g := range deadGroups {
 		if seen[g] || !wantGroup(g) {
 			continue
@@ -62,9 +67,6 @@ func (t *Transport) Inspect(ctx context.Context, opts transports.InspectOptions)
 		out.Groups = append(out.Groups, gi)
 	}
 	if err := t.countDeadLetters(ctx, out.Groups); err != nil {
-		return nil, err
-	}
-	if err := t.markLive(ctx, out.Groups); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(out.Streams, func(a, b transports.StreamInfo) int { return strings.Compare(a.Event, b.Event) })
@@ -216,15 +218,15 @@ func (t *Transport) markLive(ctx context.Context, groups []transports.GroupInfo)
 	}
 	live := map[[2]string]map[string]bool{} // {group, event} -> consumer names
 	for _, k := range keys {
-		parts := strings.Split(strings.TrimPrefix(k, prefix), "/")
-		if len(parts) != 4 {
-			continue // "{group}/{event}/{consumer}/{token}"; not ours otherwise
+		group, event, consumer, ok := parseLiveKey(strings.TrimPrefix(k, prefix))
+		if !ok {
+			continue
 		}
-		ge := [2]string{parts[0], parts[1]}
+		ge := [2]string{group, event}
 		if live[ge] == nil {
 			live[ge] = map[string]bool{}
 		}
-		live[ge][parts[2]] = true
+		live[ge][consumer] = true
 	}
 	for i := range groups {
 		g := &groups[i]
@@ -245,6 +247,20 @@ func (t *Transport) markLive(ctx context.Context, groups []transports.GroupInfo)
 		g.Consumers = max(g.Consumers, len(g.Members))
 	}
 	return nil
+}
+
+// parseLiveKey splits the part of a liveness key after "{prefix}live:",
+// "{group}/{event}/{consumer}/{token}"; no group or event name holds a
+// '/' or ':', and the token holds neither, so a consumer name may. A key
+// that does not fit (another deployment's under a longer prefix) is not ok.
+func parseLiveKey(rest string) (group, event, consumer string, ok bool) {
+	group, rest, ok1 := strings.Cut(rest, "/")
+	event, rest, ok2 := strings.Cut(rest, "/")
+	i := strings.LastIndexByte(rest, '/')
+	if !ok1 || !ok2 || i <= 0 || strings.ContainsAny(group+event, ":") {
+		return "", "", "", false
+	}
+	return group, event, rest[:i], true
 }
 
 // countDeadLetters fills DeadLetters of every group with XLEN of its dead-letter stream.

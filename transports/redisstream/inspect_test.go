@@ -55,3 +55,23 @@ func TestKeepLimitsDoesNotTrim(t *testing.T) {
 		t.Fatalf("XLEN = %d, %v; want all %d entries kept", got, err, n)
 	}
 }
+
+func TestParseLiveKey(t *testing.T) {
+	for _, c := range []struct {
+		in                      string
+		group, event, consumer string
+		ok                      bool
+	}{
+		{"shop-email/orders.placed/web-1/ABC123", "shop-email", "orders.placed", "web-1", true},
+		{"shop-email/orders.placed/host/a/b/ABC123", "shop-email", "orders.placed", "host/a/b", true},
+		{"eu:shop-email/orders.placed/web-1/T", "", "", "", false}, // another deployment's, under "{prefix}live:eu:"
+		{"shop-email/orders.placed/T", "", "", "", false},
+		{"shop-email", "", "", "", false},
+		{"shop-email/orders.placed//T", "", "", "", false},
+	} {
+		g, e, cons, ok := parseLiveKey(c.in)
+		if ok != c.ok || g != c.group || e != c.event || cons != c.consumer {
+			t.Errorf("parseLiveKey(%q) = %q, %q, %q, %v; want %q, %q, %q, %v", c.in, g, e, cons, ok, c.group, c.event, c.consumer, c.ok)
+		}
+	}
+}

@@ -28,7 +28,7 @@ const (
 // liveKeyPrefix returns the prefix of the liveness keys of group's
 // subscriptions: "{prefix}live:{group}/", then
 // "{event}/{consumer}/{token}", the token told apart two subscriptions of
-// one name. No group, event or consumer name holds a '/'.
+// one name. No group or event name holds a '/' (parseLiveKey).
 func (t *Transport) liveKeyPrefix(group string) string {
 	return t.opts.Prefix + "live:" + group + "/"
 }

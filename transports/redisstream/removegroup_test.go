@@ -129,6 +129,17 @@ func TestInspectShowsAQuietListenerLive(t *testing.T) {
 	if g.Consumers != 1 || len(g.Members) != 1 || g.Members[0].Name != "quiet-1" || !g.Members[0].Live {
 		t.Fatalf("group of a running quiet listener: %d consumers, members %+v; want quiet-1, live", g.Consumers, g.Members)
 	}
+	// Once it has read, Redis lists it too: still one member, live.
+	if _, err := bus.Fire(ctx, b, bus.NewEvent[int]("orders", "archived"), 1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the listener listed by Redis", func() bool {
+		n, err := tr.client.XInfoConsumers(ctx, tr.StreamKey("orders.archived"), "svc-archive").Result()
+		return err == nil && len(n) == 1
+	})
+	if g, _ = member(); g.Consumers != 1 || len(g.Members) != 1 || !g.Members[0].Live || g.Members[0].Idle == transports.Unknown {
+		t.Fatalf("group after a read: %d consumers, members %+v; want quiet-1 once, live, with its idle time", g.Consumers, g.Members)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
