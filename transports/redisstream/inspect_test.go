@@ -58,9 +58,9 @@ func TestKeepLimitsDoesNotTrim(t *testing.T) {
 
 func TestParseLiveKey(t *testing.T) {
 	for _, c := range []struct {
-		in                      string
+		in                     string
 		group, event, consumer string
-		ok                      bool
+		ok                     bool
 	}{
 		{"shop-email/orders.placed/web-1/ABC123", "shop-email", "orders.placed", "web-1", true},
 		{"shop-email/orders.placed/host/a/b/ABC123", "shop-email", "orders.placed", "host/a/b", true},
