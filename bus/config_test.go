@@ -176,6 +176,34 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 }
 
+// A value the YAML parser chokes on is quoted in its error, and may be a
+// URL or a connection string holding a password: it is redacted.
+func TestLoadConfigErrorsHideSecrets(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"tagged url":    "service: s\ntransport: !!int redis://:S3CRETzz@127.0.0.1:6379/0\n",
+		"tagged dsn":    "service: s\ntransport: !!int host=db password=S3CRETzz\n",
+		"since as dsn":  "service: s\nlistener:\n  since: host=h password=S3CRETzz\n",
+		"number as url": "service: s\nmax_payload_bytes: redis://u:S3CRETzz@h\n",
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := bus.LoadConfig(path)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if !errors.Is(err, bus.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "S3CRET") {
+			t.Errorf("%s: the error shows the password: %v", name, err)
+		}
+	}
+}
+
 func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("BUSLINE_CONFIG", "")
 	t.Setenv("BUSLINE_SERVICE", "svc")

@@ -26,7 +26,8 @@ var (
 func yamlError(path string, err error, more ...string) error {
 	var te *yaml.TypeError
 	if err != nil && !errors.As(err, &te) {
-		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, path, err)
+		// The parser quotes the value it choked on, which may hold a password.
+		return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, path, transports.RedactText(err.Error()))
 	}
 	var errs []string
 	if te != nil {
@@ -50,16 +51,17 @@ func yamlError(path string, err error, more ...string) error {
 			msgs = append(msgs, fmt.Sprintf("line %s: %s where %s is expected", m[1], yamlShapeWords(m[2]), yamlTargetWords(m[3])))
 			continue
 		}
-		msgs = append(msgs, e)
+		msgs = append(msgs, transports.RedactText(e))
 	}
 	msgs = append(msgs, more...)
 	return fmt.Errorf("%w: %s: %s (docs/configuration.md lists the keys)", ErrInvalidConfig, path, strings.Join(msgs, "; "))
 }
 
-// redactValue hides the secrets of a value that looks like a URL: a URL in
-// the wrong place may carry a password.
+// redactValue hides the secrets of a value that looks like a URL or a
+// keyword/value connection string: either in the wrong place may carry a
+// password.
 func redactValue(v string) string {
-	if strings.Contains(v, "://") || strings.Contains(v, "@") {
+	if strings.ContainsAny(v, "@=") || strings.Contains(v, "://") {
 		return transports.RedactURL(v)
 	}
 	return v

@@ -62,17 +62,27 @@ func Redact(u *url.URL) string {
 		return u.Scheme + ":" + Mask
 	}
 	if u.User != nil {
-		if _, has := u.User.Password(); has {
+		if p, has := u.User.Password(); has && p != u.User.Username() {
 			c.User = url.UserPassword(u.User.Username(), Mask)
+		} else if has {
+			c.User = url.UserPassword(Mask, Mask) // "guest:guest": the name is the password
 		} else {
 			c.User = url.User(Mask)
 		}
 	}
-	if u.Host == "" {
-		// "redis:/u:pass@h" puts the userinfo in the path.
-		if i := strings.LastIndex(u.Path, "@"); i >= 0 {
-			c.Path, c.RawPath = Mask+u.Path[i:], ""
+	// "redis:/u:pass@h" puts the userinfo in the path, and so does a
+	// password holding '/' ("redis://:/pass@h": host ":", path
+	// "/pass@h"): everything up to the last '@' of the path may be secret.
+	if i := strings.LastIndex(u.Path, "@"); i >= 0 {
+		lead := ""
+		if u.Host != "" {
+			lead = "/"
+			c.Host = Mask // "user:31337" of "redis://user:31337/pass@h"
 		}
+		c.Path, c.RawPath = lead+Mask+u.Path[i:], ""
+	}
+	if userinfoInQuery(u.RawQuery) && u.Host != "" {
+		c.Host = Mask
 	}
 	c.RawQuery = redactQuery(u.RawQuery)
 	c.ForceQuery = false
@@ -99,6 +109,17 @@ func unescapeOrSelf(s string) string {
 	return s
 }
 
+// userinfoInQuery reports whether a part of a query without '=' holds an
+// '@': the userinfo of a URL whose password held a '?'.
+func userinfoInQuery(rawQuery string) bool {
+	for _, p := range strings.Split(rawQuery, "&") {
+		if strings.Contains(p, "@") && !strings.Contains(p, "=") {
+			return true
+		}
+	}
+	return false
+}
+
 // redactQuery masks the values of secret parameters, keeping the order and
 // the encoding of every other parameter as written.
 func redactQuery(raw string) string {
@@ -108,6 +129,12 @@ func redactQuery(raw string) string {
 	parts := strings.Split(raw, "&")
 	for i, p := range parts {
 		k, _, hasValue := strings.Cut(p, "=")
+		if at := strings.LastIndex(p, "@"); !hasValue && at >= 0 {
+			// "redis://:?pass@h": a password holding '?' put the
+			// userinfo in the query.
+			parts[i] = Mask + p[at:]
+			continue
+		}
 		name, err := url.QueryUnescape(k)
 		if err != nil {
 			// An undecodable name may hide a secret one: mask its value.
@@ -201,7 +228,22 @@ func URLSecrets(rawURL string) []string {
 			add(u.User.Username())
 		}
 	}
+	if strings.Contains(u.Path, "@") || userinfoInQuery(u.RawQuery) {
+		// The host is the start of the userinfo ("user:31337").
+		if _, pw, ok := strings.Cut(u.Host, ":"); ok {
+			add(pw)
+		}
+	}
+	if i := strings.LastIndex(u.Path, "@"); i >= 0 {
+		add(strings.TrimPrefix(u.Path[:i], "/")) // the userinfo, cut by a '/' in the password
+		if _, pw, ok := strings.Cut(u.Path[:i], ":"); ok {
+			add(pw)
+		}
+	}
 	for _, p := range strings.Split(u.RawQuery, "&") {
+		if at := strings.LastIndex(p, "@"); at >= 0 && !strings.Contains(p, "=") {
+			add(p[:at]) // the userinfo, cut by a '?' in the password
+		}
 		k, v, ok := strings.Cut(p, "=")
 		name, err := url.QueryUnescape(k)
 		if ok && (err != nil || IsSecretParam(name)) {

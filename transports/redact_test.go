@@ -31,6 +31,13 @@ func TestRedactURL(t *testing.T) {
 		{"redis:u:S3CRET@h", "redis:xxxxx"},
 		{"::S3CRET", "xxxxx"},
 		{"redis://h/0#S3CRET", "redis://h/0#xxxxx"},
+		// The user name is the password.
+		{"amqp://S3CRET:S3CRET@h:5672/", "amqp://xxxxx:xxxxx@h:5672/"},
+		// A password holding '/' or '?' (not percent-encoded) ends the
+		// authority early: the rest of the userinfo is in the path or query.
+		{"redis://:/S3CRET@h:6379/0", "redis://xxxxx/xxxxx@h:6379/0"},
+		{"redis://u:31337/S3CRET@h:6379/0", "redis://xxxxx/xxxxx@h:6379/0"},
+		{"redis://:?S3CRET@h:6379/0", "redis://xxxxx?xxxxx@h:6379/0"},
 		// A keyword/value connection string given where a URL belongs.
 		{"host=db password=S3CRET dbname=shop", "host=db password=xxxxx dbname=shop"},
 		{"host=db password='S3 CRET' user=u", "host=db password=xxxxx user=u"},
@@ -81,6 +88,9 @@ func TestRedactError(t *testing.T) {
 		t.Fatal("chain lost")
 	}
 	for _, c := range []struct{ dsn, secret string }{
+		{"redis://:/S3CRET@h:6379/0", "/S3CRET@h:6379/0"},
+		{"redis://u:31337/S3CRET@h:6379/0", "31337/S3CRET"},
+		{"redis://:?S3CRET@h:6379/0", "S3CRET@h:6379/0"},
 		{"host=db password='S3 CRET' user=u", "S3 CRET"},
 		{"host=db password=S3?CRET dbname=x", "S3?CRET"},
 		{"host=db password=S3CRET#frag", "S3CRET#frag"},
@@ -114,6 +124,9 @@ func TestParseURLErrors(t *testing.T) {
 		{"amqp://guest:S3CRET/", "invalid port after host", "S3CRET"},
 		{"//u:%S3CRET@h", "invalid URL escape", "S3"},
 		{"localhost:6379", `"localhost:6379" is a host and port`, ""},
+		{"redis://:/S3CRET@h:6379/0", "percent-encode a '/' or '?' in the password", "S3CRET"},
+		{"amqp://guest:31337/S3CRET@h:5672/", "percent-encode", "31337"},
+		{"redis://:?S3CRET@h:6379/0", "percent-encode", "S3CRET"},
 		{"host=db password=S3CRET dbname=shop", `"host=db password=xxxxx dbname=shop" is a keyword/value connection string`, "S3CRET"},
 		{"host=db password='S3 CRET'", "keyword/value", "S3"},
 		{"host=db password=S3@CRET dbname=x", "keyword/value", "CRET"},

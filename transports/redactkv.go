@@ -115,3 +115,25 @@ func keywordSecrets(s string) []string {
 	}
 	return out
 }
+
+// urlInTextRE matches a URL quoted in a message: a scheme, "://", and
+// what follows up to a space or a quote.
+var urlInTextRE = regexp.MustCompile("[A-Za-z][A-Za-z0-9+.-]*://[^\\s`'\"<>]+")
+
+// secretWordRE matches a "name=value" word of a message.
+var secretWordRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_.-]*)(\s*=\s*)([^\s` + "`" + `'"]+)`)
+
+// RedactText returns s, a message from another library that may quote a
+// URL or a connection string (a YAML parser's error, say), with every URL
+// in it redacted as RedactURL does and the value of every secret
+// "name=value" word (IsSecretParam) masked.
+func RedactText(s string) string {
+	s = urlInTextRE.ReplaceAllStringFunc(s, RedactURL)
+	return secretWordRE.ReplaceAllStringFunc(s, func(m string) string {
+		sub := secretWordRE.FindStringSubmatch(m)
+		if !IsSecretParam(sub[1]) || sub[3] == Mask {
+			return m
+		}
+		return sub[1] + sub[2] + Mask
+	})
+}

@@ -121,6 +121,9 @@ func ParseURL(rawURL string) (*url.URL, error) {
 	if u.Host == "" && strings.Contains(u.Path, "@") {
 		return nil, fmt.Errorf("%w: %s has its user and password in the path (want scheme://user:password@host)", ErrInvalidURL, Redact(u))
 	}
+	if strings.Contains(u.Path, "@") || userinfoInQuery(u.RawQuery) {
+		return nil, fmt.Errorf("%w: %s has an '@' after its host: percent-encode a '/' or '?' in the password (%%2F, %%3F)", ErrInvalidURL, Redact(u))
+	}
 	if u.Scheme == "" {
 		// Redact shows it as typed, its secrets masked.
 		return nil, fmt.Errorf("%w: %q has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, Redact(u))

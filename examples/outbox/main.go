@@ -77,7 +77,7 @@ func run(keep bool) error {
 		return fmt.Errorf("PostgreSQL unreachable at %s: %w\n"+
 			"This example needs PostgreSQL. Start one on 127.0.0.1:5432 with a database `test` (for example\n"+
 			"`pg_ctlcluster --skip-systemctl-redirect 15 main start && su postgres -c 'createdb test'`),\n"+
-			"or point BUSLINE_POSTGRES_URL at yours", redacted(dbURL), err)
+			"or point BUSLINE_POSTGRES_URL at yours", redacted(dbURL), transports.RedactError(err, dbURL))
 	}
 	defer db.Close()
 	if err := createTables(ctx, db); err != nil {
