@@ -142,3 +142,16 @@ func TestParseURLErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactText(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"yaml: cannot decode !!str `redis://:S3CRET@h:6379/0` as a !!int", "yaml: cannot decode !!str `redis://:xxxxx@h:6379/0` as a !!int"},
+		{`bad "amqp://guest:guest@h/" and token=S3CRET here`, `bad "amqp://xxxxx:xxxxx@h/" and token=xxxxx here`},
+		{"connect host=db password=S3CRET dbname=x", "connect host=db password=xxxxx dbname=x"},
+		{"nothing secret: maxlen=5", "nothing secret: maxlen=5"},
+	} {
+		if got := transports.RedactText(c.in); got != c.want {
+			t.Errorf("RedactText(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
