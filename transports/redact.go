@@ -73,7 +73,7 @@ func Redact(u *url.URL) string {
 	// "redis:/u:pass@h" puts the userinfo in the path, and so does a
 	// password holding '/' ("redis://:/pass@h": host ":", path
 	// "/pass@h"): everything up to the last '@' of the path may be secret.
-	if i := strings.LastIndex(u.Path, "@"); i >= 0 {
+	if i := strings.LastIndex(u.Path, "@"); i >= 0 && pathHoldsAt(u) {
 		lead := ""
 		if u.Host != "" {
 			lead = "/"
@@ -108,6 +108,10 @@ func unescapeOrSelf(s string) string {
 	}
 	return s
 }
+
+// pathHoldsAt reports whether the path of u holds an '@' as typed, not
+// percent-encoded (a vhost or database named "a%40b" is no userinfo).
+func pathHoldsAt(u *url.URL) bool { return strings.Contains(u.EscapedPath(), "@") }
 
 // userinfoInQuery reports whether a part of a query without '=' holds an
 // '@': the userinfo of a URL whose password held a '?'.
@@ -228,13 +232,13 @@ func URLSecrets(rawURL string) []string {
 			add(u.User.Username())
 		}
 	}
-	if strings.Contains(u.Path, "@") || userinfoInQuery(u.RawQuery) {
+	if pathHoldsAt(u) || userinfoInQuery(u.RawQuery) {
 		// The host is the start of the userinfo ("user:31337").
 		if _, pw, ok := strings.Cut(u.Host, ":"); ok {
 			add(pw)
 		}
 	}
-	if i := strings.LastIndex(u.Path, "@"); i >= 0 {
+	if i := strings.LastIndex(u.Path, "@"); i >= 0 && pathHoldsAt(u) {
 		add(strings.TrimPrefix(u.Path[:i], "/")) // the userinfo, cut by a '/' in the password
 		if _, pw, ok := strings.Cut(u.Path[:i], ":"); ok {
 			add(pw)

@@ -38,6 +38,7 @@ func TestRedactURL(t *testing.T) {
 		{"redis://:/S3CRET@h:6379/0", "redis://xxxxx/xxxxx@h:6379/0"},
 		{"redis://u:31337/S3CRET@h:6379/0", "redis://xxxxx/xxxxx@h:6379/0"},
 		{"redis://:?S3CRET@h:6379/0", "redis://xxxxx?xxxxx@h:6379/0"},
+		{"amqp://u:S3CRET@h:5672/team%40eu", "amqp://u:xxxxx@h:5672/team%40eu"}, // a vhost holding '@'
 		// A keyword/value connection string given where a URL belongs.
 		{"host=db password=S3CRET dbname=shop", "host=db password=xxxxx dbname=shop"},
 		{"host=db password='S3 CRET' user=u", "host=db password=xxxxx user=u"},
@@ -139,6 +140,10 @@ func TestParseURLErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.want) || (c.not != "" && strings.Contains(err.Error(), c.not)) {
 			t.Errorf("%q: %v, want %q and not %q", c.in, err, c.want, c.not)
+		}
+	}	for _, ok := range []string{"amqp://u:p%2Fw@h:5672/team%40eu", "redis://:p%3Fw@h:6379/0", "postgres://u@h/db?sslmode=disable"} {
+		if _, err := transports.ParseURL(ok); err != nil {
+			t.Errorf("ParseURL(%q): %v", ok, err)
 		}
 	}
 }

@@ -118,10 +118,10 @@ func ParseURL(rawURL string) (*url.URL, error) {
 	if strings.Contains(u.Opaque, "@") {
 		return nil, fmt.Errorf("%w: %s has a user and password without \"//\" (want %s://user:password@host)", ErrInvalidURL, Redact(u), u.Scheme)
 	}
-	if u.Host == "" && strings.Contains(u.Path, "@") {
+	if u.Host == "" && pathHoldsAt(u) {
 		return nil, fmt.Errorf("%w: %s has its user and password in the path (want scheme://user:password@host)", ErrInvalidURL, Redact(u))
 	}
-	if strings.Contains(u.Path, "@") || userinfoInQuery(u.RawQuery) {
+	if pathHoldsAt(u) || userinfoInQuery(u.RawQuery) {
 		return nil, fmt.Errorf("%w: %s has an '@' after its host: percent-encode a '/' or '?' in the password (%%2F, %%3F)", ErrInvalidURL, Redact(u))
 	}
 	if u.Scheme == "" {
