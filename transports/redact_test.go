@@ -141,7 +141,8 @@ func TestParseURLErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), c.want) || (c.not != "" && strings.Contains(err.Error(), c.not)) {
 			t.Errorf("%q: %v, want %q and not %q", c.in, err, c.want, c.not)
 		}
-	}	for _, ok := range []string{"amqp://u:p%2Fw@h:5672/team%40eu", "redis://:p%3Fw@h:6379/0", "postgres://u@h/db?sslmode=disable"} {
+	}
+	for _, ok := range []string{"amqp://u:p%2Fw@h:5672/team%40eu", "redis://:p%3Fw@h:6379/0", "postgres://u@h/db?sslmode=disable"} {
 		if _, err := transports.ParseURL(ok); err != nil {
 			t.Errorf("ParseURL(%q): %v", ok, err)
 		}
