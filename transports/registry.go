@@ -122,7 +122,7 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: %s has its user and password in the path (want scheme://user:password@host)", ErrInvalidURL, Redact(u))
 	}
 	if pathHoldsAt(u) || userinfoInQuery(u.RawQuery) {
-		return nil, fmt.Errorf("%w: %s has an '@' after its host: percent-encode a '/' or '?' in the password (%%2F, %%3F)", ErrInvalidURL, Redact(u))
+		return nil, fmt.Errorf("%w: %s has an '@' after its host: percent-encode a '/' or '?' in the password (%%2F, %%3F), or an '@' in the path (%%40)", ErrInvalidURL, Redact(u))
 	}
 	if u.Scheme == "" {
 		// Redact shows it as typed, its secrets masked.
