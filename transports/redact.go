@@ -48,19 +48,27 @@ func Redact(u *url.URL) string {
 	if u == nil {
 		return ""
 	}
-	if u.Scheme == "" && u.Host == "" {
-		// "host=db password=pw": a keyword/value string given where a URL
-		// belongs, parsed into path, query and fragment.
-		if raw := u.String(); isKeywordValue(raw) {
-			return redactKeywordValue(unescapeOrSelf(raw))
-		}
-	}
-	c := *u
 	if u.Opaque != "" {
 		// "redis:user:pass@host" parses as opaque: nothing in it can be
 		// told apart safely.
 		return u.Scheme + ":" + Mask
 	}
+	if u.Scheme == "" && u.Host == "" && u.User == nil {
+		// Not a URL ("host=db password=pw", "db password=pw"): shown as
+		// typed, not percent-encoded, its secret name=value words masked.
+		raw := unescapeOrSelf(u.String())
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			raw = Mask + raw[i:]
+		}
+		return redactKeywordValue(raw)
+	}
+	if u.Host != "" && userinfoAfterHost(u) {
+		// A password holding '/', '?' or '#' ended the authority early
+		// ("redis://u:12/pw@h"): everything up to the last '@' may be secret.
+		raw := u.String()
+		return u.Scheme + "://" + Mask + raw[strings.LastIndex(raw, "@"):]
+	}
+	c := *u
 	if u.User != nil {
 		if p, has := u.User.Password(); has && p != u.User.Username() {
 			c.User = url.UserPassword(u.User.Username(), Mask)
@@ -70,19 +78,12 @@ func Redact(u *url.URL) string {
 			c.User = url.User(Mask)
 		}
 	}
-	// "redis:/u:pass@h" puts the userinfo in the path, and so does a
-	// password holding '/' ("redis://:/pass@h": host ":", path
-	// "/pass@h"): everything up to the last '@' of the path may be secret.
-	if i := strings.LastIndex(u.Path, "@"); i >= 0 && pathHoldsAt(u) {
-		lead := ""
-		if u.Host != "" {
-			lead = "/"
-			c.Host = Mask // "user:31337" of "redis://user:31337/pass@h"
-		}
-		c.Path, c.RawPath = lead+Mask+u.Path[i:], ""
-	}
-	if userinfoInQuery(u.RawQuery) && u.Host != "" {
-		c.Host = Mask
+	if i := strings.LastIndex(u.Path, "@"); i >= 0 && u.Host == "" {
+		// "redis:/u:pass@h" puts the userinfo in the path.
+		c.Path, c.RawPath = Mask+u.Path[i:], ""
+	} else if strings.ContainsAny(u.Path, " \t") && strings.Contains(u.Path, "=") {
+		// "postgres://u@h/db sslpassword=pw": keywords after a URL.
+		c.Path, c.RawPath = redactKeywordValue(u.Path), ""
 	}
 	c.RawQuery = redactQuery(u.RawQuery)
 	c.ForceQuery = false
@@ -93,12 +94,14 @@ func Redact(u *url.URL) string {
 	if u.Scheme != "" && u.Host == "" && !strings.HasPrefix(s, u.Scheme+"://") {
 		s = u.Scheme + "://" + strings.TrimPrefix(s, u.Scheme+":")
 	}
-	if u.Scheme == "" {
-		// Not a URL at all ("db dbname"): show it as typed, not
-		// percent-encoded.
-		s = unescapeOrSelf(s)
-	}
 	return s
+}
+
+// userinfoAfterHost reports whether part of u's userinfo fell after its
+// host: an '@' typed in its path, in a query part without '=' or in its
+// fragment, where a password's unencoded '/', '?' or '#' put it.
+func userinfoAfterHost(u *url.URL) bool {
+	return pathHoldsAt(u) || userinfoInQuery(u.RawQuery) || strings.Contains(u.Fragment, "@")
 }
 
 // unescapeOrSelf undoes the percent-encoding of s, or returns s as it is.
@@ -194,13 +197,7 @@ func RedactError(err error, rawURLs ...string) error {
 // of secret query parameters. An unparsable URL yields the whole string.
 func URLSecrets(rawURL string) []string {
 	if isKeywordValue(rawURL) {
-		var out []string
-		for _, v := range keywordSecrets(rawURL) {
-			if len(v) >= 3 {
-				out = append(out, v)
-			}
-		}
-		return out
+		return longEnough(keywordSecrets(rawURL))
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -225,6 +222,31 @@ func URLSecrets(rawURL string) []string {
 	if u.Opaque != "" {
 		add(u.Opaque)
 	}
+	if u.Scheme == "" && u.Host == "" && u.User == nil {
+		for _, v := range keywordSecrets(unescapeOrSelf(u.String())) {
+			add(v)
+		}
+	}
+	if _, rest, ok := strings.Cut(rawURL, "://"); ok {
+		// The userinfo as typed, percent-encoding and all; and, when a
+		// password's '/', '?' or '#' ended the authority early, every
+		// piece of what came before the last '@'.
+		authority := rest
+		if k := strings.IndexAny(rest, "/?#"); k >= 0 {
+			authority = rest[:k]
+		}
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			addUserinfo(add, authority[:at])
+		}
+		if u.Host != "" && userinfoAfterHost(u) {
+			if at := strings.LastIndex(rest, "@"); at >= 0 {
+				addUserinfo(add, rest[:at])
+				for _, piece := range strings.FieldsFunc(rest[:at], func(r rune) bool { return strings.ContainsRune(":/?#&", r) }) {
+					add(piece)
+				}
+			}
+		}
+	}
 	if u.User != nil {
 		if p, has := u.User.Password(); has {
 			add(p)
@@ -232,26 +254,42 @@ func URLSecrets(rawURL string) []string {
 			add(u.User.Username())
 		}
 	}
-	if pathHoldsAt(u) || userinfoInQuery(u.RawQuery) {
-		// The host is the start of the userinfo ("user:31337").
-		if _, pw, ok := strings.Cut(u.Host, ":"); ok {
-			add(pw)
-		}
-	}
-	if i := strings.LastIndex(u.Path, "@"); i >= 0 && pathHoldsAt(u) {
-		add(strings.TrimPrefix(u.Path[:i], "/")) // the userinfo, cut by a '/' in the password
+	if i := strings.LastIndex(u.Path, "@"); i >= 0 && u.Host == "" {
+		add(strings.TrimPrefix(u.Path[:i], "/"))
 		if _, pw, ok := strings.Cut(u.Path[:i], ":"); ok {
 			add(pw)
 		}
 	}
-	for _, p := range strings.Split(u.RawQuery, "&") {
-		if at := strings.LastIndex(p, "@"); at >= 0 && !strings.Contains(p, "=") {
-			add(p[:at]) // the userinfo, cut by a '?' in the password
+	if strings.Contains(u.Path, "=") {
+		for _, v := range keywordSecrets(u.Path) {
+			add(v)
 		}
+	}
+	for _, p := range strings.Split(u.RawQuery, "&") {
 		k, v, ok := strings.Cut(p, "=")
 		name, err := url.QueryUnescape(k)
 		if ok && (err != nil || IsSecretParam(name)) {
 			add(v)
+		}
+	}
+	return out
+}
+
+// addUserinfo adds the secrets of a userinfo as typed: all of it, and the
+// password after its first ':'.
+func addUserinfo(add func(string), ui string) {
+	add(ui)
+	if _, pw, ok := strings.Cut(ui, ":"); ok {
+		add(pw)
+	}
+}
+
+// longEnough drops the values too short to mask in a message.
+func longEnough(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		if len(v) >= 3 {
+			out = append(out, v)
 		}
 	}
 	return out

@@ -35,9 +35,17 @@ func TestRedactURL(t *testing.T) {
 		{"amqp://S3CRET:S3CRET@h:5672/", "amqp://xxxxx:xxxxx@h:5672/"},
 		// A password holding '/' or '?' (not percent-encoded) ends the
 		// authority early: the rest of the userinfo is in the path or query.
-		{"redis://:/S3CRET@h:6379/0", "redis://xxxxx/xxxxx@h:6379/0"},
-		{"redis://u:31337/S3CRET@h:6379/0", "redis://xxxxx/xxxxx@h:6379/0"},
-		{"redis://:?S3CRET@h:6379/0", "redis://xxxxx?xxxxx@h:6379/0"},
+		{"redis://:/S3CRET@h:6379/0", "redis://xxxxx@h:6379/0"},
+		{"redis://u:31337/S3CRET@h:6379/0", "redis://xxxxx@h:6379/0"},
+		{"redis://:?S3CRET@h:6379/0", "redis://xxxxx@h:6379/0"},
+		{"redis://u:31337#S3CRET@h:6379/0", "redis://xxxxx@h:6379/0"},
+		{"redis://u:12/S3CRET?x@h/0", "redis://xxxxx@h/0"},
+		{"redis://u:12?S3CRET&y@h/0", "redis://xxxxx@h/0"},
+		{"redis://h:6379/0?client_name=me@host", "redis://h:6379/0?client_name=me@host"},
+		// Connection strings that do not start with name=, and keywords after a URL.
+		{"db password=S3CRET", "db password=xxxxx"},
+		{"Data Source=db;User ID=u;Password=S3CRET;", "Data Source=db;User ID=u;Password=xxxxx"},
+		{"postgres://u@h/db sslpassword=S3CRET", "postgres://xxxxx@h/db%20sslpassword=xxxxx"},
 		{"amqp://u:S3CRET@h:5672/team%40eu", "amqp://u:xxxxx@h:5672/team%40eu"}, // a vhost holding '@'
 		// A keyword/value connection string given where a URL belongs.
 		{"host=db password=S3CRET dbname=shop", "host=db password=xxxxx dbname=shop"},
@@ -92,6 +100,9 @@ func TestRedactError(t *testing.T) {
 		{"redis://:/S3CRET@h:6379/0", "/S3CRET@h:6379/0"},
 		{"redis://u:31337/S3CRET@h:6379/0", "31337/S3CRET"},
 		{"redis://:?S3CRET@h:6379/0", "S3CRET@h:6379/0"},
+		{"redis://u:S3%20CRET@h", "S3%20CRET"},
+		{"redis://u:S3%2fCRET@h", "S3%2fCRET"},
+		{"redis://u:31337#S3CRET@h:6379/0", "31337#S3CRET"},
 		{"host=db password='S3 CRET' user=u", "S3 CRET"},
 		{"host=db password=S3?CRET dbname=x", "S3?CRET"},
 		{"host=db password=S3CRET#frag", "S3CRET#frag"},
@@ -125,7 +136,10 @@ func TestParseURLErrors(t *testing.T) {
 		{"amqp://guest:S3CRET/", "invalid port after host", "S3CRET"},
 		{"//u:%S3CRET@h", "invalid URL escape", "S3"},
 		{"localhost:6379", `"localhost:6379" is a host and port`, ""},
-		{"redis://:/S3CRET@h:6379/0", "percent-encode a '/' or '?' in the password", "S3CRET"},
+		{"redis://:/S3CRET@h:6379/0", "percent-encode a '/', '?' or '#' in the password", "S3CRET"},
+		{"redis://u:31337#S3CRET@h:6379/0", "percent-encode", "31337"},
+		{"postgres://u:S3CRET@h/db sslpassword=S3CRET", "has a space", "S3CRET"},
+		{"db password=S3CRET", "has no scheme", "S3CRET"},
 		{"amqp://guest:31337/S3CRET@h:5672/", "percent-encode", "31337"},
 		{"redis://:?S3CRET@h:6379/0", "percent-encode", "S3CRET"},
 		{"host=db password=S3CRET dbname=shop", `"host=db password=xxxxx dbname=shop" is a keyword/value connection string`, "S3CRET"},
@@ -155,6 +169,10 @@ func TestRedactText(t *testing.T) {
 		{`bad "amqp://guest:guest@h/" and token=S3CRET here`, `bad "amqp://xxxxx:xxxxx@h/" and token=xxxxx here`},
 		{"connect host=db password=S3CRET dbname=x", "connect host=db password=xxxxx dbname=x"},
 		{"nothing secret: maxlen=5", "nothing secret: maxlen=5"},
+		{"user=app,password=S3CRET;host=db", "user=app,password=xxxxx;host=db"},
+		{"Server=db;Uid=u;Pwd=S3CRET;", "Server=db;Uid=u;Pwd=xxxxx;"},
+		{`password='S3 CRET' and token="S3CRET"`, `password=xxxxx and token=xxxxx`},
+		{"author=alice key=orders.created routing_key=x token_count=5", "author=alice key=orders.created routing_key=x token_count=5"},
 	} {
 		if got := transports.RedactText(c.in); got != c.want {
 			t.Errorf("RedactText(%q) = %q, want %q", c.in, got, c.want)

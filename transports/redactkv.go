@@ -39,7 +39,14 @@ func scanKeywords(s string) []keywordValue {
 	for i < len(s) {
 		loc := keywordStartRE.FindStringIndex(s[i:])
 		if loc == nil {
-			break
+			// Not "name=" here ("db password=pw", "Data Source=x"): on
+			// to the next word.
+			k := strings.IndexAny(s[i:], " \t\n;")
+			if k < 0 {
+				break
+			}
+			i += k + 1
+			continue
 		}
 		head := s[i : i+loc[1]-1] // the name, spaces around it
 		name := strings.TrimSpace(head)
@@ -120,20 +127,56 @@ func keywordSecrets(s string) []string {
 // what follows up to a space or a quote.
 var urlInTextRE = regexp.MustCompile("[A-Za-z][A-Za-z0-9+.-]*://[^\\s`'\"<>]+")
 
-// secretWordRE matches a "name=value" word of a message.
-var secretWordRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_.-]*)(\s*=\s*)([^\s` + "`" + `'"]+)`)
+// wordRE matches the "name=" of a name=value word of a message.
+var wordRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*`)
 
 // RedactText returns s, a message from another library that may quote a
 // URL or a connection string (a YAML parser's error, say), with every URL
 // in it redacted as RedactURL does and the value of every secret
-// "name=value" word (IsSecretParam) masked.
+// "name=value" word (IsSecretWord) masked: a quoted value to its closing
+// quote, another to the next space, ';', ',' or '&'.
 func RedactText(s string) string {
 	s = urlInTextRE.ReplaceAllStringFunc(s, RedactURL)
-	return secretWordRE.ReplaceAllStringFunc(s, func(m string) string {
-		sub := secretWordRE.FindStringSubmatch(m)
-		if !IsSecretParam(sub[1]) || sub[3] == Mask {
-			return m
+	var b strings.Builder
+	last := 0
+	for _, m := range wordRE.FindAllStringSubmatchIndex(s, -1) {
+		if m[0] < last || !IsSecretWord(s[m[2]:m[3]]) {
+			continue
 		}
-		return sub[1] + sub[2] + Mask
-	})
+		start, end := m[1], m[1]
+		if start < len(s) && strings.ContainsRune(`'"{`, rune(s[start])) {
+			end = valueEnd(s, start)
+		} else if k := strings.IndexAny(s[start:], " \t\n;,&`"); k >= 0 {
+			end = start + k
+		} else {
+			end = len(s)
+		}
+		if end == start || s[start:end] == Mask {
+			continue
+		}
+		b.WriteString(s[last:start])
+		b.WriteString(Mask)
+		last = end
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// IsSecretWord reports whether name, a word of free text followed by
+// '=', names a secret: stricter than IsSecretParam, which also takes
+// parts of words ("author", "routing_key") and would mask ordinary
+// messages. Case, '_', '-' and '.' do not matter.
+func IsSecretWord(name string) bool {
+	n := strings.NewReplacer("_", "", "-", "", ".", "").Replace(strings.ToLower(name))
+	switch n {
+	case "pass", "pwd", "auth", "authorization", "creds", "credentials", "apikey", "accesskey",
+		"secretkey", "privatekey", "nkey", "sslkey", "signature":
+		return true
+	}
+	for _, suffix := range []string{"password", "passwd", "secret", "token"} {
+		if strings.HasSuffix(n, suffix) {
+			return true
+		}
+	}
+	return false
 }

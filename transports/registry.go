@@ -121,12 +121,15 @@ func ParseURL(rawURL string) (*url.URL, error) {
 	if u.Host == "" && pathHoldsAt(u) {
 		return nil, fmt.Errorf("%w: %s has its user and password in the path (want scheme://user:password@host)", ErrInvalidURL, Redact(u))
 	}
-	if pathHoldsAt(u) || userinfoInQuery(u.RawQuery) {
-		return nil, fmt.Errorf("%w: %s has an '@' after its host: percent-encode a '/' or '?' in the password (%%2F, %%3F), or an '@' in the path (%%40)", ErrInvalidURL, Redact(u))
+	if u.Host != "" && userinfoAfterHost(u) {
+		return nil, fmt.Errorf("%w: %s has an '@' after its host: percent-encode a '/', '?' or '#' in the password (%%2F, %%3F, %%23), or an '@' in the path (%%40)", ErrInvalidURL, Redact(u))
 	}
 	if u.Scheme == "" {
 		// Redact shows it as typed, its secrets masked.
 		return nil, fmt.Errorf("%w: %q has no scheme (want memory://, redis://, amqp://, ...)", ErrInvalidURL, Redact(u))
+	}
+	if strings.ContainsAny(rawURL, " \t\n") {
+		return nil, fmt.Errorf("%w: %s has a space: percent-encode it (%%20)", ErrInvalidURL, Redact(u))
 	}
 	return u, nil
 }
