@@ -116,15 +116,24 @@ func unescapeOrSelf(s string) string {
 // percent-encoded (a vhost or database named "a%40b" is no userinfo).
 func pathHoldsAt(u *url.URL) bool { return strings.Contains(u.EscapedPath(), "@") }
 
-// userinfoInQuery reports whether a part of a query without '=' holds an
-// '@': the userinfo of a URL whose password held a '?'.
+// userinfoInQuery reports whether a part of a query holds an '@' before
+// any '=': the userinfo of a URL whose password held a '?'.
 func userinfoInQuery(rawQuery string) bool {
 	for _, p := range strings.Split(rawQuery, "&") {
-		if strings.Contains(p, "@") && !strings.Contains(p, "=") {
+		if userinfoPart(p) {
 			return true
 		}
 	}
 	return false
+}
+
+// userinfoPart reports whether a query part holds an '@' before any '=',
+// or after an '=' with no name: no parameter is written so, so it is the
+// end of a userinfo. ("?name=a@b" is a parameter; a password holding
+// "?name=" stays ambiguous when its URL still parses.)
+func userinfoPart(p string) bool {
+	name, value, _ := strings.Cut(p, "=")
+	return strings.Contains(name, "@") || (name == "" && strings.Contains(value, "@"))
 }
 
 // redactQuery masks the values of secret parameters, keeping the order and
@@ -135,13 +144,13 @@ func redactQuery(raw string) string {
 	}
 	parts := strings.Split(raw, "&")
 	for i, p := range parts {
-		k, _, hasValue := strings.Cut(p, "=")
-		if at := strings.LastIndex(p, "@"); !hasValue && at >= 0 {
+		if at := strings.LastIndex(p, "@"); at >= 0 && userinfoPart(p) {
 			// "redis://:?pass@h": a password holding '?' put the
 			// userinfo in the query.
 			parts[i] = Mask + p[at:]
 			continue
 		}
+		k, _, hasValue := strings.Cut(p, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil {
 			// An undecodable name may hide a secret one: mask its value.
