@@ -185,6 +185,9 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, tab, `document.querySelector('button.dead-link[data-dead="shop-billing"]') !== null`)
 	click(t, tab, `button[data-toggle="shop-billing"]`)
 	waitJS(t, tab, `document.querySelector('tr.members .member[data-consumer="shop-1"]') !== null`)
+	// The running process holds an open subscription: tagged live, not stale.
+	waitJS(t, tab, `document.querySelector('tr.members .member[data-consumer="shop-1"] .tag.live') !== null &&
+		!document.querySelector('tr.members .member[data-consumer="shop-1"]').classList.contains('stale')`)
 	if screenshots {
 		click(t, tab, `button[data-toggle="warehouse-reserve-stock"]`)
 		waitJS(t, tab, `document.querySelector('tr.members .member.stale[data-consumer="wh-7f3a"]') !== null`)
