@@ -48,7 +48,9 @@ func (a *app) groupRemoveCommand() *cobra.Command {
 		Long: `remove deletes GROUP from the broker: its place on the stream of every event
 it reads, with the events it holds and has not acknowledged (Redis consumer
 groups, NATS consumers, the RabbitMQ queue and its delay queues), and its
-owner record, so that the name can be used again. Its dead letters are kept
+owner record, so that the name can be used again, and on Redis its records
+in the transport's own dedup store (the default one), so that a group made
+again under the name handles events afresh. Its dead letters are kept
 (an empty RabbitMQ dead-letter queue goes) unless --dead-letters.
 
 A group a process still reads is refused (exit 1): a consumer attached

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/busline/busline/idempotency"
 	"github.com/busline/busline/transports"
 )
@@ -18,7 +20,10 @@ var _ transports.GroupRemover = (*Transport)(nil)
 // a subscription of the group is open (its liveness key, refreshed every
 // 15 s and deleted at Close, is set), or
 // a process holds its name in the group in the transport's own dedup
-// store (the bus does while it listens).
+// store (the bus does while it listens). The group's records in that
+// store ("{prefix}dedup:{group}:{event ID}") go with it, so that a group
+// made again under the same name handles events afresh; a dedup store
+// elsewhere (Config.Idempotency) keeps them until their retention ends.
 func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transports.RemoveGroupOptions) error {
 	if t.subs.Closed() {
 		return transports.ErrClosed
@@ -97,5 +102,37 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 			return fmt.Errorf("redisstream: remove group %s: %w", group, err)
 		}
 	}
+	if err := t.forgetDedup(ctx, group); err != nil {
+		return err
+	}
 	return t.DeleteRecord(ctx, transports.RecordKindOwners, group)
+}
+
+// forgetDedup deletes the group's dedup records in the transport's own
+// dedup store, UNLINK by UNLINK of up to 1,000 keys as SCAN finds them.
+func (t *Transport) forgetDedup(ctx context.Context, group string) error {
+	var err error
+	keys := t.scanAll(ctx, t.dedupPrefix()+idempotency.Key(group, ""), &err)
+	if err != nil {
+		return err
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		if err := unlinkEach(ctx, t.client, keys[:n]); err != nil {
+			return fmt.Errorf("redisstream: remove group %s: its dedup records: %w", group, err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// unlinkEach deletes keys with one UNLINK each in one pipeline: keys of
+// different hash slots cannot share a command on a Cluster.
+func unlinkEach(ctx context.Context, c redis.UniversalClient, keys []string) error {
+	pipe := c.Pipeline()
+	for _, k := range keys {
+		pipe.Unlink(ctx, k)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }

@@ -150,3 +150,60 @@ func TestInspectShowsAQuietListenerLive(t *testing.T) {
 		}
 	}
 }
+
+// Removing a group deletes its records in the transport's own dedup
+// store, and only its: a group made again under the same name handles
+// an event ID it had handled before.
+func TestRemoveGroupForgetsItsDedupRecords(t *testing.T) {
+	raw := testURL(t, "")
+	tr := openTransport(t, raw)
+	ctx := context.Background()
+	b, err := bus.New(bus.Config{Service: "svc", Process: "p1", Transport: raw}) // dedup in this Redis
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ev := bus.NewEvent[int]("orders", "archived")
+	handled := make(chan struct{}, 4)
+	for _, l := range []string{"archive", "audit"} {
+		if err := bus.Listen(b, ev, l, func(context.Context, bus.Delivery[int]) error { handled <- struct{}{}; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Fire(ctx, b, ev, 1); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case <-handled:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the event was not handled by both listeners")
+		}
+	}
+	records := func(group string) []string {
+		var err error
+		keys := tr.scanAll(ctx, tr.dedupPrefix()+group+":", &err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	eventually(t, 10*time.Second, "both groups' dedup records", func() bool {
+		return len(records("svc-archive")) == 1 && len(records("svc-audit")) == 1
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.RemoveGroup(ctx, "svc-archive", transports.RemoveGroupOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if k := records("svc-archive"); len(k) != 0 {
+		t.Errorf("dedup records of the removed group: %v; want none", k)
+	}
+	if k := records("svc-audit"); len(k) != 1 {
+		t.Errorf("dedup records of the other group: %v; want its one", k)
+	}
+}
