@@ -1,6 +1,7 @@
 package transports_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -132,8 +133,12 @@ func TestParseURLErrors(t *testing.T) {
 		{"redis//u:S3CRET@h", "user and password in the path", "S3CRET"},
 		{"redis:/u:S3CRET@h", "user and password in the path", "S3CRET"},
 		{"redis:u:S3CRET@h", `without "//"`, "S3CRET"},
-		{"redis://u:S3CRET", "invalid port after host", "S3CRET"},
-		{"amqp://guest:S3CRET/", "invalid port after host", "S3CRET"},
+		{"redis://u:S3CRET", "invalid port after the host: percent-encode", "S3CRET"},
+		{"amqp://guest:S3CRET/", "invalid port after the host", "S3CRET"},
+		{"redis://:pa?S3CRET@h:6379/0", "percent-encode a ':', '/', '?', '#' or '@'", "S3CRET"},
+		{"guest:guest", "is not a URL: no \"//\"", "guest"},
+		{"guest:guest@127.0.0.1:5672", "user and password without \"//\" (want scheme://", "guest"},
+		{"redis:u:S3CRET", "redis:xxxxx is not a URL", "S3CRET"},
 		{"//u:%S3CRET@h", "invalid URL escape", "S3"},
 		{"localhost:6379", `"localhost:6379" is a host and port`, ""},
 		{"redis://:/S3CRET@h:6379/0", "percent-encode a '/', '?' or '#' in the password", "S3CRET"},
@@ -177,5 +182,13 @@ func TestRedactText(t *testing.T) {
 		if got := transports.RedactText(c.in); got != c.want {
 			t.Errorf("RedactText(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// A dedup store's URL given as a transport says so.
+func TestOpenAStoreURL(t *testing.T) {
+	_, err := transports.Open(context.Background(), "postgres://u:S3CRET@h/db", transports.OpenOptions{})
+	if !errors.Is(err, transports.ErrUnknownScheme) || !strings.Contains(err.Error(), "dedup store's URL") || strings.Contains(err.Error(), "S3CRET") {
+		t.Fatalf("Open(postgres://...): %v; want ErrUnknownScheme saying it is a dedup store's URL, without the password", err)
 	}
 }

@@ -69,6 +69,9 @@ func Open(ctx context.Context, rawURL string, opts OpenOptions) (Transport, erro
 		return nil, err
 	}
 	opener, ok := drivers.Lookup(u.Scheme)
+	if !ok && storeSchemes[strings.ToLower(u.Scheme)] {
+		return nil, fmt.Errorf("%w: %s is a dedup store's URL (Config.Idempotency, BUSLINE_IDEMPOTENCY), not a transport's (want memory://, redis://, amqp://, nats://)", ErrUnknownScheme, Redact(u))
+	}
 	if !ok {
 		return nil, drivers.Unknown(ErrUnknownScheme, u.Scheme, Redact(u), " (or github.com/busline/busline/transports/all)")
 	}
@@ -104,7 +107,7 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		case errors.As(err, &ee):
 			msg = "invalid URL escape (a % starts a %XX escape: write a literal % as %25)"
 		case strings.HasPrefix(msg, "invalid port"):
-			msg = "invalid port after host (percent-encode a password that holds ':', '@' or '/')"
+			msg = fmt.Sprintf("%s: invalid port after the host: percent-encode a ':', '/', '?', '#' or '@' in the user name or password (%%3A, %%2F, %%3F, %%23, %%40)", redactUnparsable(rawURL))
 		}
 		if !strings.Contains(rawURL, "://") {
 			msg += " (want memory://, redis://, amqp://, ...)" // "127.0.0.1:6379" lands here
@@ -116,7 +119,11 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: %q is a host and port, not a URL (want redis://HOST:PORT, amqp://..., ...)", ErrInvalidURL, u.Scheme+":"+u.Opaque)
 	}
 	if strings.Contains(u.Opaque, "@") {
-		return nil, fmt.Errorf("%w: %s has a user and password without \"//\" (want %s://user:password@host)", ErrInvalidURL, Redact(u), u.Scheme)
+		return nil, fmt.Errorf("%w: %s has a user and password without \"//\" (want %s://user:password@host)", ErrInvalidURL, redactOpaque(u), wantScheme(u.Scheme))
+	}
+	if u.Opaque != "" {
+		// "guest:guest": no "//", and the "scheme" may be a user name.
+		return nil, fmt.Errorf("%w: %s is not a URL: no \"//\" after its scheme (want memory://NAME, redis://HOST:PORT, amqp://user:password@host:5672/, ...)", ErrInvalidURL, redactOpaque(u))
 	}
 	if u.Host == "" && pathHoldsAt(u) {
 		return nil, fmt.Errorf("%w: %s has its user and password in the path (want scheme://user:password@host)", ErrInvalidURL, Redact(u))
@@ -132,4 +139,33 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: %s has a space: percent-encode it (%%20)", ErrInvalidURL, Redact(u))
 	}
 	return u, nil
+}
+
+// storeSchemes are the schemes of dedup stores that are no transports.
+var storeSchemes = map[string]bool{"postgres": true, "postgresql": true, "mysql": true}
+
+// knownScheme reports whether s is a scheme Busline reads (a transport's
+// or a store's), and so no user name.
+func knownScheme(s string) bool {
+	s = strings.ToLower(s)
+	_, transport := drivers.Lookup(s)
+	return transport || storeSchemes[s] || s == "memory" || s == "redis" || s == "rediss" || s == "amqp" || s == "amqps" || s == "nats" || s == "tls"
+}
+
+// redactOpaque shows a URL without "//" ("redis:u:pw@h", "guest:guest"):
+// its scheme when Busline knows it, else nothing, since "guest:guest"
+// parses with the user name as its scheme.
+func redactOpaque(u *url.URL) string {
+	if knownScheme(u.Scheme) {
+		return u.Scheme + ":" + Mask
+	}
+	return Mask
+}
+
+// wantScheme is the scheme to suggest for a URL whose scheme may be a user name.
+func wantScheme(s string) string {
+	if knownScheme(s) {
+		return s
+	}
+	return "scheme"
 }

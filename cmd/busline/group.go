@@ -50,7 +50,8 @@ it reads, with the events it holds and has not acknowledged (Redis consumer
 groups, NATS consumers, the RabbitMQ queue and its delay queues), and its
 owner record, so that the name can be used again, and on Redis its records
 in the transport's own dedup store (the default one), so that a group made
-again under the name handles events afresh. Its dead letters are kept
+again under the name runs again the events it reads (a listener started
+later reads from where its "since" says: new events only by default). Its dead letters are kept
 (an empty RabbitMQ dead-letter queue goes) unless --dead-letters.
 
 A group a process still reads is refused (exit 1): a consumer attached
@@ -79,6 +80,9 @@ the stream holds run again). Exit 3 when the broker knows no such group.`,
 			if err != nil {
 				if errors.Is(err, transports.ErrNotFound) {
 					return failed(fmt.Errorf("%w (busline inspect lists the groups)", err))
+				}
+				if errors.Is(err, transports.ErrGroupInUse) {
+					return failed(fmt.Errorf("remove group %s on %s: %w (stop its listeners and try again in a minute, or --force: a bus still listening makes the group again)", group, url, err))
 				}
 				return failed(fmt.Errorf("remove group %s on %s: %w", group, url, err))
 			}

@@ -92,6 +92,12 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 			return transports.GroupGone("redisstream", group, dead > 0)
 		}
 	}
+	// The dedup records go first: a bus still listening (--force) makes
+	// the group again at once, from the start of the stream, and would
+	// skip as duplicates the events the records still named.
+	if err := t.forgetDedup(ctx, group); err != nil {
+		return err
+	}
 	for _, key := range streams {
 		if err := t.client.XGroupDestroy(ctx, key, group).Err(); err != nil {
 			return fmt.Errorf("redisstream: remove group %s: XGROUP DESTROY %s: %w", group, key, err)
@@ -101,9 +107,6 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 		if err := t.client.Del(ctx, deadKey).Err(); err != nil {
 			return fmt.Errorf("redisstream: remove group %s: %w", group, err)
 		}
-	}
-	if err := t.forgetDedup(ctx, group); err != nil {
-		return err
 	}
 	return t.DeleteRecord(ctx, transports.RecordKindOwners, group)
 }
