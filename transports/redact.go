@@ -12,8 +12,13 @@ const Mask = "xxxxx"
 // RedactURL returns rawURL fit for errors, logs, tables and JSON: the
 // password of the userinfo (or a user name given alone, which some URLs use
 // for a token) and the value of every secret-bearing query parameter (see
-// IsSecretParam) become "xxxxx". A URL that does not parse is never echoed:
-// only its scheme survives, when it has one ("redis://xxxxx").
+// IsSecretParam) become "xxxxx", and so does the user name when it is the
+// password ("guest:guest"). A URL that does not parse is never echoed:
+// only its scheme survives, when it has one ("redis://xxxxx"). A URL whose
+// password's unencoded '/', '?' or '#' ended its authority early shows
+// nothing before its last '@' ("redis://xxxxx@h:6379/0"). A keyword/value
+// connection string given where a URL belongs ("host=db password=pw")
+// shows as typed with the values of its secret keywords masked.
 //
 // It is the one redaction function of Busline: drivers, stores, the busline
 // command, examples and benchmarks print URLs through it (or Redact).
@@ -98,8 +103,8 @@ func Redact(u *url.URL) string {
 }
 
 // userinfoAfterHost reports whether part of u's userinfo fell after its
-// host: an '@' typed in its path, in a query part without '=' or in its
-// fragment, where a password's unencoded '/', '?' or '#' put it.
+// host: an '@' typed in its path, in a query part before any '=', or in
+// its fragment, where a password's unencoded '/', '?' or '#' put it.
 func userinfoAfterHost(u *url.URL) bool {
 	return pathHoldsAt(u) || userinfoInQuery(u.RawQuery) || strings.Contains(u.Fragment, "@")
 }
