@@ -152,6 +152,7 @@ func TestParseURLErrors(t *testing.T) {
 		{"host=db password=S3@CRET dbname=x", "keyword/value", "CRET"},
 		{"host=db password=S3?CRET#x dbname=x", "keyword/value", "CRET"},
 		{"redis:6379", `"redis:6379" is a host and port`, ""},
+		{"localhost:6379/0", `"localhost:6379/0" is a host and port`, ""},
 	} {
 		_, err := transports.ParseURL(c.in)
 		if !errors.Is(err, transports.ErrInvalidURL) {
@@ -161,7 +162,7 @@ func TestParseURLErrors(t *testing.T) {
 			t.Errorf("%q: %v, want %q and not %q", c.in, err, c.want, c.not)
 		}
 	}
-	for _, ok := range []string{"amqp://u:p%2Fw@h:5672/team%40eu", "redis://:p%3Fw@h:6379/0", "postgres://u@h/db?sslmode=disable"} {
+	for _, ok := range []string{"amqp://u:p%2Fw@h:5672/team%40eu", "redis://:p%3Fw@h:6379/0", "postgres://u@h/db?sslmode=disable", "memory:orders", "memory:", "memory://orders"} {
 		if _, err := transports.ParseURL(ok); err != nil {
 			t.Errorf("ParseURL(%q): %v", ok, err)
 		}

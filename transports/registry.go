@@ -114,16 +114,18 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		}
 		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, msg)
 	}
-	if u.Opaque != "" && strings.Trim(u.Opaque, "0123456789") == "" {
-		// "localhost:6379", "redis:6379": a host and port without "//".
+	if u.Opaque != "" && strings.Trim(u.Opaque, "0123456789/") == "" {
+		// "localhost:6379", "redis:6379", "localhost:6379/0": a host and
+		// port without "//".
 		return nil, fmt.Errorf("%w: %q is a host and port, not a URL (want redis://HOST:PORT, amqp://..., ...)", ErrInvalidURL, u.Scheme+":"+u.Opaque)
 	}
 	if strings.Contains(u.Opaque, "@") {
 		return nil, fmt.Errorf("%w: %s has a user and password without \"//\" (want %s://user:password@host)", ErrInvalidURL, redactOpaque(u), wantScheme(u.Scheme))
 	}
-	if u.Opaque != "" {
+	if u.Opaque != "" && !(strings.EqualFold(u.Scheme, "memory") && !strings.ContainsAny(u.Opaque, ":@/")) {
 		// "guest:guest": no "//", and the "scheme" may be a user name.
-		return nil, fmt.Errorf("%w: %s is not a URL: no \"//\" after its scheme (want memory://NAME, redis://HOST:PORT, amqp://user:password@host:5672/, ...)", ErrInvalidURL, redactOpaque(u))
+		// ("memory:NAME" names a broker, as "memory://NAME" does.)
+		return nil, fmt.Errorf("%w: %s is not a URL: no \"//\" after its scheme (want scheme://[user:password@]host[:port]/..., such as redis://HOST:PORT or memory://NAME)", ErrInvalidURL, redactOpaque(u))
 	}
 	if u.Host == "" && pathHoldsAt(u) {
 		return nil, fmt.Errorf("%w: %s has its user and password in the path (want scheme://user:password@host)", ErrInvalidURL, Redact(u))
@@ -142,7 +144,7 @@ func ParseURL(rawURL string) (*url.URL, error) {
 }
 
 // storeSchemes are the schemes of dedup stores that are no transports.
-var storeSchemes = map[string]bool{"postgres": true, "postgresql": true, "mysql": true}
+var storeSchemes = map[string]bool{"postgres": true, "postgresql": true}
 
 // knownScheme reports whether s is a scheme Busline reads (a transport's
 // or a store's), and so no user name.

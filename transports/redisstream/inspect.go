@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -123,11 +124,16 @@ func (t *Transport) scanAll(ctx context.Context, prefix string, errp *error) []s
 
 // scan returns the keys of type keyType (any when "") starting with prefix.
 func (t *Transport) scan(ctx context.Context, prefix, keyType string, errp *error) []string {
-	var out []string
+	var (
+		mu  sync.Mutex // a Cluster scans its masters at once
+		out []string
+	)
 	collect := func(ctx context.Context, c redis.Cmdable) error {
 		it := c.ScanType(ctx, 0, globEscape(prefix)+"*", 1000, keyType).Iterator()
 		for it.Next(ctx) {
+			mu.Lock()
 			out = append(out, it.Val())
+			mu.Unlock()
 		}
 		return it.Err()
 	}

@@ -87,7 +87,11 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 		return err
 	}
 	if _, owned := owners[group]; len(streams) == 0 && !owned {
-		// Nothing but dead letters, if any, is left of the group.
+		// Nothing but dead letters, if any, is left of the group; dedup
+		// records a removal of an older version left go now.
+		if err := t.forgetDedup(ctx, group); err != nil {
+			return err
+		}
 		if dead == 0 || !opts.DeadLetters {
 			return transports.GroupGone("redisstream", group, dead > 0)
 		}

@@ -206,4 +206,16 @@ func TestRemoveGroupForgetsItsDedupRecords(t *testing.T) {
 	if k := records("svc-audit"); len(k) != 1 {
 		t.Errorf("dedup records of the other group: %v; want its one", k)
 	}
+	// Records a removal of an older version left behind go with the
+	// next removal, though the group itself is gone.
+	stray := tr.dedupPrefix() + "svc-gone:01a2392a-ea2e-7878-9a48-1d83ff5e1480"
+	if err := tr.client.Set(ctx, stray, "done", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.RemoveGroup(ctx, "svc-gone", transports.RemoveGroupOptions{}); !errors.Is(err, transports.ErrNotFound) {
+		t.Errorf("RemoveGroup of a group gone: %v; want ErrNotFound", err)
+	}
+	if n, err := tr.client.Exists(ctx, stray).Result(); err != nil || n != 0 {
+		t.Errorf("a gone group's dedup record after RemoveGroup: exists %d, %v; want deleted", n, err)
+	}
 }
