@@ -38,6 +38,10 @@ type eventView struct {
 	Event       string     `json:"event"`
 	Length      int64      `json:"length"`
 	Groups      int        `json:"groups"`
+	// LastEventAt is when the newest retained event was added, as
+	// `busline inspect --json` names it; LastEntryAt is the same, under
+	// the name this document used first.
+	LastEventAt *time.Time `json:"last_event_at"`
 	LastEntryAt *time.Time `json:"last_entry_at"`
 	// Rate is the growth of the stream in events per second since the
 	// previous inspection; nil on the first.
@@ -167,7 +171,8 @@ func (p *poller) build(res *transports.Inspection, now time.Time) *overview {
 	}
 	seen := map[string]bool{}
 	for _, s := range res.Streams {
-		ev := eventView{Event: s.Event, Length: s.Length, Groups: s.Groups, LastEntryAt: timePtr(s.LastEntryAt)}
+		last := timePtr(s.LastEntryAt)
+		ev := eventView{Event: s.Event, Length: s.Length, Groups: s.Groups, LastEventAt: last, LastEntryAt: last}
 		kept := p.samples[s.Event]
 		for len(kept) > 1 && now.Sub(kept[1].at) >= rateWindow {
 			kept = kept[1:] // the oldest sample still at least rateWindow old stays

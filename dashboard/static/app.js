@@ -228,7 +228,7 @@ function renderEvents(ov) {
     h += `<article class="event" data-event="${esc(e.event)}">
       <div class="event-head"><span class="event-name">${esc(e.event)}</span>
         <span class="facts"><span>retained <b>${count(e.length)}</b></span><span>rate <b>${rate(e.rate)}</b></span>
-        <span>last event <b>${esc(ago(e.last_entry_at))}</b></span>${scheduledFact(e)}</span>
+        <span>last event <b>${esc(ago(e.last_event_at))}</b></span>${scheduledFact(e)}</span>
         <span class="spacer"></span>
         ${state.session.tail ? `<button type="button" data-tail="${esc(e.event)}">Tail</button>` : ""}</div>
       ${groupTable(groups)}</article>`;
