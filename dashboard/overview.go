@@ -35,9 +35,9 @@ type overview struct {
 }
 
 type eventView struct {
-	Event       string     `json:"event"`
-	Length      int64      `json:"length"`
-	Groups      int        `json:"groups"`
+	Event  string `json:"event"`
+	Length int64  `json:"length"`
+	Groups int    `json:"groups"`
 	// LastEventAt is when the newest retained event was added, as
 	// `busline inspect --json` names it; LastEntryAt is the same, under
 	// the name this document used first.
