@@ -24,9 +24,14 @@ the same broker in the same run, one side after the other:
   busline          what a user gets by default for the transport: bus.New with
                    the URL, the default middleware chain, listener concurrency K;
                    Fire returns after the XADD reply or the publisher confirm.
+                   On redis:// and nats:// streams are not trimmed (maxlen=0
+                   unless the URL sets maxlen), as on the Watermill sides.
   watermill        plain Watermill with its defaults through a router handler:
                    GoChannel (persistent) for memory://, watermill-redisstream
-                   for redis://, watermill-amqp/v2 NewDurableQueueConfig for amqp://,
+                   for redis:// (with a consumer group, without which it reads
+                   without acknowledging), watermill-amqp/v2
+                   NewDurableQueueConfig for amqp:// (the broker's default queue
+                   version),
                    watermill-nats/v2 pkg/jetstream (its defaults, on a stream
                    bench creates) for nats://.
   watermill-tuned  the fastest Watermill configuration bench knows:
@@ -36,7 +41,8 @@ the same broker in the same run, one side after the other:
                    with a connection for every publisher and reader;
                    amqp: NewDurableQueueConfig with ChannelPoolSize K and
                    ConfirmDelivery on (publisher confirms, as Busline), S router
-                   handlers on the queue, each its own channel with prefetch 16.
+                   handlers on the queue, each its own channel with prefetch 16,
+                   the queue on storage version 2 (as Busline's and raw's).
                    S (--watermill-subscribers) is 4 on Redis and on AMQP: the
                    best of 1, 2, 4, 8 and 16 measured on a 2-core machine.
   raw              a loop on the broker's own client, no framework, written for
@@ -45,28 +51,30 @@ the same broker in the same run, one side after the other:
                    XREADGROUP COUNT 512, the XACK of each batch in the pipeline
                    of the next read. amqp: K goroutines, each with a confirm
                    channel, publish 32 (--raw-batch) persistent messages, then
-                   wait for their confirms; one consumer, prefetch 512,
-                   basic.ack multiple=true every 64 deliveries or when idle.
+                   wait for their confirms; one consumer on a connection of its
+                   own, prefetch 512, basic.ack multiple=true every 64
+                   deliveries or when idle.
 
-Every side fires the same JSON payload from K goroutines and decodes it in its
-handler; AMQP publishes are persistent and confirmed on every side but Watermill
-defaults (which has no confirms). It prints the fire rate, the end-to-end rate,
-the fire → handler latency (p50, p99), the process CPU time per event
-(getrusage around each side) and how long one fire call took (mean, p99: with K
-goroutines firing back to back, the fire rate is K / mean call) of each side,
-and Busline's ratios to the others.
-Without --rate, events are fired as fast as possible and the latency includes the
-queue that builds up; --rate R paces the firing to measure latency under a
-steady load. --rounds R runs each side R times, the sides taking turns, and
-reports each side's median round, so that a burst of outside load on a shared
-machine does not land on one side only. The Busline side uses the bus's default
-dedup store (on redis:// the same Redis); --idempotency memory:// or redis://...
-gives it that store instead. --fire-batch N makes every firing call of the
-Busline and Watermill sides fire N events: Busline through bus.FireBatch
-(as many events in flight as the raw loop's --raw-batch 32 at N = 32),
-Watermill through one Publish of N messages, which the Watermill publishers
-send one after the other; not with --rate. --sides runs a subset; --cpuprofile FILE writes a CPU profile of
-the Busline side.
+Every side encodes the same JSON payload for each event it fires, from K
+goroutines, and decodes it in its handler; AMQP publishes are persistent and
+confirmed on every side but Watermill defaults (which has no confirms). It
+prints the fire rate, the end-to-end rate, the fire → handler latency (p50,
+p99), the process CPU time per event (getrusage around each side) and how long
+one fire call took (mean, p99: with K goroutines firing back to back, the fire
+rate is K / mean call) of each side, and Busline's ratios to the others.
+Without --rate, events are fired as fast as possible and the latency includes
+the queue that builds up; --rate R paces the firing to measure latency under a
+steady load. --rounds R runs each side R times, the sides taking turns (each
+round starting one side later), and reports each side's median round, so that
+a burst of outside load on a shared machine does not land on one side only.
+The Busline side uses the bus's default dedup store (on redis:// the same
+Redis); --idempotency memory:// or redis://... gives it that store instead.
+--fire-batch N makes every firing call of the Busline and Watermill sides fire
+N events: Busline through bus.FireBatch (as many events in flight as the raw
+loop's --raw-batch 32 at N = 32), Watermill through one Publish of N messages,
+which the Watermill publishers send one after the other; not with --rate.
+--sides runs a subset; --cpuprofile FILE writes a CPU profile of the Busline
+side (the profiler's own cost then counts in that side's CPU per event).
 
 With --json it prints one line, a JSON object with the keys transport, events,
 size, busline_events_per_s, watermill_events_per_s, ratio (end to end,

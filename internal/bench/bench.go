@@ -83,7 +83,7 @@ const (
 	SideRaw            = "raw"
 )
 
-// AllSides are the sides Run knows, in the order it runs them.
+// AllSides are the sides Run knows, in the order its first round runs them.
 var AllSides = []string{SideBusline, SideWatermill, SideWatermillTuned, SideRaw}
 
 func (c Config) wants(side string) bool {
@@ -341,8 +341,11 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
-// Run measures the Busline side, then the Watermill side, on the broker of
+// Run measures the sides cfg asks for (Busline, Watermill's defaults,
+// tuned Watermill, the raw loop), one after the other, on the broker of
 // cfg.Transport, and deletes what each side created as soon as it is done.
+// With several rounds, each round starts one side later than the one
+// before, so that no side always runs first, in a process just started.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -372,11 +375,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		{SideRaw, b.runRaw, &res.Raw},
 	}
 	rounds := make([][]Side, len(sides))
-	for range cfg.Rounds {
-		for i, s := range sides {
-			if !cfg.wants(s.name) {
-				continue
-			}
+	var wanted []int
+	for i, s := range sides {
+		if cfg.wants(s.name) {
+			wanted = append(wanted, i)
+		}
+	}
+	for r := range cfg.Rounds {
+		for k := range wanted {
+			i := wanted[(r+k)%len(wanted)]
+			s := sides[i]
 			runtime.GC()
 			side, err := s.run(ctx, cfg)
 			if errors.Is(err, errNoSide) {

@@ -109,10 +109,7 @@ func runRouterN(ctx context.Context, cfg Config, name, topic string, pub message
 		runErr <- err
 		return Side{}, fmt.Errorf("bench: %s: router: %w", name, err)
 	}
-	body, err := json.Marshal(newPayload(cfg.Size))
-	if err != nil {
-		return Side{}, err
-	}
+	p := newPayload(cfg.Size)
 	if cfg.FireBatch > 1 {
 		name = strings.TrimSuffix(name, ")") + fmt.Sprintf(", Publish of %d)", cfg.FireBatch)
 	}
@@ -120,6 +117,10 @@ func runRouterN(ctx context.Context, cfg Config, name, topic string, pub message
 		msgs := make([]*message.Message, n)
 		sent := strconv.FormatInt(time.Now().UnixNano(), 10)
 		for i := range msgs {
+			body, err := json.Marshal(p) // every side encodes each event
+			if err != nil {
+				return err
+			}
 			msgs[i] = message.NewMessage(watermill.NewUUID(), body)
 			msgs[i].Metadata.Set(sentAtKey, sent)
 		}

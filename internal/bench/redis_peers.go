@@ -91,14 +91,15 @@ func (r *redisBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 		var readErr error
 		wg.Go(func() { readErr = rawRedisReader(rctx, client, stream, group, rec) })
 		defer func() { stop(); wg.Wait() }()
-		body, err := json.Marshal(newPayload(cfg.Size))
-		if err != nil {
-			return Side{}, err
-		}
+		p := newPayload(cfg.Size)
 		side, err := measureBatches(ctx, cfg, "go-redis loop (pipelined XADD, XREADGROUP, XACK)", rec, cfg.RawBatch, func(ctx context.Context, n int) error {
 			pipe := client.Pipeline()
 			now := strconv.FormatInt(time.Now().UnixNano(), 10)
 			for range n {
+				body, err := json.Marshal(p) // every side encodes each event
+				if err != nil {
+					return err
+				}
 				pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"t", now, "payload", body}})
 			}
 			_, err := pipe.Exec(ctx)
