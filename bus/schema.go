@@ -52,7 +52,9 @@ type listened struct {
 // records those itself), and ExportSchemas writes it. Fire does not need
 // it: an event that is fired but not declared works as before, but no
 // other service or tool can know its schema from this service. Call it
-// before Start; declaring an event twice is harmless.
+// before Start; declaring an event twice is harmless, but declaring one
+// event name with two payload types fails with ErrInvalidEvent (the
+// schema published would be one of them only).
 func Declare[T any](b *Bus, e Event[T]) error {
 	if b == nil {
 		return fmt.Errorf("%w: nil *Bus", ErrInvalidConfig)
@@ -74,7 +76,11 @@ func Declare[T any](b *Bus, e Event[T]) error {
 	if s.fires == nil {
 		s.fires = map[string]reflect.Type{}
 	}
-	s.fires[e.Name()] = reflect.TypeFor[T]()
+	t := reflect.TypeFor[T]()
+	if had, ok := s.fires[e.Name()]; ok && had != t {
+		return fmt.Errorf("%w: %s is declared with payload type %v already, not %v: one event name has one payload type", ErrInvalidEvent, e.Name(), had, t)
+	}
+	s.fires[e.Name()] = t
 	return nil
 }
 

@@ -42,6 +42,20 @@ func TestEventSchema(t *testing.T) {
 	}
 }
 
+func TestDeclareOneTypePerEvent(t *testing.T) {
+	b := bustest.New(t, bus.Config{})
+	if err := bus.Declare(b.Bus, bidPlaced); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Declare(b.Bus, bidPlaced); err != nil {
+		t.Fatalf("declared twice with one type: %v", err)
+	}
+	err := bus.Declare(b.Bus, bidPlacedAsText)
+	if !errors.Is(err, bus.ErrInvalidEvent) || !strings.Contains(err.Error(), "auction.bid_placed") {
+		t.Fatalf("declared with a second payload type: %v, want ErrInvalidEvent naming the event", err)
+	}
+}
+
 func TestValidatePayloadsOnFire(t *testing.T) {
 	b := bustest.New(t, bus.Config{ValidatePayloads: true})
 	ctx := context.Background()

@@ -18,7 +18,12 @@
 // postgres://postgres@127.0.0.1:5432/test); when it is unreachable it says
 // how to start one and exits with status 1. It runs on BUSLINE_TRANSPORT
 // (default memory://outbox-example: both services in this process). It
-// creates its tables and drops them at the end unless -keep is given.
+// creates its tables and drops them at the end unless -keep is given. The
+// tables have fixed names (example_outbox_orders, ...), and it drops them
+// at its start too: on a database others use, give it a schema of its own
+// with search_path in the URL, e.g.
+// BUSLINE_POSTGRES_URL='postgres://postgres@127.0.0.1:5432/test?search_path=mine'
+// after CREATE SCHEMA mine.
 package main
 
 import (
