@@ -50,6 +50,11 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 	if err != nil {
 		return nil, err
 	}
+	if info := c.CachedInfo(); info != nil && info.Config.AckWait > 0 && info.Config.AckWait < ackWait {
+		// Lowered by hand (nats consumer edit): keep messages alive within
+		// what the server applies.
+		ackWait = info.Config.AckWait
+	}
 	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c}
 	if err := s.returnEarlierHeld(ctx); err != nil {
 		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",

@@ -252,3 +252,41 @@ func TestDriverCancelledReadLosesNothing(t *testing.T) {
 		t.Fatalf("got {%s attempts %d}, want {%s 0}", got.Message.UUID, got.Attempts, msg.UUID)
 	}
 }
+
+// A process that joins with a shorter AckTimeout leaves the group's
+// AckWait as it is: the processes already running keep their messages
+// alive at a third of the AckWait they opened with, and a shorter one
+// would have the server redeliver those messages while their handlers
+// run. A longer AckTimeout raises it.
+func TestAckWaitNeverLowered(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	const group = "svc-ackwait"
+	ackWait := func() time.Duration {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := tr.JetStream().Consumer(ctx, tr.opts.StreamName(testEvent), ConsumerName(group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CachedInfo().Config.AckWait
+	}
+	first := openSub(t, tr, group, 6*time.Second)
+	if got := ackWait(); got != 6*time.Second {
+		t.Fatalf("AckWait %v after the first process, want 6s", got)
+	}
+	later := openSub(t, tr, group, time.Second)
+	if got := ackWait(); got != 6*time.Second {
+		t.Fatalf("AckWait %v after a process with AckTimeout 1s joined, want 6s kept", got)
+	}
+	if got := first.Capabilities().AckWait; got != 6*time.Second {
+		t.Errorf("first process keeps messages alive within %v, want 6s", got)
+	}
+	if got := later.Capabilities().AckWait; got != time.Second {
+		t.Errorf("later process keeps messages alive within %v, want its own 1s (shorter than the group's)", got)
+	}
+	openSub(t, tr, group, 10*time.Second)
+	if got := ackWait(); got != 10*time.Second {
+		t.Fatalf("AckWait %v after a process with AckTimeout 10s joined, want 10s", got)
+	}
+}

@@ -175,8 +175,11 @@ func (t *Transport) consumerConfig(event, group string, ackWait time.Duration, s
 
 // ensureConsumer returns the durable consumer of group on the stream of
 // event, creating it at the position since says when it does not exist.
-// An existing consumer keeps its position; its AckWait follows the
-// latest subscriber's AckTimeout.
+// An existing consumer keeps its position, and its AckWait is raised to
+// ackWait, never lowered: the group's running processes keep their
+// messages alive at a third of the AckWait they opened with, and a
+// shorter one set by a process joining later would have the server hand
+// those messages to another process while their handlers still run.
 func (t *Transport) ensureConsumer(ctx context.Context, event, group string, ackWait time.Duration, since transports.Since) (jetstream.Consumer, error) {
 	s, err := t.ensureStream(ctx, event)
 	if err != nil {
@@ -202,8 +205,8 @@ func (t *Transport) ensureConsumer(ctx context.Context, event, group string, ack
 		}
 	case err == nil:
 		cur := c.CachedInfo().Config
-		if cur.AckWait != ackWait || cur.MaxAckPending != cfg.MaxAckPending {
-			cur.AckWait, cur.MaxAckPending = ackWait, cfg.MaxAckPending
+		if cur.AckWait < ackWait || cur.MaxAckPending != cfg.MaxAckPending {
+			cur.AckWait, cur.MaxAckPending = max(cur.AckWait, ackWait), cfg.MaxAckPending
 			c, err = s.UpdateConsumer(ctx, cur)
 		}
 	}
