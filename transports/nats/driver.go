@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/busline/busline/transports"
@@ -145,6 +146,12 @@ func (s *subscription) handOut(ctx context.Context, out []*driver.Message, err e
 // Messages replayed for another group are acknowledged and dropped; it
 // returns how many.
 func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (out []*driver.Message, skipped int, err error) {
+	if !s.t.nc.IsConnected() {
+		// nats.go leaves behind the inbox subscription of a pull request it
+		// could not send (one per read, kept for the life of the
+		// connection): while the connection is down, a read fails here.
+		return nil, 0, s.readErr(ctx, natsgo.ErrDisconnected)
+	}
 	var batch jetstream.MessageBatch
 	t0 := time.Now()
 	if wait <= 0 {

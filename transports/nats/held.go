@@ -85,6 +85,10 @@ func (s *subscription) returnEarlierHeld(ctx context.Context) error {
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
+	if bucketGone(err) {
+		s.t.forgetBucket(kv) // nothing to return; the next write makes it again
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/busline/busline/transports"
@@ -67,21 +68,57 @@ func (t *Transport) bucket(ctx context.Context, create bool) (jetstream.KeyValue
 	return kv, nil
 }
 
+// bucketGone reports whether err says the record bucket's stream is gone
+// (deleted by an operator, or lost by a server restarted without its
+// store): a write then finds no stream to answer it.
+func bucketGone(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
+}
+
+// forgetBucket makes the next bucket call ask the server again, unless
+// another caller replaced kv meanwhile.
+func (t *Transport) forgetBucket(kv jetstream.KeyValue) {
+	t.kvMu.Lock()
+	defer t.kvMu.Unlock()
+	if t.kv == kv {
+		t.kv = nil
+	}
+}
+
+// onBucket runs op on the record bucket (made when create is set; op is
+// not run, and nil returned, when there is none and create is not set).
+// When op finds the bucket gone, the bucket is looked up (and made) again
+// and op runs once more, so that a lost bucket costs one failed call, not
+// one per call for the life of the process.
+func (t *Transport) onBucket(ctx context.Context, create bool, op func(ctx context.Context, kv jetstream.KeyValue) error) error {
+	for try := 0; ; try++ {
+		kv, err := t.bucket(ctx, create)
+		if kv == nil || err != nil {
+			return err
+		}
+		octx, cancel := t.timeout(ctx)
+		err = op(octx, kv)
+		cancel()
+		if try == 0 && bucketGone(err) {
+			t.forgetBucket(kv)
+			continue
+		}
+		return err
+	}
+}
+
 // PutRecord stores value under (kind, key), replacing any earlier value.
 func (t *Transport) PutRecord(ctx context.Context, kind, key string, value []byte) error {
 	if err := transports.ValidateRecord(kind, key); err != nil {
 		return err
 	}
-	kv, err := t.bucket(ctx, true)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := t.timeout(ctx)
-	defer cancel()
-	if _, err := kv.Put(ctx, recordKey(kind, key), value); err != nil {
-		return fmt.Errorf("nats: put record %s/%s: %w", kind, key, err)
-	}
-	return nil
+	return t.onBucket(ctx, true, func(ctx context.Context, kv jetstream.KeyValue) error {
+		if _, err := kv.Put(ctx, recordKey(kind, key), value); err != nil {
+			return fmt.Errorf("nats: put record %s/%s: %w", kind, key, err)
+		}
+		return nil
+	})
 }
 
 // ClaimRecord stores value under (kind, key) unless a value is there
@@ -90,30 +127,33 @@ func (t *Transport) ClaimRecord(ctx context.Context, kind, key string, value []b
 	if err := transports.ValidateRecord(kind, key); err != nil {
 		return nil, err
 	}
-	kv, err := t.bucket(ctx, true)
+	k := recordKey(kind, key)
+	var stored []byte
+	err := t.onBucket(ctx, true, func(ctx context.Context, kv jetstream.KeyValue) error {
+		for {
+			_, err := kv.Create(ctx, k, value)
+			if err == nil {
+				stored = value
+				return nil
+			}
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				return fmt.Errorf("nats: claim record %s/%s: %w", kind, key, err)
+			}
+			e, err := kv.Get(ctx, k)
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				continue // deleted meanwhile: claim again
+			}
+			if err != nil {
+				return fmt.Errorf("nats: claim record %s/%s: %w", kind, key, err)
+			}
+			stored = e.Value()
+			return nil
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := t.timeout(ctx)
-	defer cancel()
-	k := recordKey(kind, key)
-	for {
-		_, err := kv.Create(ctx, k, value)
-		if err == nil {
-			return value, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("nats: claim record %s/%s: %w", kind, key, err)
-		}
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // deleted meanwhile: claim again
-		}
-		if err != nil {
-			return nil, fmt.Errorf("nats: claim record %s/%s: %w", kind, key, err)
-		}
-		return e.Value(), nil
-	}
+	return stored, nil
 }
 
 // Records returns every record of kind, by key.
@@ -122,36 +162,37 @@ func (t *Transport) Records(ctx context.Context, kind string) (map[string][]byte
 		return nil, err
 	}
 	out := map[string][]byte{}
-	kv, err := t.bucket(ctx, false)
-	if kv == nil || err != nil {
-		return out, err
-	}
-	ctx, cancel := t.timeout(ctx)
-	defer cancel()
-	w, err := kv.Watch(ctx, kind+".*", jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("nats: records %s: %w", kind, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("nats: records %s: watcher stopped", kind)
-			}
-			if e == nil { // every current value was sent
-				return out, nil
-			}
-			enc, _ := strings.CutPrefix(e.Key(), kind+".")
-			key, err := base64.RawURLEncoding.DecodeString(enc)
-			if err != nil {
-				continue // not written by Busline
-			}
-			out[string(key)] = e.Value()
-		case <-ctx.Done():
-			return nil, fmt.Errorf("nats: records %s: %w", kind, ctx.Err())
+	err := t.onBucket(ctx, false, func(ctx context.Context, kv jetstream.KeyValue) error {
+		clear(out)
+		w, err := kv.Watch(ctx, kind+".*", jetstream.IgnoreDeletes())
+		if err != nil {
+			return fmt.Errorf("nats: records %s: %w", kind, err)
 		}
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case e, ok := <-w.Updates():
+				if !ok {
+					return fmt.Errorf("nats: records %s: watcher stopped", kind)
+				}
+				if e == nil { // every current value was sent
+					return nil
+				}
+				enc, _ := strings.CutPrefix(e.Key(), kind+".")
+				key, err := base64.RawURLEncoding.DecodeString(enc)
+				if err != nil {
+					continue // not written by Busline
+				}
+				out[string(key)] = e.Value()
+			case <-ctx.Done():
+				return fmt.Errorf("nats: records %s: %w", kind, ctx.Err())
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // DeleteRecord removes the record (kind, key).
@@ -159,14 +200,10 @@ func (t *Transport) DeleteRecord(ctx context.Context, kind, key string) error {
 	if err := transports.ValidateRecord(kind, key); err != nil {
 		return err
 	}
-	kv, err := t.bucket(ctx, false)
-	if kv == nil || err != nil {
-		return err
-	}
-	ctx, cancel := t.timeout(ctx)
-	defer cancel()
-	if err := kv.Delete(ctx, recordKey(kind, key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("nats: delete record %s/%s: %w", kind, key, err)
-	}
-	return nil
+	return t.onBucket(ctx, false, func(ctx context.Context, kv jetstream.KeyValue) error {
+		if err := kv.Delete(ctx, recordKey(kind, key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("nats: delete record %s/%s: %w", kind, key, err)
+		}
+		return nil
+	})
 }

@@ -108,7 +108,13 @@ func (t *Transport) ensureDeadStream(ctx context.Context) (jetstream.Stream, err
 	defer cancel()
 	name := t.opts.DeadStream()
 	if t.dead.Load() {
-		return t.js.Stream(ctx, name)
+		s, err := t.js.Stream(ctx, name)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return s, err
+		}
+		// Deleted under the transport (by an operator, or lost by a server
+		// restarted without its store): make it again.
+		t.dead.Store(false)
 	}
 	perSubject := t.opts.DeadMaxLen
 	if perSubject <= 0 {
