@@ -43,8 +43,9 @@ the same broker in the same run, one side after the other:
                    ConfirmDelivery on (publisher confirms, as Busline), S router
                    handlers on the queue, each its own channel with prefetch 16,
                    the queue on storage version 2 (as Busline's and raw's).
-                   S (--watermill-subscribers) is 4 on Redis and on AMQP: the
-                   best of 1, 2, 4, 8 and 16 measured on a 2-core machine.
+                   S (--watermill-subscribers) is 8 on Redis and 1 on AMQP:
+                   the best of 1, 2, 4, 8 and 16 measured on a quiet 2-core
+                   machine.
   raw              a loop on the broker's own client, no framework, written for
                    throughput (not for memory://). redis: K goroutines each send
                    32 XADDs (--raw-batch) in one pipeline; one reader,
@@ -147,7 +148,7 @@ memory:// when none is configured.`,
 	f.StringVar(&cfg.Idempotency, "idempotency", "", "dedup store of the Busline side: memory:// or redis://... (default: the bus default); a Redis store is isolated and emptied")
 	f.IntVar(&cfg.RawBatch, "raw-batch", bench.DefaultRawBatch, "events each firing goroutine of the raw loop sends before waiting for the replies (1: as many in flight as the other sides)")
 	f.IntVar(&cfg.FireBatch, "fire-batch", 1, "events each firing call of the Busline side (bus.FireBatch) and the Watermill sides (one Publish) fires (1: bus.Fire)")
-	f.IntVar(&cfg.TunedSubscribers, "watermill-subscribers", 0, "subscribers (router handlers sharing the work) of the tuned Watermill side (0: 4, the best measured on Redis and AMQP)")
+	f.IntVar(&cfg.TunedSubscribers, "watermill-subscribers", 0, "subscribers (router handlers sharing the work) of the tuned Watermill side (0: the best measured, 8 on Redis and 1 on AMQP)")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the Busline side to this file")
 	return cmd
 }

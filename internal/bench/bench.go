@@ -92,8 +92,10 @@ func (c Config) wants(side string) bool {
 
 // DefaultTunedSubscribers is, per broker, the number of subscribers of the
 // tuned Watermill side that gave the highest median rate in a sweep of 1,
-// 2, 4, 8 and 16 at concurrency 16 on a 2-core machine (docs/benchmarks.md).
-var DefaultTunedSubscribers = map[string]int{"redis": 4, "amqp": 4}
+// 2, 4, 8 and 16 at concurrency 16 on a quiet 2-core machine, three rounds
+// each, confirmed by two more alternating sweeps (docs/benchmarks.md,
+// "The peers").
+var DefaultTunedSubscribers = map[string]int{"redis": 8, "amqp": 1}
 
 // tunedSubscribers returns the subscriber count of the tuned side on scheme.
 func (c Config) tunedSubscribers(scheme string) int {

@@ -232,7 +232,7 @@ func TestRounds(t *testing.T) {
 
 func TestTunedSubscribers(t *testing.T) {
 	c := Config{Concurrency: 16}
-	for scheme, want := range map[string]int{"redis": 4, "rediss": 4, "amqp": 4, "amqps": 4, "memory": 16} {
+	for scheme, want := range map[string]int{"redis": 8, "rediss": 8, "amqp": 1, "amqps": 1, "memory": 16} {
 		if got := c.tunedSubscribers(scheme); got != want {
 			t.Errorf("%s: %d, want %d", scheme, got, want)
 		}
