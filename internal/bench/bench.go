@@ -384,12 +384,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	for r := range cfg.Rounds {
+		order := make([]int, len(wanted))
 		for k := range wanted {
-			i := wanted[(r+k)%len(wanted)]
+			order[k] = wanted[(r+k)%len(wanted)]
+		}
+		for _, i := range order {
 			s := sides[i]
 			runtime.GC()
 			side, err := s.run(ctx, cfg)
 			if errors.Is(err, errNoSide) {
+				// This broker has no such side: leave it out of the
+				// rotation of the next rounds.
+				wanted = slices.DeleteFunc(wanted, func(w int) bool { return w == i })
 				continue
 			}
 			if err != nil {

@@ -213,6 +213,34 @@ func TestRunSides(t *testing.T) {
 	}
 }
 
+// TestRoundsRotate starts each round one side later, over the sides the
+// broker has (memory has no raw side), so that no side always runs first.
+func TestRoundsRotate(t *testing.T) {
+	var progress bytes.Buffer
+	if _, err := Run(context.Background(), Config{Transport: "memory://", Events: 100, Size: 64, Concurrency: 2, Rounds: 3, Progress: &progress}); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, line := range strings.Split(progress.String(), "\n") {
+		if name, _, ok := strings.Cut(line, ": fired 100/100, handled 100/100 in"); ok {
+			order = append(order, name)
+		}
+	}
+	if len(order) != 9 {
+		t.Fatalf("%d sides finished, want 3 rounds of 3:\n%s", len(order), progress.String())
+	}
+	first := map[string]bool{}
+	for r := range 3 {
+		first[order[3*r]] = true
+		if got := map[string]bool{order[3*r]: true, order[3*r+1]: true, order[3*r+2]: true}; len(got) != 3 {
+			t.Fatalf("round %d ran %v", r, order[3*r:3*r+3])
+		}
+	}
+	if len(first) != 3 {
+		t.Fatalf("rounds started with %v, want each side first once", order)
+	}
+}
+
 // TestRounds runs each side twice and reports a round of each.
 func TestRounds(t *testing.T) {
 	var progress bytes.Buffer

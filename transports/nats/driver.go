@@ -236,7 +236,14 @@ func (s *subscription) recover(ctx context.Context, err error) error {
 	s.t.forgetStream(s.topic)
 	ictx, cancel := s.t.timeout(ctx)
 	defer cancel()
-	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, s.ackWait, transports.SinceBeginning)
+	// The AckWait the group had when this subscription last saw it, if
+	// longer than this process's: the group's other processes keep their
+	// messages alive within theirs.
+	ackWait := s.ackWait
+	if info := s.cons.CachedInfo(); info != nil {
+		ackWait = max(ackWait, info.Config.AckWait)
+	}
+	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, ackWait, transports.SinceBeginning)
 	if cerr != nil {
 		return errors.Join(err, cerr)
 	}

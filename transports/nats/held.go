@@ -75,23 +75,19 @@ func (s *subscription) dropHeld(ctx context.Context) {
 // returnEarlierHeld naks what an earlier incarnation of this process name
 // held when it stopped without closing, and deletes its set.
 func (s *subscription) returnEarlierHeld(ctx context.Context) error {
-	kv, err := s.t.bucket(ctx, false)
-	if kv == nil || err != nil {
+	var e jetstream.KeyValueEntry
+	err := s.t.onBucket(ctx, false, func(ctx context.Context, kv jetstream.KeyValue) (err error) {
+		e, err = kv.Get(ctx, recordKey(kindHeld, s.heldKey()))
 		return err
-	}
-	gctx, cancel := s.t.timeout(ctx)
-	defer cancel()
-	e, err := kv.Get(gctx, recordKey(kindHeld, s.heldKey()))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
-	}
-	if bucketGone(err) {
-		s.t.forgetBucket(kv) // nothing to return; the next write makes it again
-		return nil
+	})
+	if e == nil && (err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || bucketGone(err)) {
+		return nil // nothing held, or no bucket (made again by the next write)
 	}
 	if err != nil {
 		return err
 	}
+	gctx, cancel := s.t.timeout(ctx)
+	defer cancel()
 	prefix := "$JS.ACK." + s.t.opts.StreamName(s.topic) + "." + ConsumerName(s.group) + "."
 	n := 0
 	for _, reply := range strings.Split(string(e.Value()), "\n") {

@@ -74,6 +74,28 @@ func TestRecordBucketMadeAgain(t *testing.T) {
 	if err := tr.DeleteRecord(ctx, "owners", "claimed"); err != nil {
 		t.Fatalf("delete after the bucket was deleted: %v", err)
 	}
+	// Reads alone (a dashboard, group removal, a process opening) recover too.
+	if err := tr.PutRecord(ctx, "owners", "again", []byte("4")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.JetStream().DeleteKeyValue(ctx, tr.Options().RecordBucket()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if got, err := tr.Records(ctx, "owners"); err != nil || len(got) != 0 {
+			t.Fatalf("records read %d after the bucket was deleted: %q, %v; want none, no error", i, got, err)
+		}
+	}
+	if err := tr.PutRecord(ctx, "owners", "again", []byte("5")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.JetStream().DeleteKeyValue(ctx, tr.Options().RecordBucket()); err != nil {
+		t.Fatal(err)
+	}
+	openSub(t, tr, "svc-opened-after", time.Minute) // reads its held set: none
+	if got, err := tr.Records(ctx, "owners"); err != nil || len(got) != 0 {
+		t.Fatalf("records after a subscription opened on a deleted bucket: %q, %v", got, err)
+	}
 }
 
 // A read while the connection is down fails without sending a pull

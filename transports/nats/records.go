@@ -73,7 +73,18 @@ func (t *Transport) bucket(ctx context.Context, create bool) (jetstream.KeyValue
 // store): a write then finds no stream to answer it.
 func bucketGone(err error) bool {
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) ||
-		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
+		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) ||
+		errors.Is(err, natsgo.ErrStreamNotFound) // a watch goes through nats.go's older API
+}
+
+// bucketMissing reports whether the server says the record bucket does
+// not exist: a read of a deleted bucket gets no answer and ends at its
+// deadline, which alone does not tell a lost bucket from a slow server.
+func (t *Transport) bucketMissing(ctx context.Context) bool {
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	_, err := t.js.KeyValue(ctx, t.opts.RecordBucket())
+	return errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
 // forgetBucket makes the next bucket call ask the server again, unless
@@ -89,18 +100,22 @@ func (t *Transport) forgetBucket(kv jetstream.KeyValue) {
 // onBucket runs op on the record bucket (made when create is set; op is
 // not run, and nil returned, when there is none and create is not set).
 // When op finds the bucket gone, the bucket is looked up (and made) again
-// and op runs once more, so that a lost bucket costs one failed call, not
-// one per call for the life of the process.
+// and op runs once more, so that a lost bucket costs one slow call (a read
+// of a deleted bucket waits for its timeout), not a failure of every call
+// for the life of the process.
 func (t *Transport) onBucket(ctx context.Context, create bool, op func(ctx context.Context, kv jetstream.KeyValue) error) error {
 	for try := 0; ; try++ {
 		kv, err := t.bucket(ctx, create)
 		if kv == nil || err != nil {
 			return err
 		}
-		octx, cancel := t.timeout(ctx)
+		// Within the transport's timeout even under a longer deadline of
+		// the caller's: a read of a deleted bucket waits for its end.
+		octx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
 		err = op(octx, kv)
 		cancel()
-		if try == 0 && bucketGone(err) {
+		if try == 0 && err != nil && ctx.Err() == nil &&
+			(bucketGone(err) || errors.Is(err, context.DeadlineExceeded) && t.bucketMissing(ctx)) {
 			t.forgetBucket(kv)
 			continue
 		}
