@@ -61,6 +61,7 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",
 			"group", cfg.Group, "process", cfg.Consumer, "error", err)
 	}
+	s.startHeldWriter()
 	return s, nil
 }
 
@@ -81,9 +82,9 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 // handler that runs longer than AckTimeout keeps its message.
 //
 // The subscription keeps the set of deliveries it holds (received,
-// neither acked nor nacked): it records it on the server before the
-// engine hands a read out (held.go) and naks what is still in it at
-// Close, so that the group gets it again at once.
+// neither acked nor nacked): a writer of its own records it on the server
+// after each read (held.go), and Close naks what is still in it, so that
+// the group gets it again at once.
 type subscription struct {
 	t        *Transport
 	topic    string
@@ -98,6 +99,11 @@ type subscription struct {
 	mu     sync.Mutex
 	held   map[*delivery]struct{} // received and neither acked nor nacked
 	closed bool
+
+	// The held-set writer (held.go): woken by heldDirty, stopped at Close.
+	heldDirty  chan struct{}
+	writerStop context.CancelFunc
+	writerDone chan struct{}
 }
 
 // Capabilities: no pending list per member, and the consumer's AckWait,
@@ -131,13 +137,11 @@ func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration)
 	}
 }
 
-// handOut records what the subscription holds (see held.go) before the
-// engine hands a read out.
-func (s *subscription) handOut(ctx context.Context, out []*driver.Message, err error) ([]*driver.Message, error) {
+// handOut has the held-set writer record what the subscription holds
+// (see held.go) as the engine hands a read out.
+func (s *subscription) handOut(_ context.Context, out []*driver.Message, err error) ([]*driver.Message, error) {
 	if len(out) > 0 {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heldTimeout)
-		s.recordHeld(rctx)
-		cancel()
+		s.heldChanged()
 	}
 	return out, err
 }
@@ -457,6 +461,8 @@ func (s *subscription) Close() error {
 	held := s.held
 	s.held = nil
 	s.mu.Unlock()
+	// No write of the held set after this Close deletes it.
+	s.stopHeldWriter()
 	var errs []error
 	for d := range held {
 		if err := d.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {

@@ -290,3 +290,37 @@ func TestAckWaitNeverLowered(t *testing.T) {
 		t.Fatalf("AckWait %v after a process with AckTimeout 10s joined, want 10s", got)
 	}
 }
+
+// A process killed while it held a delivery, and restarted under its name,
+// gets that delivery back at once, not after AckWait: the held-set writer
+// recorded it after the read, and the new subscription naks what the set
+// names.
+func TestRestartSameNameReturnsHeld(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	killed := openSub(t, tr, "svc-restart", 10*time.Minute).(*subscription)
+	if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, killed, 1, 5*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, err := tr.Records(context.Background(), kindHeld)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs[killed.heldKey()]) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the held set was not written within 10s of the read")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The kill: the process stops without closing (its writer with it).
+	killed.stopHeldWriter()
+	restarted := openSub(t, tr, "svc-restart", 10*time.Minute)
+	m := receive(t, restarted, 1, 5*time.Second)[0]
+	if m.Attempts != 1 {
+		t.Errorf("Attempts = %d on the delivery the restarted process got, want 1 (the killed one had it once)", m.Attempts)
+	}
+}

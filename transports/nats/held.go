@@ -19,15 +19,20 @@ import (
 // To give them back at once to a process restarted with the same name
 // (DESIGN §3.4), each subscription keeps the ack subjects of the messages
 // it holds in the record bucket, kind "held", key
-// "{stream}/{group}/{process}": it writes the set before it hands a read
-// out, and deletes it when it closes (having nak'ed what it held). When a
+// "{stream}/{group}/{process}": a writer goroutine of its own writes the
+// set after each read that handed messages out (one write at a time, a
+// write covering every read since the last; off the read path, which
+// would otherwise wait one round trip per read), and the subscription
+// deletes it when it closes (having nak'ed what it held). When a
 // subscription opens and finds the set of an earlier incarnation of its
 // process name, it naks every message in it: the server redelivers them
 // at once, ahead of new messages, to the group — in practice to the
 // process that just asked for them. A message of the set that was acked
 // meanwhile is not pending any more, and the server ignores its nak.
 //
-// The set can lag: acknowledged messages leave it at the next write.
+// The set can lag: acknowledged messages leave it at the next write, and
+// a message handed out just before a crash, before the write that
+// follows, waits for AckWait like a message of a process killed for good.
 // It cannot help when two live processes share a name (each would nak the
 // other's messages at start, which then run twice), nor when the restart
 // comes after AckWait (the server has redelivered them already; the nak
@@ -36,9 +41,53 @@ import (
 // kindHeld is the record kind of held sets.
 const kindHeld = "held"
 
-// heldTimeout bounds the write of a held set: it is on the read path, and
-// a set that could not be written only makes a crash cost AckTimeout.
+// heldTimeout bounds the write of a held set: a set that could not be
+// written only makes a crash cost AckTimeout.
 const heldTimeout = time.Second
+
+// startHeldWriter starts the goroutine that writes the held set whenever
+// heldChanged says a read handed messages out; stopHeldWriter stops it.
+func (s *subscription) startHeldWriter() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.heldDirty = make(chan struct{}, 1)
+	s.writerStop = cancel
+	s.writerDone = make(chan struct{})
+	go func() {
+		defer close(s.writerDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.heldDirty:
+			}
+			wctx, cancel := context.WithTimeout(ctx, heldTimeout)
+			s.recordHeld(wctx)
+			cancel()
+		}
+	}()
+}
+
+// heldChanged wakes the held-set writer; a wake-up already pending covers
+// this read too.
+func (s *subscription) heldChanged() {
+	if s.heldDirty == nil {
+		return
+	}
+	select {
+	case s.heldDirty <- struct{}{}:
+	default:
+	}
+}
+
+// stopHeldWriter stops the held-set writer and waits for it (a write
+// under way is cancelled).
+func (s *subscription) stopHeldWriter() {
+	if s.writerStop == nil {
+		return
+	}
+	s.writerStop()
+	<-s.writerDone
+}
 
 // maxHeldRecord bounds the ack subjects kept per process (a 1 MB message
 // holds about 10,000): beyond it the rest waits for AckWait.
