@@ -47,7 +47,11 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 		return nil, err
 	}
 	ackWait := min(cfg.AckTimeout, t.opts.MaxAckWait)
-	c, err := t.ensureConsumer(ctx, topic, cfg.Group, ackWait, cfg.Since)
+	c, err := t.ensureConsumer(ctx, topic, cfg.Group, ackWait, cfg.Since, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := t.ensureStream(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +60,8 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 		// what the server applies.
 		ackWait = info.Config.AckWait
 	}
-	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c}
+	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c, streamCreated: st.CachedInfo().Created}
+	s.noteFloor(c.CachedInfo())
 	if err := s.returnEarlierHeld(ctx); err != nil {
 		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",
 			"group", cfg.Group, "process", cfg.Consumer, "error", err)
@@ -95,6 +100,13 @@ type subscription struct {
 	// cons is the group's consumer; only the reading goroutine replaces
 	// it (see recover).
 	cons jetstream.Consumer
+	// What recover needs to make a deleted consumer again where it was,
+	// read and written by the reading goroutine only: the consumer's ack
+	// floor (every message up to that stream sequence is acknowledged)
+	// when last looked at, and when the stream was created.
+	floor         uint64
+	floorAt       time.Time
+	streamCreated time.Time
 
 	mu     sync.Mutex
 	held   map[*delivery]struct{} // received and neither acked nor nacked
@@ -119,6 +131,9 @@ func (s *subscription) Capabilities() driver.Capabilities {
 func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
 	if s.isClosed() {
 		return nil, transports.ErrClosed
+	}
+	if time.Since(s.floorAt) >= floorEvery {
+		s.lookAtFloor(ctx)
 	}
 	for {
 		out, skipped, err := s.fetch(ctx, max, 0)
@@ -219,6 +234,31 @@ func (s *subscription) consumerGone(ctx context.Context) bool {
 	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
+// floorEvery is how often a subscription looks at its consumer's ack
+// floor (one request), for recover.
+const floorEvery = 10 * time.Second
+
+// lookAtFloor reads the consumer's ack floor; a failure is left to the
+// reads to report.
+func (s *subscription) lookAtFloor(ctx context.Context) {
+	s.floorAt = time.Now()
+	ictx, cancel := context.WithTimeout(ctx, s.t.opts.Timeout)
+	defer cancel()
+	if info, err := s.cons.Info(ictx); err == nil {
+		s.noteFloor(info)
+	}
+}
+
+// noteFloor keeps the ack floor of info, which only moves forward.
+func (s *subscription) noteFloor(info *jetstream.ConsumerInfo) {
+	if info != nil {
+		s.floor = max(s.floor, info.AckFloor.Stream)
+		if s.floorAt.IsZero() {
+			s.floorAt = time.Now()
+		}
+	}
+}
+
 // noReply is how long a pull request that does not wait may take before
 // the subscription checks that its consumer still exists (nats.go ends
 // such a request after a second without reply).
@@ -226,9 +266,11 @@ const noReply = 900 * time.Millisecond
 
 // recover looks, after a broken read, whether the group's consumer (or
 // its stream) is gone — deleted by an operator, or lost by a server
-// restarted without its store — and creates it again, reading from the
-// start of the stream so that events fired since are not skipped. It
-// returns err, which the engine reports and backs off from.
+// restarted without its store — and creates it again: after the ack
+// floor the subscription last saw, when the stream is the one it opened
+// on (what follows the floor may not have been handled; what precedes it
+// was), else from the start of the stream, so that no event fired since
+// is skipped. It returns err, which the engine reports and backs off from.
 func (s *subscription) recover(ctx context.Context, err error) error {
 	if ctx.Err() != nil || errors.Is(err, transports.ErrClosed) {
 		return err
@@ -247,13 +289,29 @@ func (s *subscription) recover(ctx context.Context, err error) error {
 	if info := s.cons.CachedInfo(); info != nil {
 		ackWait = max(ackWait, info.Config.AckWait)
 	}
-	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, ackWait, transports.SinceBeginning)
+	st, cerr := s.t.ensureStream(ictx, s.topic)
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	after := s.floor
+	if created := st.CachedInfo().Created; !created.Equal(s.streamCreated) {
+		after = 0 // a new stream: its sequences start again
+		s.streamCreated = created
+	}
+	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, ackWait, transports.SinceBeginning, after)
 	if cerr != nil {
 		return errors.Join(err, cerr)
 	}
 	s.cons = c
-	s.t.log.Warn("nats: consumer was gone; created it again from the start of the stream",
-		"group", s.group, "stream", s.t.opts.StreamName(s.topic))
+	s.floor, s.floorAt = 0, time.Time{}
+	s.noteFloor(c.CachedInfo())
+	if after > 0 {
+		s.t.log.Warn("nats: consumer was gone; created it again after the last event it had acknowledged",
+			"group", s.group, "stream", s.t.opts.StreamName(s.topic), "after_sequence", after)
+	} else {
+		s.t.log.Warn("nats: consumer was gone; created it again from the start of the stream",
+			"group", s.group, "stream", s.t.opts.StreamName(s.topic))
+	}
 	return err
 }
 

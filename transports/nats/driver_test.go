@@ -324,3 +324,66 @@ func TestRestartSameNameReturnsHeld(t *testing.T) {
 		t.Errorf("Attempts = %d on the delivery the restarted process got, want 1 (the killed one had it once)", m.Attempts)
 	}
 }
+
+// A consumer deleted under a running subscription is made again after the
+// ack floor the subscription last saw: the events its group had handled
+// are not delivered again; the one fired since, and one delivered and not
+// acknowledged, are.
+func TestConsumerDeletedResumesAfterAckFloor(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-floor", time.Minute).(*subscription)
+	ctx := context.Background()
+	var handled []*message.Message
+	for range 3 {
+		handled = append(handled, message.NewMessage(watermill.NewUUID(), []byte(`{}`)))
+	}
+	held := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, append(handled, held)...); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, s, 4, 5*time.Second)
+	var acks []driver.AckID
+	for _, m := range got {
+		if m.Message.UUID != held.UUID {
+			acks = append(acks, m.AckID)
+		}
+	}
+	if err := s.Ack(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	// The subscription looks at the floor every floorEvery; here at once,
+	// once the server has the acks.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.lookAtFloor(ctx); s.floor < 3; s.lookAtFloor(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ack floor %d, want 3", s.floor)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tr.JetStream().DeleteConsumer(ctx, tr.Options().StreamName(testEvent), ConsumerName("svc-floor")); err != nil {
+		t.Fatal(err)
+	}
+	fresh := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, fresh); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(10 * time.Second); len(seen) < 2 && time.Now().Before(deadline); {
+		ms, err := s.Receive(ctx, 10, 200*time.Millisecond)
+		if err != nil {
+			continue // the broken read that finds the consumer gone
+		}
+		for _, m := range ms {
+			seen[m.Message.UUID] = true
+			_ = s.Ack(ctx, []driver.AckID{m.AckID})
+		}
+	}
+	for _, m := range handled {
+		if seen[m.UUID] {
+			t.Errorf("event %s, acknowledged before the consumer was deleted, delivered again", m.UUID)
+		}
+	}
+	if !seen[held.UUID] || !seen[fresh.UUID] {
+		t.Fatalf("after the consumer was made again got %v, want the unacknowledged %s and the new %s", seen, held.UUID, fresh.UUID)
+	}
+}

@@ -153,8 +153,9 @@ func (t *Transport) ensureDeadStream(ctx context.Context) (jetstream.Stream, err
 
 // consumerConfig is the durable pull consumer of group on the stream of
 // event: explicit acks, AckWait = AckTimeout, no MaxDeliver (Busline
-// bounds redelivery itself), and the start position of since.
-func (t *Transport) consumerConfig(event, group string, ackWait time.Duration, since transports.Since) jetstream.ConsumerConfig {
+// bounds redelivery itself), and the start position of since, or, when
+// after is not 0, the stream sequence after it.
+func (t *Transport) consumerConfig(event, group string, ackWait time.Duration, since transports.Since, after uint64) jetstream.ConsumerConfig {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       ConsumerName(group),
 		Description:   "busline group " + group,
@@ -169,6 +170,9 @@ func (t *Transport) consumerConfig(event, group string, ackWait time.Duration, s
 		MemoryStorage: t.opts.Storage == jetstream.MemoryStorage,
 	}
 	switch at, isTime := since.Time(); {
+	case after > 0:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = after + 1
 	case since.IsBeginning():
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	case isTime:
@@ -180,20 +184,21 @@ func (t *Transport) consumerConfig(event, group string, ackWait time.Duration, s
 }
 
 // ensureConsumer returns the durable consumer of group on the stream of
-// event, creating it at the position since says when it does not exist.
+// event, creating it when it does not exist at the position since says,
+// or just after stream sequence after when that is not 0.
 // An existing consumer keeps its position, and its AckWait is raised to
 // ackWait, never lowered: the group's running processes keep their
 // messages alive at a third of the AckWait they opened with, and a
 // shorter one set by a process joining later would have the server hand
 // those messages to another process while their handlers still run.
-func (t *Transport) ensureConsumer(ctx context.Context, event, group string, ackWait time.Duration, since transports.Since) (jetstream.Consumer, error) {
+func (t *Transport) ensureConsumer(ctx context.Context, event, group string, ackWait time.Duration, since transports.Since, after uint64) (jetstream.Consumer, error) {
 	s, err := t.ensureStream(ctx, event)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := t.timeout(ctx)
 	defer cancel()
-	cfg := t.consumerConfig(event, group, ackWait, since)
+	cfg := t.consumerConfig(event, group, ackWait, since, after)
 	c, err := s.Consumer(ctx, cfg.Durable)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		// Deleted under us: make it again.
