@@ -61,7 +61,7 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 		ackWait = info.Config.AckWait
 	}
 	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c, streamCreated: st.CachedInfo().Created}
-	s.noteFloor(c.CachedInfo())
+	s.noteFloor(c, c.CachedInfo())
 	if err := s.returnEarlierHeld(ctx); err != nil {
 		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",
 			"group", cfg.Group, "process", cfg.Consumer, "error", err)
@@ -98,19 +98,20 @@ type subscription struct {
 	ackWait  time.Duration
 
 	// cons is the group's consumer; only the reading goroutine replaces
-	// it (see recover).
+	// it (see recover), under mu, which the held-set writer takes to read
+	// it.
 	cons jetstream.Consumer
-	// What recover needs to make a deleted consumer again where it was,
-	// read and written by the reading goroutine only: the consumer's ack
-	// floor (every message up to that stream sequence is acknowledged)
-	// when last looked at, and when the stream was created.
-	floor         uint64
-	floorAt       time.Time
+	// streamCreated is when the stream the subscription reads was
+	// created; the reading goroutine alone uses it (recover).
 	streamCreated time.Time
 
 	mu     sync.Mutex
 	held   map[*delivery]struct{} // received and neither acked nor nacked
 	closed bool
+	// floor is cons's ack floor (every message up to that stream
+	// sequence is acknowledged) when the held-set writer last looked
+	// (every floorEvery): where recover makes a deleted consumer again.
+	floor uint64
 
 	// The held-set writer (held.go): woken by heldDirty, stopped at Close.
 	heldDirty  chan struct{}
@@ -131,9 +132,6 @@ func (s *subscription) Capabilities() driver.Capabilities {
 func (s *subscription) Receive(ctx context.Context, max int, wait time.Duration) ([]*driver.Message, error) {
 	if s.isClosed() {
 		return nil, transports.ErrClosed
-	}
-	if time.Since(s.floorAt) >= floorEvery {
-		s.lookAtFloor(ctx)
 	}
 	for {
 		out, skipped, err := s.fetch(ctx, max, 0)
@@ -234,28 +232,34 @@ func (s *subscription) consumerGone(ctx context.Context) bool {
 	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
-// floorEvery is how often a subscription looks at its consumer's ack
-// floor (one request), for recover.
+// floorEvery is how often the held-set writer looks at the consumer's
+// ack floor (one request), for recover.
 const floorEvery = 10 * time.Second
 
-// lookAtFloor reads the consumer's ack floor; a failure is left to the
-// reads to report.
+// lookAtFloor reads the consumer's ack floor, within heldTimeout; a
+// failure is left to the reads to report. It runs on the held-set
+// writer's goroutine, off the read path.
 func (s *subscription) lookAtFloor(ctx context.Context) {
-	s.floorAt = time.Now()
-	ictx, cancel := context.WithTimeout(ctx, s.t.opts.Timeout)
+	s.mu.Lock()
+	c := s.cons
+	s.mu.Unlock()
+	ictx, cancel := context.WithTimeout(ctx, heldTimeout)
 	defer cancel()
-	if info, err := s.cons.Info(ictx); err == nil {
-		s.noteFloor(info)
+	if info, err := c.Info(ictx); err == nil {
+		s.noteFloor(c, info)
 	}
 }
 
-// noteFloor keeps the ack floor of info, which only moves forward.
-func (s *subscription) noteFloor(info *jetstream.ConsumerInfo) {
-	if info != nil {
+// noteFloor keeps the ack floor of info, the info of consumer c, while c
+// is still the subscription's consumer; the floor only moves forward.
+func (s *subscription) noteFloor(c jetstream.Consumer, info *jetstream.ConsumerInfo) {
+	if info == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cons == c {
 		s.floor = max(s.floor, info.AckFloor.Stream)
-		if s.floorAt.IsZero() {
-			s.floorAt = time.Now()
-		}
 	}
 }
 
@@ -293,25 +297,30 @@ func (s *subscription) recover(ctx context.Context, err error) error {
 	if cerr != nil {
 		return errors.Join(err, cerr)
 	}
+	s.mu.Lock()
 	after := s.floor
-	if created := st.CachedInfo().Created; !created.Equal(s.streamCreated) {
-		after = 0 // a new stream: its sequences start again
-		s.streamCreated = created
+	s.mu.Unlock()
+	info := st.CachedInfo()
+	if !info.Created.Equal(s.streamCreated) || after > info.State.LastSeq {
+		// A new stream (its sequences start again), or one whose
+		// sequences went back (restored): from its start.
+		after = 0
 	}
 	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, ackWait, transports.SinceBeginning, after)
 	if cerr != nil {
-		return errors.Join(err, cerr)
+		return errors.Join(err, cerr) // the next broken read tries again, from what it finds then
 	}
-	s.cons = c
-	s.floor, s.floorAt = 0, time.Time{}
-	s.noteFloor(c.CachedInfo())
+	s.mu.Lock()
+	s.cons, s.floor = c, 0
+	s.mu.Unlock()
+	s.streamCreated = info.Created
+	s.noteFloor(c, c.CachedInfo())
+	start := "the start of the stream"
 	if after > 0 {
-		s.t.log.Warn("nats: consumer was gone; created it again after the last event it had acknowledged",
-			"group", s.group, "stream", s.t.opts.StreamName(s.topic), "after_sequence", after)
-	} else {
-		s.t.log.Warn("nats: consumer was gone; created it again from the start of the stream",
-			"group", s.group, "stream", s.t.opts.StreamName(s.topic))
+		start = fmt.Sprintf("stream sequence %d, after the last one its group had acknowledged", after+1)
 	}
+	s.t.log.Warn("nats: consumer was gone; made again (if this process made it, at "+start+")",
+		"group", s.group, "stream", s.t.opts.StreamName(s.topic))
 	return err
 }
 

@@ -183,8 +183,9 @@ func TestDriverReplayForOtherGroupSkipped(t *testing.T) {
 	}
 }
 
-// A consumer deleted under a running subscription is created again, from
-// the start of the stream, at the next broken read.
+// A consumer deleted under a running subscription is created again at the
+// next broken read (here from the start of the stream: nothing was
+// acknowledged before).
 func TestDriverConsumerDeleted(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	s := openSub(t, tr, "svc-work", time.Minute)
@@ -353,10 +354,16 @@ func TestConsumerDeletedResumesAfterAckFloor(t *testing.T) {
 	}
 	// The subscription looks at the floor every floorEvery; here at once,
 	// once the server has the acks.
+	floor := func() uint64 {
+		s.lookAtFloor(ctx)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.floor
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for s.lookAtFloor(ctx); s.floor < 3; s.lookAtFloor(ctx) {
+	for f := floor(); f < 3; f = floor() {
 		if time.Now().After(deadline) {
-			t.Fatalf("ack floor %d, want 3", s.floor)
+			t.Fatalf("ack floor %d, want 3", f)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -385,5 +392,63 @@ func TestConsumerDeletedResumesAfterAckFloor(t *testing.T) {
 	}
 	if !seen[held.UUID] || !seen[fresh.UUID] {
 		t.Fatalf("after the consumer was made again got %v, want the unacknowledged %s and the new %s", seen, held.UUID, fresh.UUID)
+	}
+}
+
+// A stream deleted and made again under a running subscription starts its
+// sequences again: the consumer made again starts at its beginning, not
+// after the ack floor of the old stream, and skips nothing.
+func TestStreamRemadeStartsFromItsBeginning(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-remade", time.Minute).(*subscription)
+	ctx := context.Background()
+	for range 3 {
+		if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var acks []driver.AckID
+	for _, m := range receive(t, s, 3, 5*time.Second) {
+		acks = append(acks, m.AckID)
+	}
+	if err := s.Ack(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.lookAtFloor(ctx)
+		s.mu.Lock()
+		f := s.floor
+		s.mu.Unlock()
+		if f == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ack floor %d, want 3", f)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tr.JetStream().DeleteStream(ctx, tr.Options().StreamName(testEvent)); err != nil {
+		t.Fatal(err)
+	}
+	// Published on a stream made again: sequences 1 and 2, below the old floor.
+	fresh := []*message.Message{message.NewMessage(watermill.NewUUID(), []byte(`{}`)), message.NewMessage(watermill.NewUUID(), []byte(`{}`))}
+	if err := tr.Publish(testEvent, fresh...); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(10 * time.Second); len(seen) < 2 && time.Now().Before(deadline); {
+		ms, err := s.Receive(ctx, 10, 200*time.Millisecond)
+		if err != nil {
+			continue // the broken read that finds the consumer gone
+		}
+		for _, m := range ms {
+			seen[m.Message.UUID] = true
+		}
+	}
+	for _, m := range fresh {
+		if !seen[m.UUID] {
+			t.Errorf("event %s, fired on the stream made again, never delivered", m.UUID)
+		}
 	}
 }

@@ -46,7 +46,9 @@ const kindHeld = "held"
 const heldTimeout = time.Second
 
 // startHeldWriter starts the goroutine that writes the held set whenever
-// heldChanged says a read handed messages out; stopHeldWriter stops it.
+// heldChanged says a read handed messages out, and looks at the
+// consumer's ack floor every floorEvery (lookAtFloor); stopHeldWriter
+// stops it.
 func (s *subscription) startHeldWriter() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.heldDirty = make(chan struct{}, 1)
@@ -54,10 +56,15 @@ func (s *subscription) startHeldWriter() {
 	s.writerDone = make(chan struct{})
 	go func() {
 		defer close(s.writerDone)
+		floorTick := time.NewTicker(floorEvery)
+		defer floorTick.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-floorTick.C:
+				s.lookAtFloor(ctx)
+				continue
 			case <-s.heldDirty:
 			}
 			wctx, cancel := context.WithTimeout(ctx, heldTimeout)

@@ -201,11 +201,13 @@ func (t *Transport) ensureConsumer(ctx context.Context, event, group string, ack
 	cfg := t.consumerConfig(event, group, ackWait, since, after)
 	c, err := s.Consumer(ctx, cfg.Durable)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		// Deleted under us: make it again.
+		// Deleted under us: make it again. Its sequences start again, so
+		// a start after a sequence of the old one means nothing.
 		t.forgetStream(event)
 		if s, err = t.ensureStream(ctx, event); err != nil {
 			return nil, err
 		}
+		cfg = t.consumerConfig(event, group, ackWait, since, 0)
 		c, err = s.Consumer(ctx, cfg.Durable)
 	}
 	switch {
