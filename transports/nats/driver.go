@@ -51,7 +51,7 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 	if err != nil {
 		return nil, err
 	}
-	st, err := t.ensureStream(ctx, topic)
+	created, err := t.streamCreatedNow(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 		// what the server applies.
 		ackWait = info.Config.AckWait
 	}
-	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c, streamCreated: st.CachedInfo().Created}
+	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c, streamCreated: created}
 	s.noteFloor(c, c.CachedInfo())
 	if err := s.returnEarlierHeld(ctx); err != nil {
 		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",
@@ -271,10 +271,11 @@ const noReply = 900 * time.Millisecond
 // recover looks, after a broken read, whether the group's consumer (or
 // its stream) is gone — deleted by an operator, or lost by a server
 // restarted without its store — and creates it again: after the ack
-// floor the subscription last saw, when the stream is the one it opened
-// on (what follows the floor may not have been handled; what precedes it
-// was), else from the start of the stream, so that no event fired since
-// is skipped. It returns err, which the engine reports and backs off from.
+// floor the subscription last saw, when the stream is the one that floor
+// comes from (what follows the floor may not have been handled; what
+// precedes it was), else from the start of the stream, so that no event
+// the stream holds is skipped. It returns err, which the engine reports
+// and backs off from.
 func (s *subscription) recover(ctx context.Context, err error) error {
 	if ctx.Err() != nil || errors.Is(err, transports.ErrClosed) {
 		return err
@@ -310,10 +311,28 @@ func (s *subscription) recover(ctx context.Context, err error) error {
 	if cerr != nil {
 		return errors.Join(err, cerr) // the next broken read tries again, from what it finds then
 	}
+	// The stream the consumer is on now: made again meanwhile, the
+	// consumer made after the old floor would skip its first events.
+	created, cerr := s.t.streamCreatedNow(ictx, s.topic)
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	if after > 0 && !created.Equal(info.Created) {
+		after = 0
+		if derr := s.t.js.DeleteConsumer(ictx, s.t.opts.StreamName(s.topic), ConsumerName(s.group)); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
+			return errors.Join(err, derr)
+		}
+		if c, cerr = s.t.ensureConsumer(ictx, s.topic, s.group, ackWait, transports.SinceBeginning, 0); cerr != nil {
+			return errors.Join(err, cerr)
+		}
+		if created, cerr = s.t.streamCreatedNow(ictx, s.topic); cerr != nil {
+			return errors.Join(err, cerr)
+		}
+	}
 	s.mu.Lock()
 	s.cons, s.floor = c, 0
 	s.mu.Unlock()
-	s.streamCreated = info.Created
+	s.streamCreated = created
 	s.noteFloor(c, c.CachedInfo())
 	start := "the start of the stream"
 	if after > 0 {

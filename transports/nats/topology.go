@@ -96,6 +96,18 @@ func (t *Transport) reconcile(ctx context.Context, s jetstream.Stream, want jets
 	return t.js.UpdateStream(ctx, next)
 }
 
+// streamCreatedNow asks the server when the stream of event was created
+// (a cached handle may be of a stream deleted and made again since).
+func (t *Transport) streamCreatedNow(ctx context.Context, event string) (time.Time, error) {
+	ctx, cancel := t.timeout(ctx)
+	defer cancel()
+	s, err := t.js.Stream(ctx, t.opts.StreamName(event))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("nats: stream %s: %w", t.opts.StreamName(event), err)
+	}
+	return s.CachedInfo().Created, nil
+}
+
 // forgetStream makes the next ensureStream of event ask the server again
 // (the stream was deleted under the transport).
 func (t *Transport) forgetStream(event string) { t.streams.Delete(event) }
