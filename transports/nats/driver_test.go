@@ -326,6 +326,47 @@ func TestRestartSameNameReturnsHeld(t *testing.T) {
 	}
 }
 
+// readAcrossRecovery reads (and acks) until n distinct events came or 10s
+// passed, past the broken read that finds the consumer gone, and returns
+// the event IDs seen.
+func readAcrossRecovery(t *testing.T, s *subscription, n int) map[string]bool {
+	t.Helper()
+	ctx := context.Background()
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(10 * time.Second); len(seen) < n && time.Now().Before(deadline); {
+		ms, err := s.Receive(ctx, 10, 200*time.Millisecond)
+		if err != nil {
+			continue
+		}
+		for _, m := range ms {
+			seen[m.Message.UUID] = true
+			_ = s.Ack(ctx, []driver.AckID{m.AckID})
+		}
+	}
+	return seen
+}
+
+// waitFloor has s look at its consumer's ack floor (the held-set writer
+// does it every floorEvery; here at once) until the server reports want,
+// once it has the acks.
+func waitFloor(t *testing.T, s *subscription, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.lookAtFloor(context.Background())
+		s.mu.Lock()
+		f := s.floor
+		s.mu.Unlock()
+		if f >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ack floor %d, want %d", f, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // A consumer deleted under a running subscription is made again after the
 // ack floor the subscription last saw: the events its group had handled
 // are not delivered again; the one fired since, and one delivered and not
@@ -352,21 +393,7 @@ func TestConsumerDeletedResumesAfterAckFloor(t *testing.T) {
 	if err := s.Ack(ctx, acks); err != nil {
 		t.Fatal(err)
 	}
-	// The subscription looks at the floor every floorEvery; here at once,
-	// once the server has the acks.
-	floor := func() uint64 {
-		s.lookAtFloor(ctx)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.floor
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for f := floor(); f < 3; f = floor() {
-		if time.Now().After(deadline) {
-			t.Fatalf("ack floor %d, want 3", f)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFloor(t, s, 3)
 	if err := tr.JetStream().DeleteConsumer(ctx, tr.Options().StreamName(testEvent), ConsumerName("svc-floor")); err != nil {
 		t.Fatal(err)
 	}
@@ -374,17 +401,7 @@ func TestConsumerDeletedResumesAfterAckFloor(t *testing.T) {
 	if err := tr.Publish(testEvent, fresh); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
-	for deadline := time.Now().Add(10 * time.Second); len(seen) < 2 && time.Now().Before(deadline); {
-		ms, err := s.Receive(ctx, 10, 200*time.Millisecond)
-		if err != nil {
-			continue // the broken read that finds the consumer gone
-		}
-		for _, m := range ms {
-			seen[m.Message.UUID] = true
-			_ = s.Ack(ctx, []driver.AckID{m.AckID})
-		}
-	}
+	seen := readAcrossRecovery(t, s, 2)
 	for _, m := range handled {
 		if seen[m.UUID] {
 			t.Errorf("event %s, acknowledged before the consumer was deleted, delivered again", m.UUID)
@@ -414,20 +431,7 @@ func TestStreamRemadeStartsFromItsBeginning(t *testing.T) {
 	if err := s.Ack(ctx, acks); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s.lookAtFloor(ctx)
-		s.mu.Lock()
-		f := s.floor
-		s.mu.Unlock()
-		if f == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ack floor %d, want 3", f)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFloor(t, s, 3)
 	if err := tr.JetStream().DeleteStream(ctx, tr.Options().StreamName(testEvent)); err != nil {
 		t.Fatal(err)
 	}
@@ -436,16 +440,7 @@ func TestStreamRemadeStartsFromItsBeginning(t *testing.T) {
 	if err := tr.Publish(testEvent, fresh...); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
-	for deadline := time.Now().Add(10 * time.Second); len(seen) < 2 && time.Now().Before(deadline); {
-		ms, err := s.Receive(ctx, 10, 200*time.Millisecond)
-		if err != nil {
-			continue // the broken read that finds the consumer gone
-		}
-		for _, m := range ms {
-			seen[m.Message.UUID] = true
-		}
-	}
+	seen := readAcrossRecovery(t, s, 2)
 	for _, m := range fresh {
 		if !seen[m.UUID] {
 			t.Errorf("event %s, fired on the stream made again, never delivered", m.UUID)
