@@ -447,3 +447,44 @@ func TestStreamRemadeStartsFromItsBeginning(t *testing.T) {
 		}
 	}
 }
+
+// A process of the group that opens while the group's consumer is gone
+// (deleted under a running process that has not read since) makes it again
+// after the ack floor the group recorded, not at its listeners' Since: the
+// event fired in between is delivered, the acknowledged ones are not.
+func TestOpenWhileConsumerGoneResumesAfterRecordedFloor(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	running := openSub(t, tr, "svc-gap", time.Minute).(*subscription)
+	ctx := context.Background()
+	var handled []*message.Message
+	for range 3 {
+		handled = append(handled, message.NewMessage(watermill.NewUUID(), []byte(`{}`)))
+	}
+	if err := tr.Publish(testEvent, handled...); err != nil {
+		t.Fatal(err)
+	}
+	var acks []driver.AckID
+	for _, m := range receive(t, running, 3, 5*time.Second) {
+		acks = append(acks, m.AckID)
+	}
+	if err := running.Ack(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	waitFloor(t, running, 3) // and records it, as the held-set writer does
+	if err := tr.JetStream().DeleteConsumer(ctx, tr.Options().StreamName(testEvent), ConsumerName("svc-gap")); err != nil {
+		t.Fatal(err)
+	}
+	gap := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, gap); err != nil {
+		t.Fatal(err)
+	}
+	// A new process, Since the default (events fired from now on).
+	opened := openSub(t, tr, "svc-gap", time.Minute)
+	got := receive(t, opened, 1, 5*time.Second)[0]
+	if got.Message.UUID != gap.UUID {
+		t.Fatalf("the new process got %s, want the event fired while the consumer was gone (%s)", got.Message.UUID, gap.UUID)
+	}
+	if ms, err := opened.Receive(ctx, 10, 300*time.Millisecond); err != nil || len(ms) != 0 {
+		t.Fatalf("then %d more (%v), want none: the acknowledged events stay handled", len(ms), err)
+	}
+}
