@@ -47,13 +47,7 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 		return nil, err
 	}
 	ackWait := min(cfg.AckTimeout, t.opts.MaxAckWait)
-	if _, err := t.ensureStream(ctx, topic); err != nil {
-		return nil, err
-	}
-	// A group whose consumer was deleted while it had processes (floor.go)
-	// gets it made again after the floor they recorded, not at Since.
-	after := t.recordedFloor(ctx, topic, cfg.Group)
-	c, err := t.ensureConsumer(ctx, topic, cfg.Group, ackWait, cfg.Since, after)
+	c, err := t.ensureConsumer(ctx, topic, cfg.Group, ackWait, cfg.Since, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +60,7 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 		// what the server applies.
 		ackWait = info.Config.AckWait
 	}
-	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c, streamCreated: created, floorCreated: created}
+	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c, streamCreated: created}
 	s.noteFloor(c, c.CachedInfo())
 	if err := s.returnEarlierHeld(ctx); err != nil {
 		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",
@@ -117,11 +111,7 @@ type subscription struct {
 	// floor is cons's ack floor (every message up to that stream
 	// sequence is acknowledged) when the held-set writer last looked
 	// (every floorEvery): where recover makes a deleted consumer again.
-	// floorCreated is when the stream of that floor was created, and
-	// floorWritten the floor last recorded in the bucket (floor.go).
-	floor        uint64
-	floorCreated time.Time
-	floorWritten uint64
+	floor uint64
 
 	// The held-set writer (held.go): woken by heldDirty, stopped at Close.
 	heldDirty  chan struct{}
@@ -242,6 +232,37 @@ func (s *subscription) consumerGone(ctx context.Context) bool {
 	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
+// floorEvery is how often the held-set writer looks at the consumer's
+// ack floor (one request), for recover.
+const floorEvery = 10 * time.Second
+
+// lookAtFloor reads the consumer's ack floor, within heldTimeout; a
+// failure is left to the reads to report. It runs on the held-set
+// writer's goroutine, off the read path.
+func (s *subscription) lookAtFloor(ctx context.Context) {
+	s.mu.Lock()
+	c := s.cons
+	s.mu.Unlock()
+	ictx, cancel := context.WithTimeout(ctx, heldTimeout)
+	defer cancel()
+	if info, err := c.Info(ictx); err == nil {
+		s.noteFloor(c, info)
+	}
+}
+
+// noteFloor keeps the ack floor of info, the info of consumer c, while c
+// is still the subscription's consumer; the floor only moves forward.
+func (s *subscription) noteFloor(c jetstream.Consumer, info *jetstream.ConsumerInfo) {
+	if info == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cons == c {
+		s.floor = max(s.floor, info.AckFloor.Stream)
+	}
+}
+
 // noReply is how long a pull request that does not wait may take before
 // the subscription checks that its consumer still exists (nats.go ends
 // such a request after a second without reply).
@@ -309,7 +330,7 @@ func (s *subscription) recover(ctx context.Context, err error) error {
 		}
 	}
 	s.mu.Lock()
-	s.cons, s.floor, s.floorCreated, s.floorWritten = c, 0, created, 0
+	s.cons, s.floor = c, 0
 	s.mu.Unlock()
 	s.streamCreated = created
 	s.noteFloor(c, c.CachedInfo())

@@ -88,11 +88,10 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 			return fmt.Errorf("nats: remove group %s: delete consumer on %s: %w", group, stream, err)
 		}
 	}
-	// The held sets of its processes ("{stream}/{group}/{process}"), its
-	// attempt corrections ("{stream}/{group}/{seq}") and its recorded ack
-	// floors ("{stream}/{group}/floor"): a group made again under the name
-	// must not inherit them.
-	for _, kind := range []string{kindHeld, kindAttempts, kindFloor} {
+	// The held sets of its processes ("{stream}/{group}/{process}") and
+	// its attempt corrections ("{stream}/{group}/{seq}"): a group made
+	// again under the name must not inherit them.
+	for _, kind := range []string{kindHeld, kindAttempts} {
 		records, err := t.Records(ctx, kind)
 		if err != nil {
 			continue
