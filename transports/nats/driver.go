@@ -111,7 +111,10 @@ type subscription struct {
 	// floor is cons's ack floor (every message up to that stream
 	// sequence is acknowledged) when the held-set writer last looked
 	// (every floorEvery): where recover makes a deleted consumer again.
-	floor uint64
+	// floorOf is the creation time of the consumer it was read from:
+	// another process may have made the consumer again, lower.
+	floor   uint64
+	floorOf time.Time
 
 	// The held-set writer (held.go): woken by heldDirty, stopped at Close.
 	heldDirty  chan struct{}
@@ -251,16 +254,23 @@ func (s *subscription) lookAtFloor(ctx context.Context) {
 }
 
 // noteFloor keeps the ack floor of info, the info of consumer c, while c
-// is still the subscription's consumer; the floor only moves forward.
+// is still the subscription's consumer. The floor of one consumer only
+// moves forward; a consumer of the same name made again (by another
+// process's recover, at its own floor, perhaps lower) starts a new one.
 func (s *subscription) noteFloor(c jetstream.Consumer, info *jetstream.ConsumerInfo) {
 	if info == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cons == c {
-		s.floor = max(s.floor, info.AckFloor.Stream)
+	if s.cons != c {
+		return
 	}
+	if !info.Created.Equal(s.floorOf) {
+		s.floor, s.floorOf = info.AckFloor.Stream, info.Created
+		return
+	}
+	s.floor = max(s.floor, info.AckFloor.Stream)
 }
 
 // noReply is how long a pull request that does not wait may take before

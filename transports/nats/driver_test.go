@@ -447,3 +447,42 @@ func TestStreamRemadeStartsFromItsBeginning(t *testing.T) {
 		}
 	}
 }
+
+// A consumer made again by another process of the group, at a lower
+// position than this subscription's floor, replaces that floor: the
+// events after the new consumer's floor are not acknowledged, and a
+// second deletion must not skip them.
+func TestFloorFollowsAConsumerMadeAgainElsewhere(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-lower", time.Minute).(*subscription)
+	ctx := context.Background()
+	for range 3 {
+		if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var acks []driver.AckID
+	for _, m := range receive(t, s, 3, 5*time.Second) {
+		acks = append(acks, m.AckID)
+	}
+	if err := s.Ack(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	waitFloor(t, s, 3)
+	stream := tr.Options().StreamName(testEvent)
+	if err := tr.JetStream().DeleteConsumer(ctx, stream, ConsumerName("svc-lower")); err != nil {
+		t.Fatal(err)
+	}
+	// Another process makes it again from the start of the stream (its
+	// floor was older); this subscription has not seen the deletion.
+	if _, err := tr.JetStream().CreateConsumer(ctx, stream, tr.consumerConfig(testEvent, "svc-lower", time.Minute, transports.SinceBeginning, 0)); err != nil {
+		t.Fatal(err)
+	}
+	s.lookAtFloor(ctx)
+	s.mu.Lock()
+	f := s.floor
+	s.mu.Unlock()
+	if f != 0 {
+		t.Fatalf("floor %d after the consumer was made again from the start, want 0 (its events are not acknowledged)", f)
+	}
+}
