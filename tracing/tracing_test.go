@@ -210,10 +210,13 @@ func TestRetriedAttempts(t *testing.T) {
 		}
 
 		group := attribute.String("messaging.consumer.group.name", "tt-mail")
+		// The handler's span ends, then its metrics are recorded one after
+		// the other: wait for all of them.
 		waitFor(t, func() bool {
 			return o.counter(t, tracing.MetricConsumed, group, attribute.String(tracing.AttrOutcome, "retried")) == 1 &&
-				o.counter(t, tracing.MetricConsumed, group, attribute.String(tracing.AttrOutcome, "ok")) == 1
-		}, "consumed{retried}=1 and consumed{ok}=1")
+				o.counter(t, tracing.MetricConsumed, group, attribute.String(tracing.AttrOutcome, "ok")) == 1 &&
+				o.counter(t, tracing.MetricProcessTime, group) >= 2
+		}, "consumed{retried}=1, consumed{ok}=1 and two process durations")
 		if n := o.counter(t, tracing.MetricProcessTime, group); n != 2 {
 			t.Errorf("process duration has %d measurements, want 2", n)
 		}
