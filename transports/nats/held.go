@@ -117,7 +117,8 @@ func (s *subscription) recordHeld(ctx context.Context) {
 		subjects = append(subjects, d.msg.Reply())
 	}
 	s.mu.Unlock()
-	if err := s.t.PutRecord(ctx, kindHeld, s.heldKey(), []byte(strings.Join(subjects, "\n"))); err != nil && ctx.Err() == nil {
+	// A write cut off by Close is no failure; one that timed out is.
+	if err := s.t.PutRecord(ctx, kindHeld, s.heldKey(), []byte(strings.Join(subjects, "\n"))); err != nil && !errors.Is(err, context.Canceled) {
 		s.t.log.Warn("nats: cannot record the messages this process holds; after a crash they wait for AckTimeout",
 			"group", s.group, "process", s.consumer, "error", err)
 	}
