@@ -346,6 +346,25 @@ func readAcrossRecovery(t *testing.T, s *subscription, n int) map[string]bool {
 	return seen
 }
 
+// handleSome fires n events, has s read and acknowledge them, and waits
+// until its consumer's ack floor reached them.
+func handleSome(t *testing.T, tr *Transport, s *subscription, n int) {
+	t.Helper()
+	for range n {
+		if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var acks []driver.AckID
+	for _, m := range receive(t, s, n, 5*time.Second) {
+		acks = append(acks, m.AckID)
+	}
+	if err := s.Ack(context.Background(), acks); err != nil {
+		t.Fatal(err)
+	}
+	waitFloor(t, s, uint64(n))
+}
+
 // waitFloor has s look at its consumer's ack floor (the held-set writer
 // does it every floorEvery; here at once) until the server reports want,
 // once it has the acks.
@@ -419,19 +438,7 @@ func TestStreamRemadeStartsFromItsBeginning(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	s := openSub(t, tr, "svc-remade", time.Minute).(*subscription)
 	ctx := context.Background()
-	for range 3 {
-		if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var acks []driver.AckID
-	for _, m := range receive(t, s, 3, 5*time.Second) {
-		acks = append(acks, m.AckID)
-	}
-	if err := s.Ack(ctx, acks); err != nil {
-		t.Fatal(err)
-	}
-	waitFloor(t, s, 3)
+	handleSome(t, tr, s, 3)
 	if err := tr.JetStream().DeleteStream(ctx, tr.Options().StreamName(testEvent)); err != nil {
 		t.Fatal(err)
 	}
@@ -456,19 +463,7 @@ func TestFloorFollowsAConsumerMadeAgainElsewhere(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	s := openSub(t, tr, "svc-lower", time.Minute).(*subscription)
 	ctx := context.Background()
-	for range 3 {
-		if err := tr.Publish(testEvent, message.NewMessage(watermill.NewUUID(), []byte(`{}`))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var acks []driver.AckID
-	for _, m := range receive(t, s, 3, 5*time.Second) {
-		acks = append(acks, m.AckID)
-	}
-	if err := s.Ack(ctx, acks); err != nil {
-		t.Fatal(err)
-	}
-	waitFloor(t, s, 3)
+	handleSome(t, tr, s, 3)
 	stream := tr.Options().StreamName(testEvent)
 	if err := tr.JetStream().DeleteConsumer(ctx, stream, ConsumerName("svc-lower")); err != nil {
 		t.Fatal(err)
