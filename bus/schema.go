@@ -144,9 +144,12 @@ func (b *Bus) ExportSchemas(w io.Writer) error {
 // publishSchemas writes the bus's schema records where the transport keeps
 // records (transports.RecordStore), then logs a warning for each breaking
 // difference between them and the schemas other services published for
-// the same events. A transport without records, or a failure to write,
-// is logged and does not stop Start: schemas describe the bus, they do not
-// run it.
+// the same events. A record already there with the same content, written
+// less than schemaRefresh ago, is not written again: on a transport whose
+// records are an append-only log (RabbitMQ), every Start would otherwise
+// add every schema to it. A transport without records, or a failure to
+// write, is logged and does not stop Start: schemas describe the bus,
+// they do not run it.
 func (b *Bus) publishSchemas(ctx context.Context) {
 	recs := b.Schemas()
 	if len(recs) == 0 {
@@ -159,19 +162,23 @@ func (b *Bus) publishSchemas(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	all, _ := schema.Published(ctx, rs) // a failed read writes every record
 	now := time.Now().UTC()
-	for i := range recs {
-		recs[i].Process = b.process
-		recs[i].PublishedAt = now
-	}
-	if err := schema.Publish(ctx, rs, recs...); err != nil {
-		b.log.Warn("event schemas not published", slog.Any("error", err))
-		return
-	}
-	all, err := schema.Published(ctx, rs)
-	if err != nil && len(all) == 0 {
-		b.log.Warn("published event schemas not read back", slog.Any("error", err))
-		return
+	stale := staleSchemas(recs, all, now)
+	if len(stale) > 0 {
+		for i := range stale {
+			stale[i].Process = b.process
+			stale[i].PublishedAt = now
+		}
+		if err := schema.Publish(ctx, rs, stale...); err != nil {
+			b.log.Warn("event schemas not published", slog.Any("error", err))
+			return
+		}
+		var err error
+		if all, err = schema.Published(ctx, rs); err != nil && len(all) == 0 {
+			b.log.Warn("published event schemas not read back", slog.Any("error", err))
+			return
+		}
 	}
 	mine := map[string]bool{}
 	for _, r := range recs {
@@ -185,6 +192,29 @@ func (b *Bus) publishSchemas(ctx context.Context) {
 			slog.String("event", f.Event), slog.String("firer", f.Firer), slog.String("listener", f.Listener),
 			slog.String("field", f.Pointer), slog.String("problem", f.Message))
 	}
+}
+
+// schemaRefresh is how old a record with unchanged content gets before a
+// Start writes it again (with its process and time).
+const schemaRefresh = 24 * time.Hour
+
+// staleSchemas returns the records of mine that published does not hold
+// with the same content (hash and listeners), or holds from more than
+// schemaRefresh before now.
+func staleSchemas(mine, published []schema.Record, now time.Time) []schema.Record {
+	have := make(map[string]schema.Record, len(published))
+	for _, r := range published {
+		have[r.Key()] = r
+	}
+	var out []schema.Record
+	for _, r := range mine {
+		p, ok := have[r.Key()]
+		if ok && p.Hash == r.Hash && slices.Equal(p.Listeners, r.Listeners) && now.Sub(p.PublishedAt) < schemaRefresh {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // validator returns the compiled validator of payload type t.

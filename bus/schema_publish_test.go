@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/busline/busline/internal/syncbuf"
 	"github.com/busline/busline/schema"
@@ -109,5 +111,74 @@ func TestSchemasPublishedAtStart(t *testing.T) {
 	}
 	if rep := schema.Check(f, recs); rep.OK() {
 		t.Errorf("check passed a renamed field a listener requires: %+v", rep)
+	}
+}
+
+func TestSchemasNotWrittenAgainUnchanged(t *testing.T) {
+	url := "memory://schemas-" + rand.Text()
+	ev := NewEvent[stockV1]("stock", "priced")
+	ctx := context.Background()
+	start := func(listeners ...string) {
+		t.Helper()
+		b, err := New(Config{Service: "alerts", Transport: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		for _, l := range listeners {
+			if err := Listen(b, ev, l, func(context.Context, Delivery[stockV1]) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func() schema.Record {
+		t.Helper()
+		b, err := New(Config{Service: "reader", Transport: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = b.Close() }()
+		recs, err := schema.Published(ctx, recordsOf(t, b))
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("records %+v, %v; want 1", recs, err)
+		}
+		return recs[0]
+	}
+
+	start("notify")
+	first := record()
+	start("notify") // the same schema and listeners: not written again
+	if again := record(); again.Process != first.Process || !again.PublishedAt.Equal(first.PublishedAt) {
+		t.Fatalf("an unchanged record was written again: %+v, then %+v", first, again)
+	}
+	start("notify", "audit") // a listener more: written
+	if changed := record(); changed.Process == first.Process || !slices.Equal(changed.Listeners, []string{"audit", "notify"}) {
+		t.Fatalf("a changed record was not written: %+v, then %+v", first, changed)
+	}
+}
+
+func TestStaleSchemas(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	rec := func(hash string, at time.Time, listeners ...string) schema.Record {
+		return schema.Record{Event: "stock.priced", Service: "alerts", Role: schema.RoleListens, Hash: hash, Listeners: listeners, PublishedAt: at}
+	}
+	mine := []schema.Record{rec("h1", time.Time{}, "notify")}
+	for _, c := range []struct {
+		name      string
+		published []schema.Record
+		stale     bool
+	}{
+		{"absent", nil, true},
+		{"same, recent", []schema.Record{rec("h1", now.Add(-time.Hour), "notify")}, false},
+		{"same, a day old", []schema.Record{rec("h1", now.Add(-schemaRefresh), "notify")}, true},
+		{"other hash", []schema.Record{rec("h2", now, "notify")}, true},
+		{"other listeners", []schema.Record{rec("h1", now, "notify", "audit")}, true},
+	} {
+		if got := len(staleSchemas(mine, c.published, now)) == 1; got != c.stale {
+			t.Errorf("%s: stale = %v, want %v", c.name, got, c.stale)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,13 +23,19 @@ var _ transports.RecordStore = (*Transport)(nil)
 // first claim of a key wins for everybody. A stream queue needs RabbitMQ
 // 3.9 or newer. The log is never trimmed (records are small and written at
 // Start); each Records call appends a small sync marker, the point up to
-// which it reads.
+// which it reads. Snapshots in the log (recordfold.go) keep a fold from
+// reading it all.
 
 // recordOp is one entry of a records log.
 type recordOp struct {
-	Op    string `json:"op"` // put, claim, delete, sync
+	Op    string `json:"op"` // put, claim, delete, sync, snapshot
 	Key   string `json:"key,omitempty"`
 	Value []byte `json:"value,omitempty"`
+	// Records, Upto and At make a snapshot (recordfold.go): every record
+	// after the entry at offset Upto, taken at At.
+	Records map[string][]byte `json:"records,omitempty"`
+	Upto    int64             `json:"upto,omitempty"`
+	At      time.Time         `json:"at,omitzero"`
 }
 
 // RecordsQueue returns the name of the stream queue that holds the records of kind.
@@ -107,52 +114,122 @@ func appendRecord(ctx context.Context, ch *amqp091.Channel, queue string, op rec
 	return id, nil
 }
 
-// foldRecords reads the log in queue from its first entry up to and
-// including the entry with message ID until, applying every operation, and
-// returns the records and the value of key right after that entry.
-func foldRecords(ctx context.Context, ch *amqp091.Channel, queue, until, key string) (map[string][]byte, []byte, error) {
+// foldStart is where a fold starts reading: an x-stream-offset value
+// ("first", a timestamp or an offset). A fold that starts elsewhere than
+// at "first" and gets no entry within wait gives up with errNoBase: it
+// started after the log's end (a timestamp from a clock far ahead of the
+// broker's).
+type foldStart struct {
+	offset any
+	wait   time.Duration
+}
+
+func (s foldStart) fromFirst() bool { return s.offset == "first" }
+
+// fromFirstEntry starts a fold at the log's first entry.
+var fromFirstEntry = foldStart{offset: "first"}
+
+// fromWindow starts a fold at snapshotWindow ago.
+func fromWindow() foldStart {
+	return foldStart{offset: time.Now().Add(-snapshotWindow), wait: 5 * time.Second}
+}
+
+// foldEnd is what a fold found at its own entry.
+type foldEnd struct {
+	records    map[string][]byte
+	offset     int64     // the entry's offset
+	snapshotAt time.Time // when the latest snapshot the fold met was taken
+}
+
+// errNoBase reports a fold that started at a timestamp and met no
+// snapshot covering the entries before it: it must read from the first.
+var errNoBase = errors.New("amqp: records fold met no snapshot")
+
+// foldRecords reads the log in queue from start up to and including the
+// entry with message ID until, applying every operation (recordfold.go),
+// and returns the records right after that entry.
+func foldRecords(ctx context.Context, ch *amqp091.Channel, queue, until string, start foldStart) (foldEnd, error) {
 	const prefetch = 256
 	if err := ch.Qos(prefetch, 0, false); err != nil {
-		return nil, nil, fmt.Errorf("amqp: qos: %w", err)
+		return foldEnd{}, fmt.Errorf("amqp: qos: %w", err)
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, queue, "", false, false, false, false, amqp091.Table{"x-stream-offset": "first"})
+	tag := "busline-records-" + rand.Text()
+	deliveries, err := ch.ConsumeWithContext(ctx, queue, tag, false, false, false, false, amqp091.Table{"x-stream-offset": start.offset})
 	if err != nil {
-		return nil, nil, fmt.Errorf("amqp: read %q: %w", queue, err)
+		return foldEnd{}, fmt.Errorf("amqp: read %q: %w", queue, err)
 	}
-	records := map[string][]byte{}
+	var last amqp091.Delivery
+	unacked := false
+	defer func() {
+		// Settle what was read and stop the consumer, so that the channel
+		// can fold again.
+		if unacked {
+			_ = last.Ack(true)
+		}
+		_ = ch.Cancel(tag, false)
+	}()
+	var firstWait <-chan time.Time
+	if start.wait > 0 {
+		timer := time.NewTimer(start.wait)
+		defer timer.Stop()
+		firstWait = timer.C
+	}
+	f := newFolder()
 	for n := 1; ; n++ {
-		var d amqp091.Delivery
 		var ok bool
 		select {
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("amqp: read %q: %w", queue, ctx.Err())
-		case d, ok = <-deliveries:
+			return foldEnd{}, fmt.Errorf("amqp: read %q: %w", queue, ctx.Err())
+		case <-firstWait:
+			return foldEnd{}, errNoBase
+		case last, ok = <-deliveries:
 		}
 		if !ok {
-			return nil, nil, fmt.Errorf("amqp: read %q: channel closed", queue)
+			return foldEnd{}, fmt.Errorf("amqp: read %q: channel closed", queue)
+		}
+		firstWait, unacked = nil, true
+		at, ok := streamOffset(last)
+		if !ok {
+			return foldEnd{}, fmt.Errorf("amqp: read %q: a delivery without x-stream-offset", queue)
 		}
 		var op recordOp
-		if json.Unmarshal(d.Body, &op) == nil {
-			switch op.Op {
-			case "put":
-				records[op.Key] = op.Value
-			case "claim":
-				if _, taken := records[op.Key]; !taken {
-					records[op.Key] = op.Value
-				}
-			case "delete":
-				delete(records, op.Key)
-			}
+		if json.Unmarshal(last.Body, &op) == nil {
+			f.add(at, op)
 		}
-		if d.MessageId == until {
-			return records, records[key], nil
+		if last.MessageId == until {
+			records, based := f.result()
+			switch {
+			case based:
+			case start.fromFirst():
+				// The log's first entries are gone (a retention policy):
+				// fold what is left, as a reader without snapshots would.
+				records = map[string][]byte{}
+				for _, h := range f.held {
+					applyRecordOp(records, h.op)
+				}
+			default:
+				return foldEnd{}, errNoBase
+			}
+			return foldEnd{records: records, offset: at, snapshotAt: f.snapshotAt}, nil
 		}
 		if n%(prefetch/2) == 0 { // a stream consumer gets more only after acks
-			if err := d.Ack(true); err != nil {
-				return nil, nil, fmt.Errorf("amqp: read %q: %w", queue, err)
+			unacked = false
+			if err := last.Ack(true); err != nil {
+				return foldEnd{}, fmt.Errorf("amqp: read %q: %w", queue, err)
 			}
 		}
 	}
+}
+
+// streamOffset returns the offset RabbitMQ gives a delivery from a stream.
+func streamOffset(d amqp091.Delivery) (int64, bool) {
+	switch v := d.Headers["x-stream-offset"].(type) {
+	case int64:
+		return v, true
+	case int32:
+		return int64(v), true
+	}
+	return 0, false
 }
 
 // appendOnly appends op to the log of kind.
@@ -163,18 +240,32 @@ func (t *Transport) appendOnly(ctx context.Context, kind string, op recordOp) er
 	})
 }
 
-// appendAndFold appends op to the log of kind, then folds the log up to it.
-func (t *Transport) appendAndFold(ctx context.Context, kind string, op recordOp) (records map[string][]byte, stored []byte, err error) {
+// appendAndFold appends op to the log of kind, then folds the log up to
+// it: from snapshotWindow ago when a snapshot there covers the rest, else
+// from the first entry. It appends a snapshot when the latest one it met
+// was taken more than half of snapshotWindow ago.
+func (t *Transport) appendAndFold(ctx context.Context, kind string, op recordOp) (records map[string][]byte, err error) {
 	err = t.recordsSession(ctx, kind, func(ch *amqp091.Channel) error {
 		q := t.RecordsQueue(kind)
 		id, err := appendRecord(ctx, ch, q, op)
 		if err != nil {
 			return err
 		}
-		records, stored, err = foldRecords(ctx, ch, q, id, op.Key)
-		return err
+		end, err := foldRecords(ctx, ch, q, id, fromWindow())
+		if errors.Is(err, errNoBase) {
+			end, err = foldRecords(ctx, ch, q, id, fromFirstEntry)
+		}
+		if err != nil {
+			return err
+		}
+		records = end.records
+		if time.Since(end.snapshotAt) > snapshotWindow/2 {
+			// Best effort: a fold without it reads further back, no more.
+			_, _ = appendRecord(ctx, ch, q, recordOp{Op: "snapshot", Records: records, Upto: end.offset, At: time.Now()})
+		}
+		return nil
 	})
-	return records, stored, err
+	return records, err
 }
 
 // PutRecord implements transports.RecordStore: it appends a put.
@@ -192,8 +283,8 @@ func (t *Transport) ClaimRecord(ctx context.Context, kind, key string, value []b
 	if err := transports.ValidateRecord(kind, key); err != nil {
 		return nil, err
 	}
-	_, stored, err := t.appendAndFold(ctx, kind, recordOp{Op: "claim", Key: key, Value: value})
-	return stored, err
+	records, err := t.appendAndFold(ctx, kind, recordOp{Op: "claim", Key: key, Value: value})
+	return records[key], err
 }
 
 // Records implements transports.RecordStore: it appends a sync marker and
@@ -202,7 +293,7 @@ func (t *Transport) Records(ctx context.Context, kind string) (map[string][]byte
 	if err := transports.ValidateRecord(kind, "x"); err != nil {
 		return nil, err
 	}
-	records, _, err := t.appendAndFold(ctx, kind, recordOp{Op: "sync"})
+	records, err := t.appendAndFold(ctx, kind, recordOp{Op: "sync"})
 	return records, err
 }
 
