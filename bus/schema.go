@@ -1,7 +1,9 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -199,8 +201,8 @@ func (b *Bus) publishSchemas(ctx context.Context) {
 const schemaRefresh = 24 * time.Hour
 
 // staleSchemas returns the records of mine that published does not hold
-// with the same content (hash and listeners), or holds from more than
-// schemaRefresh before now.
+// with the same content (schema, descriptions included, and listeners),
+// or holds with a time more than schemaRefresh before now or after it.
 func staleSchemas(mine, published []schema.Record, now time.Time) []schema.Record {
 	have := make(map[string]schema.Record, len(published))
 	for _, r := range published {
@@ -209,12 +211,23 @@ func staleSchemas(mine, published []schema.Record, now time.Time) []schema.Recor
 	var out []schema.Record
 	for _, r := range mine {
 		p, ok := have[r.Key()]
-		if ok && p.Hash == r.Hash && slices.Equal(p.Listeners, r.Listeners) && now.Sub(p.PublishedAt) < schemaRefresh {
+		age := now.Sub(p.PublishedAt)
+		if ok && sameJSON(p.Schema, r.Schema) && slices.Equal(p.Listeners, r.Listeners) && age >= 0 && age < schemaRefresh {
 			continue
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// sameJSON reports whether a and b are the same JSON text but for
+// insignificant space.
+func sameJSON(a, b []byte) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return false
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
 // validator returns the compiled validator of payload type t.

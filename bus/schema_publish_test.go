@@ -162,20 +162,24 @@ func TestSchemasNotWrittenAgainUnchanged(t *testing.T) {
 
 func TestStaleSchemas(t *testing.T) {
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	rec := func(hash string, at time.Time, listeners ...string) schema.Record {
-		return schema.Record{Event: "stock.priced", Service: "alerts", Role: schema.RoleListens, Hash: hash, Listeners: listeners, PublishedAt: at}
+	rec := func(sch string, at time.Time, listeners ...string) schema.Record {
+		return schema.Record{Event: "stock.priced", Service: "alerts", Role: schema.RoleListens, Schema: json.RawMessage(sch), Listeners: listeners, PublishedAt: at}
 	}
-	mine := []schema.Record{rec("h1", time.Time{}, "notify")}
+	const h1 = `{"type": "object", "properties": {"sku": {"type": "string"}}}`
+	mine := []schema.Record{rec(h1, time.Time{}, "notify")}
 	for _, c := range []struct {
 		name      string
 		published []schema.Record
 		stale     bool
 	}{
 		{"absent", nil, true},
-		{"same, recent", []schema.Record{rec("h1", now.Add(-time.Hour), "notify")}, false},
-		{"same, a day old", []schema.Record{rec("h1", now.Add(-schemaRefresh), "notify")}, true},
-		{"other hash", []schema.Record{rec("h2", now, "notify")}, true},
-		{"other listeners", []schema.Record{rec("h1", now, "notify", "audit")}, true},
+		{"same, recent", []schema.Record{rec(h1, now.Add(-time.Hour), "notify")}, false},
+		{"same but for space", []schema.Record{rec(`{"type":"object","properties":{"sku":{"type":"string"}}}`, now, "notify")}, false},
+		{"same, a day old", []schema.Record{rec(h1, now.Add(-schemaRefresh), "notify")}, true},
+		{"same, from a clock ahead", []schema.Record{rec(h1, now.Add(time.Hour), "notify")}, true},
+		{"other schema", []schema.Record{rec(`{"type": "object"}`, now, "notify")}, true},
+		{"a description more", []schema.Record{rec(`{"type": "object", "properties": {"sku": {"type": "string", "description": "stock unit"}}}`, now, "notify")}, true},
+		{"other listeners", []schema.Record{rec(h1, now, "notify", "audit")}, true},
 	} {
 		if got := len(staleSchemas(mine, c.published, now)) == 1; got != c.stale {
 			t.Errorf("%s: stale = %v, want %v", c.name, got, c.stale)

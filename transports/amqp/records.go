@@ -17,7 +17,7 @@ var _ transports.RecordStore = (*Transport)(nil)
 
 // Records live in one durable stream queue per kind,
 // "{queue_prefix}{exchange}.records.{kind}": an append-only log of
-// operations read from its first offset. Folding the log gives the records:
+// operations. Folding the log gives the records:
 // a put sets a key, a claim sets it only when it is absent, a delete
 // removes it. Every reader folds the same log in the same order, so the
 // first claim of a key wins for everybody. A stream queue needs RabbitMQ
@@ -31,11 +31,10 @@ type recordOp struct {
 	Op    string `json:"op"` // put, claim, delete, sync, snapshot
 	Key   string `json:"key,omitempty"`
 	Value []byte `json:"value,omitempty"`
-	// Records, Upto and At make a snapshot (recordfold.go): every record
-	// after the entry at offset Upto, taken at At.
+	// Records and Upto make a snapshot (recordfold.go): every record
+	// right after the entry at offset Upto.
 	Records map[string][]byte `json:"records,omitempty"`
 	Upto    int64             `json:"upto,omitempty"`
-	At      time.Time         `json:"at,omitzero"`
 }
 
 // RecordsQueue returns the name of the stream queue that holds the records of kind.
@@ -114,111 +113,145 @@ func appendRecord(ctx context.Context, ch *amqp091.Channel, queue string, op rec
 	return id, nil
 }
 
-// foldStart is where a fold starts reading: an x-stream-offset value
-// ("first", a timestamp or an offset). A fold that starts elsewhere than
-// at "first" and gets no entry within wait gives up with errNoBase: it
-// started after the log's end (a timestamp from a clock far ahead of the
-// broker's).
-type foldStart struct {
-	offset any
-	wait   time.Duration
-}
+// foldIdle is how long a read of a records log that does not start at
+// the first entry waits for its next entry before it gives up (errIdle).
+const foldIdle = 5 * time.Second
 
-func (s foldStart) fromFirst() bool { return s.offset == "first" }
+// errIdle reports a read that got no entry for foldIdle.
+var errIdle = errors.New("amqp: records log read idle")
 
-// fromFirstEntry starts a fold at the log's first entry.
-var fromFirstEntry = foldStart{offset: "first"}
-
-// fromWindow starts a fold at snapshotWindow ago.
-func fromWindow() foldStart {
-	return foldStart{offset: time.Now().Add(-snapshotWindow), wait: 5 * time.Second}
-}
-
-// foldEnd is what a fold found at its own entry.
-type foldEnd struct {
-	records    map[string][]byte
-	offset     int64     // the entry's offset
-	snapshotAt time.Time // when the latest snapshot the fold met was taken
-}
-
-// errNoBase reports a fold that started at a timestamp and met no
-// snapshot covering the entries before it: it must read from the first.
-var errNoBase = errors.New("amqp: records fold met no snapshot")
-
-// foldRecords reads the log in queue from start up to and including the
-// entry with message ID until, applying every operation (recordfold.go),
-// and returns the records right after that entry.
-func foldRecords(ctx context.Context, ch *amqp091.Channel, queue, until string, start foldStart) (foldEnd, error) {
+// readStream consumes queue on ch from offset (an x-stream-offset value)
+// and calls each with every entry and its offset until each returns true.
+// With idle > 0 it returns errIdle when no entry comes for that long. It
+// acknowledges what it read and cancels its consumer before it returns,
+// so that ch can read again.
+func readStream(ctx context.Context, ch *amqp091.Channel, queue string, offset any, idle time.Duration, each func(offset int64, d amqp091.Delivery) bool) error {
 	const prefetch = 256
 	if err := ch.Qos(prefetch, 0, false); err != nil {
-		return foldEnd{}, fmt.Errorf("amqp: qos: %w", err)
+		return fmt.Errorf("amqp: qos: %w", err)
 	}
 	tag := "busline-records-" + rand.Text()
-	deliveries, err := ch.ConsumeWithContext(ctx, queue, tag, false, false, false, false, amqp091.Table{"x-stream-offset": start.offset})
+	deliveries, err := ch.ConsumeWithContext(ctx, queue, tag, false, false, false, false, amqp091.Table{"x-stream-offset": offset})
 	if err != nil {
-		return foldEnd{}, fmt.Errorf("amqp: read %q: %w", queue, err)
+		return fmt.Errorf("amqp: read %q: %w", queue, err)
 	}
 	var last amqp091.Delivery
 	unacked := false
 	defer func() {
-		// Settle what was read and stop the consumer, so that the channel
-		// can fold again.
 		if unacked {
 			_ = last.Ack(true)
 		}
 		_ = ch.Cancel(tag, false)
 	}()
-	var firstWait <-chan time.Time
-	if start.wait > 0 {
-		timer := time.NewTimer(start.wait)
+	var idleC <-chan time.Time
+	var timer *time.Timer
+	if idle > 0 {
+		timer = time.NewTimer(idle)
 		defer timer.Stop()
-		firstWait = timer.C
+		idleC = timer.C
 	}
-	f := newFolder()
 	for n := 1; ; n++ {
 		var ok bool
 		select {
 		case <-ctx.Done():
-			return foldEnd{}, fmt.Errorf("amqp: read %q: %w", queue, ctx.Err())
-		case <-firstWait:
-			return foldEnd{}, errNoBase
+			return fmt.Errorf("amqp: read %q: %w", queue, ctx.Err())
+		case <-idleC:
+			return errIdle
 		case last, ok = <-deliveries:
 		}
 		if !ok {
-			return foldEnd{}, fmt.Errorf("amqp: read %q: channel closed", queue)
+			return fmt.Errorf("amqp: read %q: channel closed", queue)
 		}
-		firstWait, unacked = nil, true
+		unacked = true
+		if timer != nil {
+			timer.Reset(idle)
+		}
 		at, ok := streamOffset(last)
 		if !ok {
-			return foldEnd{}, fmt.Errorf("amqp: read %q: a delivery without x-stream-offset", queue)
+			return fmt.Errorf("amqp: read %q: an entry without x-stream-offset", queue)
 		}
-		var op recordOp
-		if json.Unmarshal(last.Body, &op) == nil {
-			f.add(at, op)
-		}
-		if last.MessageId == until {
-			records, based := f.result()
-			switch {
-			case based:
-			case start.fromFirst():
-				// The log's first entries are gone (a retention policy):
-				// fold what is left, as a reader without snapshots would.
-				records = map[string][]byte{}
-				for _, h := range f.held {
-					applyRecordOp(records, h.op)
-				}
-			default:
-				return foldEnd{}, errNoBase
-			}
-			return foldEnd{records: records, offset: at, snapshotAt: f.snapshotAt}, nil
+		if each(at, last) {
+			return nil
 		}
 		if n%(prefetch/2) == 0 { // a stream consumer gets more only after acks
 			unacked = false
 			if err := last.Ack(true); err != nil {
-				return foldEnd{}, fmt.Errorf("amqp: read %q: %w", queue, err)
+				return fmt.Errorf("amqp: read %q: %w", queue, err)
 			}
 		}
 	}
+}
+
+// lastChunk returns the offset of an entry near the end of the log in
+// queue: the first of its last chunk. The log holds at least one entry
+// when it is called; if none comes within foldIdle it returns 0.
+func lastChunk(ctx context.Context, ch *amqp091.Channel, queue string) (int64, error) {
+	var at int64
+	err := readStream(ctx, ch, queue, "last", foldIdle, func(offset int64, _ amqp091.Delivery) bool {
+		at = offset
+		return true
+	})
+	if errors.Is(err, errIdle) {
+		return 0, nil
+	}
+	return at, err
+}
+
+// foldEnd is what a fold found at its own entry.
+type foldEnd struct {
+	records map[string][]byte
+	offset  int64 // the entry's offset
+	base    int64 // the last offset the fold's base covers: -1 for the log's start
+}
+
+// errNoBase reports a fold that started after the log's first entry and
+// met no snapshot covering the entries before it: it must read from the
+// first.
+var errNoBase = errors.New("amqp: records fold met no snapshot")
+
+// foldRecords reads the log in queue from offset from (0: the first
+// entry) up to and including the entry with message ID until, applying
+// every operation (recordfold.go), and returns the records right after
+// that entry. A fold from a later offset that meets no snapshot covering
+// what it skipped, or gets no entry for idle (it started after its own
+// entry), returns errNoBase.
+func foldRecords(ctx context.Context, ch *amqp091.Channel, queue, until string, from int64, idle time.Duration) (foldEnd, error) {
+	var offset any = "first"
+	if from > 0 {
+		offset = from
+	} else {
+		idle = 0
+	}
+	f := newFolder()
+	var end foldEnd
+	err := readStream(ctx, ch, queue, offset, idle, func(at int64, d amqp091.Delivery) bool {
+		var op recordOp
+		if json.Unmarshal(d.Body, &op) == nil {
+			f.add(at, op)
+		}
+		end.offset = at
+		return d.MessageId == until
+	})
+	switch {
+	case errors.Is(err, errIdle):
+		return foldEnd{}, errNoBase
+	case err != nil:
+		return foldEnd{}, err
+	}
+	records, base, ok := f.result()
+	if !ok {
+		if from > 0 {
+			return foldEnd{}, errNoBase
+		}
+		// The log's first entries are gone (a retention policy): fold
+		// what is left, as a reader without snapshots would.
+		records, base = map[string][]byte{}, -1
+		for _, h := range f.held {
+			applyRecordOp(records, h.op)
+		}
+	}
+	end.records, end.base = records, base
+	return end, nil
 }
 
 // streamOffset returns the offset RabbitMQ gives a delivery from a stream.
@@ -241,9 +274,9 @@ func (t *Transport) appendOnly(ctx context.Context, kind string, op recordOp) er
 }
 
 // appendAndFold appends op to the log of kind, then folds the log up to
-// it: from snapshotWindow ago when a snapshot there covers the rest, else
-// from the first entry. It appends a snapshot when the latest one it met
-// was taken more than half of snapshotWindow ago.
+// it: from readBack entries before the log's last chunk when a snapshot
+// there covers the rest, else from the first entry. When the fold's base
+// lies more than snapshotEvery entries before op, it appends a snapshot.
 func (t *Transport) appendAndFold(ctx context.Context, kind string, op recordOp) (records map[string][]byte, err error) {
 	err = t.recordsSession(ctx, kind, func(ch *amqp091.Channel) error {
 		q := t.RecordsQueue(kind)
@@ -251,17 +284,21 @@ func (t *Transport) appendAndFold(ctx context.Context, kind string, op recordOp)
 		if err != nil {
 			return err
 		}
-		end, err := foldRecords(ctx, ch, q, id, fromWindow())
+		last, err := lastChunk(ctx, ch, q)
+		if err != nil {
+			return err
+		}
+		end, err := foldRecords(ctx, ch, q, id, max(0, last-readBack), foldIdle)
 		if errors.Is(err, errNoBase) {
-			end, err = foldRecords(ctx, ch, q, id, fromFirstEntry)
+			end, err = foldRecords(ctx, ch, q, id, 0, 0)
 		}
 		if err != nil {
 			return err
 		}
 		records = end.records
-		if time.Since(end.snapshotAt) > snapshotWindow/2 {
+		if end.offset-end.base > snapshotEvery {
 			// Best effort: a fold without it reads further back, no more.
-			_, _ = appendRecord(ctx, ch, q, recordOp{Op: "snapshot", Records: records, Upto: end.offset, At: time.Now()})
+			_, _ = appendRecord(ctx, ch, q, recordOp{Op: "snapshot", Records: records, Upto: end.offset})
 		}
 		return nil
 	})

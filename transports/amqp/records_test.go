@@ -1,10 +1,10 @@
 package amqp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/url"
 	"testing"
@@ -108,74 +108,140 @@ func snapshots(entries []logEntry) []logEntry {
 	return out
 }
 
+// appendOps appends n entries to the log of kind on one channel, the i-th
+// made by op(i), and applies them to model.
+func appendOps(t *testing.T, tr *Transport, kind string, n int, model map[string]string, op func(i int) recordOp) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := tr.recordsSession(ctx, kind, func(ch *amqp091.Channel) error {
+		for i := range n {
+			o := op(i)
+			if _, err := appendRecord(ctx, ch, tr.RecordsQueue(kind), o); err != nil {
+				return err
+			}
+			switch o.Op {
+			case "put":
+				model[o.Key] = string(o.Value)
+			case "delete":
+				delete(model, o.Key)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+}
+
+func wantModel(t *testing.T, what string, got map[string][]byte, model map[string]string) {
+	t.Helper()
+	if !maps.EqualFunc(got, model, func(v []byte, w string) bool { return string(v) == w }) {
+		t.Fatalf("%s: %d records, want %d (the model)", what, len(got), len(model))
+	}
+}
+
 func TestRecordsLogSnapshots(t *testing.T) {
 	tr := openRecords(t)
 	ctx := context.Background()
 	const kind = "owners"
-	for _, k := range []string{"a", "b"} {
-		if err := tr.PutRecord(ctx, kind, k, []byte(k+"1")); err != nil {
-			t.Fatal(err)
+	model := map[string]string{}
+	churn := func(round int) func(i int) recordOp {
+		return func(i int) recordOp {
+			if i%3 == 2 {
+				return recordOp{Op: "delete", Key: fmt.Sprintf("k%d-%d", round, i-1)}
+			}
+			return recordOp{Op: "put", Key: fmt.Sprintf("k%d-%d", round, i), Value: []byte(fmt.Sprint(i))}
 		}
 	}
-	if _, err := tr.Records(ctx, kind); err != nil {
-		t.Fatal(err)
-	}
-	snaps := snapshots(readLog(t, tr, kind, nil))
-	if len(snaps) != 1 {
-		t.Fatalf("%d snapshots after the first fold, want 1", len(snaps))
-	}
-	if got := snaps[0].op; string(got.Records["a"]) != "a1" || string(got.Records["b"]) != "b1" || len(got.Records) != 2 || got.Upto != 2 {
-		t.Fatalf("snapshot = %+v, want a=a1 b=b1 up to offset 2", got)
-	}
 
-	// A recent snapshot is not taken again.
-	if got, err := tr.ClaimRecord(ctx, kind, "a", []byte("late")); err != nil || string(got) != "a1" {
-		t.Fatalf("ClaimRecord(a) = %q, %v; want the first value a1", got, err)
-	}
-	if err := tr.PutRecord(ctx, kind, "c", []byte("c1")); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.DeleteRecord(ctx, kind, "b"); err != nil {
-		t.Fatal(err)
-	}
+	// A log shorter than snapshotEvery gets no snapshot.
+	appendOps(t, tr, kind, 100, model, churn(0))
 	recs, err := tr.Records(ctx, kind)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 2 || string(recs["a"]) != "a1" || string(recs["c"]) != "c1" {
-		t.Fatalf("Records = %q, want a=a1 c=c1", recs)
+	wantModel(t, "a short log", recs, model)
+	if n := len(snapshots(readLog(t, tr, kind, nil))); n != 0 {
+		t.Fatalf("%d snapshots in a log of about 100 entries", n)
 	}
 
+	// A fold that reads more than snapshotEvery entries past its base
+	// appends one, and the next fold does not.
+	appendOps(t, tr, kind, snapshotEvery, model, churn(1))
+	if recs, err = tr.Records(ctx, kind); err != nil {
+		t.Fatal(err)
+	}
+	wantModel(t, "a longer log", recs, model)
+	if got, err := tr.ClaimRecord(ctx, kind, "k1-0", []byte("late")); err != nil || string(got) != "0" {
+		t.Fatalf("ClaimRecord(k1-0) = %q, %v; want the first value", got, err)
+	}
+	snaps := snapshots(readLog(t, tr, kind, nil))
+	if len(snaps) != 1 || !maps.EqualFunc(snaps[0].op.Records, model, func(v []byte, w string) bool { return string(v) == w }) {
+		t.Fatalf("%d snapshots, want 1 holding the model", len(snaps))
+	}
+
+	// Past readBack entries after it, a fold starts after the snapshot,
+	// finds none covering what it skipped, folds from the first entry and
+	// appends a second.
+	appendOps(t, tr, kind, readBack+snapshotEvery/2, model, churn(2))
+	if recs, err = tr.Records(ctx, kind); err != nil {
+		t.Fatal(err)
+	}
+	wantModel(t, "a log past its snapshot", recs, model)
+	appendOps(t, tr, kind, 50, model, churn(3))
+
 	q := tr.RecordsQueue(kind)
-	var fromSnap, afterSnap, pastEnd, first error
-	var fromSnapRecs, firstRecs map[string][]byte
+	var second logEntry
+	var fromSnap, afterSnap, pastEnd, window error
+	var fromSnapRecs, windowRecs map[string][]byte
 	entries := readLog(t, tr, kind, func(ch *amqp091.Channel, until string) {
-		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
+		snaps := snapshots(readLog(t, tr, kind, nil))
+		if len(snaps) != 2 {
+			t.Errorf("%d snapshots, want 2", len(snaps))
+			return
+		}
+		second = snaps[1]
 		var end foldEnd
 		// Starting at the snapshot, the fold takes it as its base.
-		end, fromSnap = foldRecords(ctx, ch, q, until, foldStart{offset: snaps[0].offset})
+		end, fromSnap = foldRecords(ctx, ch, q, until, second.offset, foldIdle)
 		fromSnapRecs = end.records
-		// Starting after it, nothing covers what the fold skipped.
-		_, afterSnap = foldRecords(ctx, ch, q, until, foldStart{offset: snaps[0].offset + 1})
-		// Starting after the log's end, the fold gives up.
-		_, pastEnd = foldRecords(ctx, ch, q, until, foldStart{offset: time.Now().Add(time.Hour), wait: 300 * time.Millisecond})
-		end, first = foldRecords(ctx, ch, q, until, fromFirstEntry)
-		firstRecs = end.records
+		// Starting right after it, nothing covers what the fold skipped.
+		_, afterSnap = foldRecords(ctx, ch, q, until, second.offset+1, foldIdle)
+		// Starting after the log's end, it gets nothing and gives up.
+		_, pastEnd = foldRecords(ctx, ch, q, until, 1<<40, 300*time.Millisecond)
+		// From readBack before the last chunk, it finds the snapshot.
+		last, err := lastChunk(ctx, ch, q)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		end, window = foldRecords(ctx, ch, q, until, max(0, last-readBack), foldIdle)
+		windowRecs = end.records
+		if window == nil && end.base != second.op.Upto {
+			t.Errorf("the fold's base covers up to %d, want the snapshot's %d", end.base, second.op.Upto)
+		}
 	})
-	if n := len(snapshots(entries)); n != 1 {
-		t.Fatalf("%d snapshots, want 1: a snapshot taken less than %v ago is not taken again", n, snapshotWindow/2)
+	if t.Failed() {
+		return
 	}
-	if fromSnap != nil || !maps.EqualFunc(fromSnapRecs, recs, bytes.Equal) {
-		t.Fatalf("fold from the snapshot = %q, %v; want %q", fromSnapRecs, fromSnap, recs)
+	if n := len(snapshots(entries)); n != 2 {
+		t.Fatalf("%d snapshots after more folds, want still 2", n)
 	}
+	if fromSnap != nil {
+		t.Fatalf("fold from the snapshot: %v", fromSnap)
+	}
+	wantModel(t, "the fold from the snapshot", fromSnapRecs, model)
 	if !errors.Is(afterSnap, errNoBase) {
 		t.Fatalf("fold from after the snapshot: %v, want errNoBase", afterSnap)
 	}
 	if !errors.Is(pastEnd, errNoBase) {
 		t.Fatalf("fold from past the end: %v, want errNoBase", pastEnd)
 	}
-	if first != nil || !maps.EqualFunc(firstRecs, recs, bytes.Equal) {
-		t.Fatalf("fold from the first entry = %q, %v; want %q", firstRecs, first, recs)
+	if window != nil {
+		t.Fatalf("fold from readBack before the last chunk: %v", window)
 	}
+	wantModel(t, "the fold from readBack before the last chunk", windowRecs, model)
 }
