@@ -5,10 +5,12 @@ import "maps"
 // A records log only grows, so a fold does not read it from its first
 // entry every time. A fold whose base lies more than snapshotEvery entries
 // before its own entry appends a snapshot: every record as the fold found
-// it, and the offset of the fold's own entry (Upto). A later fold starts
-// readBack entries before the log's last chunk and takes the first
-// snapshot it meets that covers every entry before the first one it read
-// as its base; it applies the entries after Upto that it held, then the
+// it, and the offset of the fold's own entry (Upto); folds running at the
+// same moment may each append one. A later fold starts readBack entries
+// before the log's last chunk (as a consumer attached there just before
+// the fold's own entry was appended sees it, so the entry lies after the
+// start) and takes the first snapshot it meets that covers every entry
+// before the first one it read as its base; it applies the entries after Upto that it held, then the
 // rest in order. The result is what a fold from the first entry gives,
 // because a snapshot is such a fold (or one made from an earlier snapshot
 // the same way). A fold that meets no such snapshot before its own entry

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -113,19 +114,12 @@ func appendRecord(ctx context.Context, ch *amqp091.Channel, queue string, op rec
 	return id, nil
 }
 
-// foldIdle is how long a read of a records log that does not start at
-// the first entry waits for its next entry before it gives up (errIdle).
-const foldIdle = 5 * time.Second
-
-// errIdle reports a read that got no entry for foldIdle.
-var errIdle = errors.New("amqp: records log read idle")
-
 // readStream consumes queue on ch from offset (an x-stream-offset value)
 // and calls each with every entry and its offset until each returns true.
-// With idle > 0 it returns errIdle when no entry comes for that long. It
-// acknowledges what it read and cancels its consumer before it returns,
-// so that ch can read again.
-func readStream(ctx context.Context, ch *amqp091.Channel, queue string, offset any, idle time.Duration, each func(offset int64, d amqp091.Delivery) bool) error {
+// attached, when not nil, runs once the consumer is attached, before the
+// first entry is read. readStream acknowledges what it read and cancels
+// its consumer before it returns, so that ch can read again.
+func readStream(ctx context.Context, ch *amqp091.Channel, queue string, offset any, attached func() error, each func(offset int64, d amqp091.Delivery) bool) error {
 	const prefetch = 256
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		return fmt.Errorf("amqp: qos: %w", err)
@@ -143,29 +137,22 @@ func readStream(ctx context.Context, ch *amqp091.Channel, queue string, offset a
 		}
 		_ = ch.Cancel(tag, false)
 	}()
-	var idleC <-chan time.Time
-	var timer *time.Timer
-	if idle > 0 {
-		timer = time.NewTimer(idle)
-		defer timer.Stop()
-		idleC = timer.C
+	if attached != nil {
+		if err := attached(); err != nil {
+			return err
+		}
 	}
 	for n := 1; ; n++ {
 		var ok bool
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("amqp: read %q: %w", queue, ctx.Err())
-		case <-idleC:
-			return errIdle
 		case last, ok = <-deliveries:
 		}
 		if !ok {
 			return fmt.Errorf("amqp: read %q: channel closed", queue)
 		}
 		unacked = true
-		if timer != nil {
-			timer.Reset(idle)
-		}
 		at, ok := streamOffset(last)
 		if !ok {
 			return fmt.Errorf("amqp: read %q: an entry without x-stream-offset", queue)
@@ -182,24 +169,25 @@ func readStream(ctx context.Context, ch *amqp091.Channel, queue string, offset a
 	}
 }
 
-// lastChunk returns the offset of an entry near the end of the log in
-// queue: the first of its last chunk. The log holds at least one entry
-// when it is called; if none comes within foldIdle it returns 0.
-func lastChunk(ctx context.Context, ch *amqp091.Channel, queue string) (int64, error) {
-	var at int64
-	err := readStream(ctx, ch, queue, "last", foldIdle, func(offset int64, _ amqp091.Delivery) bool {
-		at = offset
+// appendNearEnd appends op to the log in queue and returns its message ID
+// and the offset of an entry at or before it, near the log's end: a
+// consumer attached at the log's last chunk before the append gets as its
+// first entry one of that chunk, or op itself when the log was empty.
+func appendNearEnd(ctx context.Context, ch *amqp091.Channel, queue string, op recordOp) (id string, near int64, err error) {
+	err = readStream(ctx, ch, queue, "last", func() error {
+		id, err = appendRecord(ctx, ch, queue, op)
+		return err
+	}, func(offset int64, _ amqp091.Delivery) bool {
+		near = offset
 		return true
 	})
-	if errors.Is(err, errIdle) {
-		return 0, nil
-	}
-	return at, err
+	return id, near, err
 }
 
 // foldEnd is what a fold found at its own entry.
 type foldEnd struct {
 	records map[string][]byte
+	first   int64 // the offset of the first entry read
 	offset  int64 // the entry's offset
 	base    int64 // the last offset the fold's base covers: -1 for the log's start
 }
@@ -210,21 +198,21 @@ type foldEnd struct {
 var errNoBase = errors.New("amqp: records fold met no snapshot")
 
 // foldRecords reads the log in queue from offset from (0: the first
-// entry) up to and including the entry with message ID until, applying
-// every operation (recordfold.go), and returns the records right after
-// that entry. A fold from a later offset that meets no snapshot covering
-// what it skipped, or gets no entry for idle (it started after its own
-// entry), returns errNoBase.
-func foldRecords(ctx context.Context, ch *amqp091.Channel, queue, until string, from int64, idle time.Duration) (foldEnd, error) {
+// entry) up to and including the entry with message ID until, which must
+// lie at or after from, applying every operation (recordfold.go), and
+// returns the records right after that entry. A fold from a later offset
+// that meets no snapshot covering what it skipped returns errNoBase.
+func foldRecords(ctx context.Context, ch *amqp091.Channel, queue, until string, from int64) (foldEnd, error) {
 	var offset any = "first"
 	if from > 0 {
 		offset = from
-	} else {
-		idle = 0
 	}
 	f := newFolder()
-	var end foldEnd
-	err := readStream(ctx, ch, queue, offset, idle, func(at int64, d amqp091.Delivery) bool {
+	end := foldEnd{first: -1}
+	err := readStream(ctx, ch, queue, offset, nil, func(at int64, d amqp091.Delivery) bool {
+		if end.first < 0 {
+			end.first = at
+		}
 		var op recordOp
 		if json.Unmarshal(d.Body, &op) == nil {
 			f.add(at, op)
@@ -232,10 +220,7 @@ func foldRecords(ctx context.Context, ch *amqp091.Channel, queue, until string, 
 		end.offset = at
 		return d.MessageId == until
 	})
-	switch {
-	case errors.Is(err, errIdle):
-		return foldEnd{}, errNoBase
-	case err != nil:
+	if err != nil {
 		return foldEnd{}, err
 	}
 	records, base, ok := f.result()
@@ -252,6 +237,21 @@ func foldRecords(ctx context.Context, ch *amqp091.Channel, queue, until string, 
 	}
 	end.records, end.base = records, base
 	return end, nil
+}
+
+// appendAndFoldOn appends op to the log in queue on ch and folds the log
+// up to it: from readBack entries before the log's end when a snapshot
+// there covers the rest, else from the first entry.
+func appendAndFoldOn(ctx context.Context, ch *amqp091.Channel, queue string, op recordOp) (foldEnd, error) {
+	id, near, err := appendNearEnd(ctx, ch, queue, op)
+	if err != nil {
+		return foldEnd{}, err
+	}
+	end, err := foldRecords(ctx, ch, queue, id, max(0, near-readBack))
+	if errors.Is(err, errNoBase) {
+		end, err = foldRecords(ctx, ch, queue, id, 0)
+	}
+	return end, err
 }
 
 // streamOffset returns the offset RabbitMQ gives a delivery from a stream.
@@ -274,31 +274,21 @@ func (t *Transport) appendOnly(ctx context.Context, kind string, op recordOp) er
 }
 
 // appendAndFold appends op to the log of kind, then folds the log up to
-// it: from readBack entries before the log's last chunk when a snapshot
-// there covers the rest, else from the first entry. When the fold's base
-// lies more than snapshotEvery entries before op, it appends a snapshot.
+// it (appendAndFoldOn). When the fold's base lies more than snapshotEvery
+// entries before op, it appends a snapshot.
 func (t *Transport) appendAndFold(ctx context.Context, kind string, op recordOp) (records map[string][]byte, err error) {
 	err = t.recordsSession(ctx, kind, func(ch *amqp091.Channel) error {
 		q := t.RecordsQueue(kind)
-		id, err := appendRecord(ctx, ch, q, op)
-		if err != nil {
-			return err
-		}
-		last, err := lastChunk(ctx, ch, q)
-		if err != nil {
-			return err
-		}
-		end, err := foldRecords(ctx, ch, q, id, max(0, last-readBack), foldIdle)
-		if errors.Is(err, errNoBase) {
-			end, err = foldRecords(ctx, ch, q, id, 0, 0)
-		}
+		end, err := appendAndFoldOn(ctx, ch, q, op)
 		if err != nil {
 			return err
 		}
 		records = end.records
 		if end.offset-end.base > snapshotEvery {
 			// Best effort: a fold without it reads further back, no more.
-			_, _ = appendRecord(ctx, ch, q, recordOp{Op: "snapshot", Records: records, Upto: end.offset})
+			if _, err := appendRecord(ctx, ch, q, recordOp{Op: "snapshot", Records: records, Upto: end.offset}); err != nil {
+				t.log.Warn("records snapshot not appended: folds of this log read it whole until one is", slog.String("queue", q), slog.Any("error", err))
+			}
 		}
 		return nil
 	})

@@ -193,8 +193,9 @@ func TestRecordsLogSnapshots(t *testing.T) {
 
 	q := tr.RecordsQueue(kind)
 	var second logEntry
-	var fromSnap, afterSnap, pastEnd, window error
-	var fromSnapRecs, windowRecs map[string][]byte
+	var fromSnap, afterSnap, window error
+	var fromSnapRecs map[string][]byte
+	var windowEnd foldEnd
 	entries := readLog(t, tr, kind, func(ch *amqp091.Channel, until string) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -206,23 +207,13 @@ func TestRecordsLogSnapshots(t *testing.T) {
 		second = snaps[1]
 		var end foldEnd
 		// Starting at the snapshot, the fold takes it as its base.
-		end, fromSnap = foldRecords(ctx, ch, q, until, second.offset, foldIdle)
+		end, fromSnap = foldRecords(ctx, ch, q, until, second.offset)
 		fromSnapRecs = end.records
 		// Starting right after it, nothing covers what the fold skipped.
-		_, afterSnap = foldRecords(ctx, ch, q, until, second.offset+1, foldIdle)
-		// Starting after the log's end, it gets nothing and gives up.
-		_, pastEnd = foldRecords(ctx, ch, q, until, 1<<40, 300*time.Millisecond)
-		// From readBack before the last chunk, it finds the snapshot.
-		last, err := lastChunk(ctx, ch, q)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		end, window = foldRecords(ctx, ch, q, until, max(0, last-readBack), foldIdle)
-		windowRecs = end.records
-		if window == nil && end.base != second.op.Upto {
-			t.Errorf("the fold's base covers up to %d, want the snapshot's %d", end.base, second.op.Upto)
-		}
+		_, afterSnap = foldRecords(ctx, ch, q, until, second.offset+1)
+		// What Records and ClaimRecord do: it starts readBack entries
+		// before the end and finds the snapshot.
+		windowEnd, window = appendAndFoldOn(ctx, ch, q, recordOp{Op: "sync"})
 	})
 	if t.Failed() {
 		return
@@ -237,11 +228,15 @@ func TestRecordsLogSnapshots(t *testing.T) {
 	if !errors.Is(afterSnap, errNoBase) {
 		t.Fatalf("fold from after the snapshot: %v, want errNoBase", afterSnap)
 	}
-	if !errors.Is(pastEnd, errNoBase) {
-		t.Fatalf("fold from past the end: %v, want errNoBase", pastEnd)
-	}
 	if window != nil {
-		t.Fatalf("fold from readBack before the last chunk: %v", window)
+		t.Fatalf("fold after an append: %v", window)
 	}
-	wantModel(t, "the fold from readBack before the last chunk", windowRecs, model)
+	if windowEnd.first <= 0 || windowEnd.first > second.offset || windowEnd.base != second.op.Upto {
+		t.Fatalf("the fold after an append read from offset %d with a base up to %d; want a start after 0, at or before the snapshot at %d, and its base up to %d",
+			windowEnd.first, windowEnd.base, second.offset, second.op.Upto)
+	}
+	if windowEnd.offset-windowEnd.first > readBack+100 {
+		t.Fatalf("the fold read %d entries, want about readBack (%d)", windowEnd.offset-windowEnd.first, readBack)
+	}
+	wantModel(t, "the fold after an append", windowEnd.records, model)
 }
