@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"testing"
 	"time"
 
@@ -19,32 +18,8 @@ import (
 func TestRecordStore(t *testing.T) {
 	raw := testURL(t, "", "")
 	transporttest.RunRecordStore(t, func(t *testing.T) transports.RecordStore {
-		u, err := url.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := Open(context.Background(), u, transports.OpenOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = tr.Close() })
-		return tr
+		return openForTest(t, raw)
 	})
-}
-
-// openRecords opens a transport on an exchange of the test's own.
-func openRecords(t *testing.T) *Transport {
-	t.Helper()
-	u, err := url.Parse(testURL(t, "", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := Open(context.Background(), u, transports.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	return tr
 }
 
 // logEntry is one entry of a records log, with its offset.
@@ -142,7 +117,7 @@ func wantModel(t *testing.T, what string, got map[string][]byte, model map[strin
 }
 
 func TestRecordsLogSnapshots(t *testing.T) {
-	tr := openRecords(t)
+	tr := openForTest(t, testURL(t, "", ""))
 	ctx := context.Background()
 	const kind = "owners"
 	model := map[string]string{}
