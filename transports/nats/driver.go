@@ -297,47 +297,13 @@ func (s *subscription) recover(ctx context.Context, err error) error {
 	s.t.forgetStream(s.topic)
 	ictx, cancel := s.t.timeout(ctx)
 	defer cancel()
-	// The AckWait the group had when this subscription last saw it, if
-	// longer than this process's: the group's other processes keep their
-	// messages alive within theirs.
-	ackWait := s.ackWait
-	if info := s.cons.CachedInfo(); info != nil {
-		ackWait = max(ackWait, info.Config.AckWait)
-	}
-	st, cerr := s.t.ensureStream(ictx, s.topic)
+	after, streamCreated, cerr := s.resumePoint(ictx)
 	if cerr != nil {
 		return errors.Join(err, cerr)
 	}
-	s.mu.Lock()
-	after := s.floor
-	s.mu.Unlock()
-	info := st.CachedInfo()
-	if !info.Created.Equal(s.streamCreated) || after > info.State.LastSeq {
-		// A new stream (its sequences start again), or one whose
-		// sequences went back (restored): from its start.
-		after = 0
-	}
-	c, cerr := s.t.ensureConsumer(ictx, s.topic, s.group, ackWait, transports.SinceBeginning, after)
+	c, created, after, cerr := s.remake(ictx, after, streamCreated)
 	if cerr != nil {
 		return errors.Join(err, cerr) // the next broken read tries again, from what it finds then
-	}
-	// The stream the consumer is on now: made again meanwhile, the
-	// consumer made after the old floor would skip its first events.
-	created, cerr := s.t.streamCreatedNow(ictx, s.topic)
-	if cerr != nil {
-		return errors.Join(err, cerr)
-	}
-	if after > 0 && !created.Equal(info.Created) {
-		after = 0
-		if derr := s.t.js.DeleteConsumer(ictx, s.t.opts.StreamName(s.topic), ConsumerName(s.group)); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
-			return errors.Join(err, derr)
-		}
-		if c, cerr = s.t.ensureConsumer(ictx, s.topic, s.group, ackWait, transports.SinceBeginning, 0); cerr != nil {
-			return errors.Join(err, cerr)
-		}
-		if created, cerr = s.t.streamCreatedNow(ictx, s.topic); cerr != nil {
-			return errors.Join(err, cerr)
-		}
 	}
 	s.mu.Lock()
 	s.cons, s.floor = c, 0
@@ -351,6 +317,58 @@ func (s *subscription) recover(ctx context.Context, err error) error {
 	s.t.log.Warn("nats: consumer was gone; made again (if this process made it, at "+start+")",
 		"group", s.group, "stream", s.t.opts.StreamName(s.topic))
 	return err
+}
+
+// resumePoint makes the stream again if it is gone and returns the stream
+// sequence after which the group's consumer resumes: the ack floor the
+// subscription last saw, or 0 (the start) when the stream is not the one
+// that floor comes from (made again: its sequences start again) or its
+// sequences went back (restored). It returns the stream's creation time
+// too.
+func (s *subscription) resumePoint(ctx context.Context) (after uint64, streamCreated time.Time, err error) {
+	st, err := s.t.ensureStream(ctx, s.topic)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	s.mu.Lock()
+	after = s.floor
+	s.mu.Unlock()
+	info := st.CachedInfo()
+	if !info.Created.Equal(s.streamCreated) || after > info.State.LastSeq {
+		after = 0
+	}
+	return after, info.Created, nil
+}
+
+// remake makes the group's consumer after stream sequence after, on the
+// stream created at streamCreated, and returns it with the creation time
+// of the stream it landed on. The stream made again meanwhile, a consumer
+// after the old floor would skip its first events: it is then made again
+// from the start, and after returned as 0.
+func (s *subscription) remake(ctx context.Context, after uint64, streamCreated time.Time) (jetstream.Consumer, time.Time, uint64, error) {
+	// The AckWait the group had when this subscription last saw it, if
+	// longer than this process's: the group's other processes keep their
+	// messages alive within theirs.
+	ackWait := s.ackWait
+	if info := s.cons.CachedInfo(); info != nil {
+		ackWait = max(ackWait, info.Config.AckWait)
+	}
+	c, err := s.t.ensureConsumer(ctx, s.topic, s.group, ackWait, transports.SinceBeginning, after)
+	if err != nil {
+		return nil, time.Time{}, 0, err
+	}
+	created, err := s.t.streamCreatedNow(ctx, s.topic)
+	if err != nil || after == 0 || created.Equal(streamCreated) {
+		return c, created, after, err
+	}
+	if err := s.t.js.DeleteConsumer(ctx, s.t.opts.StreamName(s.topic), ConsumerName(s.group)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, time.Time{}, 0, err
+	}
+	if c, err = s.t.ensureConsumer(ctx, s.topic, s.group, ackWait, transports.SinceBeginning, 0); err != nil {
+		return nil, time.Time{}, 0, err
+	}
+	created, err = s.t.streamCreatedNow(ctx, s.topic)
+	return c, created, 0, err
 }
 
 // readErr maps a failed read: ctx's error when ctx is done, ErrClosed once
