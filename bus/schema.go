@@ -164,7 +164,7 @@ func (b *Bus) publishSchemas(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	all, _ := schema.Published(ctx, rs) // a failed read writes every record
+	all, readErr := schema.Published(ctx, rs) // a failed read writes every record
 	now := time.Now().UTC()
 	stale := staleSchemas(recs, all, now)
 	if len(stale) > 0 {
@@ -176,12 +176,12 @@ func (b *Bus) publishSchemas(ctx context.Context) {
 			b.log.Warn("event schemas not published", slog.Any("error", err))
 			return
 		}
-		var err error
-		if all, err = schema.Published(ctx, rs); err != nil && len(all) == 0 {
-			b.log.Warn("published event schemas not read back", slog.Any("error", err))
-			return
-		}
 	}
+	if readErr != nil && len(all) == 0 {
+		b.log.Warn("published event schemas not read", slog.Any("error", readErr))
+		return
+	}
+	all = replaceRecords(all, stale)
 	mine := map[string]bool{}
 	for _, r := range recs {
 		mine[r.Event] = true
@@ -217,6 +217,22 @@ func staleSchemas(mine, published []schema.Record, now time.Time) []schema.Recor
 		}
 		out = append(out, r)
 	}
+	return out
+}
+
+// replaceRecords returns all with each record of mine in place of the
+// record of its key, sorted as schema.Published sorts.
+func replaceRecords(all, mine []schema.Record) []schema.Record {
+	if len(mine) == 0 {
+		return all
+	}
+	replaced := make(map[string]bool, len(mine))
+	for _, r := range mine {
+		replaced[r.Key()] = true
+	}
+	out := slices.DeleteFunc(all, func(r schema.Record) bool { return replaced[r.Key()] })
+	out = append(out, mine...)
+	schema.Sort(out)
 	return out
 }
 
