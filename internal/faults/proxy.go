@@ -24,7 +24,13 @@ type Proxy struct {
 	ln    net.Listener
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup // accept loop and copy goroutines
+	// held, while open, stops what the server sends from reaching the
+	// clients (Hold); closed when not holding.
+	held chan struct{}
 }
+
+// closedChan is a closed channel: the proxy's held gate when it forwards.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // StartProxy starts a proxy to target (host:port) on a free loopback port.
 func StartProxy(target string) (*Proxy, error) {
@@ -32,7 +38,7 @@ func StartProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faults: proxy listen: %w", err)
 	}
-	p := &Proxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	p := &Proxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}, held: closedChan}
 	p.serve(ln)
 	return p, nil
 }
@@ -46,11 +52,41 @@ func (p *Proxy) SetTLS(cfg *tls.Config) {
 	p.tls = cfg
 }
 
+// Hold stops forwarding what the server sends to the clients, on every
+// connection, until Release; what the clients send still reaches the
+// server. To the clients, a server that is connected but stalled: no
+// replies, no confirms, no heartbeats.
+func (p *Proxy) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held == closedChan {
+		p.held = make(chan struct{})
+	}
+}
+
+// Release forwards again what Hold kept back, and what follows.
+func (p *Proxy) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != closedChan {
+		close(p.held)
+		p.held = closedChan
+	}
+}
+
+// gate returns a channel that is closed while the proxy forwards.
+func (p *Proxy) gate() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
+}
+
 // Addr is the proxy's host:port.
 func (p *Proxy) Addr() string { return p.addr }
 
-// Stop closes the listener and every connection through the proxy and
-// waits for its goroutines. Stop on a stopped proxy does nothing.
+// Stop closes the listener and every connection through the proxy (ending
+// a Hold) and waits for its goroutines. Stop on a stopped proxy does
+// nothing.
 func (p *Proxy) Stop() {
 	p.mu.Lock()
 	if p.ln != nil {
@@ -61,6 +97,10 @@ func (p *Proxy) Stop() {
 		_ = c.Close()
 	}
 	p.conns = map[net.Conn]struct{}{}
+	if p.held != closedChan { // copies waiting to forward end with their connection
+		close(p.held)
+		p.held = closedChan
+	}
 	p.mu.Unlock()
 	p.wg.Wait()
 }
@@ -129,7 +169,11 @@ func (p *Proxy) pipe(ln net.Listener, client net.Conn) {
 	p.mu.Unlock()
 	cp := func(dst, src net.Conn) {
 		defer p.wg.Done()
-		_, _ = io.Copy(dst, src)
+		if dst == client {
+			_, _ = io.Copy(dst, gatedReader{p, src})
+		} else {
+			_, _ = io.Copy(dst, src)
+		}
 		_ = dst.Close()
 		_ = src.Close()
 		p.mu.Lock()
@@ -139,4 +183,17 @@ func (p *Proxy) pipe(ln net.Listener, client net.Conn) {
 	}
 	go cp(client, server)
 	go cp(server, client)
+}
+
+// gatedReader reads from the server, and waits while the proxy holds
+// before it returns what it read.
+type gatedReader struct {
+	p   *Proxy
+	src net.Conn
+}
+
+func (g gatedReader) Read(b []byte) (int, error) {
+	n, err := g.src.Read(b)
+	<-g.p.gate()
+	return n, err
 }

@@ -24,9 +24,12 @@ var ErrNotConfirmed = errors.New("amqp: publish not confirmed by the broker")
 // in batches: the sender takes every request waiting (and those of
 // publishers that become runnable meanwhile), publishes them back to back
 // on the next channel round-robin with the network connection corked, and
-// sends the batch in one write; each caller then waits for its own
-// confirms, while the next batch goes out. A channel closed by an error,
-// or belonging to a lost connection, is reopened on next use.
+// sends the batch in one write. The same goroutine then watches the
+// confirms of what it sent, oldest first, and answers each caller once the
+// broker confirmed all of its publishes: a caller waits once, for its
+// answer, not once for the send and again for the confirm. A channel
+// closed by an error, or belonging to a lost connection, is reopened on
+// next use.
 type confirmPool struct {
 	conn    *connection
 	timeout time.Duration
@@ -35,8 +38,14 @@ type confirmPool struct {
 
 	reqs chan *confirmReq
 	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	done chan struct{} // the sender returned
+	// answered is closed once every request the sender took is answered
+	// (after close resolved those still waiting for confirms).
+	answered chan struct{}
+	once     sync.Once
+	// unconfirmed is what the sender left waiting for confirms when it
+	// stopped; close answers them once the channels are closed.
+	unconfirmed []*confirmReq
 
 	corkMu sync.Mutex
 	cork   *corkConn // the network connection of the latest dial
@@ -45,14 +54,18 @@ type confirmPool struct {
 // confirmReq is one publish call handed to the sender.
 type confirmReq struct {
 	ctx      context.Context
+	deadline time.Time // the end of the wait for the broker's confirms
 	exchange string
 	key      string
 	pubs     []amqp091.Publishing
-	// Set by the sender before it closes sent.
+	// Set by the sender before it closes done.
 	dcs  []*amqp091.DeferredConfirmation
+	dc1  [1]*amqp091.DeferredConfirmation // the dcs of one publishing
 	slot *confirmSlot
 	err  error
-	sent chan struct{}
+	done chan struct{}
+	// confirmed counts the dcs known to be settled (the sender's).
+	confirmed int
 }
 
 // maxSendBatch is the most publish calls one batch of the sender takes.
@@ -72,7 +85,8 @@ type confirmSlot struct {
 func newConfirmPool(size int, timeout time.Duration) *confirmPool {
 	p := &confirmPool{
 		timeout: timeout, slots: make([]*confirmSlot, size),
-		reqs: make(chan *confirmReq, maxSendBatch), stop: make(chan struct{}), done: make(chan struct{}),
+		reqs: make(chan *confirmReq, maxSendBatch), stop: make(chan struct{}),
+		done: make(chan struct{}), answered: make(chan struct{}),
 	}
 	for i := range p.slots {
 		p.slots[i] = &confirmSlot{}
@@ -136,12 +150,11 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 	if err := checkPublishings(key, pubs); err != nil {
 		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(p.timeout)
 	}
-	r := &confirmReq{ctx: ctx, exchange: exchange, key: key, pubs: pubs, sent: make(chan struct{})}
+	r := &confirmReq{ctx: ctx, deadline: deadline, exchange: exchange, key: key, pubs: pubs, done: make(chan struct{})}
 	select {
 	case p.reqs <- r:
 	case <-p.stop:
@@ -149,68 +162,172 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 	case <-ctx.Done():
 		return fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, ctx.Err())
 	}
-	// The sender answers every request it took; one queued after it
-	// stopped is never taken.
+	// The sender (or close, after it) answers every request it took, by
+	// the request's deadline; one queued after it stopped is never taken.
 	select {
-	case <-r.sent:
-	case <-p.done:
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, ctx.Err())
+	case <-p.answered:
 		select {
-		case <-r.sent:
+		case <-r.done:
+			return r.err
 		default:
 			return transports.ErrClosed
 		}
 	}
-	if r.err != nil {
-		return r.err
-	}
-	for _, dc := range r.dcs {
-		acked, err := dc.WaitContext(ctx)
-		if err != nil {
-			return fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, err)
-		}
-		if !acked {
-			if reason := r.slot.closeReason(); reason != nil {
-				return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, reason)
-			}
-			return fmt.Errorf("%w: the broker nacked a publish to %q with key %q", ErrNotConfirmed, exchange, key)
-		}
-	}
-	return nil
 }
 
-// sender publishes the requests in batches until stop, then fails what
-// is left in the queue.
+// sender publishes the requests in batches and answers them as their
+// confirms come, until stop; then it fails what is left in the queue and
+// leaves the requests still waiting for confirms to close.
 func (p *confirmPool) sender() {
 	defer close(p.done)
+	var w confirmWait
+	defer w.stopTimer()
 	batch := make([]*confirmReq, 0, maxSendBatch)
 	last := 0 // size of the previous batch
 	for {
+		confirmed, expired, gone := w.watch()
 		select {
 		case r := <-p.reqs:
 			batch = append(batch[:0], r)
+			batch = transports.Gather(p.reqs, batch, maxSendBatch, last > 1)
+			last = len(batch)
+			p.send(batch, &w)
+		case <-confirmed:
+			w.answer(false)
+		case <-expired:
+			w.armed = time.Time{}
+			w.answer(false)
+		case <-gone:
+			w.answer(false)
 		case <-p.stop:
 			for {
 				select {
 				case r := <-p.reqs:
 					r.err = transports.ErrClosed
-					close(r.sent)
+					close(r.done)
 				default:
+					w.answer(false)
+					p.unconfirmed = w.queue
 					return
 				}
 			}
 		}
-		batch = transports.Gather(p.reqs, batch, maxSendBatch, last > 1)
-		last = len(batch)
-		p.send(batch)
 	}
 }
 
+// confirmWait is the sender's queue of published requests waiting for
+// their confirms, in publish order. The sender waits for the oldest
+// unconfirmed publish of the oldest request: confirms mostly come in
+// publish order, and one that comes early is found when those before it
+// are in.
+type confirmWait struct {
+	queue []*confirmReq
+	timer *time.Timer
+	// armed is when the timer fires (zero: it is not set). Deadlines
+	// mostly grow in publish order, so the timer is set again only when
+	// it fired or the oldest request's deadline comes before it.
+	armed time.Time
+}
+
+// watch returns what ends the wait of the oldest request: its next
+// unconfirmed publish being settled, a deadline, its context. All nil
+// when nothing waits.
+func (w *confirmWait) watch() (confirmed <-chan struct{}, expired <-chan time.Time, gone <-chan struct{}) {
+	if len(w.queue) == 0 {
+		return nil, nil, nil
+	}
+	head := w.queue[0]
+	if w.armed.IsZero() || head.deadline.Before(w.armed) {
+		d := time.Until(head.deadline)
+		if w.timer == nil {
+			w.timer = time.NewTimer(d)
+		} else {
+			w.timer.Reset(d)
+		}
+		w.armed = head.deadline
+	}
+	return head.dcs[head.confirmed].Done(), w.timer.C, head.ctx.Done()
+}
+
+// stopTimer stops the deadline timer.
+func (w *confirmWait) stopTimer() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+// answer answers the requests at the front of the queue whose publishes
+// are all settled, or whose wait ended (deadline, context), and stops at
+// the first one still waiting. With final set it answers every request,
+// the unsettled ones as not confirmed (their channels are closed).
+func (w *confirmWait) answer(final bool) {
+	now := time.Now()
+	n := 0
+	for _, r := range w.queue {
+		for r.confirmed < len(r.dcs) && isDone(r.dcs[r.confirmed].Done()) {
+			r.confirmed++
+		}
+		switch {
+		case r.confirmed == len(r.dcs):
+			r.err = r.outcome()
+		case final:
+			r.err = fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, r.exchange, r.key, transports.ErrClosed)
+		case r.ctx.Err() != nil:
+			r.err = fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, r.exchange, r.ctx.Err())
+		case !now.Before(r.deadline):
+			r.err = fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, r.exchange, context.DeadlineExceeded)
+		default:
+			clear(w.queue[:n])
+			w.queue = w.queue[n:]
+			return
+		}
+		close(r.done)
+		n++
+	}
+	clear(w.queue)
+	w.queue = w.queue[:0]
+}
+
+// isDone reports whether c is closed.
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// outcome is the result of a request whose publishes are all settled: nil
+// when the broker acked every one.
+func (r *confirmReq) outcome() error {
+	for _, dc := range r.dcs {
+		if dc.Acked() {
+			continue
+		}
+		if reason := r.slot.closeReason(); reason != nil {
+			return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, r.exchange, r.key, reason)
+		}
+		return fmt.Errorf("%w: the broker nacked a publish to %q with key %q", ErrNotConfirmed, r.exchange, r.key)
+	}
+	return nil
+}
+
 // send publishes a batch on one channel with the network connection
-// corked, and answers every request of it.
-func (p *confirmPool) send(batch []*confirmReq) {
+// corked; requests published go to w to wait for their confirms, the
+// others are answered at once.
+func (p *confirmPool) send(batch []*confirmReq, w *confirmWait) {
 	defer func() {
 		for _, r := range batch {
-			close(r.sent)
+			if len(r.dcs) == 0 {
+				close(r.done)
+			} else {
+				w.queue = append(w.queue, r)
+			}
 		}
 	}()
 	fail := func(err error) {
@@ -242,7 +359,10 @@ func (p *confirmPool) send(batch []*confirmReq) {
 	}
 	for _, r := range batch {
 		r.slot = slot
-		dcs := make([]*amqp091.DeferredConfirmation, 0, len(r.pubs))
+		dcs := r.dc1[:0]
+		if len(r.pubs) > 1 {
+			dcs = make([]*amqp091.DeferredConfirmation, 0, len(r.pubs))
+		}
 		for _, pub := range r.pubs {
 			dc, err := ch.PublishWithDeferredConfirmWithContext(r.ctx, r.exchange, r.key, false, false, pub)
 			if err != nil {
@@ -260,7 +380,8 @@ func (p *confirmPool) send(batch []*confirmReq) {
 			// What was published in this batch never left: its confirms
 			// will fail with the connection; fail the callers now.
 			for _, r := range batch {
-				if r.err == nil {
+				if r.dcs != nil {
+					r.dcs = nil
 					r.err = fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConnected, r.exchange, r.key, err)
 				}
 			}
@@ -277,14 +398,25 @@ func lost(conn *amqp091.Connection, err error) error {
 }
 
 // close stops the sender (publishes queued meanwhile fail with
-// transports.ErrClosed) and closes the channels.
+// transports.ErrClosed), closes the channels, and answers the publishes
+// that were waiting for confirms: those the broker confirmed before its
+// channel closed succeed, the others fail with ErrNotConfirmed.
 func (p *confirmPool) close() {
 	p.once.Do(func() {
 		close(p.stop)
 		if p.conn != nil {
 			<-p.done
 		}
+		p.closeChannels()
+		w := confirmWait{queue: p.unconfirmed}
+		w.answer(true)
+		p.unconfirmed = nil
+		close(p.answered)
 	})
+}
+
+// closeChannels closes the pool's channels.
+func (p *confirmPool) closeChannels() {
 	for _, s := range p.slots {
 		s.mu.Lock()
 		if s.ch != nil && !s.ch.IsClosed() {
