@@ -151,8 +151,15 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 		return err
 	}
 	deadline, ok := ctx.Deadline()
+	var expired <-chan time.Time
 	if !ok {
+		// The pool's confirm timeout, kept by a timer of the call's own: a
+		// sender stuck behind the broker (a channel to open, a socket that
+		// takes no more) holds no caller past it.
 		deadline = time.Now().Add(p.timeout)
+		timer := time.NewTimer(p.timeout)
+		defer timer.Stop()
+		expired = timer.C
 	}
 	r := &confirmReq{ctx: ctx, deadline: deadline, exchange: exchange, key: key, pubs: pubs, done: make(chan struct{})}
 	select {
@@ -161,14 +168,18 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 		return transports.ErrClosed
 	case <-ctx.Done():
 		return fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, ctx.Err())
+	case <-expired:
+		return fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, context.DeadlineExceeded)
 	}
-	// The sender (or close, after it) answers every request it took, by
-	// the request's deadline; one queued after it stopped is never taken.
+	// The sender (or close, after it) answers every request it took; one
+	// queued after it stopped is never taken.
 	select {
 	case <-r.done:
 		return r.err
 	case <-ctx.Done():
 		return fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, ctx.Err())
+	case <-expired:
+		return fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, context.DeadlineExceeded)
 	case <-p.answered:
 		select {
 		case <-r.done:
@@ -357,8 +368,13 @@ func (p *confirmPool) send(batch []*confirmReq, w *confirmWait) {
 	if cork != nil {
 		cork.cork()
 	}
+	now := time.Now()
 	for _, r := range batch {
 		r.slot = slot
+		if !now.Before(r.deadline) { // its caller gave up: never sent
+			r.err = fmt.Errorf("amqp: publish to %q with key %q: %w", r.exchange, r.key, context.DeadlineExceeded)
+			continue
+		}
 		dcs := r.dc1[:0]
 		if len(r.pubs) > 1 {
 			dcs = make([]*amqp091.DeferredConfirmation, 0, len(r.pubs))

@@ -13,47 +13,57 @@ import (
 	"github.com/busline/busline/transports"
 )
 
-// A broker that stays connected but never confirms: each Fire fails with
+// A broker that stays connected but never answers: each Fire fails with
 // ErrNotConfirmed and the deadline (the pool's confirm timeout, or the
-// caller's own), instead of hanging, and publishes flow again afterwards.
+// caller's own), instead of hanging, whether its publish went out and waits
+// for a confirm or the sender waits for the broker to open a channel; and
+// publishes flow again afterwards.
 func TestConfirmTimeout(t *testing.T) {
-	p := startProxy(t)
-	// A long heartbeat, so that the connection outlives the hold: the
-	// publishes must end by their deadline, not by a lost connection.
-	raw := testURL(t, p.url(t), "confirm_timeout=1s&heartbeat=60")
-	b := newTestBus(t, raw, "svc", "p1")
-	startBus(t, b)
-	// The exchange is declared, and every channel of the pool (4, used in
-	// turn) is open: opening one waits for the broker's reply.
-	for i := range 8 {
-		fireItem(t, b, -i)
-	}
-
-	p.Hold()
-	defer p.Release()
-	const n = 4
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			ctx := context.Background()
-			if i == 0 { // a deadline of the caller's own, shorter than the pool's
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
-				defer cancel()
+	for _, tc := range []struct {
+		name string
+		warm int // Fires before the broker stalls: 8 opens every channel of the pool (4, used in turn)
+	}{
+		{"published, no confirm", 8},
+		{"channel to open", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProxy(t)
+			// A long heartbeat, so that the connection outlives the stall:
+			// the Fires must end by their deadline, not by a lost connection.
+			raw := testURL(t, p.url(t), "confirm_timeout=1s&heartbeat=60")
+			b := newTestBus(t, raw, "svc", "p1")
+			startBus(t, b)
+			for i := range tc.warm {
+				fireItem(t, b, -i)
 			}
-			_, errs[i] = bus.Fire(ctx, b, itemEvent, item{N: i + 1})
+
+			p.Hold()
+			defer p.Release()
+			const n = 4
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					ctx := context.Background()
+					if i == 0 { // a deadline of the caller's own, shorter than the pool's
+						var cancel context.CancelFunc
+						ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+						defer cancel()
+					}
+					_, errs[i] = bus.Fire(ctx, b, itemEvent, item{N: i + 1})
+				})
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotConnected) {
+					t.Errorf("Fire %d while the broker does not answer = %v, want context.DeadlineExceeded", i, err)
+				}
+			}
+
+			p.Release()
+			fireItem(t, b, 10) // the pool is not stuck behind the publishes that timed out
 		})
 	}
-	wg.Wait()
-	for i, err := range errs {
-		if !errors.Is(err, ErrNotConfirmed) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotConnected) {
-			t.Errorf("Fire %d while the broker does not confirm = %v, want ErrNotConfirmed and context.DeadlineExceeded", i, err)
-		}
-	}
-
-	p.Release()
-	fireItem(t, b, 10) // the pool is not stuck behind the publishes that timed out
 }
 
 // neverConfirmed is a publish whose confirm never comes.
