@@ -56,8 +56,11 @@ type Options struct {
 	// MaxLen, when positive, caps each group queue at MaxLen messages
 	// (x-max-length, oldest dropped first). Query maxlen; default 0 (no cap).
 	MaxLen int
-	// ConfirmTimeout bounds the wait for a publisher confirm when the
-	// message's context has no deadline. Query confirm_timeout; default 30s.
+	// ConfirmTimeout bounds how long a publish waits, to be sent and then
+	// for its publisher confirm, when the message's context has no
+	// deadline: the publish then fails with an error wrapping
+	// context.DeadlineExceeded (and ErrNotConfirmed when it may have been
+	// sent). Query confirm_timeout; default 30s.
 	ConfirmTimeout time.Duration
 	// ReconnectMax is the longest wait between two reconnection attempts
 	// (the backoff starts at 100ms and doubles). Query reconnect_max; default 10s.
