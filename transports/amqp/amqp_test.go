@@ -547,7 +547,7 @@ func TestConcurrentFiresShareThePool(t *testing.T) {
 	opened := 0
 	for _, s := range tr.pool.slots {
 		s.mu.Lock()
-		if s.ch != nil {
+		if s.cur != nil {
 			opened++
 		}
 		s.mu.Unlock()

@@ -61,7 +61,7 @@ type confirmReq struct {
 	// Set by the sender before it closes done.
 	dcs  []*amqp091.DeferredConfirmation
 	dc1  [1]*amqp091.DeferredConfirmation // the dcs of one publishing
-	slot *confirmSlot
+	via  *confirmChannel                  // the channel it was published on
 	err  error
 	done chan struct{}
 	// confirmed counts the dcs known to be settled (the sender's).
@@ -71,11 +71,22 @@ type confirmReq struct {
 // maxSendBatch is the most publish calls one batch of the sender takes.
 const maxSendBatch = 256
 
+// confirmSlot is one place of the pool: the confirm channel open in it,
+// opened again when the one before closed.
 type confirmSlot struct {
-	mu     sync.Mutex
+	mu  sync.Mutex
+	cur *confirmChannel
+}
+
+// confirmChannel is one confirm channel, and why it closed: kept with what
+// was published on it, so that a channel opened again in the same slot
+// meanwhile does not hide the reason.
+type confirmChannel struct {
 	owner  *amqp091.Connection
 	ch     *amqp091.Channel
 	closed chan *amqp091.Error
+
+	mu     sync.Mutex
 	reason error
 }
 
@@ -106,11 +117,11 @@ func (p *confirmPool) start(conn *connection) {
 }
 
 // channel returns the slot's open confirm channel on conn, opening one if needed.
-func (s *confirmSlot) channel(conn *amqp091.Connection) (*amqp091.Channel, error) {
+func (s *confirmSlot) channel(conn *amqp091.Connection) (*confirmChannel, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ch != nil && s.owner == conn && !s.ch.IsClosed() {
-		return s.ch, nil
+	if c := s.cur; c != nil && c.owner == conn && !c.ch.IsClosed() {
+		return c, nil
 	}
 	ch, err := conn.Channel()
 	if err != nil {
@@ -120,27 +131,36 @@ func (s *confirmSlot) channel(conn *amqp091.Connection) (*amqp091.Channel, error
 		_ = ch.Close()
 		return nil, fmt.Errorf("amqp: enable publisher confirms: %w", err)
 	}
-	s.owner, s.ch, s.reason = conn, ch, nil
-	s.closed = ch.NotifyClose(make(chan *amqp091.Error, 1))
-	return ch, nil
+	s.cur = &confirmChannel{owner: conn, ch: ch, closed: ch.NotifyClose(make(chan *amqp091.Error, 1))}
+	return s.cur, nil
 }
 
-// closeReason returns the error that closed the slot's channel, if any.
-func (s *confirmSlot) closeReason() error {
+// close closes the slot's channel.
+func (s *confirmSlot) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.reason == nil && s.closed != nil {
+	if s.cur != nil && !s.cur.ch.IsClosed() {
+		_ = s.cur.ch.Close()
+	}
+	s.cur = nil
+}
+
+// closeReason returns the error that closed the channel, if it closed.
+func (c *confirmChannel) closeReason() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reason == nil {
 		select {
-		case e, ok := <-s.closed:
+		case e, ok := <-c.closed:
 			if ok && e != nil {
-				s.reason = e
+				c.reason = e
 			} else {
-				s.reason = amqp091.ErrClosed
+				c.reason = amqp091.ErrClosed
 			}
 		default:
 		}
 	}
-	return s.reason
+	return c.reason
 }
 
 // publish sends every publishing to exchange with routing key key and
@@ -232,9 +252,10 @@ func (p *confirmPool) sender() {
 
 // confirmWait is the sender's queue of published requests waiting for
 // their confirms, in publish order. The sender waits for the oldest
-// unconfirmed publish of the oldest request: confirms mostly come in
-// publish order, and one that comes early is found when those before it
-// are in.
+// unconfirmed publish of the oldest request (confirms mostly come in
+// publish order) and, when it wakes, answers every request it finds
+// settled among the oldest (answer). Callers keep their own deadlines;
+// the sender's timer only clears requests whose callers gave up.
 type confirmWait struct {
 	queue []*confirmReq
 	timer *time.Timer
@@ -271,14 +292,24 @@ func (w *confirmWait) stopTimer() {
 	}
 }
 
-// answer answers the requests at the front of the queue whose publishes
-// are all settled, or whose wait ended (deadline, context), and stops at
-// the first one still waiting. With final set it answers every request,
-// the unsettled ones as not confirmed (their channels are closed).
+// answerScan is how many requests still waiting answer looks at before
+// it stops: a request confirmed early (on another channel of the pool) is
+// answered as soon as it is within this many of the oldest.
+const answerScan = 64
+
+// answer answers the requests whose publishes are all settled, or whose
+// wait ended (deadline, context), looking at the oldest ones first and
+// stopping after answerScan requests still waiting; the others keep their
+// order. With final set it answers every request, the unsettled ones as
+// not confirmed (their channels are closed).
 func (w *confirmWait) answer(final bool) {
 	now := time.Now()
-	n := 0
-	for _, r := range w.queue {
+	kept := w.queue[:0]
+	for i, r := range w.queue {
+		if len(kept) == answerScan && !final {
+			kept = append(kept, w.queue[i:]...)
+			break
+		}
 		for r.confirmed < len(r.dcs) && isDone(r.dcs[r.confirmed].Done()) {
 			r.confirmed++
 		}
@@ -292,15 +323,13 @@ func (w *confirmWait) answer(final bool) {
 		case !now.Before(r.deadline):
 			r.err = fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, r.exchange, context.DeadlineExceeded)
 		default:
-			clear(w.queue[:n])
-			w.queue = w.queue[n:]
-			return
+			kept = append(kept, r)
+			continue
 		}
 		close(r.done)
-		n++
 	}
-	clear(w.queue)
-	w.queue = w.queue[:0]
+	clear(w.queue[len(kept):])
+	w.queue = kept
 }
 
 // isDone reports whether c is closed.
@@ -320,7 +349,7 @@ func (r *confirmReq) outcome() error {
 		if dc.Acked() {
 			continue
 		}
-		if reason := r.slot.closeReason(); reason != nil {
+		if reason := r.via.closeReason(); reason != nil {
 			return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, r.exchange, r.key, reason)
 		}
 		return fmt.Errorf("%w: the broker nacked a publish to %q with key %q", ErrNotConfirmed, r.exchange, r.key)
@@ -354,11 +383,12 @@ func (p *confirmPool) send(batch []*confirmReq, w *confirmWait) {
 		return
 	}
 	slot := p.slots[int(p.next.Add(1))%len(p.slots)]
-	ch, err := slot.channel(conn)
+	via, err := slot.channel(conn)
 	if err != nil {
 		fail(lost(conn, err))
 		return
 	}
+	ch := via.ch
 	p.corkMu.Lock()
 	cork := p.cork
 	p.corkMu.Unlock()
@@ -370,7 +400,7 @@ func (p *confirmPool) send(batch []*confirmReq, w *confirmWait) {
 	}
 	now := time.Now()
 	for _, r := range batch {
-		r.slot = slot
+		r.via = via
 		if !now.Before(r.deadline) { // its caller gave up: never sent
 			r.err = fmt.Errorf("amqp: publish to %q with key %q: %w", r.exchange, r.key, context.DeadlineExceeded)
 			continue
@@ -434,11 +464,6 @@ func (p *confirmPool) close() {
 // closeChannels closes the pool's channels.
 func (p *confirmPool) closeChannels() {
 	for _, s := range p.slots {
-		s.mu.Lock()
-		if s.ch != nil && !s.ch.IsClosed() {
-			_ = s.ch.Close()
-		}
-		s.ch = nil
-		s.mu.Unlock()
+		s.close()
 	}
 }

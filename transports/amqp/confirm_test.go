@@ -39,24 +39,53 @@ func TestConfirmTimeout(t *testing.T) {
 
 			p.Hold()
 			defer p.Release()
-			const n = 4
+			// Fire 0 has a deadline of its own, shorter than the pool's;
+			// fire 1 one far longer, cancelled once the others returned;
+			// the others have none.
+			const n = 5
 			errs := make([]error, n)
-			var wg sync.WaitGroup
+			took := make([]time.Duration, n)
+			long, cancelLong := context.WithTimeout(context.Background(), time.Hour)
+			defer cancelLong()
+			var wg, others sync.WaitGroup
 			for i := range n {
+				if i != 1 {
+					others.Add(1)
+				}
 				wg.Go(func() {
 					ctx := context.Background()
-					if i == 0 { // a deadline of the caller's own, shorter than the pool's
+					switch i {
+					case 0:
 						var cancel context.CancelFunc
 						ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
 						defer cancel()
+					case 1:
+						ctx = long
+					default:
 					}
+					start := time.Now()
 					_, errs[i] = bus.Fire(ctx, b, itemEvent, item{N: i + 1})
+					took[i] = time.Since(start)
+					if i != 1 {
+						others.Done()
+					}
 				})
 			}
+			others.Wait()
+			cancelLong()
 			wg.Wait()
 			for i, err := range errs {
-				if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotConnected) {
-					t.Errorf("Fire %d while the broker does not answer = %v, want context.DeadlineExceeded", i, err)
+				want := context.DeadlineExceeded
+				if i == 1 {
+					want = context.Canceled
+				}
+				if !errors.Is(err, want) || errors.Is(err, ErrNotConnected) {
+					t.Errorf("Fire %d while the broker does not answer = %v, want %v", i, err, want)
+				}
+				// The connection would be declared dead after 90 s of
+				// silence (heartbeat 60); the confirm timeout is 1 s.
+				if i != 1 && took[i] > 20*time.Second {
+					t.Errorf("Fire %d returned after %s, not by its deadline", i, took[i])
 				}
 			}
 
@@ -71,8 +100,8 @@ func neverConfirmed() []*amqp091.DeferredConfirmation {
 	return []*amqp091.DeferredConfirmation{{}}
 }
 
-// The sender answers the oldest requests whose wait ended and stops at
-// the first one still waiting; at close, it answers every one.
+// The sender answers the requests whose wait ended, wherever they are in
+// its queue, and keeps the others in order; at close, it answers every one.
 func TestConfirmWaitAnswersInOrder(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -83,7 +112,7 @@ func TestConfirmWaitAnswersInOrder(t *testing.T) {
 	expired := req(context.Background(), now.Add(-time.Second))
 	gone := req(cancelled, now.Add(time.Hour))
 	waiting := req(context.Background(), now.Add(time.Hour))
-	after := req(context.Background(), now.Add(-time.Second)) // behind one still waiting
+	after := req(context.Background(), now.Add(-time.Second)) // expired behind one still waiting
 	w := confirmWait{queue: []*confirmReq{expired, gone, waiting, after}}
 
 	w.answer(false)
@@ -93,12 +122,15 @@ func TestConfirmWaitAnswersInOrder(t *testing.T) {
 	if !isDone(gone.done) || !errors.Is(gone.err, context.Canceled) {
 		t.Errorf("request of a cancelled context: answered %v, err %v; want context.Canceled", isDone(gone.done), gone.err)
 	}
-	if isDone(waiting.done) || isDone(after.done) || len(w.queue) != 2 || w.queue[0] != waiting {
-		t.Fatalf("requests from the first still waiting on were answered (queue %d long)", len(w.queue))
+	if !isDone(after.done) || !errors.Is(after.err, context.DeadlineExceeded) {
+		t.Errorf("expired request behind one still waiting: answered %v, err %v; want DeadlineExceeded", isDone(after.done), after.err)
+	}
+	if isDone(waiting.done) || len(w.queue) != 1 || w.queue[0] != waiting {
+		t.Fatalf("the request still waiting was answered (queue %d long)", len(w.queue))
 	}
 
 	w.answer(true)
-	for _, r := range []*confirmReq{waiting, after} {
+	for _, r := range []*confirmReq{waiting} {
 		if !isDone(r.done) || !errors.Is(r.err, ErrNotConfirmed) || !errors.Is(r.err, transports.ErrClosed) {
 			t.Errorf("request at close: answered %v, err %v; want ErrNotConfirmed and ErrClosed", isDone(r.done), r.err)
 		}
@@ -106,4 +138,69 @@ func TestConfirmWaitAnswersInOrder(t *testing.T) {
 	if len(w.queue) != 0 {
 		t.Errorf("%d requests left after the final answer", len(w.queue))
 	}
+}
+
+// Closing the transport while many publishes wait for confirms answers
+// every one of them: confirmed, or failed with a reason.
+func TestCloseAnswersPublishesInFlight(t *testing.T) {
+	raw := testURL(t, "", "")
+	b := newTestBus(t, raw, "svc", "p1")
+	startBus(t, b)
+	tr := b.Transport().(*Transport)
+	fireItem(t, b, 0)
+	const firers = 32
+	var fired sync.WaitGroup
+	var wg sync.WaitGroup
+	errs := make(chan error, firers)
+	fired.Add(firers)
+	for w := range firers {
+		wg.Go(func() {
+			first := true
+			for i := 0; ; i++ {
+				_, err := bus.Fire(context.Background(), b, itemEvent, item{N: w*1000 + i})
+				if first {
+					first = false
+					fired.Done()
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	fired.Wait() // every firer has had a publish answered, and is publishing again
+	if err := tr.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("publishes in flight at Close were not answered")
+	}
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, transports.ErrClosed) && !errors.Is(err, ErrNotConfirmed) && !errors.Is(err, ErrNotConnected) {
+			t.Errorf("Fire at Close = %v, want ErrClosed, ErrNotConfirmed or ErrNotConnected", err)
+		}
+	}
+}
+
+// A publish the broker refuses by closing its channel (an exchange that
+// does not exist) fails with ErrNotConfirmed and the broker's reason, and
+// the pool opens the channel again for the next publishes.
+func TestPublishRefusedByTheBroker(t *testing.T) {
+	raw := testURL(t, "", "channel_pool_size=1")
+	b := newTestBus(t, raw, "svc", "p1")
+	startBus(t, b)
+	tr := b.Transport().(*Transport)
+	fireItem(t, b, 0)
+	err := tr.pool.publish(context.Background(), "busline-no-such-exchange", "k", amqp091.Publishing{Body: []byte("{}")})
+	var amqpErr *amqp091.Error
+	if !errors.Is(err, ErrNotConfirmed) || !errors.As(err, &amqpErr) || amqpErr.Code != amqp091.NotFound {
+		t.Fatalf("publish to a missing exchange = %v, want ErrNotConfirmed with the broker's 404", err)
+	}
+	fireItem(t, b, 1)
 }
