@@ -24,12 +24,9 @@ var ErrNotConfirmed = errors.New("amqp: publish not confirmed by the broker")
 // in batches: the sender takes every request waiting (and those of
 // publishers that become runnable meanwhile), publishes them back to back
 // on the next channel round-robin with the network connection corked, and
-// sends the batch in one write. The same goroutine then watches the
-// confirms of what it sent, oldest first, and answers each caller once the
-// broker confirmed all of its publishes: a caller waits once, for its
-// answer, not once for the send and again for the confirm. A channel
-// closed by an error, or belonging to a lost connection, is reopened on
-// next use.
+// sends the batch in one write; each caller then waits for its own
+// confirms, while the next batch goes out. A channel closed by an error,
+// or belonging to a lost connection, is reopened on next use.
 type confirmPool struct {
 	conn    *connection
 	timeout time.Duration
@@ -38,14 +35,8 @@ type confirmPool struct {
 
 	reqs chan *confirmReq
 	stop chan struct{}
-	done chan struct{} // the sender returned
-	// answered is closed once every request the sender took is answered
-	// (after close resolved those still waiting for confirms).
-	answered chan struct{}
-	once     sync.Once
-	// unconfirmed is what the sender left waiting for confirms when it
-	// stopped; close answers them once the channels are closed.
-	unconfirmed []*confirmReq
+	done chan struct{}
+	once sync.Once
 
 	corkMu sync.Mutex
 	cork   *corkConn // the network connection of the latest dial
@@ -54,18 +45,14 @@ type confirmPool struct {
 // confirmReq is one publish call handed to the sender.
 type confirmReq struct {
 	ctx      context.Context
-	deadline time.Time // the end of the wait for the broker's confirms
 	exchange string
 	key      string
 	pubs     []amqp091.Publishing
-	// Set by the sender before it closes done.
+	// Set by the sender before it closes sent.
 	dcs  []*amqp091.DeferredConfirmation
-	dc1  [1]*amqp091.DeferredConfirmation // the dcs of one publishing
-	via  *confirmChannel                  // the channel it was published on
+	via  *confirmChannel // the channel it was published on
 	err  error
-	done chan struct{}
-	// confirmed counts the dcs known to be settled (the sender's).
-	confirmed int
+	sent chan struct{}
 }
 
 // maxSendBatch is the most publish calls one batch of the sender takes.
@@ -96,8 +83,7 @@ type confirmChannel struct {
 func newConfirmPool(size int, timeout time.Duration) *confirmPool {
 	p := &confirmPool{
 		timeout: timeout, slots: make([]*confirmSlot, size),
-		reqs: make(chan *confirmReq, maxSendBatch), stop: make(chan struct{}),
-		done: make(chan struct{}), answered: make(chan struct{}),
+		reqs: make(chan *confirmReq, maxSendBatch), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	for i := range p.slots {
 		p.slots[i] = &confirmSlot{}
@@ -170,204 +156,85 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 	if err := checkPublishings(key, pubs); err != nil {
 		return err
 	}
-	deadline, ok := ctx.Deadline()
-	var expired <-chan time.Time
-	if !ok {
-		// The pool's confirm timeout, kept by a timer of the call's own: a
-		// sender stuck behind the broker (a channel to open, a socket that
-		// takes no more) holds no caller past it.
-		deadline = time.Now().Add(p.timeout)
-		timer := time.NewTimer(p.timeout)
-		defer timer.Stop()
-		expired = timer.C
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
 	}
-	r := &confirmReq{ctx: ctx, deadline: deadline, exchange: exchange, key: key, pubs: pubs, done: make(chan struct{})}
+	r := &confirmReq{ctx: ctx, exchange: exchange, key: key, pubs: pubs, sent: make(chan struct{})}
 	select {
 	case p.reqs <- r:
 	case <-p.stop:
 		return transports.ErrClosed
 	case <-ctx.Done():
 		return fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, ctx.Err())
-	case <-expired:
-		return fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, context.DeadlineExceeded)
 	}
-	// The sender (or close, after it) answers every request it took; one
-	// queued after it stopped is never taken.
+	// The sender answers every request it took; one queued after it
+	// stopped is never taken. A sender stuck behind the broker (a channel
+	// to open, a socket that takes no more) holds no caller past its
+	// deadline, and does not send a request whose deadline passed.
 	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, ctx.Err())
-	case <-expired:
-		return fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, context.DeadlineExceeded)
-	case <-p.answered:
+	case <-r.sent:
+	case <-p.done:
 		select {
-		case <-r.done:
-			return r.err
+		case <-r.sent:
 		default:
 			return transports.ErrClosed
 		}
+	case <-ctx.Done():
+		return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, ctx.Err())
 	}
+	if r.err != nil {
+		return r.err
+	}
+	for _, dc := range r.dcs {
+		acked, err := dc.WaitContext(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, err)
+		}
+		if !acked {
+			if reason := r.via.closeReason(); reason != nil {
+				return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, reason)
+			}
+			return fmt.Errorf("%w: the broker nacked a publish to %q with key %q", ErrNotConfirmed, exchange, key)
+		}
+	}
+	return nil
 }
 
-// sender publishes the requests in batches and answers them as their
-// confirms come, until stop; then it fails what is left in the queue and
-// leaves the requests still waiting for confirms to close.
+// sender publishes the requests in batches until stop, then fails what
+// is left in the queue.
 func (p *confirmPool) sender() {
 	defer close(p.done)
-	var w confirmWait
-	defer w.stopTimer()
 	batch := make([]*confirmReq, 0, maxSendBatch)
 	last := 0 // size of the previous batch
 	for {
-		confirmed, expired, gone := w.watch()
 		select {
 		case r := <-p.reqs:
 			batch = append(batch[:0], r)
-			batch = transports.Gather(p.reqs, batch, maxSendBatch, last > 1)
-			last = len(batch)
-			p.send(batch, &w)
-		case <-confirmed:
-			w.answer(false)
-		case <-expired:
-			w.armed = time.Time{}
-			w.answer(false)
-		case <-gone:
-			w.answer(false)
 		case <-p.stop:
 			for {
 				select {
 				case r := <-p.reqs:
 					r.err = transports.ErrClosed
-					close(r.done)
+					close(r.sent)
 				default:
-					w.answer(false)
-					p.unconfirmed = w.queue
 					return
 				}
 			}
 		}
+		batch = transports.Gather(p.reqs, batch, maxSendBatch, last > 1)
+		last = len(batch)
+		p.send(batch)
 	}
-}
-
-// confirmWait is the sender's queue of published requests waiting for
-// their confirms, in publish order. The sender waits for the oldest
-// unconfirmed publish of the oldest request (confirms mostly come in
-// publish order) and, when it wakes, answers every request it finds
-// settled among the oldest (answer). Callers keep their own deadlines;
-// the sender's timer only clears requests whose callers gave up.
-type confirmWait struct {
-	queue []*confirmReq
-	timer *time.Timer
-	// armed is when the timer fires (zero: it is not set). Deadlines
-	// mostly grow in publish order, so the timer is set again only when
-	// it fired or the oldest request's deadline comes before it.
-	armed time.Time
-}
-
-// watch returns what ends the wait of the oldest request: its next
-// unconfirmed publish being settled, a deadline, its context. All nil
-// when nothing waits.
-func (w *confirmWait) watch() (confirmed <-chan struct{}, expired <-chan time.Time, gone <-chan struct{}) {
-	if len(w.queue) == 0 {
-		return nil, nil, nil
-	}
-	head := w.queue[0]
-	if w.armed.IsZero() || head.deadline.Before(w.armed) {
-		d := time.Until(head.deadline)
-		if w.timer == nil {
-			w.timer = time.NewTimer(d)
-		} else {
-			w.timer.Reset(d)
-		}
-		w.armed = head.deadline
-	}
-	return head.dcs[head.confirmed].Done(), w.timer.C, head.ctx.Done()
-}
-
-// stopTimer stops the deadline timer.
-func (w *confirmWait) stopTimer() {
-	if w.timer != nil {
-		w.timer.Stop()
-	}
-}
-
-// answerScan is how many requests still waiting answer looks at before
-// it stops: a request confirmed early (on another channel of the pool) is
-// answered as soon as it is within this many of the oldest.
-const answerScan = 64
-
-// answer answers the requests whose publishes are all settled, or whose
-// wait ended (deadline, context), looking at the oldest ones first and
-// stopping after answerScan requests still waiting; the others keep their
-// order. With final set it answers every request, the unsettled ones as
-// not confirmed (their channels are closed).
-func (w *confirmWait) answer(final bool) {
-	now := time.Now()
-	kept := w.queue[:0]
-	for i, r := range w.queue {
-		if len(kept) == answerScan && !final {
-			kept = append(kept, w.queue[i:]...)
-			break
-		}
-		for r.confirmed < len(r.dcs) && isDone(r.dcs[r.confirmed].Done()) {
-			r.confirmed++
-		}
-		switch {
-		case r.confirmed == len(r.dcs):
-			r.err = r.outcome()
-		case final:
-			r.err = fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, r.exchange, r.key, transports.ErrClosed)
-		case r.ctx.Err() != nil:
-			r.err = fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, r.exchange, r.ctx.Err())
-		case !now.Before(r.deadline):
-			r.err = fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, r.exchange, context.DeadlineExceeded)
-		default:
-			kept = append(kept, r)
-			continue
-		}
-		close(r.done)
-	}
-	clear(w.queue[len(kept):])
-	w.queue = kept
-}
-
-// isDone reports whether c is closed.
-func isDone(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// outcome is the result of a request whose publishes are all settled: nil
-// when the broker acked every one.
-func (r *confirmReq) outcome() error {
-	for _, dc := range r.dcs {
-		if dc.Acked() {
-			continue
-		}
-		if reason := r.via.closeReason(); reason != nil {
-			return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, r.exchange, r.key, reason)
-		}
-		return fmt.Errorf("%w: the broker nacked a publish to %q with key %q", ErrNotConfirmed, r.exchange, r.key)
-	}
-	return nil
 }
 
 // send publishes a batch on one channel with the network connection
-// corked; requests published go to w to wait for their confirms, the
-// others are answered at once.
-func (p *confirmPool) send(batch []*confirmReq, w *confirmWait) {
+// corked, and answers every request of it.
+func (p *confirmPool) send(batch []*confirmReq) {
 	defer func() {
 		for _, r := range batch {
-			if len(r.dcs) == 0 {
-				close(r.done)
-			} else {
-				w.queue = append(w.queue, r)
-			}
+			close(r.sent)
 		}
 	}()
 	fail := func(err error) {
@@ -398,17 +265,9 @@ func (p *confirmPool) send(batch []*confirmReq, w *confirmWait) {
 	if cork != nil {
 		cork.cork()
 	}
-	now := time.Now()
 	for _, r := range batch {
 		r.via = via
-		if !now.Before(r.deadline) { // its caller gave up: never sent
-			r.err = fmt.Errorf("amqp: publish to %q with key %q: %w", r.exchange, r.key, context.DeadlineExceeded)
-			continue
-		}
-		dcs := r.dc1[:0]
-		if len(r.pubs) > 1 {
-			dcs = make([]*amqp091.DeferredConfirmation, 0, len(r.pubs))
-		}
+		dcs := make([]*amqp091.DeferredConfirmation, 0, len(r.pubs))
 		for _, pub := range r.pubs {
 			dc, err := ch.PublishWithDeferredConfirmWithContext(r.ctx, r.exchange, r.key, false, false, pub)
 			if err != nil {
@@ -426,8 +285,7 @@ func (p *confirmPool) send(batch []*confirmReq, w *confirmWait) {
 			// What was published in this batch never left: its confirms
 			// will fail with the connection; fail the callers now.
 			for _, r := range batch {
-				if r.dcs != nil {
-					r.dcs = nil
+				if r.err == nil {
 					r.err = fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConnected, r.exchange, r.key, err)
 				}
 			}
@@ -444,25 +302,14 @@ func lost(conn *amqp091.Connection, err error) error {
 }
 
 // close stops the sender (publishes queued meanwhile fail with
-// transports.ErrClosed), closes the channels, and answers the publishes
-// that were waiting for confirms: those the broker confirmed before its
-// channel closed succeed, the others fail with ErrNotConfirmed.
+// transports.ErrClosed) and closes the channels.
 func (p *confirmPool) close() {
 	p.once.Do(func() {
 		close(p.stop)
 		if p.conn != nil {
 			<-p.done
 		}
-		p.closeChannels()
-		w := confirmWait{queue: p.unconfirmed}
-		w.answer(true)
-		p.unconfirmed = nil
-		close(p.answered)
 	})
-}
-
-// closeChannels closes the pool's channels.
-func (p *confirmPool) closeChannels() {
 	for _, s := range p.slots {
 		s.close()
 	}

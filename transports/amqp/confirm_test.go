@@ -95,51 +95,6 @@ func TestConfirmTimeout(t *testing.T) {
 	}
 }
 
-// neverConfirmed is a publish whose confirm never comes.
-func neverConfirmed() []*amqp091.DeferredConfirmation {
-	return []*amqp091.DeferredConfirmation{{}}
-}
-
-// The sender answers the requests whose wait ended, wherever they are in
-// its queue, and keeps the others in order; at close, it answers every one.
-func TestConfirmWaitAnswersInOrder(t *testing.T) {
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	now := time.Now()
-	req := func(ctx context.Context, deadline time.Time) *confirmReq {
-		return &confirmReq{ctx: ctx, deadline: deadline, exchange: "x", key: "k", dcs: neverConfirmed(), done: make(chan struct{})}
-	}
-	expired := req(context.Background(), now.Add(-time.Second))
-	gone := req(cancelled, now.Add(time.Hour))
-	waiting := req(context.Background(), now.Add(time.Hour))
-	after := req(context.Background(), now.Add(-time.Second)) // expired behind one still waiting
-	w := confirmWait{queue: []*confirmReq{expired, gone, waiting, after}}
-
-	w.answer(false)
-	if !isDone(expired.done) || !errors.Is(expired.err, ErrNotConfirmed) || !errors.Is(expired.err, context.DeadlineExceeded) {
-		t.Errorf("expired request: answered %v, err %v; want ErrNotConfirmed and DeadlineExceeded", isDone(expired.done), expired.err)
-	}
-	if !isDone(gone.done) || !errors.Is(gone.err, context.Canceled) {
-		t.Errorf("request of a cancelled context: answered %v, err %v; want context.Canceled", isDone(gone.done), gone.err)
-	}
-	if !isDone(after.done) || !errors.Is(after.err, context.DeadlineExceeded) {
-		t.Errorf("expired request behind one still waiting: answered %v, err %v; want DeadlineExceeded", isDone(after.done), after.err)
-	}
-	if isDone(waiting.done) || len(w.queue) != 1 || w.queue[0] != waiting {
-		t.Fatalf("the request still waiting was answered (queue %d long)", len(w.queue))
-	}
-
-	w.answer(true)
-	for _, r := range []*confirmReq{waiting} {
-		if !isDone(r.done) || !errors.Is(r.err, ErrNotConfirmed) || !errors.Is(r.err, transports.ErrClosed) {
-			t.Errorf("request at close: answered %v, err %v; want ErrNotConfirmed and ErrClosed", isDone(r.done), r.err)
-		}
-	}
-	if len(w.queue) != 0 {
-		t.Errorf("%d requests left after the final answer", len(w.queue))
-	}
-}
-
 // Closing the transport while many publishes wait for confirms answers
 // every one of them: confirmed, or failed with a reason.
 func TestCloseAnswersPublishesInFlight(t *testing.T) {
