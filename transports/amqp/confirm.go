@@ -121,16 +121,6 @@ func (s *confirmSlot) channel(conn *amqp091.Connection) (*confirmChannel, error)
 	return s.cur, nil
 }
 
-// close closes the slot's channel.
-func (s *confirmSlot) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur != nil && !s.cur.ch.IsClosed() {
-		_ = s.cur.ch.Close()
-	}
-	s.cur = nil
-}
-
 // closeReason returns the error that closed the channel, if it closed.
 func (c *confirmChannel) closeReason() error {
 	c.mu.Lock()
@@ -301,16 +291,37 @@ func lost(conn *amqp091.Connection, err error) error {
 	return err
 }
 
-// close stops the sender (publishes queued meanwhile fail with
-// transports.ErrClosed) and closes the channels.
+// closeGrace bounds each step of closing the publishing side gracefully:
+// the sender finishing the batch it is sending, the close handshake of a
+// connection. A broker that blocked the publishing connection (a memory
+// or disk alarm: it stops reading from it, and keeps it alive) or that
+// stopped answering would otherwise hold Close for as long as it lasts.
+const closeGrace = 3 * time.Second
+
+// close stops the sender; publishes queued meanwhile fail with
+// transports.ErrClosed. A sender still stuck after closeGrace (a socket
+// the broker no longer reads, a channel it does not open) is freed by
+// closing the network connection under it. The channels are left to the
+// publishing connection's close: closing each one waits for the broker.
 func (p *confirmPool) close() {
 	p.once.Do(func() {
 		close(p.stop)
-		if p.conn != nil {
+		if p.conn == nil {
+			return
+		}
+		grace := time.NewTimer(closeGrace)
+		defer grace.Stop()
+		select {
+		case <-p.done:
+		case <-grace.C:
+			p.conn.stopReconnecting() // the loss below is final
+			p.corkMu.Lock()
+			c := p.cork
+			p.corkMu.Unlock()
+			if c != nil {
+				_ = c.Conn.Close()
+			}
 			<-p.done
 		}
 	})
-	for _, s := range p.slots {
-		s.close()
-	}
 }

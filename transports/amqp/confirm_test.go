@@ -79,8 +79,8 @@ func TestConfirmTimeout(t *testing.T) {
 				if i == 1 {
 					want = context.Canceled
 				}
-				if !errors.Is(err, want) || errors.Is(err, ErrNotConnected) {
-					t.Errorf("Fire %d while the broker does not answer = %v, want %v", i, err, want)
+				if !errors.Is(err, ErrNotConfirmed) || !errors.Is(err, want) || errors.Is(err, ErrNotConnected) {
+					t.Errorf("Fire %d while the broker does not answer = %v, want ErrNotConfirmed and %v", i, err, want)
 				}
 				// The connection would be declared dead after 90 s of
 				// silence (heartbeat 60); the confirm timeout is 1 s.
@@ -144,18 +144,74 @@ func TestCloseAnswersPublishesInFlight(t *testing.T) {
 }
 
 // A publish the broker refuses by closing its channel (an exchange that
-// does not exist) fails with ErrNotConfirmed and the broker's reason, and
-// the pool opens the channel again for the next publishes.
+// does not exist) fails with ErrNotConfirmed and the broker's reason, even
+// while other publishes make the pool open the channel again at once; and
+// those publishes go through.
 func TestPublishRefusedByTheBroker(t *testing.T) {
 	raw := testURL(t, "", "channel_pool_size=1")
 	b := newTestBus(t, raw, "svc", "p1")
 	startBus(t, b)
 	tr := b.Transport().(*Transport)
 	fireItem(t, b, 0)
-	err := tr.pool.publish(context.Background(), "busline-no-such-exchange", "k", amqp091.Publishing{Body: []byte("{}")})
-	var amqpErr *amqp091.Error
-	if !errors.Is(err, ErrNotConfirmed) || !errors.As(err, &amqpErr) || amqpErr.Code != amqp091.NotFound {
-		t.Fatalf("publish to a missing exchange = %v, want ErrNotConfirmed with the broker's 404", err)
+
+	stop := make(chan struct{})
+	var firers sync.WaitGroup
+	for w := range 8 {
+		firers.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Some fail: they shared the channel the broker closed.
+				_, _ = bus.Fire(context.Background(), b, itemEvent, item{N: w*100000 + i})
+			}
+		})
+	}
+	lost := 0
+	for range 50 {
+		err := tr.pool.publish(context.Background(), "busline-no-such-exchange", "k", amqp091.Publishing{Body: []byte("{}")})
+		var amqpErr *amqp091.Error
+		if !errors.Is(err, ErrNotConfirmed) {
+			t.Fatalf("publish to a missing exchange = %v, want ErrNotConfirmed", err)
+		}
+		if !errors.As(err, &amqpErr) || amqpErr.Code != amqp091.NotFound {
+			lost++
+		}
+	}
+	close(stop)
+	firers.Wait()
+	if lost > 0 {
+		t.Errorf("%d of 50 refused publishes lost the broker's reason (404)", lost)
 	}
 	fireItem(t, b, 1)
+}
+
+// Close returns promptly while the broker stopped answering the
+// publishing connection and the sender is stuck on it (waiting for a
+// channel to open): it does not wait for the connection to be declared
+// dead (90 s of silence here, heartbeat 60).
+func TestCloseWhileBrokerStalls(t *testing.T) {
+	p := startProxy(t)
+	raw := testURL(t, p.url(t), "confirm_timeout=1s&heartbeat=60")
+	b := newTestBus(t, raw, "svc", "p1")
+	startBus(t, b)
+	tr := b.Transport().(*Transport)
+	fireItem(t, b, 0) // one channel of the pool open; the next publish opens another
+
+	p.Hold()
+	defer p.Release()
+	if _, err := bus.Fire(context.Background(), b, itemEvent, item{N: 1}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Fire while the broker does not answer = %v, want context.DeadlineExceeded", err)
+	}
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- tr.Close() }()
+	select {
+	case <-closed: // an error is expected: the close handshake was not answered
+		t.Logf("Close returned after %s", time.Since(start).Round(time.Millisecond))
+	case <-time.After(60 * time.Second):
+		t.Fatal("Close did not return while the broker stalled")
+	}
 }

@@ -32,6 +32,7 @@ type connection struct {
 	ready   chan struct{} // closed while conn is usable; replaced on loss
 	closing chan struct{}
 	done    chan struct{}
+	stop    sync.Once // closes closing
 	once    sync.Once
 }
 
@@ -82,6 +83,11 @@ func (c *connection) keep(conn *amqp091.Connection) {
 func (c *connection) redial() (*amqp091.Connection, bool) {
 	gap := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		select {
+		case <-c.closing:
+			return nil, false
+		default:
+		}
 		conn, err := c.dial(c.name)
 		if err == nil {
 			return conn, true
@@ -149,19 +155,27 @@ func (c *connection) wait(ctx context.Context) (*amqp091.Connection, error) {
 	}
 }
 
+// stopReconnecting makes a loss of the connection final, and current
+// return transports.ErrClosed: close follows.
+func (c *connection) stopReconnecting() {
+	c.stop.Do(func() { close(c.closing) })
+}
+
 // close stops reconnecting and closes the connection; channels opened on it
 // are closed by the broker, returning their unacknowledged deliveries.
 func (c *connection) close() error {
 	var err error
+	c.stopReconnecting()
 	c.once.Do(func() {
-		close(c.closing)
 		<-c.done
 		c.mu.Lock()
 		conn := c.conn
 		c.conn = nil
 		c.mu.Unlock()
 		if conn != nil && !conn.IsClosed() {
-			if cerr := conn.Close(); cerr != nil && !errors.Is(cerr, amqp091.ErrClosed) {
+			// Bounded: a broker that stopped reading (an alarm) never
+			// answers the close handshake.
+			if cerr := conn.CloseDeadline(time.Now().Add(closeGrace)); cerr != nil && !errors.Is(cerr, amqp091.ErrClosed) {
 				err = fmt.Errorf("amqp: close connection %s: %w", c.name, cerr)
 			}
 		}

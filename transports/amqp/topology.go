@@ -226,12 +226,3 @@ func (a *admin) ensure(tp topology, name string, args amqp091.Table) error {
 		return nil
 	})
 }
-
-func (a *admin) close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ch != nil && !a.ch.IsClosed() {
-		_ = a.ch.Close()
-	}
-	a.ch = nil
-}

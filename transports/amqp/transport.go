@@ -288,7 +288,6 @@ func (t *Transport) Close() error {
 		}
 	}
 	t.pool.close()
-	t.admin.close()
 	if err := t.pubConn.close(); err != nil {
 		errs = append(errs, err)
 	}
