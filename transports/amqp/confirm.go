@@ -246,9 +246,7 @@ func (p *confirmPool) send(batch []*confirmReq) {
 		return
 	}
 	ch := via.ch
-	p.corkMu.Lock()
-	cork := p.cork
-	p.corkMu.Unlock()
+	cork := p.latestCork()
 	if len(batch) == 1 && len(batch[0].pubs) == 1 {
 		cork = nil // one publish is one write anyway
 	}
@@ -291,37 +289,23 @@ func lost(conn *amqp091.Connection, err error) error {
 	return err
 }
 
-// closeGrace bounds each step of closing the publishing side gracefully:
-// the sender finishing the batch it is sending, the close handshake of a
-// connection. A broker that blocked the publishing connection (a memory
-// or disk alarm: it stops reading from it, and keeps it alive) or that
-// stopped answering would otherwise hold Close for as long as it lasts.
-const closeGrace = 3 * time.Second
-
 // close stops the sender; publishes queued meanwhile fail with
-// transports.ErrClosed. A sender still stuck after closeGrace (a socket
-// the broker no longer reads, a channel it does not open) is freed by
-// closing the network connection under it. The channels are left to the
-// publishing connection's close: closing each one waits for the broker.
+// transports.ErrClosed. The channels are left to the publishing
+// connection's close: closing each one waits for the broker, which may
+// have stopped reading (Transport.Close).
 func (p *confirmPool) close() {
 	p.once.Do(func() {
 		close(p.stop)
-		if p.conn == nil {
-			return
-		}
-		grace := time.NewTimer(closeGrace)
-		defer grace.Stop()
-		select {
-		case <-p.done:
-		case <-grace.C:
-			p.conn.stopReconnecting() // the loss below is final
-			p.corkMu.Lock()
-			c := p.cork
-			p.corkMu.Unlock()
-			if c != nil {
-				_ = c.Conn.Close()
-			}
+		if p.conn != nil {
 			<-p.done
 		}
 	})
+}
+
+// latestCork returns the network connection of the publishing
+// connection's latest dial (nil before the first).
+func (p *confirmPool) latestCork() *corkConn {
+	p.corkMu.Lock()
+	defer p.corkMu.Unlock()
+	return p.cork
 }

@@ -175,7 +175,7 @@ func (c *connection) close() error {
 		if conn != nil && !conn.IsClosed() {
 			// Bounded: a broker that stopped reading (an alarm) never
 			// answers the close handshake.
-			if cerr := conn.CloseDeadline(time.Now().Add(closeGrace)); cerr != nil && !errors.Is(cerr, amqp091.ErrClosed) {
+			if cerr := conn.CloseDeadline(time.Now().Add(closeHandshake)); cerr != nil && !errors.Is(cerr, amqp091.ErrClosed) {
 				err = fmt.Errorf("amqp: close connection %s: %w", c.name, cerr)
 			}
 		}

@@ -265,16 +265,52 @@ func (t *Transport) consumerCork() *corkConn {
 
 func (t *Transport) isClosed() bool { return t.subs.Closed() }
 
+// closeBudget bounds Close on a broker that stopped answering, or that
+// blocked the publishing connection (a memory or disk alarm: RabbitMQ then
+// stops reading from it but keeps it alive, so its heartbeats never
+// declare it dead): what Close still waits for after it, the broker's
+// replies to a consumer's cancel, a channel to open, a close handshake,
+// ends with the connections. closeHandshake bounds each connection's
+// close handshake on its own.
+const (
+	closeBudget    = 10 * time.Second
+	closeHandshake = 3 * time.Second
+)
+
+// dropConnections makes the transport's connections final and closes the
+// network connections under them, which fails every call still waiting
+// for the broker on them: Close's way out when the broker does not answer
+// within closeBudget. subConn is the consumer connection, nil when none
+// was opened.
+func (t *Transport) dropConnections(subConn *connection) {
+	t.log.Warn("amqp: the broker did not answer the close in time; dropping the connections", slog.Duration("after", closeBudget))
+	t.pubConn.stopReconnecting()
+	if c := t.pool.latestCork(); c != nil {
+		_ = c.Conn.Close()
+	}
+	if subConn != nil {
+		subConn.stopReconnecting()
+		if c := t.consumerCork(); c != nil {
+			_ = c.Conn.Close()
+		}
+	}
+}
+
 // Close closes every subscriber (see Subscriber.Close), then the channels
 // and connections. Unacknowledged deliveries go back to their queues.
+// On a broker that does not answer, it returns within about closeBudget
+// (10 s), dropping the connections.
 func (t *Transport) Close() error {
 	// Under mu, so that no NewSubscriber opens a consumer connection after this.
 	t.mu.Lock()
 	subs, first := t.subs.MarkClosed()
+	subConn := t.subConn
 	t.mu.Unlock()
 	if !first {
 		return nil
 	}
+	watchdog := time.AfterFunc(closeBudget, func() { t.dropConnections(subConn) })
+	defer watchdog.Stop()
 	var errs []error
 	for _, s := range subs {
 		if err := s.Close(); err != nil {
