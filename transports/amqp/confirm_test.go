@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -218,11 +219,74 @@ func TestCloseWhileBrokerStalls(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- tr.Close() }()
 	select {
-	case <-closed: // an error is expected: the broker answered nothing
+	case err := <-closed:
+		if !errors.Is(err, ErrNotConnected) {
+			t.Errorf("Close while the broker stalls = %v, want ErrNotConnected (the connections dropped)", err)
+		}
 		if took := time.Since(start); took > closeBudget+10*time.Second {
 			t.Errorf("Close returned after %s, want about %s", took, closeBudget)
 		}
 	case <-time.After(closeBudget + 60*time.Second):
 		t.Fatal("Close did not return while the broker stalled")
+	}
+}
+
+// Close returns the deliveries a listener's client holds unread (a large
+// prefetch) to the queue: each event once, none lost, none duplicated,
+// and within Close's budget.
+func TestCloseReturnsUnreadDeliveriesOnce(t *testing.T) {
+	const n = 5000
+	raw := testURL(t, "", fmt.Sprintf("prefetch=%d", n))
+	o := optionsOf(t, raw)
+	b := newTestBus(t, raw, "svc", "p1")
+	release := make(chan struct{})
+	defer close(release)
+	_ = bus.Listen(b, itemEvent, "held", func(ctx context.Context, _ bus.Delivery[item]) error {
+		select { // the handler holds its delivery; the rest wait in the client
+		case <-release:
+		case <-ctx.Done():
+		}
+		return ctx.Err()
+	}, bus.WithConcurrency(1))
+	startBus(t, b)
+	payloads := make([]item, 0, bus.MaxBatchCall)
+	var ids []string
+	for len(ids) < n {
+		payloads = payloads[:0]
+		for range min(bus.MaxBatchCall, n-len(ids)) {
+			payloads = append(payloads, item{N: len(ids) + len(payloads)})
+		}
+		got, err := bus.FireBatch(context.Background(), b, itemEvent, payloads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, got...)
+	}
+	queue := o.QueuePrefix + "svc-held"
+	eventually(t, 30*time.Second, "every event delivered to the listener's client", func() bool { return queueLen(t, queue) == 0 })
+
+	if err := b.Transport().Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	eventually(t, 30*time.Second, "every event back in the queue", func() bool { return queueLen(t, queue) >= n })
+	ch := rawChannel(t)
+	seen := map[string]int{}
+	for {
+		d, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		seen[headerString(d.Headers["_watermill_message_uuid"])]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("event %s is %d times in the queue after Close, want once", id, seen[id])
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct events in the queue, want %d", len(seen), n)
 	}
 }

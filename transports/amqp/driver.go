@@ -436,23 +436,7 @@ func (s *amqpSub) Close() error {
 		return nil
 	}
 	if err := ch.Cancel(s.cfg.Consumer, false); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.t.o.ConfirmTimeout)
-		for d := range deliveries {
-			s.mu.Lock()
-			s.tr.track(d.DeliveryTag)
-			gen := s.gen
-			s.mu.Unlock()
-			st := stateNack
-			topic := s.firedAs(d)
-			if topic == "" {
-				topic = s.topic
-			}
-			if s.republish(ctx, d, 0, attempt(d), topic) == nil {
-				st = stateAck
-			}
-			s.settle(tagID{gen, d.DeliveryTag}, st)
-		}
-		cancel()
+		s.returnUnread(deliveries)
 	}
 	s.mu.Lock()
 	_ = s.flushLocked()
@@ -463,6 +447,76 @@ func (s *amqpSub) Close() error {
 		return fmt.Errorf("amqp: close consumer channel: %w", err)
 	}
 	return nil
+}
+
+// returnChunk is how many unread deliveries Close returns to the queue per
+// round trip.
+const returnChunk = 256
+
+// returnUnread returns to the queue the deliveries the client received and
+// never handed out, until deliveries ends (the consumer was cancelled):
+// each is republished with its attempt count unchanged and acked. They go
+// in chunks, published together and acked before the next chunk, so that
+// a few thousand of them (a large prefetch) take a few round trips, and a
+// Close cut short (closeBudget) leaves at most one chunk both republished
+// and back in the queue. A chunk that cannot be republished is nacked:
+// the broker puts it back, which counts a delivery.
+func (s *amqpSub) returnUnread(deliveries <-chan amqp091.Delivery) {
+	chunk := make([]amqp091.Delivery, 0, returnChunk)
+	for d := range deliveries {
+		chunk = append(chunk[:0], d)
+	gather:
+		for len(chunk) < returnChunk {
+			select {
+			case d, ok := <-deliveries:
+				if !ok {
+					break gather
+				}
+				chunk = append(chunk, d)
+			default:
+				break gather
+			}
+		}
+		s.returnChunk(chunk)
+	}
+}
+
+// returnChunk republishes the deliveries of chunk to the group queue in one
+// publish and settles them: acked once the broker confirmed them all,
+// nacked otherwise.
+func (s *amqpSub) returnChunk(chunk []amqp091.Delivery) {
+	s.mu.Lock()
+	gen := s.gen
+	for _, d := range chunk {
+		s.tr.track(d.DeliveryTag)
+	}
+	s.mu.Unlock()
+	pubs := make([]amqp091.Publishing, len(chunk))
+	for i, d := range chunk {
+		topic := s.firedAs(d)
+		if topic == "" {
+			topic = s.topic
+		}
+		pubs[i] = republishing(d, map[string]string{HeaderAttempt: strconv.Itoa(attempt(d)), HeaderTopic: topic})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.t.o.ConfirmTimeout)
+	err := s.t.pool.publish(ctx, "", s.queue, pubs...)
+	cancel()
+	st := stateAck
+	if err != nil {
+		st = stateNack
+		s.log.Warn("amqp: could not return unread deliveries to the queue; the broker puts them back", slog.Int("deliveries", len(chunk)), slog.Any("error", err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen == s.gen {
+		for _, d := range chunk {
+			id := tagID{gen, d.DeliveryTag}
+			delete(s.held, id)
+			s.tr.mark(id.tag, st)
+		}
+	}
+	_ = s.flushLocked()
 }
 
 // Driver returns the transport's driver for the delivery engine, for the

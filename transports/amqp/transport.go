@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -309,8 +310,11 @@ func (t *Transport) Close() error {
 	if !first {
 		return nil
 	}
-	watchdog := time.AfterFunc(closeBudget, func() { t.dropConnections(subConn) })
-	defer watchdog.Stop()
+	dropped := make(chan struct{})
+	watchdog := time.AfterFunc(closeBudget, func() {
+		defer close(dropped)
+		t.dropConnections(subConn)
+	})
 	var errs []error
 	for _, s := range subs {
 		if err := s.Close(); err != nil {
@@ -327,8 +331,12 @@ func (t *Transport) Close() error {
 	if err := t.pubConn.close(); err != nil {
 		errs = append(errs, err)
 	}
+	if !watchdog.Stop() { // it fired
+		<-dropped
+		errs = append(errs, fmt.Errorf("%w: the broker did not answer within %s; the connections were dropped", ErrNotConnected, closeBudget))
+	}
 	if len(errs) > 0 {
-		return fmt.Errorf("amqp: close: %v", errs)
+		return fmt.Errorf("amqp: close: %w", errors.Join(errs...))
 	}
 	return nil
 }
