@@ -99,11 +99,7 @@ func TestConfirmTimeout(t *testing.T) {
 // Closing the transport while many publishes wait for confirms answers
 // every one of them: confirmed, or failed with a reason.
 func TestCloseAnswersPublishesInFlight(t *testing.T) {
-	raw := testURL(t, "", "")
-	b := newTestBus(t, raw, "svc", "p1")
-	startBus(t, b)
-	tr := b.Transport().(*Transport)
-	fireItem(t, b, 0)
+	b, tr := firedBus(t, testURL(t, "", ""))
 	const firers = 32
 	var fired sync.WaitGroup
 	var wg sync.WaitGroup
@@ -149,11 +145,7 @@ func TestCloseAnswersPublishesInFlight(t *testing.T) {
 // while other publishes make the pool open the channel again at once; and
 // those publishes go through.
 func TestPublishRefusedByTheBroker(t *testing.T) {
-	raw := testURL(t, "", "channel_pool_size=1")
-	b := newTestBus(t, raw, "svc", "p1")
-	startBus(t, b)
-	tr := b.Transport().(*Transport)
-	fireItem(t, b, 0)
+	b, tr := firedBus(t, testURL(t, "", "channel_pool_size=1"))
 
 	stop := make(chan struct{})
 	var firers sync.WaitGroup
@@ -289,4 +281,14 @@ func TestCloseReturnsUnreadDeliveriesOnce(t *testing.T) {
 	if len(seen) != n {
 		t.Errorf("%d distinct events in the queue, want %d", len(seen), n)
 	}
+}
+
+// firedBus returns a started bus on raw, and its transport, once it fired
+// one event: the exchange is declared and a publishing channel open.
+func firedBus(t *testing.T, raw string) (*bus.Bus, *Transport) {
+	t.Helper()
+	b := newTestBus(t, raw, "svc", "p1")
+	startBus(t, b)
+	fireItem(t, b, 0)
+	return b, b.Transport().(*Transport)
 }
