@@ -143,8 +143,16 @@ func (c *confirmChannel) closeReason() error {
 // returns once the broker confirmed all of them. ctx bounds the send and
 // the wait; without a deadline the pool's confirm timeout applies.
 func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ...amqp091.Publishing) error {
+	_, err := p.publishEach(ctx, exchange, key, pubs...)
+	return err
+}
+
+// publishEach is publish that also reports which publishings the broker
+// confirmed (confirmed[i]), for a caller that settles each on its own when
+// some failed; err is the first failure, nil when every one was confirmed.
+func (p *confirmPool) publishEach(ctx context.Context, exchange, key string, pubs ...amqp091.Publishing) (confirmed []bool, err error) {
 	if err := checkPublishings(key, pubs); err != nil {
-		return err
+		return nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -155,9 +163,9 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 	select {
 	case p.reqs <- r:
 	case <-p.stop:
-		return transports.ErrClosed
+		return nil, transports.ErrClosed
 	case <-ctx.Done():
-		return fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, ctx.Err())
+		return nil, fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, ctx.Err())
 	}
 	// The sender answers every request it took; one queued after it
 	// stopped is never taken. A sender stuck behind the broker (a channel
@@ -169,27 +177,33 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 		select {
 		case <-r.sent:
 		default:
-			return transports.ErrClosed
+			return nil, transports.ErrClosed
 		}
 	case <-ctx.Done():
-		return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, ctx.Err())
+		return nil, fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, ctx.Err())
 	}
-	if r.err != nil {
-		return r.err
-	}
-	for _, dc := range r.dcs {
-		acked, err := dc.WaitContext(ctx)
-		if err != nil {
-			return fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, err)
-		}
-		if !acked {
-			if reason := r.via.closeReason(); reason != nil {
-				return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, reason)
+	// r.dcs holds the publishings sent, also when a later one failed (r.err).
+	confirmed = make([]bool, len(pubs))
+	err = r.err
+	for i, dc := range r.dcs {
+		acked, werr := dc.WaitContext(ctx)
+		switch {
+		case werr != nil: // the others are not known either
+			if err == nil {
+				err = fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, werr)
 			}
-			return fmt.Errorf("%w: the broker nacked a publish to %q with key %q", ErrNotConfirmed, exchange, key)
+			return confirmed, err
+		case acked:
+			confirmed[i] = true
+		case err == nil:
+			if reason := r.via.closeReason(); reason != nil {
+				err = fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, reason)
+			} else {
+				err = fmt.Errorf("%w: the broker nacked a publish to %q with key %q", ErrNotConfirmed, exchange, key)
+			}
 		}
 	}
-	return nil
+	return confirmed, err
 }
 
 // sender publishes the requests in batches until stop, then fails what
@@ -264,15 +278,14 @@ func (p *confirmPool) send(batch []*confirmReq) {
 			}
 			dcs = append(dcs, dc)
 		}
-		if r.err == nil {
-			r.dcs = dcs
-		}
+		r.dcs = dcs
 	}
 	if cork != nil {
 		if err := cork.uncork(); err != nil {
 			// What was published in this batch never left: its confirms
 			// will fail with the connection; fail the callers now.
 			for _, r := range batch {
+				r.dcs = nil // none was confirmed
 				if r.err == nil {
 					r.err = fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConnected, r.exchange, r.key, err)
 				}

@@ -257,9 +257,11 @@ func TestCloseReturnsUnreadDeliveriesOnce(t *testing.T) {
 	queue := o.QueuePrefix + "svc-held"
 	eventually(t, 30*time.Second, "every event delivered to the listener's client", func() bool { return queueLen(t, queue) == 0 })
 
+	start := time.Now()
 	if err := b.Transport().Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	t.Logf("Close returned %d unread deliveries in %s", n, time.Since(start).Round(time.Millisecond))
 	eventually(t, 30*time.Second, "every event back in the queue", func() bool { return queueLen(t, queue) >= n })
 	ch := rawChannel(t)
 	seen := map[string]int{}

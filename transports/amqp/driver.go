@@ -430,13 +430,15 @@ func (s *amqpSub) Close() error {
 		return nil
 	}
 	s.closed = true
-	ch, deliveries := s.ch, s.deliveries
+	ch, deliveries, gen := s.ch, s.deliveries, s.gen
 	s.mu.Unlock()
 	if ch == nil || ch.IsClosed() {
 		return nil
 	}
 	if err := ch.Cancel(s.cfg.Consumer, false); err == nil {
-		s.returnUnread(deliveries)
+		ctx, cancel := context.WithTimeout(context.Background(), s.t.o.ConfirmTimeout)
+		s.returnUnread(ctx, gen, deliveries)
+		cancel()
 	}
 	s.mu.Lock()
 	_ = s.flushLocked()
@@ -453,44 +455,35 @@ func (s *amqpSub) Close() error {
 // round trip.
 const returnChunk = 256
 
-// returnUnread returns to the queue the deliveries the client received and
-// never handed out, until deliveries ends (the consumer was cancelled):
-// each is republished with its attempt count unchanged and acked. They go
-// in chunks, published together and acked before the next chunk, so that
-// a few thousand of them (a large prefetch) take a few round trips, and a
-// Close cut short (closeBudget) leaves at most one chunk both republished
-// and back in the queue. A chunk that cannot be republished is nacked:
-// the broker puts it back, which counts a delivery.
-func (s *amqpSub) returnUnread(deliveries <-chan amqp091.Delivery) {
+// returnUnread returns to the queue the deliveries of channel generation
+// gen the client received and never handed out, until deliveries ends
+// (the consumer was cancelled, so every one left is in the client): each
+// is republished with its attempt count unchanged and acked. They go in
+// chunks, published together and settled before the next chunk, so that
+// thousands of them (a large prefetch) take a few round trips, and a Close
+// cut short (closeBudget) leaves at most one chunk both republished and
+// back in the queue. A delivery the broker did not confirm republished is
+// nacked: the broker puts it back, which counts a delivery. ctx bounds the
+// whole return.
+func (s *amqpSub) returnUnread(ctx context.Context, gen uint64, deliveries <-chan amqp091.Delivery) {
 	chunk := make([]amqp091.Delivery, 0, returnChunk)
 	for d := range deliveries {
 		chunk = append(chunk[:0], d)
-	gather:
 		for len(chunk) < returnChunk {
-			select {
-			case d, ok := <-deliveries:
-				if !ok {
-					break gather
-				}
-				chunk = append(chunk, d)
-			default:
-				break gather
+			d, ok := <-deliveries
+			if !ok {
+				break
 			}
+			chunk = append(chunk, d)
 		}
-		s.returnChunk(chunk)
+		s.returnChunk(ctx, gen, chunk)
 	}
 }
 
 // returnChunk republishes the deliveries of chunk to the group queue in one
-// publish and settles them: acked once the broker confirmed them all,
+// publish and settles each: acked when the broker confirmed its copy,
 // nacked otherwise.
-func (s *amqpSub) returnChunk(chunk []amqp091.Delivery) {
-	s.mu.Lock()
-	gen := s.gen
-	for _, d := range chunk {
-		s.tr.track(d.DeliveryTag)
-	}
-	s.mu.Unlock()
+func (s *amqpSub) returnChunk(ctx context.Context, gen uint64, chunk []amqp091.Delivery) {
 	pubs := make([]amqp091.Publishing, len(chunk))
 	for i, d := range chunk {
 		topic := s.firedAs(d)
@@ -499,22 +492,23 @@ func (s *amqpSub) returnChunk(chunk []amqp091.Delivery) {
 		}
 		pubs[i] = republishing(d, map[string]string{HeaderAttempt: strconv.Itoa(attempt(d)), HeaderTopic: topic})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.t.o.ConfirmTimeout)
-	err := s.t.pool.publish(ctx, "", s.queue, pubs...)
-	cancel()
-	st := stateAck
+	confirmed, err := s.t.pool.publishEach(ctx, "", s.queue, pubs...)
 	if err != nil {
-		st = stateNack
 		s.log.Warn("amqp: could not return unread deliveries to the queue; the broker puts them back", slog.Int("deliveries", len(chunk)), slog.Any("error", err))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if gen == s.gen {
-		for _, d := range chunk {
-			id := tagID{gen, d.DeliveryTag}
-			delete(s.held, id)
-			s.tr.mark(id.tag, st)
+	if gen != s.gen {
+		return // a channel lost meanwhile: the broker put its deliveries back
+	}
+	for i, d := range chunk {
+		st := stateNack
+		if i < len(confirmed) && confirmed[i] {
+			st = stateAck
 		}
+		s.tr.track(d.DeliveryTag)
+		delete(s.held, tagID{gen, d.DeliveryTag})
+		s.tr.mark(d.DeliveryTag, st)
 	}
 	_ = s.flushLocked()
 }
