@@ -149,7 +149,7 @@ func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ..
 
 // publishEach is publish that also reports which publishings the broker
 // confirmed (confirmed[i]), for a caller that settles each on its own when
-// some failed; err is the first failure, nil when every one was confirmed.
+// some failed; err says why one was not, nil when every one was confirmed.
 func (p *confirmPool) publishEach(ctx context.Context, exchange, key string, pubs ...amqp091.Publishing) (confirmed []bool, err error) {
 	if err := checkPublishings(key, pubs); err != nil {
 		return nil, err
@@ -188,7 +188,10 @@ func (p *confirmPool) publishEach(ctx context.Context, exchange, key string, pub
 	for i, dc := range r.dcs {
 		acked, werr := dc.WaitContext(ctx)
 		switch {
-		case werr != nil: // the others are not known either
+		case werr != nil: // no more waiting: take the confirms already in
+			for j := i; j < len(r.dcs); j++ {
+				confirmed[j] = r.dcs[j].Acked()
+			}
 			if err == nil {
 				err = fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, werr)
 			}

@@ -484,6 +484,13 @@ func (s *amqpSub) returnUnread(ctx context.Context, gen uint64, deliveries <-cha
 // publish and settles each: acked when the broker confirmed its copy,
 // nacked otherwise.
 func (s *amqpSub) returnChunk(ctx context.Context, gen uint64, chunk []amqp091.Delivery) {
+	s.mu.Lock()
+	if gen == s.gen { // tracked at once, in delivery order
+		for _, d := range chunk {
+			s.tr.track(d.DeliveryTag)
+		}
+	}
+	s.mu.Unlock()
 	pubs := make([]amqp091.Publishing, len(chunk))
 	for i, d := range chunk {
 		topic := s.firedAs(d)
@@ -506,7 +513,6 @@ func (s *amqpSub) returnChunk(ctx context.Context, gen uint64, chunk []amqp091.D
 		if i < len(confirmed) && confirmed[i] {
 			st = stateAck
 		}
-		s.tr.track(d.DeliveryTag)
 		delete(s.held, tagID{gen, d.DeliveryTag})
 		s.tr.mark(d.DeliveryTag, st)
 	}
