@@ -143,16 +143,22 @@ func (c *confirmChannel) closeReason() error {
 // returns once the broker confirmed all of them. ctx bounds the send and
 // the wait; without a deadline the pool's confirm timeout applies.
 func (p *confirmPool) publish(ctx context.Context, exchange, key string, pubs ...amqp091.Publishing) error {
-	_, err := p.publishEach(ctx, exchange, key, pubs...)
-	return err
+	return p.publishInto(ctx, nil, exchange, key, pubs...)
 }
 
 // publishEach is publish that also reports which publishings the broker
 // confirmed (confirmed[i]), for a caller that settles each on its own when
 // some failed; err says why one was not, nil when every one was confirmed.
 func (p *confirmPool) publishEach(ctx context.Context, exchange, key string, pubs ...amqp091.Publishing) (confirmed []bool, err error) {
+	confirmed = make([]bool, len(pubs))
+	return confirmed, p.publishInto(ctx, confirmed, exchange, key, pubs...)
+}
+
+// publishInto is publish, recording in confirmed, when not nil, which
+// publishings the broker confirmed.
+func (p *confirmPool) publishInto(ctx context.Context, confirmed []bool, exchange, key string, pubs ...amqp091.Publishing) error {
 	if err := checkPublishings(key, pubs); err != nil {
-		return nil, err
+		return err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -163,9 +169,9 @@ func (p *confirmPool) publishEach(ctx context.Context, exchange, key string, pub
 	select {
 	case p.reqs <- r:
 	case <-p.stop:
-		return nil, transports.ErrClosed
+		return transports.ErrClosed
 	case <-ctx.Done():
-		return nil, fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, ctx.Err())
+		return fmt.Errorf("amqp: publish to %q with key %q: %w", exchange, key, ctx.Err())
 	}
 	// The sender answers every request it took; one queued after it
 	// stopped is never taken. A sender stuck behind the broker (a channel
@@ -177,27 +183,28 @@ func (p *confirmPool) publishEach(ctx context.Context, exchange, key string, pub
 		select {
 		case <-r.sent:
 		default:
-			return nil, transports.ErrClosed
+			return transports.ErrClosed
 		}
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, ctx.Err())
+		return fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, ctx.Err())
 	}
 	// r.dcs holds the publishings sent, also when a later one failed (r.err).
-	confirmed = make([]bool, len(pubs))
-	err = r.err
+	err := r.err
 	for i, dc := range r.dcs {
 		acked, werr := dc.WaitContext(ctx)
 		switch {
 		case werr != nil: // no more waiting: take the confirms already in
-			for j := i; j < len(r.dcs); j++ {
+			for j := i; j < len(r.dcs) && confirmed != nil; j++ {
 				confirmed[j] = r.dcs[j].Acked()
 			}
 			if err == nil {
 				err = fmt.Errorf("%w: waiting for the confirm of a publish to %q: %w", ErrNotConfirmed, exchange, werr)
 			}
-			return confirmed, err
+			return err
 		case acked:
-			confirmed[i] = true
+			if confirmed != nil {
+				confirmed[i] = true
+			}
 		case err == nil:
 			if reason := r.via.closeReason(); reason != nil {
 				err = fmt.Errorf("%w: publish to %q with key %q: %w", ErrNotConfirmed, exchange, key, reason)
@@ -206,7 +213,7 @@ func (p *confirmPool) publishEach(ctx context.Context, exchange, key string, pub
 			}
 		}
 	}
-	return confirmed, err
+	return err
 }
 
 // sender publishes the requests in batches until stop, then fails what

@@ -250,10 +250,7 @@ func (s *amqpSub) admit(out []*driver.Message, d amqp091.Delivery) []*driver.Mes
 	n := attempt(d)
 	topic := s.firedAs(d)
 	if d.Redelivered && s.countRedeliveries {
-		if topic == "" {
-			topic = s.topic
-		}
-		if s.republish(context.Background(), d, 0, n, topic) == nil {
+		if s.republish(context.Background(), d, 0, n) == nil {
 			// Acked at once: the delivery holds a prefetch slot.
 			s.settle(id, stateAck)
 			s.mu.Lock()
@@ -366,11 +363,7 @@ func (s *amqpSub) Nack(ctx context.Context, nacks []driver.Nack) error {
 		if n.Delay > 0 {
 			step = s.t.tp.step(n.Delay)
 		}
-		topic := s.firedAs(d)
-		if topic == "" {
-			topic = s.topic
-		}
-		if err := s.republish(ctx, d, step, n.Attempts+1, topic); err != nil {
+		if err := s.republish(ctx, d, step, n.Attempts+1); err != nil {
 			s.log.Warn("amqp: could not delay the redelivery; returning the event to the queue",
 				slog.Duration("delay", step), slog.Any("error", err))
 			s.settle(id, stateNack)
@@ -383,16 +376,27 @@ func (s *amqpSub) Nack(ctx context.Context, nacks []driver.Nack) error {
 	return s.flushLocked()
 }
 
-// republish publishes d again with its attempt and topic headers set:
-// into the delay queue of step, or the group queue when step is 0.
-func (s *amqpSub) republish(ctx context.Context, d amqp091.Delivery, step time.Duration, attempt int, topic string) error {
-	pub := republishing(d, map[string]string{HeaderAttempt: strconv.Itoa(attempt), HeaderTopic: topic})
+// republish publishes d again (see again): into the delay queue of step, or
+// the group queue when step is 0.
+func (s *amqpSub) republish(ctx context.Context, d amqp091.Delivery, step time.Duration, attempt int) error {
+	pub := s.again(d, attempt)
 	ctx, cancel := context.WithTimeout(ctx, s.t.o.ConfirmTimeout)
 	defer cancel()
 	if step <= 0 {
 		return s.t.pool.publish(ctx, "", s.queue, pub)
 	}
 	return s.t.publishToQueue(ctx, s.t.tp.delayQueue(s.cfg.Group, step), s.t.tp.delayArgs(s.cfg.Group, step), pub)
+}
+
+// again is the copy of d to publish again, with the attempt number of its
+// next delivery and the event it was fired as (the subscription's event
+// when d does not say).
+func (s *amqpSub) again(d amqp091.Delivery, attempt int) amqp091.Publishing {
+	topic := s.firedAs(d)
+	if topic == "" {
+		topic = s.topic
+	}
+	return republishing(d, map[string]string{HeaderAttempt: strconv.Itoa(attempt), HeaderTopic: topic})
 }
 
 // attempt is the delivery number of d: the x-busline-attempt header (1 when
@@ -493,11 +497,7 @@ func (s *amqpSub) returnChunk(ctx context.Context, gen uint64, chunk []amqp091.D
 	s.mu.Unlock()
 	pubs := make([]amqp091.Publishing, len(chunk))
 	for i, d := range chunk {
-		topic := s.firedAs(d)
-		if topic == "" {
-			topic = s.topic
-		}
-		pubs[i] = republishing(d, map[string]string{HeaderAttempt: strconv.Itoa(attempt(d)), HeaderTopic: topic})
+		pubs[i] = s.again(d, attempt(d))
 	}
 	confirmed, err := s.t.pool.publishEach(ctx, "", s.queue, pubs...)
 	if err != nil {
