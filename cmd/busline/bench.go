@@ -74,6 +74,11 @@ Redis); --idempotency memory:// or redis://... gives it that store instead.
 N events: Busline through bus.FireBatch (as many events in flight as the raw
 loop's --raw-batch 32 at N = 32), Watermill through one Publish of N messages,
 which the Watermill publishers send one after the other; not with --rate.
+--envelope makes the Watermill sides and the raw loop carry the metadata
+Busline's events carry (the CloudEvents envelope: ce-id, ce-source, ce-type,
+ce-time, ce-specversion, content-type; on AMQP the UUID in its header
+besides) and read the fire time from ce-time, so that every side sends and
+parses the same metadata; by default they carry the fire time only.
 --sides runs a subset; --cpuprofile FILE writes a CPU profile of the Busline
 side (the profiler's own cost then counts in that side's CPU per event).
 
@@ -83,7 +88,8 @@ busline/watermill), p50_ms and p99_ms (Busline's latency), and, for the sides
 that ran, watermill_tuned_events_per_s, raw_events_per_s,
 busline_cpu_us_per_event, watermill_tuned_cpu_us_per_event, and
 busline_call_mean_ms, watermill_tuned_call_mean_ms and raw_call_mean_ms (the
-mean time of one fire call; a raw call fires --raw-batch events).
+mean time of one fire call; a raw call fires --raw-batch events), and
+"envelope": true with --envelope.
 
 Everything bench creates (Redis keys, AMQP queues and exchange, NATS streams) has a random
 "busline-bench-" name and is deleted before it exits. The transport defaults to
@@ -149,6 +155,7 @@ memory:// when none is configured.`,
 	f.IntVar(&cfg.RawBatch, "raw-batch", bench.DefaultRawBatch, "events each firing goroutine of the raw loop sends before waiting for the replies (1: as many in flight as the other sides)")
 	f.IntVar(&cfg.FireBatch, "fire-batch", 1, "events each firing call of the Busline side (bus.FireBatch) and the Watermill sides (one Publish) fires (1: bus.Fire)")
 	f.IntVar(&cfg.TunedSubscribers, "watermill-subscribers", 0, "subscribers (router handlers sharing the work) of the tuned Watermill side (0: the best measured, 8 on Redis and 1 on AMQP)")
+	f.BoolVar(&cfg.Envelope, "envelope", false, "the Watermill and raw sides carry Busline's envelope metadata (ce-id, ce-source, ce-type, ce-time, ce-specversion, content-type)")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the Busline side to this file")
 	return cmd
 }
@@ -160,6 +167,9 @@ func (a *app) printBench(r *bench.Result) error {
 	}
 	if r.Rounds > 1 {
 		pacing += fmt.Sprintf(", each side's median of %d rounds", r.Rounds)
+	}
+	if r.Envelope {
+		pacing += ", the peers carrying Busline's envelope"
 	}
 	fmt.Fprintf(a.stdout, "busline bench on %s: %d events of %d bytes, concurrency %d, fired %s, %d CPUs\n\n",
 		r.URL, r.Events, r.Size, r.Concurrency, pacing, runtime.NumCPU())

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -124,7 +125,7 @@ func (a *amqpBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 				}
 				dc, err := pc.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, amqp091.Publishing{
 					DeliveryMode: amqp091.Persistent, ContentType: "application/json",
-					Headers: amqp091.Table{sentAtKey: time.Now().UnixNano()}, Body: body,
+					Headers: rawAMQPHeaders(cfg.Envelope, time.Now()), Body: body,
 				})
 				if err != nil {
 					return err
@@ -152,6 +153,27 @@ func (a *amqpBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 	})
 }
 
+// rawAMQPHeaders are the headers of a message the raw loop fires at now:
+// the fire time as a number, or with envelope the headers Busline's
+// messages carry (its envelope and the UUID in _watermill_message_uuid).
+func rawAMQPHeaders(envelope bool, now time.Time) amqp091.Table {
+	if !envelope {
+		return amqp091.Table{sentAtKey: now.UnixNano()}
+	}
+	id := watermill.NewUUID()
+	h := amqp091.Table{wamqp.DefaultMessageUUIDHeaderKey: id}
+	putPeerMetadata(func(k, v string) { h[k] = v }, true, id, now)
+	return h
+}
+
+// rawAMQPSentAt reads the fire time rawAMQPHeaders wrote.
+func rawAMQPSentAt(h amqp091.Table) time.Time {
+	if ns, ok := h[sentAtKey].(int64); ok {
+		return time.Unix(0, ns)
+	}
+	return peerSentAt(func(k string) string { s, _ := h[k].(string); return s })
+}
+
 // rawAMQPConsumer handles deliveries until the channel closes.
 func rawAMQPConsumer(deliveries <-chan amqp091.Delivery, rec *recorder) error {
 	var unacked int
@@ -161,8 +183,7 @@ func rawAMQPConsumer(deliveries <-chan amqp091.Delivery, rec *recorder) error {
 		if err := json.Unmarshal(d.Body, &p); err != nil {
 			return fmt.Errorf("bench: raw amqp: %w", err)
 		}
-		ns, _ := d.Headers[sentAtKey].(int64)
-		rec.record(time.Unix(0, ns))
+		rec.record(rawAMQPSentAt(d.Headers))
 		last, unacked = d, unacked+1
 		if unacked >= rawAckEvery {
 			unacked = 0

@@ -70,6 +70,14 @@ type Config struct {
 	// uses the best count measured on our 2-core machine for the broker
 	// (DefaultTunedSubscribers).
 	TunedSubscribers int
+	// Envelope makes the Watermill and raw sides put the metadata of
+	// Busline's envelope on every message (DESIGN §4: ce-id, ce-source,
+	// ce-type, ce-time, ce-specversion, content-type; on AMQP, as
+	// Busline's, the UUID in a header of its own besides) and read the
+	// fire time from ce-time, as Busline's handler does, so that every
+	// side sends and parses the same metadata. Default false: the peers
+	// carry the fire time only, as a service without an envelope would.
+	Envelope bool
 	// CPUProfile, when set, receives a CPU profile (pprof format) taken
 	// while the Busline side fires and handles.
 	CPUProfile io.Writer
@@ -234,6 +242,9 @@ type Result struct {
 	Rate float64
 	// Rounds is how many times each side ran (Config.Rounds).
 	Rounds int
+	// Envelope says the Watermill and raw sides carried Busline's
+	// envelope (Config.Envelope).
+	Envelope bool
 	// Busline is what a user gets by default for the transport: bus.New
 	// with the URL, the default chain, listener concurrency K.
 	Busline Side
@@ -304,6 +315,9 @@ type Summary struct {
 	BuslineCallMeanMilliseconds        *float64 `json:"busline_call_mean_ms,omitempty"`
 	WatermillTunedCallMeanMilliseconds *float64 `json:"watermill_tuned_call_mean_ms,omitempty"`
 	RawCallMeanMilliseconds            *float64 `json:"raw_call_mean_ms,omitempty"`
+	// Envelope is present, true, when the peers carried Busline's
+	// envelope (--envelope).
+	Envelope bool `json:"envelope,omitempty"`
 }
 
 // Summary returns the rates (end to end), their ratio, Busline's latency
@@ -333,6 +347,7 @@ func (r *Result) Summary() Summary {
 	s.BuslineCallMeanMilliseconds = opt(r.Busline.ran(), ms(r.Busline.CallMean), 3)
 	s.WatermillTunedCallMeanMilliseconds = opt(r.WatermillTuned.ran(), ms(r.WatermillTuned.CallMean), 3)
 	s.RawCallMeanMilliseconds = opt(r.Raw.ran(), ms(r.Raw.CallMean), 3)
+	s.Envelope = r.Envelope
 	return s
 }
 
@@ -363,7 +378,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{
 		Transport: u.Scheme, URL: transports.Redact(u),
-		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Rounds: cfg.Rounds,
+		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Rounds: cfg.Rounds, Envelope: cfg.Envelope,
 	}
 	res.Transport = b.scheme()
 	sides := []struct {

@@ -79,6 +79,9 @@ func checkResult(t *testing.T, res *Result, scheme string, events int) {
 	if scheme != "memory" && scheme != "nats" {
 		want = append(want, "raw_events_per_s", "raw_call_mean_ms")
 	}
+	if res.Envelope {
+		want = append(want, "envelope")
+	}
 	if len(m) != len(want) {
 		t.Fatalf("summary keys %v", m)
 	}

@@ -52,8 +52,9 @@ func (m *memoryBroker) runWatermill(ctx context.Context, cfg Config) (Side, erro
 	return runRouter(ctx, cfg, "watermill GoChannel (persistent)", event.Name(), pubSub, pubSub)
 }
 
-// sentAtKey is the metadata key in which the Watermill side carries the
-// fire time, as Busline carries it in ce-time.
+// sentAtKey is the metadata key in which the Watermill and raw sides
+// carry the fire time, as Busline carries it in ce-time (without
+// Config.Envelope).
 const sentAtKey = "bench-sent-at"
 
 // runWatermillTuned runs a persistent GoChannel whose subscription buffers
@@ -90,8 +91,7 @@ func runRouterN(ctx context.Context, cfg Config, name, topic string, pub message
 			if err := json.Unmarshal(msg.Payload, &p); err != nil {
 				return err
 			}
-			ns, _ := strconv.ParseInt(msg.Metadata.Get(sentAtKey), 10, 64)
-			rec.record(time.Unix(0, ns))
+			rec.record(peerSentAt(msg.Metadata.Get))
 			return nil
 		})
 	}
@@ -115,14 +115,15 @@ func runRouterN(ctx context.Context, cfg Config, name, topic string, pub message
 	}
 	return measureBatches(ctx, cfg, name, rec, cfg.FireBatch, func(_ context.Context, n int) error {
 		msgs := make([]*message.Message, n)
-		sent := strconv.FormatInt(time.Now().UnixNano(), 10)
+		now := time.Now()
 		for i := range msgs {
 			body, err := json.Marshal(p) // every side encodes each event
 			if err != nil {
 				return err
 			}
-			msgs[i] = message.NewMessage(watermill.NewUUID(), body)
-			msgs[i].Metadata.Set(sentAtKey, sent)
+			id := watermill.NewUUID()
+			msgs[i] = message.NewMessage(id, body)
+			putPeerMetadata(msgs[i].Metadata.Set, cfg.Envelope, id, now)
 		}
 		return pub.Publish(topic, msgs...)
 	})

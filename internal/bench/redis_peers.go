@@ -94,13 +94,13 @@ func (r *redisBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 		p := newPayload(cfg.Size)
 		side, err := measureBatches(ctx, cfg, "go-redis loop (pipelined XADD, XREADGROUP, XACK)", rec, cfg.RawBatch, func(ctx context.Context, n int) error {
 			pipe := client.Pipeline()
-			now := strconv.FormatInt(time.Now().UnixNano(), 10)
+			now := time.Now()
 			for range n {
 				body, err := json.Marshal(p) // every side encodes each event
 				if err != nil {
 					return err
 				}
-				pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"t", now, "payload", body}})
+				pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: rawRedisFields(cfg.Envelope, now, body)})
 			}
 			_, err := pipe.Exec(ctx)
 			return err
@@ -112,6 +112,18 @@ func (r *redisBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 		}
 		return side, err
 	})
+}
+
+// rawRedisFields are the fields of an entry the raw loop fires at now: the
+// fire time (Unix nanoseconds) and the payload, or with envelope the
+// payload and the metadata of Busline's envelope, a field each.
+func rawRedisFields(envelope bool, now time.Time, body []byte) []any {
+	if !envelope {
+		return []any{sentAtKey, strconv.FormatInt(now.UnixNano(), 10), "payload", body}
+	}
+	fields := make([]any, 0, 14)
+	putPeerMetadata(func(k, v string) { fields = append(fields, k, v) }, true, watermill.NewUUID(), now)
+	return append(fields, "payload", body)
 }
 
 // rawRedisReader reads and acknowledges entries until ctx ends.
@@ -138,9 +150,7 @@ func rawRedisReader(ctx context.Context, c *redis.Client, stream, group string, 
 				if err := json.Unmarshal([]byte(body), &p); err != nil {
 					return fmt.Errorf("bench: raw redis: entry %s: %w", m.ID, err)
 				}
-				t, _ := m.Values["t"].(string)
-				ns, _ := strconv.ParseInt(t, 10, 64)
-				rec.record(time.Unix(0, ns))
+				rec.record(peerSentAt(func(k string) string { v, _ := m.Values[k].(string); return v }))
 				acks = append(acks, m.ID)
 			}
 		}
