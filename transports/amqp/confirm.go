@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,7 +91,7 @@ func newConfirmPool(size int, timeout time.Duration) *confirmPool {
 }
 
 // dialer returns the network dialer of the publishing connection.
-func (p *confirmPool) dialer(timeout time.Duration) func(network, addr string) (net.Conn, error) {
+func (p *confirmPool) dialer(timeout time.Duration) netDialer {
 	return corkingDialer(timeout, &p.corkMu, &p.cork)
 }
 

@@ -20,10 +20,16 @@ import (
 var ErrNotConnected = errors.New("amqp: not connected to the broker")
 
 // connection keeps one AMQP connection open: it dials with backoff after a
-// loss until it is closed. Its loop goroutine is owned by close.
+// loss until it is closed, or until its ctx is done. Its loop goroutine is
+// owned by close.
 type connection struct {
-	name   string
-	dial   func(name string) (*amqp091.Connection, error)
+	name string
+	// ctx ends the dialling: it is given to every dial (which it aborts,
+	// see Transport.dialWith), and once it is done no reconnection starts
+	// and wait no longer waits for one. A connection open meanwhile is
+	// left alone: close closes it.
+	ctx    context.Context
+	dial   func(ctx context.Context, name string) (*amqp091.Connection, error)
 	log    *slog.Logger
 	maxGap time.Duration
 
@@ -38,13 +44,15 @@ type connection struct {
 
 // openConnection dials once (an error is returned at once, so that a wrong
 // URL fails at Open) and then keeps the connection alive in the background.
-func openConnection(name string, dial func(string) (*amqp091.Connection, error), maxGap time.Duration, log *slog.Logger) (*connection, error) {
-	first, err := dial(name)
+// Every dial, the first one included, is given ctx: a dial aborted by it
+// fails with an error wrapping context.Cause(ctx).
+func openConnection(ctx context.Context, name string, dial func(context.Context, string) (*amqp091.Connection, error), maxGap time.Duration, log *slog.Logger) (*connection, error) {
+	first, err := dial(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("amqp: connect: %w", accessRefused(err))
 	}
 	c := &connection{
-		name: name, dial: dial, log: log, maxGap: maxGap,
+		name: name, ctx: ctx, dial: dial, log: log, maxGap: maxGap,
 		conn: first, ready: make(chan struct{}), closing: make(chan struct{}), done: make(chan struct{}),
 	}
 	close(c.ready)
@@ -52,7 +60,8 @@ func openConnection(name string, dial func(string) (*amqp091.Connection, error),
 	return c, nil
 }
 
-// keep waits for the loss of conn, then reconnects with backoff, until close.
+// keep waits for the loss of conn, then reconnects with backoff, until close
+// or until ctx is done.
 func (c *connection) keep(conn *amqp091.Connection) {
 	defer close(c.done)
 	for {
@@ -79,16 +88,19 @@ func (c *connection) keep(conn *amqp091.Connection) {
 	}
 }
 
-// redial dials until it succeeds (true) or the connection is closed (false).
+// redial dials until it succeeds (true), or the connection is closed or
+// its ctx done (false): ctx also aborts the dial under way.
 func (c *connection) redial() (*amqp091.Connection, bool) {
 	gap := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		select {
 		case <-c.closing:
 			return nil, false
+		case <-c.ctx.Done():
+			return nil, false
 		default:
 		}
-		conn, err := c.dial(c.name)
+		conn, err := c.dial(c.ctx, c.name)
 		if err == nil {
 			return conn, true
 		}
@@ -98,6 +110,9 @@ func (c *connection) redial() (*amqp091.Connection, bool) {
 		t := time.NewTimer(wait)
 		select {
 		case <-c.closing:
+			t.Stop()
+			return nil, false
+		case <-c.ctx.Done():
 			t.Stop()
 			return nil, false
 		case <-t.C:
@@ -122,7 +137,9 @@ func (c *connection) current() (*amqp091.Connection, error) {
 }
 
 // wait returns the live connection, waiting for a reconnection while it is
-// down, until ctx is done or the connection is closed.
+// down, until ctx is done or the connection is closed; once the
+// connection's own ctx is done (no reconnection comes), a connection that
+// is down is transports.ErrClosed at once.
 func (c *connection) wait(ctx context.Context) (*amqp091.Connection, error) {
 	for {
 		c.mu.Lock()
@@ -146,10 +163,15 @@ func (c *connection) wait(ctx context.Context) (*amqp091.Connection, error) {
 			case <-c.closing:
 				t.Stop()
 				return nil, transports.ErrClosed
+			case <-c.ctx.Done():
+				t.Stop()
+				return nil, transports.ErrClosed
 			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-c.closing:
+			return nil, transports.ErrClosed
+		case <-c.ctx.Done():
 			return nil, transports.ErrClosed
 		}
 	}

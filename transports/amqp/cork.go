@@ -1,11 +1,10 @@
 package amqp
 
 import (
+	"context"
 	"net"
 	"sync"
 	"time"
-
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // corkConn is the network connection under an AMQP connection. amqp091
@@ -65,13 +64,31 @@ func (c *corkConn) uncork() error {
 	return err
 }
 
-// corkingDialer dials TCP as amqp091's default dialer does (timeout, and a
-// deadline for the handshake that amqp091 clears once connected) and keeps
-// the latest connection it made in *last.
-func corkingDialer(timeout time.Duration, mu *sync.Mutex, last **corkConn) func(network, addr string) (net.Conn, error) {
-	dial := amqp091.DefaultDial(timeout)
-	return func(network, addr string) (net.Conn, error) {
-		conn, err := dial(network, addr)
+// netDialer makes the network connection under an AMQP connection; ctx
+// aborts the connect (see Transport.dialWith for the handshakes).
+type netDialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// dialTCP dials as amqp091's default dialer does: the connect bounded by
+// timeout, and a deadline of timeout for the TLS and AMQP handshakes, which
+// amqp091 clears once connected. ctx aborts the connect.
+func dialTCP(ctx context.Context, timeout time.Duration, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// corkingDialer dials TCP as dialTCP does and keeps the latest connection
+// it made in *last, as soon as it is connected (before the handshakes).
+func corkingDialer(timeout time.Duration, mu *sync.Mutex, last **corkConn) netDialer {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialTCP(ctx, timeout, network, addr)
 		if err != nil {
 			return nil, err
 		}

@@ -38,6 +38,15 @@ type Transport struct {
 	service  string
 	log      *slog.Logger
 
+	// dialCtx is given to every dial of the publishing and consumer
+	// connections, and of the records' connections; Close cancels it
+	// (abortDials, cause transports.ErrClosed) first thing, which aborts
+	// a dial under way, connect or handshake: a connection made during
+	// Close would serve nothing, and its dial is bounded only by
+	// connection_timeout.
+	dialCtx    context.Context
+	abortDials context.CancelCauseFunc
+
 	pubConn *connection
 	pool    *confirmPool
 	admin   *admin
@@ -80,6 +89,7 @@ func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transp
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	t.dialCtx, t.abortDials = context.WithCancelCause(context.Background())
 	t.pool = newConfirmPool(o.ChannelPoolSize, o.ConfirmTimeout)
 	// The first connection is bounded by ctx as well (a port that is not
 	// RabbitMQ's would hold the handshake for the whole timeout);
@@ -91,18 +101,20 @@ func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transp
 	}
 	corkingFirst, corking := t.pool.dialer(first), t.pool.dialer(timeout)
 	var dialed atomic.Bool
-	t.pubConn, err = openConnection(t.connName("publish"), func(name string) (*amqp091.Connection, error) {
+	t.pubConn, err = openConnection(t.dialCtx, t.connName("publish"), func(ctx context.Context, name string) (*amqp091.Connection, error) {
 		if !dialed.Swap(true) {
-			return t.dialWith(name, corkingFirst)
+			return t.dialWith(ctx, name, corkingFirst)
 		}
-		return t.dialWith(name, corking)
+		return t.dialWith(ctx, name, corking)
 	}, o.ReconnectMax, t.log)
 	if err != nil {
+		t.abortDials(err)
 		return nil, err
 	}
 	t.pool.start(t.pubConn)
 	t.admin = &admin{conn: t.pubConn}
 	if err := t.ensureExchange(); err != nil {
+		t.abortDials(err)
 		t.pool.close()
 		_ = t.pubConn.close()
 		return nil, err
@@ -118,14 +130,51 @@ func (t *Transport) connName(role string) string {
 	return name + " " + role
 }
 
-// dial opens one connection named name (shown by rabbitmqctl list_connections).
-func (t *Transport) dial(name string) (*amqp091.Connection, error) { return t.dialWith(name, nil) }
+// dial opens one connection named name (shown by rabbitmqctl
+// list_connections); Close aborts it (see dialWith).
+func (t *Transport) dial(name string) (*amqp091.Connection, error) {
+	return t.dialWith(t.dialCtx, name, nil)
+}
 
-// dialWith is dial over the network dialer netDial (nil: amqp091's own).
-func (t *Transport) dialWith(name string, netDial func(network, addr string) (net.Conn, error)) (*amqp091.Connection, error) {
+// dialWith is dial over the network dialer netDial (nil: TCP as amqp091
+// dials, see dialTCP), aborted by ctx: its connect, and its TLS and AMQP
+// handshakes, whose network connection is closed when ctx is done before
+// they completed (the deadline amqp091 sets on it is connection_timeout).
+// The error of an aborted dial wraps context.Cause(ctx). A connection made
+// is not watched by ctx any more: ctx never closes a healthy connection.
+func (t *Transport) dialWith(ctx context.Context, name string, netDial netDialer) (*amqp091.Connection, error) {
+	if netDial == nil {
+		timeout := t.connectionTimeout()
+		netDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialTCP(ctx, timeout, network, addr)
+		}
+	}
+	// amqp091 calls Dial once, before the handshakes, in this goroutine.
+	var unwatch func() bool
+	dial := func(network, addr string) (net.Conn, error) {
+		nc, err := netDial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		unwatch = context.AfterFunc(ctx, func() { _ = nc.Close() })
+		return nc, nil
+	}
 	props := amqp091.NewConnectionProperties()
 	props.SetClientConnectionName(name)
-	return amqp091.DialConfig(t.dialURL, amqp091.Config{Properties: props, Dial: netDial})
+	conn, err := amqp091.DialConfig(t.dialURL, amqp091.Config{Properties: props, Dial: dial})
+	if unwatch != nil && !unwatch() && err == nil {
+		// The handshakes completed as ctx ended: the network connection is
+		// closed, or about to be, under a connection that looks open.
+		_ = conn.CloseDeadline(time.Now().Add(closeHandshake))
+		err = amqp091.ErrClosed
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: dial abandoned: %w", context.Cause(ctx), err)
+		}
+		return nil, err
+	}
+	return conn, nil
 }
 
 // connectionTimeout is the dial and handshake timeout the URL asks for
@@ -244,9 +293,10 @@ func (t *Transport) consumerConnLocked(consumer string) error {
 		return transports.ErrClosed
 	}
 	if t.subConn == nil {
+		// Under t.mu: Close aborts the dial (dialCtx) before it takes t.mu.
 		corking := corkingDialer(t.connectionTimeout(), &t.subCorkMu, &t.subCork)
-		conn, err := openConnection(t.connName(consumer+" consume"), func(name string) (*amqp091.Connection, error) {
-			return t.dialWith(name, corking)
+		conn, err := openConnection(t.dialCtx, t.connName(consumer+" consume"), func(ctx context.Context, name string) (*amqp091.Connection, error) {
+			return t.dialWith(ctx, name, corking)
 		}, t.o.ReconnectMax, t.log)
 		if err != nil {
 			return err
@@ -299,9 +349,14 @@ func (t *Transport) dropConnections(subConn *connection) {
 
 // Close closes every subscriber (see Subscriber.Close), then the channels
 // and connections. Unacknowledged deliveries go back to their queues.
-// On a broker that does not answer, it returns within about closeBudget
-// (10 s), dropping the connections.
+// A dial under way (a reconnection, or the first consumer connection of a
+// listener starting) is aborted at once, and none starts after: it fails
+// with an error wrapping transports.ErrClosed; open connections are closed
+// gracefully. On a broker that does not answer, it returns within about
+// closeBudget (10 s), dropping the connections.
 func (t *Transport) Close() error {
+	// First: a consumer connection's first dial holds mu.
+	t.abortDials(transports.ErrClosed)
 	// Under mu, so that no NewSubscriber opens a consumer connection after this.
 	t.mu.Lock()
 	subs, first := t.subs.MarkClosed()
