@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"errors"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/url"
@@ -14,10 +15,12 @@ import (
 )
 
 // stallingListener forwards its first connections to the test broker and
-// takes the later ones without ever answering: to a client, a broker that
-// accepts the TCP connection and never begins the AMQP handshake. stalled
-// receives a value for each connection it holds so. Everything is closed
-// when the test ends.
+// holds the later ones: to a client, a broker that accepts the TCP
+// connection and never answers the AMQP handshake (afterStart false), or
+// that sends connection.start and then nothing (afterStart true: the
+// client's start-ok reaches the broker, its answer is held back). stalled
+// receives a value for each connection held so, once the client waits on
+// it. Everything is closed when the test ends.
 type stallingListener struct {
 	addr    string
 	stalled chan struct{}
@@ -25,16 +28,9 @@ type stallingListener struct {
 
 // startStallingListener starts a stallingListener that forwards the first
 // forward connections.
-func startStallingListener(t *testing.T, forward int) *stallingListener {
+func startStallingListener(t *testing.T, forward int, afterStart bool) *stallingListener {
 	t.Helper()
-	u, err := url.Parse(brokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target += ":5672"
-	}
+	target := brokerTarget(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +50,12 @@ func startStallingListener(t *testing.T, forward int) *stallingListener {
 		}
 		conns = append(conns, c)
 	}
+	stalled := func() {
+		select {
+		case s.stalled <- struct{}{}:
+		default:
+		}
+	}
 	wg.Go(func() {
 		for n := 0; ; n++ {
 			c, err := ln.Accept()
@@ -61,11 +63,8 @@ func startStallingListener(t *testing.T, forward int) *stallingListener {
 				return
 			}
 			track(c)
-			if n >= forward {
-				select {
-				case s.stalled <- struct{}{}:
-				default:
-				}
+			if n >= forward && !afterStart {
+				stalled()
 				continue
 			}
 			server, err := net.DialTimeout("tcp", target, 5*time.Second)
@@ -74,13 +73,49 @@ func startStallingListener(t *testing.T, forward int) *stallingListener {
 				continue
 			}
 			track(server)
-			for _, pair := range [][2]net.Conn{{c, server}, {server, c}} {
-				wg.Go(func() {
-					_, _ = io.Copy(pair[0], pair[1])
-					_ = pair[0].Close()
-					_ = pair[1].Close()
-				})
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(dst, src)
+				_ = dst.Close()
+				_ = src.Close()
 			}
+			if n < forward {
+				wg.Go(func() { pipe(c, server) })
+				wg.Go(func() { pipe(server, c) })
+				continue
+			}
+			wg.Go(func() { // connection.start only, then the broker's answers are held
+				defer func() { _ = c.Close(); _ = server.Close() }()
+				hdr := make([]byte, 7)
+				if _, err := io.ReadFull(server, hdr); err != nil {
+					return
+				}
+				body := make([]byte, binary.BigEndian.Uint32(hdr[3:7])+1)
+				if _, err := io.ReadFull(server, body); err != nil {
+					return
+				}
+				if _, err := c.Write(append(hdr, body...)); err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, server)
+			})
+			wg.Go(func() { // the client's bytes go through; its start-ok means it waits
+				protocolHeader := make([]byte, 8)
+				if _, err := io.ReadFull(c, protocolHeader); err != nil {
+					return
+				}
+				if _, err := server.Write(protocolHeader); err != nil {
+					return
+				}
+				startOK := make([]byte, 7)
+				if _, err := io.ReadFull(c, startOK); err != nil {
+					return
+				}
+				if _, err := server.Write(startOK); err != nil {
+					return
+				}
+				stalled()
+				_, _ = io.Copy(server, c)
+			})
 		}
 	})
 	t.Cleanup(func() {
@@ -97,13 +132,65 @@ func startStallingListener(t *testing.T, forward int) *stallingListener {
 }
 
 // url returns the broker URL with the listener's address.
-func (s *stallingListener) url(t *testing.T) string {
-	u, err := url.Parse(brokerURL())
-	if err != nil {
-		t.Fatal(err)
+func (s *stallingListener) url(t *testing.T) string { return brokerURLAt(t, s.addr) }
+
+// closeAtOnce closes tr and fails the test unless Close returns without
+// an error well within closeBudget (nothing here waits on the broker).
+func closeAtOnce(t *testing.T, tr *Transport, while string) {
+	t.Helper()
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- tr.Close() }()
+	select {
+	case err := <-closed:
+		t.Logf("Close returned in %s", time.Since(start).Round(time.Millisecond))
+		if took := time.Since(start); took > closeBudget/2 {
+			t.Errorf("Close returned after %s while %s, want at once", took, while)
+		}
+		if err != nil {
+			t.Errorf("Close = %v, want nil (nothing open was left unanswered)", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("Close did not return while %s", while)
 	}
-	u.Host = s.addr
-	return u.String()
+}
+
+// subscribeWhileStalled starts NewSubscriber (whose first consumer
+// connection is dialled under the transport's lock) and waits until sl
+// holds that connection's handshake; it returns NewSubscriber's outcome.
+func subscribeWhileStalled(t *testing.T, tr *Transport, sl *stallingListener) <-chan error {
+	t.Helper()
+	made := make(chan error, 1)
+	go func() {
+		_, err := tr.NewSubscriber(transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 1})
+		made <- err
+	}()
+	select {
+	case <-sl.stalled:
+	case err := <-made:
+		t.Fatalf("NewSubscriber returned before its connection was held: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer connection was never dialled")
+	}
+	return made
+}
+
+// abandoned waits for the outcome of a call whose dial Close aborted: an
+// error wrapping transports.ErrClosed, and nothing that reads as a
+// refused login.
+func abandoned(t *testing.T, made <-chan error) {
+	t.Helper()
+	select {
+	case err := <-made:
+		if !errors.Is(err, transports.ErrClosed) {
+			t.Errorf("NewSubscriber whose dial Close aborted = %v, want transports.ErrClosed", err)
+		}
+		if errors.Is(err, transports.ErrAccessRefused) {
+			t.Errorf("NewSubscriber whose dial Close aborted = %v, which reads as transports.ErrAccessRefused", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("NewSubscriber did not return after Close")
+	}
 }
 
 // The first consumer connection is dialled under the transport's lock,
@@ -113,45 +200,22 @@ func (s *stallingListener) url(t *testing.T) string {
 // fails with transports.ErrClosed, and the healthy publishing connection
 // is closed gracefully (no error).
 func TestCloseAbortsFirstConsumerDial(t *testing.T) {
-	sl := startStallingListener(t, 1) // the publishing connection goes through
-	raw := testURL(t, sl.url(t), "connection_timeout=60000")
-	tr := openForTest(t, raw)
-	made := make(chan error, 1)
-	go func() {
-		_, err := tr.NewSubscriber(transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 1})
-		made <- err
-	}()
-	select {
-	case <-sl.stalled: // the consumer connection's dial is under way
-	case err := <-made:
-		t.Fatalf("NewSubscriber returned before its connection was accepted: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the consumer connection was never dialled")
-	}
+	sl := startStallingListener(t, 1, false) // the publishing connection goes through
+	tr := openForTest(t, testURL(t, sl.url(t), "connection_timeout=60000"))
+	made := subscribeWhileStalled(t, tr, sl)
+	closeAtOnce(t, tr, "the consumer connection was being dialled")
+	abandoned(t, made)
+}
 
-	start := time.Now()
-	closed := make(chan error, 1)
-	go func() { closed <- tr.Close() }()
-	select {
-	case err := <-closed:
-		if took := time.Since(start); took > closeBudget/2 {
-			t.Errorf("Close returned after %s while the consumer connection was being dialled, want at once", took)
-		}
-		if err != nil {
-			t.Errorf("Close = %v, want nil (the publishing connection is healthy)", err)
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("Close did not return while the consumer connection was being dialled")
-	}
-	select {
-	case err := <-made:
-		t.Logf("Close returned in %s; NewSubscriber: %v", time.Since(start).Round(time.Millisecond), err)
-		if !errors.Is(err, transports.ErrClosed) {
-			t.Errorf("NewSubscriber whose dial Close aborted = %v, want transports.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("NewSubscriber did not return after Close")
-	}
+// The same, with the handshake cut after connection.start: amqp091 takes
+// a connection lost at that step for a refused login, which the aborted
+// dial must not report.
+func TestCloseAbortsDialAfterConnectionStart(t *testing.T) {
+	sl := startStallingListener(t, 1, true)
+	tr := openForTest(t, testURL(t, sl.url(t), "connection_timeout=60000"))
+	made := subscribeWhileStalled(t, tr, sl)
+	closeAtOnce(t, tr, "the consumer connection's handshake waited for connection.tune")
+	abandoned(t, made)
 }
 
 // A lost connection being made again is aborted by Close: the publishing
@@ -161,8 +225,7 @@ func TestCloseAbortsFirstConsumerDial(t *testing.T) {
 // not wait for the watchdog (closeBudget) to drop the connection.
 func TestCloseAbortsReconnection(t *testing.T) {
 	p := startProxy(t)
-	raw := testURL(t, p.url(t), "connection_timeout=60000")
-	tr := openForTest(t, raw)
+	tr := openForTest(t, testURL(t, p.url(t), "connection_timeout=60000"))
 	before := tr.pool.latestCork()
 
 	p.stop() // the connection is lost; reconnections are refused...
@@ -176,21 +239,41 @@ func TestCloseAbortsReconnection(t *testing.T) {
 	if _, err := tr.pubConn.current(); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("publishing connection during the held reconnection: %v, want ErrNotConnected", err)
 	}
+	closeAtOnce(t, tr, "a reconnection's handshake was under way")
+}
 
-	start := time.Now()
-	closed := make(chan error, 1)
-	go func() { closed <- tr.Close() }()
+// Open's own dial ends with its context: a cancel, not only a deadline,
+// aborts a handshake the broker never answers.
+func TestOpenCancelledDuringDial(t *testing.T) {
+	sl := startStallingListener(t, 0, false)
+	u, err := url.Parse(testURL(t, sl.url(t), "connection_timeout=60000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan error, 1)
+	go func() {
+		tr, err := Open(ctx, u, transports.OpenOptions{Service: "svc"})
+		if err == nil {
+			_ = tr.Close()
+		}
+		opened <- err
+	}()
 	select {
-	case err := <-closed:
-		t.Logf("Close returned in %s", time.Since(start).Round(time.Millisecond))
-		if took := time.Since(start); took > closeBudget/2 {
-			t.Errorf("Close returned after %s while a reconnection's handshake was under way, want at once", took)
+	case <-sl.stalled:
+	case err := <-opened:
+		t.Fatalf("Open returned before its connection was held: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open never dialled")
+	}
+	cancel()
+	select {
+	case err := <-opened:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Open cancelled during its dial = %v, want context.Canceled", err)
 		}
-		if err != nil {
-			t.Errorf("Close = %v, want nil (nothing was open to close)", err)
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("Close did not return while a reconnection's handshake was under way")
+	case <-time.After(closeBudget):
+		t.Fatal("Open did not return after its context was cancelled")
 	}
 }
 

@@ -259,15 +259,7 @@ var proxies sync.Map // host:port -> *proxy
 // stopped when t ends.
 func startProxy(t testing.TB) *proxy {
 	t.Helper()
-	u, err := url.Parse(brokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target += ":5672"
-	}
-	fp, err := faults.StartProxy(target)
+	fp, err := faults.StartProxy(brokerTarget(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,15 +272,33 @@ func startProxy(t testing.TB) *proxy {
 	return p
 }
 
-// url returns the broker URL with the proxy's address.
-func (p *proxy) url(t testing.TB) string {
+// brokerTarget returns the host:port of the test broker.
+func brokerTarget(t testing.TB) string {
+	t.Helper()
 	u, err := url.Parse(brokerURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Host = p.addr
+	if u.Port() == "" {
+		return u.Host + ":5672"
+	}
+	return u.Host
+}
+
+// brokerURLAt returns the broker URL with addr (host:port) in place of
+// the broker's address.
+func brokerURLAt(t testing.TB, addr string) string {
+	t.Helper()
+	u, err := url.Parse(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
 	return u.String()
 }
+
+// url returns the broker URL with the proxy's address.
+func (p *proxy) url(t testing.TB) string { return brokerURLAt(t, p.addr) }
 
 // stop closes the listener and every proxied connection, and waits for
 // the proxy's goroutines.

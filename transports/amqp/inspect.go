@@ -90,11 +90,10 @@ func passiveDeclare(conn *amqp091.Connection, name string) (amqp091.Queue, bool,
 	return q, true, nil
 }
 
-// dialOwn opens a connection of its own, named for rabbitmqctl list_connections.
+// dialOwn opens a connection of its own, named for rabbitmqctl
+// list_connections, as dial does (connection_timeout, aborted by Close).
 func (t *Transport) dialOwn(name string) (*amqp091.Connection, error) {
-	props := amqp091.NewConnectionProperties()
-	props.SetClientConnectionName(name)
-	conn, err := amqp091.DialConfig(t.dialURL, amqp091.Config{Properties: props})
+	conn, err := t.dial(name)
 	if err != nil {
 		return nil, fmt.Errorf("amqp: connect to %s: %w", t.redacted, accessRefused(err))
 	}

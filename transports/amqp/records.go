@@ -57,7 +57,8 @@ func (t *Transport) recordsSession(ctx context.Context, kind string, fn func(ch 
 	}
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = t.recordsOnce(kind, fn); err == nil || attempt == 5 {
+		// A dial Close aborted (transports.ErrClosed) is not tried again.
+		if err = t.recordsOnce(kind, fn); err == nil || attempt == 5 || errors.Is(err, transports.ErrClosed) {
 			return err
 		}
 		select {

@@ -101,9 +101,15 @@ func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transp
 	}
 	corkingFirst, corking := t.pool.dialer(first), t.pool.dialer(timeout)
 	var dialed atomic.Bool
+	openCtx := ctx
 	t.pubConn, err = openConnection(t.dialCtx, t.connName("publish"), func(ctx context.Context, name string) (*amqp091.Connection, error) {
 		if !dialed.Swap(true) {
-			return t.dialWith(ctx, name, corkingFirst)
+			// Open's own dial: its ctx aborts it too (a cancel, not only
+			// the deadline).
+			fctx, cancel := context.WithCancelCause(ctx)
+			stop := context.AfterFunc(openCtx, func() { cancel(context.Cause(openCtx)) })
+			defer func() { stop(); cancel(nil) }()
+			return t.dialWith(fctx, name, corkingFirst)
 		}
 		return t.dialWith(ctx, name, corking)
 	}, o.ReconnectMax, t.log)
@@ -149,9 +155,14 @@ func (t *Transport) dialWith(ctx context.Context, name string, netDial netDialer
 			return dialTCP(ctx, timeout, network, addr)
 		}
 	}
-	// amqp091 calls Dial once, before the handshakes, in this goroutine.
+	// amqp091 calls Dial once, before the handshakes, in this goroutine
+	// (its Config.Recovery, which would call it again from another one, is
+	// never set here); a second call is refused all the same.
 	var unwatch func() bool
 	dial := func(network, addr string) (net.Conn, error) {
+		if unwatch != nil {
+			return nil, errors.New("amqp: dial called twice")
+		}
 		nc, err := netDial(ctx, network, addr)
 		if err != nil {
 			return nil, err
@@ -170,7 +181,11 @@ func (t *Transport) dialWith(ctx context.Context, name string, netDial netDialer
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: dial abandoned: %w", context.Cause(ctx), err)
+			// amqp091 reports a handshake cut short after connection.start
+			// as a refused login or vhost (403): the cause is ctx, and the
+			// error is only shown, not wrapped, so that it never reads as
+			// transports.ErrAccessRefused.
+			return nil, fmt.Errorf("%w: dial abandoned (%v)", context.Cause(ctx), err)
 		}
 		return nil, err
 	}
@@ -352,7 +367,9 @@ func (t *Transport) dropConnections(subConn *connection) {
 // A dial under way (a reconnection, or the first consumer connection of a
 // listener starting) is aborted at once, and none starts after: it fails
 // with an error wrapping transports.ErrClosed; open connections are closed
-// gracefully. On a broker that does not answer, it returns within about
+// gracefully. A connection that is down when Close starts is not waited
+// for: unread deliveries a subscriber cannot republish on it go back to
+// their queue by a nack (which counts a delivery). On a broker that does not answer, it returns within about
 // closeBudget (10 s), dropping the connections.
 func (t *Transport) Close() error {
 	// First: a consumer connection's first dial holds mu.
