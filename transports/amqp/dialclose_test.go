@@ -2,8 +2,8 @@ package amqp
 
 import (
 	"context"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/url"
