@@ -76,9 +76,11 @@ loop's --raw-batch 32 at N = 32), Watermill through one Publish of N messages,
 which the Watermill publishers send one after the other; not with --rate.
 --envelope makes the Watermill sides and the raw loop carry the metadata
 Busline's events carry (the CloudEvents envelope: ce-id, ce-source, ce-type,
-ce-time, ce-specversion, content-type; on AMQP the UUID in its header
-besides) and read the fire time from ce-time, so that every side sends and
-parses the same metadata; by default they carry the fire time only.
+ce-time, ce-specversion, content-type) and read the fire time from ce-time,
+so that every side sends and parses the same metadata; the raw loops lay it
+out as Busline does (AMQP: headers, the UUID also in _watermill_message_uuid
+and the message-id property; Redis: the UUID, the envelope and the payload
+in three fields). By default they carry the fire time only.
 --sides runs a subset; --cpuprofile FILE writes a CPU profile of the Busline
 side (the profiler's own cost then counts in that side's CPU per event).
 

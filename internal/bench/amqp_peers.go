@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -123,10 +122,7 @@ func (a *amqpBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 				if err != nil {
 					return err
 				}
-				dc, err := pc.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, amqp091.Publishing{
-					DeliveryMode: amqp091.Persistent, ContentType: "application/json",
-					Headers: rawAMQPHeaders(cfg.Envelope, time.Now()), Body: body,
-				})
+				dc, err := pc.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, rawAMQPPublishing(cfg.Envelope, time.Now(), body))
 				if err != nil {
 					return err
 				}
@@ -153,20 +149,25 @@ func (a *amqpBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 	})
 }
 
-// rawAMQPHeaders are the headers of a message the raw loop fires at now:
-// the fire time as a number, or with envelope the headers Busline's
-// messages carry (its envelope and the UUID in _watermill_message_uuid).
-func rawAMQPHeaders(envelope bool, now time.Time) amqp091.Table {
+// rawAMQPPublishing is the message the raw loop fires at now: persistent,
+// content type application/json, the fire time in a number header; with
+// envelope, what Busline's messages carry instead: its envelope headers,
+// the UUID in _watermill_message_uuid and in the message-id property, and
+// the timestamp property.
+func rawAMQPPublishing(envelope bool, now time.Time, body []byte) amqp091.Publishing {
+	p := amqp091.Publishing{DeliveryMode: amqp091.Persistent, ContentType: "application/json", Body: body}
 	if !envelope {
-		return amqp091.Table{sentAtKey: now.UnixNano()}
+		p.Headers = amqp091.Table{sentAtKey: now.UnixNano()}
+		return p
 	}
-	id := watermill.NewUUID()
-	h := amqp091.Table{wamqp.DefaultMessageUUIDHeaderKey: id}
-	putPeerMetadata(func(k, v string) { h[k] = v }, true, id, now)
-	return h
+	id := rawID()
+	p.Headers = amqp091.Table{wamqp.DefaultMessageUUIDHeaderKey: id}
+	putPeerMetadata(func(k, v string) { p.Headers[k] = v }, newStamp(true, now), id)
+	p.MessageId, p.Timestamp = id, now.UTC()
+	return p
 }
 
-// rawAMQPSentAt reads the fire time rawAMQPHeaders wrote.
+// rawAMQPSentAt reads the fire time rawAMQPPublishing wrote.
 func rawAMQPSentAt(h amqp091.Table) time.Time {
 	if ns, ok := h[sentAtKey].(int64); ok {
 		return time.Unix(0, ns)

@@ -72,11 +72,11 @@ type Config struct {
 	TunedSubscribers int
 	// Envelope makes the Watermill and raw sides put the metadata of
 	// Busline's envelope on every message (DESIGN §4: ce-id, ce-source,
-	// ce-type, ce-time, ce-specversion, content-type; on AMQP, as
-	// Busline's, the UUID in a header of its own besides) and read the
-	// fire time from ce-time, as Busline's handler does, so that every
-	// side sends and parses the same metadata. Default false: the peers
-	// carry the fire time only, as a service without an envelope would.
+	// ce-type, ce-time, ce-specversion, content-type; the raw loops in
+	// the layout of Busline's messages) and read the fire time from
+	// ce-time, as Busline's handler does, so that every side sends and
+	// parses the same metadata. Default false: the peers carry the fire
+	// time only, as a service without an envelope would.
 	Envelope bool
 	// CPUProfile, when set, receives a CPU profile (pprof format) taken
 	// while the Busline side fires and handles.

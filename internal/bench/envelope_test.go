@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,12 +13,14 @@ import (
 // time reads back from each, in every form the peers carry it.
 func TestPeerMetadata(t *testing.T) {
 	now := time.Date(2026, 12, 3, 12, 0, 0, 123456789, time.UTC)
+	envelopeKeys := []string{bus.MetaID, bus.MetaSource, bus.MetaType, bus.MetaTime, bus.MetaSpecVersion, bus.MetaContentType}
 	for _, envelope := range []bool{false, true} {
+		st := newStamp(envelope, now)
 		md := map[string]string{}
-		putPeerMetadata(func(k, v string) { md[k] = v }, envelope, "id-1", now)
+		putPeerMetadata(func(k, v string) { md[k] = v }, st, "id-1")
 		want := []string{sentAtKey}
 		if envelope {
-			want = []string{bus.MetaID, bus.MetaSource, bus.MetaType, bus.MetaTime, bus.MetaSpecVersion, bus.MetaContentType}
+			want = envelopeKeys
 		}
 		if len(md) != len(want) {
 			t.Fatalf("envelope %v: metadata %v, want the keys %v", envelope, md, want)
@@ -33,27 +36,56 @@ func TestPeerMetadata(t *testing.T) {
 		if got := peerSentAt(func(k string) string { return md[k] }); !got.Equal(now) {
 			t.Fatalf("envelope %v: fire time %v, want %v", envelope, got, now)
 		}
-		h := rawAMQPHeaders(envelope, now)
-		if got := rawAMQPSentAt(h); !got.Equal(now) {
-			t.Fatalf("envelope %v: AMQP headers %v: fire time %v, want %v", envelope, h, got, now)
+
+		p := rawAMQPPublishing(envelope, now, []byte(`{}`))
+		if got := rawAMQPSentAt(p.Headers); !got.Equal(now) {
+			t.Fatalf("envelope %v: AMQP headers %v: fire time %v, want %v", envelope, p.Headers, got, now)
 		}
-		if envelope && (len(h) != 7 || h["_watermill_message_uuid"] != h[bus.MetaID]) {
-			t.Fatalf("envelope: AMQP headers %v, want the envelope and the UUID header", h)
+		if envelope && (len(p.Headers) != 7 || p.Headers["_watermill_message_uuid"] != p.Headers[bus.MetaID] ||
+			p.MessageId != p.Headers[bus.MetaID] || !p.Timestamp.Equal(now)) {
+			t.Fatalf("envelope: AMQP message %+v, want the envelope, the UUID header and the message-id and timestamp properties", p)
 		}
-		fields := rawRedisFields(envelope, now, []byte(`{}`))
+
+		fields := rawRedisFields(st, []byte(`{}`))
 		values := map[string]any{}
 		for i := 0; i+1 < len(fields); i += 2 {
 			values[fields[i].(string)] = fields[i+1]
 		}
-		if len(values) != len(want)+1 || values["payload"] == nil {
+		if values["payload"] == nil || len(values) != map[bool]int{false: 2, true: 3}[envelope] {
 			t.Fatalf("envelope %v: Redis fields %v", envelope, fields)
 		}
-		if got := peerSentAt(func(k string) string { v, _ := values[k].(string); return v }); !got.Equal(now) {
+		if envelope {
+			lines, _ := values["metadata"].(string)
+			for _, k := range envelopeKeys {
+				if lineValue(lines, k) == "" {
+					t.Fatalf("envelope: Redis metadata %q lacks %s", lines, k)
+				}
+			}
+			if lineValue(lines, bus.MetaID) != values["_watermill_message_uuid"] {
+				t.Fatalf("envelope: Redis fields %v: ce-id is not the UUID", fields)
+			}
+		}
+		if got := rawRedisSentAt(values); !got.Equal(now) {
 			t.Fatalf("envelope %v: Redis fields: fire time %v, want %v", envelope, got, now)
 		}
 	}
 	if got := peerSentAt(func(string) string { return "" }); !got.IsZero() {
 		t.Fatalf("no fire time read as %v", got)
+	}
+}
+
+// TestRawID checks the raw loops' IDs: UUID version 4 layout, distinct.
+func TestRawID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := rawID()
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[14] != '4' || id[18] != '-' || !strings.ContainsRune("89ab", rune(id[19])) || id[23] != '-' {
+			t.Fatalf("rawID() = %q, not a version 4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("rawID() repeated %q", id)
+		}
+		seen[id] = true
 	}
 }
 

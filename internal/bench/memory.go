@@ -115,7 +115,7 @@ func runRouterN(ctx context.Context, cfg Config, name, topic string, pub message
 	}
 	return measureBatches(ctx, cfg, name, rec, cfg.FireBatch, func(_ context.Context, n int) error {
 		msgs := make([]*message.Message, n)
-		now := time.Now()
+		st := newStamp(cfg.Envelope, time.Now())
 		for i := range msgs {
 			body, err := json.Marshal(p) // every side encodes each event
 			if err != nil {
@@ -123,7 +123,7 @@ func runRouterN(ctx context.Context, cfg Config, name, topic string, pub message
 			}
 			id := watermill.NewUUID()
 			msgs[i] = message.NewMessage(id, body)
-			putPeerMetadata(msgs[i].Metadata.Set, cfg.Envelope, id, now)
+			putPeerMetadata(msgs[i].Metadata.Set, st, id)
 		}
 		return pub.Publish(topic, msgs...)
 	})

@@ -94,13 +94,13 @@ func (r *redisBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 		p := newPayload(cfg.Size)
 		side, err := measureBatches(ctx, cfg, "go-redis loop (pipelined XADD, XREADGROUP, XACK)", rec, cfg.RawBatch, func(ctx context.Context, n int) error {
 			pipe := client.Pipeline()
-			now := time.Now()
+			st := newStamp(cfg.Envelope, time.Now())
 			for range n {
 				body, err := json.Marshal(p) // every side encodes each event
 				if err != nil {
 					return err
 				}
-				pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: rawRedisFields(cfg.Envelope, now, body)})
+				pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: rawRedisFields(st, body)})
 			}
 			_, err := pipe.Exec(ctx)
 			return err
@@ -114,16 +114,28 @@ func (r *redisBroker) runRaw(ctx context.Context, cfg Config) (Side, error) {
 	})
 }
 
-// rawRedisFields are the fields of an entry the raw loop fires at now: the
-// fire time (Unix nanoseconds) and the payload, or with envelope the
-// payload and the metadata of Busline's envelope, a field each.
-func rawRedisFields(envelope bool, now time.Time, body []byte) []any {
-	if !envelope {
-		return []any{sentAtKey, strconv.FormatInt(now.UnixNano(), 10), "payload", body}
+// rawRedisFields are the fields of an entry the raw loop fires: the fire
+// time (t, Unix nanoseconds) and the payload, or with the envelope the
+// layout of Busline's entries: the UUID, the envelope in one field (the
+// loop's own "key=value" lines, where Busline's is msgpack) and the
+// payload.
+func rawRedisFields(st stamp, body []byte) []any {
+	if !st.envelope {
+		return []any{"t", st.text, "payload", body}
 	}
-	fields := make([]any, 0, 14)
-	putPeerMetadata(func(k, v string) { fields = append(fields, k, v) }, true, watermill.NewUUID(), now)
-	return append(fields, "payload", body)
+	id := rawID()
+	md := encodeLines(func(put func(k, v string)) { putPeerMetadata(put, st, id) })
+	return []any{wrs.UUIDHeaderKey, id, "metadata", md, "payload", body}
+}
+
+// rawRedisSentAt reads the fire time rawRedisFields wrote.
+func rawRedisSentAt(values map[string]any) time.Time {
+	if t, ok := values["t"].(string); ok {
+		ns, _ := strconv.ParseInt(t, 10, 64)
+		return time.Unix(0, ns)
+	}
+	md, _ := values["metadata"].(string)
+	return peerSentAt(func(k string) string { return lineValue(md, k) })
 }
 
 // rawRedisReader reads and acknowledges entries until ctx ends.
@@ -150,7 +162,7 @@ func rawRedisReader(ctx context.Context, c *redis.Client, stream, group string, 
 				if err := json.Unmarshal([]byte(body), &p); err != nil {
 					return fmt.Errorf("bench: raw redis: entry %s: %w", m.ID, err)
 				}
-				rec.record(peerSentAt(func(k string) string { v, _ := m.Values[k].(string); return v }))
+				rec.record(rawRedisSentAt(m.Values))
 				acks = append(acks, m.ID)
 			}
 		}
