@@ -16,7 +16,8 @@ import (
 
 // stallingListener forwards its first connections to the test broker and
 // holds the later ones: to a client, a broker that accepts the TCP
-// connection and never answers the AMQP handshake (afterStart false), or
+// connection, reads the client's protocol header and never answers it
+// (afterStart false), or
 // that sends connection.start and then nothing (afterStart true: the
 // client's start-ok reaches the broker, its answer is held back). stalled
 // receives a value for each connection held so, once the client waits on
@@ -64,7 +65,14 @@ func startStallingListener(t *testing.T, forward int, afterStart bool) *stalling
 			}
 			track(c)
 			if n >= forward && !afterStart {
-				stalled()
+				wg.Go(func() { // held once the client began its handshake
+					protocolHeader := make([]byte, 8)
+					if _, err := io.ReadFull(c, protocolHeader); err != nil {
+						return
+					}
+					stalled()
+					_, _ = io.Copy(io.Discard, c)
+				})
 				continue
 			}
 			server, err := net.DialTimeout("tcp", target, 5*time.Second)
@@ -155,24 +163,31 @@ func closeAtOnce(t *testing.T, tr *Transport, while string) {
 	}
 }
 
+// whileStalled runs call in a goroutine and waits until sl holds the
+// handshake of the connection it dials; it returns call's outcome.
+func whileStalled(t *testing.T, sl *stallingListener, what string, call func() error) <-chan error {
+	t.Helper()
+	made := make(chan error, 1)
+	go func() { made <- call() }()
+	select {
+	case <-sl.stalled:
+	case err := <-made:
+		t.Fatalf("%s returned before its connection was held: %v", what, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s never dialled", what)
+	}
+	return made
+}
+
 // subscribeWhileStalled starts NewSubscriber (whose first consumer
 // connection is dialled under the transport's lock) and waits until sl
 // holds that connection's handshake; it returns NewSubscriber's outcome.
 func subscribeWhileStalled(t *testing.T, tr *Transport, sl *stallingListener) <-chan error {
 	t.Helper()
-	made := make(chan error, 1)
-	go func() {
+	return whileStalled(t, sl, "NewSubscriber", func() error {
 		_, err := tr.NewSubscriber(transports.SubscriberConfig{Group: "g", Consumer: "c", AckTimeout: time.Minute, Concurrency: 1})
-		made <- err
-	}()
-	select {
-	case <-sl.stalled:
-	case err := <-made:
-		t.Fatalf("NewSubscriber returned before its connection was held: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the consumer connection was never dialled")
-	}
-	return made
+		return err
+	})
 }
 
 // abandoned waits for the outcome of a call whose dial Close aborted: an
@@ -251,21 +266,13 @@ func TestOpenCancelledDuringDial(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	opened := make(chan error, 1)
-	go func() {
+	opened := whileStalled(t, sl, "Open", func() error {
 		tr, err := Open(ctx, u, transports.OpenOptions{Service: "svc"})
 		if err == nil {
 			_ = tr.Close()
 		}
-		opened <- err
-	}()
-	select {
-	case <-sl.stalled:
-	case err := <-opened:
-		t.Fatalf("Open returned before its connection was held: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Open never dialled")
-	}
+		return err
+	})
 	cancel()
 	select {
 	case err := <-opened:
@@ -299,5 +306,32 @@ func TestDialContextLeavesConnectionMade(t *testing.T) {
 	}
 	if _, err := tr.dialWith(ctx, "busline test", nil); !errors.Is(err, transports.ErrClosed) {
 		t.Fatalf("dial with an ended context = %v, want transports.ErrClosed", err)
+	}
+}
+
+// The connections of Inspect (and Tail, FindGroup, RemoveGroup) end their
+// dial with the caller's context, and a closed transport dials none.
+func TestInspectDialEndsWithItsContext(t *testing.T) {
+	sl := startStallingListener(t, 1, true) // the publishing connection goes through
+	tr := openForTest(t, testURL(t, sl.url(t), "connection_timeout=60000"))
+	ctx, cancel := context.WithCancel(context.Background())
+	inspected := whileStalled(t, sl, "Inspect", func() error {
+		_, err := tr.Inspect(ctx, transports.InspectOptions{Groups: []string{"g"}})
+		return err
+	})
+	cancel()
+	select {
+	case err := <-inspected:
+		if !errors.Is(err, context.Canceled) || errors.Is(err, transports.ErrAccessRefused) {
+			t.Fatalf("Inspect cancelled during its dial = %v, want context.Canceled only", err)
+		}
+	case <-time.After(closeBudget):
+		t.Fatal("Inspect did not return after its context was cancelled")
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Inspect(context.Background(), transports.InspectOptions{Groups: []string{"g"}}); !errors.Is(err, transports.ErrClosed) {
+		t.Fatalf("Inspect after Close = %v, want transports.ErrClosed", err)
 	}
 }

@@ -27,7 +27,7 @@ func (t *Transport) Inspect(ctx context.Context, opts transports.InspectOptions)
 	if len(opts.Groups) == 0 {
 		return nil, fmt.Errorf("%w: AMQP 0-9-1 cannot list the queues of a broker; name the consumer groups to inspect", transports.ErrUnsupported)
 	}
-	conn, err := t.dialOwn("busline inspect")
+	conn, err := t.dialOwn(ctx, "busline inspect")
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +91,16 @@ func passiveDeclare(conn *amqp091.Connection, name string) (amqp091.Queue, bool,
 }
 
 // dialOwn opens a connection of its own, named for rabbitmqctl
-// list_connections, as dial does (connection_timeout, aborted by Close).
-func (t *Transport) dialOwn(name string) (*amqp091.Connection, error) {
-	conn, err := t.dial(name)
+// list_connections, as dial does (connection_timeout); the dial ends with
+// ctx as well as with Close. On a closed transport it returns
+// transports.ErrClosed.
+func (t *Transport) dialOwn(ctx context.Context, name string) (*amqp091.Connection, error) {
+	if t.isClosed() {
+		return nil, transports.ErrClosed
+	}
+	dctx, done := joinCancel(t.dialCtx, ctx)
+	defer done()
+	conn, err := t.dialWith(dctx, name, nil)
 	if err != nil {
 		return nil, fmt.Errorf("amqp: connect to %s: %w", t.redacted, accessRefused(err))
 	}
@@ -119,7 +126,7 @@ func (t *Transport) FindGroup(ctx context.Context, group string) (bool, error) {
 	if t.tp.checkDeadGroup(group) != nil {
 		return false, nil
 	}
-	conn, err := t.dialOwn("busline inspect")
+	conn, err := t.dialOwn(ctx, "busline inspect")
 	if err != nil {
 		return false, err
 	}

@@ -28,7 +28,7 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	if t.tp.checkDeadGroup(group) != nil {
 		return fmt.Errorf("%w: amqp: no consumer group %q (no queue can have a name this long)", transports.ErrNotFound, group)
 	}
-	conn, err := t.dialOwn("busline group remove")
+	conn, err := t.dialOwn(ctx, "busline group remove")
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 		if ifUnused && errors.As(err, &ae) && ae.Code == amqp091.NotImplemented {
 			// A quorum queue made under another URL: on a new connection.
 			_ = conn.Close()
-			if conn, err = t.dialOwn("busline group remove"); err != nil {
+			if conn, err = t.dialOwn(ctx, "busline group remove"); err != nil {
 				return err
 			}
 			err = deleteQueue(conn, t.tp.groupQueue(group), false)

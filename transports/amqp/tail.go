@@ -22,7 +22,7 @@ func (t *Transport) Tail(ctx context.Context, topic string, opts transports.Tail
 	if !opts.Since.IsNew() {
 		return fmt.Errorf("%w: AMQP keeps no history of an event (a topic exchange routes and forgets); tail follows new events only", transports.ErrUnsupported)
 	}
-	conn, err := t.dialOwn("busline tail " + topic)
+	conn, err := t.dialOwn(ctx, "busline tail "+topic)
 	if err != nil {
 		return err
 	}

@@ -106,9 +106,8 @@ func Open(ctx context.Context, u *url.URL, opts transports.OpenOptions) (*Transp
 		if !dialed.Swap(true) {
 			// Open's own dial: its ctx aborts it too (a cancel, not only
 			// the deadline).
-			fctx, cancel := context.WithCancelCause(ctx)
-			stop := context.AfterFunc(openCtx, func() { cancel(context.Cause(openCtx)) })
-			defer func() { stop(); cancel(nil) }()
+			fctx, done := joinCancel(ctx, openCtx)
+			defer done()
 			return t.dialWith(fctx, name, corkingFirst)
 		}
 		return t.dialWith(ctx, name, corking)
@@ -190,6 +189,14 @@ func (t *Transport) dialWith(ctx context.Context, name string, netDial netDialer
 		return nil, err
 	}
 	return conn, nil
+}
+
+// joinCancel returns a context derived from base that also ends when
+// extra does (with extra's cause), and the function that releases it.
+func joinCancel(base, extra context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(base)
+	stop := context.AfterFunc(extra, func() { cancel(context.Cause(extra)) })
+	return ctx, func() { stop(); cancel(nil) }
 }
 
 // connectionTimeout is the dial and handshake timeout the URL asks for
