@@ -18,7 +18,9 @@ import (
 // quorum). A message published again with the same event ID within
 // DedupWindow is acknowledged as a duplicate and stored once. The
 // messages of one call are in flight together; concurrent calls share the
-// connection.
+// connection. The call ends with the first message's context (bus.Fire's
+// ctx), or after Timeout when that context has no deadline; a message
+// whose acknowledgement did not come may still be stored.
 func (t *Transport) Publish(topic string, msgs ...*message.Message) error {
 	if t.isClosed() {
 		return transports.ErrClosed
@@ -26,7 +28,7 @@ func (t *Transport) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
+	ctx, cancel := t.timeout(msgs[0].Context())
 	defer cancel()
 	return t.publishEvents(ctx, topic, msgs)
 }

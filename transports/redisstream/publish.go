@@ -59,7 +59,9 @@ func newPublisher(client redis.UniversalClient, o Options) *publisher {
 }
 
 // publish appends msgs to stream and returns once Redis replied to each
-// XADD. A message whose context ends before it was queued is not sent.
+// XADD. A message whose context ends before it was queued is not sent;
+// one whose context ends while its XADD is under way is not waited for
+// (the error wraps the context's: the entry may still be added).
 func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -67,8 +69,9 @@ func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message
 		return transports.ErrClosed
 	}
 	reqs := make([]*pubReq, 0, len(msgs))
+	reusable := &reqs // those no pipe holds any more go back to the pool
 	defer func() {
-		for _, r := range reqs {
+		for _, r := range *reusable {
 			p.reqsPool.Put(r)
 		}
 	}()
@@ -86,11 +89,34 @@ func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message
 	}
 	var firstErr error
 	for i, r := range reqs {
-		if err := <-r.done; err != nil && firstErr == nil {
+		replied, err := r.await()
+		if !replied {
+			// A pipe still holds reqs[i:]: they are left to it, not reused.
+			done := reqs[:i]
+			reusable = &done
+			return fmt.Errorf("redisstream: publish message %s to %s: no reply from Redis in time (the entry may still be added): %w", msgs[i].UUID, stream, r.ctx.Err())
+		}
+		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("redisstream: publish message %s to %s: %w", msgs[i].UUID, stream, err)
 		}
 	}
 	return firstErr
+}
+
+// await waits for the reply to r, or for r's context to end first
+// (replied false).
+func (r *pubReq) await() (replied bool, err error) {
+	select {
+	case err = <-r.done:
+		return true, err
+	case <-r.ctx.Done():
+		select {
+		case err = <-r.done: // the reply came as well
+			return true, err
+		default:
+			return false, nil
+		}
+	}
 }
 
 // queue hands reqs to the pipes: one by one to whichever pipe takes them,
