@@ -1,0 +1,33 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// PublishEndsByItsDeadline publishes one message on topic with a 200ms
+// deadline on its context through pub, whose broker is stalled (a Proxy
+// that Holds), and fails t unless Publish returns an error wrapping
+// context.DeadlineExceeded well before limit, the transport's own bound
+// when a context has no deadline (make it long, so that the two differ).
+func PublishEndsByItsDeadline(t testing.TB, pub message.Publisher, topic string, limit time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	msg := message.NewMessage("stalled-1", []byte(`{}`))
+	msg.SetContext(ctx)
+	start := time.Now()
+	err := pub.Publish(topic, msg)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish on a stalled broker = %v, want context.DeadlineExceeded", err)
+	}
+	if took > limit/3 {
+		t.Fatalf("Publish with a 200ms deadline returned after %s on a stalled broker (its own bound: %s)", took, limit)
+	}
+	t.Logf("returned after %s: %v", took.Round(time.Millisecond), err)
+}
