@@ -61,7 +61,7 @@ func (t *Transport) DeadLetter(ctx context.Context, group string, msg *message.M
 // place; while it runs, the messages it holds are invisible to other readers.
 func (t *Transport) DeadLetters(ctx context.Context, group string, limit int) ([]transports.DeadLetter, error) {
 	var out []transports.DeadLetter
-	err := t.browse(ctx, group, func(ch *amqp091.Channel, d amqp091.Delivery) (bool, error) {
+	err := t.browse(ctx, group, func(d amqp091.Delivery, _ func() error) (bool, error) {
 		out = append(out, toDeadLetter(group, d))
 		return limit <= 0 || len(out) < limit, nil
 	})
@@ -77,7 +77,7 @@ func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) erro
 		return err
 	}
 	found := false
-	err := t.browse(ctx, group, func(ch *amqp091.Channel, d amqp091.Delivery) (bool, error) {
+	err := t.browse(ctx, group, func(d amqp091.Delivery, ack func() error) (bool, error) {
 		if headerString(d.Headers[HeaderDeadID]) != id {
 			return true, nil
 		}
@@ -91,7 +91,7 @@ func (t *Transport) ReplayDeadLetter(ctx context.Context, group, id string) erro
 		if err := t.pool.publish(ctx, "", t.tp.groupQueue(group), pub); err != nil {
 			return false, fmt.Errorf("amqp: replay dead letter %s of %s: %w", id, group, err)
 		}
-		if err := d.Ack(false); err != nil {
+		if err := ack(); err != nil {
 			return false, fmt.Errorf("amqp: remove replayed dead letter %s of %s: %w", id, group, err)
 		}
 		return false, nil
@@ -134,8 +134,12 @@ func (t *Transport) PurgeDeadLetters(ctx context.Context, group string) (int, er
 
 // browse gets the messages of group's dead-letter queue one by one on a
 // channel of its own, calling fn until it returns false or the queue is
-// exhausted; closing the channel returns the messages fn did not ack.
-func (t *Transport) browse(ctx context.Context, group string, fn func(*amqp091.Channel, amqp091.Delivery) (bool, error)) error {
+// exhausted (fn's ack removes the message it was given); closing the
+// channel returns the messages fn did not ack. It returns once they are
+// back (returned messages reach a quorum queue after the channel closed),
+// so that a removal of the group right after a listing does not take the
+// dead-letter queue for empty; it waits for that at most returnWait.
+func (t *Transport) browse(ctx context.Context, group string, fn func(d amqp091.Delivery, ack func() error) (bool, error)) error {
 	if t.isClosed() {
 		return transports.ErrClosed
 	}
@@ -150,28 +154,70 @@ func (t *Transport) browse(ctx context.Context, group string, fn func(*amqp091.C
 	if err != nil {
 		return fmt.Errorf("amqp: open channel: %w", err)
 	}
-	defer func() { _ = ch.Close() }()
 	q := t.tp.deadQueue(group)
-	if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
+	info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
 		if isNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("amqp: check %q: %w", q, err)
 	}
+	held, acked := 0, 0
+	err = func() error {
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			d, ok, err := ch.Get(q, false)
+			if err != nil {
+				return fmt.Errorf("amqp: get from %q: %w", q, err)
+			}
+			if !ok {
+				return nil
+			}
+			held++
+			more, err := fn(d, func() error {
+				if err := d.Ack(false); err != nil {
+					return err
+				}
+				acked++
+				return nil
+			})
+			if err != nil || !more {
+				return err
+			}
+		}
+	}()
+	_ = ch.Close()
+	if held > acked && err == nil {
+		t.awaitReturned(ctx, conn, q, info.Messages-acked)
+	}
+	return err
+}
+
+// returnWait bounds how long browse waits for the messages it returned.
+const returnWait = 2 * time.Second
+
+// awaitReturned waits until queue q holds at least n ready messages again,
+// at most returnWait: another reader or a new dead letter may change the
+// count meanwhile, so it is a bound, not an error.
+func (t *Transport) awaitReturned(ctx context.Context, conn *amqp091.Connection, q string, n int) {
+	deadline := time.Now().Add(returnWait)
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		d, ok, err := ch.Get(q, false)
+		ch, err := conn.Channel()
 		if err != nil {
-			return fmt.Errorf("amqp: get from %q: %w", q, err)
+			return
 		}
-		if !ok {
-			return nil
+		info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		_ = ch.Close()
+		if err != nil || info.Messages >= n || time.Now().After(deadline) {
+			return
 		}
-		more, err := fn(ch, d)
-		if err != nil || !more {
-			return err
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
