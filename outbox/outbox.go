@@ -48,8 +48,8 @@ type Options struct {
 	// Retention. Default 1 minute.
 	CleanupInterval time.Duration
 	// PublishTimeout bounds one publish call to the transport (through the
-	// messages' context, which the Redis and AMQP transports honour); a
-	// publish that times out is tried again. Default 30s.
+	// messages' context, which every transport honours); a publish that
+	// times out is tried again. Default 30s.
 	PublishTimeout time.Duration
 	// PublishRun is the most consecutive rows of one event name the relay
 	// hands to the transport in one publish call (pipelined XADDs,

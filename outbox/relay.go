@@ -251,6 +251,9 @@ func (o *Outbox) relayBatch(ctx context.Context, conn *pgx.Conn) (n int, pubErr,
 	done := make([]int64, 0, len(batch))
 	contact := time.Now() // the database last answered
 	for i := 0; i < len(batch); {
+		if ctx.Err() != nil {
+			break // Close: no new run; the rest goes out at the next start
+		}
 		if i > 0 && time.Since(contact) > o.opts.PollInterval {
 			// Publishing is slow: if the session ended meanwhile, a
 			// standby may hold the lock and publish these very rows.
@@ -308,7 +311,9 @@ func nextRun(rows []row, limit int) []row {
 }
 
 // publishRun publishes the events of run, which share one event name, in
-// one call to the transport, bounded by PublishTimeout.
+// one call to the transport, bounded by PublishTimeout. Close cuts it
+// short: the run is not marked, and goes out again (same event IDs) at
+// the next start.
 func (o *Outbox) publishRun(ctx context.Context, run []row) error {
 	ctx, cancel := context.WithTimeout(ctx, o.opts.PublishTimeout)
 	defer cancel()

@@ -33,8 +33,7 @@ func (t *Transport) Publish(topic string, msgs ...*message.Message) error {
 	return t.publishEvents(ctx, topic, msgs)
 }
 
-// publishEvents is Publish within ctx, on an open or closing transport
-// (the mover of scheduled events publishes through it).
+// publishEvents is Publish within ctx, on an open or closing transport.
 func (t *Transport) publishEvents(ctx context.Context, topic string, msgs []*message.Message) error {
 	if _, err := t.ensureStream(ctx, topic); err != nil {
 		return err
@@ -51,8 +50,14 @@ func (t *Transport) publishEvents(ctx context.Context, topic string, msgs []*mes
 	return err
 }
 
-// publish sends msgs asynchronously and waits for every PubAck.
+// publish sends msgs asynchronously and waits for every PubAck, until ctx
+// ends: a context that ended already sends nothing, and once it ends the
+// acknowledgements not in yet make one error (those messages may still be
+// stored).
 func (t *Transport) publish(ctx context.Context, subject string, msgs []*message.Message) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nats: publish on %s: %w", subject, err)
+	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var errs []error
 	for _, m := range msgs {
@@ -68,14 +73,29 @@ func (t *Transport) publish(ctx context.Context, subject string, msgs []*message
 		}
 		futures = append(futures, f)
 	}
+	unacked := 0
 	for i, f := range futures {
 		select {
 		case <-f.Ok():
+			continue
 		case err := <-f.Err():
 			errs = append(errs, fmt.Errorf("nats: publish %s on %s: %w", msgs[i].UUID, subject, err))
+			continue
 		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("nats: publish %s on %s: no acknowledgement: %w", msgs[i].UUID, subject, ctx.Err()))
 		}
+		select { // an answer that came as ctx ended counts
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("nats: publish %s on %s: %w", msgs[i].UUID, subject, err))
+		default:
+			if unacked == 0 {
+				errs = append(errs, fmt.Errorf("nats: publish %s on %s: no acknowledgement (it may still be stored): %w", msgs[i].UUID, subject, ctx.Err()))
+			}
+			unacked++
+		}
+	}
+	if unacked > 1 {
+		errs = append(errs, fmt.Errorf("nats: %d messages on %s without an acknowledgement in all", unacked, subject))
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -84,23 +85,24 @@ func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message
 		r.ctx, r.stream, r.maxLen, r.values = msg.Context(), stream, maxLen, values
 		reqs = append(reqs, r)
 	}
-	if err := p.queue(reqs); err != nil {
-		return fmt.Errorf("redisstream: publish to %s: %w", stream, err)
+	n, qerr := p.queue(reqs)
+	if qerr != nil {
+		qerr = fmt.Errorf("redisstream: publish to %s: %w", stream, qerr)
 	}
 	var firstErr error
-	for i, r := range reqs {
+	for i, r := range reqs[:n] {
 		replied, err := r.await()
 		if !replied {
-			// A pipe still holds reqs[i:]: they are left to it, not reused.
-			done := reqs[:i]
-			reusable = &done
-			return fmt.Errorf("redisstream: publish message %s to %s: no reply from Redis in time (the entry may still be added): %w", msgs[i].UUID, stream, r.ctx.Err())
+			// A pipe still holds reqs[i:n]: they are left to it, not reused.
+			keep := append(reqs[:i:i], reqs[n:]...)
+			reusable = &keep
+			return errors.Join(firstErr, fmt.Errorf("redisstream: publish message %s to %s: no reply from Redis in time (the entry may still be added): %w", msgs[i].UUID, stream, r.ctx.Err()))
 		}
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("redisstream: publish message %s to %s: %w", msgs[i].UUID, stream, err)
 		}
 	}
-	return firstErr
+	return errors.Join(firstErr, qerr)
 }
 
 // await waits for the reply to r, or for r's context to end first
@@ -121,10 +123,11 @@ func (r *pubReq) await() (replied bool, err error) {
 
 // queue hands reqs to the pipes: one by one to whichever pipe takes them,
 // or, with several pipes and several requests, all to one pipe, which
-// sends them in order. A request whose context ends before it was queued
-// is not sent; queue then waits for those queued before it and returns
-// the context's error.
-func (p *publisher) queue(reqs []*pubReq) error {
+// sends them in order. It returns how many it queued (reqs[:n] are the
+// pipes' until each is answered); a request whose context ends before it
+// was queued is not sent, nor are those after it, and queue returns the
+// context's error.
+func (p *publisher) queue(reqs []*pubReq) (int, error) {
 	if p.groups != nil && len(reqs) > 1 {
 		// The requests up to the first whose context has ended.
 		n := 0
@@ -135,50 +138,39 @@ func (p *publisher) queue(reqs []*pubReq) error {
 			select {
 			case p.groups <- reqs[:n]:
 			case <-reqs[0].ctx.Done():
-				return reqs[0].ctx.Err()
+				return 0, reqs[0].ctx.Err()
 			}
 		}
 		if n < len(reqs) {
-			// Wait for those sent, so that none is reused while a pipe
-			// holds it.
-			p.waitQueued(reqs, reqs[n])
-			return reqs[n].ctx.Err()
+			return n, reqs[n].ctx.Err()
 		}
-		return nil
+		return n, nil
 	}
-	for _, r := range reqs {
+	for i, r := range reqs {
 		if r.ctx.Err() != nil { // ended already: do not let select pick the send
-			p.waitQueued(reqs, r)
-			return r.ctx.Err()
+			return i, r.ctx.Err()
 		}
 		select {
 		case p.reqs <- r:
 		case <-r.ctx.Done():
-			// Requests already queued still complete: wait for them so
-			// that none is reused while a pipe holds it.
-			p.waitQueued(reqs, r)
-			return r.ctx.Err()
+			return i, r.ctx.Err()
 		}
 	}
-	return nil
+	return len(reqs), nil
 }
 
-// waitQueued waits for the requests queued before stopAt.
-func (p *publisher) waitQueued(reqs []*pubReq, stopAt *pubReq) {
-	for _, r := range reqs {
-		if r == stopAt {
-			return
-		}
-		<-r.done
-	}
-}
-
+// pipe sends the queued requests, batch by batch, until stop.
 func (p *publisher) pipe() {
 	defer p.pipes.Done()
 	batch := make([]*pubReq, 0, p.maxBatch)
 	cmds := make([]*redis.StringCmd, 0, p.maxBatch)
 	last := 0 // size of the previous batch
 	for {
+		select {
+		case <-p.stop: // first: requests left queued were given up by their callers
+			return
+		default:
+		}
 		select {
 		case r := <-p.reqs:
 			batch = append(batch[:0], r)
