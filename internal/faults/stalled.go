@@ -3,25 +3,30 @@ package faults
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// PublishEndsByItsDeadline publishes one message on topic with a 200ms
-// deadline on its context through pub, whose broker is stalled (a Proxy
-// that Holds), and fails t unless Publish returns an error wrapping
-// context.DeadlineExceeded well before limit, the transport's own bound
-// when a context has no deadline (make it long, so that the two differ).
-func PublishEndsByItsDeadline(t testing.TB, pub message.Publisher, topic string, limit time.Duration) {
+// PublishEndsByItsDeadline publishes n messages in one call on topic
+// with a 200ms deadline on their context through pub, whose broker is
+// stalled (a Proxy that Holds), and fails t unless Publish returns an
+// error wrapping context.DeadlineExceeded well before limit, the
+// transport's own bound when a context has no deadline (make it long, so
+// that the two differ).
+func PublishEndsByItsDeadline(t testing.TB, pub message.Publisher, topic string, n int, limit time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	msg := message.NewMessage("stalled-1", []byte(`{}`))
-	msg.SetContext(ctx)
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		msgs[i] = message.NewMessage(fmt.Sprintf("stalled-%d", i), []byte(`{}`))
+		msgs[i].SetContext(ctx)
+	}
 	start := time.Now()
-	err := pub.Publish(topic, msg)
+	err := pub.Publish(topic, msgs...)
 	took := time.Since(start)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish on a stalled broker = %v, want context.DeadlineExceeded", err)

@@ -32,7 +32,7 @@ func TestPublishEndsWithItsContextOnAStalledServer(t *testing.T) {
 	p.Hold()
 	t.Cleanup(p.Release) // before the transport's Close and the cleanup
 
-	faults.PublishEndsByItsDeadline(t, tr, "stall.probe", 30*time.Second)
+	faults.PublishEndsByItsDeadline(t, tr, "stall.probe", 1, 30*time.Second)
 	p.Release()
 	if err := tr.Publish("stall.probe", message.NewMessage("after", []byte(`{}`))); err != nil {
 		t.Fatalf("publish after the stall: %v", err)
