@@ -15,24 +15,12 @@ import (
 // delete the dead letters it was asked to keep.
 func TestDeadLettersBackAfterListing(t *testing.T) {
 	tr := openForTest(t, testURL(t, "", "queue_type=quorum"))
-	conn, err := amqp091.Dial(brokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := rawChannel(t)
 	q := tr.tp.deadQueue("svc-kept")
 	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp091.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(q, false, false, false)
-		}
-	})
+	t.Cleanup(func() { _, _ = rawChannel(t).QueueDelete(q, false, false, false) })
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +41,7 @@ func TestDeadLettersBackAfterListing(t *testing.T) {
 		if err != nil || len(dead) != n {
 			t.Fatalf("round %d: %d dead letters (%v), want %d", round, len(dead), err, n)
 		}
+		// On the channel already open: at once, as a RemoveGroup would.
 		info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
 		if err != nil {
 			t.Fatal(err)
