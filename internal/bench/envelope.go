@@ -90,22 +90,22 @@ func rawID() string {
 	return string(b[:])
 }
 
-// encodeLines renders metadata as "key=value" lines, the raw Redis loop's
-// own encoding of the envelope in one field (Busline's entries carry it
-// in one msgpack field).
-func encodeLines(set func(put func(key, value string))) string {
+// envelopeLines renders the envelope of a message with UUID id as
+// "key=value" lines, the raw Redis loop's own encoding of it in one field
+// (Busline's entries carry it in one msgpack field).
+func envelopeLines(st stamp, id string) string {
 	var b strings.Builder
 	b.Grow(160)
-	set(func(k, v string) {
+	putPeerMetadata(func(k, v string) {
 		b.WriteString(k)
 		b.WriteByte('=')
 		b.WriteString(v)
 		b.WriteByte('\n')
-	})
+	}, st, id)
 	return b.String()
 }
 
-// lineValue returns the value of key in lines written by encodeLines.
+// lineValue returns the value of key in lines written by envelopeLines.
 func lineValue(lines, key string) string {
 	for line := range strings.Lines(lines) {
 		if v, ok := strings.CutPrefix(line, key+"="); ok {

@@ -124,7 +124,7 @@ func rawRedisFields(st stamp, body []byte) []any {
 		return []any{"t", st.text, "payload", body}
 	}
 	id := rawID()
-	md := encodeLines(func(put func(k, v string)) { putPeerMetadata(put, st, id) })
+	md := envelopeLines(st, id)
 	return []any{wrs.UUIDHeaderKey, id, "metadata", md, "payload", body}
 }
 

@@ -70,9 +70,8 @@ func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message
 		return transports.ErrClosed
 	}
 	reqs := make([]*pubReq, 0, len(msgs))
-	reusable := &reqs // those no pipe holds any more go back to the pool
-	defer func() {
-		for _, r := range *reusable {
+	defer func() { // those no pipe holds any more go back to the pool
+		for _, r := range reqs {
 			p.reqsPool.Put(r)
 		}
 	}()
@@ -93,10 +92,10 @@ func (p *publisher) publish(stream string, maxLen int64, msgs []*message.Message
 	for i, r := range reqs[:n] {
 		replied, err := r.await()
 		if !replied {
+			err := fmt.Errorf("redisstream: publish message %s to %s: no reply from Redis in time (the entry may still be added): %w", msgs[i].UUID, stream, r.ctx.Err())
 			// A pipe still holds reqs[i:n]: they are left to it, not reused.
-			keep := append(reqs[:i:i], reqs[n:]...)
-			reusable = &keep
-			return errors.Join(firstErr, fmt.Errorf("redisstream: publish message %s to %s: no reply from Redis in time (the entry may still be added): %w", msgs[i].UUID, stream, r.ctx.Err()))
+			reqs = append(reqs[:i:i], reqs[n:]...)
+			return errors.Join(firstErr, err)
 		}
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("redisstream: publish message %s to %s: %w", msgs[i].UUID, stream, err)
