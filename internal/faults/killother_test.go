@@ -77,6 +77,16 @@ func killOtherName(t *testing.T, tg *target) reclaimReport {
 	}
 	files := []string{outFile(dir, "a"), outFile(dir, "b")}
 	waitHandled(t, fired, files, time.Minute)
+	if inspectable {
+		// a may have handled its last events and died before acking them:
+		// every event is handled, yet b has still to claim those entries
+		// once they are idle for AckTimeout. Wait for that, not only for
+		// the handling.
+		waitFor(t, time.Minute, "b to claim what a left pending", func() bool {
+			n, _ := tg.pendingCount("a", 0)
+			return n == 0
+		})
+	}
 	if err, ok := b.terminate(30 * time.Second); !ok || err != nil {
 		t.Errorf("b on SIGTERM: exited %v, error %v", ok, err)
 	}
