@@ -56,6 +56,7 @@ type Bus struct {
 	stopReading   context.CancelFunc // stops every subscription
 	handlerCtx    context.Context    // parent of every handler context
 	cancelHandler context.CancelFunc // after ShutdownTimeout
+	closeBudget   time.Duration      // CloseBudget but in tests
 	inflight      sync.WaitGroup     // one per running handler chain
 }
 
@@ -384,14 +385,25 @@ func (b *Bus) Run(ctx context.Context) error {
 	return b.Close()
 }
 
+// CloseBudget bounds the broker's part of Close: flushing the last
+// acknowledgements, removing the process's liveness record, closing the
+// subscriptions and the transport. On a broker that does not answer
+// within it, Close drops the connections of the transport and of the
+// dedup store (those that implement transports.ConnectionDropper), which
+// fails whatever still waits on the broker, and returns an error matching
+// ErrConnectionsDropped.
+const CloseBudget = 10 * time.Second
+
 // Close stops taking new events, waits for in-flight handlers (at most
 // Config.ShutdownTimeout), flushes their acknowledgements with a live
 // context and closes the transport. When the timeout passes, the contexts
 // of the handlers still running are cancelled and Close waits at most one
 // more second for them to return, so that their events are released at
-// once: allow ShutdownTimeout plus a second (plus closing the transport)
-// in a grace period. Events whose handlers did not finish stay
-// unacknowledged and are delivered again. Close is idempotent.
+// once. The broker's part of Close then has CloseBudget: allow
+// ShutdownTimeout plus a second plus CloseBudget in a grace period. Events
+// whose handlers did not finish, or whose acknowledgements did not reach
+// the broker, stay unacknowledged and are delivered again. Close is
+// idempotent.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
@@ -403,19 +415,10 @@ func (b *Bus) Close() error {
 		var errs []error
 		if started {
 			b.stopReading()
-			// One waiter: it ends when the last handler returns (a handler
-			// that never returns keeps it, as it keeps its own goroutine).
-			drained := make(chan struct{})
-			go func() {
-				b.inflight.Wait()
-				close(drained)
-			}()
-			if !waitOrTimeout(drained, b.cfg.ShutdownTimeout) {
-				b.log.Warn("shutdown timeout: handlers still running are cancelled; their events will be redelivered",
-					slog.Duration("shutdown_timeout", b.cfg.ShutdownTimeout))
-				b.cancelHandler()
-				waitOrTimeout(drained, time.Second)
-			}
+			b.drainHandlers()
+		}
+		budget := b.startCloseBudget()
+		if started {
 			for _, s := range subs {
 				errs = append(errs, s.Close())
 			}
@@ -425,9 +428,65 @@ func (b *Bus) Close() error {
 		}
 		b.cancelHandler()
 		errs = append(errs, b.tel.Close(), b.transport.Close(), b.store.Close())
+		if budget.stop() {
+			errs = append([]error{fmt.Errorf("%w: the broker did not answer within %s", ErrConnectionsDropped, b.closeBudget)}, errs...)
+		}
 		b.closeErr = errors.Join(errs...)
 	})
 	return b.closeErr
+}
+
+// drainHandlers waits for the handlers in flight, at most
+// ShutdownTimeout; then it cancels their contexts and waits one more
+// second at most.
+func (b *Bus) drainHandlers() {
+	// One waiter: it ends when the last handler returns (a handler that
+	// never returns keeps it, as it keeps its own goroutine).
+	drained := make(chan struct{})
+	go func() {
+		b.inflight.Wait()
+		close(drained)
+	}()
+	if !waitOrTimeout(drained, b.cfg.ShutdownTimeout) {
+		b.log.Warn("shutdown timeout: handlers still running are cancelled; their events will be redelivered",
+			slog.Duration("shutdown_timeout", b.cfg.ShutdownTimeout))
+		b.cancelHandler()
+		waitOrTimeout(drained, time.Second)
+	}
+}
+
+// closeBudget is the timer of CloseBudget over the broker's part of Close.
+type closeBudget struct {
+	timer   *time.Timer
+	dropped chan struct{} // closed once the connections are dropped
+}
+
+// startCloseBudget starts the timer that drops the connections of the
+// transport and the store when the broker's part of Close outlasts
+// CloseBudget.
+func (b *Bus) startCloseBudget() *closeBudget {
+	cb := &closeBudget{dropped: make(chan struct{})}
+	cb.timer = time.AfterFunc(b.closeBudget, func() {
+		defer close(cb.dropped)
+		b.log.Warn("the broker did not answer the close in time: dropping the connections; events whose acknowledgements did not reach it will be delivered again",
+			slog.Duration("close_budget", b.closeBudget))
+		for _, c := range []any{b.transport, b.store} {
+			if d, ok := c.(transports.ConnectionDropper); ok {
+				d.DropConnections()
+			}
+		}
+	})
+	return cb
+}
+
+// stop stops the timer and reports whether it had fired, once the drop
+// it started is over.
+func (cb *closeBudget) stop() bool {
+	if cb.timer.Stop() {
+		return false
+	}
+	<-cb.dropped
+	return true
 }
 
 func waitOrTimeout(done <-chan struct{}, d time.Duration) bool {

@@ -27,6 +27,10 @@ var (
 	// ErrNotReady: Ready found the bus not started, a listener not reading,
 	// or the transport unreachable.
 	ErrNotReady = errors.New("bus: not ready")
+	// ErrConnectionsDropped: Close outlasted CloseBudget on a broker that did
+	// not answer and dropped the connections; events whose acknowledgements
+	// did not reach the broker are delivered again.
+	ErrConnectionsDropped = errors.New("bus: connections dropped at close")
 	// ErrClosed: the bus was closed.
 	ErrClosed = errors.New("bus: closed")
 	// ErrPayloadTooLarge: the encoded payload is larger than Config.MaxPayloadBytes.

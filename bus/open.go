@@ -126,7 +126,7 @@ func NewContext(ctx context.Context, cfg Config, opts ...Option) (_ *Bus, err er
 		maxPayload: maxPayload, payloadLimit: payloadLimit,
 		cfg: cfg, process: process, run: randomName(8), scheme: scheme, transport: o.transport, store: o.store, log: log, tel: tel,
 		names: map[string]bool{}, handlerCtx: handlerCtx, cancelHandler: cancelHandler,
-		randomProcess: isRandomProcess(cfg.Process), dedupShared: dedupShared,
+		randomProcess: isRandomProcess(cfg.Process), dedupShared: dedupShared, closeBudget: CloseBudget,
 	}, nil
 }
 

@@ -40,10 +40,12 @@ type Store struct {
 	client    redis.UniversalClient
 	prefix    string
 	ownClient bool
-	legacy    atomic.Bool // the server rejected SET NX GET: use beginScript
-	pipe      *pipeliner
-	deferring bool // Options.DeferCommits
-	ahead     ahead
+	// clientClosed is set by the first of Close and DropConnections.
+	clientClosed atomic.Bool
+	legacy       atomic.Bool // the server rejected SET NX GET: use beginScript
+	pipe         *pipeliner
+	deferring    bool // Options.DeferCommits
+	ahead        ahead
 
 	tokenPrefix [8]byte
 	tokens      atomic.Uint64
@@ -295,10 +297,20 @@ func (s *Store) Abort(ctx context.Context, l idempotency.Lease) error {
 
 // Close closes the Redis client when the store opened it from a URL.
 func (s *Store) Close() error {
-	if !s.ownClient {
+	if !s.ownClient || s.clientClosed.Swap(true) {
 		return nil
 	}
 	return s.client.Close()
+}
+
+// DropConnections closes the client when the store opened it (from a
+// redis:// URL), so that every command still waiting for Redis fails at
+// once: the bus calls it when its Close outlasts bus.CloseBudget
+// (transports.ConnectionDropper). A client passed to New is left open.
+func (s *Store) DropConnections() {
+	if s.ownClient && !s.clientClosed.Swap(true) {
+		_ = s.client.Close()
+	}
 }
 
 // newToken returns a token no other lease holds: a random prefix drawn once

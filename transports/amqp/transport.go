@@ -369,6 +369,23 @@ func (t *Transport) dropConnections(subConn *connection) {
 	}
 }
 
+var _ transports.ConnectionDropper = (*Transport)(nil)
+
+// DropConnections implements transports.ConnectionDropper: it aborts the
+// dials under way and closes the network connections under the
+// publishing and consuming connections, for good: every call still
+// waiting for the broker fails at once, deliveries not acknowledged go
+// back to their queues, and publishes in flight fail with
+// ErrNotConfirmed. Close, which drops them itself after closeBudget, still
+// releases the rest.
+func (t *Transport) DropConnections() {
+	t.abortDials(transports.ErrClosed)
+	t.mu.Lock()
+	subConn := t.subConn
+	t.mu.Unlock()
+	t.dropConnections(subConn)
+}
+
 // Close closes every subscriber (see Subscriber.Close), then the channels
 // and connections. Unacknowledged deliveries go back to their queues.
 // A dial under way (a reconnection, or the first consumer connection of a

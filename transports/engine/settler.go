@@ -275,7 +275,9 @@ func (st *settler) empty() bool {
 	return len(st.acks)+len(st.nacks)+len(st.records) == 0
 }
 
-// final flushes what is left, retrying until the flush timeout.
+// final flushes what is left, retrying until the flush timeout, or
+// until the driver says it is closed (its connections dropped, say): no
+// retry can succeed then.
 func (st *settler) final() {
 	ctx, cancel := context.WithTimeout(context.Background(), st.s.opts.FlushTimeout)
 	defer cancel()
@@ -285,7 +287,7 @@ func (st *settler) final() {
 		if err == nil {
 			continue
 		}
-		if !bo.sleep(ctx) {
+		if errors.Is(err, transports.ErrClosed) || !bo.sleep(ctx) {
 			st.mu.Lock()
 			n := len(st.acks) + len(st.nacks)
 			st.mu.Unlock()

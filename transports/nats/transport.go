@@ -185,6 +185,19 @@ func (t *Transport) Close() error {
 	return errors.Join(errs...)
 }
 
+var _ transports.ConnectionDropper = (*Transport)(nil)
+
+// DropConnections implements transports.ConnectionDropper: it closes the
+// connection when the transport opened it, so that every call still
+// waiting for the server (a flush, an acknowledgement's reply, a publish's)
+// fails at once. A connection passed to New is left open.
+func (t *Transport) DropConnections() {
+	if t.ownConn {
+		t.log.Warn("nats: dropping the connection to the server")
+		t.nc.Close()
+	}
+}
+
 func (t *Transport) isClosed() bool { return t.closed.Load() }
 
 // timeout returns ctx bounded by Options.Timeout when it has no deadline.

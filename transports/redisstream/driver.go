@@ -43,6 +43,9 @@ func (d redisDriver) Open(ctx context.Context, topic string, cfg transports.Subs
 	}
 	if t.newReader != nil {
 		s.rc = t.newReader(func(id int64) { s.connID.Store(id) })
+		if !t.readers.add(s.rc) {
+			return nil, fmt.Errorf("redisstream: open %s: the connections were dropped: %w", stream, transports.ErrClosed)
+		}
 		s.own = true
 		// Reads ahead leave their entries uncounted in readScript, which
 		// runs only on the subscription's own connection.
@@ -127,7 +130,7 @@ func (s *redisSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*d
 // found nothing or a lone entry, it is a blocking XREADGROUP for the free
 // slots only, which Redis counts.
 func (s *redisSub) ReceiveAhead(ctx context.Context, free, ahead int, wait time.Duration) ([]*driver.Message, error) {
-	if s.closed.Load() {
+	if s.unusable() {
 		return nil, transports.ErrClosed
 	}
 	block := wait
@@ -240,7 +243,7 @@ func (s *redisSub) recreateGroup(ctx context.Context) {
 // cursor, then XRANGE of each entry, which count no delivery. Entries
 // trimmed from the stream while pending are acknowledged and skipped.
 func (s *redisSub) Pending(ctx context.Context, cursor string, limit int) ([]*driver.Message, string, error) {
-	if s.closed.Load() {
+	if s.unusable() {
 		return nil, "", transports.ErrClosed
 	}
 	start := "-"
@@ -300,7 +303,7 @@ func (s *redisSub) inLostRead(at time.Time) bool {
 // each claimed entry. Deleted entries are acknowledged and skipped. When
 // due it also removes idle consumers that hold nothing (Options.ConsumerIdle).
 func (s *redisSub) Claim(ctx context.Context, minIdle time.Duration, cursor string, limit int) ([]*driver.Message, string, error) {
-	if s.closed.Load() {
+	if s.unusable() {
 		return nil, "", transports.ErrClosed
 	}
 	if cursor == "" {
@@ -420,7 +423,7 @@ return n
 
 // KeepAlive implements driver.Subscription.
 func (s *redisSub) KeepAlive(ctx context.Context, ids []driver.AckID) error {
-	if s.closed.Load() {
+	if s.unusable() {
 		return transports.ErrClosed
 	}
 	pipe := s.client.Pipeline()
@@ -443,7 +446,7 @@ func (s *redisSub) KeepAlive(ctx context.Context, ids []driver.AckID) error {
 // one command for the entries of each count (entries read ahead are
 // recorded as attempt 1 when they are handed out).
 func (s *redisSub) Record(ctx context.Context, attempts []driver.Attempt) error {
-	if s.closed.Load() {
+	if s.unusable() {
 		return transports.ErrClosed
 	}
 	byCount := map[int][]any{}
@@ -468,7 +471,7 @@ func (s *redisSub) Record(ctx context.Context, attempts []driver.Attempt) error 
 
 // Ack implements driver.Subscription: XACK, chunked and pipelined.
 func (s *redisSub) Ack(ctx context.Context, ids []driver.AckID) error {
-	if s.closed.Load() {
+	if s.unusable() {
 		return transports.ErrClosed
 	}
 	if err := s.settleAhead(ctx, ids); err != nil {
@@ -503,7 +506,7 @@ func (s *redisSub) Ack(ctx context.Context, ids []driver.AckID) error {
 // that another consumer may claim it once the delay ends
 // (XCLAIM ... IDLE ms RETRYCOUNT n JUSTID).
 func (s *redisSub) Nack(ctx context.Context, nacks []driver.Nack) error {
-	if s.closed.Load() {
+	if s.unusable() {
 		return transports.ErrClosed
 	}
 	ids := make([]driver.AckID, len(nacks))
@@ -525,6 +528,11 @@ func (s *redisSub) Nack(ctx context.Context, nacks []driver.Nack) error {
 	return nil
 }
 
+// unusable reports whether the subscription is closed or its transport's
+// connections were dropped: every call then fails with
+// transports.ErrClosed, which the engine does not retry.
+func (s *redisSub) unusable() bool { return s.closed.Load() || s.t.dropped.Load() }
+
 // Close implements driver.Subscription; pending entries stay pending.
 func (s *redisSub) Close() error {
 	if s.closed.Swap(true) {
@@ -533,7 +541,7 @@ func (s *redisSub) Close() error {
 	s.releaseAllAhead()
 	s.t.live.remove(s.liveKey)
 	if s.own {
-		return s.rc.Close()
+		return s.t.readers.close(s.rc)
 	}
 	return nil
 }

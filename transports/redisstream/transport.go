@@ -29,8 +29,15 @@ func init() {
 type Transport struct {
 	client    redis.UniversalClient
 	ownClient bool
-	opts      Options
-	log       *slog.Logger
+	// clientClosed closes client once, at Close or DropConnections.
+	clientClosed onceClosed
+	// readers are the subscriptions' reading clients (DropConnections).
+	readers readerSet
+	// dropped is set by DropConnections: the subscriptions' calls fail
+	// with transports.ErrClosed from then on.
+	dropped atomic.Bool
+	opts    Options
+	log     *slog.Logger
 	// newReader opens a one-connection client for a subscription's blocking
 	// reads; nil on a Cluster.
 	newReader func(onID func(int64)) redis.UniversalClient
@@ -165,7 +172,7 @@ func (t *Transport) Close() error {
 	t.live.close()
 	t.pub.close()
 	if t.ownClient {
-		errs = append(errs, t.client.Close())
+		errs = append(errs, t.clientClosed.closeOnce(t.client))
 	}
 	return errors.Join(errs...)
 }
