@@ -64,6 +64,7 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 		opts.Logger = slog.Default()
 	}
 	return func(h message.HandlerFunc) message.HandlerFunc {
+		recovered := Recover(h) // a panic on the last delivery is dead-lettered too
 		return func(msg *message.Message) ([]*message.Message, error) {
 			info := transports.Info(msg)
 			var reason string
@@ -78,7 +79,7 @@ func DeadLetter(opts DeadLetterOptions) message.HandlerMiddleware {
 				}
 				reason = fmt.Sprintf("exceeded %d deliveries without an acknowledgement (delivery %d was not handed to the handler)", opts.MaxDeliveries, info.Attempt)
 			default:
-				out, err := Recover(h)(msg) // a panic on the last delivery is dead-lettered too
+				out, err := recovered(msg)
 				if err == nil {
 					return out, nil
 				}
