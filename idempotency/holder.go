@@ -21,6 +21,12 @@ type holderKey struct{}
 
 // WithHolder returns ctx carrying h; the middleware sets it for Begin.
 func WithHolder(ctx context.Context, h Holder) context.Context {
+	return withHolder(ctx, h)
+}
+
+// withHolder is WithHolder for h already converted to an interface value,
+// which the middleware does once rather than at every message.
+func withHolder(ctx context.Context, h any) context.Context {
 	return context.WithValue(ctx, holderKey{}, h)
 }
 

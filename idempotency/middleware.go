@@ -89,7 +89,7 @@ func Middleware(opts Options) message.HandlerMiddleware {
 	if opts.HeldWait == 0 {
 		opts.HeldWait = time.Second
 	}
-	m := &dedup{opts: opts, metrics: newMetrics(opts.Group, opts.MeterProvider)}
+	m := &dedup{opts: opts, holder: opts.Holder, metrics: newMetrics(opts.Group, opts.MeterProvider)}
 	m.txStore, _ = opts.Store.(TxStore)
 	m.deferred, _ = opts.Store.(DeferredCommitter)
 	if a, ok := opts.Store.(AheadClaimer); ok && m.txStore == nil {
@@ -107,6 +107,7 @@ func Middleware(opts Options) message.HandlerMiddleware {
 
 type dedup struct {
 	opts     Options
+	holder   any // opts.Holder, converted once for withHolder
 	txStore  TxStore
 	deferred DeferredCommitter
 	metrics  *metrics
@@ -152,7 +153,7 @@ func (m *dedup) handle(h message.HandlerFunc, msg *message.Message) ([]*message.
 // begin claims key, in a transaction when the store offers one.
 func (m *dedup) begin(ctx context.Context, key string) (State, Lease, Tx, error) {
 	if m.opts.Holder.Process != "" {
-		ctx = WithHolder(ctx, m.opts.Holder)
+		ctx = withHolder(ctx, m.holder)
 	}
 	if m.txStore != nil {
 		return m.txStore.BeginTx(ctx, key, m.opts.Lease, m.opts.Retention)
