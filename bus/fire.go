@@ -57,10 +57,7 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 	if err != nil {
 		return "", err
 	}
-	var o fireOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := applyFireOptions(opts)
 	if o.ids != nil {
 		if len(o.ids) != 1 {
 			return "", fmt.Errorf("%w: Fire got %d IDs from WithEventIDs, want 1", ErrInvalidEvent, len(o.ids))
@@ -77,6 +74,19 @@ func Fire[T any](ctx context.Context, b *Bus, e Event[T], payload T, opts ...Fir
 		return "", fmt.Errorf("bus: fire %s: %w", topic, err)
 	}
 	return id, nil
+}
+
+// applyFireOptions returns the options opts set. Applied to a copy, so
+// that the caller's fireOptions stays on its stack when no option is given.
+func applyFireOptions(opts []FireOption) fireOptions {
+	if len(opts) == 0 {
+		return fireOptions{}
+	}
+	var o fireOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // checkFire reports whether the bus, the event named name and ctx allow

@@ -62,10 +62,7 @@ func FireBatch[T any](ctx context.Context, b *Bus, e Event[T], payloads []T, opt
 	if err := b.checkFire(ctx, topic); err != nil {
 		return nil, err
 	}
-	var o fireOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := applyFireOptions(opts)
 	if err := checkBatchIDs(&o, len(payloads)); err != nil {
 		return nil, err
 	}
