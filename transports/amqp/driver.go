@@ -84,6 +84,7 @@ type amqpSub struct {
 	// rmu is held by Receive (one at a time) while it reads deliveries.
 	rmu        sync.Mutex
 	deliveries <-chan amqp091.Delivery
+	wait       *time.Timer // Receive's wait for a first delivery, under rmu
 
 	mu     sync.Mutex
 	ch     *amqp091.Channel
@@ -184,8 +185,12 @@ func (s *amqpSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*dr
 		s.mu.Unlock()
 		s.log.Info("amqp: consuming again")
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	if s.wait == nil {
+		s.wait = time.NewTimer(wait)
+	} else {
+		s.wait.Reset(wait) // stopped: no stale tick (Go 1.23 timers)
+	}
+	defer s.wait.Stop()
 	var first amqp091.Delivery
 	select {
 	case d, ok := <-s.deliveries:
@@ -193,7 +198,7 @@ func (s *amqpSub) Receive(ctx context.Context, n int, wait time.Duration) ([]*dr
 			return nil, s.lostChannel(ch)
 		}
 		first = d
-	case <-timer.C:
+	case <-s.wait.C:
 		return nil, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
