@@ -400,7 +400,8 @@ const CloseBudget = 10 * time.Second
 // of the handlers still running are cancelled and Close waits at most one
 // more second for them to return, so that their events are released at
 // once. The broker's part of Close then has CloseBudget: allow
-// ShutdownTimeout plus a second plus CloseBudget in a grace period. Events
+// ShutdownTimeout plus a second plus CloseBudget, and a few seconds more
+// for what follows the drop, in a grace period. Events
 // whose handlers did not finish, or whose acknowledgements did not reach
 // the broker, stay unacknowledged and are delivered again. Close is
 // idempotent.
@@ -457,36 +458,49 @@ func (b *Bus) drainHandlers() {
 
 // closeBudget is the timer of CloseBudget over the broker's part of Close.
 type closeBudget struct {
-	timer   *time.Timer
-	dropped chan struct{} // closed once the connections are dropped
+	timer *time.Timer
+	done  chan struct{} // closed once the timer's function returned
+	// dropped: the timer fired and dropped the connections of the
+	// transport or the store (written before done is closed).
+	dropped bool
 }
 
 // startCloseBudget starts the timer that drops the connections of the
 // transport and the store when the broker's part of Close outlasts
 // CloseBudget.
 func (b *Bus) startCloseBudget() *closeBudget {
-	cb := &closeBudget{dropped: make(chan struct{})}
+	cb := &closeBudget{done: make(chan struct{})}
 	cb.timer = time.AfterFunc(b.closeBudget, func() {
-		defer close(cb.dropped)
-		b.log.Warn("the broker did not answer the close in time: dropping the connections; events whose acknowledgements did not reach it will be delivered again",
-			slog.Duration("close_budget", b.closeBudget))
+		defer close(cb.done)
+		var droppers []transports.ConnectionDropper
 		for _, c := range []any{b.transport, b.store} {
 			if d, ok := c.(transports.ConnectionDropper); ok {
-				d.DropConnections()
+				droppers = append(droppers, d)
 			}
 		}
+		if len(droppers) == 0 {
+			b.log.Warn("the broker did not answer the close in time, and neither the transport nor the dedup store can drop its connections: Close waits for their own timeouts",
+				slog.Duration("close_budget", b.closeBudget))
+			return
+		}
+		b.log.Warn("the broker did not answer the close in time: dropping the connections; events whose acknowledgements did not reach it will be delivered again",
+			slog.Duration("close_budget", b.closeBudget))
+		for _, d := range droppers {
+			d.DropConnections()
+		}
+		cb.dropped = true
 	})
 	return cb
 }
 
-// stop stops the timer and reports whether it had fired, once the drop
-// it started is over.
+// stop stops the timer and reports whether it dropped connections, once
+// the drop is over.
 func (cb *closeBudget) stop() bool {
 	if cb.timer.Stop() {
 		return false
 	}
-	<-cb.dropped
-	return true
+	<-cb.done
+	return cb.dropped
 }
 
 func waitOrTimeout(done <-chan struct{}, d time.Duration) bool {

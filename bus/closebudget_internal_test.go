@@ -3,11 +3,14 @@ package bus
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/busline/busline/idempotency"
+	"github.com/busline/busline/internal/syncbuf"
 	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/memory"
 )
@@ -30,10 +33,23 @@ func (s *stalledTransport) Close() error {
 // droppingStore records that its connections were dropped.
 type droppingStore struct {
 	idempotency.Store
+	once    sync.Once
 	dropped chan struct{}
 }
 
-func (s *droppingStore) DropConnections() { close(s.dropped) }
+func (s *droppingStore) DropConnections() { s.once.Do(func() { close(s.dropped) }) }
+
+// slowTransport is a memory transport whose Close waits for release and
+// that cannot drop its connections.
+type slowTransport struct {
+	*memory.Transport
+	release chan struct{}
+}
+
+func (s *slowTransport) Close() error {
+	<-s.release
+	return s.Transport.Close()
+}
 
 // A Close that outlasts the close budget drops the connections of the
 // transport and of the store, and says so with ErrConnectionsDropped.
@@ -82,5 +98,32 @@ func TestCloseWithinItsBudgetDropsNothing(t *testing.T) {
 	case <-store.dropped:
 		t.Error("the store's connections were dropped on a Close within its budget")
 	default:
+	}
+}
+
+// When neither the transport nor the store can drop its connections, a
+// Close past its budget says so in the log, waits for the transport, and
+// does not claim that connections were dropped.
+func TestCloseBudgetWithoutDropper(t *testing.T) {
+	var logs syncbuf.Buffer
+	tr := &slowTransport{Transport: memory.New(memory.NewBroker(0)), release: make(chan struct{})}
+	b, err := NewContext(context.Background(), Config{Service: "s", Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		WithTransport(tr), WithStore(idempotency.NewMemoryStore()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.closeBudget = 10 * time.Millisecond
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	for !strings.Contains(logs.String(), "neither the transport nor the dedup store can drop") {
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned %v before the transport's Close did", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	close(tr.release)
+	if err := <-closed; err != nil {
+		t.Fatalf("Close = %v, want nil (nothing was dropped)", err)
 	}
 }

@@ -28,8 +28,11 @@ var (
 	// or the transport unreachable.
 	ErrNotReady = errors.New("bus: not ready")
 	// ErrConnectionsDropped: Close outlasted CloseBudget on a broker that did
-	// not answer and dropped the connections; events whose acknowledgements
-	// did not reach the broker are delivered again.
+	// not answer and dropped the connections of the transport or the dedup
+	// store (those that implement transports.ConnectionDropper); events
+	// whose acknowledgements did not reach the broker are delivered again.
+	// When neither can drop its connections, Close waits for them instead
+	// and does not return this error.
 	ErrConnectionsDropped = errors.New("bus: connections dropped at close")
 	// ErrClosed: the bus was closed.
 	ErrClosed = errors.New("bus: closed")

@@ -275,9 +275,7 @@ func (st *settler) empty() bool {
 	return len(st.acks)+len(st.nacks)+len(st.records) == 0
 }
 
-// final flushes what is left, retrying until the flush timeout, or
-// until the driver says it is closed (its connections dropped, say): no
-// retry can succeed then.
+// final flushes what is left, retrying until the flush timeout.
 func (st *settler) final() {
 	ctx, cancel := context.WithTimeout(context.Background(), st.s.opts.FlushTimeout)
 	defer cancel()
@@ -287,7 +285,7 @@ func (st *settler) final() {
 		if err == nil {
 			continue
 		}
-		if errors.Is(err, transports.ErrClosed) || !bo.sleep(ctx) {
+		if !bo.sleep(ctx) {
 			st.mu.Lock()
 			n := len(st.acks) + len(st.nacks)
 			st.mu.Unlock()

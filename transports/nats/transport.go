@@ -78,6 +78,10 @@ func open(ctx context.Context, u *url.URL, o transports.OpenOptions) (transports
 		// at once instead of waiting for a PubAck that never comes.
 		natsgo.ReconnectBufSize(-1),
 		natsgo.Timeout(cfg.opts.Timeout),
+		// A write to a server that stopped reading gives up after
+		// Timeout, not nats.go's minute: closing (DropConnections too)
+		// flushes under the lock a blocked write holds.
+		natsgo.FlusherTimeout(cfg.opts.Timeout),
 	}, cfg.conn...)
 	logger := o.Logger
 	if logger == nil {
