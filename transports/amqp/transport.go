@@ -356,7 +356,6 @@ const (
 // within closeBudget. subConn is the consumer connection, nil when none
 // was opened.
 func (t *Transport) dropConnections(subConn *connection) {
-	t.log.Warn("amqp: the broker did not answer the close in time; dropping the connections", slog.Duration("after", closeBudget))
 	t.pubConn.stopReconnecting()
 	if c := t.pool.latestCork(); c != nil {
 		_ = c.Conn.Close()
@@ -379,6 +378,7 @@ var _ transports.ConnectionDropper = (*Transport)(nil)
 // ErrNotConfirmed. Close, which drops them itself after closeBudget, still
 // releases the rest.
 func (t *Transport) DropConnections() {
+	t.log.Warn("amqp: dropping the connections to the broker")
 	t.abortDials(transports.ErrClosed)
 	t.mu.Lock()
 	subConn := t.subConn
@@ -409,6 +409,7 @@ func (t *Transport) Close() error {
 	dropped := make(chan struct{})
 	watchdog := time.AfterFunc(closeBudget, func() {
 		defer close(dropped)
+		t.log.Warn("amqp: the broker did not answer the close in time; dropping the connections", slog.Duration("after", closeBudget))
 		t.dropConnections(subConn)
 	})
 	var errs []error
