@@ -208,9 +208,9 @@ func TestSlowHandlerKeepsDedupLease(t *testing.T) {
 		defer running.Add(-1)
 		for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
 		}
-		time.Sleep(700 * time.Millisecond)
+		time.Sleep(3 * time.Second)
 		return nil
-	}, bus.WithAckTimeout(200*time.Millisecond))
+	}, bus.WithAckTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestSlowHandlerKeepsDedupLease(t *testing.T) {
 	for calls.Load() == 0 { // the first copy is running
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // past the 200ms lease
+	time.Sleep(1500 * time.Millisecond) // past the 1s lease, which the keeper renews every 500ms
 	if _, err := bus.Fire(ctx, b.Bus, priceChanged, price{}, bus.WithEventID("slow-1")); err != nil {
 		t.Fatal(err)
 	}

@@ -52,8 +52,10 @@ func checkUntil(t *testing.T, what string, done func() bool, guards ...*nameGuar
 // the second takes it and says the other is gone.
 func TestNameGuardReportsALiveDuplicate(t *testing.T) {
 	store := idempotency.NewMemoryStore()
-	first, firstLogs := testGuard(t, store, "billing-invoice", 200*time.Millisecond)
-	second, logs := testGuard(t, store, "billing-invoice", 200*time.Millisecond)
+	// A lease long enough that a stalled test goroutine does not let it
+	// run out between the two guards' checks.
+	first, firstLogs := testGuard(t, store, "billing-invoice", time.Second)
+	second, logs := testGuard(t, store, "billing-invoice", time.Second)
 	first.check(context.Background())
 	checkUntil(t, "the duplicate reported", func() bool { _, dup := second.state(); return dup }, first, second)
 	if !strings.Contains(logs.String(), "another live process uses this process name") {

@@ -231,9 +231,10 @@ func killSameName(t *testing.T, tg *target, o killOptions) killReport {
 		// leases of its dead earlier run at once (idempotency.Holder).
 		// "At once" is judged against AckTimeout (a minute): a quiet
 		// machine takes 0.2-0.6 s, a CI machine loaded by -race runs of
-		// other packages took 1.3 s once, hence 2 s.
-		if d := last.Sub(c.boot()); d >= 2*time.Second {
-			t.Errorf("kill %d: the killed process's pending events came back %s after the restarted process started; want < 2s (AckTimeout is %s)", k+1, d, spec.AckTimeout)
+		// other packages took 1.3 s once, hence 5 s, still a twelfth of
+		// AckTimeout (the report prints the figure measured).
+		if d := last.Sub(c.boot()); d >= 5*time.Second {
+			t.Errorf("kill %d: the killed process's pending events came back %s after the restarted process started; want < 5s (AckTimeout is %s)", k+1, d, spec.AckTimeout)
 		}
 	}
 	if o.postgres {

@@ -16,8 +16,10 @@ import (
 // AckWait (here ack_wait_max, far below the listener's AckTimeout, a
 // third of which would be too late), and the server delivers it once.
 func TestSlowHandlerNotRedelivered(t *testing.T) {
-	const ackWait = 300 * time.Millisecond
-	tr := openTransport(t, testURL(t, "", "ack_wait_max=300ms"))
+	// An in-progress ack every AckWait/3: a second AckWait leaves a
+	// stall of up to 600 ms on a busy machine before the server redelivers.
+	const ackWait = time.Second
+	tr := openTransport(t, testURL(t, "", "ack_wait_max=1s"))
 	const group = "svc-slow"
 	sub, err := tr.NewSubscriber(transports.SubscriberConfig{Group: group, Consumer: "p1", AckTimeout: time.Minute, Concurrency: 2})
 	if err != nil {

@@ -120,7 +120,9 @@ func TestReclaimAfterAckTimeout(t *testing.T) {
 
 func TestSlowHandlerKeepsItsClaim(t *testing.T) {
 	u := testURL(t, "")
-	const ackTimeout = 500 * time.Millisecond
+	// Kept alive every AckTimeout/3: a second and a half leaves a stall of
+	// up to a second before the other consumer may claim it.
+	const ackTimeout = 1500 * time.Millisecond
 	tr := openTransport(t, u)
 	slow := newSub(t, tr, "g", "slow", ackTimeout, 1, transports.Since{})
 	chSlow, _ := subscribe(t, slow, "e.x")

@@ -325,7 +325,9 @@ func (s *driverSuite) claimAndKeepAlive(t *testing.T) {
 	b := s.sub(t, d, driverTopic, "g", "b", time.Minute)
 	ids := publishN(t, tr, driverTopic, 2)
 	held := s.receiveAll(t, a, 2, 10*time.Second)
-	idle := s.h.scale(300 * time.Millisecond)
+	// idle leaves a stalled test up to a second between the KeepAlive
+	// and the Claim below before the kept entry is idle again.
+	idle := s.h.scale(time.Second)
 	time.Sleep(2 * idle) // both entries idle longer than idle
 	var kept, left *driver.Message
 	for _, m := range held {

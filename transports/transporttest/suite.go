@@ -233,7 +233,9 @@ func (s *suite) reclaim(t *testing.T) {
 // 5b. A handler that runs longer than AckTimeout keeps its claim alive.
 func (s *suite) keepClaim(t *testing.T) {
 	url := s.h.URL(t)
-	ackTimeout := s.h.scale(500 * time.Millisecond)
+	// Kept alive every AckTimeout/3: a second and a half leaves a stall
+	// of up to a second before another process may claim it.
+	ackTimeout := s.h.scale(1500 * time.Millisecond)
 	ack := bus.WithAckTimeout(ackTimeout)
 	r := newRecorder()
 	done := make(chan struct{})
