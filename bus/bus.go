@@ -472,23 +472,16 @@ func (b *Bus) startCloseBudget() *closeBudget {
 	cb := &closeBudget{done: make(chan struct{})}
 	cb.timer = time.AfterFunc(b.closeBudget, func() {
 		defer close(cb.done)
-		var droppers []transports.ConnectionDropper
-		for _, c := range []any{b.transport, b.store} {
-			if d, ok := c.(transports.ConnectionDropper); ok {
-				droppers = append(droppers, d)
-			}
-		}
-		if len(droppers) == 0 {
-			b.log.Warn("the broker did not answer the close in time, and neither the transport nor the dedup store can drop its connections: Close waits for their own timeouts",
-				slog.Duration("close_budget", b.closeBudget))
-			return
-		}
 		b.log.Warn("the broker did not answer the close in time: dropping the connections; events whose acknowledgements did not reach it will be delivered again",
 			slog.Duration("close_budget", b.closeBudget))
-		for _, d := range droppers {
-			d.DropConnections()
+		for _, c := range []any{b.transport, b.store} {
+			if d, ok := c.(transports.ConnectionDropper); ok && d.DropConnections() {
+				cb.dropped = true
+			}
 		}
-		cb.dropped = true
+		if !cb.dropped {
+			b.log.Warn("neither the transport nor the dedup store has connections of its own to drop (a client passed in is the caller's): Close waits for their own timeouts")
+		}
 	})
 	return cb
 }

@@ -11,10 +11,10 @@ import (
 
 // Run blocks until its context ends (in a service:
 // signal.NotifyContext(ctx, syscall.SIGTERM)), then closes the bus. A
-// shutdown on a broker that stopped answering returns within
-// ShutdownTimeout, a second and CloseBudget, with ErrConnectionsDropped:
-// nothing is lost, the events whose acknowledgements did not reach the
-// broker are delivered again.
+// shutdown on a broker that stopped answering returns after about
+// ShutdownTimeout, a second and CloseBudget (allow a few seconds more; see
+// Bus.Close), with ErrConnectionsDropped: nothing is lost, the events
+// whose acknowledgements did not reach the broker are delivered again.
 func ExampleBus_Run() {
 	b, err := bus.New(bus.Config{Service: "shutdown-demo", Transport: "memory://"})
 	if err != nil {

@@ -23,7 +23,10 @@ type stalledTransport struct {
 	dropped chan struct{}
 }
 
-func (s *stalledTransport) DropConnections() { s.once.Do(func() { close(s.dropped) }) }
+func (s *stalledTransport) DropConnections() bool {
+	s.once.Do(func() { close(s.dropped) })
+	return true
+}
 
 func (s *stalledTransport) Close() error {
 	<-s.dropped
@@ -37,7 +40,10 @@ type droppingStore struct {
 	dropped chan struct{}
 }
 
-func (s *droppingStore) DropConnections() { s.once.Do(func() { close(s.dropped) }) }
+func (s *droppingStore) DropConnections() bool {
+	s.once.Do(func() { close(s.dropped) })
+	return true
+}
 
 // slowTransport is a memory transport whose Close waits for release and
 // that cannot drop its connections.
@@ -101,29 +107,46 @@ func TestCloseWithinItsBudgetDropsNothing(t *testing.T) {
 	}
 }
 
-// When neither the transport nor the store can drop its connections, a
-// Close past its budget says so in the log, waits for the transport, and
-// does not claim that connections were dropped.
+// callerOwnedTransport can drop connections but has none of its own (a
+// client passed to its New): DropConnections reports false.
+type callerOwnedTransport struct{ *slowTransport }
+
+func (callerOwnedTransport) DropConnections() bool { return false }
+
+// When neither the transport nor the store can drop a connection of its
+// own, a Close past its budget says so in the log, waits for the
+// transport, and does not claim that connections were dropped.
 func TestCloseBudgetWithoutDropper(t *testing.T) {
-	var logs syncbuf.Buffer
-	tr := &slowTransport{Transport: memory.New(memory.NewBroker(0)), release: make(chan struct{})}
-	b, err := NewContext(context.Background(), Config{Service: "s", Logger: slog.New(slog.NewTextHandler(&logs, nil))},
-		WithTransport(tr), WithStore(idempotency.NewMemoryStore()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.closeBudget = 10 * time.Millisecond
-	closed := make(chan error, 1)
-	go func() { closed <- b.Close() }()
-	for !strings.Contains(logs.String(), "neither the transport nor the dedup store can drop") {
-		select {
-		case err := <-closed:
-			t.Fatalf("Close returned %v before the transport's Close did", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	close(tr.release)
-	if err := <-closed; err != nil {
-		t.Fatalf("Close = %v, want nil (nothing was dropped)", err)
+	for name, wrap := range map[string]func(*slowTransport) transports.Transport{
+		"no capability":          func(s *slowTransport) transports.Transport { return s },
+		"a client passed to New": func(s *slowTransport) transports.Transport { return callerOwnedTransport{s} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var logs syncbuf.Buffer
+			tr := &slowTransport{Transport: memory.New(memory.NewBroker(0)), release: make(chan struct{})}
+			b, err := NewContext(context.Background(), Config{Service: "s", Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+				WithTransport(wrap(tr)), WithStore(idempotency.NewMemoryStore()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.closeBudget = 10 * time.Millisecond
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			deadline := time.After(10 * time.Second)
+			for !strings.Contains(logs.String(), "neither the transport nor the dedup store has connections of its own to drop") {
+				select {
+				case err := <-closed:
+					t.Fatalf("Close returned %v before the transport's Close did", err)
+				case <-deadline:
+					close(tr.release)
+					t.Fatalf("no log line saying nothing could be dropped; logs:\n%s", logs.String())
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			close(tr.release)
+			if err := <-closed; err != nil {
+				t.Fatalf("Close = %v, want nil (nothing was dropped)", err)
+			}
+		})
 	}
 }

@@ -14,8 +14,9 @@ package transports
 // so they are delivered again (at-least-once), and a process's liveness
 // record ends with its expiry. A transport built on a client or
 // connection the caller supplied leaves that client alone: it is the
-// caller's to close. DropConnections may be called concurrently with Close
-// and more than once.
+// caller's to close. DropConnections reports whether it dropped any
+// connection: false when every one it would wait on is the caller's. It
+// may be called concurrently with Close and more than once.
 type ConnectionDropper interface {
-	DropConnections()
+	DropConnections() (dropped bool)
 }

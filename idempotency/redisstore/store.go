@@ -306,11 +306,16 @@ func (s *Store) Close() error {
 // DropConnections closes the client when the store opened it (from a
 // redis:// URL), so that every command still waiting for Redis fails at
 // once: the bus calls it when its Close outlasts bus.CloseBudget
-// (transports.ConnectionDropper). A client passed to New is left open.
-func (s *Store) DropConnections() {
-	if s.ownClient && !s.clientClosed.Swap(true) {
+// (transports.ConnectionDropper). A client passed to New is left open,
+// and DropConnections reports false.
+func (s *Store) DropConnections() bool {
+	if !s.ownClient {
+		return false
+	}
+	if !s.clientClosed.Swap(true) {
 		_ = s.client.Close()
 	}
+	return true
 }
 
 // newToken returns a token no other lease holds: a random prefix drawn once

@@ -16,9 +16,10 @@ import (
 // TestCloseOnAStalledBroker: the broker stops answering while a bus has a
 // listener (still connected: a proxy holds every reply) and a handler in
 // flight. bus.Close returns within ShutdownTimeout, a second and
-// CloseBudget, having dropped the connections (before, each of its steps
-// waited out the client's own timeouts: 42 s on Redis, 26 s on NATS,
-// 15 s on RabbitMQ); no goroutine of the bus is left waiting on the
+// CloseBudget (and a few seconds), having dropped the connections
+// (before, each of its steps waited out the client's own timeouts: 42 s
+// on Redis, 26 s on NATS, 15 s on RabbitMQ, measured without a handler in
+// flight); no goroutine of the bus is left waiting on the
 // broker; and once the broker answers again, a restart under the same
 // process name gets the event whose handler was cut short: nothing is lost.
 func TestCloseOnAStalledBroker(t *testing.T) {
@@ -28,6 +29,9 @@ func TestCloseOnAStalledBroker(t *testing.T) {
 			checkLeaks(t)
 			tg := newTarget(t, kind)
 			raw, p := throughProxy(t, tg.url)
+			// Every goroutine from here on is the bus's (the proxy's
+			// own aside): none may be left once Close returned.
+			ignoreBefore := goleak.IgnoreCurrent()
 			b := newBus(t, bus.Config{Service: tg.service, Transport: raw, Process: "p1", ShutdownTimeout: shutdownTimeout})
 			handled := make(chan string, 16)
 			var block atomic.Bool // the handler waits for its context to end
@@ -51,7 +55,6 @@ func TestCloseOnAStalledBroker(t *testing.T) {
 			block.Store(true)
 			cut := fireAndAwait(t, b, handled) // its handler is running
 
-			ignoreBefore := goleak.IgnoreCurrent()
 			p.Hold()
 			t.Cleanup(p.Release)
 			start := time.Now()
@@ -61,7 +64,7 @@ func TestCloseOnAStalledBroker(t *testing.T) {
 			if !errors.Is(err, bus.ErrConnectionsDropped) {
 				t.Errorf("Close on a stalled broker = %v, want bus.ErrConnectionsDropped", err)
 			}
-			if limit := shutdownTimeout + time.Second + bus.CloseBudget + 1500*time.Millisecond; took > limit {
+			if limit := shutdownTimeout + time.Second + bus.CloseBudget + 3*time.Second; took > limit {
 				t.Errorf("Close on a stalled broker took %s, want at most %s (ShutdownTimeout, a second, CloseBudget)", took.Round(time.Millisecond), limit)
 			}
 			// Nothing of the bus still waits on the broker (the proxy's

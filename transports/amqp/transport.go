@@ -377,13 +377,14 @@ var _ transports.ConnectionDropper = (*Transport)(nil)
 // back to their queues, and publishes in flight fail with
 // ErrNotConfirmed. Close, which drops them itself after closeBudget, still
 // releases the rest.
-func (t *Transport) DropConnections() {
+func (t *Transport) DropConnections() bool {
 	t.log.Warn("amqp: dropping the connections to the broker")
 	t.abortDials(transports.ErrClosed)
 	t.mu.Lock()
 	subConn := t.subConn
 	t.mu.Unlock()
 	t.dropConnections(subConn)
+	return true
 }
 
 // Close closes every subscriber (see Subscriber.Close), then the channels

@@ -194,12 +194,15 @@ var _ transports.ConnectionDropper = (*Transport)(nil)
 // DropConnections implements transports.ConnectionDropper: it closes the
 // connection when the transport opened it, so that every call still
 // waiting for the server (a flush, an acknowledgement's reply, a publish's)
-// fails at once. A connection passed to New is left open.
-func (t *Transport) DropConnections() {
-	if t.ownConn {
-		t.log.Warn("nats: dropping the connection to the server")
-		t.nc.Close()
+// fails at once. A connection passed to New is left open, and
+// DropConnections reports false.
+func (t *Transport) DropConnections() bool {
+	if !t.ownConn {
+		return false
 	}
+	t.log.Warn("nats: dropping the connection to the server")
+	t.nc.Close()
+	return true
 }
 
 func (t *Transport) isClosed() bool { return t.closed.Load() }

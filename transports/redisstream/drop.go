@@ -17,14 +17,17 @@ var _ transports.ConnectionDropper = (*Transport)(nil)
 // the shared client, so that every command still waiting for Redis fails
 // at once (a go-redis client otherwise waits out its read_timeout on each
 // step of Close). A client passed to New is left open: its commands end
-// by its own timeouts.
-func (t *Transport) DropConnections() {
+// by its own timeouts, and DropConnections reports false (a transport on
+// such a client opens no connection of its own).
+func (t *Transport) DropConnections() bool {
+	if !t.ownClient {
+		return false
+	}
 	t.log.Warn("redisstream: dropping the connections to Redis")
 	t.dropped.Store(true)
 	t.readers.drop()
-	if t.ownClient {
-		t.clientClosed.closeOnce(t.client)
-	}
+	_ = t.clientClosed.closeOnce(t.client)
+	return true
 }
 
 // onceClosed closes a client once, for whichever of Close and
