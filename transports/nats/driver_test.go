@@ -213,9 +213,16 @@ func TestDriverConsumerDeleted(t *testing.T) {
 // A read cancelled while its pull request waits on the server leaves no
 // delivery behind: a message published afterwards goes to the next read,
 // at once and uncounted, not to the abandoned request.
+//
+// "Afterwards" is once nats.go has unsubscribed the request's inbox,
+// which its fetch goroutine does just after it ends the read: a publish
+// on the same connection in between (a CI run did it once) reaches the
+// server first, which then still sees interest in the request, and the
+// message waits for AckWait.
 func TestDriverCancelledReadLosesNothing(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	s := openSub(t, tr, "svc-work", time.Minute)
+	subsBefore := tr.Conn().NumSubscriptions()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -243,6 +250,12 @@ func TestDriverCancelledReadLosesNothing(t *testing.T) {
 	cancel()
 	if err := <-done; err == nil {
 		t.Fatal("cancelled Receive returned no error")
+	}
+	for deadline := time.Now().Add(5 * time.Second); tr.Conn().NumSubscriptions() > subsBefore; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled read's inbox is still subscribed (%d subscriptions, %d before)", tr.Conn().NumSubscriptions(), subsBefore)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
 	if err := tr.Publish(testEvent, msg); err != nil {
