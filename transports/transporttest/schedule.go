@@ -54,6 +54,12 @@ type scheduleSuite struct {
 }
 
 // timed records when each event arrived and what its due time said.
+// Arrival times are wall-clock readings only (Round(0)): due times are
+// instants of the wall clock, which the movers compare with theirs, and a
+// comparison of two readings that both carry a monotonic one would use
+// that instead. On a host whose wall clock is slewed (measured: 5 ms a
+// second faster than the monotonic clock), an event moved at its due time
+// then looked a few milliseconds early.
 type timed struct {
 	mu   sync.Mutex
 	got  map[string][]time.Time
@@ -85,7 +91,7 @@ func (r *timed) notEarly(t testing.TB, id string, at time.Time) {
 func (r *timed) handler(_ context.Context, d bus.Delivery[Item]) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got[d.ID] = append(r.got[d.ID], time.Now())
+	r.got[d.ID] = append(r.got[d.ID], time.Now().Round(0))
 	r.due[d.ID] = d.Metadata[bus.MetaDeliverAt]
 	r.seen = append(r.seen, d.ID)
 	return nil
