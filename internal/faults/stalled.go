@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -35,4 +36,21 @@ func PublishEndsByItsDeadline(t testing.TB, pub message.Publisher, topic string,
 		t.Fatalf("Publish with a 200ms deadline returned after %s on a stalled broker (its own bound: %s)", took, limit)
 	}
 	t.Logf("returned after %s: %v", took.Round(time.Millisecond), err)
+}
+
+// Proxied starts a Proxy in front of the broker of the URL raw, stopped
+// when t ends, and returns it with the URL that goes through it.
+func Proxied(t testing.TB, raw string) (*Proxy, string) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := StartProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	u.Host = p.Addr()
+	return p, u.String()
 }

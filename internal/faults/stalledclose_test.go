@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"errors"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +27,7 @@ func TestCloseOnAStalledBroker(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			checkLeaks(t)
 			tg := newTarget(t, kind)
-			raw, p := throughProxy(t, tg.url)
+			p, raw := Proxied(t, tg.url)
 			// Every goroutine from here on is the bus's (the proxy's
 			// own aside): none may be left once Close returned.
 			ignoreBefore := goleak.IgnoreCurrent()
@@ -83,22 +82,6 @@ func TestCloseOnAStalledBroker(t *testing.T) {
 			fireAndAwait(t, again, handled)
 		})
 	}
-}
-
-// throughProxy returns raw with its host replaced by a proxy's to it.
-func throughProxy(t testing.TB, raw string) (string, *Proxy) {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := StartProxy(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	u.Host = p.Addr()
-	return u.String(), p
 }
 
 // fireAndAwait fires one event on b, waits for its ID on handled and

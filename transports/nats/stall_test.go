@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"net/url"
 	"testing"
 	"time"
 
@@ -16,16 +15,8 @@ import (
 // sends), not after the transport's Timeout (30 s here).
 func TestPublishEndsWithItsContextOnAStalledServer(t *testing.T) {
 	needNATS(t)
-	u, err := url.Parse(brokertest.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faults.StartProxy(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	tr := openTransport(t, testURL(t, "nats://"+p.Addr(), "timeout=30s"))
+	p, through := faults.Proxied(t, brokertest.NATSURL())
+	tr := openTransport(t, testURL(t, through, "timeout=30s"))
 	if err := tr.Publish("stall.probe", message.NewMessage("before", []byte(`{}`))); err != nil {
 		t.Fatal(err) // the stream exists, the connection is up
 	}

@@ -531,7 +531,7 @@ func (s *redisSub) Nack(ctx context.Context, nacks []driver.Nack) error {
 // unusable reports whether the subscription is closed or its transport's
 // connections were dropped: every call then fails with
 // transports.ErrClosed, which the engine does not retry.
-func (s *redisSub) unusable() bool { return s.closed.Load() || s.t.dropped.Load() }
+func (s *redisSub) unusable() bool { return s.closed.Load() || s.t.readers.dropped.Load() }
 
 // Close implements driver.Subscription; pending entries stay pending.
 func (s *redisSub) Close() error {

@@ -24,30 +24,21 @@ func (t *Transport) DropConnections() bool {
 		return false
 	}
 	t.log.Warn("redisstream: dropping the connections to Redis")
-	t.dropped.Store(true)
 	t.readers.drop()
-	_ = t.clientClosed.closeOnce(t.client)
+	if !t.clientClosed.Swap(true) {
+		_ = t.client.Close()
+	}
 	return true
 }
 
-// onceClosed closes a client once, for whichever of Close and
-// DropConnections comes first.
-type onceClosed struct{ done atomic.Bool }
-
-// closeOnce closes c unless it was closed through o before.
-func (o *onceClosed) closeOnce(c redis.UniversalClient) error {
-	if o.done.Swap(true) {
-		return nil
-	}
-	return c.Close()
-}
-
 // readerSet holds the reading clients the subscriptions opened, so that
-// DropConnections can close them.
+// DropConnections can close them. Its dropped flag is the transport's:
+// set by DropConnections, after which the subscriptions' calls fail with
+// transports.ErrClosed.
 type readerSet struct {
 	mu      sync.Mutex
 	open    map[redis.UniversalClient]struct{}
-	dropped bool
+	dropped atomic.Bool // written under mu
 }
 
 // add registers c; false when the connections were dropped (c is then
@@ -55,7 +46,7 @@ type readerSet struct {
 func (r *readerSet) add(c redis.UniversalClient) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.dropped {
+	if r.dropped.Load() {
 		_ = c.Close()
 		return false
 	}
@@ -70,7 +61,7 @@ func (r *readerSet) add(c redis.UniversalClient) bool {
 // is no error.
 func (r *readerSet) close(c redis.UniversalClient) error {
 	r.mu.Lock()
-	dropped := r.dropped
+	dropped := r.dropped.Load()
 	delete(r.open, c)
 	r.mu.Unlock()
 	if err := c.Close(); err != nil && !(dropped && errors.Is(err, redis.ErrClosed)) {
@@ -82,7 +73,7 @@ func (r *readerSet) close(c redis.UniversalClient) error {
 // drop closes every reading client, now and as they are added.
 func (r *readerSet) drop() {
 	r.mu.Lock()
-	r.dropped = true
+	r.dropped.Store(true)
 	open := r.open
 	r.open = nil
 	r.mu.Unlock()

@@ -29,13 +29,11 @@ func init() {
 type Transport struct {
 	client    redis.UniversalClient
 	ownClient bool
-	// clientClosed closes client once, at Close or DropConnections.
-	clientClosed onceClosed
+	// clientClosed is set by the first of Close and DropConnections to
+	// close an owned client.
+	clientClosed atomic.Bool
 	// readers are the subscriptions' reading clients (DropConnections).
 	readers readerSet
-	// dropped is set by DropConnections: the subscriptions' calls fail
-	// with transports.ErrClosed from then on.
-	dropped atomic.Bool
 	opts    Options
 	log     *slog.Logger
 	// newReader opens a one-connection client for a subscription's blocking
@@ -171,8 +169,8 @@ func (t *Transport) Close() error {
 	t.mover.stop()
 	t.live.close()
 	t.pub.close()
-	if t.ownClient {
-		errs = append(errs, t.clientClosed.closeOnce(t.client))
+	if t.ownClient && !t.clientClosed.Swap(true) {
+		errs = append(errs, t.client.Close())
 	}
 	return errors.Join(errs...)
 }

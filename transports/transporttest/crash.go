@@ -120,23 +120,6 @@ func (s *suite) crashLoop(t *testing.T) {
 	t.Logf("%d kills: %d handler starts, %d events dead-lettered after reaching a handler", kills, procs.CountLines("B", out), len(dead))
 }
 
-// proxied starts a TCP proxy in front of the broker of raw and returns it
-// with the URL that goes through it.
-func proxied(t *testing.T, raw string) (*faults.Proxy, string) {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	px, err := faults.StartProxy(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(px.Stop)
-	u.Host = px.Addr()
-	return px, u.String()
-}
-
 // 12b. After a broken read (the connection cut while reading), a listener
 // reads again at once; what the cut read took is not left waiting for
 // AckTimeout, and on a broker with a pending list it is not counted as an
@@ -146,7 +129,7 @@ func (s *suite) brokenRead(t *testing.T) {
 	if !networked(url) {
 		t.Skipf("%s: the broker lives in the test process; there is no connection to cut", s.h.Name)
 	}
-	px, through := proxied(t, url)
+	px, through := faults.Proxied(t, url)
 	r := newRecorder()
 	b := newBus(t, through, "svc", "p1")
 	listen(t, b, itemEvent, "work", r.handler, bus.WithAckTimeout(10*time.Minute), bus.WithConcurrency(4))
