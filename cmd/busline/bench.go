@@ -83,12 +83,18 @@ and the message-id property; Redis: the UUID, the envelope and the payload
 in three fields). By default they carry the fire time only.
 --sides runs a subset; --cpuprofile FILE writes a CPU profile of the Busline
 side (the profiler's own cost then counts in that side's CPU per event).
+--broker-pid PID (Linux) adds the CPU time the broker's process on this host
+used per event on each side (redis-server, RabbitMQ's beam.smp, nats-server;
+from /proc/PID/stat, in 10 ms ticks): on a small machine the broker shares the
+cores with bench, and the sum of both columns bounds the rate.
 
 With --json it prints one line, a JSON object with the keys transport, events,
 size, busline_events_per_s, watermill_events_per_s, ratio (end to end,
 busline/watermill), p50_ms and p99_ms (Busline's latency), and, for the sides
 that ran, watermill_tuned_events_per_s, raw_events_per_s,
-busline_cpu_us_per_event, watermill_tuned_cpu_us_per_event, and
+busline_cpu_us_per_event, watermill_tuned_cpu_us_per_event,
+raw_cpu_us_per_event, with --broker-pid busline_broker_cpu_us_per_event,
+watermill_tuned_broker_cpu_us_per_event and raw_broker_cpu_us_per_event, and
 busline_call_mean_ms, watermill_tuned_call_mean_ms and raw_call_mean_ms (the
 mean time of one fire call; a raw call fires --raw-batch events), and
 "envelope": true with --envelope.
@@ -159,6 +165,7 @@ memory:// when none is configured.`,
 	f.IntVar(&cfg.TunedSubscribers, "watermill-subscribers", 0, "subscribers (router handlers sharing the work) of the tuned Watermill side (0: the best measured, 8 on Redis and 1 on AMQP)")
 	f.BoolVar(&cfg.Envelope, "envelope", false, "the Watermill and raw sides carry Busline's envelope metadata (ce-id, ce-source, ce-type, ce-time, ce-specversion, content-type)")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the Busline side to this file")
+	f.IntVar(&cfg.BrokerPID, "broker-pid", 0, "process ID of the broker on this host: also report the CPU time it used per event on each side (Linux)")
 	return cmd
 }
 
@@ -175,14 +182,23 @@ func (a *app) printBench(r *bench.Result) error {
 	}
 	fmt.Fprintf(a.stdout, "busline bench on %s: %d events of %d bytes, concurrency %d, fired %s, %d CPUs\n\n",
 		r.URL, r.Events, r.Size, r.Concurrency, pacing, runtime.NumCPU())
-	t := newTable(a.stdout, "", "FIRE EVENTS/S", "END-TO-END EVENTS/S", "P50 MS", "P99 MS", "CPU µS/EVENT", "CALL MEAN/P99 MS")
+	broker := r.BrokerPID > 0
+	head := []string{"FIRE EVENTS/S", "END-TO-END EVENTS/S", "P50 MS", "P99 MS", "CPU µS/EVENT", "CALL MEAN/P99 MS"}
+	if broker {
+		head = append(head, "BROKER CPU µS/EVENT")
+	}
+	t := newTable(a.stdout, append([]string{""}, head...)...)
 	var others []bench.Side
 	for _, s := range []bench.Side{r.Busline, r.Watermill, r.WatermillTuned, r.Raw} {
 		if s.Name == "" {
 			continue
 		}
-		t.row(s.Name, rate(s.FirePerSecond), rate(s.EndToEndPerSecond), millis(s.P50.Seconds()), millis(s.P99.Seconds()), micros(s.CPUPerEvent(r.Events)),
-			millis(s.CallMean.Seconds())+"/"+millis(s.CallP99.Seconds()))
+		cells := []string{rate(s.FirePerSecond), rate(s.EndToEndPerSecond), millis(s.P50.Seconds()), millis(s.P99.Seconds()), micros(s.CPUPerEvent(r.Events)),
+			millis(s.CallMean.Seconds()) + "/" + millis(s.CallP99.Seconds())}
+		if broker {
+			cells = append(cells, micros(s.BrokerCPUPerEvent(r.Events)))
+		}
+		t.row(append([]string{s.Name}, cells...)...)
 		if s != r.Busline {
 			others = append(others, s)
 		}
@@ -190,9 +206,13 @@ func (a *app) printBench(r *bench.Result) error {
 	if r.Busline.Name != "" {
 		for _, o := range others {
 			label := map[string]string{r.Watermill.Name: "watermill", r.WatermillTuned.Name: "watermill-tuned", r.Raw.Name: "raw"}[o.Name]
-			t.row("ratio busline/"+label, times(ratioOf(r.Busline.FirePerSecond, o.FirePerSecond)),
+			cells := []string{times(ratioOf(r.Busline.FirePerSecond, o.FirePerSecond)),
 				times(ratioOf(r.Busline.EndToEndPerSecond, o.EndToEndPerSecond)), "-", "-",
-				times(ratioOf(r.Busline.CPUPerEvent(r.Events), o.CPUPerEvent(r.Events))), "-")
+				times(ratioOf(r.Busline.CPUPerEvent(r.Events), o.CPUPerEvent(r.Events))), "-"}
+			if broker {
+				cells = append(cells, times(ratioOf(r.Busline.BrokerCPUPerEvent(r.Events), o.BrokerCPUPerEvent(r.Events))))
+			}
+			t.row(append([]string{"ratio busline/" + label}, cells...)...)
 		}
 	}
 	return t.flush()

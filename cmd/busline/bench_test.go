@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -32,7 +35,7 @@ func TestBench(t *testing.T) {
 		keys := []string{"transport", "events", "size", "busline_events_per_s", "watermill_events_per_s", "ratio", "p50_ms", "p99_ms",
 			"watermill_tuned_events_per_s", "busline_cpu_us_per_event", "watermill_tuned_cpu_us_per_event"}
 		if b.name != "memory" {
-			keys = append(keys, "raw_events_per_s")
+			keys = append(keys, "raw_events_per_s", "raw_cpu_us_per_event")
 		}
 		calls := []string{"busline_call_mean_ms", "watermill_tuned_call_mean_ms"}
 		if b.name != "memory" {
@@ -60,5 +63,32 @@ func TestBenchUsage(t *testing.T) {
 	run(t, "bench", "--rounds", "-1").expect(t, exitUsage)
 	run(t, "bench", "--raw-batch", "-1").expect(t, exitUsage)
 	run(t, "bench", "--fire-batch", "-1").expect(t, exitUsage)
+	run(t, "bench", "--broker-pid", "-1").expect(t, exitUsage)
+	run(t, "bench", "--broker-pid", "1073741824").expect(t, exitUsage) // no such process
 	run(t, "--transport", "redis://127.0.0.1:1/0", "bench").expect(t, exitUnavailable)
+}
+
+// TestBenchBrokerPID reports a broker process's CPU per event in a column
+// and in the JSON keys; the "broker" here is this test's own process.
+func TestBenchBrokerPID(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("--broker-pid reads /proc: Linux only")
+	}
+	cleanEnv(t)
+	pid := strconv.Itoa(os.Getpid())
+	r := run(t, "--transport", "memory://", "bench", "--events", "2000", "--size", "64", "--concurrency", "2", "--broker-pid", pid).expect(t, exitOK)
+	if !strings.Contains(r.stdout, "BROKER CPU µS/EVENT") {
+		t.Fatalf("no broker column:\n%s", r.stdout)
+	}
+	r = run(t, "--transport", "memory://", "--json", "bench", "--events", "2000", "--size", "64", "--concurrency", "2", "--broker-pid", pid).expect(t, exitOK)
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	var sum map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+	}
+	for _, k := range []string{"busline_broker_cpu_us_per_event", "watermill_tuned_broker_cpu_us_per_event"} {
+		if _, ok := sum[k].(float64); !ok {
+			t.Errorf("summary lacks %s: %v", k, sum)
+		}
+	}
 }

@@ -81,6 +81,13 @@ type Config struct {
 	// CPUProfile, when set, receives a CPU profile (pprof format) taken
 	// while the Busline side fires and handles.
 	CPUProfile io.Writer
+	// BrokerPID, when positive, is the process ID of the broker on this
+	// host (redis-server, RabbitMQ's beam.smp, nats-server): every side
+	// then also reports the CPU time that process used while the side ran
+	// (Side.BrokerCPU, from /proc/PID/stat; Linux only), so that a run
+	// shows what an event costs the whole machine, not only this process.
+	// Run fails with ErrInvalidConfig when the process cannot be read.
+	BrokerPID int
 }
 
 // The sides of a run, as named in Config.Sides.
@@ -180,6 +187,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: raw batch must be at least 1", ErrInvalidConfig)
 	case c.FireBatch < 1:
 		return fmt.Errorf("%w: fire batch must be at least 1", ErrInvalidConfig)
+	case c.BrokerPID < 0:
+		return fmt.Errorf("%w: broker pid must not be negative", ErrInvalidConfig)
 	case c.FireBatch > 1 && c.Rate > 0:
 		return fmt.Errorf("%w: a paced run (rate) fires one event per call; fire batch must be 1", ErrInvalidConfig)
 	}
@@ -209,6 +218,10 @@ type Side struct {
 	// CPU is the CPU time (user + system) the whole process used while the
 	// side fired and handled, from getrusage; 0 where it cannot be read.
 	CPU time.Duration `json:"cpu_ns"`
+	// BrokerCPU is the CPU time (user + system) the broker's process
+	// (Config.BrokerPID) used while the side fired and handled, in steps
+	// of the kernel's clock tick (10 ms); 0 without a BrokerPID.
+	BrokerCPU time.Duration `json:"broker_cpu_ns,omitempty"`
 	// CallMean, CallP50 and CallP99 describe how long one fire call took
 	// (a Fire, a publish and its confirm; a batch of the raw loop): with
 	// K goroutines firing back to back, the fire rate is K × batch /
@@ -224,6 +237,15 @@ func (s Side) CPUPerEvent(events int) float64 {
 		return 0
 	}
 	return float64(s.CPU) / float64(time.Microsecond) / float64(events)
+}
+
+// BrokerCPUPerEvent is the broker process's CPU time per event, in
+// microseconds (0 without Config.BrokerPID).
+func (s Side) BrokerCPUPerEvent(events int) float64 {
+	if events == 0 {
+		return 0
+	}
+	return float64(s.BrokerCPU) / float64(time.Microsecond) / float64(events)
 }
 
 // ran says whether the side was measured.
@@ -245,6 +267,9 @@ type Result struct {
 	// Envelope says the Watermill and raw sides carried Busline's
 	// envelope (Config.Envelope).
 	Envelope bool
+	// BrokerPID is Config.BrokerPID: when positive, each side's BrokerCPU
+	// was measured.
+	BrokerPID int
 	// Busline is what a user gets by default for the transport: bus.New
 	// with the URL, the default chain, listener concurrency K.
 	Busline Side
@@ -310,6 +335,12 @@ type Summary struct {
 	RawEventsPerS                *float64 `json:"raw_events_per_s,omitempty"`
 	BuslineCPUMicrosPerEvent     *float64 `json:"busline_cpu_us_per_event,omitempty"`
 	WatermillTunedCPUMicrosEvent *float64 `json:"watermill_tuned_cpu_us_per_event,omitempty"`
+	RawCPUMicrosPerEvent         *float64 `json:"raw_cpu_us_per_event,omitempty"`
+	// The broker process's CPU time per event on each side, with
+	// --broker-pid (Config.BrokerPID).
+	BuslineBrokerCPUMicrosPerEvent        *float64 `json:"busline_broker_cpu_us_per_event,omitempty"`
+	WatermillTunedBrokerCPUMicrosPerEvent *float64 `json:"watermill_tuned_broker_cpu_us_per_event,omitempty"`
+	RawBrokerCPUMicrosPerEvent            *float64 `json:"raw_broker_cpu_us_per_event,omitempty"`
 	// BuslineCallMeanMilliseconds is the mean time of one Fire call; the
 	// same for the other sides' fire calls (a raw batch for raw).
 	BuslineCallMeanMilliseconds        *float64 `json:"busline_call_mean_ms,omitempty"`
@@ -344,6 +375,11 @@ func (r *Result) Summary() Summary {
 	s.RawEventsPerS = opt(r.Raw.ran(), r.Raw.EndToEndPerSecond, 1)
 	s.BuslineCPUMicrosPerEvent = opt(r.Busline.ran() && r.Busline.CPU > 0, r.Busline.CPUPerEvent(r.Events), 2)
 	s.WatermillTunedCPUMicrosEvent = opt(r.WatermillTuned.ran() && r.WatermillTuned.CPU > 0, r.WatermillTuned.CPUPerEvent(r.Events), 2)
+	s.RawCPUMicrosPerEvent = opt(r.Raw.ran() && r.Raw.CPU > 0, r.Raw.CPUPerEvent(r.Events), 2)
+	broker := r.BrokerPID > 0
+	s.BuslineBrokerCPUMicrosPerEvent = opt(broker && r.Busline.ran(), r.Busline.BrokerCPUPerEvent(r.Events), 2)
+	s.WatermillTunedBrokerCPUMicrosPerEvent = opt(broker && r.WatermillTuned.ran(), r.WatermillTuned.BrokerCPUPerEvent(r.Events), 2)
+	s.RawBrokerCPUMicrosPerEvent = opt(broker && r.Raw.ran(), r.Raw.BrokerCPUPerEvent(r.Events), 2)
 	s.BuslineCallMeanMilliseconds = opt(r.Busline.ran(), ms(r.Busline.CallMean), 3)
 	s.WatermillTunedCallMeanMilliseconds = opt(r.WatermillTuned.ran(), ms(r.WatermillTuned.CallMean), 3)
 	s.RawCallMeanMilliseconds = opt(r.Raw.ran(), ms(r.Raw.CallMean), 3)
@@ -378,7 +414,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{
 		Transport: u.Scheme, URL: transports.Redact(u),
-		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Rounds: cfg.Rounds, Envelope: cfg.Envelope,
+		Events: cfg.Events, Size: cfg.Size, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Rounds: cfg.Rounds, Envelope: cfg.Envelope, BrokerPID: cfg.BrokerPID,
+	}
+	if cfg.BrokerPID > 0 {
+		if _, err := brokerCPUTime(cfg.BrokerPID); err != nil {
+			return nil, fmt.Errorf("%w: broker pid %d: %w", ErrInvalidConfig, cfg.BrokerPID, err)
+		}
 	}
 	res.Transport = b.scheme()
 	sides := []struct {
@@ -565,6 +606,7 @@ func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder,
 	var wg sync.WaitGroup
 	calls := make([][]time.Duration, cfg.Concurrency) // one slice per goroutine
 	cpu0 := cpuTime()
+	broker0 := cfg.brokerCPU()
 	start := time.Now()
 	take := func() int {
 		end := next.Add(int64(batch))
@@ -630,6 +672,7 @@ func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder,
 	took := time.Since(start)
 	<-firedAll
 	cpu := cpuTime() - cpu0
+	brokerCPU := max(0, cfg.brokerCPU()-broker0) // 0 when the broker could not be read at the end
 	fmt.Fprintf(cfg.Progress, "%s: fired %d/%d, handled %d/%d in %s\n", name, n, n, n, n, took.Round(time.Millisecond))
 	p50, p99 := rec.percentiles()
 	mean, c50, c99 := callStats(slices.Concat(calls...))
@@ -637,7 +680,7 @@ func measureBatches(ctx context.Context, cfg Config, name string, rec *recorder,
 		Name: name, Fire: fireTook, EndToEnd: took,
 		FirePerSecond:     float64(n) / fireTook.Seconds(),
 		EndToEndPerSecond: float64(n) / took.Seconds(),
-		P50:               p50, P99: p99, CPU: cpu,
+		P50:               p50, P99: p99, CPU: cpu, BrokerCPU: brokerCPU,
 		CallMean: mean, CallP50: c50, CallP99: c99,
 	}, nil
 }
@@ -653,4 +696,18 @@ func callStats(d []time.Duration) (mean, p50, p99 time.Duration) {
 		sum += v
 	}
 	return sum / time.Duration(len(d)), d[len(d)*50/100], d[min(len(d)-1, len(d)*99/100)]
+}
+
+// brokerCPU is the CPU time the broker's process (BrokerPID) used so far;
+// 0 without one, or once it cannot be read (Run checked it could at the
+// start).
+func (c Config) brokerCPU() time.Duration {
+	if c.BrokerPID <= 0 {
+		return 0
+	}
+	d, err := brokerCPUTime(c.BrokerPID)
+	if err != nil {
+		return 0
+	}
+	return d
 }

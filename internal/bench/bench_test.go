@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -77,7 +80,13 @@ func checkResult(t *testing.T, res *Result, scheme string, events int) {
 		want = append(want, "watermill_tuned_events_per_s", "watermill_tuned_cpu_us_per_event", "watermill_tuned_call_mean_ms")
 	}
 	if scheme != "memory" && scheme != "nats" {
-		want = append(want, "raw_events_per_s", "raw_call_mean_ms")
+		want = append(want, "raw_events_per_s", "raw_call_mean_ms", "raw_cpu_us_per_event")
+	}
+	if res.BrokerPID > 0 {
+		want = append(want, "busline_broker_cpu_us_per_event", "watermill_tuned_broker_cpu_us_per_event")
+		if scheme != "memory" && scheme != "nats" {
+			want = append(want, "raw_broker_cpu_us_per_event")
+		}
 	}
 	if res.Envelope {
 		want = append(want, "envelope")
@@ -101,6 +110,34 @@ func TestRunMemory(t *testing.T) {
 	checkResult(t, res, "memory", 2000)
 	if !strings.Contains(progress.String(), "handled 2000/2000") {
 		t.Fatalf("progress: %q", progress.String())
+	}
+}
+
+// TestRunBrokerPID reads a "broker's" CPU time around each side: this
+// test's own process, whose CPU time getrusage also measures, so the two
+// figures must agree (within the /proc clock tick and its accounting).
+func TestRunBrokerPID(t *testing.T) {
+	res, err := Run(context.Background(), Config{Transport: "memory://", Events: 20000, Size: 64, Concurrency: 4, BrokerPID: os.Getpid()})
+	if runtime.GOOS != "linux" {
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("BrokerPID off Linux: %v, want ErrInvalidConfig", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, "memory", 20000)
+	for _, s := range []Side{res.Busline, res.Watermill, res.WatermillTuned} {
+		diff := (s.BrokerCPU - s.CPU).Abs()
+		if s.BrokerCPU <= 0 || diff > 30*time.Millisecond+s.CPU/4 {
+			t.Errorf("%s: broker CPU %s, process CPU %s: the same process, they should agree", s.Name, s.BrokerCPU, s.CPU)
+		}
+	}
+	for _, pid := range []int{-1, 1 << 30} {
+		if _, err := Run(context.Background(), Config{Transport: "memory://", Events: 10, BrokerPID: pid}); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("BrokerPID %d: %v, want ErrInvalidConfig", pid, err)
+		}
 	}
 }
 
