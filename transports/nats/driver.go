@@ -61,6 +61,7 @@ func (t *Transport) Open(ctx context.Context, topic string, cfg transports.Subsc
 		ackWait = info.Config.AckWait
 	}
 	s := &subscription{t: t, topic: topic, group: cfg.Group, consumer: cfg.Consumer, ackWait: ackWait, cons: c, streamCreated: created}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	s.noteFloor(c, c.CachedInfo())
 	if err := s.returnEarlierHeld(ctx); err != nil {
 		t.log.Warn("nats: cannot return what this process name held before; it waits for AckTimeout",
@@ -115,6 +116,12 @@ type subscription struct {
 	// another process may have made the consumer again, lower.
 	floor   uint64
 	floorOf time.Time
+
+	// life ends at Close; reads counts the waiting reads' goroutines,
+	// which run within it (see waitingRead).
+	life    context.Context
+	endLife context.CancelFunc
+	reads   sync.WaitGroup
 
 	// The held-set writer (held.go): woken by heldDirty, stopped at Close.
 	heldDirty  chan struct{}
@@ -172,28 +179,22 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 		// connection): while the connection is down, a read fails here.
 		return nil, 0, s.readErr(ctx, natsgo.ErrDisconnected)
 	}
-	var batch jetstream.MessageBatch
+	var msgs []jetstream.Msg
+	var batchErr error
 	t0 := time.Now()
 	if wait <= 0 {
-		batch, err = s.cons.FetchNoWait(max)
-	} else {
-		// A pull request expires on the server a little before ctx, so
-		// that none outlives the read.
-		fctx, cancel := context.WithTimeout(ctx, wait)
-		defer cancel()
-		opts := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
-		if wait >= 2*time.Second {
-			// A request the server lost (it restarted) ends after two
-			// missed heartbeats instead of at its expiry.
-			opts = append(opts, jetstream.FetchHeartbeat(wait/5))
+		var batch jetstream.MessageBatch
+		if batch, err = s.cons.FetchNoWait(max); err == nil {
+			msgs, batchErr = drain(batch)
 		}
-		batch, err = s.cons.Fetch(max, opts...)
+	} else {
+		msgs, batchErr, err = s.waitFor(ctx, s.cons, max, wait)
 	}
 	if err != nil {
 		return nil, 0, s.recover(ctx, s.readErr(ctx, err))
 	}
 	var skip []*delivery
-	for m := range batch.Messages() {
+	for _, m := range msgs {
 		d, dm := s.toMessage(ctx, m)
 		if d == nil {
 			continue
@@ -208,7 +209,7 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 	if len(skip) > 0 {
 		_ = s.ack(ctx, skip)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := batchErr; err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		if len(out) > 0 {
 			return out, len(skip), nil // the next read reports it
 		}
@@ -575,6 +576,10 @@ func (s *subscription) Close() error {
 	held := s.held
 	s.held = nil
 	s.mu.Unlock()
+	// End the waiting read, if any (see waitingRead): what it got is
+	// given back before the held deliveries are.
+	s.endLife()
+	s.reads.Wait()
 	// No write of the held set after this Close deletes it.
 	s.stopHeldWriter()
 	var errs []error

@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -210,60 +211,116 @@ func TestDriverConsumerDeleted(t *testing.T) {
 	t.Fatal("no message after the consumer was deleted")
 }
 
-// A read cancelled while its pull request waits on the server leaves no
-// delivery behind: a message published afterwards goes to the next read,
-// at once and uncounted, not to the abandoned request.
-//
-// "Afterwards" is once nats.go has unsubscribed the request's inbox,
-// which its fetch goroutine does just after it ends the read: a publish
-// on the same connection in between (a CI run did it once) reaches the
-// server first, which then still sees interest in the request, and the
-// message waits for AckWait.
-func TestDriverCancelledReadLosesNothing(t *testing.T) {
-	tr := openTransport(t, testURL(t, "", ""))
-	s := openSub(t, tr, "svc-work", time.Minute)
-	subsBefore := tr.Conn().NumSubscriptions()
+// readResult is what a Receive returned.
+type readResult struct {
+	msgs []*driver.Message
+	err  error
+}
+
+// startWaitingRead starts a Receive that waits up to 10 s and returns once
+// a pull request of the group waits on the server (this read's, or one an
+// earlier ended read left behind), with the function that ends the read
+// (as the engine does when a delayed redelivery comes due) and the
+// channel of its result.
+func startWaitingRead(t *testing.T, tr *Transport, s driver.Subscription, group string) (context.CancelFunc, chan readResult) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	t.Cleanup(cancel)
+	done := make(chan readResult, 1)
 	go func() {
-		_, err := s.Receive(ctx, 4, 3*time.Second)
-		done <- err
+		ms, err := s.Receive(ctx, 4, 10*time.Second)
+		done <- readResult{ms, err}
 	}()
-	// Wait until the pull request waits on the server.
-	c, err := tr.JetStream().Consumer(context.Background(), tr.Options().StreamName(testEvent), ConsumerName("svc-work"))
+	c, err := tr.JetStream().Consumer(context.Background(), tr.Options().StreamName(testEvent), ConsumerName(group))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	waitFor(t, "a pull request to wait on the server", func() bool {
 		info, err := c.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumWaiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the pull request never waited on the server")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err == nil && info.NumWaiting > 0
+	})
+	return cancel, done
+}
+
+// A waiting read the engine ends early leaves its pull request on the
+// server (JetStream cannot take one back) and keeps listening to it; what
+// the server sends there is given back at once, its attempt count kept.
+// Here nothing else reads, so the server sends the message to that
+// request: the next read gets it as the second delivery, with no attempt
+// counted, well within AckWait (a minute).
+func TestDriverCancelledReadGivesBackWhatComesLate(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	cancel, done := startWaitingRead(t, tr, s, "svc-work")
 	cancel()
-	if err := <-done; err == nil {
-		t.Fatal("cancelled Receive returned no error")
-	}
-	for deadline := time.Now().Add(5 * time.Second); tr.Conn().NumSubscriptions() > subsBefore; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the cancelled read's inbox is still subscribed (%d subscriptions, %d before)", tr.Conn().NumSubscriptions(), subsBefore)
-		}
-		time.Sleep(time.Millisecond)
+	if r := <-done; len(r.msgs) > 0 || !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("ended Receive: %d messages, %v; want none, context.Canceled", len(r.msgs), r.err)
 	}
 	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
 	if err := tr.Publish(testEvent, msg); err != nil {
 		t.Fatal(err)
 	}
 	got := receive(t, s, 1, 2*time.Second)[0]
-	if got.Message.UUID != msg.UUID || got.Attempts != 0 {
-		t.Fatalf("got {%s attempts %d}, want {%s 0}", got.Message.UUID, got.Attempts, msg.UUID)
+	d := got.AckID.(*delivery)
+	if got.Message.UUID != msg.UUID || got.Attempts != 0 || d.delivered != 2 {
+		t.Fatalf("got {%s attempts %d, delivery %d}, want {%s attempts 0, delivery 2: the second, after the ended read's request gave the first back}",
+			got.Message.UUID, got.Attempts, d.delivered, msg.UUID)
+	}
+	if err := s.Ack(context.Background(), []driver.AckID{got.AckID}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A message published the instant a waiting read ends is handed out by
+// that read or by the next one within a second or two, with no attempt
+// counted, whichever pull request the server sent it to. Before the
+// subscription kept listening to ended reads' requests, nats.go could
+// unsubscribe a request's inbox just after the server sent it the message,
+// which then waited out AckWait (a minute here): that code failed this
+// test within its first few tries.
+func TestDriverCancelledReadLosesNothing(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	for range 20 {
+		cancel, done := startWaitingRead(t, tr, s, "svc-work")
+		cancel()
+		msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+		if err := tr.Publish(testEvent, msg); err != nil {
+			t.Fatal(err)
+		}
+		r := <-done
+		if r.err != nil && !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("ended Receive: %v", r.err)
+		}
+		got := r.msgs // the read may have taken it before it ended
+		if len(got) == 0 {
+			got = receive(t, s, 1, 2*time.Second)
+		}
+		if len(got) != 1 || got[0].Message.UUID != msg.UUID || got[0].Attempts != 0 {
+			t.Fatalf("got %d messages, the first {%s attempts %d}, want {%s 0}", len(got), got[0].Message.UUID, got[0].Attempts, msg.UUID)
+		}
+		if err := s.Ack(context.Background(), []driver.AckID{got[0].AckID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Close ends a waiting read's pull request and waits for the goroutine
+// that listens to it.
+func TestDriverCloseEndsWaitingRead(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	cancel, done := startWaitingRead(t, tr, s, "svc-work")
+	cancel()
+	<-done
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.(*subscription).life.Err(); err == nil {
+		t.Fatal("Close left the waiting reads' context alive")
+	}
+	if _, err := s.Receive(context.Background(), 1, time.Second); !errors.Is(err, transports.ErrClosed) {
+		t.Fatalf("Receive after Close: %v, want ErrClosed", err)
 	}
 }
 
