@@ -118,10 +118,12 @@ type subscription struct {
 	floorOf time.Time
 
 	// life ends at Close; reads counts the waiting reads' goroutines,
-	// which run within it (see waitingRead).
-	life    context.Context
-	endLife context.CancelFunc
-	reads   sync.WaitGroup
+	// which run within it; lingering is the pull request an ended read
+	// left behind, while it waits (see waitingRead; under mu).
+	life      context.Context
+	endLife   context.CancelFunc
+	reads     sync.WaitGroup
+	lingering *waitingRead
 
 	// The held-set writer (held.go): woken by heldDirty, stopped at Close.
 	heldDirty  chan struct{}
@@ -193,9 +195,14 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 	if err != nil {
 		return nil, 0, s.recover(ctx, s.readErr(ctx, err))
 	}
+	// What was read is handed out even when ctx ended meanwhile (the
+	// engine keeps what an interrupted read returns): its attempt
+	// corrections and the acks of replays for other groups must not fail
+	// with ctx.
+	mctx := context.WithoutCancel(ctx)
 	var skip []*delivery
 	for _, m := range msgs {
-		d, dm := s.toMessage(ctx, m)
+		d, dm := s.toMessage(mctx, m)
 		if d == nil {
 			continue
 		}
@@ -207,7 +214,7 @@ func (s *subscription) fetch(ctx context.Context, max int, wait time.Duration) (
 		out = append(out, dm)
 	}
 	if len(skip) > 0 {
-		_ = s.ack(ctx, skip)
+		_ = s.ack(mctx, skip)
 	}
 	if err := batchErr; err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		if len(out) > 0 {

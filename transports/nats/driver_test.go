@@ -299,28 +299,97 @@ func TestDriverCancelledReadLosesNothing(t *testing.T) {
 		if len(got) != 1 || got[0].Message.UUID != msg.UUID || got[0].Attempts != 0 {
 			t.Fatalf("got %d messages, the first {%s attempts %d}, want {%s 0}", len(got), got[0].Message.UUID, got[0].Attempts, msg.UUID)
 		}
+		if d := got[0].AckID.(*delivery); d.delivered > 2 {
+			t.Fatalf("delivery %d: the message passed through more than one left-behind request", d.delivered)
+		}
 		if err := s.Ack(context.Background(), []driver.AckID{got[0].AckID}); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-// Close ends a waiting read's pull request and waits for the goroutine
-// that listens to it.
+// The next read takes over the pull request an ended read left behind,
+// rather than sending one more: a message published then comes on it,
+// first delivery, instead of passing through the left-behind request
+// first.
+func TestDriverNextReadTakesOverLeftRequest(t *testing.T) {
+	tr := openTransport(t, testURL(t, "", ""))
+	s := openSub(t, tr, "svc-work", time.Minute)
+	cancel, done := startWaitingRead(t, tr, s, "svc-work")
+	cancel()
+	if r := <-done; len(r.msgs) > 0 || !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("ended Receive: %d messages, %v; want none, context.Canceled", len(r.msgs), r.err)
+	}
+	next := make(chan readResult, 1)
+	go func() {
+		ms, err := s.Receive(context.Background(), 4, 10*time.Second)
+		next <- readResult{ms, err}
+	}()
+	sub := s.(*subscription)
+	waitFor(t, "the next read to take the left-behind request over", func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.lingering == nil
+	})
+	c, err := tr.JetStream().Consumer(context.Background(), tr.Options().StreamName(testEvent), ConsumerName("svc-work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := c.Info(context.Background()); err != nil || info.NumWaiting != 1 {
+		t.Fatalf("pull requests waiting: %v (%v), want 1 (the one taken over)", info.NumWaiting, err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, msg); err != nil {
+		t.Fatal(err)
+	}
+	r := <-next
+	if r.err != nil || len(r.msgs) != 1 {
+		t.Fatalf("next read: %d messages, %v; want 1", len(r.msgs), r.err)
+	}
+	got := r.msgs[0]
+	if d := got.AckID.(*delivery); got.Message.UUID != msg.UUID || got.Attempts != 0 || d.delivered != 1 {
+		t.Fatalf("got {%s attempts %d, delivery %d}, want {%s attempts 0, delivery 1}", got.Message.UUID, got.Attempts, d.delivered, msg.UUID)
+	}
+	if err := s.Ack(context.Background(), []driver.AckID{got.AckID}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Close ends the pull request an ended read left behind (it would wait
+// 10 s more) and waits for the goroutine that listens to it: Close
+// returns well before the request would have expired, and a message
+// published afterwards reaches another process of the group as its first
+// delivery, not through the closed subscription's request.
 func TestDriverCloseEndsWaitingRead(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	s := openSub(t, tr, "svc-work", time.Minute)
 	cancel, done := startWaitingRead(t, tr, s, "svc-work")
 	cancel()
 	<-done
+	start := time.Now()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.(*subscription).life.Err(); err == nil {
-		t.Fatal("Close left the waiting reads' context alive")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Close took %s: it waited for the left-behind request to expire", took)
 	}
 	if _, err := s.Receive(context.Background(), 1, time.Second); !errors.Is(err, transports.ErrClosed) {
 		t.Fatalf("Receive after Close: %v, want ErrClosed", err)
+	}
+	ctx, cancelOpen := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelOpen()
+	other, err := tr.Open(ctx, testEvent, transports.SubscriberConfig{Group: "svc-work", Consumer: "p2", AckTimeout: time.Minute, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	if err := tr.Publish(testEvent, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, other, 1, 2*time.Second)[0]
+	if d := got.AckID.(*delivery); got.Message.UUID != msg.UUID || d.delivered != 1 {
+		t.Fatalf("got {%s delivery %d}, want {%s delivery 1}", got.Message.UUID, d.delivered, msg.UUID)
 	}
 }
 
