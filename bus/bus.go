@@ -53,7 +53,13 @@ type Bus struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	stopReading   context.CancelFunc // stops every subscription
+	stopReading context.CancelFunc // stops every subscription
+	// closing ends when Close begins, before it waits for a Start in
+	// progress: Start's broker calls and the subscriptions' reads run
+	// within it, so that Close does not wait out a stalled broker's
+	// timeouts behind a Start.
+	closing       context.Context
+	markClosing   context.CancelFunc
 	handlerCtx    context.Context    // parent of every handler context
 	cancelHandler context.CancelFunc // after ShutdownTimeout
 	closeBudget   time.Duration      // CloseBudget but in tests
@@ -181,8 +187,21 @@ func (b *Bus) deadLetterSink(l *listenerSpec) middleware.DeadLetterSink {
 
 // Start creates every listener's consumer group and starts reading. It
 // returns once the groups exist, so that events fired afterwards reach
-// every listener. ctx bounds the start only; stop the bus with Close.
+// every listener. ctx bounds the start only; stop the bus with Close. A
+// Close during Start ends it: Start then returns an error matching
+// ErrClosed.
 func (b *Bus) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.closing, cancel)()
+	err := b.start(ctx)
+	if err != nil && b.closing.Err() != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w: closed during Start: %w", ErrClosed, err)
+	}
+	return err
+}
+
+func (b *Bus) start(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
@@ -208,7 +227,7 @@ func (b *Bus) Start(ctx context.Context) error {
 		}
 	}
 	b.started = true
-	readCtx, stop := context.WithCancel(context.Background())
+	readCtx, stop := context.WithCancel(b.closing)
 	gate := &handlerGate{}
 	// Close and abortStart call stopReading: from then on no handler starts,
 	// so Close's wait for in-flight handlers is bounded by ShutdownTimeout
@@ -375,10 +394,16 @@ func (b *Bus) handle(l *listenerSpec, msg *message.Message, sl transports.Slot) 
 	msg.Nack()
 }
 
-// Run starts the bus, blocks until ctx is done, then closes it.
+// Run starts the bus, blocks until ctx is done, then closes it. When ctx
+// is done during the start (a signal while the broker is slow to answer),
+// Run stops starting, closes the bus and returns what Close returns; a
+// start that fails otherwise closes the bus and returns the start's error.
 func (b *Bus) Run(ctx context.Context) error {
-	if err := b.Start(context.WithoutCancel(ctx)); err != nil {
-		_ = b.Close()
+	if err := b.Start(ctx); err != nil {
+		cerr := b.Close()
+		if ctx.Err() != nil {
+			return cerr
+		}
 		return err
 	}
 	<-ctx.Done()
@@ -407,7 +432,14 @@ const CloseBudget = 10 * time.Second
 // idempotent.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
+		// A Start in progress holds b.mu while it waits on the broker:
+		// closing ends its broker calls, and the close budget covers the
+		// wait for the calls a client does not end early (a go-redis
+		// read, say).
+		b.markClosing()
+		startWait := b.startCloseBudget()
 		b.mu.Lock()
+		droppedEarly := startWait.stop()
 		b.closed.Store(true)
 		subs := b.subs
 		started := b.started
@@ -429,7 +461,7 @@ func (b *Bus) Close() error {
 		}
 		b.cancelHandler()
 		errs = append(errs, b.tel.Close(), b.transport.Close(), b.store.Close())
-		if budget.stop() {
+		if budget.stop() || droppedEarly {
 			errs = append([]error{fmt.Errorf("%w: the broker did not answer within %s", ErrConnectionsDropped, b.closeBudget)}, errs...)
 		}
 		b.closeErr = errors.Join(errs...)

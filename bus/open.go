@@ -115,6 +115,7 @@ func NewContext(ctx context.Context, cfg Config, opts ...Option) (_ *Bus, err er
 		Logger: log, Inspector: ins,
 	})
 	handlerCtx, cancelHandler := context.WithCancel(context.Background())
+	closing, markClosing := context.WithCancel(context.Background())
 	maxPayload, payloadLimit := cfg.MaxPayloadBytes, "Config.MaxPayloadBytes"
 	if ml, ok := o.transport.(transports.MessageLimiter); ok {
 		if n := ml.MaxMessageBytes(); n > 0 && n-transports.MessageHeadroom < maxPayload {
@@ -126,6 +127,7 @@ func NewContext(ctx context.Context, cfg Config, opts ...Option) (_ *Bus, err er
 		maxPayload: maxPayload, payloadLimit: payloadLimit,
 		cfg: cfg, process: process, run: randomName(8), scheme: scheme, transport: o.transport, store: o.store, log: log, tel: tel,
 		names: map[string]bool{}, handlerCtx: handlerCtx, cancelHandler: cancelHandler,
+		closing: closing, markClosing: markClosing,
 		randomProcess: isRandomProcess(cfg.Process), dedupShared: dedupShared, closeBudget: CloseBudget,
 	}, nil
 }

@@ -27,6 +27,8 @@ type Proxy struct {
 	// held, while open, stops what the server sends from reaching the
 	// clients (Hold); closed when not holding.
 	held chan struct{}
+	// withheld counts the reads of server data waiting at the gate.
+	withheld int
 }
 
 // closedChan is a closed channel: the proxy's held gate when it forwards.
@@ -194,6 +196,27 @@ type gatedReader struct {
 
 func (g gatedReader) Read(b []byte) (int, error) {
 	n, err := g.src.Read(b)
-	<-g.p.gate()
+	gate := g.p.gate()
+	select {
+	case <-gate:
+	default:
+		g.p.countWithheld(1)
+		<-gate
+		g.p.countWithheld(-1)
+	}
 	return n, err
+}
+
+func (p *Proxy) countWithheld(d int) {
+	p.mu.Lock()
+	p.withheld += d
+	p.mu.Unlock()
+}
+
+// Withheld reports how many replies of the server Hold keeps from its
+// clients right now: a client waits on the server.
+func (p *Proxy) Withheld() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.withheld
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -27,11 +28,11 @@ func (t *Transport) Inspect(ctx context.Context, opts transports.InspectOptions)
 	if len(opts.Groups) == 0 {
 		return nil, fmt.Errorf("%w: AMQP 0-9-1 cannot list the queues of a broker; name the consumer groups to inspect", transports.ErrUnsupported)
 	}
-	conn, err := t.dialOwn(ctx, "busline inspect")
+	conn, release, err := t.dialFor(ctx, "busline inspect")
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = conn.Close() }()
+	defer release()
 	out := &transports.Inspection{Notes: []string{inspectNote}}
 	if len(opts.Events) > 0 {
 		out.Notes = append(out.Notes, "AMQP keeps no stream per event: events are routed to the queues of the groups bound to them")
@@ -107,6 +108,26 @@ func (t *Transport) dialOwn(ctx context.Context, name string) (*amqp091.Connecti
 	return conn, nil
 }
 
+// dialFor is dialOwn for one operation bounded by ctx: when ctx ends
+// before the operation does, the connection is closed (within
+// closeHandshake), which fails the calls still waiting on it, since
+// amqp091 waits for a broker's replies without a deadline of its own. The
+// caller calls release when done, which closes the connection within
+// closeHandshake too.
+func (t *Transport) dialFor(ctx context.Context, name string) (conn *amqp091.Connection, release func(), err error) {
+	conn, err = t.dialOwn(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeConn := func() { _ = conn.CloseDeadline(time.Now().Add(closeHandshake)) }
+	stop := context.AfterFunc(ctx, closeConn)
+	return conn, func() {
+		if stop() {
+			closeConn()
+		}
+	}, nil
+}
+
 func isNotFoundErr(err error) bool {
 	e, ok := err.(*amqp091.Error)
 	return ok && e.Code == amqp091.NotFound
@@ -126,11 +147,11 @@ func (t *Transport) FindGroup(ctx context.Context, group string) (bool, error) {
 	if t.tp.checkDeadGroup(group) != nil {
 		return false, nil
 	}
-	conn, err := t.dialOwn(ctx, "busline inspect")
+	conn, release, err := t.dialFor(ctx, "busline inspect")
 	if err != nil {
 		return false, err
 	}
-	defer func() { _ = conn.Close() }()
+	defer release()
 	for _, q := range []string{t.o.QueuePrefix + group, t.o.QueuePrefix + group + ".dead"} {
 		if err := ctx.Err(); err != nil {
 			return false, err

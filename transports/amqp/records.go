@@ -58,7 +58,7 @@ func (t *Transport) recordsSession(ctx context.Context, kind string, fn func(ch 
 	var err error
 	for attempt := 1; ; attempt++ {
 		// A dial Close aborted (transports.ErrClosed) is not tried again.
-		if err = t.recordsOnce(kind, fn); err == nil || attempt == 5 || errors.Is(err, transports.ErrClosed) {
+		if err = t.recordsOnce(ctx, kind, fn); err == nil || attempt == 5 || errors.Is(err, transports.ErrClosed) {
 			return err
 		}
 		select {
@@ -69,12 +69,15 @@ func (t *Transport) recordsSession(ctx context.Context, kind string, fn func(ch 
 	}
 }
 
-func (t *Transport) recordsOnce(kind string, fn func(ch *amqp091.Channel) error) error {
-	conn, err := t.dial(t.connName("records"))
+// recordsOnce runs fn on a channel of a connection of its own, bounded
+// by ctx (dialFor): a broker that stops answering does not hold the
+// caller (a bus's Start, say) past ctx.
+func (t *Transport) recordsOnce(ctx context.Context, kind string, fn func(ch *amqp091.Channel) error) error {
+	conn, release, err := t.dialFor(ctx, t.connName("records"))
 	if err != nil {
 		return fmt.Errorf("amqp: records %s: %w", kind, err)
 	}
-	defer func() { _ = conn.Close() }()
+	defer release()
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("amqp: records %s: open channel: %w", kind, err)
