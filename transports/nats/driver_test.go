@@ -242,6 +242,17 @@ func startWaitingRead(t *testing.T, tr *Transport, s driver.Subscription, group 
 	return cancel, done
 }
 
+// leaveWaitingRead starts a waiting read and ends it, as the engine does,
+// once its pull request waits on the server: the read returns nothing.
+func leaveWaitingRead(t *testing.T, tr *Transport, s driver.Subscription, group string) {
+	t.Helper()
+	cancel, done := startWaitingRead(t, tr, s, group)
+	cancel()
+	if r := <-done; len(r.msgs) > 0 || !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("ended Receive: %d messages, %v; want none, context.Canceled", len(r.msgs), r.err)
+	}
+}
+
 // A waiting read the engine ends early leaves its pull request on the
 // server (JetStream cannot take one back) and keeps listening to it; what
 // the server sends there is given back at once, its attempt count kept.
@@ -251,11 +262,7 @@ func startWaitingRead(t *testing.T, tr *Transport, s driver.Subscription, group 
 func TestDriverCancelledReadGivesBackWhatComesLate(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	s := openSub(t, tr, "svc-work", time.Minute)
-	cancel, done := startWaitingRead(t, tr, s, "svc-work")
-	cancel()
-	if r := <-done; len(r.msgs) > 0 || !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("ended Receive: %d messages, %v; want none, context.Canceled", len(r.msgs), r.err)
-	}
+	leaveWaitingRead(t, tr, s, "svc-work")
 	msg := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
 	if err := tr.Publish(testEvent, msg); err != nil {
 		t.Fatal(err)
@@ -315,11 +322,7 @@ func TestDriverCancelledReadLosesNothing(t *testing.T) {
 func TestDriverNextReadTakesOverLeftRequest(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	s := openSub(t, tr, "svc-work", time.Minute)
-	cancel, done := startWaitingRead(t, tr, s, "svc-work")
-	cancel()
-	if r := <-done; len(r.msgs) > 0 || !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("ended Receive: %d messages, %v; want none, context.Canceled", len(r.msgs), r.err)
-	}
+	leaveWaitingRead(t, tr, s, "svc-work")
 	next := make(chan readResult, 1)
 	go func() {
 		ms, err := s.Receive(context.Background(), 4, 10*time.Second)
@@ -363,9 +366,7 @@ func TestDriverNextReadTakesOverLeftRequest(t *testing.T) {
 func TestDriverCloseEndsWaitingRead(t *testing.T) {
 	tr := openTransport(t, testURL(t, "", ""))
 	s := openSub(t, tr, "svc-work", time.Minute)
-	cancel, done := startWaitingRead(t, tr, s, "svc-work")
-	cancel()
-	<-done
+	leaveWaitingRead(t, tr, s, "svc-work")
 	start := time.Now()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
