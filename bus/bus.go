@@ -188,17 +188,21 @@ func (b *Bus) deadLetterSink(l *listenerSpec) middleware.DeadLetterSink {
 // Start creates every listener's consumer group and starts reading. It
 // returns once the groups exist, so that events fired afterwards reach
 // every listener. ctx bounds the start only; stop the bus with Close. A
-// Close during Start ends it: Start then returns an error matching
-// ErrClosed.
+// Close during Start ends its broker calls, and Start returns an error
+// matching ErrClosed.
 func (b *Bus) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.closing, cancel)()
 	err := b.start(ctx)
-	if err != nil && b.closing.Err() != nil && !errors.Is(err, ErrClosed) {
+	switch {
+	case b.closing.Err() == nil || errors.Is(err, ErrClosed):
+		return err
+	case err == nil:
+		return ErrClosed // started as Close began: it stops what started
+	default:
 		return fmt.Errorf("%w: closed during Start: %w", ErrClosed, err)
 	}
-	return err
 }
 
 func (b *Bus) start(ctx context.Context) error {
@@ -426,10 +430,13 @@ const CloseBudget = 10 * time.Second
 // more second for them to return, so that their events are released at
 // once. The broker's part of Close then has CloseBudget: allow
 // ShutdownTimeout plus a second plus CloseBudget, and a few seconds more
-// for what follows the drop, in a grace period. Events
-// whose handlers did not finish, or whose acknowledgements did not reach
-// the broker, stay unacknowledged and are delivered again. Close is
-// idempotent.
+// for what follows the drop, in a grace period. A Close that comes while
+// Start is waiting on the broker ends Start's broker calls and waits for
+// Start at most CloseBudget (dropping the connections past it) before the
+// steps above: add one more CloseBudget to the grace period for a stop
+// that can come during a start. Events whose handlers did not finish, or
+// whose acknowledgements did not reach the broker, stay unacknowledged and
+// are delivered again. Close is idempotent.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		// A Start in progress holds b.mu while it waits on the broker:

@@ -42,8 +42,8 @@ type pinger interface {
 // does not touch the broker: a broker outage the transport reconnects
 // from is a matter for Ready, not a reason to restart the process.
 func (b *Bus) Live() error {
-	if b.closed.Load() {
-		return ErrClosed
+	if b.closed.Load() || b.closing.Err() != nil {
+		return ErrClosed // the listeners stop reading as Close begins
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

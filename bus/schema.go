@@ -173,6 +173,9 @@ func (b *Bus) publishSchemas(ctx context.Context) {
 			stale[i].PublishedAt = now
 		}
 		if err := schema.Publish(ctx, rs, stale...); err != nil {
+			if b.closing.Err() != nil {
+				return // Close cut the start short: not worth a warning
+			}
 			b.log.Warn("event schemas not published", slog.Any("error", err))
 			return
 		}

@@ -31,6 +31,7 @@ func TestStopDuringAStalledStart(t *testing.T) {
 				}
 				p.Hold()
 				t.Cleanup(p.Release)
+				heldBefore := p.Withheld() // a heartbeat, say
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				started := make(chan error, 1)
@@ -48,7 +49,7 @@ func TestStopDuringAStalledStart(t *testing.T) {
 						t.Fatalf("the start ended before the broker answered: %v", err)
 					default:
 					}
-					return p.Withheld() > 0
+					return p.Withheld() > heldBefore
 				})
 				begin := time.Now()
 				var err error

@@ -109,22 +109,26 @@ func (t *Transport) dialOwn(ctx context.Context, name string) (*amqp091.Connecti
 }
 
 // dialFor is dialOwn for one operation bounded by ctx: when ctx ends
-// before the operation does, the connection is closed (within
+// before the operation does, or the transport closes or drops its
+// connections (DropConnections), the connection is closed (within
 // closeHandshake), which fails the calls still waiting on it, since
 // amqp091 waits for a broker's replies without a deadline of its own. The
 // caller calls release when done, which closes the connection within
 // closeHandshake too.
 func (t *Transport) dialFor(ctx context.Context, name string) (conn *amqp091.Connection, release func(), err error) {
-	conn, err = t.dialOwn(ctx, name)
+	opCtx, done := joinCancel(t.dialCtx, ctx)
+	conn, err = t.dialOwn(opCtx, name)
 	if err != nil {
+		done()
 		return nil, nil, err
 	}
 	closeConn := func() { _ = conn.CloseDeadline(time.Now().Add(closeHandshake)) }
-	stop := context.AfterFunc(ctx, closeConn)
+	stop := context.AfterFunc(opCtx, closeConn)
 	return conn, func() {
 		if stop() {
 			closeConn()
 		}
+		done()
 	}, nil
 }
 

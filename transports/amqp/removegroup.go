@@ -28,11 +28,11 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 	if t.tp.checkDeadGroup(group) != nil {
 		return fmt.Errorf("%w: amqp: no consumer group %q (no queue can have a name this long)", transports.ErrNotFound, group)
 	}
-	conn, err := t.dialOwn(ctx, "busline group remove")
+	conn, release, err := t.dialFor(ctx, "busline group remove")
 	if err != nil {
 		return err
 	}
-	defer func() { _ = conn.Close() }()
+	defer func() { release() }() // the connection of the moment
 	q, found, err := passiveDeclare(conn, t.tp.groupQueue(group))
 	if err != nil {
 		return err
@@ -67,8 +67,10 @@ func (t *Transport) RemoveGroup(ctx context.Context, group string, opts transpor
 		var ae *amqp091.Error
 		if ifUnused && errors.As(err, &ae) && ae.Code == amqp091.NotImplemented {
 			// A quorum queue made under another URL: on a new connection.
-			_ = conn.Close()
-			if conn, err = t.dialOwn(ctx, "busline group remove"); err != nil {
+			release()
+			release = func() {}
+			if conn, release, err = t.dialFor(ctx, "busline group remove"); err != nil {
+				release = func() {}
 				return err
 			}
 			err = deleteQueue(conn, t.tp.groupQueue(group), false)
