@@ -398,20 +398,19 @@ func (b *Bus) handle(l *listenerSpec, msg *message.Message, sl transports.Slot) 
 	msg.Nack()
 }
 
-// Run starts the bus, blocks until ctx is done, then closes it. When ctx
-// is done during the start (a signal while the broker is slow to answer),
-// Run stops starting, closes the bus and returns what Close returns; a
-// start that fails otherwise closes the bus and returns the start's error.
+// Run starts the bus, blocks until ctx is done, then closes it and
+// returns what Close returns. When ctx ends during the start (a signal
+// while the broker is slow to answer), Close begins at once and ends the
+// start; Run returns what Close returns. A start that fails by itself
+// closes the bus and returns the start's error.
 func (b *Bus) Run(ctx context.Context) error {
-	if err := b.Start(ctx); err != nil {
-		cerr := b.Close()
-		if ctx.Err() != nil {
-			return cerr
-		}
+	closed := make(chan error, 1)
+	stop := context.AfterFunc(ctx, func() { closed <- b.Close() })
+	if err := b.Start(ctx); err != nil && stop() {
+		_ = b.Close()
 		return err
 	}
-	<-ctx.Done()
-	return b.Close()
+	return <-closed
 }
 
 // CloseBudget bounds the broker's part of Close: flushing the last
@@ -431,10 +430,10 @@ const CloseBudget = 10 * time.Second
 // once. The broker's part of Close then has CloseBudget: allow
 // ShutdownTimeout plus a second plus CloseBudget, and a few seconds more
 // for what follows the drop, in a grace period. A Close that comes while
-// Start is waiting on the broker ends Start's broker calls and waits for
-// Start at most CloseBudget (dropping the connections past it) before the
-// steps above: add one more CloseBudget to the grace period for a stop
-// that can come during a start. Events whose handlers did not finish, or
+// Start is waiting on the broker ends Start's broker calls; the wait for
+// Start and what follows share one CloseBudget when the start did not
+// complete (nothing was handled), and Start, when it did complete just
+// before Close took over, counts on top of the bound above. Events whose handlers did not finish, or
 // whose acknowledgements did not reach the broker, stay unacknowledged and
 // are delivered again. Close is idempotent.
 func (b *Bus) Close() error {
@@ -444,7 +443,8 @@ func (b *Bus) Close() error {
 		// wait for the calls a client does not end early (a go-redis
 		// read, say).
 		b.markClosing()
-		startWait := b.startCloseBudget()
+		begun := time.Now()
+		startWait := b.startCloseBudget(b.closeBudget)
 		b.mu.Lock()
 		droppedEarly := startWait.stop()
 		b.closed.Store(true)
@@ -457,7 +457,14 @@ func (b *Bus) Close() error {
 			b.stopReading()
 			b.drainHandlers()
 		}
-		budget := b.startCloseBudget()
+		// The broker's part has CloseBudget; on a bus that never started
+		// (a Close that ended a Start) it has what is left of the budget
+		// the wait for Start began: nothing was handled, nothing to flush.
+		left := b.closeBudget
+		if !started {
+			left = max(b.closeBudget-time.Since(begun), 0)
+		}
+		budget := b.startCloseBudget(left)
 		if started {
 			for _, s := range subs {
 				errs = append(errs, s.Close())
@@ -505,11 +512,11 @@ type closeBudget struct {
 }
 
 // startCloseBudget starts the timer that drops the connections of the
-// transport and the store when the broker's part of Close outlasts
-// CloseBudget.
-func (b *Bus) startCloseBudget() *closeBudget {
+// transport and the store when the broker's part of Close outlasts d
+// (CloseBudget, or what is left of it).
+func (b *Bus) startCloseBudget(d time.Duration) *closeBudget {
 	cb := &closeBudget{done: make(chan struct{})}
-	cb.timer = time.AfterFunc(b.closeBudget, func() {
+	cb.timer = time.AfterFunc(d, func() {
 		defer close(cb.done)
 		b.log.Warn("the broker did not answer the close in time: dropping the connections; events whose acknowledgements did not reach it will be delivered again",
 			slog.Duration("close_budget", b.closeBudget))
