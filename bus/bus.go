@@ -406,11 +406,18 @@ func (b *Bus) handle(l *listenerSpec, msg *message.Message, sl transports.Slot) 
 func (b *Bus) Run(ctx context.Context) error {
 	closed := make(chan error, 1)
 	stop := context.AfterFunc(ctx, func() { closed <- b.Close() })
-	if err := b.Start(ctx); err != nil && stop() {
+	switch err := b.Start(ctx); {
+	case err == nil:
+		return <-closed
+	case errors.Is(err, ErrStarted):
+		stop() // another Start or Run runs the bus: not this Run's to close
+		return err
+	case stop():
 		_ = b.Close()
 		return err
+	default:
+		return <-closed
 	}
-	return <-closed
 }
 
 // CloseBudget bounds the broker's part of Close: flushing the last
@@ -429,13 +436,17 @@ const CloseBudget = 10 * time.Second
 // more second for them to return, so that their events are released at
 // once. The broker's part of Close then has CloseBudget: allow
 // ShutdownTimeout plus a second plus CloseBudget, and a few seconds more
-// for what follows the drop, in a grace period. A Close that comes while
-// Start is waiting on the broker ends Start's broker calls; the wait for
-// Start and what follows share one CloseBudget when the start did not
-// complete (nothing was handled), and Start, when it did complete just
-// before Close took over, counts on top of the bound above. Events whose handlers did not finish, or
-// whose acknowledgements did not reach the broker, stay unacknowledged and
-// are delivered again. Close is idempotent.
+// for what follows the drop, in a grace period.
+//
+// A Close that comes while Start waits on the broker ends Start's broker
+// calls. When the start did not complete (no listener handled anything),
+// the wait for it and the rest of Close share one CloseBudget; when Start
+// completed just as Close took over, the wait for it counts on top of the
+// bound above.
+//
+// Events whose handlers did not finish, or whose acknowledgements did not
+// reach the broker, stay unacknowledged and are delivered again. Close is
+// idempotent.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		// A Start in progress holds b.mu while it waits on the broker:
@@ -459,12 +470,15 @@ func (b *Bus) Close() error {
 		}
 		// The broker's part has CloseBudget; on a bus that never started
 		// (a Close that ended a Start) it has what is left of the budget
-		// the wait for Start began: nothing was handled, nothing to flush.
+		// the wait for Start began: no listener handled anything.
 		left := b.closeBudget
 		if !started {
 			left = max(b.closeBudget-time.Since(begun), 0)
 		}
-		budget := b.startCloseBudget(left)
+		var budget *closeBudget
+		if !droppedEarly { // dropped already: nothing left to drop
+			budget = b.startCloseBudget(left)
+		}
 		if started {
 			for _, s := range subs {
 				errs = append(errs, s.Close())
@@ -475,7 +489,7 @@ func (b *Bus) Close() error {
 		}
 		b.cancelHandler()
 		errs = append(errs, b.tel.Close(), b.transport.Close(), b.store.Close())
-		if budget.stop() || droppedEarly {
+		if droppedEarly || budget.stop() {
 			errs = append([]error{fmt.Errorf("%w: the broker did not answer within %s", ErrConnectionsDropped, b.closeBudget)}, errs...)
 		}
 		b.closeErr = errors.Join(errs...)
@@ -519,7 +533,7 @@ func (b *Bus) startCloseBudget(d time.Duration) *closeBudget {
 	cb.timer = time.AfterFunc(d, func() {
 		defer close(cb.done)
 		b.log.Warn("the broker did not answer the close in time: dropping the connections; events whose acknowledgements did not reach it will be delivered again",
-			slog.Duration("close_budget", b.closeBudget))
+			slog.Duration("close_budget", b.closeBudget), slog.Duration("waited", d))
 		for _, c := range []any{b.transport, b.store} {
 			if d, ok := c.(transports.ConnectionDropper); ok && d.DropConnections() {
 				cb.dropped = true

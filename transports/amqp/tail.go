@@ -22,25 +22,33 @@ func (t *Transport) Tail(ctx context.Context, topic string, opts transports.Tail
 	if !opts.Since.IsNew() {
 		return fmt.Errorf("%w: AMQP keeps no history of an event (a topic exchange routes and forgets); tail follows new events only", transports.ErrUnsupported)
 	}
-	conn, err := t.dialOwn(ctx, "busline tail "+topic)
+	// The connection ends with ctx (dialFor), also during the setup below
+	// on a broker that stopped answering: ctx's end is then the error.
+	conn, release, err := t.dialFor(ctx, "busline tail "+topic)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = conn.Close() }()
+	defer release()
+	failed := func(err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return err
+	}
 	ch, err := conn.Channel()
 	if err != nil {
-		return fmt.Errorf("amqp: tail: open channel: %w", err)
+		return failed(fmt.Errorf("amqp: tail: open channel: %w", err))
 	}
 	q, err := ch.QueueDeclare("", false, true, true, false, nil)
 	if err != nil {
-		return fmt.Errorf("amqp: tail: declare queue: %w", err)
+		return failed(fmt.Errorf("amqp: tail: declare queue: %w", err))
 	}
 	if err := ch.QueueBind(q.Name, topic, t.o.Exchange, false, nil); err != nil {
-		return fmt.Errorf("amqp: tail: bind to exchange %q with %q: %w", t.o.Exchange, topic, err)
+		return failed(fmt.Errorf("amqp: tail: bind to exchange %q with %q: %w", t.o.Exchange, topic, err))
 	}
 	deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
 	if err != nil {
-		return fmt.Errorf("amqp: tail: consume: %w", err)
+		return failed(fmt.Errorf("amqp: tail: consume: %w", err))
 	}
 	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
 	if opts.Ready != nil {
@@ -51,10 +59,10 @@ func (t *Transport) Tail(ctx context.Context, topic string, opts transports.Tail
 		case <-ctx.Done():
 			return ctx.Err()
 		case e := <-closed:
-			return fmt.Errorf("amqp: tail: connection closed: %v", e)
+			return failed(fmt.Errorf("amqp: tail: connection closed: %v", e))
 		case d, ok := <-deliveries:
 			if !ok {
-				return fmt.Errorf("amqp: tail: the broker ended the consumer")
+				return failed(fmt.Errorf("amqp: tail: the broker ended the consumer"))
 			}
 			msg, derr := Marshaler{}.Unmarshal(d)
 			ev := transports.TailedEvent{
