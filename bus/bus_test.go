@@ -197,6 +197,47 @@ func TestRunStopsWithContext(t *testing.T) {
 	}
 }
 
+// A second Run of a bus that runs already returns ErrStarted and leaves
+// the bus to the first: events are still handled, and the first Run
+// closes it when its own context ends.
+func TestSecondRunLeavesTheBusRunning(t *testing.T) {
+	b := bustest.New(t, bus.Config{Service: "svc"})
+	handled := make(chan struct{}, 1)
+	if err := bus.Listen(b.Bus, priceChanged, "watch", func(context.Context, bus.Delivery[price]) error {
+		handled <- struct{}{}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan error, 1)
+	go func() { first <- b.Run(ctx) }()
+	// The first Run has started once a live check passes with its listener.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Ready(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the first Run never started the bus")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := b.Run(context.Background()); !errors.Is(err, bus.ErrStarted) {
+		t.Fatalf("second Run = %v, want bus.ErrStarted", err)
+	}
+	if _, err := bus.Fire(context.Background(), b.Bus, priceChanged, price{}); err != nil {
+		t.Fatalf("Fire after the second Run: %v (the second Run closed the bus)", err)
+	}
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event fired after the second Run was not handled")
+	}
+	cancel()
+	if err := <-first; err != nil {
+		t.Fatalf("first Run: %v", err)
+	}
+}
+
 // A handler slower than its lease keeps the lease: a duplicate that
 // arrives after the lease would have run out is not run in parallel.
 func TestSlowHandlerKeepsDedupLease(t *testing.T) {
