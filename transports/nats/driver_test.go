@@ -267,6 +267,20 @@ func TestDriverCancelledReadGivesBackWhatComesLate(t *testing.T) {
 	if err := tr.Publish(testEvent, msg); err != nil {
 		t.Fatal(err)
 	}
+	// Before the next read sends a request of its own (the server could
+	// serve that one first), the left-behind request has the message.
+	sub := s.(*subscription)
+	waitFor(t, "the left-behind request to get the message", func() bool {
+		sub.mu.Lock()
+		r := sub.lingering
+		sub.mu.Unlock()
+		if r == nil {
+			return false
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.finished && len(r.msgs) == 1
+	})
 	got := receive(t, s, 1, 2*time.Second)[0]
 	d := got.AckID.(*delivery)
 	if got.Message.UUID != msg.UUID || got.Attempts != 0 || d.delivered != 2 {
