@@ -91,36 +91,23 @@ func passiveDeclare(conn *amqp091.Connection, name string) (amqp091.Queue, bool,
 	return q, true, nil
 }
 
-// dialOwn opens a connection of its own, named for rabbitmqctl
-// list_connections, as dial does (connection_timeout); the dial ends with
-// ctx as well as with Close. On a closed transport it returns
-// transports.ErrClosed.
-func (t *Transport) dialOwn(ctx context.Context, name string) (*amqp091.Connection, error) {
-	if t.isClosed() {
-		return nil, transports.ErrClosed
-	}
-	dctx, done := joinCancel(t.dialCtx, ctx)
-	defer done()
-	conn, err := t.dialWith(dctx, name, nil)
-	if err != nil {
-		return nil, fmt.Errorf("amqp: connect to %s: %w", t.redacted, accessRefused(err))
-	}
-	return conn, nil
-}
-
-// dialFor is dialOwn for one operation bounded by ctx: when ctx ends
-// before the operation does, or the transport closes or drops its
-// connections (DropConnections), the connection is closed (within
-// closeHandshake), which fails the calls still waiting on it, since
-// amqp091 waits for a broker's replies without a deadline of its own. The
-// caller calls release when done, which closes the connection within
-// closeHandshake too.
+// dialFor opens a connection of its own for one operation, named for
+// rabbitmqctl list_connections, with connection_timeout; on a closed
+// transport it returns transports.ErrClosed. The dial, and then the
+// connection, end with ctx, with Close and with DropConnections: the
+// connection is closed (within closeHandshake), which fails the calls
+// still waiting on it, since amqp091 waits for a broker's replies without
+// a deadline of its own. The caller calls release when done, which closes
+// the connection within closeHandshake too.
 func (t *Transport) dialFor(ctx context.Context, name string) (conn *amqp091.Connection, release func(), err error) {
+	if t.isClosed() {
+		return nil, nil, transports.ErrClosed
+	}
 	opCtx, done := joinCancel(t.dialCtx, ctx)
-	conn, err = t.dialOwn(opCtx, name)
+	conn, err = t.dialWith(opCtx, name, nil)
 	if err != nil {
 		done()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("amqp: connect to %s: %w", t.redacted, accessRefused(err))
 	}
 	closeConn := func() { _ = conn.CloseDeadline(time.Now().Add(closeHandshake)) }
 	stop := context.AfterFunc(opCtx, closeConn)

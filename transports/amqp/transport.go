@@ -135,12 +135,6 @@ func (t *Transport) connName(role string) string {
 	return name + " " + role
 }
 
-// dial opens one connection named name (shown by rabbitmqctl
-// list_connections); Close aborts it (see dialWith).
-func (t *Transport) dial(name string) (*amqp091.Connection, error) {
-	return t.dialWith(t.dialCtx, name, nil)
-}
-
 // dialWith is dial over the network dialer netDial (nil: TCP as amqp091
 // dials, see dialTCP), aborted by ctx: its connect, and its TLS and AMQP
 // handshakes, whose network connection is closed when ctx is done before
